@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skiffhq/skiff/engine"
+)
+
+func newServerCmd() *cobra.Command {
+	var cfg engine.Config
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a server: the replicated store and the bus (single node by default)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Logger = slog.Default()
+			e, err := engine.New(cfg)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if err := e.Start(ctx); err != nil {
+				return err
+			}
+			<-ctx.Done() // SIGINT or SIGTERM
+			slog.Info("shutting down")
+			stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return e.Stop(stopCtx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "where the server keeps its state")
+	f.StringVar(&cfg.NodeName, "node-name", "", "this member's name (default: the host name)")
+	f.StringVar(&cfg.RaftBind, "raft-listen", "127.0.0.1:0", "TCP address for raft and write forwarding")
+	f.StringVar(&cfg.APIListen, "api-listen", "127.0.0.1:6443", "address for the Kubernetes API (not served yet)")
+	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "127.67.0.0/16", "range for Service ClusterIPs (not used yet)")
+	return cmd
+}
+
+// defaultDataDir is /var/lib/skiff for root, as system services keep their
+// state, and ~/.local/share/skiff otherwise.
+func defaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/skiff"
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "skiff")
+	}
+	return "skiff-data"
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "skiff", version())
+		},
+	}
+}

@@ -1,0 +1,155 @@
+package engine
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is everything an Engine needs. The engine reads no flags, no
+// environment and no global state: a program that embeds it says here what it
+// wants. Zero values take the defaults documented on each field.
+type Config struct {
+	// DataDir holds all the engine's state (see the layout in doc.go).
+	// Required: an engine without a home would silently lose its cluster.
+	DataDir string
+
+	// NodeName names this member in raft and on the bus, and later as its
+	// Kubernetes Node. Default: the host name, lower-cased. It must stay the
+	// same across restarts; the engine remembers the first one in
+	// DataDir/node-name and refuses a different one, since raft would treat
+	// the renamed server as a stranger.
+	NodeName string
+
+	// RaftBind is the TCP address raft and write forwarding listen on.
+	// Default "127.0.0.1:0": a single server needs no reachable port, and
+	// loopback exposes nothing.
+	RaftBind string
+
+	// APIListen is where the Kubernetes API will be served. Default
+	// "127.0.0.1:6443" (loopback, the port kubectl users expect). The API
+	// server is not built yet: the address is validated and recorded only.
+	APIListen string
+
+	// ServiceCIDR is the range ClusterIPs come from. Default
+	// "127.67.0.0/16": inside loopback, so it works with no privileges and
+	// sends nothing off the machine. Validated and recorded only for now.
+	ServiceCIDR string
+
+	// ReadyTimeout bounds Start: how long to wait for the store to elect a
+	// leader and the bus to accept connections. Default 30s.
+	ReadyTimeout time.Duration
+
+	// Logger receives every component's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults validates c and fills the defaults. It touches nothing on disk.
+func (c Config) withDefaults() (Config, error) {
+	if c.DataDir == "" {
+		return c, errors.New("engine config: DataDir is required")
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return c, fmt.Errorf("engine config: data dir %q: %w", c.DataDir, err)
+	}
+	c.DataDir = abs
+	if c.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return c, fmt.Errorf("engine config: no NodeName and no host name: %w", err)
+		}
+		c.NodeName = strings.ToLower(h)
+	}
+	if err := validNodeName(c.NodeName); err != nil {
+		return c, fmt.Errorf("engine config: %w", err)
+	}
+	if c.RaftBind == "" {
+		c.RaftBind = "127.0.0.1:0"
+	}
+	if c.APIListen == "" {
+		c.APIListen = "127.0.0.1:6443"
+	}
+	for name, addr := range map[string]string{"RaftBind": c.RaftBind, "APIListen": c.APIListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return c, fmt.Errorf("engine config: %s %q: %w", name, addr, err)
+		}
+	}
+	if c.ServiceCIDR == "" {
+		c.ServiceCIDR = "127.67.0.0/16"
+	}
+	if _, err := netip.ParsePrefix(c.ServiceCIDR); err != nil {
+		return c, fmt.Errorf("engine config: ServiceCIDR: %w", err)
+	}
+	if c.ReadyTimeout <= 0 {
+		c.ReadyTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}
+
+// validNodeName accepts a DNS-1123 subdomain, as Kubernetes does for Node
+// names.
+func validNodeName(n string) error {
+	if len(n) == 0 || len(n) > 253 {
+		return fmt.Errorf("node name %q: must be 1 to 253 characters", n)
+	}
+	for _, label := range strings.Split(n, ".") {
+		if label == "" || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("node name %q: labels must start and end with a letter or digit", n)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Errorf("node name %q: only lower-case letters, digits, '-' and '.' are allowed", n)
+			}
+		}
+	}
+	return nil
+}
+
+// The data directory's layout. Everything lives under DataDir so that
+// removing it resets the member, and backing it up saves it.
+const (
+	raftSubdir   = "raft"      // the store's log (wal/) and snapshots
+	nodeNameFile = "node-name" // the NodeName this directory belongs to
+	tokenFile    = "token"     // the cluster join secret: bus and (later) API credentials
+)
+
+// loadOrCreate reads a small secret or identity file, or writes value (or, if
+// value is empty, a fresh random token) the first time.
+func loadOrCreate(path, value string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	if value == "" {
+		buf := make([]byte, 24)
+		if _, err := rand.Read(buf); err != nil {
+			return "", fmt.Errorf("generate token: %w", err)
+		}
+		value = hex.EncodeToString(buf)
+	}
+	// Write then rename, so a crash never leaves a half-written file that a
+	// restart would read as the real value.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(value+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("rename %s: %w", tmp, err)
+	}
+	return value, nil
+}

@@ -1,0 +1,148 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/skiffhq/skiff/engine/bus"
+	"github.com/skiffhq/skiff/raft"
+)
+
+// Errors returned by the engine.
+var (
+	// ErrNotStarted: the call needs a started engine. Nothing was done.
+	ErrNotStarted = errors.New("engine not started")
+	// ErrAlreadyStarted: Start was called twice. The running engine is unchanged.
+	ErrAlreadyStarted = errors.New("engine already started")
+	// ErrNodeRenamed: DataDir belongs to another node name. Nothing was
+	// started; use the old name or another directory.
+	ErrNodeRenamed = errors.New("data directory belongs to another node")
+)
+
+// Engine is one skiff cluster member.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	started bool
+	store   *raft.Store
+	bus     *bus.Server
+	token   string
+}
+
+// New checks cfg and returns an engine that has not started. It touches
+// nothing on disk.
+func New(cfg Config) (*Engine, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{cfg: c, log: c.Logger.With("node", c.NodeName)}, nil
+}
+
+// Config returns the configuration with every default filled in.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Start opens the data directory, starts the store and the bus, and returns
+// once the store has a leader and the bus accepts connections, or with an
+// error (after undoing what it started) if that takes longer than
+// Config.ReadyTimeout or ctx ends.
+func (e *Engine) Start(ctx context.Context) (err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		return ErrAlreadyStarted
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.ReadyTimeout)
+	defer cancel()
+	defer func() {
+		if err != nil {
+			e.stopLocked()
+		}
+	}()
+
+	if err := os.MkdirAll(e.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	name, err := loadOrCreate(filepath.Join(e.cfg.DataDir, nodeNameFile), e.cfg.NodeName)
+	if err != nil {
+		return err
+	}
+	if name != e.cfg.NodeName {
+		return fmt.Errorf("%w: %s belongs to %q, not %q", ErrNodeRenamed, e.cfg.DataDir, name, e.cfg.NodeName)
+	}
+	if e.token, err = loadOrCreate(filepath.Join(e.cfg.DataDir, tokenFile), ""); err != nil {
+		return err
+	}
+
+	e.store, err = raft.Open(ctx, raft.Config{
+		ID:        e.cfg.NodeName,
+		Dir:       filepath.Join(e.cfg.DataDir, raftSubdir),
+		Bind:      e.cfg.RaftBind,
+		Bootstrap: true, // a single server forms its own cluster; ignored when state exists
+		Logger:    e.log,
+	})
+	if err != nil {
+		return fmt.Errorf("start store: %w", err)
+	}
+	e.bus, err = bus.Start(ctx, bus.Config{Name: e.cfg.NodeName, Logger: e.log})
+	if err != nil {
+		return fmt.Errorf("start bus: %w", err)
+	}
+	if err := e.store.WaitLeader(ctx); err != nil {
+		return fmt.Errorf("store not ready: %w", err)
+	}
+	e.started = true
+	st := e.store.Stats()
+	e.log.Info("engine ready", "data_dir", e.cfg.DataDir, "raft_addr", e.store.Addr(),
+		"revision", st.Rev, "keys", st.Keys, "bus", "in-process (no listening port)")
+	return nil
+}
+
+// Stop shuts the engine down. Acknowledged writes are already on disk, so
+// Stop has nothing to flush; it is safe to call more than once.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	err := e.stopLocked()
+	if e.started {
+		e.log.Info("engine stopped")
+	}
+	e.started = false
+	return err
+}
+
+func (e *Engine) stopLocked() error {
+	var errs []error
+	if e.bus != nil {
+		e.bus.Close()
+		e.bus = nil
+	}
+	if e.store != nil {
+		if err := e.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+		e.store = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Store is the replicated object store; nil before Start.
+func (e *Engine) Store() *raft.Store {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.store
+}
+
+// Bus is the embedded NATS server; nil before Start.
+func (e *Engine) Bus() *bus.Server {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.bus
+}

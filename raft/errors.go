@@ -1,0 +1,51 @@
+package raft
+
+import "errors"
+
+// Errors returned by the store. Callers test them with errors.Is; each doc line
+// says what the caller may conclude.
+var (
+	// ErrKeyExists: a create found the key present. Nothing was written.
+	ErrKeyExists = errors.New("key already exists")
+	// ErrNotFound: the key does not exist (at the revision asked for). Nothing was written.
+	ErrNotFound = errors.New("key not found")
+	// ErrConflict: a compare-and-swap saw another modify revision than the
+	// caller expected. Nothing was written; re-read and retry.
+	ErrConflict = errors.New("revision conflict")
+	// ErrCompacted: the revision asked for is older than the kept history.
+	// The caller must list again at the current revision (410 Gone in the API).
+	ErrCompacted = errors.New("required revision has been compacted")
+	// ErrFutureRevision: the revision asked for has not been applied here yet.
+	ErrFutureRevision = errors.New("revision is in the future")
+	// ErrNoLeader: no leader could be found in time. Nothing was written.
+	ErrNoLeader = errors.New("no raft leader")
+	// ErrIndeterminate: the write was handed to raft but its outcome is
+	// unknown (leadership was lost or the leader became unreachable). It may or
+	// may not have been applied; read before retrying a non-idempotent write.
+	ErrIndeterminate = errors.New("write outcome unknown")
+	// ErrWatchOverflow: a watcher fell too far behind and was closed. Watch
+	// again from the last revision received.
+	ErrWatchOverflow = errors.New("watcher too slow, closed")
+	// ErrStopped: the store is closed.
+	ErrStopped = errors.New("store stopped")
+	// ErrInvalid: the request is malformed (empty key, bad options). Nothing was written.
+	ErrInvalid = errors.New("invalid request")
+)
+
+// wireErrors are the sentinels that travel over the forwarding RPC by their
+// message, so that a follower returns the same error value as the leader.
+var wireErrors = []error{ErrKeyExists, ErrNotFound, ErrConflict, ErrCompacted, ErrFutureRevision,
+	ErrNoLeader, ErrIndeterminate, ErrStopped, ErrInvalid, errRemoteNotLeader}
+
+// errRemoteNotLeader is what a server answers to a forwarded request when it is
+// not (or no longer) the leader before the request reached raft: safe to retry.
+var errRemoteNotLeader = errors.New("forwarded to a server that is not the leader")
+
+func errFromWire(msg string) error {
+	for _, e := range wireErrors {
+		if e.Error() == msg {
+			return e
+		}
+	}
+	return errors.New(msg)
+}
