@@ -174,12 +174,10 @@ func (c *cluster) waitConverged(timeout time.Duration) {
 	c.t.Helper()
 	testutil.Eventually(c.t, timeout, func() error {
 		_, ss := c.running()
-		first := ss[0].Stats()
+		h0, rev0 := ss[0].StateHash()
 		for _, s := range ss[1:] {
-			st := s.Stats()
-			if st.HashRev != first.HashRev || st.Hash != first.Hash {
-				return fmt.Errorf("%s at rev %d hash %x, %s at rev %d hash %x",
-					first.ID, first.HashRev, first.Hash, st.ID, st.HashRev, st.Hash)
+			if h, rev := s.StateHash(); h != h0 || rev != rev0 {
+				return fmt.Errorf("%s at rev %d hash %x, %s at rev %d hash %x", ss[0].ID(), rev0, h0, s.ID(), rev, h)
 			}
 		}
 		return nil

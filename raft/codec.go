@@ -124,7 +124,7 @@ func encodeResults(rs []result) []byte {
 	for _, r := range rs {
 		msg := ""
 		if r.err != nil {
-			msg = r.err.Error()
+			msg = errToWire(r.err)
 		}
 		e.str(msg)
 		e.kv(r.kv)

@@ -1,6 +1,10 @@
 package raft
 
-import "errors"
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
 
 // Errors returned by the store. Callers test them with errors.Is; each doc line
 // says what the caller may conclude.
@@ -32,8 +36,12 @@ var (
 	ErrInvalid = errors.New("invalid request")
 )
 
-// wireErrors are the sentinels that travel over the forwarding RPC by their
-// message, so that a follower returns the same error value as the leader.
+// wireErrors are the sentinels that survive the forwarding RPC: an error
+// travels as the position of the first sentinel it wraps and its full
+// message, so errors.Is on a follower answers as it would on the leader. The
+// order matters where an error wraps two: ErrIndeterminate comes before
+// ErrStopped because "outcome unknown" is what the caller must act on.
+// Append only: servers of two versions talk during a rolling upgrade.
 var wireErrors = []error{ErrKeyExists, ErrNotFound, ErrConflict, ErrCompacted, ErrFutureRevision,
 	ErrNoLeader, ErrIndeterminate, ErrStopped, ErrInvalid, errRemoteNotLeader}
 
@@ -41,11 +49,36 @@ var wireErrors = []error{ErrKeyExists, ErrNotFound, ErrConflict, ErrCompacted, E
 // not (or no longer) the leader before the request reached raft: safe to retry.
 var errRemoteNotLeader = errors.New("forwarded to a server that is not the leader")
 
-func errFromWire(msg string) error {
-	for _, e := range wireErrors {
-		if e.Error() == msg {
-			return e
+// errToWire encodes err as "<sentinel position>|<message>", or "-|<message>"
+// when it wraps none of wireErrors.
+func errToWire(err error) string {
+	for i, e := range wireErrors {
+		if errors.Is(err, e) {
+			return strconv.Itoa(i) + "|" + err.Error()
 		}
+	}
+	return "-|" + err.Error()
+}
+
+// errFromWire is errToWire's inverse. A message without the encoding (from a
+// server that predates it) comes back as a plain error.
+func errFromWire(s string) error {
+	code, msg, ok := strings.Cut(s, "|")
+	if !ok {
+		return errors.New(s)
+	}
+	if i, err := strconv.Atoi(code); err == nil && i >= 0 && i < len(wireErrors) {
+		return &wireError{sentinel: wireErrors[i], msg: msg}
 	}
 	return errors.New(msg)
 }
+
+// wireError is an error that came over the forwarding RPC: the leader's
+// message, unwrapping to the sentinel it wrapped there.
+type wireError struct {
+	sentinel error
+	msg      string
+}
+
+func (e *wireError) Error() string { return e.msg }
+func (e *wireError) Unwrap() error { return e.sentinel }

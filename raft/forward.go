@@ -16,14 +16,15 @@ import (
 // connection) over the mux layer. Arguments are skiff's own binary encoding or
 // builtin types; errors travel by message and are mapped back to sentinels.
 
-// forwardService answers followers. Its methods run on the leader.
+// forwardService answers followers. Its methods run on the leader and return
+// errors in wire form (see errToWire).
 type forwardService struct{ s *Store }
 
 // Apply submits a batch a follower formed to this server's raft.
 func (f *forwardService) Apply(batch []byte, reply *[]byte) error {
 	rs, err := f.s.applyLocal(batch)
 	if err != nil {
-		return err
+		return wire(err)
 	}
 	*reply = encodeResults(rs)
 	return nil
@@ -34,16 +35,23 @@ func (f *forwardService) Apply(batch []byte, reply *[]byte) error {
 func (f *forwardService) ReadIndex(_ struct{}, reply *uint64) error {
 	i, err := f.s.leaderReadIndex()
 	*reply = i
-	return err
+	return wire(err)
 }
 
 // AddVoter and RemoveServer change membership; args are [id, address].
 func (f *forwardService) AddVoter(args [2]string, _ *struct{}) error {
-	return f.s.changeLocal(args, true)
+	return wire(f.s.changeLocal(args, true))
 }
 
 func (f *forwardService) RemoveServer(args [2]string, _ *struct{}) error {
-	return f.s.changeLocal(args, false)
+	return wire(f.s.changeLocal(args, false))
+}
+
+func wire(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errors.New(errToWire(err))
 }
 
 // errDial marks a failure to reach the leader before anything was sent: the

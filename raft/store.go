@@ -132,6 +132,7 @@ type Store struct {
 	readyTerm atomic.Uint64
 
 	writes  chan *writeReq
+	stopped chan struct{} // closed once no batch worker will take a queued write
 	ctx     context.Context
 	cancel  context.CancelFunc
 	workers sync.WaitGroup
@@ -148,7 +149,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("create store dir: %w", err)
 	}
 	s := &Store{cfg: cfg, log: cfg.Logger.With("store", cfg.ID), idx: newIndex(cfg.HistorySize),
-		writes: make(chan *writeReq, 1024)}
+		writes: make(chan *writeReq, 1024), stopped: make(chan struct{})}
 	s.fsm = &fsm{idx: s.idx}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	hlog := newHCLogger(s.log)
@@ -233,6 +234,16 @@ func (s *Store) Close() error {
 	s.once.Do(func() {
 		s.cancel()
 		s.workers.Wait()
+		// The workers are gone: writes still queued were never submitted.
+		for drained := false; !drained; {
+			select {
+			case r := <-s.writes:
+				r.done <- writeResp{err: ErrStopped}
+			default:
+				drained = true
+			}
+		}
+		close(s.stopped)
 		err = s.raft.Shutdown().Error()
 		s.fwd.close()
 		s.trans.Close()
@@ -323,19 +334,29 @@ func (s *Store) write(ctx context.Context, o op) (KeyValue, error) {
 	case <-s.ctx.Done():
 		return KeyValue{}, ErrStopped
 	}
+	var r writeResp
 	select {
-	case r := <-req.done:
-		if r.err != nil {
-			return KeyValue{}, r.err
-		}
-		res := r.rs[0]
-		if res.err != nil {
-			return res.kv, fmt.Errorf("%s %q: %w", opName(o.typ), o.key, res.err)
-		}
-		return res.kv, nil
+	case r = <-req.done:
 	case <-ctx.Done():
 		return KeyValue{}, fmt.Errorf("%w: %w", ErrIndeterminate, ctx.Err())
+	case <-s.stopped:
+		// Close drained the queue before this request entered it (the
+		// first select may pick the send even when the store is closing):
+		// no worker will ever take it, unless one answered already.
+		select {
+		case r = <-req.done:
+		default:
+			return KeyValue{}, ErrStopped
+		}
 	}
+	if r.err != nil {
+		return KeyValue{}, r.err
+	}
+	res := r.rs[0]
+	if res.err != nil {
+		return res.kv, fmt.Errorf("%s %q: %w", opName(o.typ), o.key, res.err)
+	}
+	return res.kv, nil
 }
 
 func opName(t OpType) string {
@@ -701,17 +722,19 @@ type Stats struct {
 	AppliedIndex      uint64
 	LastIndex         uint64
 	SnapshotsRestored int64
-	Hash              uint64
-	HashRev           int64
 }
 
-// Stats reports this server's state, including a hash of its data that is
-// equal on servers that applied the same log.
+// Stats reports this server's state. It is cheap: counters only.
 func (s *Store) Stats() Stats {
 	rev, compact, keys, applied := s.idx.stats()
-	h, hrev := s.idx.hash()
 	leader, _ := s.Leader()
 	return Stats{ID: s.cfg.ID, State: s.raft.State().String(), Leader: leader, Term: s.raft.CurrentTerm(),
 		Rev: rev, CompactRev: compact, Keys: keys, AppliedIndex: applied, LastIndex: s.raft.LastIndex(),
-		SnapshotsRestored: s.fsm.restores.Load(), Hash: h, HashRev: hrev}
+		SnapshotsRestored: s.fsm.restores.Load()}
 }
+
+// StateHash digests every live key and the revision it was taken at. Servers
+// that applied the same log have equal hashes at equal revisions. It reads
+// the whole key space under the index's read lock, holding up the apply of
+// new writes meanwhile: for tests and consistency checks, not for metrics.
+func (s *Store) StateHash() (hash uint64, rev int64) { return s.idx.hash() }

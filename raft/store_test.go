@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -316,6 +317,7 @@ func TestRestartKeepsAcknowledgedWrites(t *testing.T) {
 		}
 	}
 	before := s.Stats()
+	hashBefore, _ := s.StateHash()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +334,7 @@ func TestRestartKeepsAcknowledgedWrites(t *testing.T) {
 			t.Fatalf("%s after restart: %+v %v", k, kv, err)
 		}
 	}
-	if s2.Stats().Hash != before.Hash {
+	if h, _ := s2.StateHash(); h != hashBefore {
 		t.Fatal("state hash differs after restart")
 	}
 	if s2.Stats().SnapshotsRestored == 0 {
@@ -417,4 +419,62 @@ func crashChild() {
 		w.Flush()
 	}
 	os.Exit(0)
+}
+
+// Errors that cross the forwarding RPC keep their sentinel, also when the
+// leader wrapped it with context, and keep the leader's message.
+func TestWireErrorsKeepSentinels(t *testing.T) {
+	for _, e := range wireErrors {
+		for _, err := range []error{e, fmt.Errorf("%w: raft apply: leadership lost", e)} {
+			got := errFromWire(errToWire(err))
+			if !errors.Is(got, e) || got.Error() != err.Error() {
+				t.Errorf("%q came back as %q (is %v: %v)", err, got, e, errors.Is(got, e))
+			}
+		}
+	}
+	both := fmt.Errorf("%w: %w", ErrIndeterminate, ErrStopped)
+	if got := errFromWire(errToWire(both)); !errors.Is(got, ErrIndeterminate) {
+		t.Errorf("indeterminate-and-stopped came back as %v", got)
+	}
+	other := errors.New("membership change for s4: not found")
+	if got := errFromWire(errToWire(other)); got.Error() != other.Error() || errors.Is(got, ErrNotFound) {
+		t.Errorf("plain error came back as %v", got)
+	}
+	if got := errFromWire("no encoding here"); got.Error() != "no encoding here" {
+		t.Errorf("unencoded message came back as %v", got)
+	}
+}
+
+// A write that races Close, or comes after it, answers ErrStopped at once
+// and is never applied later.
+func TestWriteAfterCloseReturnsStopped(t *testing.T) {
+	s := openSingle(t, testConfig(t, "s1", t.TempDir()))
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.Create(ctx, fmt.Sprintf("/k/%d", i), nil)
+			errs <- err
+		}()
+		if i == 20 {
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	wg.Wait() // would hang until ctx's 20s end if a queued write were lost
+	close(errs)
+	for err := range errs {
+		if err != nil && !errors.Is(err, ErrStopped) && !errors.Is(err, ErrIndeterminate) {
+			t.Errorf("write around Close: %v", err)
+		}
+	}
+	for range 20 {
+		if _, err := s.Create(ctx, "/k/late", nil); !errors.Is(err, ErrStopped) {
+			t.Fatalf("write after Close: %v", err)
+		}
+	}
 }

@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/internal/testutil"
+	"github.com/skiffhq/skiff/raft"
+)
+
+func startEngine(t *testing.T, cfg Config) *Engine {
+	t.Helper()
+	cfg.Logger = testutil.Logger(t)
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Stop(context.Background()) })
+	return e
+}
+
+func TestEngineRestartKeepsStateAndIdentity(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	e := startEngine(t, Config{DataDir: dir, NodeName: "edge-1"})
+	kv, err := e.Store().Create(ctx, "/registry/namespaces/default", []byte(`{"kind":"Namespace"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := os.ReadFile(filepath.Join(dir, "token"))
+	if err != nil || len(token) < 32 {
+		t.Fatalf("token file: %q %v", token, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "token")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if err := e.Start(ctx); !errors.Is(err, ErrAlreadyStarted) {
+		t.Fatalf("second Start: %v", err)
+	}
+	if err := e.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e.Store() != nil {
+		t.Fatal("store still set after Stop")
+	}
+
+	// The same directory under another name is refused, and nothing starts.
+	if err := mustNew(t, Config{DataDir: dir, NodeName: "edge-2"}).Start(ctx); !errors.Is(err, ErrNodeRenamed) {
+		t.Fatalf("start with another node name: %v", err)
+	}
+
+	e2 := startEngine(t, Config{DataDir: dir, NodeName: "edge-1"})
+	got, _, err := e2.Store().Get(ctx, kv.Key, raft.ReadOptions{})
+	if err != nil || got.ModRev != kv.ModRev {
+		t.Fatalf("after restart: %+v %v", got, err)
+	}
+	token2, _ := os.ReadFile(filepath.Join(dir, "token"))
+	if string(token2) != string(token) {
+		t.Fatal("token changed across restart")
+	}
+	// The bus serves in-process with no listening port.
+	if url := e2.Bus().ClientURL(); url != "" {
+		t.Fatalf("single-node bus listens on %q", url)
+	}
+}
+
+func mustNew(t *testing.T, cfg Config) *Engine {
+	t.Helper()
+	cfg.Logger = testutil.Logger(t)
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestConfigValidation(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"no data dir":     {NodeName: "a"},
+		"bad node name":   {DataDir: "x", NodeName: "Not_DNS"},
+		"dash at end":     {DataDir: "x", NodeName: "node-"},
+		"bad raft bind":   {DataDir: "x", NodeName: "a", RaftBind: "nonsense"},
+		"bad api address": {DataDir: "x", NodeName: "a", APIListen: "6443"},
+		"bad cidr":        {DataDir: "x", NodeName: "a", ServiceCIDR: "10.0.0.0/99"},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("%s: New accepted %+v", name, cfg)
+		}
+	}
+	e, err := New(Config{DataDir: "rel", NodeName: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.Config()
+	if !filepath.IsAbs(c.DataDir) || c.RaftBind != "127.0.0.1:0" || c.ServiceCIDR != "127.67.0.0/16" ||
+		c.ReadyTimeout != 30*time.Second {
+		t.Fatalf("defaults not filled: %+v", c)
+	}
+}
