@@ -34,9 +34,9 @@ type Config struct {
 	// loopback exposes nothing.
 	RaftBind string
 
-	// APIListen is where the Kubernetes API will be served. Default
-	// "127.0.0.1:6443" (loopback, the port kubectl users expect). The API
-	// server is not built yet: the address is validated and recorded only.
+	// APIListen is where the Kubernetes API is served (HTTPS). Default
+	// "127.0.0.1:6443" (loopback, the port kubectl users expect); port 0
+	// picks a free one.
 	APIListen string
 
 	// ServiceCIDR is the range ClusterIPs come from. Default
@@ -120,10 +120,21 @@ func validNodeName(n string) error {
 // The data directory's layout. Everything lives under DataDir so that
 // removing it resets the member, and backing it up saves it.
 const (
-	raftSubdir   = "raft"      // the store's log (wal/) and snapshots
-	nodeNameFile = "node-name" // the NodeName this directory belongs to
-	tokenFile    = "token"     // the cluster join secret: bus and (later) API credentials
+	raftSubdir     = "raft"            // the store's log (wal/) and snapshots
+	nodeNameFile   = "node-name"       // the NodeName this directory belongs to
+	tokenFile      = "token"           // the cluster secret: the admin's API bearer token, bus credentials
+	pkiSubdir      = "pki"             // cluster CA and the API serving certificate
+	kubeconfigFile = "kubeconfig.yaml" // the admin kubeconfig
 )
+
+// writeFileAtomic writes data with mode 0600 by write-and-rename.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
 
 // loadOrCreate reads a small secret or identity file, or writes value (or, if
 // value is empty, a fresh random token) the first time.

@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
+	"github.com/skiffhq/skiff/engine/apiserver"
 	"github.com/skiffhq/skiff/engine/bus"
 	"github.com/skiffhq/skiff/raft"
 )
@@ -33,6 +35,7 @@ type Engine struct {
 	started bool
 	store   *raft.Store
 	bus     *bus.Server
+	api     *apiserver.Server
 	token   string
 }
 
@@ -98,11 +101,37 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err := e.store.WaitLeader(ctx); err != nil {
 		return fmt.Errorf("store not ready: %w", err)
 	}
+	e.api, err = apiserver.New(apiserver.Config{Listen: e.cfg.APIListen, PKIDir: filepath.Join(e.cfg.DataDir, pkiSubdir),
+		Token: e.token, Store: e.store, Logger: e.log})
+	if err != nil {
+		return err
+	}
+	if err := e.api.Start(ctx); err != nil {
+		return err
+	}
+	kc, err := e.api.Kubeconfig()
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(e.KubeconfigPath(), kc); err != nil {
+		return fmt.Errorf("write kubeconfig: %w", err)
+	}
 	e.started = true
 	st := e.store.Stats()
-	e.log.Info("engine ready", "data_dir", e.cfg.DataDir, "raft_addr", e.store.Addr(),
-		"revision", st.Rev, "keys", st.Keys, "bus", "in-process (no listening port)")
+	e.log.Info("engine ready", "data_dir", e.cfg.DataDir, "api", e.api.URL(), "kubeconfig", e.KubeconfigPath(),
+		"raft_addr", e.store.Addr(), "revision", st.Rev, "keys", st.Keys, "bus", "in-process (no listening port)")
 	return nil
+}
+
+// KubeconfigPath is where Start writes the admin kubeconfig:
+// DataDir/kubeconfig.yaml.
+func (e *Engine) KubeconfigPath() string { return filepath.Join(e.cfg.DataDir, kubeconfigFile) }
+
+// APIServer is the Kubernetes API server; nil before Start.
+func (e *Engine) APIServer() *apiserver.Server {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.api
 }
 
 // Stop shuts the engine down. Acknowledged writes are already on disk, so
@@ -120,6 +149,14 @@ func (e *Engine) Stop(ctx context.Context) error {
 
 func (e *Engine) stopLocked() error {
 	var errs []error
+	if e.api != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := e.api.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close API server: %w", err))
+		}
+		cancel()
+		e.api = nil
+	}
 	if e.bus != nil {
 		e.bus.Close()
 		e.bus = nil

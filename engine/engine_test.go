@@ -15,6 +15,7 @@ import (
 func startEngine(t *testing.T, cfg Config) *Engine {
 	t.Helper()
 	cfg.Logger = testutil.Logger(t)
+	cfg.APIListen = "127.0.0.1:0"
 	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +75,7 @@ func TestEngineRestartKeepsStateAndIdentity(t *testing.T) {
 func mustNew(t *testing.T, cfg Config) *Engine {
 	t.Helper()
 	cfg.Logger = testutil.Logger(t)
+	cfg.APIListen = "127.0.0.1:0"
 	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

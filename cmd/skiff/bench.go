@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/skiffhq/skiff/internal/apibench"
 	"github.com/skiffhq/skiff/internal/storebench"
 )
 
@@ -24,6 +25,21 @@ func newBenchCmd() *cobra.Command {
 	f.IntSliceVar(&o.Writers, "writers", nil, "concurrent writers (default 1,64)")
 	f.IntVar(&o.ValueSize, "value-size", 0, "bytes per object (default 300)")
 	f.StringVar(&o.Dir, "dir", "", "where to put the data (default a temporary directory; use a real disk)")
-	cmd.AddCommand(store)
+	var a apibench.Options
+	api := &cobra.Command{
+		Use:   "api",
+		Short: "Create, get and list latency and throughput through the Kubernetes API vs directly on the store",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := apibench.Run(cmd.Context(), a, cmd.OutOrStdout())
+			return err
+		},
+	}
+	af := api.Flags()
+	af.IntVar(&a.Objects, "objects", 0, "ConfigMaps to create and read (default 2000)")
+	af.IntVar(&a.Concurrency, "concurrency", 0, "concurrent clients (default 16)")
+	af.IntVar(&a.Lists, "lists", 0, "lists of all objects per side (default 20)")
+	af.StringVar(&a.Dir, "dir", "", "where to put the data (default a temporary directory)")
+	cmd.AddCommand(store, api)
 	return cmd
 }

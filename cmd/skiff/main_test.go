@@ -29,7 +29,7 @@ func TestServerStartsAndStopsOnSignal(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
-			cmd := exec.Command(bin, "server", "--data-dir", dir, "--node-name", "cli-test")
+			cmd := exec.Command(bin, "server", "--data-dir", dir, "--node-name", "cli-test", "--api-listen", "127.0.0.1:0")
 			stderr, err := cmd.StderrPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -62,7 +62,7 @@ func TestServerStartsAndStopsOnSignal(t *testing.T) {
 			}
 		})
 	}
-	for _, f := range []string{"token", "node-name", "raft/wal"} {
+	for _, f := range []string{"token", "node-name", "raft/wal", "kubeconfig.yaml", "pki/ca.crt"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("data dir lacks %s: %v", f, err)
 		}
