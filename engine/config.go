@@ -39,9 +39,9 @@ type Config struct {
 	// picks a free one.
 	APIListen string
 
-	// ServiceCIDR is the range ClusterIPs come from. Default
-	// "127.67.0.0/16": inside loopback, so it works with no privileges and
-	// sends nothing off the machine. Validated and recorded only for now.
+	// ServiceCIDR is the range Service ClusterIPs are allocated from.
+	// Default "127.67.0.0/16": inside loopback, so it works with no
+	// privileges and sends nothing off the machine.
 	ServiceCIDR string
 
 	// ReadyTimeout bounds Start: how long to wait for the store to elect a

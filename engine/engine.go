@@ -102,7 +102,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("store not ready: %w", err)
 	}
 	e.api, err = apiserver.New(apiserver.Config{Listen: e.cfg.APIListen, PKIDir: filepath.Join(e.cfg.DataDir, pkiSubdir),
-		Token: e.token, Store: e.store, Logger: e.log})
+		Token: e.token, Store: e.store, ServiceCIDR: e.cfg.ServiceCIDR, Logger: e.log})
 	if err != nil {
 		return err
 	}

@@ -501,3 +501,33 @@ func TestKubectlEdit(t *testing.T) {
 		t.Fatalf("after edit: %q", got)
 	}
 }
+
+func TestKubectlServicesGetAddresses(t *testing.T) {
+	c := startServer(t)
+	ns := "services"
+	c.ok("", "create", "namespace", ns)
+	c.ok("", "create", "service", "clusterip", "web", "-n", ns, "--tcp=80:8080")
+	c.ok("", "create", "service", "nodeport", "edge", "-n", ns, "--tcp=443:8443")
+	ip := c.ok("", "get", "svc", "web", "-n", ns, "-o", "jsonpath={.spec.clusterIP}")
+	if !strings.HasPrefix(ip, "127.67.") {
+		t.Fatalf("ClusterIP %q not from the service CIDR", ip)
+	}
+	np := c.ok("", "get", "svc", "edge", "-n", ns, "-o", "jsonpath={.spec.ports[0].nodePort}")
+	if np < "30000" || np > "32767" || len(np) != 5 {
+		t.Fatalf("NodePort %q", np)
+	}
+	table := c.ok("", "get", "svc", "-n", ns)
+	if !regexp.MustCompile(`(?m)^edge\s+NodePort\s+127\.67\.\S+\s+<none>\s+443:` + np + `/TCP\s+`).MatchString(table) {
+		t.Fatalf("service table:\n%s", table)
+	}
+	// The same ClusterIP cannot be taken twice.
+	taken := fmt.Sprintf(`{"apiVersion":"v1","kind":"Service","metadata":{"name":"dup","namespace":"%s"},"spec":{"clusterIP":"%s","ports":[{"port":80}]}}`, ns, ip)
+	contains(t, "duplicate ClusterIP", c.fails(taken, "create", "-f", "-"), "provided IP is already allocated")
+	// Deleting a Service frees its address for a new one.
+	c.ok("", "delete", "svc", "web", "-n", ns)
+	c.ok(taken, "create", "-f", "-")
+	// The kubernetes Service has the first address.
+	if got := c.ok("", "get", "svc", "kubernetes", "-n", "default", "-o", "jsonpath={.spec.clusterIP}"); got != "127.67.0.1" {
+		t.Fatalf("kubernetes service ClusterIP %q", got)
+	}
+}

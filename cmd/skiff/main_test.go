@@ -62,6 +62,10 @@ func TestServerStartsAndStopsOnSignal(t *testing.T) {
 			}
 		})
 	}
+	kc, err := exec.Command(bin, "kubeconfig", "--data-dir", dir).Output()
+	if err != nil || !strings.Contains(string(kc), "certificate-authority-data:") || !strings.Contains(string(kc), "token:") {
+		t.Errorf("skiff kubeconfig: %v\n%s", err, kc)
+	}
 	for _, f := range []string{"token", "node-name", "raft/wal", "kubeconfig.yaml", "pki/ca.crt"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("data dir lacks %s: %v", f, err)

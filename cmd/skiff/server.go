@@ -40,8 +40,8 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "where the server keeps its state")
 	f.StringVar(&cfg.NodeName, "node-name", "", "this member's name (default: the host name)")
 	f.StringVar(&cfg.RaftBind, "raft-listen", "127.0.0.1:0", "TCP address for raft and write forwarding")
-	f.StringVar(&cfg.APIListen, "api-listen", "127.0.0.1:6443", "address for the Kubernetes API (not served yet)")
-	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "127.67.0.0/16", "range for Service ClusterIPs (not used yet)")
+	f.StringVar(&cfg.APIListen, "api-listen", "127.0.0.1:6443", "HTTPS address of the Kubernetes API")
+	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "127.67.0.0/16", "range Service ClusterIPs are allocated from")
 	return cmd
 }
 

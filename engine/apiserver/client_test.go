@@ -44,7 +44,7 @@ func newTestServer(t testing.TB, history int) (*Server, *rest.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ensureNamespaces(ctx); err != nil {
+	if err := s.ensureDefaults(ctx); err != nil {
 		t.Fatal(err)
 	}
 	cfg := &rest.Config{Host: "http://in-process", Transport: s.InProcessTransport(), QPS: -1,

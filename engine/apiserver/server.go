@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,22 +42,27 @@ type Config struct {
 	Token string
 	// Store holds the objects. Required.
 	Store *raft.Store
+	// ServiceCIDR is the range Service ClusterIPs are allocated from; its
+	// first address is the kubernetes Service's. Default "127.67.0.0/16":
+	// inside loopback, so nothing leaves the machine.
+	ServiceCIDR string
 	// Logger receives request errors and lifecycle logs. Default slog.Default().
 	Logger *slog.Logger
 }
 
 // Server is a running (or ready to start) API server.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	reg      *registry.Registry
-	scheme   *runtime.Scheme
-	codecs   serializer.CodecFactory
-	objs     *objectStore
-	pki      *PKI
-	openapi  http.Handler
-	managers *fieldManagers
-	metrics  *metrics
+	cfg         Config
+	log         *slog.Logger
+	reg         *registry.Registry
+	scheme      *runtime.Scheme
+	codecs      serializer.CodecFactory
+	objs        *objectStore
+	pki         *PKI
+	openapi     http.Handler
+	managers    *fieldManagers
+	metrics     *metrics
+	serviceCIDR netip.Prefix
 
 	mu  sync.Mutex
 	ln  net.Listener
@@ -74,6 +80,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.ServiceCIDR == "" {
+		cfg.ServiceCIDR = "127.67.0.0/16"
+	}
+	cidr, err := netip.ParsePrefix(cfg.ServiceCIDR)
+	if err != nil {
+		return nil, fmt.Errorf("apiserver: service CIDR: %w", err)
 	}
 	host, _, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
@@ -100,6 +113,7 @@ func New(cfg Config) (*Server, error) {
 	s.openapi = newOpenAPIHandler(reg)
 	s.managers = &fieldManagers{scheme: scheme}
 	s.metrics = newMetrics(s)
+	s.serviceCIDR = cidr.Masked()
 	return s, nil
 }
 
@@ -116,12 +130,12 @@ func certHosts(listenHost string) []string {
 	return hosts
 }
 
-// Start listens and serves until Close. It also makes sure the namespaces
-// every cluster has (default, kube-system, kube-public, kube-node-lease)
-// exist.
+// Start listens and serves until Close. It also makes sure the objects
+// every cluster has exist: the namespaces default, kube-system,
+// kube-public and kube-node-lease, and the kubernetes Service.
 func (s *Server) Start(ctx context.Context) error {
-	if err := s.ensureNamespaces(ctx); err != nil {
-		return fmt.Errorf("apiserver: default namespaces: %w", err)
+	if err := s.ensureDefaults(ctx); err != nil {
+		return fmt.Errorf("apiserver: default objects: %w", err)
 	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {

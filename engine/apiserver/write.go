@@ -106,6 +106,9 @@ func generateSuffix() string {
 }
 
 func dryRun(r *http.Request) (bool, error) {
+	if r == nil {
+		return false, nil
+	}
 	for _, v := range r.URL.Query()["dryRun"] {
 		if v != "All" {
 			return false, apierrors.NewBadRequest(fmt.Sprintf("unsupported dryRun value %q: only All is", v))
@@ -194,6 +197,20 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, obj r
 	if dry, err := dryRun(r); err != nil || dry {
 		return obj, err
 	}
+	if svc, ok := obj.(*corev1.Service); ok {
+		release, err := s.allocateService(ctx, svc)
+		if err != nil {
+			if _, ok := err.(apierrors.APIStatus); !ok {
+				err = storeError(err, res, svc.Name)
+			}
+			return nil, err
+		}
+		created, err := s.objs.create(ctx, res, m.GetNamespace(), m.GetName(), obj)
+		if err != nil {
+			release()
+		}
+		return created, err
+	}
 	return s.objs.create(ctx, res, m.GetNamespace(), m.GetName(), obj)
 }
 
@@ -208,6 +225,14 @@ func (s *Server) namespaceAcceptsObjects(ctx context.Context, name string) error
 			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", name))
 	}
 	return nil
+}
+
+// ensureDefaults creates the objects every cluster has.
+func (s *Server) ensureDefaults(ctx context.Context) error {
+	if err := s.ensureNamespaces(ctx); err != nil {
+		return err
+	}
+	return s.ensureKubernetesService(ctx)
 }
 
 // ensureNamespaces creates the namespaces every cluster has.
@@ -302,6 +327,9 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		}
 		next = s.mergeUpdate(req, cur, next)
 		validation.Default(next)
+		if err := s.fillServiceUpdate(ctx, cur, next); err != nil {
+			return nil, err
+		}
 		if manager != "" {
 			next = s.managers.track(req.res, cur, next, manager)
 		}
@@ -317,7 +345,7 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		nm := mustMeta(next)
 		if nm.GetDeletionTimestamp() != nil && len(nm.GetFinalizers()) == 0 {
 			// The last finalizer is gone: the object goes away now.
-			return s.objs.remove(ctx, req.res, req.ns, req.name, curRV)
+			return s.remove(ctx, req, curRV)
 		}
 		out, err := s.objs.update(ctx, req.res, req.ns, req.name, next, curRV)
 		if apierrors.IsConflict(err) && wantRV == 0 && attempt < maxRetries {
@@ -504,12 +532,22 @@ func (s *Server) deleteObject(r *http.Request, req request, opts metav1.DeleteOp
 			}
 			return out, err
 		}
-		out, err := s.objs.remove(ctx, req.res, req.ns, req.name, curRV)
+		out, err := s.remove(ctx, req, curRV)
 		if apierrors.IsConflict(err) && attempt < maxRetries {
 			continue
 		}
 		return out, err
 	}
+}
+
+// remove deletes an object for good and frees what it held (a Service's
+// addresses).
+func (s *Server) remove(ctx context.Context, req request, rev int64) (runtime.Object, error) {
+	out, err := s.objs.remove(ctx, req.res, req.ns, req.name, rev)
+	if err == nil {
+		s.releaseService(ctx, out)
+	}
+	return out, err
 }
 
 // handleDependents deletes (or, for Orphan, releases) the objects whose

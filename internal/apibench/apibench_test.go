@@ -25,7 +25,7 @@ func TestRunSmall(t *testing.T) {
 			t.Fatalf("result %+v", r)
 		}
 	}
-	for _, want := range []string{"GOMAXPROCS=", "create", "get", "list 40", "api/store"} {
+	for _, want := range []string{"GOMAXPROCS=", "create", "get", "list 40 (1 client)", "api/store"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("output lacks %q:\n%s", want, out.String())
 		}
