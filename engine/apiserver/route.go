@@ -128,6 +128,8 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, req request) {
 		err = s.create(w, r, req)
 	case req.name == "" && r.Method == http.MethodDelete:
 		err = s.deleteCollection(w, r, req)
+	case req.name != "" && req.sub != "" && r.Method == http.MethodPost:
+		err = s.createSub(w, r, req)
 	case req.name != "" && r.Method == http.MethodGet:
 		err = s.get(w, r, req)
 	case req.name != "" && r.Method == http.MethodPut:

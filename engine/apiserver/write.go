@@ -518,6 +518,13 @@ func (s *Server) deleteObject(r *http.Request, req request, opts metav1.DeleteOp
 				return nil, err
 			}
 		}
+		if gracefulPodDelete(cur, opts) {
+			out, err := s.objs.update(ctx, req.res, req.ns, req.name, cur, curRV)
+			if apierrors.IsConflict(err) && attempt < maxRetries {
+				continue
+			}
+			return out, err
+		}
 		if len(m.GetFinalizers()) > 0 {
 			if m.GetDeletionTimestamp() != nil {
 				return cur, nil // already terminating
