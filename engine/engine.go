@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/client-go/tools/record"
+
 	"github.com/skiffhq/skiff/engine/apiserver"
 	"github.com/skiffhq/skiff/engine/bus"
 	"github.com/skiffhq/skiff/raft"
@@ -36,6 +38,7 @@ type Engine struct {
 	store   *raft.Store
 	bus     *bus.Server
 	api     *apiserver.Server
+	events  record.EventBroadcaster // started by the first EventRecorder
 	token   string
 }
 
@@ -149,6 +152,10 @@ func (e *Engine) Stop(ctx context.Context) error {
 
 func (e *Engine) stopLocked() error {
 	var errs []error
+	if e.events != nil {
+		e.events.Shutdown() // before the API goes: it flushes what is queued
+		e.events = nil
+	}
 	if e.api != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := e.api.Close(ctx); err != nil {

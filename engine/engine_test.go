@@ -3,10 +3,14 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/internal/testutil"
 	"github.com/skiffhq/skiff/raft"
@@ -105,4 +109,37 @@ func TestConfigValidation(t *testing.T) {
 		c.ReadyTimeout != 30*time.Second {
 		t.Fatalf("defaults not filled: %+v", c)
 	}
+}
+
+// Events recorded by an engine component land in the API, findable the way
+// kubectl describe looks for them.
+func TestEventRecorder(t *testing.T) {
+	e := startEngine(t, Config{DataDir: t.TempDir(), NodeName: "events"})
+	ctx := context.Background()
+	cs, err := e.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "watched"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := e.EventRecorder("test-controller")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Event(cm, corev1.EventTypeNormal, "Checked", "looked at it")
+	rec.Event(cm, corev1.EventTypeNormal, "Checked", "looked at it") // a repeat: aggregated into count 2
+	sel := "involvedObject.uid=" + string(cm.UID) + ",involvedObject.name=watched,involvedObject.namespace=default,involvedObject.kind=ConfigMap"
+	testutil.Eventually(t, 10*time.Second, func() error {
+		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: sel})
+		if err != nil {
+			return err
+		}
+		if len(evs.Items) != 1 || evs.Items[0].Count != 2 || evs.Items[0].Source.Component != "test-controller" ||
+			evs.Items[0].Source.Host != "events" || evs.Items[0].Reason != "Checked" {
+			return fmt.Errorf("events: %+v", evs.Items)
+		}
+		return nil
+	})
 }

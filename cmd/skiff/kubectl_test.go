@@ -531,3 +531,20 @@ func TestKubectlServicesGetAddresses(t *testing.T) {
 		t.Fatalf("kubernetes service ClusterIP %q", got)
 	}
 }
+
+func TestKubectlDescribeShowsEvents(t *testing.T) {
+	c := startServer(t)
+	c.ok("", "create", "namespace", "described")
+	c.ok("", "create", "configmap", "subject", "-n", "described")
+	uid := c.ok("", "get", "cm", "subject", "-n", "described", "-o", "jsonpath={.metadata.uid}")
+	ev := fmt.Sprintf(`{"apiVersion":"v1","kind":"Event","metadata":{"name":"subject.1","namespace":"described"},
+		"involvedObject":{"apiVersion":"v1","kind":"ConfigMap","name":"subject","namespace":"described","uid":"%s"},
+		"reason":"Reloaded","message":"configuration reloaded","type":"Normal","count":3,
+		"firstTimestamp":"2026-01-01T00:00:00Z","lastTimestamp":"2026-01-01T00:00:00Z","source":{"component":"edge-agent"}}`, uid)
+	c.ok(ev, "create", "-f", "-")
+	out := c.ok("", "describe", "configmap", "subject", "-n", "described")
+	if !regexp.MustCompile(`(?m)^Events:\n\s+Type\s+Reason\s+Age\s+From\s+Message\n.*\n\s+Normal\s+Reloaded\s+.*edge-agent\s+configuration reloaded`).MatchString(out) {
+		t.Fatalf("describe does not show the event:\n%s", out)
+	}
+	contains(t, "get events", c.ok("", "get", "events", "-n", "described"), "Reloaded", "configmap/subject")
+}

@@ -404,8 +404,10 @@ func defaultDownwardAPIFiles(items []corev1.DownwardAPIVolumeFile) {
 // precision, so "0.0001" CPU becomes "1m".
 func roundUpResources(list corev1.ResourceList) {
 	for name, q := range list {
-		q.RoundUp(-3)
-		list[name] = q
+		if saneQuantity(q) {
+			q.RoundUp(-3)
+			list[name] = q
+		}
 	}
 }
 
@@ -416,6 +418,9 @@ func podQOS(spec *corev1.PodSpec) corev1.PodQOSClass {
 	requests, limits := corev1.ResourceList{}, corev1.ResourceList{}
 	guaranteed := true
 	add := func(into corev1.ResourceList, name corev1.ResourceName, q resource.Quantity) {
+		if !saneQuantity(q) {
+			return
+		}
 		sum := q.DeepCopy()
 		if prev, ok := into[name]; ok {
 			sum.Add(prev)

@@ -75,6 +75,9 @@ func ValidateCreate(obj runtime.Object, namespaced bool) (errs field.ErrorList) 
 	if acc, err := meta.Accessor(obj); err == nil {
 		errs = append(errs, apimachineryvalidation.ValidateObjectMetaAccessor(acc, namespaced, nameFunc(obj), metadataPath)...)
 	}
+	if bad := extremeQuantities(obj); len(bad) > 0 {
+		return append(errs, bad...)
+	}
 	return append(errs, validateObject(obj, nil)...)
 }
 
@@ -97,6 +100,14 @@ func ValidateUpdate(obj, old runtime.Object, namespaced bool) (errs field.ErrorL
 	if reflect.TypeOf(obj) != reflect.TypeOf(old) {
 		return field.ErrorList{field.Invalid(field.NewPath("kind"), fmt.Sprintf("%T", obj),
 			fmt.Sprintf("may not change (was %T)", old))}
+	}
+	if bad := extremeQuantities(obj); len(bad) > 0 {
+		return bad
+	}
+	if bad := extremeQuantities(old); len(bad) > 0 {
+		// Only a stored object that predates this check can hold one; the
+		// comparisons below would stall on it.
+		return field.ErrorList{field.InternalError(nil, fmt.Errorf("stored object holds an extreme quantity: %v", bad.ToAggregate()))}
 	}
 	newAcc, err1 := meta.Accessor(obj)
 	oldAcc, err2 := meta.Accessor(old)
