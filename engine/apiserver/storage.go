@@ -34,6 +34,20 @@ type objectStore struct {
 // so that no secret value lands in the raft log or snapshots in clear.
 func encrypted(res *registry.Resource) bool { return res.Group == "" && res.Resource == "secrets" }
 
+// value is what the store keeps for obj: the object in its storage version,
+// encoded, encrypted for encrypted resources.
+func (s *objectStore) value(res *registry.Resource, obj runtime.Object) ([]byte, error) {
+	obj, err := convert(obj, storageGVK(res))
+	if err != nil {
+		return nil, err
+	}
+	b, err := encode(obj)
+	if err != nil {
+		return nil, err
+	}
+	return s.seal(res, b)
+}
+
 // seal turns an encoded object into the value stored for res.
 func (s *objectStore) seal(res *registry.Resource, b []byte) ([]byte, error) {
 	if !encrypted(res) {
@@ -62,7 +76,7 @@ func key(res *registry.Resource, ns, name string) string { return prefix(res, ns
 
 // decode turns a stored value into a typed object with its resourceVersion.
 func (s *objectStore) decode(res *registry.Resource, kv raft.KeyValue) (runtime.Object, error) {
-	obj, err := s.scheme.New(res.GVK())
+	obj, err := s.scheme.New(storageGVK(res))
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +87,10 @@ func (s *objectStore) decode(res *registry.Resource, kv raft.KeyValue) (runtime.
 		}
 	}
 	if err := json.Unmarshal(value, obj); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+	}
+	obj.GetObjectKind().SetGroupVersionKind(storageGVK(res))
+	if obj, err = convert(obj, res.GVK()); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
 	}
 	obj.GetObjectKind().SetGroupVersionKind(res.GVK())
@@ -105,10 +123,7 @@ func (s *objectStore) get(ctx context.Context, res *registry.Resource, ns, name 
 }
 
 func (s *objectStore) create(ctx context.Context, res *registry.Resource, ns, name string, obj runtime.Object) (runtime.Object, error) {
-	b, err := encode(obj)
-	if err == nil {
-		b, err = s.seal(res, b)
-	}
+	b, err := s.value(res, obj)
 	if err != nil {
 		return nil, err
 	}
@@ -121,10 +136,7 @@ func (s *objectStore) create(ctx context.Context, res *registry.Resource, ns, na
 
 // update writes obj if the key is still at revision rev (compare-and-swap).
 func (s *objectStore) update(ctx context.Context, res *registry.Resource, ns, name string, obj runtime.Object, rev int64) (runtime.Object, error) {
-	b, err := encode(obj)
-	if err == nil {
-		b, err = s.seal(res, b)
-	}
+	b, err := s.value(res, obj)
 	if err != nil {
 		return nil, err
 	}

@@ -563,6 +563,9 @@ func (s *Server) remove(ctx context.Context, req request, rev int64) (runtime.Ob
 // leave the state Kubernetes would reach.
 func (s *Server) handleDependents(r *http.Request, uid types.UID, policy metav1.DeletionPropagation) error {
 	for _, res := range s.reg.All() {
+		if !res.Stored() {
+			continue
+		}
 		page, err := s.cfg.Store.List(r.Context(), prefix(res, ""), raft.ListOptions{})
 		if err != nil {
 			return storeError(err, res, "")
@@ -615,7 +618,7 @@ func (s *Server) handleDependents(r *http.Request, uid types.UID, policy metav1.
 // itself goes, as the namespace controller does.
 func (s *Server) emptyNamespace(r *http.Request, ns string) error {
 	for _, res := range s.reg.All() {
-		if !res.Namespaced {
+		if !res.Namespaced || !res.Stored() {
 			continue
 		}
 		page, err := s.cfg.Store.List(r.Context(), prefix(res, ns), raft.ListOptions{})

@@ -569,6 +569,9 @@ func TestRegistryKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, res := range reg.All() {
+		if !res.Stored() {
+			continue // printers print the storage version; the API server converts other versions first
+		}
 		gvk := res.GVK()
 		p := For(gvk.GroupKind())
 		if p == defaultPrinter {

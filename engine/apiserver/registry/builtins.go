@@ -33,6 +33,10 @@ func builtins() []Resource {
 		r.Group, r.Version = group, version
 		return r
 	}
+	stored := func(version string, r Resource) Resource {
+		r.StorageVersion = version
+		return r
+	}
 	return []Resource{
 		core("namespaces", "namespace", "Namespace", false, []string{"ns"}, nil, statusSub),
 		core("pods", "pod", "Pod", true, []string{"po"}, all, statusSub,
@@ -63,6 +67,7 @@ func builtins() []Resource {
 		in("batch", "v1", core("cronjobs", "cronjob", "CronJob", true, []string{"cj"}, all, statusSub)),
 
 		in("autoscaling", "v2", core("horizontalpodautoscalers", "horizontalpodautoscaler", "HorizontalPodAutoscaler", true, []string{"hpa"}, all, statusSub)),
+		stored("v2", in("autoscaling", "v1", core("horizontalpodautoscalers", "horizontalpodautoscaler", "HorizontalPodAutoscaler", true, []string{"hpa"}, all, statusSub))),
 
 		in("networking.k8s.io", "v1", core("ingresses", "ingress", "Ingress", true, []string{"ing"}, nil, statusSub)),
 		in("networking.k8s.io", "v1", core("ingressclasses", "ingressclass", "IngressClass", false, nil, nil)),

@@ -78,6 +78,10 @@ func (r *Resource) Sub(name string) *Subresource {
 	return nil
 }
 
+// Stored reports whether this row is the version objects are stored in, so
+// that a walk over every object visits each once, not once per version.
+func (r *Resource) Stored() bool { return r.StorageVersion == "" || r.StorageVersion == r.Version }
+
 // HasVerb reports whether the resource supports verb.
 func (r *Resource) HasVerb(verb string) bool { return slices.Contains(r.Verbs, verb) }
 
