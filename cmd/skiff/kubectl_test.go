@@ -548,3 +548,21 @@ func TestKubectlDescribeShowsEvents(t *testing.T) {
 	}
 	contains(t, "get events", c.ok("", "get", "events", "-n", "described"), "Reloaded", "configmap/subject")
 }
+
+func TestKubectlRunAndGetAll(t *testing.T) {
+	c := startServer(t)
+	ns := "running"
+	c.ok("", "create", "namespace", ns)
+	contains(t, "run", c.ok("", "run", "solo", "-n", ns, "--image=example.com/solo:1", "--labels=app=solo"), "pod/solo created")
+	pods := c.ok("", "get", "pods", "-n", ns, "-o", "wide")
+	// No node agent yet: the pod is accepted and stays Pending, unscheduled.
+	if !regexp.MustCompile(`(?m)^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE\s+NOMINATED NODE\s+READINESS GATES\nsolo\s+0/1\s+Pending\s+0\s+\S+\s+<none>\s+<none>\s+<none>\s+<none>$`).MatchString(strings.TrimSpace(pods)) {
+		t.Fatalf("pods -o wide:\n%s", pods)
+	}
+	if got := c.ok("", "get", "pod", "solo", "-n", ns, "-o", "jsonpath={.spec.restartPolicy} {.spec.containers[0].imagePullPolicy} {.status.phase}"); got != "Always IfNotPresent Pending" {
+		t.Fatalf("pod defaults: %q", got)
+	}
+	c.ok("", "create", "service", "clusterip", "solo", "-n", ns, "--tcp=80:80")
+	all := c.ok("", "get", "all", "-n", ns)
+	contains(t, "get all", all, "pod/solo", "service/solo")
+}
