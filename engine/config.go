@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/skiffhq/skiff/internal/atomicfile"
 )
 
 // Config is everything an Engine needs. The engine reads no flags, no
@@ -127,15 +129,6 @@ const (
 	kubeconfigFile = "kubeconfig.yaml" // the admin kubeconfig
 )
 
-// writeFileAtomic writes data with mode 0600 by write-and-rename.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
 // loadOrCreate reads a small secret or identity file, or writes value (or, if
 // value is empty, a fresh random token) the first time.
 func loadOrCreate(path, value string) (string, error) {
@@ -153,14 +146,8 @@ func loadOrCreate(path, value string) (string, error) {
 		}
 		value = hex.EncodeToString(buf)
 	}
-	// Write then rename, so a crash never leaves a half-written file that a
-	// restart would read as the real value.
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(value+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", fmt.Errorf("rename %s: %w", tmp, err)
+	if err := atomicfile.Write(path, []byte(value+"\n")); err != nil {
+		return "", err
 	}
 	return value, nil
 }

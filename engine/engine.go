@@ -14,6 +14,7 @@ import (
 
 	"github.com/skiffhq/skiff/engine/apiserver"
 	"github.com/skiffhq/skiff/engine/bus"
+	"github.com/skiffhq/skiff/internal/atomicfile"
 	"github.com/skiffhq/skiff/raft"
 )
 
@@ -116,7 +117,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(e.KubeconfigPath(), kc); err != nil {
+	if err := atomicfile.Write(e.KubeconfigPath(), kc); err != nil {
 		return fmt.Errorf("write kubeconfig: %w", err)
 	}
 	e.started = true

@@ -18,12 +18,7 @@ import (
 
 func startEngine(t *testing.T, cfg Config) *Engine {
 	t.Helper()
-	cfg.Logger = testutil.Logger(t)
-	cfg.APIListen = "127.0.0.1:0"
-	e, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := mustNew(t, cfg)
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/skiffhq/skiff/internal/atomicfile"
 	"github.com/skiffhq/skiff/raft"
 )
 
@@ -105,7 +106,7 @@ func (k *keyring) rotate() (string, error) {
 		return "", err
 	}
 	buf.Write(old)
-	if err := writeFile(k.path, buf.Bytes()); err != nil {
+	if err := atomicfile.Write(k.path, buf.Bytes()); err != nil {
 		return "", fmt.Errorf("save encryption keys: %w", err)
 	}
 	k.keys = append([]namedKey{nk}, k.keys...)

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/skiffhq/skiff/internal/atomicfile"
 )
 
 // PKI is the cluster's certificate authority and the API server's serving
@@ -123,10 +125,10 @@ func issue(base string, tmpl, parent *x509.Certificate, parentKey *ecdsa.Private
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := writeFile(base+".key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})); err != nil {
+	if err := atomicfile.Write(base+".key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})); err != nil {
 		return nil, nil, err
 	}
-	if err := writeFile(base+".crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
+	if err := atomicfile.Write(base+".crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
 		return nil, nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
@@ -146,14 +148,4 @@ func loadPair(base string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 		return nil, nil, fmt.Errorf("load %s: key is %T, want ECDSA", base, pair.PrivateKey)
 	}
 	return pair.Leaf, key, nil
-}
-
-// writeFile writes data with mode 0600 by write-and-rename, so a crash never
-// leaves a truncated key that the next start would fail on.
-func writeFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
