@@ -191,3 +191,51 @@ func TestInProcessErrorsAreStatuses(t *testing.T) {
 		t.Fatalf("create in a missing namespace: %v", err)
 	}
 }
+
+// A paged list returns every object of one revision, whatever is written
+// between the pages.
+func TestListPagesAtOneResourceVersion(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	cms := cs.CoreV1().ConfigMaps("default")
+	for i := range 7 {
+		if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p%d", i)}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	opts := metav1.ListOptions{Limit: 2}
+	var rv string
+	for page := 0; page < 10; page++ {
+		l, err := cms.List(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rv == "" {
+			rv = l.ResourceVersion
+			// Written after the first page: not part of this list.
+			if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "p-late"}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		} else if l.ResourceVersion != rv {
+			t.Fatalf("page %d at resourceVersion %s, first page at %s", page, l.ResourceVersion, rv)
+		}
+		if len(l.Items) > 2 {
+			t.Fatalf("page of %d items with limit 2", len(l.Items))
+		}
+		for _, cm := range l.Items {
+			names = append(names, cm.Name)
+		}
+		if l.Continue == "" {
+			break
+		}
+		opts.Continue = l.Continue
+	}
+	if fmt.Sprint(names) != "[p0 p1 p2 p3 p4 p5 p6]" {
+		t.Fatalf("paged list: %v", names)
+	}
+	if _, err := cms.List(ctx, metav1.ListOptions{Limit: 2, Continue: "not-a-token"}); !apierrors.IsBadRequest(err) {
+		t.Fatalf("bad continue token: %v", err)
+	}
+}

@@ -182,10 +182,6 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, req request) error
 	listMeta := metav1.ListMeta{ResourceVersion: strconv.FormatInt(page.Rev, 10)}
 	if page.More {
 		listMeta.Continue = encodeContinue(continueToken{Rev: page.Rev, Start: page.NextKey})
-		remaining := int64(s.cfg.Store.Count(prefix(req.res, req.ns)))
-		if sel.empty() {
-			listMeta.RemainingItemCount = &remaining
-		}
 	}
 	if wantsTable(r) {
 		t, err := s.table(req.res, items, q.Get("includeObject"), true)

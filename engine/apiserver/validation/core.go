@@ -474,15 +474,9 @@ func validateSecret(s, old *corev1.Secret) field.ErrorList {
 
 // ServiceAccount, Namespace, Node, Event
 
-func validateServiceAccount(sa *corev1.ServiceAccount) field.ErrorList {
-	var errs field.ErrorList
-	for i, s := range sa.ImagePullSecrets {
-		if s.Name == "" {
-			errs = append(errs, field.Required(field.NewPath("imagePullSecrets").Index(i).Child("name"), ""))
-		}
-	}
-	return errs
-}
+// validateServiceAccount: Kubernetes checks only a service account's
+// metadata.
+func validateServiceAccount(*corev1.ServiceAccount) field.ErrorList { return nil }
 
 func validateNamespace(ns *corev1.Namespace) field.ErrorList {
 	var errs field.ErrorList

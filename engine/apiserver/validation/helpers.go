@@ -1,7 +1,6 @@
 package validation
 
 import (
-	"fmt"
 	"math"
 	"net/netip"
 	"reflect"
@@ -21,7 +20,6 @@ import (
 const (
 	immutableMsg         = apimachineryvalidation.FieldImmutableErrorMsg
 	negativeMsg          = apimachineryvalidation.IsNegativeErrorMsg
-	notPositiveMsg       = "must be greater than 0"
 	selectorMismatchMsg  = "`selector` does not match template `labels`"
 	immutableWhenSetMsg  = "field is immutable when `immutable` is set"
 	notMoreThan100Msg    = "must not be greater than 100%"
@@ -79,13 +77,6 @@ func nonNegativePtr[T int32 | int64](v *T, p *field.Path) field.ErrorList {
 		return nil
 	}
 	return nonNegative(int64(*v), p)
-}
-
-func positive(v int64, p *field.Path) field.ErrorList {
-	if v <= 0 {
-		return field.ErrorList{field.Invalid(p, v, notPositiveMsg)}
-	}
-	return nil
 }
 
 func portNum(v int32, p *field.Path) field.ErrorList {
@@ -233,23 +224,11 @@ func quantityNonNegative(name string, q resource.Quantity, p *field.Path) field.
 	return errs
 }
 
-// ip checks an IP address the way Kubernetes does for new objects (no leading
-// zeros, no zone).
-func ip(v string, p *field.Path) field.ErrorList {
-	addr, err := netip.ParseAddr(v)
-	if err != nil || addr.Zone() != "" {
-		return field.ErrorList{field.Invalid(p, v, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")}
-	}
-	return nil
-}
+// ip checks an IP address with Kubernetes' own rule.
+func ip(v string, p *field.Path) field.ErrorList { return validation.IsValidIP(p, v) }
 
-// cidr checks a CIDR such as 10.0.0.0/8.
-func cidr(v string, p *field.Path) field.ErrorList {
-	if _, err := netip.ParsePrefix(v); err != nil {
-		return field.ErrorList{field.Invalid(p, v, "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)")}
-	}
-	return nil
-}
+// cidr checks a CIDR such as 10.0.0.0/8 with Kubernetes' own rule.
+func cidr(v string, p *field.Path) field.ErrorList { return validation.IsValidCIDR(p, v) }
 
 func isIPv6(v string) bool {
 	addr, err := netip.ParseAddr(v)
@@ -322,5 +301,3 @@ func diffFields(a, b any) []string {
 	}
 	return out
 }
-
-func quote(s string) string { return fmt.Sprintf("%q", s) }
