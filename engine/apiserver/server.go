@@ -63,6 +63,8 @@ type Server struct {
 	managers    *fieldManagers
 	metrics     *metrics
 	serviceCIDR netip.Prefix
+	// bookmarkInterval is how often a watch that allows bookmarks gets one.
+	bookmarkInterval time.Duration
 
 	mu  sync.Mutex
 	ln  net.Listener
@@ -114,6 +116,7 @@ func New(cfg Config) (*Server, error) {
 	s.managers = &fieldManagers{scheme: scheme}
 	s.metrics = newMetrics(s)
 	s.serviceCIDR = cidr.Masked()
+	s.bookmarkInterval = defaultBookmarkInterval
 	return s, nil
 }
 

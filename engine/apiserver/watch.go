@@ -21,8 +21,8 @@ import (
 // apiserver ends watches after a while so clients rebalance; clients
 // reconnect from the last resourceVersion they saw.
 const (
-	maxWatch         = 30 * time.Minute
-	bookmarkInterval = time.Minute
+	maxWatch                = 30 * time.Minute
+	defaultBookmarkInterval = time.Minute
 )
 
 // watchEvent is one line of a watch stream.
@@ -94,7 +94,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 		}
 	}
 	bookmarks := q.Get("allowWatchBookmarks") == "true"
-	tick := time.NewTicker(bookmarkInterval)
+	tick := time.NewTicker(s.bookmarkInterval)
 	defer tick.Stop()
 	last := rv
 	for {

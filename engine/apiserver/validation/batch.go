@@ -25,32 +25,35 @@ const (
 
 // GenerateJobSelector does for a new Job what the Kubernetes job strategy
 // does on create: unless spec.manualSelector is true, it labels the pod
-// template with the job's uid and name and sets spec.selector to select the
+// template with the job's uid and name and makes spec.selector select the
 // uid. The uid must already be set; call it after assigning the uid and
-// before ValidateCreate, which rejects a generated selector that does not
-// match.
+// before ValidateCreate, which rejects a selector that is not the generated
+// one.
 func GenerateJobSelector(job *batchv1.Job) {
 	if job == nil || job.Spec.ManualSelector != nil && *job.Spec.ManualSelector {
 		return
 	}
 	uid := string(job.UID)
-	l := job.Spec.Template.Labels
-	if l == nil {
-		l = map[string]string{}
-		job.Spec.Template.Labels = l
+	if job.Spec.Template.Labels == nil {
+		job.Spec.Template.Labels = map[string]string{}
 	}
-	// Users may set these themselves, in which case theirs win, and
-	// validation reports the mismatch.
+	// Labels the user set win; validation then reports any conflict.
 	for k, v := range map[string]string{
 		jobControllerUIDLabel: uid, jobNameLabel: job.Name,
 		legacyJobControllerUIDLabel: uid, legacyJobNameLabel: job.Name,
 	} {
-		if _, ok := l[k]; !ok {
-			l[k] = v
+		if _, ok := job.Spec.Template.Labels[k]; !ok {
+			job.Spec.Template.Labels[k] = v
 		}
 	}
 	if job.Spec.Selector == nil {
-		job.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{jobControllerUIDLabel: uid}}
+		job.Spec.Selector = &metav1.LabelSelector{}
+	}
+	if job.Spec.Selector.MatchLabels == nil {
+		job.Spec.Selector.MatchLabels = map[string]string{}
+	}
+	if _, ok := job.Spec.Selector.MatchLabels[jobControllerUIDLabel]; !ok {
+		job.Spec.Selector.MatchLabels[jobControllerUIDLabel] = uid
 	}
 }
 
