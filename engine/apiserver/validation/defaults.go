@@ -92,6 +92,15 @@ func defaultObject(obj runtime.Object) {
 		defaultDaemonSet(o)
 
 	case *batchv1.Job:
+		// The job strategy generates the selector on create, from the uid.
+		// A server that assigns the uid before defaulting (as skiff's does)
+		// gets it here; one that assigns it later calls
+		// GenerateJobSelector itself. It runs before defaultJob copies the
+		// template labels to an unlabelled Job, so that the Job is labelled
+		// the same however many times it is defaulted.
+		if o.UID != "" {
+			GenerateJobSelector(o)
+		}
 		defaultJob(o)
 	case *batchv1.CronJob:
 		defaultCronJob(o)
@@ -718,8 +727,7 @@ func defaultDaemonSet(ds *appsv1.DaemonSet) {
 }
 
 // defaultJob is batch/v1 SetDefaults_Job (JobPodReplacementPolicy and
-// JobBackoffLimitPerIndex on, as in 1.32). The selector is not generated
-// here: it needs the uid, see GenerateJobSelector.
+// JobBackoffLimitPerIndex on, as in 1.32).
 func defaultJob(j *batchv1.Job) {
 	defaultJobSpec(&j.Spec)
 	if l := j.Spec.Template.Labels; l != nil && len(j.Labels) == 0 {

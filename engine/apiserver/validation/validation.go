@@ -13,9 +13,10 @@
 // or ValidateUpdate. A few things the real apiserver does around validation
 // are left to the caller because they need state this package does not have:
 //
-//   - Job selector generation: a Job created without manualSelector gets a
-//     selector and template labels built from its uid; call
-//     GenerateJobSelector after the uid is assigned and before ValidateCreate.
+//   - Job selector generation needs the uid: a Job without manualSelector
+//     gets a selector and template labels built from it. Default does this
+//     when the uid is already set; a caller that assigns the uid after
+//     Default calls GenerateJobSelector before ValidateCreate.
 //   - Allocation: Service clusterIP(s) and nodePorts, and carrying them over on
 //     update when the request leaves them empty; generation, uid,
 //     creationTimestamp and resourceVersion (ValidateUpdate ignores an empty
@@ -27,7 +28,14 @@
 //     LimitRanger, quota).
 //
 // Nothing here panics on any input: every pointer is checked, and the exported
-// functions recover as a last resort, reporting an internal error.
+// functions recover as a last resort, reporting an internal error. Nor does
+// anything stall: quantities with absurd exponents (1e-10000000), whose
+// arithmetic takes seconds, are rejected before any comparison.
+//
+// Two rules follow Kubernetes 1.32 where older releases differ: environment
+// variable names follow the relaxed rule Kubernetes 1.32 enables by default
+// (any printable ASCII but '='), and StatefulSet names must be DNS labels
+// (Kubernetes 1.27+).
 package validation
 
 import (

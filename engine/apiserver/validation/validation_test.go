@@ -339,6 +339,19 @@ func TestDefaultWorkloads(t *testing.T) {
 		t.Errorf("job labels not copied from template: %v", j.Labels)
 	}
 
+	if j.Spec.Selector != nil {
+		t.Errorf("selector generated without a uid: %v", j.Spec.Selector)
+	}
+	withUID := &batchv1.Job{ObjectMeta: objMeta("pi"), Spec: batchv1.JobSpec{Template: jobTemplate()}}
+	withUID.UID = "6e0f5d3a-1b2c-4d5e-8f90-a1b2c3d4e5f6"
+	Default(withUID)
+	if withUID.Spec.Selector == nil || withUID.Spec.Selector.MatchLabels[jobControllerUIDLabel] != string(withUID.UID) {
+		t.Errorf("selector not generated from the uid: %v", withUID.Spec.Selector)
+	}
+	if errs := ValidateCreate(withUID, true); len(errs) != 0 {
+		t.Errorf("defaulted job invalid: %v", errs)
+	}
+
 	par := &batchv1.Job{Spec: batchv1.JobSpec{Parallelism: ptrTo[int32](3)}}
 	Default(par)
 	if par.Spec.Completions != nil {
@@ -409,6 +422,13 @@ func TestDefaultOtherKinds(t *testing.T) {
 	Default(rb)
 	if rb.RoleRef.APIGroup != rbacv1.GroupName || rb.Subjects[0].APIGroup != rbacv1.GroupName || rb.Subjects[1].APIGroup != "" {
 		t.Errorf("rolebinding defaults: %+v", rb)
+	}
+	lr := &corev1.LimitRange{Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypeContainer,
+		Max: corev1.ResourceList{"cpu": resource.MustParse("2")}, Min: corev1.ResourceList{"memory": resource.MustParse("64Mi")}}}}}
+	Default(lr)
+	if item := lr.Spec.Limits[0]; item.Default.Cpu().String() != "2" || item.DefaultRequest.Cpu().String() != "2" ||
+		item.DefaultRequest.Memory().String() != "64Mi" {
+		t.Errorf("limitrange defaults: %+v", item)
 	}
 	sc := &storagev1.StorageClass{ObjectMeta: clusterMeta("fast"), Provisioner: "example.com/disk"}
 	Default(sc)
@@ -683,6 +703,29 @@ func TestValidatePod(t *testing.T) {
 		{name: "ephemeral containers on create", obj: with(newPod(), func(p *corev1.Pod) {
 			p.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "dbg", Image: "busybox"}}}
 		}), namespaced: true, want: []want{{"spec.ephemeralContainers", field.ErrorTypeForbidden, "cannot be set on create"}}},
+		{name: "dnsPolicy None without config", obj: with(newPod(), func(p *corev1.Pod) { p.Spec.DNSPolicy = corev1.DNSNone }), namespaced: true,
+			want: []want{{"spec.dnsConfig", field.ErrorTypeRequired, ""}}},
+		{name: "dnsPolicy None with config", obj: with(newPod(), func(p *corev1.Pod) {
+			p.Spec.DNSPolicy = corev1.DNSNone
+			p.Spec.DNSConfig = &corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1"}, Searches: []string{"svc.cluster.local."}}
+		}), namespaced: true},
+		{name: "bad nameserver", obj: with(newPod(), func(p *corev1.Pod) {
+			p.Spec.DNSConfig = &corev1.PodDNSConfig{Nameservers: []string{"dns.example.com"}}
+		}), namespaced: true, want: []want{{"spec.dnsConfig.nameservers[0]", field.ErrorTypeInvalid, ""}}},
+		{name: "topology spread", obj: with(newPod(), func(p *corev1.Pod) {
+			p.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{
+				{MaxSkew: 1, TopologyKey: "zone", WhenUnsatisfiable: corev1.DoNotSchedule},
+				{MaxSkew: 0, WhenUnsatisfiable: "Maybe"},
+			}
+		}), namespaced: true, want: []want{
+			{"spec.topologySpreadConstraints[1].maxSkew", field.ErrorTypeInvalid, ""},
+			{"spec.topologySpreadConstraints[1].topologyKey", field.ErrorTypeRequired, ""},
+			{"spec.topologySpreadConstraints[1].whenUnsatisfiable", field.ErrorTypeNotSupported, ""},
+		}},
+		{name: "projected token too short", obj: with(newPod(), func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "tok", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+				Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: ptrTo[int64](60)}}}}}}}
+		}), namespaced: true, want: []want{{"spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds", field.ErrorTypeInvalid, "10 minutes"}}},
 		{name: "bad node selector", obj: with(newPod(), func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"a b": "c"} }), namespaced: true,
 			want: []want{{"spec.nodeSelector", field.ErrorTypeInvalid, ""}}},
 	})
@@ -723,6 +766,18 @@ func TestValidatePodUpdate(t *testing.T) {
 		{name: "add container", obj: with(running(), func(p *corev1.Pod) {
 			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "side", Image: "busybox"})
 		}), old: running(), want: []want{{"spec.containers", field.ErrorTypeForbidden, "may not add or remove containers"}}},
+		{name: "gated pod gains node selector and loses gate", obj: with(newPod(), func(p *corev1.Pod) {
+			p.Spec.NodeSelector = map[string]string{"zone": "a"}
+		}), old: with(newPod(), func(p *corev1.Pod) { p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "example.com/wait"}} })},
+		{name: "gated pod changes node selector", obj: with(newPod(), func(p *corev1.Pod) {
+			p.Spec.NodeSelector = map[string]string{"zone": "b"}
+		}), old: with(newPod(), func(p *corev1.Pod) {
+			p.Spec.NodeSelector = map[string]string{"zone": "a"}
+			p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "example.com/wait"}}
+		}), want: []want{{"spec", field.ErrorTypeForbidden, "spec.nodeSelector"}}},
+		{name: "new scheduling gate", obj: with(newPod(), func(p *corev1.Pod) {
+			p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "example.com/wait"}}
+		}), old: newPod(), want: []want{{"spec.schedulingGates[0]", field.ErrorTypeForbidden, "only deletion is allowed"}}},
 		{name: "name", obj: with(running(), func(p *corev1.Pod) { p.Name = "other" }), old: running(),
 			want: []want{{"metadata.name", field.ErrorTypeInvalid, "field is immutable"}}},
 	})
@@ -1166,6 +1221,16 @@ func TestValidateNamespacedKinds(t *testing.T) {
 		{name: "hpa metric without source", obj: with(newHPA(), func(h *autoscalingv2.HorizontalPodAutoscaler) {
 			h.Spec.Metrics = []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType}}
 		}), namespaced: true, want: []want{{"spec.metrics[0].resource", field.ErrorTypeRequired, ""}}},
+		{name: "hpa utilization below 1", obj: with(newHPA(), func(h *autoscalingv2.HorizontalPodAutoscaler) {
+			h.Spec.Metrics = []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+				Name: "cpu", Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptrTo[int32](0)}}}}
+		}), namespaced: true, want: []want{{"spec.metrics[0].resource.target.averageUtilization", field.ErrorTypeInvalid, "must be greater than 0"}}},
+		{name: "hpa two sources", obj: with(newHPA(), func(h *autoscalingv2.HorizontalPodAutoscaler) {
+			h.Spec.Metrics = []autoscalingv2.MetricSpec{{Type: autoscalingv2.PodsMetricSourceType,
+				Pods: &autoscalingv2.PodsMetricSource{Metric: autoscalingv2.MetricIdentifier{Name: "qps"},
+					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: ptrTo(resource.MustParse("10"))}},
+				External: &autoscalingv2.ExternalMetricSource{}}}
+		}), namespaced: true, want: []want{{"spec.metrics[0].external", field.ErrorTypeForbidden, "must populate the given metric source only"}}},
 		{name: "hpa behavior", obj: with(newHPA(), func(h *autoscalingv2.HorizontalPodAutoscaler) {
 			h.Spec.Behavior = &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptrTo[int32](60)}}
 		}), namespaced: true},
@@ -1208,6 +1273,15 @@ func TestValidateNamespacedKinds(t *testing.T) {
 			p.Status.Phase = corev1.ClaimBound
 		}), old: with(newPVC(), func(p *corev1.PersistentVolumeClaim) { p.Status.Phase = corev1.ClaimBound }), namespaced: true},
 
+		{name: "limitrange valid", obj: &corev1.LimitRange{ObjectMeta: objMeta("limits"), Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{
+			Type: corev1.LimitTypeContainer, Max: corev1.ResourceList{"cpu": resource.MustParse("2")}, Min: corev1.ResourceList{"cpu": resource.MustParse("100m")}}}}},
+			namespaced: true},
+		{name: "limitrange min above max", obj: &corev1.LimitRange{ObjectMeta: objMeta("limits"), Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{
+			Type: corev1.LimitTypeContainer, Max: corev1.ResourceList{"cpu": resource.MustParse("1")}, Min: corev1.ResourceList{"cpu": resource.MustParse("2")}}}}},
+			noDefault: true, namespaced: true, want: []want{{"spec.limits[0].min[cpu]", field.ErrorTypeInvalid, "min value 2 is greater than max value 1"}}},
+		{name: "quota bad scope", obj: &corev1.ResourceQuota{ObjectMeta: objMeta("q"), Spec: corev1.ResourceQuotaSpec{
+			Hard: corev1.ResourceList{"pods": resource.MustParse("10")}, Scopes: []corev1.ResourceQuotaScope{"Everything"}}},
+			namespaced: true, want: []want{{"spec.scopes[0]", field.ErrorTypeNotSupported, ""}}},
 		{name: "event namespace mismatch", obj: &corev1.Event{ObjectMeta: objMeta("web.1"), InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "other", Name: "web"}},
 			namespaced: true, want: []want{{"involvedObject.namespace", field.ErrorTypeInvalid, "does not match event.namespace"}}},
 	})
