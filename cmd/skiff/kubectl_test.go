@@ -526,6 +526,18 @@ func TestKubectlServicesGetAddresses(t *testing.T) {
 	// Deleting a Service frees its address for a new one.
 	c.ok("", "delete", "svc", "web", "-n", ns)
 	c.ok(taken, "create", "-f", "-")
+	// NodePort → ClusterIP drops the node ports and frees them; back to
+	// NodePort allocates again.
+	c.ok("", "patch", "svc", "edge", "-n", ns, "-p", `{"spec":{"type":"ClusterIP"}}`)
+	if got := c.ok("", "get", "svc", "edge", "-n", ns, "-o", "jsonpath={.spec.type} {.spec.ports[0].nodePort}"); got != "ClusterIP " {
+		t.Fatalf("after NodePort → ClusterIP: %q", got)
+	}
+	reuse := fmt.Sprintf(`{"apiVersion":"v1","kind":"Service","metadata":{"name":"reuse","namespace":"%s"},"spec":{"type":"NodePort","ports":[{"port":80,"nodePort":%s}]}}`, ns, np)
+	c.ok(reuse, "create", "-f", "-")
+	c.ok("", "patch", "svc", "edge", "-n", ns, "-p", `{"spec":{"type":"NodePort"}}`)
+	if got := c.ok("", "get", "svc", "edge", "-n", ns, "-o", "jsonpath={.spec.ports[0].nodePort}"); got == "" || got == np {
+		t.Fatalf("NodePort after switching back: %q (the freed %s went to another service)", got, np)
+	}
 	// The kubernetes Service has the first address.
 	if got := c.ok("", "get", "svc", "kubernetes", "-n", "default", "-o", "jsonpath={.spec.clusterIP}"); got != "127.67.0.1" {
 		t.Fatalf("kubernetes service ClusterIP %q", got)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -153,6 +154,24 @@ func nthAddr(p netip.Prefix, n uint64) netip.Addr {
 	return a
 }
 
+// releaseFreedPorts frees the NodePorts an update took away from a Service.
+func (s *Server) releaseFreedPorts(ctx context.Context, cur, updated runtime.Object) {
+	c, ok1 := cur.(*corev1.Service)
+	u, ok2 := updated.(*corev1.Service)
+	if !ok1 || !ok2 {
+		return
+	}
+	kept := map[int32]bool{}
+	for _, p := range u.Spec.Ports {
+		kept[p.NodePort] = true
+	}
+	for _, p := range c.Spec.Ports {
+		if p.NodePort != 0 && !kept[p.NodePort] {
+			s.cfg.Store.Delete(context.WithoutCancel(ctx), nodePortKey(p.NodePort), 0)
+		}
+	}
+}
+
 // releaseService frees the addresses of a deleted Service.
 func (s *Server) releaseService(ctx context.Context, obj runtime.Object) {
 	svc, ok := obj.(*corev1.Service)
@@ -170,9 +189,14 @@ func (s *Server) releaseService(ctx context.Context, obj runtime.Object) {
 	}
 }
 
+func needsNodePorts(t corev1.ServiceType) bool {
+	return t == corev1.ServiceTypeNodePort || t == corev1.ServiceTypeLoadBalancer
+}
+
 // fillServiceUpdate keeps the allocated ClusterIP when an update leaves it
-// empty (as kubectl replace of a manifest does) and gives new NodePorts to
-// ports that need one.
+// empty (as kubectl replace of a manifest does), drops the fields the new
+// type does not have when the type changes (unless the client changed them,
+// as Kubernetes does), and gives new NodePorts to ports that need one.
 func (s *Server) fillServiceUpdate(ctx context.Context, cur, next runtime.Object) error {
 	c, ok1 := cur.(*corev1.Service)
 	n, ok2 := next.(*corev1.Service)
@@ -181,6 +205,26 @@ func (s *Server) fillServiceUpdate(ctx context.Context, cur, next runtime.Object
 	}
 	if n.Spec.ClusterIP == "" && n.Spec.Type != corev1.ServiceTypeExternalName {
 		n.Spec.ClusterIP, n.Spec.ClusterIPs = c.Spec.ClusterIP, c.Spec.ClusterIPs
+	}
+	if needsNodePorts(c.Spec.Type) && !needsNodePorts(n.Spec.Type) {
+		for i := range n.Spec.Ports {
+			if i < len(c.Spec.Ports) && n.Spec.Ports[i].NodePort == c.Spec.Ports[i].NodePort {
+				n.Spec.Ports[i].NodePort = 0
+			}
+		}
+		if n.Spec.ExternalTrafficPolicy == c.Spec.ExternalTrafficPolicy {
+			n.Spec.ExternalTrafficPolicy = ""
+		}
+		if n.Spec.HealthCheckNodePort == c.Spec.HealthCheckNodePort {
+			n.Spec.HealthCheckNodePort = 0
+		}
+	}
+	if c.Spec.Type == corev1.ServiceTypeLoadBalancer && n.Spec.Type != corev1.ServiceTypeLoadBalancer &&
+		reflect.DeepEqual(n.Spec.AllocateLoadBalancerNodePorts, c.Spec.AllocateLoadBalancerNodePorts) {
+		n.Spec.AllocateLoadBalancerNodePorts = nil
+	}
+	if !needsNodePorts(n.Spec.Type) {
+		return nil
 	}
 	old := map[string]int32{}
 	for _, p := range c.Spec.Ports {

@@ -351,6 +351,9 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		if apierrors.IsConflict(err) && wantRV == 0 && attempt < maxRetries {
 			continue
 		}
+		if err == nil {
+			s.releaseFreedPorts(ctx, cur, out)
+		}
 		return out, err
 	}
 }
