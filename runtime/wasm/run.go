@@ -1,0 +1,366 @@
+package wasm
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// Reasons an ExitStatus gives, named as Kubernetes names a terminated
+// container's reason.
+const (
+	// ReasonCompleted: the guest exited with code 0 (or returned from _start).
+	ReasonCompleted = "Completed"
+	// ReasonError: the guest exited with a non-zero code, or trapped.
+	ReasonError = "Error"
+	// ReasonOOMKilled: the guest failed after its memory limit refused to
+	// grow its linear memory.
+	ReasonOOMKilled = "OOMKilled"
+	// ReasonKilled: the Run's context ended (or the Runtime closed) before
+	// the guest exited; the instance was closed where it stood.
+	ReasonKilled = "Killed"
+)
+
+// Exit codes reported for guests that did not choose their own, following
+// what a kubectl user sees for a Linux container dying the same way.
+const (
+	// ExitCodeKilled (128+SIGKILL) is reported for ReasonKilled and for
+	// ReasonOOMKilled: Kubernetes reports 137 for an OOM-killed container
+	// too. The code the guest itself exited with, if any, is in Message.
+	ExitCodeKilled = 137
+	// ExitCodeTrap (128+SIGSEGV) is reported for a trap (unreachable,
+	// out-of-bounds access, stack overflow, ...): a trap is the sandbox's
+	// equivalent of a fatal fault signal.
+	ExitCodeTrap = 139
+)
+
+// maxMessage bounds ExitStatus.Message, as Kubernetes bounds a terminated
+// container's message (4096 bytes); a trap's wasm stack trace can be long.
+const maxMessage = 4096
+
+// pageSize is the size of a Wasm memory page.
+const pageSize = 65536
+
+// RunSpec describes one run of a WASI command: what a container spec says.
+// The zero value runs the module with no argv, no environ, no files, no
+// stdin, discarded output and no memory limit beyond the module's own.
+type RunSpec struct {
+	// Args is argv; Args[0] is the program name, as in a container's
+	// command. Empty means an empty argv: the node agent passes the
+	// container's command.
+	Args []string
+
+	// Env is the environ as "KEY=VALUE" entries. A later entry for the same
+	// key wins, as in a pod spec. Keys must be non-empty; nothing may
+	// contain NUL.
+	Env []string
+
+	// Mounts are the only host files the guest can see, each a host
+	// directory pre-opened at a guest path. See Mount for symbolic links.
+	Mounts []Mount
+
+	// Stdin is read by the guest's fd 0; nil reads as empty.
+	Stdin io.Reader
+	// Stdout and Stderr receive the guest's fd 1 and 2; nil discards.
+	// Each is written only from the Run's goroutine.
+	Stdout, Stderr io.Writer
+
+	// MemoryLimitBytes caps the guest's linear memory, rounded down to whole
+	// 64 KiB pages; 0 means no limit beyond the module's own maximum (up to
+	// 4 GiB), which the node agent should not allow in production.
+	//
+	// How: wazero 1.12's RuntimeConfig.WithMemoryLimitPages is per runtime
+	// and is applied when a module is decoded, so it is baked into the
+	// compiled module; a per-pod limit that way would need a runtime and a
+	// compilation per distinct limit. Instead each Run gets its own memory
+	// allocator (experimental.WithMemoryAllocator, read from the context at
+	// instantiation) that refuses to grow past the limit: memory.grow then
+	// returns -1 to the guest, as the Wasm spec says a failed grow does.
+	// The allocator never reserves more than the limit (no
+	// WithMemoryCapacityFromMax, whose reservation on modules without a
+	// declared maximum is the trap DESIGN.md warns about).
+	//
+	// A module whose initial memory already exceeds the limit is not
+	// instantiated at all and ends OOMKilled.
+	MemoryLimitBytes int64
+
+	// Hostname is given to the guest as the environment variable HOSTNAME,
+	// as Kubernetes does for containers, unless Env sets HOSTNAME itself.
+	// WASI preview1 has no hostname call (Go's os.Hostname in a wasip1 guest
+	// always says "wasip1"), so the environment is the only channel.
+	Hostname string
+}
+
+// Mount pre-opens a host directory for the guest.
+//
+// Symbolic links are resolved by the host kernel, relative to the host (this
+// is how wazero 1.12 mounts directories): a link inside HostPath that points
+// outside it would let the guest through, unlike a link in a container's
+// volume, which resolves inside the container. So the host must not put such
+// links in a mounted directory, and the guest may not create them: a guest's
+// symlink whose target is absolute or contains ".." fails with EPERM (see
+// confinedFS).
+type Mount struct {
+	// HostPath is a directory on the host; it must exist.
+	HostPath string
+	// GuestPath is the absolute path the guest sees it at.
+	GuestPath string
+	// ReadOnly refuses every change through this mount, with EROFS ("read-only
+	// file system") as a readOnly volumeMount does.
+	ReadOnly bool
+}
+
+// ExitStatus is how a Run ended, in the terms of a terminated container.
+type ExitStatus struct {
+	// Code is the process exit code: 0 for success, the guest's own code
+	// when it exited, ExitCodeTrap for a trap, ExitCodeKilled for
+	// ReasonKilled and ReasonOOMKilled.
+	Code int
+	// Reason is one of ReasonCompleted, ReasonError, ReasonOOMKilled and
+	// ReasonKilled.
+	Reason string
+	// Message says what happened for anything but a plain exit: the trap
+	// and its wasm stack trace, the memory limit that was hit, or why the
+	// guest was stopped. At most 4096 bytes.
+	Message string
+}
+
+// Run instantiates mod as a WASI command, runs its `_start` on the calling
+// goroutine, and returns when the guest exits, traps, fails on its memory
+// limit, or ctx ends: then the instance is closed wherever it stands, even in
+// a loop that never calls the host, and Run reports ReasonKilled.
+//
+// Whatever the guest does ends up in the ExitStatus with a nil error. An error
+// means the guest never ran: the module is not a command (ErrNotCommand) or
+// not this Runtime's (ErrForeignModule), the spec is invalid
+// (ErrInvalidSpec), the module could not be instantiated (ErrInstantiate), or
+// the Runtime is closed (ErrClosed).
+func (r *Runtime) Run(ctx context.Context, mod *Module, spec RunSpec) (ExitStatus, error) {
+	if mod == nil || mod.r != r {
+		return ExitStatus{}, ErrForeignModule
+	}
+	if !mod.command {
+		return ExitStatus{}, fmt.Errorf("wasm: run %s: %w", mod.digest, ErrNotCommand)
+	}
+	mc, err := r.moduleConfig(spec)
+	if err != nil {
+		return ExitStatus{}, fmt.Errorf("wasm: run %s: %w", mod.digest, err)
+	}
+	if err := r.begin(); err != nil {
+		return ExitStatus{}, err
+	}
+	defer r.work.Done()
+
+	// Close of the Runtime stops this Run like the end of its own ctx.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(r.life, func() { cancel(ErrClosed) })
+	defer stop()
+
+	var mem *limitAllocator
+	if spec.MemoryLimitBytes > 0 {
+		limitPages := uint64(spec.MemoryLimitBytes) / pageSize
+		if uint64(mod.minPages) > limitPages {
+			return ExitStatus{
+				Code:   ExitCodeKilled,
+				Reason: ReasonOOMKilled,
+				Message: fmt.Sprintf("module needs %d bytes of linear memory to start; memory limit is %d bytes",
+					uint64(mod.minPages)*pageSize, limitPages*pageSize),
+			}, nil
+		}
+		mem = &limitAllocator{limit: limitPages * pageSize}
+		ctx = experimental.WithMemoryAllocator(ctx, mem)
+	}
+
+	// Start functions are disabled in the module config so that the
+	// instance exists before the guest runs: the memory check above has a
+	// second line in the allocator for memories the module does not export.
+	inst, err := r.wr.InstantiateModule(ctx, mod.compiled, mc)
+	if err != nil {
+		var exit *sys.ExitError
+		if errors.As(err, &exit) || ctx.Err() != nil {
+			// A Wasm start section exited, trapped or was stopped.
+			return classify(ctx, err, mem), nil
+		}
+		return ExitStatus{}, fmt.Errorf("wasm: run %s: %w: %w", mod.digest, ErrInstantiate, err)
+	}
+	// Closing after a proc_exit or a cancellation is a no-op; after a trap
+	// or a return from _start it frees the instance.
+	defer func() { _ = inst.Close(context.Background()) }()
+
+	if mem != nil && mem.refused {
+		return ExitStatus{
+			Code:    ExitCodeKilled,
+			Reason:  ReasonOOMKilled,
+			Message: fmt.Sprintf("module's initial memory exceeds the memory limit of %d bytes", mem.limit),
+		}, nil
+	}
+
+	_, err = inst.ExportedFunction("_start").Call(ctx)
+	return classify(ctx, err, mem), nil
+}
+
+// classify turns how _start ended into an ExitStatus.
+func classify(ctx context.Context, err error, mem *limitAllocator) ExitStatus {
+	if err == nil {
+		// _start returned without proc_exit: a command that just ends.
+		return ExitStatus{Code: 0, Reason: ReasonCompleted}
+	}
+	var exit *sys.ExitError
+	isExit := errors.As(err, &exit)
+	if isExit {
+		switch exit.ExitCode() {
+		case 0:
+			// A guest that handled a refused grow and exited 0 completed.
+			return ExitStatus{Code: 0, Reason: ReasonCompleted}
+		case sys.ExitCodeContextCanceled, sys.ExitCodeDeadlineExceeded:
+			return ExitStatus{Code: ExitCodeKilled, Reason: ReasonKilled, Message: killMessage(ctx, err)}
+		}
+	}
+	// The limit refused a grow and the guest then failed: whatever way it
+	// failed (Go's runtime exits 2 with "out of memory", Rust aborts with a
+	// trap), running out of memory is why. Tracking the refusal in the
+	// allocator is exact, where matching a guest runtime's fatal message on
+	// stderr would depend on each language's wording.
+	if mem != nil && mem.refused {
+		how := "trapped: " + firstLine(err.Error())
+		if isExit {
+			how = fmt.Sprintf("exited with code %d", exit.ExitCode())
+		}
+		return ExitStatus{
+			Code:   ExitCodeKilled,
+			Reason: ReasonOOMKilled,
+			Message: fmt.Sprintf("memory limit of %d bytes reached (memory.grow to %d bytes refused); guest %s",
+				mem.limit, mem.largestRefused, how),
+		}
+	}
+	if isExit {
+		return ExitStatus{Code: int(exit.ExitCode()), Reason: ReasonError}
+	}
+	if ctx.Err() != nil {
+		// Stopped in a way wazero did not report as an exit.
+		return ExitStatus{Code: ExitCodeKilled, Reason: ReasonKilled, Message: killMessage(ctx, err)}
+	}
+	return ExitStatus{Code: ExitCodeTrap, Reason: ReasonError, Message: truncate(err.Error())}
+}
+
+func killMessage(ctx context.Context, err error) string {
+	if cause := context.Cause(ctx); cause != nil {
+		return "stopped: " + cause.Error()
+	}
+	return "stopped: " + err.Error()
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// truncate cuts s to maxMessage bytes without splitting a UTF-8 sequence.
+func truncate(s string) string {
+	if len(s) <= maxMessage {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxMessage], "")
+}
+
+// baseModuleConfig is the part of every instance's configuration that does
+// not depend on the RunSpec.
+func baseModuleConfig() wazero.ModuleConfig {
+	return wazero.NewModuleConfig().
+		// Anonymous: wazero refuses two live instances with one name, and a
+		// module's own name section would otherwise name it.
+		WithName("").
+		// Run calls _start itself, after checking the instance.
+		WithStartFunctions().
+		// wazero's defaults are a fake clock and a no-op sleep, which
+		// break time-based code; the host's clocks reveal nothing.
+		WithSysWalltime().
+		WithSysNanotime().
+		WithSysNanosleep().
+		// wazero's default source is deterministic; crypto/rand gives real
+		// randomness without seeding a generator per instance.
+		WithRandSource(rand.Reader)
+}
+
+// moduleConfig builds the instance configuration for spec, validating it so
+// that a bad spec fails with ErrInvalidSpec rather than inside wazero.
+func (r *Runtime) moduleConfig(spec RunSpec) (wazero.ModuleConfig, error) {
+	if spec.MemoryLimitBytes < 0 {
+		return nil, fmt.Errorf("%w: negative memory limit %d", ErrInvalidSpec, spec.MemoryLimitBytes)
+	}
+	for _, a := range spec.Args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return nil, fmt.Errorf("%w: argument %q contains NUL", ErrInvalidSpec, a)
+		}
+	}
+	mc := r.base.WithArgs(spec.Args...)
+
+	if spec.Hostname != "" {
+		// First, so that an explicit HOSTNAME in Env overrides it.
+		mc = mc.WithEnv("HOSTNAME", spec.Hostname)
+	}
+	for _, kv := range spec.Env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%w: environment entry %q is not KEY=VALUE", ErrInvalidSpec, kv)
+		}
+		if strings.IndexByte(kv, 0) >= 0 {
+			return nil, fmt.Errorf("%w: environment entry %q contains NUL", ErrInvalidSpec, k)
+		}
+		mc = mc.WithEnv(k, v)
+	}
+
+	if len(spec.Mounts) > 0 {
+		// wazero's FSConfig implementation also offers WithSysFSMount
+		// (documented in experimental/sysfs), which readOnlyFS needs.
+		fsc := wazero.NewFSConfig().(sysfs.FSConfig)
+		seen := make(map[string]bool, len(spec.Mounts))
+		for _, m := range spec.Mounts {
+			if !path.IsAbs(m.GuestPath) || path.Clean(m.GuestPath) != m.GuestPath {
+				return nil, fmt.Errorf("%w: mount guest path %q is not a clean absolute path", ErrInvalidSpec, m.GuestPath)
+			}
+			if seen[m.GuestPath] {
+				return nil, fmt.Errorf("%w: two mounts at guest path %q", ErrInvalidSpec, m.GuestPath)
+			}
+			seen[m.GuestPath] = true
+			fi, err := os.Stat(m.HostPath)
+			if err != nil {
+				return nil, fmt.Errorf("%w: mount %q: %w", ErrInvalidSpec, m.GuestPath, err)
+			}
+			if !fi.IsDir() {
+				return nil, fmt.Errorf("%w: mount %q: host path %s is not a directory", ErrInvalidSpec, m.GuestPath, m.HostPath)
+			}
+			var dir experimentalsys.FS = confinedFS{sysfs.DirFS(m.HostPath)}
+			if m.ReadOnly {
+				dir = readOnlyFS{&sysfs.ReadFS{FS: dir}}
+			}
+			fsc = fsc.WithSysFSMount(dir, m.GuestPath).(sysfs.FSConfig)
+		}
+		mc = mc.WithFSConfig(fsc.(wazero.FSConfig))
+	}
+
+	if spec.Stdin != nil {
+		mc = mc.WithStdin(spec.Stdin)
+	}
+	if spec.Stdout != nil {
+		mc = mc.WithStdout(spec.Stdout)
+	}
+	if spec.Stderr != nil {
+		mc = mc.WithStderr(spec.Stderr)
+	}
+	return mc, nil
+}
