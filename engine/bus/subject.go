@@ -2,6 +2,7 @@ package bus
 
 import (
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -37,11 +38,21 @@ func SubjectHeartbeat(node string) (string, error) {
 }
 
 func nodeSubject(prefix, node, suffix string) (string, error) {
-	if err := ValidToken(node); err != nil {
+	tok := NodeToken(node)
+	if err := ValidToken(tok); err != nil {
 		return "", fmt.Errorf("node name: %w", err)
 	}
-	return prefix + node + suffix, nil
+	return prefix + tok + suffix, nil
 }
+
+// NodeToken is a node name as one subject token. Node names are DNS
+// subdomains, so they may hold dots, which would split a subject; '.' is
+// written as '_', which a DNS-1123 name never contains, so NodeFromToken
+// can undo it.
+func NodeToken(node string) string { return strings.ReplaceAll(node, ".", "_") }
+
+// NodeFromToken is the node name a subject token stands for.
+func NodeFromToken(tok string) string { return strings.ReplaceAll(tok, "_", ".") }
 
 // ValidToken reports whether s can be used as one token of a NATS subject: it
 // must be non-empty and contain no '.', '*', '>', whitespace or control
