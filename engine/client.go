@@ -11,7 +11,13 @@ import (
 // RESTConfig is a client-go configuration that reaches this engine's API in
 // process, with no socket, as the admin. Start must have returned.
 func (e *Engine) RESTConfig() (*rest.Config, error) {
-	api := e.APIServer()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.restConfigLocked()
+}
+
+func (e *Engine) restConfigLocked() (*rest.Config, error) {
+	api := e.api
 	if api == nil {
 		return nil, ErrNotStarted
 	}

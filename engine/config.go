@@ -46,6 +46,16 @@ type Config struct {
 	// privileges and sends nothing off the machine.
 	ServiceCIDR string
 
+	// NodeHeartbeatInterval is how often this member's node agent tells the
+	// control plane it is alive. Default 10s, Kubernetes' node status
+	// frequency.
+	NodeHeartbeatInterval time.Duration
+
+	// NodeGracePeriod is how long a node may stay silent before its
+	// conditions become Unknown. Default 40s, Kubernetes'
+	// node-monitor-grace-period.
+	NodeGracePeriod time.Duration
+
 	// ReadyTimeout bounds Start: how long to wait for the store to elect a
 	// leader and the bus to accept connections. Default 30s.
 	ReadyTimeout time.Duration

@@ -12,8 +12,12 @@ import (
 
 	"k8s.io/client-go/tools/record"
 
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/skiffhq/skiff/engine/agent"
 	"github.com/skiffhq/skiff/engine/apiserver"
 	"github.com/skiffhq/skiff/engine/bus"
+	"github.com/skiffhq/skiff/engine/nodes"
 	"github.com/skiffhq/skiff/internal/atomicfile"
 	"github.com/skiffhq/skiff/raft"
 )
@@ -39,6 +43,9 @@ type Engine struct {
 	store   *raft.Store
 	bus     *bus.Server
 	api     *apiserver.Server
+	nodes   *nodes.Controller
+	agent   *agent.Agent
+	conns   []*bus.Conn
 	events  record.EventBroadcaster // started by the first EventRecorder
 	token   string
 }
@@ -113,6 +120,9 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err := e.api.Start(ctx); err != nil {
 		return err
 	}
+	if err := e.startNodes(ctx); err != nil {
+		return err
+	}
 	kc, err := e.api.Kubeconfig()
 	if err != nil {
 		return err
@@ -125,6 +135,41 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	e.log.Info("engine ready", "data_dir", e.cfg.DataDir, "api", e.api.URL(), "kubeconfig", e.KubeconfigPath(),
 		"raft_addr", e.store.Addr(), "revision", st.Rev, "keys", st.Keys, "bus", "in-process (no listening port)")
 	return nil
+}
+
+// startNodes runs the control plane's node lifecycle and this member's own
+// node agent, each on its own in-process bus connection, as a remote agent
+// would run on its network one.
+func (e *Engine) startNodes(ctx context.Context) error {
+	cfg, err := e.restConfigLocked()
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	cpConn, err := e.bus.Connect(ctx, "control-plane")
+	if err != nil {
+		return fmt.Errorf("control plane bus connection: %w", err)
+	}
+	e.conns = append(e.conns, cpConn)
+	if e.nodes, err = nodes.Start(ctx, nodes.Config{Bus: cpConn, Client: cs, GracePeriod: e.cfg.NodeGracePeriod,
+		Logger: e.log}); err != nil {
+		return err
+	}
+	agentConn, err := e.bus.Connect(ctx, "agent-"+e.cfg.NodeName)
+	if err != nil {
+		return fmt.Errorf("agent bus connection: %w", err)
+	}
+	e.conns = append(e.conns, agentConn)
+	// No runtimes yet: the agent does not run pods until the Wasm runtime is
+	// wired to it, and a node must not claim what it cannot do.
+	if e.agent, err = agent.New(agent.Config{NodeName: e.cfg.NodeName, Bus: agentConn,
+		HeartbeatInterval: e.cfg.NodeHeartbeatInterval, Logger: e.log}); err != nil {
+		return err
+	}
+	return e.agent.Start(ctx)
 }
 
 // KubeconfigPath is where Start writes the admin kubeconfig:
@@ -153,6 +198,18 @@ func (e *Engine) Stop(ctx context.Context) error {
 
 func (e *Engine) stopLocked() error {
 	var errs []error
+	if e.agent != nil {
+		e.agent.Stop()
+		e.agent = nil
+	}
+	if e.nodes != nil {
+		e.nodes.Stop()
+		e.nodes = nil
+	}
+	for _, c := range e.conns {
+		c.Close()
+	}
+	e.conns = nil
 	if e.events != nil {
 		e.events.Shutdown() // before the API goes: it flushes what is queued
 		e.events = nil

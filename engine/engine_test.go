@@ -138,3 +138,53 @@ func TestEventRecorder(t *testing.T) {
 		return nil
 	})
 }
+
+// The engine's own node agent registers its Node, keeps it Ready with
+// heartbeats over the bus, and the node turns Unknown when they stop and
+// Ready when they resume.
+func TestNodeRegistrationAndLifecycle(t *testing.T) {
+	e := startEngine(t, Config{DataDir: t.TempDir(), NodeName: "edge-1.site.example",
+		NodeHeartbeatInterval: 50 * time.Millisecond, NodeGracePeriod: 400 * time.Millisecond})
+	cs, err := e.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ready := func(want corev1.ConditionStatus) func() error {
+		return func() error {
+			n, err := cs.CoreV1().Nodes().Get(ctx, "edge-1.site.example", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady {
+					if c.Status != want {
+						return fmt.Errorf("Ready is %s (%s), want %s", c.Status, c.Reason, want)
+					}
+					return nil
+				}
+			}
+			return errors.New("no Ready condition")
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, ready(corev1.ConditionTrue))
+	n, _ := cs.CoreV1().Nodes().Get(ctx, "edge-1.site.example", metav1.GetOptions{})
+	if n.Status.Capacity.Cpu().IsZero() || n.Status.Capacity.Memory().IsZero() || n.Status.Allocatable.Pods().Value() != 110 ||
+		n.Status.NodeInfo.KubeletVersion == "" || n.Labels["kubernetes.io/hostname"] != "edge-1.site.example" {
+		t.Fatalf("registered node: %+v %+v", n.Labels, n.Status)
+	}
+	// Heartbeats are not written: with the node Ready, its resourceVersion
+	// stays put while heartbeats keep arriving.
+	rv := n.ResourceVersion
+	time.Sleep(300 * time.Millisecond) // several heartbeat intervals; the assertion is on writes, not on time
+	if n2, _ := cs.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{}); n2.ResourceVersion != rv {
+		t.Fatalf("heartbeats were written: resourceVersion %s → %s", rv, n2.ResourceVersion)
+	}
+
+	e.agent.Stop() // the node goes silent
+	testutil.Eventually(t, 10*time.Second, ready(corev1.ConditionUnknown))
+	if err := e.agent.Start(ctx); err != nil { // and comes back
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, ready(corev1.ConditionTrue))
+}

@@ -578,3 +578,23 @@ func TestKubectlRunAndGetAll(t *testing.T) {
 	all := c.ok("", "get", "all", "-n", ns)
 	contains(t, "get all", all, "pod/solo", "service/solo")
 }
+
+func TestKubectlNodes(t *testing.T) {
+	c := startServer(t)
+	var out string
+	for range 100 { // the agent registers right after start-up; bounded wait
+		out = c.ok("", "get", "nodes")
+		if strings.Contains(out, "kubectl-test") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !regexp.MustCompile(`(?m)^kubectl-test\s+Ready\s+<none>\s+\S+\s+v1\.32\.13-skiff$`).MatchString(out) {
+		t.Fatalf("get nodes:\n%s", out)
+	}
+	desc := c.ok("", "describe", "node", "kubectl-test")
+	contains(t, "describe node", desc, "Capacity:", "pods:", "110", "Allocatable:", "KubeletReady", "Kubelet Version:")
+	if strings.Contains(desc, "-9223372036854775808") {
+		t.Fatalf("describe node prints garbage percentages:\n%s", desc)
+	}
+}
