@@ -12,6 +12,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/engine/bus"
+	"github.com/skiffhq/skiff/engine/nodeproto"
+	"github.com/skiffhq/skiff/engine/nodes"
 	"github.com/skiffhq/skiff/internal/testutil"
 	"github.com/skiffhq/skiff/raft"
 )
@@ -187,4 +190,25 @@ func TestNodeRegistrationAndLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 10*time.Second, ready(corev1.ConditionTrue))
+
+	// After a control plane restart, heartbeats alone (no new registration)
+	// bring back a node the store still holds as Unknown.
+	e.agent.Stop()
+	testutil.Eventually(t, 10*time.Second, ready(corev1.ConditionUnknown))
+	e.nodes.Stop()
+	conn, err := e.bus.Connect(ctx, "test-control-plane")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if e.nodes, err = nodes.Start(ctx, nodes.Config{Bus: conn, Client: cs, GracePeriod: time.Hour, Logger: testutil.Logger(t)}); err != nil {
+		t.Fatal(err)
+	}
+	subject, _ := bus.SubjectHeartbeat("edge-1.site.example")
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if err := bus.Publish(ctx, conn, subject, nodeproto.Heartbeat{Node: "edge-1.site.example", Time: time.Now()}); err != nil {
+			return err
+		}
+		return ready(corev1.ConditionTrue)()
+	})
 }

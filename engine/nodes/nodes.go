@@ -44,7 +44,10 @@ type Controller struct {
 
 	mu       sync.Mutex
 	lastSeen map[string]time.Time
-	started  time.Time
+	// ready holds the nodes whose Ready condition this controller knows to
+	// be True in the store, so a heartbeat costs no API call.
+	ready   map[string]bool
+	started time.Time
 
 	subs   []*bus.Subscription
 	cancel context.CancelFunc
@@ -66,7 +69,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		cfg.Logger = slog.Default()
 	}
 	c := &Controller{cfg: cfg, log: cfg.Logger.With("component", "node-lifecycle"), lastSeen: map[string]time.Time{},
-		started: time.Now(), done: make(chan struct{})}
+		ready: map[string]bool{}, started: time.Now(), done: make(chan struct{})}
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	reg, err := bus.Serve(runCtx, cfg.Bus, nodeproto.SubjectRegister, "node-lifecycle", c.register)
@@ -133,30 +136,46 @@ func (c *Controller) register(ctx context.Context, r nodeproto.Registration) (no
 	if err != nil {
 		return nodeproto.Registered{}, fmt.Errorf("register node %s: %w", want.Name, err)
 	}
-	c.seen(want.Name)
+	c.mu.Lock()
+	c.lastSeen[want.Name] = time.Now()
+	c.ready[want.Name] = isReady(want.Status)
+	c.mu.Unlock()
 	c.log.Info("node registered", "node", want.Name)
 	return nodeproto.Registered{UID: uid}, nil
 }
 
-func (c *Controller) seen(node string) {
-	c.mu.Lock()
-	c.lastSeen[node] = time.Now()
-	c.mu.Unlock()
+func isReady(st corev1.NodeStatus) bool {
+	for _, c := range st.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
-// heartbeat records a node as alive; a node that was marked Unknown is
-// marked Ready again (a condition change: written).
+// heartbeat records a node as alive. The first heartbeat of a node not
+// known to be Ready (marked Unknown, or not heard of since this controller
+// started, as after a control plane restart) makes sure the store says
+// Ready: a condition change, written only if it is one.
 func (c *Controller) heartbeat(ctx context.Context, subject string, hb nodeproto.Heartbeat) {
 	name := bus.NodeFromToken(strings.TrimPrefix(subject, "skiff.heartbeat."))
 	c.mu.Lock()
-	_, known := c.lastSeen[name]
 	c.lastSeen[name] = time.Now()
+	ready := c.ready[name]
 	c.mu.Unlock()
-	if !known {
-		return // not registered since this controller started: the agent will register
+	if ready {
+		return
 	}
-	if err := c.setReady(ctx, name, corev1.ConditionTrue, "KubeletReady", "skiff agent is posting ready status"); err != nil {
-		c.log.Warn("node back", "node", name, "err", err)
+	err := c.setReady(ctx, name, corev1.ConditionTrue, "KubeletReady", "skiff agent is posting ready status")
+	switch {
+	case err == nil:
+		c.mu.Lock()
+		c.ready[name] = true
+		c.mu.Unlock()
+	case apierrors.IsNotFound(err):
+		// Not registered (or deleted): the agent registers when it starts.
+	default:
+		c.log.Warn("mark node ready", "node", name, "err", err)
 	}
 }
 
@@ -185,6 +204,9 @@ func (c *Controller) monitor(ctx context.Context) {
 				last = c.started
 			}
 			if time.Since(last) > c.cfg.GracePeriod {
+				c.mu.Lock()
+				c.ready[n.Name] = false
+				c.mu.Unlock()
 				if err := c.setReady(ctx, n.Name, corev1.ConditionUnknown, "NodeStatusUnknown", "Kubelet stopped posting node status."); err != nil && ctx.Err() == nil {
 					c.log.Warn("mark node unknown", "node", n.Name, "err", err)
 				}
