@@ -17,6 +17,7 @@ import (
 	"github.com/skiffhq/skiff/engine/agent"
 	"github.com/skiffhq/skiff/engine/apiserver"
 	"github.com/skiffhq/skiff/engine/bus"
+	"github.com/skiffhq/skiff/engine/dispatch"
 	"github.com/skiffhq/skiff/engine/nodes"
 	"github.com/skiffhq/skiff/internal/atomicfile"
 	"github.com/skiffhq/skiff/raft"
@@ -38,16 +39,17 @@ type Engine struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex
-	started bool
-	store   *raft.Store
-	bus     *bus.Server
-	api     *apiserver.Server
-	nodes   *nodes.Controller
-	agent   *agent.Agent
-	conns   []*bus.Conn
-	events  record.EventBroadcaster // started by the first EventRecorder
-	token   string
+	mu       sync.Mutex
+	started  bool
+	store    *raft.Store
+	bus      *bus.Server
+	api      *apiserver.Server
+	nodes    *nodes.Controller
+	dispatch *dispatch.Dispatcher
+	agent    *agent.Agent
+	conns    []*bus.Conn
+	events   record.EventBroadcaster // started by the first EventRecorder
+	token    string
 }
 
 // New checks cfg and returns an engine that has not started. It touches
@@ -158,6 +160,9 @@ func (e *Engine) startNodes(ctx context.Context) error {
 		Logger: e.log}); err != nil {
 		return err
 	}
+	if e.dispatch, err = dispatch.Start(ctx, dispatch.Config{Bus: cpConn, Client: cs, Logger: e.log}); err != nil {
+		return err
+	}
 	agentConn, err := e.bus.Connect(ctx, "agent-"+e.cfg.NodeName)
 	if err != nil {
 		return fmt.Errorf("agent bus connection: %w", err)
@@ -201,6 +206,10 @@ func (e *Engine) stopLocked() error {
 	if e.agent != nil {
 		e.agent.Stop()
 		e.agent = nil
+	}
+	if e.dispatch != nil {
+		e.dispatch.Stop()
+		e.dispatch = nil
 	}
 	if e.nodes != nil {
 		e.nodes.Stop()

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/engine/bus"
+	"github.com/skiffhq/skiff/engine/dispatch"
 	"github.com/skiffhq/skiff/engine/nodeproto"
 	"github.com/skiffhq/skiff/engine/nodes"
 	"github.com/skiffhq/skiff/internal/testutil"
@@ -211,4 +212,83 @@ func TestNodeRegistrationAndLifecycle(t *testing.T) {
 		}
 		return ready(corev1.ConditionTrue)()
 	})
+}
+
+// Pods bound to the node reach its agent over the bus; a gap in the event
+// numbers, or a new control plane instance, makes the agent fetch the full
+// set, which still matches the API.
+func TestPodsReachTheirNode(t *testing.T) {
+	e := startEngine(t, Config{DataDir: t.TempDir(), NodeName: "worker-1"})
+	cs, err := e.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	pods := cs.CoreV1().Pods("default")
+	newPod := func(name, node string) {
+		t.Helper()
+		if _, err := pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "example.com/m:1"}}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	desired := func(want ...string) func() error {
+		return func() error {
+			var got []string
+			for _, p := range e.agent.DesiredPods() {
+				got = append(got, p.Name)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				return fmt.Errorf("agent wants %v, expected %v", got, want)
+			}
+			return nil
+		}
+	}
+	newPod("bound-at-create", "worker-1")
+	newPod("elsewhere", "worker-2")
+	newPod("unscheduled", "")
+	testutil.Eventually(t, 10*time.Second, desired("bound-at-create"))
+	if err := pods.Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "unscheduled"},
+		Target: corev1.ObjectReference{Kind: "Node", Name: "worker-1"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, desired("bound-at-create", "unscheduled"))
+	zero := int64(0)
+	if err := pods.Delete(ctx, "bound-at-create", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, desired("unscheduled"))
+
+	// A forged event far ahead in the numbering: the agent sees a gap and
+	// resyncs instead of applying it.
+	before := e.agent.Resyncs()
+	subject, _ := bus.SubjectNodePods("worker-1")
+	conn, err := e.bus.Connect(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ghost := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "ghost", Namespace: "default", UID: "ghost"}}
+	if err := bus.Publish(ctx, conn, subject, nodeproto.PodEvent{Epoch: e.dispatch.Epoch(), Seq: 1 << 40, Type: "ADDED", Pod: ghost}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if e.agent.Resyncs() == before {
+			return errors.New("no resync after a gap")
+		}
+		return desired("unscheduled")()
+	})
+
+	// A new dispatcher (as after a control plane restart) numbers from a new
+	// epoch: the agent resyncs on its first event and follows it.
+	e.dispatch.Stop()
+	if e.dispatch, err = dispatch.Start(ctx, dispatch.Config{Bus: conn, Client: cs, Logger: testutil.Logger(t)}); err != nil {
+		t.Fatal(err)
+	}
+	before = e.agent.Resyncs()
+	newPod("after-restart", "worker-1")
+	testutil.Eventually(t, 10*time.Second, desired("after-restart", "unscheduled"))
+	if e.agent.Resyncs() == before {
+		t.Fatal("no resync for a new control plane epoch")
+	}
 }

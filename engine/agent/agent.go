@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiffhq/skiff/engine/bus"
@@ -34,6 +35,10 @@ type Config struct {
 	// HeartbeatInterval is how often the agent says it is alive. Default
 	// 10s, Kubernetes' node status update frequency.
 	HeartbeatInterval time.Duration
+	// OnPodsChanged, when set, is called with the pods bound to this node
+	// each time the set changes (on the bus subscription's goroutine: do
+	// not block in it).
+	OnPodsChanged func([]corev1.Pod)
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -46,6 +51,8 @@ type Agent struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
+	pods   *podSync
+	podSub *bus.Subscription
 }
 
 // New checks cfg.
@@ -69,27 +76,45 @@ func New(cfg Config) (*Agent, error) {
 }
 
 // Start registers the node (retrying until the control plane answers or
-// ctx ends) and starts the heartbeats, which run until Stop.
+// ctx ends), then starts the heartbeats and the pod sync, which run until
+// Stop.
 func (a *Agent) Start(ctx context.Context) error {
 	if err := a.register(ctx); err != nil {
 		return err
 	}
-	hbCtx, cancel := context.WithCancel(context.Background())
+	runCtx, cancel := context.WithCancel(context.Background())
+	if err := a.startPodSync(runCtx); err != nil {
+		cancel()
+		return err
+	}
 	done := make(chan struct{})
 	a.mu.Lock()
 	a.cancel, a.done = cancel, done
 	a.mu.Unlock()
-	go a.heartbeats(hbCtx, done)
+	// A reconnect may have lost events: sync again.
+	a.cfg.Bus.NATS().SetReconnectHandler(func(*nats.Conn) { a.requestResync(runCtx) })
+	go a.heartbeats(runCtx, done)
 	return nil
+}
+
+// requestResync makes the pod sync fetch the full set, on its own goroutine.
+func (a *Agent) requestResync(ctx context.Context) {
+	subject, _ := bus.SubjectNodePods(a.cfg.NodeName)
+	if err := bus.Publish(ctx, a.cfg.Bus, subject, nodeproto.PodEvent{Epoch: "agent-resync"}); err != nil {
+		a.log.Warn("resync request not sent", "err", err)
+	}
 }
 
 // Stop ends the heartbeats. The control plane will mark the node's
 // conditions Unknown once its grace period passes, as for a lost node.
 func (a *Agent) Stop() {
 	a.mu.Lock()
-	cancel, done := a.cancel, a.done
-	a.cancel, a.done = nil, nil
+	cancel, done, sub := a.cancel, a.done, a.podSub
+	a.cancel, a.done, a.podSub = nil, nil, nil
 	a.mu.Unlock()
+	if sub != nil {
+		sub.Stop()
+	}
 	if cancel != nil {
 		cancel()
 		<-done

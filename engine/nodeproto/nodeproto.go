@@ -34,3 +34,30 @@ type Heartbeat struct {
 	Node string    `json:"node"`
 	Time time.Time `json:"time"`
 }
+
+// PodEvent is one change to the pods bound to a node, pushed by the control
+// plane on the node's pods subject. Seq counts the events sent to that node
+// by one control plane instance (Epoch): an agent that sees a gap in Seq,
+// or another Epoch, has missed something and asks for a full sync.
+type PodEvent struct {
+	Epoch string `json:"epoch"`
+	Seq   uint64 `json:"seq"`
+	// Type is ADDED, MODIFIED or DELETED. ADDED and MODIFIED are both
+	// "this is the pod now", so applying one twice is harmless.
+	Type string     `json:"type"`
+	Pod  corev1.Pod `json:"pod"`
+}
+
+// SyncRequest asks for every pod bound to Node (request/reply on the
+// node's sync subject).
+type SyncRequest struct {
+	Node string `json:"node"`
+}
+
+// SyncResponse is the full set of pods bound to a node, and the Epoch and
+// Seq it is current as of: events up to Seq are in it.
+type SyncResponse struct {
+	Epoch string       `json:"epoch"`
+	Seq   uint64       `json:"seq"`
+	Pods  []corev1.Pod `json:"pods"`
+}
