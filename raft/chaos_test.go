@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,7 +111,7 @@ func TestClusterChaos(t *testing.T) {
 				}
 				in := regInput{key: r.IntN(regKeys), write: r.IntN(2) == 0, value: fmt.Sprintf("%d-%d", cl, n)}
 				octx, ocancel := context.WithTimeout(ctx, 2*time.Second)
-				op := porcupine.Operation{ClientId: cl, Input: in, Call: now()}
+				op := porcupine.Operation{ClientId: cl, Input: in, Call: now(), Metadata: s.ID()}
 				if in.write {
 					_, err := s.Update(octx, regKey(in.key), []byte(in.value), 0)
 					op.Return = now()
@@ -181,7 +184,15 @@ func TestClusterChaos(t *testing.T) {
 	}
 	res, info := porcupine.CheckOperationsVerbose(regModel, history, 60*time.Second)
 	if res == porcupine.Illegal {
-		t.Fatalf("history of %d operations is not linearizable: %v", len(history), info.PartialLinearizations())
+		t.Log(firstStaleRead(history))
+		t.Log(stuckPoint(info, history))
+		// The visualization shows the longest linearizable prefix and where
+		// it breaks; kept outside the test's temporary directory to read.
+		path := filepath.Join(os.TempDir(), fmt.Sprintf("skiff-chaos-%d.html", time.Now().UnixNano()))
+		if err := porcupine.VisualizePath(regModel, info, path); err != nil {
+			path = "not written: " + err.Error()
+		}
+		t.Fatalf("history of %d operations is not linearizable; visualization: %s", len(history), path)
 	}
 	st := ss[0].Stats()
 	t.Logf("%d creates acknowledged, %d ambiguous; %d register operations (%v); final rev %d, snapshots restored %d",
@@ -234,4 +245,96 @@ func firstLine(err error) string {
 		s = s[:80]
 	}
 	return s
+}
+
+// firstStaleRead explains a linearizability failure in the simplest terms
+// it can: a read that returned a value although a later acknowledged write
+// had finished before the read began.
+func firstStaleRead(history []porcupine.Operation) string {
+	writes := map[string]porcupine.Operation{}
+	for _, op := range history {
+		if in := op.Input.(regInput); in.write {
+			writes[in.value] = op
+		}
+	}
+	for _, r := range history {
+		in := r.Input.(regInput)
+		if in.write {
+			continue
+		}
+		v := r.Output.(string)
+		wv, ok := writes[v]
+		if !ok && v != "init" {
+			return fmt.Sprintf("read %+v returned %q, which nobody wrote", r, v)
+		}
+		if ok && wv.Call > r.Return {
+			return fmt.Sprintf("read (client %d on %v, %d..%d) returned %q written later (%d..%d)", r.ClientId, r.Metadata, r.Call, r.Return, v, wv.Call, wv.Return)
+		}
+		for _, w := range writes {
+			wi := w.Input.(regInput)
+			if wi.key != in.key || w.Return == math.MaxInt64 || w.Return >= r.Call {
+				continue
+			}
+			if v == "init" || w.Call > wv.Return {
+				return fmt.Sprintf("stale read: client %d on %v read %q at %d..%d; the write of %q (client %d on %v, %d..%d) had finished before, and it started after %q was written (%d..%d on %v)",
+					r.ClientId, r.Metadata, v, r.Call, r.Return, wi.value, w.ClientId, w.Metadata, w.Call, w.Return, v, wv.Call, wv.Return, wv.Metadata)
+			}
+		}
+	}
+	return "no single stale read found: the violation involves several operations"
+}
+
+// stuckPoint prints the operations around where porcupine got stuck: the
+// last operation of the longest linearizable prefix it found, and every
+// operation of that key not in the prefix that overlaps it in time.
+func stuckPoint(info porcupine.LinearizationInfo, history []porcupine.Operation) string {
+	var out strings.Builder
+	for pi, part := range info.PartialLinearizationsOperations() {
+		var best []porcupine.Operation
+		for _, lin := range part {
+			if len(lin) > len(best) {
+				best = lin
+			}
+		}
+		if len(best) == 0 {
+			continue
+		}
+		placed := map[[2]int64]bool{}
+		for _, op := range best {
+			placed[[2]int64{int64(op.ClientId), op.Call}] = true
+		}
+		last := best[len(best)-1]
+		key := last.Input.(regInput).key
+		fmt.Fprintf(&out, "partition %d (key %d): prefix of %d; last placed %s; not placed, nearby:\n", pi, key, len(best), describe(last))
+		n := 0
+		for _, op := range history {
+			if op.Input.(regInput).key != key || placed[[2]int64{int64(op.ClientId), op.Call}] {
+				continue
+			}
+			if op.Call <= last.Return+int64(20*time.Millisecond) && n < 25 {
+				fmt.Fprintf(&out, "  %s\n", describe(op))
+				if in := op.Input.(regInput); !in.write {
+					for _, w := range history {
+						if wi := w.Input.(regInput); wi.write && wi.value == op.Output {
+							fmt.Fprintf(&out, "      value written by %s\n", describe(w))
+						}
+					}
+				}
+				n++
+			}
+		}
+	}
+	return out.String()
+}
+
+func describe(op porcupine.Operation) string {
+	in := op.Input.(regInput)
+	ret := "?"
+	if op.Return != math.MaxInt64 {
+		ret = fmt.Sprint(op.Return)
+	}
+	if in.write {
+		return fmt.Sprintf("client %d on %v put(%d,%s) %d..%s", op.ClientId, op.Metadata, in.key, in.value, op.Call, ret)
+	}
+	return fmt.Sprintf("client %d on %v get(%d)->%v %d..%s", op.ClientId, op.Metadata, in.key, op.Output, op.Call, ret)
 }

@@ -38,6 +38,13 @@ func (f *forwardService) ReadIndex(_ struct{}, reply *uint64) error {
 	return wire(err)
 }
 
+// Term answers this server's current term: the leader's proof, for a
+// linearizable read, that no later leader exists (see confirmTerm).
+func (f *forwardService) Term(_ struct{}, reply *uint64) error {
+	*reply = f.s.raft.CurrentTerm()
+	return nil
+}
+
 // AddVoter and RemoveServer change membership; args are [id, address].
 func (f *forwardService) AddVoter(args [2]string, _ *struct{}) error {
 	return wire(f.s.changeLocal(args, true))

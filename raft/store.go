@@ -121,6 +121,7 @@ type Store struct {
 	idx   *index
 	fsm   *fsm
 	raft  *hraft.Raft
+	logs  hraft.LogStore // the cached log raft uses, read by leaderReadIndex
 	wal   *wal.WAL
 	meta  *metadb.BoltMetaDB // owned here: wal.Close leaves it (and its file lock) open
 	trans *hraft.NetworkTransport
@@ -182,7 +183,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.mux.forward = serveForward(s)
 	s.fwd = &forwarder{mux: s.mux, timeout: cfg.HeartbeatTimeout, clients: map[string]*rpc.Client{}}
-	go s.mux.serve()
 	s.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
 		Stream: s.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog})
 
@@ -201,6 +201,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cleanup()
 		return nil, fmt.Errorf("log cache: %w", err)
 	}
+	s.logs = logs
 	hasState, err := hraft.HasExistingState(logs, s.wal, snaps)
 	if err != nil {
 		cleanup()
@@ -223,6 +224,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.workers.Add(1)
 		go s.batchWorker()
 	}
+	// Accept connections only now: forwarding RPCs use s.raft. Peers that
+	// dialled earlier wait in the listen backlog.
+	go s.mux.serve()
 	s.log.Info("store open", "dir", cfg.Dir, "addr", s.trans.LocalAddr(), "existing_state", hasState)
 	return s, nil
 }
@@ -585,11 +589,14 @@ func (s *Store) readBarrier(ctx context.Context, opts ReadOptions) error {
 	}
 }
 
-// leaderReadIndex returns the FSM's applied index once leadership is verified.
-// Writes are acknowledged only after the leader's FSM applied them, so this
-// index covers every acknowledged write, provided the leader has applied all
-// entries of earlier terms: a barrier once per term ensures that. (raft's
-// commit index is no substitute: its no-op entries never reach the FSM.)
+// leaderReadIndex returns a log index whose application makes a server's
+// FSM hold every write acknowledged before the call: the last command entry
+// at or below the leader's commit index, once the leader itself has applied
+// it. (The leader's own applied index is not enough: a follower may learn
+// of a commit and apply it before the leader's FSM does, and a read there
+// followed by one elsewhere would then go back in time.) Leadership is
+// confirmed after the commit index is read (confirmTerm), and a barrier once
+// per term makes the commit index cover every earlier term's entries.
 func (s *Store) leaderReadIndex() (uint64, error) {
 	if !s.IsLeader() {
 		return 0, errRemoteNotLeader
@@ -601,11 +608,106 @@ func (s *Store) leaderReadIndex() (uint64, error) {
 		}
 		s.readyTerm.Store(term)
 	}
+	commit := s.raft.CommitIndex()
+	if err := s.confirmTerm(term); err != nil {
+		return 0, err
+	}
+	target, err := s.lastCommandAtOrBelow(commit)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	select {
+	case <-s.idx.waitApplied(target):
+	case <-ctx.Done():
+		return 0, fmt.Errorf("leader FSM did not reach %d: %w", target, ctx.Err())
+	}
+	return target, nil
+}
+
+// maxReadScan bounds how far behind the commit index leaderReadIndex looks
+// for command entries; past it, a barrier settles the question.
+const maxReadScan = 4096
+
+// lastCommandAtOrBelow is the index of the last command entry at or below
+// commit, or the FSM's applied index when there is none above it. Entries
+// the log no longer holds are inside a snapshot, applied already.
+func (s *Store) lastCommandAtOrBelow(commit uint64) (uint64, error) {
 	_, _, _, applied := s.idx.stats()
-	if err := s.raft.VerifyLeader().Error(); err != nil || s.raft.CurrentTerm() != term {
-		return 0, errRemoteNotLeader
+	if commit <= applied {
+		return applied, nil
+	}
+	if commit-applied > maxReadScan {
+		if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
+			return 0, errRemoteNotLeader
+		}
+		_, _, _, applied = s.idx.stats()
+		return applied, nil
+	}
+	var l hraft.Log
+	for i := commit; i > applied; i-- {
+		if err := s.logs.GetLog(i, &l); err != nil {
+			if errors.Is(err, hraft.ErrLogNotFound) {
+				continue
+			}
+			return 0, fmt.Errorf("read log entry %d: %w", i, err)
+		}
+		if l.Type == hraft.LogCommand {
+			return i, nil
+		}
 	}
 	return applied, nil
+}
+
+// confirmTerm proves this server still led in term at a moment after the
+// caller read its applied index: a majority of voters, itself included,
+// answer a question sent after that read with that same term. Terms never
+// go down, so a leader of a later term elected before the read would have
+// needed a vote from one of them, which would answer the later term. (raft's
+// VerifyLeader is not used: it may count a heartbeat acknowledgement whose
+// request left before the read began, so its proof can predate the read.)
+func (s *Store) confirmTerm(term uint64) error {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return errRemoteNotLeader
+	}
+	var peers []hraft.Server
+	voters, self := 0, false
+	for _, sv := range f.Configuration().Servers {
+		if sv.Suffrage != hraft.Voter {
+			continue
+		}
+		voters++
+		if sv.ID == hraft.ServerID(s.cfg.ID) {
+			self = true
+		} else {
+			peers = append(peers, sv)
+		}
+	}
+	if !self {
+		return errRemoteNotLeader
+	}
+	need := voters/2 + 1 - 1 // a majority, less this server
+	confirmed := make(chan bool, len(peers))
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.HeartbeatTimeout)
+	defer cancel()
+	for _, p := range peers {
+		go func() {
+			var t uint64
+			err := s.fwd.call(ctx, p.Address, "Term", struct{}{}, &t)
+			confirmed <- err == nil && t == term
+		}()
+	}
+	for answered := 0; need > 0 && answered < len(peers); answered++ {
+		if <-confirmed {
+			need--
+		}
+	}
+	if need > 0 || !s.IsLeader() || s.raft.CurrentTerm() != term {
+		return errRemoteNotLeader
+	}
+	return nil
 }
 
 // --- watch ---
