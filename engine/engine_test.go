@@ -148,7 +148,7 @@ func TestEventRecorder(t *testing.T) {
 // Ready when they resume.
 func TestNodeRegistrationAndLifecycle(t *testing.T) {
 	e := startEngine(t, Config{DataDir: t.TempDir(), NodeName: "edge-1.site.example",
-		NodeHeartbeatInterval: 50 * time.Millisecond, NodeGracePeriod: 400 * time.Millisecond})
+		NodeHeartbeatInterval: 50 * time.Millisecond, NodeGracePeriod: 1500 * time.Millisecond})
 	cs, err := e.Clientset()
 	if err != nil {
 		t.Fatal(err)
