@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"encoding/json"
 	"net/http"
 	"runtime"
 	"strings"
@@ -58,7 +59,7 @@ func (s *Server) discoveryRoot(w http.ResponseWriter, r *http.Request, core bool
 			}
 			list.Items = append(list.Items, item)
 		}
-		b, _ := jsonMarshal(&list)
+		b, _ := json.Marshal(&list)
 		w.Header().Set("Content-Type", aggregatedV2)
 		w.Header().Set("Vary", "Accept")
 		w.Write(b)

@@ -12,8 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-
-	"github.com/skiffhq/skiff/raft"
 )
 
 // createSub serves POST on a subresource: pods/binding and pods/eviction.
@@ -110,15 +108,11 @@ func (s *Server) evict(w http.ResponseWriter, r *http.Request, req request, ev *
 	terminal := pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
 	if !terminal && pod.DeletionTimestamp == nil {
 		pdbRes, _ := s.reg.Get(schema.GroupVersionResource{Group: "policy", Version: "v1", Resource: "poddisruptionbudgets"})
-		page, err := s.cfg.Store.List(r.Context(), prefix(pdbRes, req.ns), raft.ListOptions{})
+		pdbs, err := s.objs.list(r.Context(), pdbRes, req.ns)
 		if err != nil {
-			return storeError(err, pdbRes, "")
+			return err
 		}
-		for _, kv := range page.KVs {
-			obj, err := s.objs.decode(pdbRes, kv)
-			if err != nil {
-				return err
-			}
+		for _, obj := range pdbs {
 			pdb := obj.(*policyv1.PodDisruptionBudget)
 			sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
 			if err != nil || !sel.Matches(labels.Set(pod.Labels)) {

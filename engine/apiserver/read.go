@@ -19,8 +19,6 @@ import (
 	"github.com/skiffhq/skiff/raft"
 )
 
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
-
 func (s *Server) get(w http.ResponseWriter, r *http.Request, req request) error {
 	obj, err := s.objs.get(r.Context(), req.res, req.ns, req.name)
 	if err != nil {
@@ -119,8 +117,6 @@ func objectFields(obj runtime.Object, m metav1.Object) fields.Set {
 		set["status.phase"] = string(o.Status.Phase)
 	case *corev1.Node:
 		set["spec.unschedulable"] = strconv.FormatBool(o.Spec.Unschedulable)
-	case *corev1.ReplicationController:
-		set["status.replicas"] = strconv.Itoa(int(o.Status.Replicas))
 	}
 	return set
 }

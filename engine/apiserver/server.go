@@ -216,7 +216,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/apis", s.serveAPI)
 	mux.HandleFunc("/apis/", s.serveAPI)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, apierrors.NewNotFound(schemaGR(""), r.URL.Path))
+		writeError(w, notFoundPath(r.URL.Path))
 	})
 	return s.authenticate(s.recoverPanics(mux))
 }

@@ -8,10 +8,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 )
-
-func schemaGR(resource string) schema.GroupResource { return schema.GroupResource{Resource: resource} }
 
 // writeError answers with a metav1.Status, the only error body kubectl and
 // client-go understand. Errors that are not API errors are the server's

@@ -122,6 +122,24 @@ func (s *objectStore) get(ctx context.Context, res *registry.Resource, ns, name 
 	return s.decode(res, kv)
 }
 
+// list decodes every object under res's prefix in namespace ns (all
+// namespaces when ns is ""), read at the latest revision.
+func (s *objectStore) list(ctx context.Context, res *registry.Resource, ns string) ([]runtime.Object, error) {
+	page, err := s.store.List(ctx, prefix(res, ns), raft.ListOptions{})
+	if err != nil {
+		return nil, storeError(err, res, "")
+	}
+	objs := make([]runtime.Object, 0, len(page.KVs))
+	for _, kv := range page.KVs {
+		obj, err := s.decode(res, kv)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, obj)
+	}
+	return objs, nil
+}
+
 func (s *objectStore) create(ctx context.Context, res *registry.Resource, ns, name string, obj runtime.Object) (runtime.Object, error) {
 	b, err := s.value(res, obj)
 	if err != nil {

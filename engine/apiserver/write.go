@@ -247,8 +247,7 @@ func (s *Server) ensureNamespaces(ctx context.Context) error {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name,
 			Labels: map[string]string{corev1.LabelMetadataName: name}}}
 		ns.SetGroupVersionKind(nsRes.GVK())
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "/", nil)
-		if _, err := s.createObject(ctx, nsRes, ns, req, ""); err != nil && !apierrors.IsAlreadyExists(err) {
+		if _, err := s.createObject(ctx, nsRes, ns, nil, ""); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}
 	}
@@ -423,8 +422,8 @@ func specOf(obj runtime.Object) string {
 }
 
 func equalStored(a, b runtime.Object) bool {
-	ab, err1 := encode(a.DeepCopyObject())
-	bb, err2 := encode(b.DeepCopyObject())
+	ab, err1 := encode(a)
+	bb, err2 := encode(b)
 	return err1 == nil && err2 == nil && bytes.Equal(ab, bb)
 }
 
@@ -648,16 +647,12 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, req re
 	if err != nil {
 		return err
 	}
-	page, err := s.cfg.Store.List(r.Context(), prefix(req.res, req.ns), raft.ListOptions{})
+	objs, err := s.objs.list(r.Context(), req.res, req.ns)
 	if err != nil {
-		return storeError(err, req.res, "")
+		return err
 	}
 	var deleted []runtime.Object
-	for _, kv := range page.KVs {
-		obj, err := s.objs.decode(req.res, kv)
-		if err != nil {
-			return err
-		}
+	for _, obj := range objs {
 		if !sel.matches(obj) {
 			continue
 		}
