@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiffhq/skiff/engine/apiserver"
+	"github.com/skiffhq/skiff/internal/latency"
 	"github.com/skiffhq/skiff/raft"
 )
 
@@ -205,7 +206,7 @@ func measure(ctx context.Context, n, conc int, fn func(i int) error) (Result, er
 		return Result{}, err
 	}
 	slices.Sort(lat)
-	return Result{Count: n, PerSecond: float64(n) / elapsed.Seconds(), P50: lat[n/2], P99: lat[min(n-1, n*99/100)]}, nil
+	return Result{Count: n, PerSecond: float64(n) / elapsed.Seconds(), P50: latency.Percentile(lat, 50), P99: latency.Percentile(lat, 99)}, nil
 }
 
 func versions() string {

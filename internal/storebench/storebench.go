@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -36,6 +35,7 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"go.etcd.io/bbolt"
 
+	"github.com/skiffhq/skiff/internal/latency"
 	"github.com/skiffhq/skiff/raft"
 )
 
@@ -376,7 +376,7 @@ func (b *bench) fill(r *Result, l load, io0 int64) error {
 		return errors.New("no write completed")
 	}
 	r.WritesPerSec = float64(r.Writes) / l.elapsed.Seconds()
-	r.P50, r.P99, r.Max = percentile(l.lat, 50), percentile(l.lat, 99), l.lat[len(l.lat)-1]
+	r.P50, r.P99, r.Max = latency.Percentile(l.lat, 50), latency.Percentile(l.lat, 99), l.lat[len(l.lat)-1]
 	if b.measureIO {
 		io1, err := b.ioMark()
 		if err != nil {
@@ -458,20 +458,6 @@ func drive(ctx context.Context, writers int, d time.Duration, maxWrites int, wri
 	slices.Sort(all)
 	l.lat = all
 	return l
-}
-
-// percentile returns the p-th percentile (0 < p <= 100) of sorted by the
-// nearest-rank method: the smallest value with at least p% of the values at
-// or below it. It returns 0 for no values; p <= 0 gives the minimum.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	n := len(sorted)
-	if n == 0 {
-		return 0
-	}
-	// The epsilon keeps float rounding (1000*99.9/100 = 999.0000000000001)
-	// from pushing an exact rank up by one.
-	rank := int(math.Ceil(float64(n)*p/100 - 1e-9))
-	return sorted[min(max(rank, 1), n)-1]
 }
 
 // --- output ---
