@@ -50,6 +50,9 @@ type Engine struct {
 	conns    []*bus.Conn
 	events   record.EventBroadcaster // started by the first EventRecorder
 	token    string
+	// stoppers undo what the start* functions of the other files started,
+	// run last first.
+	stoppers []func()
 }
 
 // New checks cfg and returns an engine that has not started. It touches
@@ -107,15 +110,23 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("start store: %w", err)
 	}
-	e.bus, err = bus.Start(ctx, bus.Config{Name: e.cfg.NodeName, Logger: e.log})
+	e.bus, err = bus.Start(ctx, e.busConfig())
 	if err != nil {
 		return fmt.Errorf("start bus: %w", err)
 	}
 	if err := e.store.WaitLeader(ctx); err != nil {
 		return fmt.Errorf("store not ready: %w", err)
 	}
+	routes, err := e.startRegistry(ctx)
+	if err != nil {
+		return err
+	}
+	streams, err := e.podStreams(ctx)
+	if err != nil {
+		return err
+	}
 	e.api, err = apiserver.New(apiserver.Config{Listen: e.cfg.APIListen, PKIDir: filepath.Join(e.cfg.DataDir, pkiSubdir),
-		Token: e.token, Store: e.store, ServiceCIDR: e.cfg.ServiceCIDR, Logger: e.log})
+		Token: e.token, Store: e.store, ServiceCIDR: e.cfg.ServiceCIDR, Logger: e.log, Routes: routes, PodStreams: streams})
 	if err != nil {
 		return err
 	}
@@ -123,6 +134,12 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := e.startNodes(ctx); err != nil {
+		return err
+	}
+	if err := e.startControllers(ctx); err != nil {
+		return err
+	}
+	if err := e.startServices(ctx); err != nil {
 		return err
 	}
 	kc, err := e.api.Kubeconfig()
@@ -203,6 +220,10 @@ func (e *Engine) Stop(ctx context.Context) error {
 
 func (e *Engine) stopLocked() error {
 	var errs []error
+	for i := len(e.stoppers) - 1; i >= 0; i-- {
+		e.stoppers[i]()
+	}
+	e.stoppers = nil
 	if e.agent != nil {
 		e.agent.Stop()
 		e.agent = nil

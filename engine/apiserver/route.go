@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -114,7 +115,24 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, req reque
 		writeError(w, notFoundPath(req.res.Resource+"/"+req.sub))
 		return
 	}
+	if h := s.cfg.PodStreams[req.sub]; h != nil && req.res.Resource == "pods" && req.res.Group == "" && req.name != "" {
+		s.metrics.observe(w, r, req, func(w http.ResponseWriter) {
+			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), podRefKey{}, PodRef{Namespace: req.ns, Name: req.name})))
+		})
+		return
+	}
 	s.metrics.observe(w, r, req, func(w http.ResponseWriter) { s.dispatch(w, r, req) })
+}
+
+// PodRef names the pod a PodStreams handler serves.
+type PodRef struct{ Namespace, Name string }
+
+type podRefKey struct{}
+
+// PodRefFrom returns the pod a PodStreams handler was called for.
+func PodRefFrom(r *http.Request) (PodRef, bool) {
+	ref, ok := r.Context().Value(podRefKey{}).(PodRef)
+	return ref, ok
 }
 
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, req request) {

@@ -48,6 +48,15 @@ type Config struct {
 	ServiceCIDR string
 	// Logger receives request errors and lifecycle logs. Default slog.Default().
 	Logger *slog.Logger
+	// PodStreams serves the streaming pod subresources ("log", "exec",
+	// "portforward") by name, relaying them to the pod's node. The handler
+	// finds the pod with PodRef. A subresource with no handler answers 405.
+	PodStreams map[string]http.Handler
+	// Routes are extra handlers served on the API's port beside the
+	// Kubernetes API, keyed by ServeMux pattern (the embedded registry's
+	// "/v2/"). They do their own authentication: OCI clients authenticate
+	// their own way.
+	Routes map[string]http.Handler
 }
 
 // Server is a running (or ready to start) API server.
@@ -218,7 +227,16 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, notFoundPath(r.URL.Path))
 	})
-	return s.authenticate(s.recoverPanics(mux))
+	api := s.authenticate(s.recoverPanics(mux))
+	if len(s.cfg.Routes) == 0 {
+		return api
+	}
+	outer := http.NewServeMux()
+	outer.Handle("/", api)
+	for pattern, h := range s.cfg.Routes {
+		outer.Handle(pattern, s.recoverPanics(h))
+	}
+	return outer
 }
 
 // publicPaths answer without credentials, as Kubernetes' default
