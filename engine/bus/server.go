@@ -84,6 +84,19 @@ type Config struct {
 	// ReadyTimeout bounds how long Start waits for the server to be ready for
 	// connections. Default DefaultReadyTimeout.
 	ReadyTimeout time.Duration
+
+	// JetStreamDir, if set, enables JetStream (persistent streams, key-value
+	// and object stores) with file storage; nats-server keeps its files in
+	// JetStreamDir/jetstream. Every write is fsynced before JetStream
+	// acknowledges it (nats-server's sync_interval "always"), so an
+	// acknowledged write survives a crash, as the raft store's do. Default
+	// empty: no JetStream, and nothing is written to disk.
+	JetStreamDir string
+
+	// JetStreamMaxStore bounds the disk JetStream may use, in bytes. Default
+	// 0: nats-server's own default (a share of the disk's free space).
+	// Requires JetStreamDir.
+	JetStreamMaxStore int64
 }
 
 // Server is a running embedded NATS server.
@@ -179,10 +192,25 @@ func (cfg Config) natsOptions() (*server.Options, error) {
 	if cfg.ReadyTimeout < 0 {
 		return nil, bad("ReadyTimeout %v is negative", cfg.ReadyTimeout)
 	}
+	if cfg.JetStreamMaxStore < 0 {
+		return nil, bad("JetStreamMaxStore %d is negative", cfg.JetStreamMaxStore)
+	}
+	if cfg.JetStreamMaxStore > 0 && cfg.JetStreamDir == "" {
+		return nil, bad("JetStreamMaxStore is set but JetStreamDir is empty")
+	}
 	opts := &server.Options{
 		ServerName:    cfg.Name,
 		NoSigs:        true, // the embedding program owns signals
 		Authorization: cfg.Token,
+	}
+	if cfg.JetStreamDir != "" {
+		opts.JetStream = true
+		opts.StoreDir = cfg.JetStreamDir
+		opts.JetStreamMaxStore = cfg.JetStreamMaxStore
+		// An acknowledged write must be on disk: the default fsyncs every
+		// two minutes and would lose the last ones on a power cut.
+		opts.SyncAlways = true
+		opts.DisableJetStreamBanner = true
 	}
 	if cfg.Listen == "" {
 		if cfg.TLS != nil {
