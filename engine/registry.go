@@ -2,16 +2,59 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"path/filepath"
 
 	"github.com/skiffhq/skiff/engine/bus"
+	"github.com/skiffhq/skiff/engine/registry"
 )
 
-// busConfig is the embedded NATS server's configuration.
+const (
+	// busSubdir holds the bus's JetStream files (DataDir/bus/jetstream):
+	// the embedded registry's blobs, manifests and tags.
+	busSubdir = "bus"
+	// registryUploadsSubdir holds blob uploads in progress; emptied at start.
+	registryUploadsSubdir = "registry/uploads"
+)
+
+// busConfig is the embedded NATS server's configuration. JetStream is on,
+// with file storage in the data directory, for the embedded registry.
 func (e *Engine) busConfig() bus.Config {
-	return bus.Config{Name: e.cfg.NodeName, Logger: e.log}
+	return bus.Config{Name: e.cfg.NodeName, Logger: e.log, JetStreamDir: filepath.Join(e.cfg.DataDir, busSubdir)}
 }
 
-// startRegistry starts the embedded image registry and returns the routes
-// it serves on the API port. Not built yet.
-func (e *Engine) startRegistry(ctx context.Context) (map[string]http.Handler, error) { return nil, nil }
+// registryReplicas is how many servers keep each registry object:
+// min(3, servers). The engine runs one server today.
+func (e *Engine) registryReplicas() int {
+	servers := 1
+	return min(3, servers)
+}
+
+// startRegistry opens the embedded image registry in the bus's JetStream,
+// serves it to node agents over the bus (registry.Subject) and returns its
+// routes on the API port ("/v2/"), behind the cluster token.
+func (e *Engine) startRegistry(ctx context.Context) (map[string]http.Handler, error) {
+	conn, err := e.bus.Connect(ctx, "registry")
+	if err != nil {
+		return nil, fmt.Errorf("registry bus connection: %w", err)
+	}
+	e.stoppers = append(e.stoppers, conn.Close)
+	reg, err := registry.Open(ctx, registry.Config{
+		Bus:       conn,
+		Replicas:  e.registryReplicas(),
+		UploadDir: filepath.Join(e.cfg.DataDir, registryUploadsSubdir),
+		Logger:    e.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start registry: %w", err)
+	}
+	e.stoppers = append(e.stoppers, reg.Close)
+	// The bus server outlives Start's ctx; so must the responder.
+	stop, err := registry.Serve(context.WithoutCancel(ctx), conn, reg.Handler(), e.log)
+	if err != nil {
+		return nil, fmt.Errorf("start registry: %w", err)
+	}
+	e.stoppers = append(e.stoppers, stop)
+	return map[string]http.Handler{"/v2/": registry.Authenticate(e.token, reg.Handler())}, nil
+}

@@ -39,6 +39,6 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	root.AddCommand(newServerCmd(), newKubeconfigCmd(), newBenchCmd(), newVersionCmd())
+	root.AddCommand(newServerCmd(), newKubeconfigCmd(), newBenchCmd(), newVersionCmd(), newImageCmd())
 	return root
 }
