@@ -100,6 +100,12 @@ type RunSpec struct {
 	// WASI preview1 has no hostname call (Go's os.Hostname in a wasip1 guest
 	// always says "wasip1"), so the environment is the only channel.
 	Hostname string
+
+	// Listeners are TCP sockets opened for the guest before it starts (the
+	// container's ports), at guest descriptors FirstListenerFD and up, in
+	// order. See Listener. An address that cannot be bound fails the Run
+	// with ErrListen before the guest runs.
+	Listeners []Listener
 }
 
 // Mount pre-opens a host directory for the guest.
@@ -167,6 +173,12 @@ func (r *Runtime) Run(ctx context.Context, mod *Module, spec RunSpec) (ExitStatu
 	defer cancel(nil)
 	stop := context.AfterFunc(r.life, func() { cancel(ErrClosed) })
 	defer stop()
+	// The guest's sockets live in ctx, where the WASI functions find them.
+	ctx, closeSockets, err := openSockets(ctx, spec.Listeners)
+	if err != nil {
+		return ExitStatus{}, fmt.Errorf("wasm: run %s: %w", mod.digest, err)
+	}
+	defer closeSockets()
 
 	var mem *limitAllocator
 	if spec.MemoryLimitBytes > 0 {
@@ -306,6 +318,9 @@ func (r *Runtime) moduleConfig(spec RunSpec) (wazero.ModuleConfig, error) {
 		if strings.IndexByte(a, 0) >= 0 {
 			return nil, fmt.Errorf("%w: argument %q contains NUL", ErrInvalidSpec, a)
 		}
+	}
+	if err := validateListeners(spec.Listeners); err != nil {
+		return nil, err
 	}
 	mc := r.base.WithArgs(spec.Args...)
 

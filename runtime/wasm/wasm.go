@@ -34,7 +34,6 @@ import (
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
 // Errors returned by this package. Compare with errors.Is; the returned
@@ -147,7 +146,8 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 
 	wr := wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, wr); err != nil {
+	// WASI with this package's sockets and cancellable sleeps (listen.go).
+	if _, err := instantiateWASI(ctx, wr); err != nil {
 		_ = wr.Close(ctx)
 		if cache != nil {
 			_ = cache.Close(ctx)

@@ -1,0 +1,717 @@
+package wasm
+
+// Why this file serves the guest's sockets instead of wazero 1.12
+// (experimental/sock and imports/wasi_snapshot_preview1), as measured with a
+// Go net/http guest on pre-opened listeners:
+//
+//   - wazero reports a pre-opened listener as blocking (fd_fdstat_get: no
+//     NONBLOCK flag), so Go's os.NewFile does not register it with the
+//     network poller and the guest's accept is a blocking sock_accept: the
+//     host thread waits in net.TCPListener.Accept, and with it every
+//     goroutine of the guest (wasip1 has one thread). The accept loop takes
+//     connections but no handler ever runs: net/http serves nothing. The
+//     blocked host call also ignores the context, so the Run cannot be
+//     stopped until a client connects.
+//   - A guest that sets the listener non-blocking first gets served, but
+//     poll_oneoff (poll.go) answers fd_read on a non-blocking socket "ready"
+//     at once without looking at it, so Go's netpoller never sleeps: the
+//     parked goroutines are woken, read EAGAIN and park again, and an idle
+//     server burns a whole core (1.02 s CPU per second idle). With a clock
+//     subscription beside such fds, poll_oneoff acknowledges them and then
+//     sleeps the clock's whole timeout; and it answers every fd_write
+//     subscription with ENOTSUP, which Go's netpoller turns into an event
+//     error on the descriptor (later reads fail with "not pollable").
+//   - Closing an accepted connection does not close it: tcpConnFile.close
+//     marks it closed and then calls Shutdown(SHUT_RDWR), which calls close
+//     again and returns early. The host descriptor stays open until Go's
+//     garbage collector finalizes the net.TCPConn (50 closed connections left
+//     50 descriptors open), and the client sees no FIN.
+//
+// Here every socket is a plain non-blocking host descriptor owned by the Run
+// (sockTable); the guest's view of blocking mode is emulated by waiting in
+// ppoll; poll_oneoff waits in ppoll on the host descriptors behind the
+// guest's subscriptions, with the shortest clock as its timeout and an
+// eventfd that the Run's context signals, so cancelling a Run wakes a guest
+// waiting on a socket.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+	"golang.org/x/sys/unix"
+)
+
+// maxConns bounds the connections one Run holds open at once, so a guest
+// that never closes what it accepts cannot use up the node's descriptors;
+// accept answers EMFILE beyond it, as a process at its limit sees.
+const maxConns = 4096
+
+// WASI file types and flags used for sockets.
+const (
+	filetypeSocketStream = 6
+	fdflagNonblock       = 1 << 2
+	riflagRecvPeek       = 1 << 0
+	riflagRecvWaitall    = 1 << 1
+	sdflagRD             = 1 << 0
+	sdflagWR             = 1 << 1
+
+	// Rights a socket descriptor reports: read, write, set flags,
+	// filestat get, poll, shutdown, accept.
+	socketRights = 1<<1 | 1<<6 | 1<<3 | 1<<21 | 1<<27 | 1<<28 | 1<<29
+)
+
+// sockCtxKey is the context key of a Run's *sockTable: host functions get
+// the context the guest was called with, which is how they find the Run's
+// sockets.
+type sockCtxKey struct{}
+
+// sockTable holds one Run's sockets. The guest is single-threaded and host
+// functions run on the Run's goroutine, so only the wake descriptor is
+// touched from elsewhere (mu).
+type sockTable struct {
+	files      map[uint32]*sockFile // by guest fd
+	nListeners int
+	conns      int
+
+	mu         sync.Mutex
+	wake       int // eventfd, readable once the Run's context is done
+	wakeClosed bool
+}
+
+// sockFile is one guest socket descriptor.
+type sockFile struct {
+	fd       int  // host descriptor, always non-blocking
+	listener bool // accepts rather than reads
+	nonblock bool // the guest's view: EAGAIN instead of waiting
+}
+
+// openSockets opens the Run's listeners and returns ctx carrying them for the
+// WASI functions, and a release function that closes every socket of the Run.
+// Without listeners it returns ctx unchanged.
+func openSockets(ctx context.Context, ls []Listener) (context.Context, func(), error) {
+	if len(ls) == 0 {
+		return ctx, func() {}, nil
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return ctx, nil, fmt.Errorf("%w: eventfd: %w", ErrListen, err)
+	}
+	t := &sockTable{files: make(map[uint32]*sockFile, len(ls)), wake: wake}
+	for i, l := range ls {
+		fd, err := listenerFD(l)
+		if err != nil {
+			t.close()
+			return ctx, nil, fmt.Errorf("%w: listener %d: %w", ErrListen, i, err)
+		}
+		t.files[FirstListenerFD+uint32(i)] = &sockFile{fd: fd, listener: true}
+		t.nListeners++
+	}
+	stop := context.AfterFunc(ctx, t.signal)
+	return context.WithValue(ctx, sockCtxKey{}, t), func() {
+		stop()
+		t.close()
+	}, nil
+}
+
+// listenerFD returns a host descriptor of its own for l, non-blocking.
+func listenerFD(l Listener) (int, error) {
+	tl := l.TCP
+	if tl == nil {
+		ln, err := net.Listen("tcp", net.JoinHostPort(l.Host, strconv.Itoa(l.Port)))
+		if err != nil {
+			return -1, err
+		}
+		tl = ln.(*net.TCPListener)
+		defer tl.Close() // the duplicate below keeps the socket
+	}
+	raw, err := tl.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	cerr := raw.Control(func(s uintptr) {
+		fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	})
+	if cerr != nil {
+		return -1, cerr
+	}
+	if err != nil {
+		return -1, fmt.Errorf("dup: %w", err)
+	}
+	// The duplicate shares the file status flags with Go's descriptor,
+	// which is non-blocking already; say so anyway.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// signal wakes any wait of the Run: its context is done.
+func (t *sockTable) signal() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.wakeClosed {
+		var one [8]byte
+		one[0] = 1 // host byte order is little-endian on every platform wazero compiles for
+		_, _ = unix.Write(t.wake, one[:])
+	}
+}
+
+func (t *sockTable) close() {
+	for fd, f := range t.files {
+		_ = unix.Close(f.fd)
+		delete(t.files, fd)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.wakeClosed {
+		t.wakeClosed = true
+		_ = unix.Close(t.wake)
+	}
+}
+
+// wait blocks until the host descriptor fd has events, or the Run's context
+// ends (EINTR, after which wazero ends the guest).
+func (t *sockTable) wait(fd int, events int16) uint64 {
+	pfds := []unix.PollFd{{Fd: int32(fd), Events: events}, {Fd: int32(t.wake), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Ppoll(pfds, nil, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return toErrno(err)
+		}
+		if pfds[1].Revents != 0 {
+			return errnoIntr
+		}
+		return errnoSuccess
+	}
+}
+
+// isSock reports whether a WASI fd argument is in the sockets' range.
+func isSock(arg uint64) bool { return uint32(arg) >= FirstListenerFD }
+
+// sockFunc implements one WASI function for a socket descriptor; stack holds
+// the function's parameters and returns nothing but the errno.
+type sockFunc func(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64
+
+// sockFuncs are the WASI functions a socket supports.
+var sockFuncs = map[string]sockFunc{
+	"fd_read":             sockRead,
+	"fd_write":            sockWrite,
+	"fd_close":            sockClose,
+	"fd_fdstat_get":       sockFdstatGet,
+	"fd_fdstat_set_flags": sockFdstatSetFlags,
+	"fd_filestat_get":     sockFilestatGet,
+	"sock_accept":         sockAccept,
+	"sock_recv":           sockRecv,
+	"sock_send":           sockSend,
+	"sock_shutdown":       sockShutdown,
+}
+
+// sockErrno is what the other descriptor functions answer for a socket, as
+// Linux answers them.
+func sockErrno(name string) uint64 {
+	switch {
+	case name == "fd_seek", name == "fd_tell", name == "fd_pread", name == "fd_pwrite", name == "fd_advise":
+		return errnoSpipe
+	case name == "fd_readdir", strings.HasPrefix(name, "path_"):
+		return errnoNotdir
+	case name == "fd_prestat_get", name == "fd_prestat_dir_name":
+		return errnoBadf // not a pre-opened directory
+	}
+	return errnoInval
+}
+
+// wrapWASI returns the replacement of wazero's WASI function name, or nil to
+// keep wazero's.
+func wrapWASI(name string, orig api.GoModuleFunction) api.GoModuleFunction {
+	switch {
+	case name == "poll_oneoff":
+		return api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+			pollOneoff(ctx, mod, stack, orig)
+		})
+	case name == "fd_renumber":
+		return api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+			if isSock(stack[0]) || isSock(stack[1]) {
+				if sockets(ctx) != nil {
+					stack[0] = errnoNotsup
+					return
+				}
+			}
+			orig.Call(ctx, mod, stack)
+		})
+	case strings.HasPrefix(name, "fd_"), strings.HasPrefix(name, "path_"), strings.HasPrefix(name, "sock_"):
+		impl := sockFuncs[name]
+		errno := sockErrno(name)
+		return api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+			// The first parameter of each is a descriptor; files and
+			// stdio are far below the sockets, so they cost one compare.
+			if !isSock(stack[0]) {
+				orig.Call(ctx, mod, stack)
+				return
+			}
+			t := sockets(ctx)
+			if t == nil {
+				orig.Call(ctx, mod, stack)
+				return
+			}
+			f := t.files[uint32(stack[0])]
+			switch {
+			case f == nil:
+				stack[0] = errnoBadf
+			case impl == nil:
+				stack[0] = errno
+			default:
+				stack[0] = impl(t, f, mod, stack)
+			}
+		})
+	}
+	return nil
+}
+
+func sockets(ctx context.Context) *sockTable {
+	t, _ := ctx.Value(sockCtxKey{}).(*sockTable)
+	return t
+}
+
+// iovecs returns views of the guest's buffers described by an iovec array.
+func iovecs(mem api.Memory, iovs, n uint32) ([][]byte, uint64) {
+	if n > 1024 { // IOV_MAX
+		return nil, errnoInval
+	}
+	bufs := make([][]byte, 0, n)
+	for i := range n {
+		ptr, ok1 := mem.ReadUint32Le(iovs + 8*i)
+		size, ok2 := mem.ReadUint32Le(iovs + 8*i + 4)
+		if !ok1 || !ok2 {
+			return nil, errnoFault
+		}
+		b, ok := mem.Read(ptr, size)
+		if !ok {
+			return nil, errnoFault
+		}
+		if size > 0 {
+			bufs = append(bufs, b)
+		}
+	}
+	return bufs, errnoSuccess
+}
+
+// readv reads into bufs from f, waiting unless the guest asked for
+// non-blocking mode.
+func (t *sockTable) readv(f *sockFile, bufs [][]byte, flags int) (int, uint64) {
+	if len(bufs) == 0 {
+		return 0, errnoSuccess
+	}
+	for {
+		var n int
+		var err error
+		if flags == 0 {
+			n, err = unix.Readv(f.fd, bufs)
+		} else {
+			// Only the first buffer with flags (MSG_PEEK, MSG_WAITALL):
+			// a short read is allowed.
+			n, _, err = unix.Recvfrom(f.fd, bufs[0], flags)
+		}
+		switch {
+		case err == nil:
+			return n, errnoSuccess
+		case err == unix.EINTR:
+		case err == unix.EAGAIN && !f.nonblock:
+			if e := t.wait(f.fd, unix.POLLIN); e != errnoSuccess {
+				return 0, e
+			}
+		default:
+			return 0, toErrno(err)
+		}
+	}
+}
+
+// writev writes bufs to f, waiting unless the guest asked for non-blocking
+// mode. A blocking write returns once some bytes are written, as write(2)
+// may.
+func (t *sockTable) writev(f *sockFile, bufs [][]byte) (int, uint64) {
+	if len(bufs) == 0 {
+		return 0, errnoSuccess
+	}
+	for {
+		n, err := unix.Writev(f.fd, bufs)
+		switch {
+		case err == nil:
+			return n, errnoSuccess
+		case err == unix.EINTR:
+		case err == unix.EAGAIN && !f.nonblock:
+			if e := t.wait(f.fd, unix.POLLOUT); e != errnoSuccess {
+				return 0, e
+			}
+		default:
+			return 0, toErrno(err)
+		}
+	}
+}
+
+// sockRead is fd_read(fd, iovs, iovs_len, result.nread).
+func sockRead(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64 {
+	bufs, e := iovecs(mod.Memory(), uint32(stack[1]), uint32(stack[2]))
+	if e != errnoSuccess {
+		return e
+	}
+	n, e := t.readv(f, bufs, 0)
+	if e != errnoSuccess {
+		return e
+	}
+	if !mod.Memory().WriteUint32Le(uint32(stack[3]), uint32(n)) {
+		return errnoFault
+	}
+	return errnoSuccess
+}
+
+// sockWrite is fd_write(fd, iovs, iovs_len, result.nwritten).
+func sockWrite(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64 {
+	bufs, e := iovecs(mod.Memory(), uint32(stack[1]), uint32(stack[2]))
+	if e != errnoSuccess {
+		return e
+	}
+	n, e := t.writev(f, bufs)
+	if e != errnoSuccess {
+		return e
+	}
+	if !mod.Memory().WriteUint32Le(uint32(stack[3]), uint32(n)) {
+		return errnoFault
+	}
+	return errnoSuccess
+}
+
+// sockRecv is sock_recv(fd, ri_data, ri_data_len, ri_flags,
+// result.ro_datalen, result.ro_flags).
+func sockRecv(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64 {
+	if f.listener {
+		return errnoNotconn
+	}
+	bufs, e := iovecs(mod.Memory(), uint32(stack[1]), uint32(stack[2]))
+	if e != errnoSuccess {
+		return e
+	}
+	riflags := uint16(stack[3])
+	if riflags&^(riflagRecvPeek|riflagRecvWaitall) != 0 {
+		return errnoInval
+	}
+	flags := 0
+	if riflags&riflagRecvPeek != 0 {
+		flags |= unix.MSG_PEEK
+	}
+	if riflags&riflagRecvWaitall != 0 {
+		flags |= unix.MSG_WAITALL
+	}
+	n, e := t.readv(f, bufs, flags)
+	if e != errnoSuccess {
+		return e
+	}
+	mem := mod.Memory()
+	if !mem.WriteUint32Le(uint32(stack[4]), uint32(n)) || !mem.WriteUint16Le(uint32(stack[5]), 0) {
+		return errnoFault
+	}
+	return errnoSuccess
+}
+
+// sockSend is sock_send(fd, si_data, si_data_len, si_flags,
+// result.so_datalen).
+func sockSend(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64 {
+	if f.listener {
+		return errnoNotconn
+	}
+	if uint16(stack[3]) != 0 {
+		return errnoInval // preview1 defines no send flags
+	}
+	bufs, e := iovecs(mod.Memory(), uint32(stack[1]), uint32(stack[2]))
+	if e != errnoSuccess {
+		return e
+	}
+	n, e := t.writev(f, bufs)
+	if e != errnoSuccess {
+		return e
+	}
+	if !mod.Memory().WriteUint32Le(uint32(stack[4]), uint32(n)) {
+		return errnoFault
+	}
+	return errnoSuccess
+}
+
+// sockClose is fd_close(fd).
+func sockClose(t *sockTable, f *sockFile, _ api.Module, stack []uint64) uint64 {
+	delete(t.files, uint32(stack[0]))
+	if !f.listener {
+		t.conns--
+	}
+	if err := unix.Close(f.fd); err != nil {
+		return toErrno(err)
+	}
+	return errnoSuccess
+}
+
+// sockShutdown is sock_shutdown(fd, how).
+func sockShutdown(_ *sockTable, f *sockFile, _ api.Module, stack []uint64) uint64 {
+	var how int
+	switch uint32(stack[1]) {
+	case sdflagRD:
+		how = unix.SHUT_RD
+	case sdflagWR:
+		how = unix.SHUT_WR
+	case sdflagRD | sdflagWR:
+		how = unix.SHUT_RDWR
+	default:
+		return errnoInval
+	}
+	if err := unix.Shutdown(f.fd, how); err != nil {
+		return toErrno(err)
+	}
+	return errnoSuccess
+}
+
+// sockAccept is sock_accept(fd, flags, result.fd).
+func sockAccept(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64 {
+	if !f.listener {
+		return errnoInval
+	}
+	flags := uint16(stack[1])
+	if flags&^fdflagNonblock != 0 {
+		return errnoInval
+	}
+	if t.conns >= maxConns {
+		return errnoMfile
+	}
+	var nfd int
+	for {
+		var err error
+		nfd, _, err = unix.Accept4(f.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err == nil {
+			break
+		}
+		switch {
+		case err == unix.EINTR, err == unix.ECONNABORTED:
+			// A connection reset while queued: take the next.
+		case err == unix.EAGAIN && !f.nonblock:
+			if e := t.wait(f.fd, unix.POLLIN); e != errnoSuccess {
+				return e
+			}
+		default:
+			return toErrno(err)
+		}
+	}
+	gfd := uint32(FirstListenerFD + t.nListeners)
+	for t.files[gfd] != nil {
+		gfd++
+	}
+	if !mod.Memory().WriteUint32Le(uint32(stack[2]), gfd) {
+		_ = unix.Close(nfd)
+		return errnoFault
+	}
+	t.files[gfd] = &sockFile{fd: nfd, nonblock: flags&fdflagNonblock != 0}
+	t.conns++
+	return errnoSuccess
+}
+
+// sockFdstatGet is fd_fdstat_get(fd, result.stat).
+func sockFdstatGet(_ *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64 {
+	var st [24]byte
+	st[0] = filetypeSocketStream
+	if f.nonblock {
+		le.PutUint16(st[2:], fdflagNonblock)
+	}
+	le.PutUint64(st[8:], socketRights)
+	le.PutUint64(st[16:], socketRights)
+	if !mod.Memory().Write(uint32(stack[1]), st[:]) {
+		return errnoFault
+	}
+	return errnoSuccess
+}
+
+// sockFdstatSetFlags is fd_fdstat_set_flags(fd, flags): only NONBLOCK means
+// something for a socket.
+func sockFdstatSetFlags(_ *sockTable, f *sockFile, _ api.Module, stack []uint64) uint64 {
+	flags := uint16(stack[1])
+	if flags&^fdflagNonblock != 0 {
+		return errnoInval
+	}
+	f.nonblock = flags&fdflagNonblock != 0
+	return errnoSuccess
+}
+
+// sockFilestatGet is fd_filestat_get(fd, result.buf): a socket with no
+// size or times.
+func sockFilestatGet(_ *sockTable, _ *sockFile, mod api.Module, stack []uint64) uint64 {
+	var st [64]byte
+	st[16] = filetypeSocketStream
+	le.PutUint64(st[24:], 1) // nlink
+	if !mod.Memory().Write(uint32(stack[1]), st[:]) {
+		return errnoFault
+	}
+	return errnoSuccess
+}
+
+// pollOneoff is poll_oneoff(in, out, nsubscriptions, result.nevents).
+func pollOneoff(ctx context.Context, mod api.Module, stack []uint64, orig api.GoModuleFunction) {
+	t := sockets(ctx)
+	a, e := readPollArgs(mod, stack)
+	switch {
+	case e != errnoSuccess:
+		stack[0] = e
+	case a.clockOnly():
+		stack[0] = sleepClocks(ctx, mod, a)
+	case t == nil || !a.hasSockets():
+		// Files and stdin only: wazero's semantics, unchanged.
+		orig.Call(ctx, mod, stack)
+	default:
+		stack[0] = t.poll(ctx, mod, a)
+	}
+}
+
+func (a pollArgs) hasSockets() bool {
+	for _, s := range a.subs {
+		if s.typ != eventtypeClock && s.fd >= FirstListenerFD {
+			return true
+		}
+	}
+	return false
+}
+
+// poll waits for the guest's socket subscriptions with ppoll.
+// Subscriptions on other descriptors (files, stdio) are reported ready at
+// once, as poll(2) reports regular files and as wazero reports non-blocking
+// descriptors; the guest's next read or write tells the truth.
+func (t *sockTable) poll(ctx context.Context, mod api.Module, a pollArgs) uint64 {
+	pfds := make([]unix.PollFd, 0, len(a.subs)+1)
+	slot := make([]int, len(a.subs)) // index in pfds, or -1
+	n := 0                           // events written
+	for i, s := range a.subs {
+		slot[i] = -1
+		if s.typ == eventtypeClock {
+			continue
+		}
+		if s.fd < FirstListenerFD {
+			putEvent(a.out[n*eventSize:], s.userdata, errnoSuccess, s.typ, false)
+			n++
+			continue
+		}
+		f := t.files[s.fd]
+		if f == nil {
+			putEvent(a.out[n*eventSize:], s.userdata, errnoBadf, s.typ, false)
+			n++
+			continue
+		}
+		ev := int16(unix.POLLIN)
+		if s.typ == eventtypeFdWrite {
+			ev = unix.POLLOUT
+		}
+		slot[i] = len(pfds)
+		pfds = append(pfds, unix.PollFd{Fd: int32(f.fd), Events: ev})
+	}
+	wake := len(pfds)
+	pfds = append(pfds, unix.PollFd{Fd: int32(t.wake), Events: unix.POLLIN})
+
+	timeout := a.minTimeout() // -1: none
+	if n > 0 || ctx.Err() != nil {
+		timeout = 0
+	}
+	start := time.Now()
+	for {
+		var ts *unix.Timespec
+		if timeout >= 0 {
+			spec := unix.NsecToTimespec(max(0, int64(timeout-time.Since(start))))
+			ts = &spec
+		}
+		_, err := unix.Ppoll(pfds, ts, nil)
+		if err == unix.EINTR {
+			// The host runtime's preemption signals land here too.
+			continue
+		}
+		if err != nil {
+			return toErrno(err)
+		}
+		break
+	}
+	if pfds[wake].Revents != 0 {
+		// The Run is over: report nothing; wazero ends the guest when it
+		// runs again.
+		return writeNevents(mod, a, n)
+	}
+	for i, s := range a.subs {
+		if slot[i] < 0 {
+			continue
+		}
+		re := pfds[slot[i]].Revents
+		if re == 0 {
+			continue
+		}
+		errno := uint64(errnoSuccess)
+		if re&unix.POLLNVAL != 0 {
+			errno = errnoBadf
+		}
+		putEvent(a.out[n*eventSize:], s.userdata, uint16(errno), s.typ, re&unix.POLLHUP != 0)
+		n++
+	}
+	n = a.putClockEvents(n, time.Since(start))
+	return writeNevents(mod, a, n)
+}
+
+func writeNevents(mod api.Module, a pollArgs, n int) uint64 {
+	if !mod.Memory().WriteUint32Le(a.nevents, uint32(n)) {
+		return errnoFault
+	}
+	return errnoSuccess
+}
+
+// toErrno maps a host error to its WASI errno.
+func toErrno(err error) uint64 {
+	var e unix.Errno
+	if !errors.As(err, &e) {
+		return errnoIO
+	}
+	switch e {
+	case unix.EAGAIN:
+		return errnoAgain
+	case unix.EBADF:
+		return errnoBadf
+	case unix.ECONNABORTED:
+		return errnoConnaborted
+	case unix.ECONNREFUSED:
+		return errnoConnrefused
+	case unix.ECONNRESET:
+		return errnoConnreset
+	case unix.EHOSTUNREACH:
+		return errnoHostunreach
+	case unix.EINTR:
+		return errnoIntr
+	case unix.EINVAL:
+		return errnoInval
+	case unix.EMFILE:
+		return errnoMfile
+	case unix.ENETDOWN:
+		return errnoNetdown
+	case unix.ENETUNREACH:
+		return errnoNetunreach
+	case unix.ENFILE:
+		return errnoNfile
+	case unix.ENOBUFS:
+		return errnoNobufs
+	case unix.ENOMEM:
+		return errnoNomem
+	case unix.ENOTCONN:
+		return errnoNotconn
+	case unix.EPIPE:
+		return errnoPipe
+	case unix.ETIMEDOUT:
+		return errnoTimedout
+	}
+	return errnoIO
+}

@@ -1,0 +1,39 @@
+//go:build !linux
+
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// openSockets refuses listeners: serving them needs Linux (ppoll, accept4,
+// eventfd). Commands without listeners run everywhere.
+func openSockets(ctx context.Context, ls []Listener) (context.Context, func(), error) {
+	if len(ls) == 0 {
+		return ctx, func() {}, nil
+	}
+	return ctx, nil, fmt.Errorf("%w: %w", ErrListen, errors.New("listeners need Linux"))
+}
+
+// wrapWASI replaces only poll_oneoff's sleeps, so a cancelled Run wakes a
+// sleeping guest here too (see sleepClocks).
+func wrapWASI(name string, orig api.GoModuleFunction) api.GoModuleFunction {
+	if name != "poll_oneoff" {
+		return nil
+	}
+	return api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+		a, e := readPollArgs(mod, stack)
+		switch {
+		case e != errnoSuccess:
+			stack[0] = e
+		case a.clockOnly():
+			stack[0] = sleepClocks(ctx, mod, a)
+		default:
+			orig.Call(ctx, mod, stack)
+		}
+	})
+}

@@ -1,0 +1,224 @@
+// Package abi is the binary interface between skiff's Wasm host
+// (runtime/wasm) and guests: the exports an SDK handler module provides, the
+// encoding of the requests and responses that cross it, and the file
+// descriptors of pre-opened listeners. Both sides import it, so the host and
+// the Go SDK cannot disagree; an SDK in another language implements what this
+// file documents.
+//
+// # HTTP handler modules (reactors)
+//
+// A handler module is a WASI reactor: it exports `_initialize` (run once per
+// instance, before anything else; Go's -buildmode=c-shared makes it) and no
+// `_start`, its memory as "memory", and these functions:
+//
+//	skiff_abi_version() -> i32                  // returns Version
+//	skiff_http_alloc(size i32) -> i32           // a guest buffer of size bytes
+//	skiff_http_handle(ptr i32, len i32) -> i64  // serve one request
+//
+// Per request the host encodes the request (AppendRequest), calls
+// skiff_http_alloc for a buffer of that size, writes the bytes there and calls
+// skiff_http_handle with the buffer's address and length. The guest decodes
+// it, runs its handler, encodes the response (AppendResponse) into memory it
+// owns and returns its address in the high 32 bits of the result and its
+// length in the low 32 bits. The host reads the response before it calls into
+// the instance again; the guest may reuse both buffers from the next call on.
+// A result of 0 means the guest could not decode the request: the host
+// answers 500 and discards the instance.
+//
+// An instance serves one request at a time. Anything the guest writes to fd 1
+// and 2 is the pod's log. A trap or a proc_exit ends the instance: the host
+// answers 500 for that request and replaces the instance.
+//
+// # Encoding
+//
+// Integers are little-endian u32; a string or byte slice is its length (u32)
+// followed by its bytes. A request is
+//
+//	method, request URI (as on the request line: "/path?query"), host,
+//	remote address ("ip:port"), header count, header count × (name, value),
+//	body
+//
+// and a response is
+//
+//	status code, header count, header count × (name, value), body
+//
+// Header names are sent as they are in the host's http.Header (canonical
+// form); a name with several values is sent once per value, in order.
+//
+// # Pre-opened listeners (commands)
+//
+// A command module that serves TCP gets one listening socket per container
+// port, in the order of the pod's ports, at guest file descriptors
+// FirstListenerFD, FirstListenerFD+1, ...; connections it accepts get
+// descriptors above those. A Go guest uses
+//
+//	syscall.SetNonblock(fd, true) // see below
+//	ln, err := net.FileListener(os.NewFile(uintptr(fd), ""))
+//
+// (the sdk package's Listener does this). The descriptors are far above the
+// ones WASI hands out for files (which count up from 3), so the two never
+// meet. Setting non-blocking mode first matters for Go: os.NewFile registers
+// a descriptor with Go's network poller only when it is already non-blocking,
+// and a blocking accept stops every goroutine of a wasip1 program.
+package abi
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/http"
+)
+
+// Version is what skiff_abi_version returns for this encoding.
+const Version = 1
+
+// Names of the exports of a handler module.
+const (
+	ExportVersion = "skiff_abi_version"
+	ExportAlloc   = "skiff_http_alloc"
+	ExportHandle  = "skiff_http_handle"
+)
+
+// FirstListenerFD is the guest file descriptor of the first pre-opened
+// listener. It is 2^24: WASI runtimes number open files from 3 up, lowest
+// free first, and each open file holds a host descriptor, so a guest cannot
+// reach this number with files before the host's descriptor limit stops it.
+const FirstListenerFD = 1 << 24
+
+// Request is an HTTP request as it crosses the ABI.
+type Request struct {
+	Method     string
+	RequestURI string
+	Host       string
+	RemoteAddr string
+	Header     http.Header
+	Body       []byte
+}
+
+// Response is an HTTP response as it crosses the ABI.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// ErrMalformed means bytes do not decode as a request or response.
+var ErrMalformed = errors.New("abi: malformed message")
+
+// AppendRequest appends the encoding of r to dst.
+func AppendRequest(dst []byte, r *Request) []byte {
+	dst = appendString(dst, r.Method)
+	dst = appendString(dst, r.RequestURI)
+	dst = appendString(dst, r.Host)
+	dst = appendString(dst, r.RemoteAddr)
+	dst = appendHeader(dst, r.Header)
+	return appendBytes(dst, r.Body)
+}
+
+// DecodeRequest decodes a request. Strings are copied; Body aliases b.
+func DecodeRequest(b []byte) (*Request, error) {
+	d := decoder{b: b}
+	r := &Request{
+		Method:     d.string(),
+		RequestURI: d.string(),
+		Host:       d.string(),
+		RemoteAddr: d.string(),
+		Header:     d.header(),
+	}
+	r.Body = d.bytes()
+	if d.bad || len(d.b) != 0 {
+		return nil, ErrMalformed
+	}
+	return r, nil
+}
+
+// AppendResponse appends the encoding of r to dst.
+func AppendResponse(dst []byte, r *Response) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(r.Status))
+	dst = appendHeader(dst, r.Header)
+	return appendBytes(dst, r.Body)
+}
+
+// DecodeResponse decodes a response. Strings are copied; Body aliases b.
+func DecodeResponse(b []byte) (*Response, error) {
+	d := decoder{b: b}
+	r := &Response{Status: int(d.u32()), Header: d.header()}
+	r.Body = d.bytes()
+	if d.bad || len(d.b) != 0 {
+		return nil, ErrMalformed
+	}
+	return r, nil
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(s)))
+	return append(dst, s...)
+}
+
+func appendBytes(dst, b []byte) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(b)))
+	return append(dst, b...)
+}
+
+func appendHeader(dst []byte, h http.Header) []byte {
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
+	for k, vs := range h {
+		for _, v := range vs {
+			dst = appendString(dst, k)
+			dst = appendString(dst, v)
+		}
+	}
+	return dst
+}
+
+// decoder reads the encoding; after the first short read every read returns
+// zero values and bad is set, so callers check once at the end.
+type decoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *decoder) u32() uint32 {
+	if d.bad || len(d.b) < 4 {
+		d.bad = true
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(d.b)
+	d.b = d.b[4:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.u32()
+	if d.bad || uint64(n) > uint64(len(d.b)) {
+		d.bad = true
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+func (d *decoder) header() http.Header {
+	n := d.u32()
+	// Each entry takes at least 8 bytes: a count beyond that is a lie, and
+	// must not size an allocation.
+	if d.bad || uint64(n)*8 > uint64(len(d.b)) {
+		d.bad = true
+		return nil
+	}
+	h := make(http.Header, n)
+	for range n {
+		k, v := d.string(), d.string()
+		if d.bad {
+			return nil
+		}
+		h[k] = append(h[k], v)
+	}
+	return h
+}
