@@ -1,7 +1,205 @@
 package engine
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
 
-// startControllers runs the scheduler and the workload controllers.
-// Not built yet.
-func (e *Engine) startControllers(ctx context.Context) error { return nil }
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/skiffhq/skiff/engine/controllers/deployment"
+	"github.com/skiffhq/skiff/engine/controllers/replicaset"
+	"github.com/skiffhq/skiff/engine/scheduler"
+)
+
+// Tuning of the control loops. Workers per controller are few: the
+// machines skiff targets have a couple of cores, and every sync is an
+// in-process call.
+const (
+	controllerWorkers = 2
+	// informerResync replays every cached object to the controllers now
+	// and then, so a key dropped after its retries heals without an edit.
+	informerResync = 10 * time.Minute
+	// leaderCheckInterval is how often leadership is looked at, to start
+	// the control loops on gaining it and stop them on losing it.
+	leaderCheckInterval = time.Second
+	// controllersStopTimeout bounds how long Stop waits for a sync in
+	// flight; every sync's API calls end with its context anyway.
+	controllersStopTimeout = 10 * time.Second
+)
+
+// startControllers runs the scheduler and the workload controllers
+// (ReplicaSet, Deployment) against this member's API, on the raft leader
+// only: two members acting on the same objects would fight.
+func (e *Engine) startControllers(ctx context.Context) error {
+	cfg, err := e.restConfigLocked()
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("controllers clientset: %w", err)
+	}
+	events := e.eventBroadcasterLocked(cs)
+	recorder := func(component string) record.EventRecorder {
+		return events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component, Host: e.cfg.NodeName})
+	}
+	log := e.log.With("component", "controllers")
+	g := &leaderGate{
+		// The seam for more than one server: today a single member is
+		// always the leader; with several, only the raft leader's loops run.
+		leader:   e.store.IsLeader,
+		interval: leaderCheckInterval,
+		log:      log,
+		run: func(ctx context.Context) error {
+			return runControlLoops(ctx, cs, recorder, log)
+		},
+	}
+	e.stoppers = append(e.stoppers, g.start())
+	return nil
+}
+
+// eventBroadcasterLocked is the broadcaster behind EventRecorder, for
+// callers that hold e.mu.
+func (e *Engine) eventBroadcasterLocked(cs kubernetes.Interface) record.EventBroadcaster {
+	if e.events == nil {
+		e.events = record.NewBroadcaster()
+		e.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	}
+	return e.events
+}
+
+// runControlLoops starts the informers, the scheduler and the controllers,
+// and blocks until ctx ends and all of them have stopped. Each term of
+// leadership gets fresh informers: a new leader must not act on what a
+// previous term cached.
+func runControlLoops(ctx context.Context, cs kubernetes.Interface, recorder func(string) record.EventRecorder, log *slog.Logger) error {
+	factory := informers.NewSharedInformerFactory(cs, informerResync)
+	pods, nodes := factory.Core().V1().Pods(), factory.Core().V1().Nodes()
+	rss, deploys := factory.Apps().V1().ReplicaSets(), factory.Apps().V1().Deployments()
+
+	sched, err := scheduler.New(scheduler.Config{Client: cs, Pods: pods, Nodes: nodes,
+		Recorder: recorder(scheduler.Name), Logger: log})
+	if err != nil {
+		return err
+	}
+	rsc, err := replicaset.New(replicaset.Config{Client: cs, Pods: pods, ReplicaSets: rss,
+		Recorder: recorder(replicaset.Name), Logger: log})
+	if err != nil {
+		return err
+	}
+	dc, err := deployment.New(deployment.Config{Client: cs, Deployments: deploys, ReplicaSets: rss, Pods: pods,
+		Recorder: recorder(deployment.Name), Logger: log})
+	if err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	var wg sync.WaitGroup
+	for _, run := range []func(){
+		func() { sched.Run(ctx) },
+		func() { rsc.Run(ctx, controllerWorkers) },
+		func() { dc.Run(ctx, controllerWorkers) },
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run()
+		}()
+	}
+	log.Info("scheduler and controllers running")
+	wg.Wait()
+	factory.Shutdown()
+	return nil
+}
+
+// leaderGate runs run while leader reports true: started on gaining
+// leadership, its context cancelled on losing it.
+type leaderGate struct {
+	leader   func() bool
+	interval time.Duration
+	log      *slog.Logger
+	run      func(ctx context.Context) error
+}
+
+// start begins watching leadership and returns the function that stops
+// everything and waits (bounded) for it.
+func (g *leaderGate) start() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		g.loop(ctx)
+	}()
+	return func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(controllersStopTimeout):
+			g.log.Warn("controllers did not stop in time", "timeout", controllersStopTimeout)
+		}
+	}
+}
+
+func (g *leaderGate) loop(ctx context.Context) {
+	var cur *term
+	defer func() {
+		if cur != nil {
+			cur.stop()
+		}
+	}()
+	t := time.NewTicker(g.interval)
+	defer t.Stop()
+	for {
+		if cur != nil {
+			select {
+			case <-cur.done: // ended by itself (a start error): try again
+				cur.stop()
+				cur = nil
+			default:
+			}
+		}
+		switch leader := g.leader(); {
+		case leader && cur == nil:
+			cur = g.startTerm(ctx)
+		case !leader && cur != nil:
+			g.log.Info("leadership lost: stopping the scheduler and controllers")
+			cur.stop()
+			cur = nil
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// term is one run of the control loops, for one term of leadership.
+type term struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (g *leaderGate) startTerm(ctx context.Context) *term {
+	ctx, cancel := context.WithCancel(ctx)
+	t := &term{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		if err := g.run(ctx); err != nil {
+			g.log.Error("control loops failed to start", "err", err)
+		}
+	}()
+	return t
+}
+
+func (t *term) stop() {
+	t.cancel()
+	<-t.done
+}
