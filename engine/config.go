@@ -56,6 +56,16 @@ type Config struct {
 	// node-monitor-grace-period.
 	NodeGracePeriod time.Duration
 
+	// PodCIDR is the range this node's pod IPs come from. Default
+	// "127.66.0.0/16": loopback addresses, which any process can listen on
+	// without privileges (DESIGN.md's unprivileged mode).
+	PodCIDR string
+
+	// CrashLoopBackOff is the first delay before a crashed container
+	// restarts; it doubles up to 30 times itself (5 minutes for the default
+	// 10s, the kubelet's). Tests shorten it.
+	CrashLoopBackOff time.Duration
+
 	// ReadyTimeout bounds Start: how long to wait for the store to elect a
 	// leader and the bus to accept connections. Default 30s.
 	ReadyTimeout time.Duration
@@ -137,6 +147,7 @@ const (
 	tokenFile      = "token"           // the cluster secret: the admin's API bearer token, bus credentials
 	pkiSubdir      = "pki"             // cluster CA and the API serving certificate
 	kubeconfigFile = "kubeconfig.yaml" // the admin kubeconfig
+	agentSubdir    = "node"            // the node agent's: module store, compile cache, pod volumes and logs
 )
 
 // loadOrCreate reads a small secret or identity file, or writes value (or, if

@@ -19,8 +19,11 @@ import (
 	"github.com/skiffhq/skiff/engine/bus"
 	"github.com/skiffhq/skiff/engine/dispatch"
 	"github.com/skiffhq/skiff/engine/nodes"
+	"github.com/skiffhq/skiff/engine/nodeserver"
 	"github.com/skiffhq/skiff/internal/atomicfile"
 	"github.com/skiffhq/skiff/raft"
+	"github.com/skiffhq/skiff/runtime/image"
+	"github.com/skiffhq/skiff/runtime/wasm"
 )
 
 // Errors returned by the engine.
@@ -47,6 +50,8 @@ type Engine struct {
 	nodes    *nodes.Controller
 	dispatch *dispatch.Dispatcher
 	agent    *agent.Agent
+	nodesrv  *nodeserver.Server
+	wasm     *wasm.Runtime
 	conns    []*bus.Conn
 	events   record.EventBroadcaster // started by the first EventRecorder
 	token    string
@@ -185,13 +190,45 @@ func (e *Engine) startNodes(ctx context.Context) error {
 		return fmt.Errorf("agent bus connection: %w", err)
 	}
 	e.conns = append(e.conns, agentConn)
-	// No runtimes yet: the agent does not run pods until the Wasm runtime is
-	// wired to it, and a node must not claim what it cannot do.
-	if e.agent, err = agent.New(agent.Config{NodeName: e.cfg.NodeName, Bus: agentConn,
+	if e.nodesrv, err = nodeserver.Start(ctx, nodeserver.Config{Bus: cpConn, Client: cs, NodePods: e.dispatch.NodePods,
+		Logger: e.log}); err != nil {
+		return err
+	}
+	rt, err := e.podRuntime(ctx, agentConn)
+	if err != nil {
+		return err
+	}
+	backoff := e.cfg.CrashLoopBackOff
+	if e.agent, err = agent.New(agent.Config{NodeName: e.cfg.NodeName, Bus: agentConn, Runtime: rt,
+		DataDir: filepath.Join(e.cfg.DataDir, agentSubdir), PodCIDR: e.cfg.PodCIDR,
+		BackOffInitial: backoff, BackOffMax: 30 * backoff,
 		HeartbeatInterval: e.cfg.NodeHeartbeatInterval, Logger: e.log}); err != nil {
 		return err
 	}
 	return e.agent.Start(ctx)
+}
+
+// podRuntime is this node's Wasm runtime: wazero with its compilation cache
+// in the data directory (a restart compiles nothing twice) and the node's
+// module store.
+func (e *Engine) podRuntime(ctx context.Context, conn *bus.Conn) (*wasm.PodRuntime, error) {
+	dir := filepath.Join(e.cfg.DataDir, agentSubdir)
+	images, err := image.New(image.Config{Dir: filepath.Join(dir, "images"), Logger: e.log, Transport: e.imageTransport(conn)})
+	if err != nil {
+		return nil, fmt.Errorf("module store: %w", err)
+	}
+	if e.wasm, err = wasm.New(ctx, wasm.Config{CacheDir: filepath.Join(dir, "wasm-cache"), Logger: e.log}); err != nil {
+		return nil, fmt.Errorf("wasm runtime: %w", err)
+	}
+	return wasm.NewPodRuntime(e.wasm, wasm.PodConfig{Images: images, Resolve: e.imageResolver(conn)})
+}
+
+// WasmRuntime is this node's wazero runtime (its CacheStats tell whether a
+// restart recompiled anything); nil before Start.
+func (e *Engine) WasmRuntime() *wasm.Runtime {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.wasm
 }
 
 // KubeconfigPath is where Start writes the admin kubeconfig:
@@ -227,6 +264,18 @@ func (e *Engine) stopLocked() error {
 	if e.agent != nil {
 		e.agent.Stop()
 		e.agent = nil
+	}
+	if e.wasm != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := e.wasm.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close wasm runtime: %w", err))
+		}
+		cancel()
+		e.wasm = nil
+	}
+	if e.nodesrv != nil {
+		e.nodesrv.Stop()
+		e.nodesrv = nil
 	}
 	if e.dispatch != nil {
 		e.dispatch.Stop()

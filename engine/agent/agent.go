@@ -1,6 +1,7 @@
-// Package agent is the node agent: it registers its Node with the control
-// plane and keeps it alive with heartbeats, all over the bus. Running pods
-// comes next (issue 4); this is the part every node needs first.
+// Package agent is the node agent, skiff's kubelet: it registers its Node
+// with the control plane and keeps it alive with heartbeats, receives the
+// pods bound to the node, runs them on a workload runtime, and reports their
+// status and events, all over the bus.
 package agent
 
 import (
@@ -16,6 +17,8 @@ import (
 
 	"github.com/skiffhq/skiff/engine/bus"
 	"github.com/skiffhq/skiff/engine/nodeproto"
+	"github.com/skiffhq/skiff/engine/streams"
+	skiffrt "github.com/skiffhq/skiff/runtime"
 )
 
 // Config of an agent. Zero values take the documented defaults.
@@ -24,11 +27,22 @@ type Config struct {
 	NodeName string
 	// Bus is the agent's connection to the control plane. Required.
 	Bus *bus.Conn
-	// Runtimes the node offers ("wasm"); each becomes a node label.
-	Runtimes []string
-	// RuntimeVersions are reported as the node's container runtime version
-	// ("wazero://1.12.0").
-	RuntimeVersions []string
+	// Runtime runs the node's pods. Without one the node registers, offers
+	// no runtime, and runs nothing.
+	Runtime skiffrt.Runtime
+	// DataDir holds the pods' volumes and logs (DataDir/pods/<uid>).
+	// Required with Runtime.
+	DataDir string
+	// PodCIDR is the range pod IPs come from. Default 127.66.0.0/16, the
+	// unprivileged mode's loopback range.
+	PodCIDR string
+	// ContainerLogMaxSize is where a container's log file is rotated.
+	// Default 10 MiB, the kubelet's.
+	ContainerLogMaxSize int64
+	// BackOffInitial and BackOffMax bound the delay before a crashed
+	// container restarts (doubling from Initial). Default 10s and 5m, the
+	// kubelet's CrashLoopBackOff.
+	BackOffInitial, BackOffMax time.Duration
 	// Addresses besides the host name. Default: InternalIP 127.0.0.1, the
 	// unprivileged mode's node address (pods get loopback addresses).
 	Addresses []corev1.NodeAddress
@@ -48,11 +62,19 @@ type Agent struct {
 	cfg Config
 	log *slog.Logger
 
+	hostIP      string
+	allocatable corev1.ResourceList
+	ipam        *ipam
+	reports     *reporter
+	pods        *podManager
+	runCtx      context.Context // ends at Stop; every pod worker's parent
+
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
-	pods   *podSync
-	podSub *bus.Subscription
+	sync        *podSync
+	podSub      *bus.Subscription
+	stopStreams func()
 }
 
 // New checks cfg.
@@ -72,7 +94,48 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName)}, nil
+	if cfg.PodCIDR == "" {
+		cfg.PodCIDR = "127.66.0.0/16"
+	}
+	if cfg.ContainerLogMaxSize <= 0 {
+		cfg.ContainerLogMaxSize = 10 << 20
+	}
+	if cfg.BackOffInitial <= 0 {
+		cfg.BackOffInitial = 10 * time.Second
+	}
+	if cfg.BackOffMax <= 0 {
+		cfg.BackOffMax = 5 * time.Minute
+	}
+	if cfg.Runtime != nil && cfg.DataDir == "" {
+		return nil, errors.New("agent: DataDir is required with a Runtime")
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName)}
+	for _, addr := range cfg.Addresses {
+		if addr.Type == corev1.NodeInternalIP && a.hostIP == "" {
+			a.hostIP = addr.Address
+		}
+	}
+	var err error
+	if a.ipam, err = newIPAM(cfg.PodCIDR); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.reports = newReporter(a)
+	a.pods = newPodManager(a)
+	return a, nil
+}
+
+// backoff is the delay before the n-th restart: none for the first, then
+// BackOffInitial doubling up to BackOffMax, as the kubelet's
+// CrashLoopBackOff.
+func (a *Agent) backoff(n int) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	d := a.cfg.BackOffInitial
+	for i := 1; i < n && d < a.cfg.BackOffMax; i++ {
+		d *= 2
+	}
+	return min(d, a.cfg.BackOffMax)
 }
 
 // Start registers the node (retrying until the control plane answers or
@@ -83,6 +146,18 @@ func (a *Agent) Start(ctx context.Context) error {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
+	a.runCtx = runCtx
+	go a.reports.run(runCtx)
+	if a.cfg.Runtime != nil {
+		stop, err := streams.ServeNode(runCtx, a.cfg.Bus, a.cfg.NodeName, streamBackend{a})
+		if err != nil {
+			cancel()
+			return fmt.Errorf("agent: serve pod streams: %w", err)
+		}
+		a.mu.Lock()
+		a.stopStreams = stop
+		a.mu.Unlock()
+	}
 	if err := a.startPodSync(runCtx); err != nil {
 		cancel()
 		return err
@@ -109,9 +184,12 @@ func (a *Agent) requestResync(ctx context.Context) {
 // conditions Unknown once its grace period passes, as for a lost node.
 func (a *Agent) Stop() {
 	a.mu.Lock()
-	cancel, done, sub := a.cancel, a.done, a.podSub
-	a.cancel, a.done, a.podSub = nil, nil, nil
+	cancel, done, sub, stopStreams := a.cancel, a.done, a.podSub, a.stopStreams
+	a.cancel, a.done, a.podSub, a.stopStreams = nil, nil, nil, nil
 	a.mu.Unlock()
+	if stopStreams != nil {
+		stopStreams()
+	}
 	if sub != nil {
 		sub.Stop()
 	}
@@ -119,6 +197,7 @@ func (a *Agent) Stop() {
 		cancel()
 		<-done
 	}
+	a.pods.stopAll()
 }
 
 func (a *Agent) register(ctx context.Context) error {

@@ -38,9 +38,12 @@ func (a *Agent) describeNode() (*corev1.Node, error) {
 		corev1.LabelOSStable:   runtime.GOOS,
 		corev1.LabelArchStable: runtime.GOARCH,
 	}
-	for _, rt := range a.cfg.Runtimes {
-		labels[RuntimeLabelPrefix+rt] = "true"
+	var runtimeVersion string
+	if rt := a.cfg.Runtime; rt != nil {
+		labels[RuntimeLabelPrefix+rt.Name()] = "true"
+		runtimeVersion = rt.Version()
 	}
+	a.allocatable = capacity.DeepCopy()
 	now := metav1.Now()
 	cond := func(t corev1.NodeConditionType, s corev1.ConditionStatus, reason, msg string) corev1.NodeCondition {
 		return corev1.NodeCondition{Type: t, Status: s, Reason: reason, Message: msg, LastHeartbeatTime: now, LastTransitionTime: now}
@@ -61,7 +64,7 @@ func (a *Agent) describeNode() (*corev1.Node, error) {
 			NodeInfo: corev1.NodeSystemInfo{
 				KubeletVersion: Version, KubeProxyVersion: Version,
 				OperatingSystem: runtime.GOOS, Architecture: runtime.GOARCH,
-				ContainerRuntimeVersion: strings.Join(a.cfg.RuntimeVersions, ","),
+				ContainerRuntimeVersion: runtimeVersion,
 				KernelVersion:           kernelVersion(), OSImage: osImage(),
 			},
 		},

@@ -40,7 +40,7 @@ func (a *Agent) startPodSync(ctx context.Context) error {
 		return fmt.Errorf("agent: subscribe to pod events: %w", err)
 	}
 	a.mu.Lock()
-	a.pods, a.podSub = ps, sub
+	a.sync, a.podSub = ps, sub
 	a.mu.Unlock()
 	// The first sync goes through the same path as events, so the state is
 	// only ever touched on one goroutine: a synthetic event from another
@@ -101,8 +101,12 @@ func (ps *podSync) resync(ctx context.Context) {
 
 // changed hands the new desired set to whoever runs the pods.
 func (a *Agent) changed(ps *podSync) {
+	pods := ps.snapshot()
+	if a.cfg.Runtime != nil {
+		a.pods.sync(pods)
+	}
 	if a.cfg.OnPodsChanged != nil {
-		a.cfg.OnPodsChanged(ps.snapshot())
+		a.cfg.OnPodsChanged(pods)
 	}
 }
 
@@ -110,7 +114,7 @@ func (a *Agent) changed(ps *podSync) {
 // by namespace and name.
 func (a *Agent) DesiredPods() []corev1.Pod {
 	a.mu.Lock()
-	ps := a.pods
+	ps := a.sync
 	a.mu.Unlock()
 	if ps == nil {
 		return nil
@@ -122,7 +126,7 @@ func (a *Agent) DesiredPods() []corev1.Pod {
 // new control plane instance or reconnect.
 func (a *Agent) Resyncs() int {
 	a.mu.Lock()
-	ps := a.pods
+	ps := a.sync
 	a.mu.Unlock()
 	if ps == nil {
 		return 0

@@ -31,6 +31,18 @@ func SubjectNodeSync(node string) (string, error) {
 	return nodeSubject("skiff.node.", node, ".sync")
 }
 
+// SubjectNodeStatus is "skiff.node.<node>.status": request/reply carrying the
+// node agent's batches of pod status and events to the control plane.
+func SubjectNodeStatus(node string) (string, error) {
+	return nodeSubject("skiff.node.", node, ".status")
+}
+
+// SubjectNodeObjects is "skiff.node.<node>.objects": request/reply for the
+// ConfigMaps and Secrets the node's pods reference.
+func SubjectNodeObjects(node string) (string, error) {
+	return nodeSubject("skiff.node.", node, ".objects")
+}
+
 // SubjectHeartbeat is "skiff.heartbeat.<node>": the node agent's periodic
 // heartbeat. Heartbeats are not written to raft.
 func SubjectHeartbeat(node string) (string, error) {

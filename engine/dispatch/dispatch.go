@@ -170,3 +170,16 @@ func (d *Dispatcher) sync(ctx context.Context, req nodeproto.SyncRequest) (nodep
 	}
 	return resp, nil
 }
+
+// NodePods returns the pods bound to node, from the dispatcher's cache.
+func (d *Dispatcher) NodePods(node string) []*corev1.Pod {
+	objs, err := d.pods.ByIndex(byNode, node)
+	if err != nil {
+		return nil
+	}
+	out := make([]*corev1.Pod, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, o.(*corev1.Pod))
+	}
+	return out
+}

@@ -61,3 +61,62 @@ type SyncResponse struct {
 	Seq   uint64       `json:"seq"`
 	Pods  []corev1.Pod `json:"pods"`
 }
+
+// StatusReport is a node agent's batch of pod status changes and events,
+// sent by request/reply on the node's status subject. The control plane
+// answers once every status in it is written, so an agent that gets no
+// answer sends the newest statuses again.
+type StatusReport struct {
+	Node   string      `json:"node"`
+	Pods   []PodStatus `json:"pods,omitempty"`
+	Events []Event     `json:"events,omitempty"`
+}
+
+// PodStatus is the status a node observes for one pod.
+type PodStatus struct {
+	Namespace string           `json:"namespace"`
+	Name      string           `json:"name"`
+	UID       string           `json:"uid"`
+	Status    corev1.PodStatus `json:"status"`
+	// Terminated says the pod is being deleted and every container of it
+	// has stopped: the control plane completes the deletion, as a kubelet
+	// does with a zero grace period delete.
+	Terminated bool `json:"terminated,omitempty"`
+}
+
+// Event is something that happened to a pod or one of its containers
+// (FieldPath "spec.containers{name}"), recorded as a Kubernetes Event from
+// the node's kubelet.
+type Event struct {
+	Namespace string    `json:"namespace"`
+	Pod       string    `json:"pod"`
+	UID       string    `json:"uid"`
+	FieldPath string    `json:"fieldPath,omitempty"`
+	Type      string    `json:"type"` // Normal or Warning
+	Reason    string    `json:"reason"`
+	Message   string    `json:"message"`
+	Time      time.Time `json:"time"`
+}
+
+// StatusAck answers a StatusReport.
+type StatusAck struct {
+	// Gone lists the UIDs of pods that no longer exist (or were replaced by
+	// a pod of the same name): the agent stops reporting them.
+	Gone []string `json:"gone,omitempty"`
+}
+
+// ObjectRequest asks for a ConfigMap or Secret a pod bound to Node uses
+// (env, envFrom, volumes, imagePullSecrets).
+type ObjectRequest struct {
+	Node      string `json:"node"`
+	Kind      string `json:"kind"` // ConfigMap or Secret
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// ObjectResponse holds the object asked for, or NotFound.
+type ObjectResponse struct {
+	ConfigMap *corev1.ConfigMap `json:"configMap,omitempty"`
+	Secret    *corev1.Secret    `json:"secret,omitempty"`
+	NotFound  bool              `json:"notFound,omitempty"`
+}

@@ -1,0 +1,429 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	skiffrt "github.com/skiffhq/skiff/runtime"
+)
+
+// container is one container of a pod and its restart loop.
+type container struct {
+	w    *podWorker
+	spec corev1.Container
+	init bool
+
+	// set by the worker before the loop starts
+	volumes map[string]string
+
+	mu       sync.Mutex
+	status   corev1.ContainerStatus
+	img      skiffrt.Image
+	pulled   bool
+	env      []string // of the current start, for exec
+	mounts   []skiffrt.Mount
+	logPath  string        // the current start's log
+	prevLog  string        // the start before it
+	running  chan struct{} // closed when the current start ends
+	attempts int           // starts so far in this worker, for container IDs
+}
+
+func newContainer(w *podWorker, spec corev1.Container, init bool, prev *corev1.ContainerStatus) *container {
+	c := &container{w: w, spec: spec, init: init, running: closedChan()}
+	c.status = corev1.ContainerStatus{Name: spec.Name, Image: spec.Image,
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}
+	if prev != nil {
+		// The engine restarted: the count goes on, and a container that was
+		// running counts this start as a restart, as a rebooted node's
+		// kubelet does.
+		c.status.RestartCount = prev.RestartCount
+		c.status.LastTerminationState = prev.LastTerminationState
+		if prev.State.Running != nil || prev.State.Terminated != nil {
+			c.status.RestartCount++
+			if prev.State.Terminated != nil {
+				c.status.LastTerminationState = corev1.ContainerState{Terminated: prev.State.Terminated}
+			}
+		}
+	}
+	return c
+}
+
+func closedChan() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
+
+func (c *container) fieldPath() string {
+	if c.init {
+		return "spec.initContainers{" + c.spec.Name + "}"
+	}
+	return "spec.containers{" + c.spec.Name + "}"
+}
+
+func (c *container) event(typ, reason, msg string) { c.w.event(c.fieldPath(), typ, reason, msg) }
+
+func (c *container) snapshot() corev1.ContainerStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return *c.status.DeepCopy()
+}
+
+func (c *container) setStatus(fn func(s *corev1.ContainerStatus)) {
+	c.mu.Lock()
+	fn(&c.status)
+	c.mu.Unlock()
+	c.w.report()
+}
+
+func (c *container) setWaiting(reason, msg string) {
+	c.setStatus(func(s *corev1.ContainerStatus) {
+		s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: msg}}
+		s.Ready = false
+		s.Started = new(bool)
+	})
+}
+
+// sleep waits d or until ctx ends; it reports whether the wait completed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// pull makes the container's image available, reporting ErrImagePull and
+// then ImagePullBackOff while it fails, with Kubernetes' back-off.
+func (c *container) pull(ctx context.Context) bool {
+	a := c.w.a
+	policy := c.spec.ImagePullPolicy
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		secrets, err := c.pullSecrets(ctx)
+		if err == nil {
+			c.event(corev1.EventTypeNormal, "Pulling", fmt.Sprintf("Pulling image %q", c.spec.Image))
+			start := time.Now()
+			var img skiffrt.Image
+			img, err = a.cfg.Runtime.Pull(ctx, c.spec.Image, policy, secrets)
+			if err == nil {
+				if img.Pulled {
+					c.event(corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Successfully pulled image %q in %s. Image size: %d bytes.",
+						c.spec.Image, time.Since(start).Round(time.Millisecond), img.Size))
+				} else {
+					c.event(corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Container image %q already present on machine", c.spec.Image))
+				}
+				c.mu.Lock()
+				c.img, c.pulled = img, true
+				c.status.ImageID = img.ID
+				c.mu.Unlock()
+				return true
+			}
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		reason := "ErrImagePull"
+		if errors.Is(err, skiffrt.ErrImageNotPresent) {
+			reason = "ErrImageNeverPull"
+		}
+		msg := fmt.Sprintf("Failed to pull image %q: %v", c.spec.Image, err)
+		c.event(corev1.EventTypeWarning, "Failed", msg)
+		c.event(corev1.EventTypeWarning, "Failed", "Error: "+reason)
+		c.setWaiting(reason, msg)
+		delay := a.backoff(attempt + 1)
+		if !sleep(ctx, min(delay, time.Second)) {
+			return false
+		}
+		c.event(corev1.EventTypeNormal, "BackOff", fmt.Sprintf("Back-off pulling image %q", c.spec.Image))
+		c.setWaiting("ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q: %v", c.spec.Image, err))
+		if !sleep(ctx, delay-min(delay, time.Second)) {
+			return false
+		}
+	}
+	return false
+}
+
+func (c *container) pullSecrets(ctx context.Context) ([]corev1.Secret, error) {
+	c.w.mu.Lock()
+	pod := c.w.pod
+	refs := pod.Spec.ImagePullSecrets
+	ns := pod.Namespace
+	c.w.mu.Unlock()
+	objs := c.w.a.objectsFor(ns)
+	var out []corev1.Secret
+	for _, r := range refs {
+		s, err := objs.secret(ctx, r.Name)
+		if errors.Is(err, errObjectNotFound) {
+			continue // Kubernetes pulls without a missing pull secret
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *s)
+	}
+	return out, nil
+}
+
+// prepare resolves what one start of the container needs: argv, env and
+// mounts.
+func (c *container) prepare(ctx context.Context) (skiffrt.ContainerSpec, error) {
+	w := c.w
+	w.mu.Lock()
+	pod := w.pod.DeepCopy()
+	ip := w.ip
+	w.mu.Unlock()
+	pod.Status.PodIP = ip
+	pod.Status.PodIPs = []corev1.PodIP{{IP: ip}}
+	pod.Status.HostIP = w.a.hostIP
+	pod.Status.HostIPs = []corev1.HostIP{{IP: w.a.hostIP}}
+	c.mu.Lock()
+	img := c.img
+	c.mu.Unlock()
+	env, err := w.a.containerEnv(ctx, pod, &c.spec, img.Env, w.a.objectsFor(pod.Namespace))
+	if err != nil {
+		return skiffrt.ContainerSpec{}, err
+	}
+	mounts, err := containerMounts(pod, &c.spec, c.volumes)
+	if err != nil {
+		return skiffrt.ContainerSpec{}, err
+	}
+	vals := envMap(env)
+	cmd, args := c.spec.Command, c.spec.Args
+	if len(cmd) == 0 {
+		cmd = img.Entrypoint
+		if len(args) == 0 {
+			args = img.Cmd
+		}
+	}
+	argv := make([]string, 0, len(cmd)+len(args)+1)
+	for _, s := range append(append([]string{}, cmd...), args...) {
+		argv = append(argv, expand(s, vals))
+	}
+	if len(argv) == 0 {
+		argv = []string{c.spec.Name} // argv[0] is the program name; a module needs one
+	}
+	var ports []skiffrt.Port
+	for _, p := range c.spec.Ports {
+		if p.Protocol == "" || p.Protocol == corev1.ProtocolTCP {
+			ports = append(ports, skiffrt.Port{Name: p.Name, Port: p.ContainerPort})
+		}
+	}
+	var limit int64
+	if q, ok := c.spec.Resources.Limits[corev1.ResourceMemory]; ok {
+		limit = q.Value()
+	}
+	hostname := pod.Name
+	if pod.Spec.Hostname != "" {
+		hostname = pod.Spec.Hostname
+	}
+	return skiffrt.ContainerSpec{Args: argv, Env: env, Mounts: mounts, Ports: ports, PodIP: ip,
+		MemoryLimitBytes: limit, Hostname: hostname}, nil
+}
+
+// runToCompletion runs an init container until it exits 0. It reports
+// false if the pod stops first or, under restartPolicy Never, the
+// container fails (then the pod has Failed).
+func (c *container) runToCompletion(ctx context.Context) bool {
+	return c.loop(ctx)
+}
+
+// loop runs the container: pull, then start, wait, and restart as the
+// restart policy and Kubernetes' back-off say, until the pod stops. For an
+// init container it returns true once the container succeeded.
+func (c *container) loop(ctx context.Context) bool {
+	if !c.pull(ctx) {
+		return false
+	}
+	a := c.w.a
+	crashes := 0
+	for ctx.Err() == nil {
+		spec, err := c.prepare(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
+			c.event(corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
+			c.setWaiting("CreateContainerConfigError", err.Error())
+			crashes++
+			if !sleep(ctx, min(a.backoff(crashes), 10*time.Second)) {
+				return false
+			}
+			continue
+		}
+		exit, started, ranFor, stopped := c.runOnce(ctx, spec)
+		if stopped {
+			return false
+		}
+		if ranFor >= 10*time.Minute {
+			crashes = 0 // it ran long enough: back-off starts over, as in the kubelet
+		}
+		c.w.mu.Lock()
+		policy := c.w.pod.Spec.RestartPolicy
+		c.w.mu.Unlock()
+		restart := policy == corev1.RestartPolicyAlways || (policy == corev1.RestartPolicyOnFailure && exit.Code != 0)
+		if c.init {
+			if exit.Code == 0 && started {
+				return true
+			}
+			restart = policy != corev1.RestartPolicyNever
+			if !restart {
+				c.w.mu.Lock()
+				c.w.failed = fmt.Sprintf("init container %s failed", c.spec.Name)
+				c.w.mu.Unlock()
+				c.w.report()
+				return false
+			}
+		}
+		if !restart {
+			return false
+		}
+		crashes++
+		delay := a.backoff(crashes - 1) // the first restart is immediate, as the kubelet's
+		c.setStatus(func(s *corev1.ContainerStatus) {
+			s.LastTerminationState = s.State
+			s.RestartCount++
+			if delay > 0 {
+				msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", delay, c.spec.Name, c.podDesc())
+				s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: msg}}
+			}
+			s.Ready, s.Started = false, new(bool)
+		})
+		if delay > 0 {
+			c.event(corev1.EventTypeWarning, "BackOff", fmt.Sprintf("Back-off restarting failed container %s in pod %s", c.spec.Name, c.podDesc()))
+			if !sleep(ctx, delay) {
+				return false
+			}
+		}
+	}
+	return false
+}
+
+func (c *container) podDesc() string {
+	ns, name := c.w.ref()
+	return fmt.Sprintf("%s_%s(%s)", name, ns, c.w.uid)
+}
+
+// runOnce starts the container, watches it with its probes, and records
+// how it ended. stopped is true when the pod is stopping.
+func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (exit skiffrt.ExitStatus, started bool, ranFor time.Duration, stopped bool) {
+	a := c.w.a
+	c.mu.Lock()
+	c.attempts++
+	restarts := c.status.RestartCount
+	img := c.img
+	c.mu.Unlock()
+	spec.ID = fmt.Sprintf("%s-%s-%d", c.w.uid, c.spec.Name, c.attempts)
+	logDir := filepath.Join(c.w.dir, "logs", c.spec.Name)
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return skiffrt.ExitStatus{Code: 128, Reason: "StartError", Message: err.Error()}, false, 0, false
+	}
+	logPath := filepath.Join(logDir, strconv.Itoa(int(restarts))+".log")
+	lf, err := openLogFile(logPath, a.cfg.ContainerLogMaxSize)
+	if err != nil {
+		return skiffrt.ExitStatus{Code: 128, Reason: "StartError", Message: err.Error()}, false, 0, false
+	}
+	defer lf.Close()
+	stdout, stderr := lf.stream("stdout"), lf.stream("stderr")
+	spec.Stdout, spec.Stderr = stdout, stderr
+
+	c.event(corev1.EventTypeNormal, "Created", "Created container "+c.spec.Name)
+	running := make(chan struct{})
+	c.mu.Lock()
+	if c.logPath != "" && c.logPath != logPath {
+		c.prevLog = c.logPath
+	}
+	c.logPath, c.running = logPath, running
+	c.env, c.mounts = spec.Env, spec.Mounts
+	c.mu.Unlock()
+	defer close(running)
+
+	begin := time.Now()
+	proc, err := a.cfg.Runtime.Start(ctx, img, spec)
+	if err != nil {
+		c.event(corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
+		now := metav1.Now()
+		exit = skiffrt.ExitStatus{Code: 128, Reason: "StartError", Message: err.Error()}
+		c.setStatus(func(s *corev1.ContainerStatus) {
+			s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 128, Reason: "StartError",
+				Message: err.Error(), StartedAt: now, FinishedAt: now}}
+		})
+		return exit, false, 0, ctx.Err() != nil
+	}
+	c.event(corev1.EventTypeNormal, "Started", "Started container "+c.spec.Name)
+	containerID := a.cfg.Runtime.Name() + "://" + spec.ID
+	startedAt := metav1.NewTime(begin)
+	hasStartup := c.spec.StartupProbe != nil && !c.init
+	c.setStatus(func(s *corev1.ContainerStatus) {
+		s.ContainerID = containerID
+		s.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: startedAt}}
+		s.Ready = !c.init && c.spec.ReadinessProbe == nil && !hasStartup
+		s.Started = ptrTo(!hasStartup)
+	})
+
+	probeCtx, stopProbes := context.WithCancel(ctx)
+	kill := make(chan string, 1) // a probe's reason to restart the container
+	var probes sync.WaitGroup
+	if !c.init {
+		c.startProbes(probeCtx, &probes, spec, kill)
+	}
+	var killedBy string
+	select {
+	case <-proc.Done():
+	case killedBy = <-kill:
+		proc.Stop(context.Background(), c.gracePeriod())
+	case <-ctx.Done():
+		stopped = true
+		c.event(corev1.EventTypeNormal, "Killing", "Stopping container "+c.spec.Name)
+		c.w.mu.Lock()
+		grace := c.w.grace
+		c.w.mu.Unlock()
+		proc.Stop(context.Background(), grace)
+	}
+	stopProbes()
+	probes.Wait()
+	exit = proc.Status()
+	stdout.flush()
+	stderr.flush()
+	ranFor = time.Since(begin)
+	_ = killedBy
+	reason := exit.Reason
+	switch {
+	case reason == "Killed" && exit.Code != 0:
+		reason = "Error" // what Kubernetes says for a killed container (137)
+	case exit.Code != 0 && reason != "OOMKilled":
+		reason = "Error"
+	}
+	c.setStatus(func(s *corev1.ContainerStatus) {
+		s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: int32(exit.Code),
+			Reason: reason, Message: exit.Message, StartedAt: startedAt, FinishedAt: metav1.Now(), ContainerID: containerID}}
+		s.Ready = false
+		s.Started = new(bool)
+	})
+	return exit, true, ranFor, stopped
+}
+
+func (c *container) gracePeriod() time.Duration {
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	if g := c.w.pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		return time.Duration(*g) * time.Second
+	}
+	return 30 * time.Second
+}
+
+func ptrTo[T any](v T) *T { return &v }

@@ -1,0 +1,276 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// containerEnv builds a container's environment the way a kubelet does:
+// the image's env, then envFrom sources in order, then env entries, later
+// keys replacing earlier ones; $(VAR) in values refers to variables defined
+// before it.
+func (a *Agent) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, imageEnv []string, objs *objects) ([]string, error) {
+	var order []string
+	vals := map[string]string{}
+	set := func(k, v string) {
+		if _, ok := vals[k]; !ok {
+			order = append(order, k)
+		}
+		vals[k] = v
+	}
+	for _, kv := range imageEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		set(k, v)
+	}
+	for _, src := range c.EnvFrom {
+		var data map[string]string
+		switch {
+		case src.ConfigMapRef != nil:
+			cm, err := objs.configMap(ctx, src.ConfigMapRef.Name)
+			if err != nil {
+				if errors.Is(err, errObjectNotFound) && src.ConfigMapRef.Optional != nil && *src.ConfigMapRef.Optional {
+					continue
+				}
+				return nil, fmt.Errorf("couldn't find key in %w", err)
+			}
+			data = cm.Data
+		case src.SecretRef != nil:
+			sec, err := objs.secret(ctx, src.SecretRef.Name)
+			if err != nil {
+				if errors.Is(err, errObjectNotFound) && src.SecretRef.Optional != nil && *src.SecretRef.Optional {
+					continue
+				}
+				return nil, err
+			}
+			data = map[string]string{}
+			for k, v := range sec.Data {
+				data[k] = string(v)
+			}
+		}
+		for k, v := range data {
+			name := src.Prefix + k
+			if len(validation.IsEnvVarName(name)) > 0 {
+				continue // Kubernetes skips invalid names with an event
+			}
+			set(name, v)
+		}
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			set(e.Name, expand(e.Value, vals))
+			continue
+		}
+		v, ok, err := a.envValueFrom(ctx, pod, c, e.ValueFrom, objs)
+		if err != nil {
+			return nil, fmt.Errorf("env %s: %w", e.Name, err)
+		}
+		if ok {
+			set(e.Name, v)
+		}
+	}
+	env := make([]string, 0, len(order))
+	for _, k := range order {
+		env = append(env, k+"="+vals[k])
+	}
+	return env, nil
+}
+
+func (a *Agent) envValueFrom(ctx context.Context, pod *corev1.Pod, c *corev1.Container, src *corev1.EnvVarSource, objs *objects) (string, bool, error) {
+	optional := func(p *bool) bool { return p != nil && *p }
+	switch {
+	case src.FieldRef != nil:
+		v, err := podField(pod, src.FieldRef.FieldPath)
+		return v, err == nil, err
+	case src.ResourceFieldRef != nil:
+		v, err := a.resourceField(c, src.ResourceFieldRef)
+		return v, err == nil, err
+	case src.ConfigMapKeyRef != nil:
+		ref := src.ConfigMapKeyRef
+		cm, err := objs.configMap(ctx, ref.Name)
+		if err != nil {
+			if errors.Is(err, errObjectNotFound) && optional(ref.Optional) {
+				return "", false, nil
+			}
+			return "", false, err
+		}
+		v, ok := cm.Data[ref.Key]
+		if !ok {
+			if optional(ref.Optional) {
+				return "", false, nil
+			}
+			return "", false, fmt.Errorf("couldn't find key %s in ConfigMap %s/%s", ref.Key, pod.Namespace, ref.Name)
+		}
+		return v, true, nil
+	case src.SecretKeyRef != nil:
+		ref := src.SecretKeyRef
+		sec, err := objs.secret(ctx, ref.Name)
+		if err != nil {
+			if errors.Is(err, errObjectNotFound) && optional(ref.Optional) {
+				return "", false, nil
+			}
+			return "", false, err
+		}
+		v, ok := sec.Data[ref.Key]
+		if !ok {
+			if optional(ref.Optional) {
+				return "", false, nil
+			}
+			return "", false, fmt.Errorf("couldn't find key %s in Secret %s/%s", ref.Key, pod.Namespace, ref.Name)
+		}
+		return string(v), true, nil
+	}
+	return "", false, nil
+}
+
+// podField answers a downward API fieldRef.
+func podField(pod *corev1.Pod, path string) (string, error) {
+	if k, ok := strings.CutPrefix(path, "metadata.labels['"); ok {
+		return pod.Labels[strings.TrimSuffix(k, "']")], nil
+	}
+	if k, ok := strings.CutPrefix(path, "metadata.annotations['"); ok {
+		return pod.Annotations[strings.TrimSuffix(k, "']")], nil
+	}
+	ips := func(list []corev1.PodIP) string {
+		var s []string
+		for _, ip := range list {
+			s = append(s, ip.IP)
+		}
+		return strings.Join(s, ",")
+	}
+	switch path {
+	case "metadata.name":
+		return pod.Name, nil
+	case "metadata.namespace":
+		return pod.Namespace, nil
+	case "metadata.uid":
+		return string(pod.UID), nil
+	case "metadata.labels":
+		return formatMap(pod.Labels), nil
+	case "metadata.annotations":
+		return formatMap(pod.Annotations), nil
+	case "spec.nodeName":
+		return pod.Spec.NodeName, nil
+	case "spec.serviceAccountName":
+		return pod.Spec.ServiceAccountName, nil
+	case "status.hostIP":
+		return pod.Status.HostIP, nil
+	case "status.hostIPs":
+		var s []string
+		for _, ip := range pod.Status.HostIPs {
+			s = append(s, ip.IP)
+		}
+		return strings.Join(s, ","), nil
+	case "status.podIP":
+		return pod.Status.PodIP, nil
+	case "status.podIPs":
+		return ips(pod.Status.PodIPs), nil
+	}
+	return "", fmt.Errorf("unsupported fieldRef %q", path)
+}
+
+// formatMap writes labels or annotations as the downward API does:
+// key="value" lines, sorted.
+func formatMap(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(k + "=" + strconv.Quote(m[k]))
+	}
+	return b.String()
+}
+
+// resourceField answers a resourceFieldRef; a limit that is not set is the
+// node's allocatable, as in Kubernetes.
+func (a *Agent) resourceField(c *corev1.Container, ref *corev1.ResourceFieldSelector) (string, error) {
+	if ref.ContainerName != "" && ref.ContainerName != c.Name {
+		return "", fmt.Errorf("resourceFieldRef for another container (%s) is not supported", ref.ContainerName)
+	}
+	var q resource.Quantity
+	kind, res, ok := strings.Cut(ref.Resource, ".")
+	if !ok {
+		return "", fmt.Errorf("unsupported resource %q", ref.Resource)
+	}
+	list := c.Resources.Limits
+	if kind == "requests" {
+		list = c.Resources.Requests
+	}
+	if v, ok := list[corev1.ResourceName(res)]; ok {
+		q = v
+	} else if v, ok := a.allocatable[corev1.ResourceName(res)]; ok {
+		q = v
+	} else if kind == "requests" {
+		q = resource.MustParse("0")
+	} else {
+		return "", fmt.Errorf("unsupported resource %q", ref.Resource)
+	}
+	divisor := ref.Divisor
+	if divisor.IsZero() {
+		divisor = resource.MustParse("1")
+	}
+	if res == "cpu" {
+		return strconv.FormatInt(int64(math.Ceil(float64(q.MilliValue())/float64(divisor.MilliValue()))), 10), nil
+	}
+	return strconv.FormatInt(int64(math.Ceil(float64(q.Value())/float64(divisor.Value()))), 10), nil
+}
+
+// expand replaces $(VAR) with VAR's value when VAR is defined, keeps it
+// as written otherwise, and turns $$ into $: Kubernetes' expansion rules
+// for env values, command and args.
+func expand(s string, vals map[string]string) string {
+	if !strings.Contains(s, "$") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteString(s[i:])
+				return b.String()
+			}
+			name := s[i+2 : i+2+end]
+			if v, ok := vals[name]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
+}
+
+func envMap(env []string) map[string]string {
+	m := make(map[string]string, len(env))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
+}

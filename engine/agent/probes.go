@@ -1,0 +1,268 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	skiffrt "github.com/skiffhq/skiff/runtime"
+)
+
+// Probes follow Kubernetes' timings: initialDelaySeconds, then one probe
+// every periodSeconds, each bounded by timeoutSeconds; failureThreshold
+// consecutive failures (successThreshold successes) change the result. A
+// startup probe holds the other two back until it succeeds.
+
+func (c *container) startProbes(ctx context.Context, wg *sync.WaitGroup, spec skiffrt.ContainerSpec, kill chan<- string) {
+	startup, live, ready := c.spec.StartupProbe, c.spec.LivenessProbe, c.spec.ReadinessProbe
+	if startup == nil && live == nil && ready == nil {
+		return
+	}
+	started := make(chan struct{})
+	if startup == nil {
+		close(started)
+	} else {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.probeLoop(ctx, "Startup", startup, spec, func(ok bool) bool {
+				if ok {
+					c.setStatus(func(s *corev1.ContainerStatus) {
+						s.Started = ptrTo(true)
+						s.Ready = ready == nil
+					})
+					close(started)
+					return false // done
+				}
+				c.event(corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s failed startup probe, will be restarted", c.spec.Name))
+				kill <- "startup"
+				return false
+			})
+		}()
+	}
+	if live != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-ctx.Done():
+				return
+			case <-started:
+			}
+			c.probeLoop(ctx, "Liveness", live, spec, func(ok bool) bool {
+				if ok {
+					return true
+				}
+				c.event(corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s failed liveness probe, will be restarted", c.spec.Name))
+				select {
+				case kill <- "liveness":
+				default:
+				}
+				return false
+			})
+		}()
+	}
+	if ready != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-ctx.Done():
+				return
+			case <-started:
+			}
+			c.probeLoop(ctx, "Readiness", ready, spec, func(ok bool) bool {
+				c.mu.Lock()
+				changed := c.status.Ready != ok
+				c.mu.Unlock()
+				if changed {
+					c.setStatus(func(s *corev1.ContainerStatus) { s.Ready = ok })
+				}
+				return true
+			})
+		}()
+	}
+}
+
+// probeLoop probes until ctx ends or onResult returns false. onResult is
+// called when the result crosses a threshold (and, for readiness, on every
+// period once it has, so a flap is seen).
+func (c *container) probeLoop(ctx context.Context, kind string, p *corev1.Probe, spec skiffrt.ContainerSpec, onResult func(ok bool) bool) {
+	period := time.Duration(max(p.PeriodSeconds, 1)) * time.Second
+	timeout := time.Duration(max(p.TimeoutSeconds, 1)) * time.Second
+	failures := max(p.FailureThreshold, 1)
+	successes := max(p.SuccessThreshold, 1)
+	if !sleep(ctx, time.Duration(p.InitialDelaySeconds)*time.Second) {
+		return
+	}
+	var okRun, failRun int32
+	for {
+		ok, msg := c.probe(ctx, p, spec, timeout)
+		if ctx.Err() != nil {
+			return
+		}
+		if ok {
+			okRun, failRun = okRun+1, 0
+		} else {
+			failRun, okRun = failRun+1, 0
+			c.event(corev1.EventTypeWarning, "Unhealthy", fmt.Sprintf("%s probe failed: %s", kind, msg))
+		}
+		switch {
+		case ok && okRun >= successes:
+			if !onResult(true) {
+				return
+			}
+		case !ok && failRun >= failures:
+			if !onResult(false) {
+				return
+			}
+			failRun = 0
+		}
+		if !sleep(ctx, period) {
+			return
+		}
+	}
+}
+
+// probe runs one probe; the message says why it failed.
+func (c *container) probe(ctx context.Context, p *corev1.Probe, spec skiffrt.ContainerSpec, timeout time.Duration) (bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	switch {
+	case p.HTTPGet != nil:
+		return c.probeHTTP(ctx, p.HTTPGet, spec)
+	case p.TCPSocket != nil:
+		port, err := c.resolvePort(p.TCPSocket.Port)
+		if err != nil {
+			return false, err.Error()
+		}
+		host := p.TCPSocket.Host
+		if host == "" {
+			host = spec.PodIP
+		}
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return false, err.Error()
+		}
+		conn.Close()
+		return true, ""
+	case p.Exec != nil:
+		var out bytes.Buffer
+		ex := spec
+		ex.Args = p.Exec.Command
+		ex.Ports = nil
+		ex.Stdin = nil
+		cw := &capWriter{b: &out, max: 10 << 10}
+		ex.Stdout, ex.Stderr = cw, cw
+		c.mu.Lock()
+		img := c.img
+		c.mu.Unlock()
+		st, err := c.w.a.cfg.Runtime.Exec(ctx, img, ex)
+		if err != nil {
+			return false, err.Error()
+		}
+		if ctx.Err() != nil {
+			return false, fmt.Sprintf("command timed out after %s", timeout)
+		}
+		if st.Code != 0 {
+			cw.mu.Lock()
+			defer cw.mu.Unlock()
+			return false, fmt.Sprintf("command %q exited with %d: %s", p.Exec.Command, st.Code, out.String())
+		}
+		return true, ""
+	case p.GRPC != nil:
+		return false, "gRPC probes are not supported by skiff yet"
+	}
+	return false, "probe has no handler"
+}
+
+func (c *container) probeHTTP(ctx context.Context, g *corev1.HTTPGetAction, spec skiffrt.ContainerSpec) (bool, string) {
+	port, err := c.resolvePort(g.Port)
+	if err != nil {
+		return false, err.Error()
+	}
+	host := g.Host
+	if host == "" {
+		host = spec.PodIP
+	}
+	scheme := "http"
+	if g.Scheme == corev1.URISchemeHTTPS {
+		scheme = "https"
+	}
+	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.Itoa(port)), Path: g.Path}
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	if pu, err := url.Parse(g.Path); err == nil {
+		u.Path, u.RawQuery = pu.Path, pu.RawQuery
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	req.Header.Set("User-Agent", "kube-probe/1.32")
+	req.Header.Set("Accept", "*/*")
+	for _, h := range g.HTTPHeaders {
+		if h.Name == "Host" {
+			req.Host = h.Value
+			continue
+		}
+		req.Header.Add(h.Name, h.Value)
+	}
+	client := http.Client{
+		Transport:     &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, // as the kubelet: probes check liveness, not identity
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false, err.Error()
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
+	resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 400 {
+		return true, ""
+	}
+	return false, fmt.Sprintf("HTTP probe failed with statuscode: %d", resp.StatusCode)
+}
+
+// resolvePort turns a probe's port (a number or a container port's name)
+// into a number.
+func (c *container) resolvePort(p intstr.IntOrString) (int, error) {
+	if p.Type == intstr.Int {
+		return p.IntValue(), nil
+	}
+	for _, cp := range c.spec.Ports {
+		if cp.Name == p.StrVal {
+			return int(cp.ContainerPort), nil
+		}
+	}
+	return 0, fmt.Errorf("couldn't find port %q in container %s", p.StrVal, c.spec.Name)
+}
+
+// capWriter keeps the first max bytes written to it.
+type capWriter struct {
+	mu  sync.Mutex
+	b   *bytes.Buffer
+	max int
+}
+
+func (w *capWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if room := w.max - w.b.Len(); room > 0 {
+		w.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}

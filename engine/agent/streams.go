@@ -1,0 +1,137 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+
+	"github.com/skiffhq/skiff/engine/streams"
+)
+
+// The agent's side of kubectl logs, exec and port-forward: the API server
+// relays them over the bus (engine/streams), and these answer on the node.
+
+type streamBackend struct{ a *Agent }
+
+var _ streams.Backend = streamBackend{}
+
+// container finds a running pod's container.
+func (b streamBackend) container(ns, pod, uid, name string) (*container, error) {
+	w := b.a.pods.find(ns, pod, uid)
+	if w == nil {
+		return nil, fmt.Errorf("%w: pod %q is not running on node %q", streams.ErrPodNotRunning, pod, b.a.cfg.NodeName)
+	}
+	for _, c := range append(append([]*container{}, w.inits...), w.containers...) {
+		if c.spec.Name == name {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: container %q in pod %q is not available", streams.ErrContainerNotFound, name, pod)
+}
+
+func (b streamBackend) Logs(ctx context.Context, req streams.LogRequest, w io.Writer) error {
+	c, err := b.container(req.Namespace, req.Pod, req.UID, req.Container)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	path, running := c.logPath, c.running
+	if req.Options.Previous {
+		path, running = c.prevLog, closedChan()
+		if path == "" {
+			path = c.previousLogOnDisk()
+		}
+	}
+	c.mu.Unlock()
+	if path == "" {
+		if req.Options.Previous {
+			return fmt.Errorf("%w: previous terminated container %q in pod %q not found", streams.ErrNoPrevious, req.Container, req.Pod)
+		}
+		return fmt.Errorf("%w: container %q in pod %q is waiting to start", streams.ErrContainerNotFound, req.Container, req.Pod)
+	}
+	r := logReader{path: path, opts: req.Options, running: func() bool {
+		select {
+		case <-running:
+			return false
+		default:
+			return true
+		}
+	}}
+	return r.copy(ctx, w)
+}
+
+// previousLogOnDisk finds the log of the start before the current one
+// when this worker has not run one itself (the engine restarted): it is the
+// file named by the previous restart count. Called with c.mu held.
+func (c *container) previousLogOnDisk() string {
+	if c.status.RestartCount == 0 || c.logPath == "" {
+		return ""
+	}
+	p := c.logPath[:len(c.logPath)-len(strconv.Itoa(int(c.status.RestartCount))+".log")] + strconv.Itoa(int(c.status.RestartCount)-1) + ".log"
+	if fileExists(p) {
+		return p
+	}
+	return ""
+}
+
+func (b streamBackend) Exec(ctx context.Context, req streams.ExecRequest, s streams.ExecStreams) (int, error) {
+	c, err := b.container(req.Namespace, req.Pod, req.UID, req.Container)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	img, pulled, env, mounts := c.img, c.pulled, c.env, c.mounts
+	c.mu.Unlock()
+	if !pulled || env == nil {
+		return 0, fmt.Errorf("%w: container %q in pod %q has not started", streams.ErrContainerNotFound, req.Container, req.Pod)
+	}
+	spec, err := c.prepare(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("exec in %s: %w", req.Container, err)
+	}
+	spec.Env, spec.Mounts = env, mounts // the running container's, not a fresh resolution
+	spec.Args = req.Command
+	spec.Ports = nil
+	spec.Stdin, spec.Stdout, spec.Stderr, spec.TTY = s.Stdin, s.Stdout, s.Stderr, req.TTY
+	if spec.Stderr == nil {
+		spec.Stderr = s.Stdout // a terminal has one output stream
+	}
+	st, err := b.a.cfg.Runtime.Exec(ctx, img, spec)
+	if err != nil {
+		return 0, fmt.Errorf("exec in %s: %w", req.Container, err)
+	}
+	return st.Code, nil
+}
+
+func (b streamBackend) PortForward(ctx context.Context, req streams.PortForwardRequest, conn io.ReadWriteCloser) error {
+	w := b.a.pods.find(req.Namespace, req.Pod, req.UID)
+	if w == nil {
+		return fmt.Errorf("%w: pod %q is not running on node %q", streams.ErrPodNotRunning, req.Pod, b.a.cfg.NodeName)
+	}
+	w.mu.Lock()
+	ip := w.ip
+	w.mu.Unlock()
+	var d net.Dialer
+	up, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ip, strconv.Itoa(int(req.Port))))
+	if err != nil {
+		return fmt.Errorf("failed to connect to port %d of pod %s: %w", req.Port, req.Pod, err)
+	}
+	defer up.Close()
+	done := make(chan struct{})
+	go func() {
+		io.Copy(up, conn)
+		if tc, ok := up.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
+		close(done)
+	}()
+	io.Copy(conn, up)
+	conn.Close()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return nil
+}

@@ -1,0 +1,261 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	skiffrt "github.com/skiffhq/skiff/runtime"
+)
+
+// A pod's volumes live in DataDir/pods/<uid>/volumes/<name>; each becomes a
+// pre-opened directory for the containers that mount it. ConfigMap, Secret,
+// downward API and projected volumes are written once, when the pod starts.
+
+// setUpVolumes materialises every volume of the pod and returns the host
+// directory of each by name.
+func (a *Agent) setUpVolumes(ctx context.Context, pod *corev1.Pod, dir string, objs *objects) (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range pod.Spec.Volumes {
+		host, err := a.setUpVolume(ctx, pod, dir, v, objs)
+		if err != nil {
+			return nil, fmt.Errorf("volume %q: %w", v.Name, err)
+		}
+		out[v.Name] = host
+	}
+	return out, nil
+}
+
+func (a *Agent) setUpVolume(ctx context.Context, pod *corev1.Pod, dir string, v corev1.Volume, objs *objects) (string, error) {
+	if v.HostPath != nil {
+		return hostPathVolume(v.HostPath)
+	}
+	path := filepath.Join(dir, "volumes", v.Name)
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return "", err
+	}
+	var files []projectedFile
+	var err error
+	switch {
+	case v.EmptyDir != nil:
+		return path, nil
+	case v.ConfigMap != nil:
+		files, err = configMapFiles(ctx, objs, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional, v.ConfigMap.DefaultMode)
+	case v.Secret != nil:
+		files, err = secretFiles(ctx, objs, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional, v.Secret.DefaultMode)
+	case v.DownwardAPI != nil:
+		files, err = a.downwardFiles(pod, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode)
+	case v.Projected != nil:
+		for _, src := range v.Projected.Sources {
+			var more []projectedFile
+			switch {
+			case src.ConfigMap != nil:
+				more, err = configMapFiles(ctx, objs, src.ConfigMap.Name, src.ConfigMap.Items, src.ConfigMap.Optional, v.Projected.DefaultMode)
+			case src.Secret != nil:
+				more, err = secretFiles(ctx, objs, src.Secret.Name, src.Secret.Items, src.Secret.Optional, v.Projected.DefaultMode)
+			case src.DownwardAPI != nil:
+				more, err = a.downwardFiles(pod, src.DownwardAPI.Items, v.Projected.DefaultMode)
+			default:
+				err = errors.New("only configMap, secret and downwardAPI projections are supported")
+			}
+			if err != nil {
+				break
+			}
+			files = append(files, more...)
+		}
+	case v.PersistentVolumeClaim != nil:
+		return "", errors.New("persistentVolumeClaim volumes are not supported yet")
+	default:
+		return "", errors.New("volume type not supported by the Wasm runtime")
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, f := range files {
+		if err := writeProjected(path, f); err != nil {
+			return "", err
+		}
+	}
+	return path, nil
+}
+
+func hostPathVolume(hp *corev1.HostPathVolumeSource) (string, error) {
+	typ := corev1.HostPathUnset
+	if hp.Type != nil {
+		typ = *hp.Type
+	}
+	st, err := os.Stat(hp.Path)
+	switch {
+	case err == nil && st.IsDir():
+		return hp.Path, nil
+	case err == nil:
+		return "", fmt.Errorf("hostPath %s is not a directory: the Wasm runtime pre-opens directories only", hp.Path)
+	case os.IsNotExist(err) && typ == corev1.HostPathDirectoryOrCreate:
+		if err := os.MkdirAll(hp.Path, 0o755); err != nil {
+			return "", err
+		}
+		return hp.Path, nil
+	}
+	return "", fmt.Errorf("hostPath %s: %w", hp.Path, err)
+}
+
+type projectedFile struct {
+	path string
+	data []byte
+	mode os.FileMode
+}
+
+func keyFiles(data map[string][]byte, items []corev1.KeyToPath, defaultMode *int32, kind, name string) ([]projectedFile, error) {
+	mode := os.FileMode(0o644)
+	if defaultMode != nil {
+		mode = os.FileMode(*defaultMode)
+	}
+	var out []projectedFile
+	if len(items) == 0 {
+		for k, v := range data {
+			out = append(out, projectedFile{path: k, data: v, mode: mode})
+		}
+		return out, nil
+	}
+	for _, it := range items {
+		v, ok := data[it.Key]
+		if !ok {
+			return nil, fmt.Errorf("configured to use key %s of %s %q, which does not exist", it.Key, kind, name)
+		}
+		m := mode
+		if it.Mode != nil {
+			m = os.FileMode(*it.Mode)
+		}
+		out = append(out, projectedFile{path: it.Path, data: v, mode: m})
+	}
+	return out, nil
+}
+
+func configMapFiles(ctx context.Context, objs *objects, name string, items []corev1.KeyToPath, optional *bool, mode *int32) ([]projectedFile, error) {
+	cm, err := objs.configMap(ctx, name)
+	if err != nil {
+		if errors.Is(err, errObjectNotFound) && optional != nil && *optional {
+			return nil, nil
+		}
+		return nil, err
+	}
+	data := map[string][]byte{}
+	for k, v := range cm.Data {
+		data[k] = []byte(v)
+	}
+	for k, v := range cm.BinaryData {
+		data[k] = v
+	}
+	return keyFiles(data, items, mode, "ConfigMap", name)
+}
+
+func secretFiles(ctx context.Context, objs *objects, name string, items []corev1.KeyToPath, optional *bool, mode *int32) ([]projectedFile, error) {
+	sec, err := objs.secret(ctx, name)
+	if err != nil {
+		if errors.Is(err, errObjectNotFound) && optional != nil && *optional {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return keyFiles(sec.Data, items, mode, "Secret", name)
+}
+
+func (a *Agent) downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defaultMode *int32) ([]projectedFile, error) {
+	mode := os.FileMode(0o644)
+	if defaultMode != nil {
+		mode = os.FileMode(*defaultMode)
+	}
+	var out []projectedFile
+	for _, it := range items {
+		var v string
+		var err error
+		switch {
+		case it.FieldRef != nil:
+			v, err = podField(pod, it.FieldRef.FieldPath)
+		case it.ResourceFieldRef != nil:
+			c := findContainer(pod, it.ResourceFieldRef.ContainerName)
+			if c == nil {
+				err = fmt.Errorf("container %q not found", it.ResourceFieldRef.ContainerName)
+			} else {
+				v, err = a.resourceField(c, it.ResourceFieldRef)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("downward API file %s: %w", it.Path, err)
+		}
+		m := mode
+		if it.Mode != nil {
+			m = os.FileMode(*it.Mode)
+		}
+		out = append(out, projectedFile{path: it.Path, data: []byte(v), mode: m})
+	}
+	return out, nil
+}
+
+func findContainer(pod *corev1.Pod, name string) *corev1.Container {
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == name {
+			return &pod.Spec.Containers[i]
+		}
+	}
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
+			return &pod.Spec.InitContainers[i]
+		}
+	}
+	return nil
+}
+
+// writeProjected writes one file under dir. Paths are relative and free of
+// "..", which validation enforces; this checks again, because a file
+// written outside the volume would be a host write on the pod's behalf.
+func writeProjected(dir string, f projectedFile) error {
+	clean := filepath.Clean(f.path)
+	if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
+		return fmt.Errorf("file path %q leaves the volume", f.path)
+	}
+	p := filepath.Join(dir, clean)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(p, f.data, f.mode.Perm()); err != nil {
+		return err
+	}
+	return os.Chmod(p, f.mode.Perm())
+}
+
+// containerMounts turns a container's volumeMounts into the runtime's
+// mounts. Volumes whose content the kubelet writes (ConfigMap, Secret,
+// downward API, projected) are always read-only, as in Kubernetes.
+func containerMounts(pod *corev1.Pod, c *corev1.Container, vols map[string]string) ([]skiffrt.Mount, error) {
+	kinds := map[string]*corev1.Volume{}
+	for i := range pod.Spec.Volumes {
+		kinds[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
+	}
+	var out []skiffrt.Mount
+	for _, m := range c.VolumeMounts {
+		host, ok := vols[m.Name]
+		if !ok {
+			return nil, fmt.Errorf("volumeMount %q: no such volume", m.Name)
+		}
+		if m.SubPath != "" {
+			sub := filepath.Clean(m.SubPath)
+			if filepath.IsAbs(sub) || sub == ".." || strings.HasPrefix(sub, "../") {
+				return nil, fmt.Errorf("volumeMount %q: subPath %q leaves the volume", m.Name, m.SubPath)
+			}
+			host = filepath.Join(host, sub)
+			if err := os.MkdirAll(host, 0o755); err != nil {
+				return nil, fmt.Errorf("volumeMount %q: subPath: %w", m.Name, err)
+			}
+		}
+		v := kinds[m.Name]
+		ro := m.ReadOnly || v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
+		out = append(out, skiffrt.Mount{HostPath: host, GuestPath: m.MountPath, ReadOnly: ro})
+	}
+	return out, nil
+}

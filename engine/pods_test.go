@@ -1,0 +1,208 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/skiffhq/skiff/internal/testutil"
+	"github.com/skiffhq/skiff/runtime/image"
+)
+
+// Test guests come from runtime/wasm/testdata, built once per test binary.
+var (
+	guestsOnce sync.Once
+	guestsErr  error
+	guestsDir  string
+)
+
+func testGuest(t *testing.T, name string) []byte {
+	t.Helper()
+	guestsOnce.Do(func() {
+		guestsDir, guestsErr = os.MkdirTemp("", "skiff-engine-guests-")
+		if guestsErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", guestsDir+string(filepath.Separator),
+			"../runtime/wasm/testdata/printenv", "../runtime/wasm/testdata/exitcode", "../runtime/wasm/testdata/membomb")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			guestsErr = fmt.Errorf("build guests: %v\n%s", err, out)
+		}
+	})
+	if guestsErr != nil {
+		t.Fatal(guestsErr)
+	}
+	b, err := os.ReadFile(filepath.Join(guestsDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// testRegistry is an OCI registry on loopback holding the given modules as
+// Wasm images; it returns the registry's host:port.
+func testRegistry(t *testing.T, modules map[string][]byte) string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for ref, wasm := range modules {
+		img, err := mutate.AppendLayers(empty.Image, static.NewLayer(wasm, image.MediaTypeWasmLayer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img = mutate.MediaType(img, types.OCIManifestSchema1)
+		r, err := name.ParseReference(host + "/" + ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(r, img); err != nil {
+			t.Fatalf("push %s: %v", ref, err)
+		}
+	}
+	return host
+}
+
+func waitPod(t *testing.T, cs kubernetes.Interface, ns, name string, timeout time.Duration, what string, ok func(*corev1.Pod) bool) *corev1.Pod {
+	t.Helper()
+	var last *corev1.Pod
+	err := testutil.Poll(timeout, func() error {
+		p, err := cs.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		last = p
+		if !ok(p) {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	if err != nil {
+		var st any
+		if last != nil {
+			st = last.Status
+		}
+		t.Fatalf("pod %s/%s: %s: %v; last status: %+v", ns, name, what, err, st)
+	}
+	return last
+}
+
+func TestWasmPodRunsWithEnvAndVolumes(t *testing.T) {
+	host := testRegistry(t, map[string][]byte{"printenv:1": testGuest(t, "printenv")})
+	e := startEngine(t, Config{DataDir: t.TempDir(), NodeName: "wasm-1", CrashLoopBackOff: 200 * time.Millisecond})
+	cs, err := e.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg"},
+		Data: map[string]string{"GREETING": "hello from a ConfigMap"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sec"},
+		Data: map[string][]byte{"message.txt": []byte("secret file content")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "printenv"}, Spec: corev1.PodSpec{
+		NodeName: "wasm-1", RestartPolicy: corev1.RestartPolicyNever,
+		Containers: []corev1.Container{{Name: "main", Image: host + "/printenv:1", Args: []string{"printenv"},
+			EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
+			Env: []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+				{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
+			VolumeMounts: []corev1.VolumeMount{{Name: "sec", MountPath: "/config"}}}},
+		Volumes: []corev1.Volume{{Name: "sec", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "sec"}}}},
+	}}
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := waitPod(t, cs, "default", "printenv", 60*time.Second, "succeeds", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	if !strings.HasPrefix(p.Status.PodIP, "127.66.") {
+		t.Errorf("podIP = %q, want one in 127.66.0.0/16", p.Status.PodIP)
+	}
+	cst := p.Status.ContainerStatuses
+	if len(cst) != 1 || cst[0].State.Terminated == nil || cst[0].State.Terminated.ExitCode != 0 || !strings.HasPrefix(cst[0].ContainerID, "wasm://") {
+		t.Fatalf("container status = %+v", cst)
+	}
+	logs, err := os.ReadFile(filepath.Join(e.Config().DataDir, agentSubdir, "pods", string(p.UID), "logs", "main", "0.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"GREETING=hello from a ConfigMap", "message=secret file content", "POD_NAME=printenv",
+		"POD_IP=" + p.Status.PodIP, "stdout F /etc/hostname: not visible", "stderr F to stderr"} {
+		if !strings.Contains(string(logs), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+func TestWasmPodCrashLoopAndOOM(t *testing.T) {
+	host := testRegistry(t, map[string][]byte{"exitcode:1": testGuest(t, "exitcode"), "membomb:1": testGuest(t, "membomb")})
+	e := startEngine(t, Config{DataDir: t.TempDir(), NodeName: "wasm-2", CrashLoopBackOff: 300 * time.Millisecond})
+	cs, err := e.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	crash := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "crasher"}, Spec: corev1.PodSpec{NodeName: "wasm-2",
+		Containers: []corev1.Container{{Name: "c", Image: host + "/exitcode:1", Args: []string{"exitcode", "3"}}}}}
+	bomb := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bomb"}, Spec: corev1.PodSpec{NodeName: "wasm-2", RestartPolicy: corev1.RestartPolicyNever,
+		Containers: []corev1.Container{{Name: "b", Image: host + "/membomb:1",
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")}}}}}}
+	for _, p := range []*corev1.Pod{crash, bomb} {
+		if _, err := cs.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := waitPod(t, cs, "default", "bomb", 60*time.Second, "ends OOMKilled", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if term := p.Status.ContainerStatuses[0].State.Terminated; term == nil || term.Reason != "OOMKilled" || term.ExitCode != 137 {
+		t.Errorf("bomb container = %+v", p.Status.ContainerStatuses[0].State)
+	}
+	p = waitPod(t, cs, "default", "crasher", 60*time.Second, "in CrashLoopBackOff after 3 restarts", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].RestartCount >= 3 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == "CrashLoopBackOff"
+	})
+	last := p.Status.ContainerStatuses[0].LastTerminationState.Terminated
+	if last == nil || last.ExitCode != 3 || last.Reason != "Error" {
+		t.Errorf("lastState = %+v, want terminated with exit code 3", p.Status.ContainerStatuses[0].LastTerminationState)
+	}
+	if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, "back-off") {
+		t.Errorf("waiting message = %q", msg)
+	}
+	// The back-off grows: the restart delays double, so the BackOff events
+	// carry the growing delays in the container's waiting messages.
+	evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=crasher"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]bool{}
+	for _, ev := range evs.Items {
+		reasons[ev.Reason] = true
+	}
+	for _, want := range []string{"Pulling", "Pulled", "Created", "Started", "BackOff"} {
+		if !reasons[want] {
+			t.Errorf("no %s event for the crashing pod; got %v", want, reasons)
+		}
+	}
+}

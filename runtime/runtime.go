@@ -1,0 +1,127 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Runtime runs containers of one kind (Wasm modules, OCI containers).
+// Every method is safe for concurrent use.
+type Runtime interface {
+	// Name is the RuntimeClass handler it serves ("wasm").
+	Name() string
+	// Version is reported as the node's container runtime version
+	// ("wazero://v1.12.0").
+	Version() string
+	// Pull makes image available on this node, following policy as a
+	// kubelet does, with secrets as the pod's imagePullSecrets. Errors wrap
+	// ErrImageNotFound, ErrImageUnauthorized, ErrImageNotPresent or
+	// ErrImageNotSupported when they are one of those.
+	Pull(ctx context.Context, image string, policy corev1.PullPolicy, secrets []corev1.Secret) (Image, error)
+	// Start starts a container's main process and returns once it runs. The
+	// process lives until it exits or Stop; ctx bounds only the start.
+	Start(ctx context.Context, img Image, spec ContainerSpec) (Process, error)
+	// Exec runs a new process in a container's environment (its image,
+	// env, mounts and limits, with spec.Args as argv) and waits for it,
+	// or for ctx.
+	Exec(ctx context.Context, img Image, spec ContainerSpec) (ExitStatus, error)
+	// Close stops every process and releases the runtime.
+	Close(ctx context.Context) error
+}
+
+// Image is a pulled image.
+type Image struct {
+	// Ref is the reference it was pulled by, normalised
+	// ("registry.skiff.local/hello:1").
+	Ref string
+	// ID is the content digest kubectl shows as imageID ("sha256:…").
+	ID string
+	// Size in bytes of what the node stored.
+	Size int64
+	// Pulled is false when nothing had to be fetched (already present).
+	Pulled bool
+	// Entrypoint and Cmd come from the image config: argv when the
+	// container sets no command or args, as for a container image.
+	Entrypoint, Cmd []string
+	// Env is the image config's environment ("K=V"), under the container's.
+	Env []string
+}
+
+// ContainerSpec is a container as the runtime sees it: everything the pod
+// spec says, resolved by the agent (env values, volume directories, the pod
+// IP).
+type ContainerSpec struct {
+	// ID is unique per start of a container on this node; it is the
+	// containerID kubectl shows after the runtime's scheme.
+	ID string
+	// Args is argv, Args[0] the program name.
+	Args []string
+	// Env is the environ as "KEY=VALUE".
+	Env []string
+	// Mounts are host directories the process sees at their guest paths.
+	Mounts []Mount
+	// Ports are TCP ports the process serves on the pod IP.
+	Ports []Port
+	// PodIP is the address Ports are opened on.
+	PodIP string
+	// MemoryLimitBytes caps the process's memory; 0 means no limit.
+	MemoryLimitBytes int64
+	// Hostname is the pod's host name.
+	Hostname string
+	// Stdin, when set, is the process's standard input.
+	Stdin io.Reader
+	// Stdout and Stderr receive the process's output; nil discards it.
+	Stdout, Stderr io.Writer
+	// TTY asks for a terminal; runtimes that have none ignore it.
+	TTY bool
+}
+
+// Mount is a host directory shown to the process at GuestPath.
+type Mount struct {
+	HostPath, GuestPath string
+	ReadOnly            bool
+}
+
+// Port is one TCP port of a container.
+type Port struct {
+	Name string
+	Port int32
+}
+
+// Process is a started container process.
+type Process interface {
+	// Done is closed when the process has ended.
+	Done() <-chan struct{}
+	// Status is how it ended; valid once Done is closed.
+	Status() ExitStatus
+	// Stop asks the process to end and waits for it: the runtime's polite
+	// signal first (closing its listeners and input), then, after grace, a
+	// kill. It returns once Done is closed or ctx ends.
+	Stop(ctx context.Context, grace time.Duration) ExitStatus
+}
+
+// ExitStatus is how a process ended, in the terms of a terminated
+// container.
+type ExitStatus struct {
+	Code    int
+	Reason  string // Completed, Error, OOMKilled, Killed
+	Message string
+}
+
+// Errors a Pull wraps, so the agent can report the Kubernetes reasons.
+var (
+	// ErrImageNotFound: the registry has no such image (ErrImagePull).
+	ErrImageNotFound = errors.New("image not found")
+	// ErrImageUnauthorized: the registry refused the credentials.
+	ErrImageUnauthorized = errors.New("image pull unauthorized")
+	// ErrImageNotPresent: policy Never and the image is not on the node
+	// (ErrImageNeverPull).
+	ErrImageNotPresent = errors.New("image not present with pull policy Never")
+	// ErrImageNotSupported: the image is not for this runtime (an OCI
+	// container image given to the Wasm runtime).
+	ErrImageNotSupported = errors.New("image not supported by this runtime")
+)

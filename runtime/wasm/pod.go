@@ -1,0 +1,203 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	skiffrt "github.com/skiffhq/skiff/runtime"
+	"github.com/skiffhq/skiff/runtime/image"
+)
+
+// PodConfig configures the node agent's face of a Runtime.
+type PodConfig struct {
+	// Images is the node's module store. Required.
+	Images *image.Store
+	// Resolve, when set, rewrites a pod's image reference before the pull:
+	// the agent points names the embedded registry holds at it. It returns
+	// the reference unchanged when it has nothing better.
+	Resolve func(ctx context.Context, ref string) (string, error)
+}
+
+// PodRuntime is a Runtime seen through the node agent's interface
+// (runtime.Runtime): images from the module store, containers as WASI
+// commands, each start a new instance of the compiled module.
+type PodRuntime struct {
+	rt  *Runtime
+	cfg PodConfig
+
+	mu      sync.Mutex
+	modules map[string]*Module // by image ID
+}
+
+var _ skiffrt.Runtime = (*PodRuntime)(nil)
+
+// NewPodRuntime wraps rt. Closing the PodRuntime closes rt.
+func NewPodRuntime(rt *Runtime, cfg PodConfig) (*PodRuntime, error) {
+	if cfg.Images == nil {
+		return nil, errors.New("wasm: PodConfig.Images is required")
+	}
+	return &PodRuntime{rt: rt, cfg: cfg, modules: map[string]*Module{}}, nil
+}
+
+// Name is the RuntimeClass handler: "wasm".
+func (p *PodRuntime) Name() string { return "wasm" }
+
+// Version is "wazero://<version>" from the build's module information.
+func (p *PodRuntime) Version() string { return "wazero://" + WazeroVersion() }
+
+// WazeroVersion is the wazero module version this binary was built with.
+func WazeroVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/tetratelabs/wazero" {
+				if d.Replace != nil {
+					return d.Replace.Version
+				}
+				return d.Version
+			}
+		}
+	}
+	return "unknown"
+}
+
+// Runtime is the wrapped wazero runtime.
+func (p *PodRuntime) Runtime() *Runtime { return p.rt }
+
+// Pull resolves and fetches the module, then compiles it (from the
+// compilation cache when it was compiled before), so that Start costs only
+// an instantiation.
+func (p *PodRuntime) Pull(ctx context.Context, ref string, policy corev1.PullPolicy, secrets []corev1.Secret) (skiffrt.Image, error) {
+	if p.cfg.Resolve != nil {
+		r, err := p.cfg.Resolve(ctx, ref)
+		if err != nil {
+			return skiffrt.Image{}, fmt.Errorf("resolve %s: %w", ref, err)
+		}
+		ref = r
+	}
+	kc, err := image.Keychain(secrets)
+	if err != nil {
+		return skiffrt.Image{}, fmt.Errorf("image pull secrets: %w", err)
+	}
+	pulled := true
+	img, err := p.cfg.Images.Pull(ctx, ref, corev1.PullNever, kc)
+	if err == nil && policy != corev1.PullAlways {
+		pulled = false
+	} else {
+		img, err = p.cfg.Images.Pull(ctx, ref, policy, kc)
+	}
+	if err != nil {
+		return skiffrt.Image{}, pullError(err)
+	}
+	bin, err := p.cfg.Images.Module(img)
+	if err != nil {
+		return skiffrt.Image{}, pullError(err)
+	}
+	mod, err := p.rt.Compile(ctx, bin)
+	if err != nil {
+		return skiffrt.Image{}, fmt.Errorf("compile %s: %w", ref, err)
+	}
+	p.mu.Lock()
+	p.modules[img.Digest] = mod
+	p.mu.Unlock()
+	return skiffrt.Image{Ref: ref, ID: img.Digest, Size: int64(len(bin)), Pulled: pulled,
+		Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd, Env: img.Config.Env}, nil
+}
+
+func pullError(err error) error {
+	switch {
+	case errors.Is(err, image.ErrNotFound), errors.Is(err, image.ErrInvalidReference):
+		return fmt.Errorf("%w: %w", skiffrt.ErrImageNotFound, err)
+	case errors.Is(err, image.ErrUnauthorized):
+		return fmt.Errorf("%w: %w", skiffrt.ErrImageUnauthorized, err)
+	case errors.Is(err, image.ErrNotPresent):
+		return fmt.Errorf("%w: %w", skiffrt.ErrImageNotPresent, err)
+	case errors.Is(err, image.ErrNotWasm):
+		return fmt.Errorf("%w: %w", skiffrt.ErrImageNotSupported, err)
+	}
+	return err
+}
+
+func (p *PodRuntime) module(img skiffrt.Image) (*Module, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m := p.modules[img.ID]; m != nil {
+		return m, nil
+	}
+	return nil, fmt.Errorf("wasm: image %s (%s) was not pulled", img.Ref, img.ID)
+}
+
+func runSpec(spec skiffrt.ContainerSpec) RunSpec {
+	rs := RunSpec{Args: spec.Args, Env: spec.Env, Stdin: spec.Stdin, Stdout: spec.Stdout, Stderr: spec.Stderr,
+		MemoryLimitBytes: spec.MemoryLimitBytes, Hostname: spec.Hostname}
+	for _, m := range spec.Mounts {
+		rs.Mounts = append(rs.Mounts, Mount{HostPath: m.HostPath, GuestPath: m.GuestPath, ReadOnly: m.ReadOnly})
+	}
+	return rs
+}
+
+// Exec runs a new instance of the container's module with spec.Args.
+func (p *PodRuntime) Exec(ctx context.Context, img skiffrt.Image, spec skiffrt.ContainerSpec) (skiffrt.ExitStatus, error) {
+	mod, err := p.module(img)
+	if err != nil {
+		return skiffrt.ExitStatus{}, err
+	}
+	st, err := p.rt.Run(ctx, mod, runSpec(spec))
+	return skiffrt.ExitStatus(st), err
+}
+
+// Start instantiates the module and runs its _start on a goroutine of its
+// own.
+func (p *PodRuntime) Start(ctx context.Context, img skiffrt.Image, spec skiffrt.ContainerSpec) (skiffrt.Process, error) {
+	mod, err := p.module(img)
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	proc := &commandProcess{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(proc.done)
+		st, err := p.rt.Run(runCtx, mod, runSpec(spec))
+		if err != nil {
+			st = ExitStatus{Code: 128, Reason: "StartError", Message: err.Error()}
+		}
+		proc.status = skiffrt.ExitStatus(st)
+	}()
+	return proc, nil
+}
+
+// Close closes the wazero runtime, ending every instance.
+func (p *PodRuntime) Close(ctx context.Context) error { return p.rt.Close(ctx) }
+
+// commandProcess is a running WASI command.
+type commandProcess struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	status skiffrt.ExitStatus // written before done closes
+}
+
+func (c *commandProcess) Done() <-chan struct{} { return c.done }
+
+func (c *commandProcess) Status() skiffrt.ExitStatus {
+	<-c.done
+	return c.status
+}
+
+// Stop ends the command at once: WASI preview1 has no signals, so a
+// command cannot be asked to exit; cancelling its context closes the
+// instance where it stands (ReasonKilled, 137), what SIGKILL is to a
+// process. grace does not apply.
+func (c *commandProcess) Stop(ctx context.Context, grace time.Duration) skiffrt.ExitStatus {
+	c.cancel()
+	select {
+	case <-c.done:
+		return c.status
+	case <-ctx.Done():
+		return skiffrt.ExitStatus{Code: ExitCodeKilled, Reason: ReasonKilled, Message: "stop: " + ctx.Err().Error()}
+	}
+}
