@@ -20,10 +20,12 @@ import (
 // the Backend (flow control); they fail once ctx ends, so a Backend blocked in
 // a Write is released too.
 //
-// The error's text reaches the user. Return the sentinel errors below (bare,
-// or wrapped with %w and a message written for the user) where they apply:
-// the API answers them with 400 Bad Request, and a bare sentinel gets the
-// message Kubernetes gives for that case. Any other error is a 500.
+// The error's text reaches the user. Return the sentinel errors below where
+// they apply, bare or as fmt.Errorf("%w: <message for the user>", sentinel):
+// the API answers them with 400 Bad Request and the message (without the
+// sentinel's own words in front), or, for a bare sentinel, the message
+// Kubernetes gives for that case. Any other error is a 500 for logs, and
+// "Internal error occurred" on kubectl's terminal for exec.
 type Backend interface {
 	// Logs writes the container's log to w as req.Options ask: Follow
 	// (keep writing until the container ends or ctx ends), Previous (the
@@ -38,11 +40,14 @@ type Backend interface {
 	// A command that ran and exited non-zero is (code, nil); err is for a
 	// command that could not be run at all.
 	Exec(ctx context.Context, req ExecRequest, s ExecStreams) (exitCode int, err error)
-	// PortForward connects conn to req.Port of the pod and copies both ways
-	// until either side is done. conn.Read returns io.EOF when the client
-	// has sent everything (half close: keep sending the pod's answer);
-	// the forwarded connection ends when PortForward returns (closing conn
-	// first is allowed). An error is shown to the user.
+	// PortForward connects conn to req.Port of the pod and copies both ways.
+	// conn.Read returns io.EOF when the client has sent everything (a half
+	// close: keep sending the pod's answer). Return once the pod's side is
+	// done (its connection reached EOF): kubectl closes the client's
+	// connection only after that, so waiting for the client's EOF as well
+	// would wait for nothing; the relay cancels a call still running a
+	// moment after conn.Close. An error is shown to the user (kubectl
+	// prints it and closes that connection).
 	PortForward(ctx context.Context, req PortForwardRequest, conn io.ReadWriteCloser) error
 }
 

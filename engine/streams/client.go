@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/skiffhq/skiff/engine/bus"
 )
@@ -103,7 +104,7 @@ func (c *Client) Logs(ctx context.Context, node string, req LogRequest, w io.Wri
 	if _, err := io.Copy(w, chanReader{s, chStdout}); err != nil {
 		return err
 	}
-	_, err = s.result()
+	_, err = s.wait()
 	return err
 }
 
@@ -163,14 +164,10 @@ func (c *Client) Exec(ctx context.Context, node string, req ExecRequest, st Exec
 		go copyOut(1, st.Stderr, chStderr)
 	}
 	wg.Wait()
-	select { // with no output stream asked for, nothing above waited
-	case <-s.ended:
-	case <-s.done:
-	}
 	if err := errors.Join(errs[0], errs[1]); err != nil {
 		return 0, err
 	}
-	return s.result()
+	return s.wait()
 }
 
 // PortForward connects conn to the pod's port as Backend.PortForward on
@@ -191,6 +188,16 @@ func (c *Client) PortForward(ctx context.Context, node string, req PortForwardRe
 	}()
 	if _, err := io.Copy(conn, chanReader{s, chStdout}); err != nil {
 		return err
+	}
+	// The pod's side is done. kubectl ends the forwarded connection only
+	// once this returns, so a Backend still waiting for the client's end is
+	// given a moment to finish and is then cancelled, as socat (the
+	// kubelet's old forwarder) does.
+	select {
+	case <-s.ended:
+	case <-s.done:
+	case <-time.After(c.tm.linger):
+		return nil
 	}
 	_, err = s.result()
 	return err

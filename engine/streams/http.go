@@ -143,11 +143,14 @@ func status(err error, pod *corev1.Pod, container string) error {
 	if _, ok := err.(apierrors.APIStatus); ok {
 		return err
 	}
+	// The Backend's text, without the sentinel's own words in front
+	// ("%w: message" wrapping); Kubernetes' words if it said no more.
 	bare := func(sentinel error, msg string) string {
-		if err.Error() == sentinel.Error() {
-			return msg // the Backend said no more: give Kubernetes' words
+		text := strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
+		if text == sentinel.Error() {
+			return msg
 		}
-		return err.Error()
+		return text
 	}
 	switch {
 	case errors.Is(err, ErrNoPrevious):
@@ -162,7 +165,8 @@ func status(err error, pod *corev1.Pod, container string) error {
 	case errors.Is(err, ErrNodeUnreachable), errors.Is(err, ErrSessionLost):
 		return apierrors.NewServiceUnavailable(err.Error())
 	case errors.Is(err, ErrNodeTimeout):
-		return apierrors.NewTimeoutError(err.Error(), 0)
+		return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure,
+			Code: http.StatusGatewayTimeout, Reason: metav1.StatusReasonTimeout, Message: err.Error()}}
 	}
 	return apierrors.NewInternalError(err)
 }

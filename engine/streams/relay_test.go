@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/engine/bus"
 	"github.com/skiffhq/skiff/internal/testutil"
@@ -181,6 +184,65 @@ func TestRelayPortForwardHalfClose(t *testing.T) {
 	}
 	if got := pod.out.String(); got != `port 80 got "ping"` {
 		t.Fatalf("answer %q", got)
+	}
+}
+
+// A Backend that closes conn and then returns has its result waited for;
+// one that closes conn and then waits for the client is cancelled after the
+// linger, and the forwarded connection ends without an error.
+func TestRelayPortForwardAfterPodClose(t *testing.T) {
+	tm := defaultTiming // a linger long enough for any machine's delivery of the end
+	cancelled := make(chan struct{})
+	c, _, _ := relay(t, &fakeBackend{pf: func(ctx context.Context, req PortForwardRequest, conn io.ReadWriteCloser) error {
+		fmt.Fprint(conn, "bye")
+		conn.Close()
+		if req.Port == 1 {
+			return errors.New("closed with an error") // sent after the EOF
+		}
+		<-ctx.Done() // waits for the client, who waits for this call
+		close(cancelled)
+		return nil
+	}}, tm)
+	ctx := testCtx(t)
+	client, pod := pipeConn()
+	defer pod.in.Close()
+	if err := c.PortForward(ctx, "n1", PortForwardRequest{Pod: "p", Port: 1}, client); err == nil || err.Error() != "closed with an error" {
+		t.Fatalf("port 1: %v", err)
+	}
+	client, pod = pipeConn()
+	defer pod.in.Close()
+	if err := c.PortForward(ctx, "n1", PortForwardRequest{Pod: "p", Port: 2}, client); err != nil || pod.out.String() != "bye" {
+		t.Fatalf("port 2: %v %q", err, pod.out.String())
+	}
+	select {
+	case <-cancelled:
+	case <-ctx.Done():
+		t.Fatal("the lingering backend call was not cancelled")
+	}
+}
+
+// The user sees the Backend's message without the sentinel's words in
+// front, or Kubernetes' message for a bare sentinel.
+func TestStatusMessages(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: corev1.PodSpec{NodeName: "n"}}
+	for _, tc := range []struct {
+		err  error
+		code int32
+		want string
+	}{
+		{ErrNoPrevious, 400, `previous terminated container "c" in pod "p" not found`},
+		{&remoteError{ErrNoPrevious, ErrNoPrevious.Error()}, 400, `previous terminated container "c" in pod "p" not found`},
+		{fmt.Errorf("%w: container %q in pod %q is waiting to start", ErrContainerNotFound, "c", "p"), 400, `container "c" in pod "p" is waiting to start`},
+		{fmt.Errorf("pod %q is gone: %w", "p", ErrPodNotRunning), 400, `pod "p" is gone: pod not running`},
+		{ErrPodNotRunning, 400, `pod "p" is not running on node "n"`},
+		{fmt.Errorf("%w: nobody", ErrNodeUnreachable), 503, "node unreachable: nobody"},
+		{fmt.Errorf("%w: slow", ErrNodeTimeout), 504, "node did not answer: slow"},
+		{errors.New("disk on fire"), 500, "Internal error occurred: disk on fire"},
+	} {
+		st := status(tc.err, pod, "c").(apierrors.APIStatus).Status()
+		if st.Code != tc.code || st.Message != tc.want {
+			t.Errorf("%v: %d %q, want %d %q", tc.err, st.Code, st.Message, tc.code, tc.want)
+		}
 	}
 }
 

@@ -141,6 +141,15 @@ func (s *session) start(peer string, sendWindow int) {
 	go s.keepalive()
 }
 
+// wait waits for the node's answer (or the session's end) and returns it.
+func (s *session) wait() (int, error) {
+	select {
+	case <-s.ended:
+	case <-s.done:
+	}
+	return s.result()
+}
+
 // result is the node's answer once the session ended there: the exit code
 // and the Backend's error, or why the session broke before that.
 func (s *session) result() (int, error) {

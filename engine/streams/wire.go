@@ -149,6 +149,9 @@ type timing struct {
 	// ping is how often a side says it is alive; idle is how long a side
 	// waits without hearing anything before it ends the session.
 	ping, idle time.Duration
+	// linger is how long a port-forward waits for the node's call to end
+	// after the pod closed its side of the connection.
+	linger time.Duration
 	// window is the bytes a receiver buffers per channel (and so the most
 	// a sender has in flight per channel); chunk is the largest data frame,
 	// well under NATS' 1 MiB payload limit.
@@ -159,6 +162,7 @@ var defaultTiming = timing{
 	open:   5 * time.Second,
 	ping:   5 * time.Second,
 	idle:   30 * time.Second,
+	linger: time.Second,
 	window: 256 << 10,
 	chunk:  32 << 10,
 }
