@@ -8,15 +8,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/skiffhq/skiff/internal/testutil"
 	"github.com/skiffhq/skiff/internal/wasmbuild"
+	"github.com/skiffhq/skiff/runtime/wasm/testdata/handlerapp"
 )
 
 // handlerGuest compiles testdata/handler as a reactor on the shared Runtime.
@@ -372,4 +377,93 @@ func TestNewHandlerFailsEarly(t *testing.T) {
 	if !errors.Is(err, ErrInvalidSpec) {
 		t.Errorf("bad env: err = %v, want ErrInvalidSpec", err)
 	}
+}
+
+// BenchmarkHandlerVsNative serves the same handler (testdata/handlerapp)
+// two ways on loopback: through the SDK handler in a pool of Wasm instances,
+// and compiled natively into this process behind net/http. Each iteration is
+// one request to each, from `clients` keep-alive clients at once; the
+// metrics are both rates and their ratio.
+func BenchmarkHandlerVsNative(b *testing.B) {
+	procs := goruntime.GOMAXPROCS(0)
+	b.Logf("GOMAXPROCS=%d %s wazero %s", procs, goruntime.Version(), wazeroVersion())
+	h, wasmURL := serveHandler(b, HandlerSpec{PoolSize: procs})
+	native := httptest.NewServer(handlerapp.New())
+	defer native.Close()
+
+	body := strings.Repeat("b", 4096)
+	for _, tc := range []struct {
+		name, method, path, body string
+	}{
+		{"hello", "GET", "/hello", ""},
+		{"echo4KiB", "POST", "/echo", body},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			const clients = 8
+			rate := func(base string) float64 {
+				start := time.Now()
+				load(b, clients, b.N, tc.method, base+tc.path, tc.body)
+				return float64(b.N) / time.Since(start).Seconds()
+			}
+			wasmRate := rate(wasmURL)
+			nativeRate := rate(native.URL)
+			b.ReportMetric(wasmRate, "wasm-req/s")
+			b.ReportMetric(nativeRate, "native-req/s")
+			b.ReportMetric(wasmRate/nativeRate, "wasm/native")
+		})
+	}
+	b.Logf("instances created: %d", h.Stats().Created)
+}
+
+// load sends n requests from clients goroutines, each over its own
+// keep-alive connection, and fails b on any error.
+func load(b *testing.B, clients, n int, method, url, body string) {
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	errs := make(chan error, clients)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr := &http.Transport{MaxIdleConnsPerHost: 1}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+			for next.Add(1) <= int64(n) {
+				req, _ := http.NewRequest(method, url, strings.NewReader(body))
+				resp, err := c.Do(req)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != 200 {
+						err = fmt.Errorf("%s: %s", url, resp.Status)
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}
+
+func wazeroVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/tetratelabs/wazero" {
+				return d.Version
+			}
+		}
+	}
+	// Test binaries carry no dependency list: ask the go command.
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "github.com/tetratelabs/wazero").Output()
+	if err != nil {
+		return "(unknown)"
+	}
+	return strings.TrimSpace(string(out))
 }
