@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -138,6 +141,11 @@ func runSpec(spec skiffrt.ContainerSpec) RunSpec {
 	for _, m := range spec.Mounts {
 		rs.Mounts = append(rs.Mounts, Mount{HostPath: m.HostPath, GuestPath: m.GuestPath, ReadOnly: m.ReadOnly})
 	}
+	// Container ports are listeners on the pod IP, in the order of the
+	// container's ports: the guest finds port i at FirstListenerFD+i.
+	for _, p := range spec.Ports {
+		rs.Listeners = append(rs.Listeners, Listener{Host: spec.PodIP, Port: int(p.Port)})
+	}
 	return rs
 }
 
@@ -147,7 +155,9 @@ func (p *PodRuntime) Exec(ctx context.Context, img skiffrt.Image, spec skiffrt.C
 	if err != nil {
 		return skiffrt.ExitStatus{}, err
 	}
-	st, err := p.rt.Run(ctx, mod, runSpec(spec))
+	rs := runSpec(spec)
+	rs.Listeners = nil // the container owns its ports; an exec gets none
+	st, err := p.rt.Run(ctx, mod, rs)
 	return skiffrt.ExitStatus(st), err
 }
 
@@ -157,6 +167,9 @@ func (p *PodRuntime) Start(ctx context.Context, img skiffrt.Image, spec skiffrt.
 	mod, err := p.module(img)
 	if err != nil {
 		return nil, err
+	}
+	if mod.IsHandler() {
+		return p.startHandler(ctx, mod, spec)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	proc := &commandProcess{cancel: cancel, done: make(chan struct{})}
@@ -200,4 +213,70 @@ func (c *commandProcess) Stop(ctx context.Context, grace time.Duration) skiffrt.
 	case <-ctx.Done():
 		return skiffrt.ExitStatus{Code: ExitCodeKilled, Reason: ReasonKilled, Message: "stop: " + ctx.Err().Error()}
 	}
+}
+
+// startHandler serves an SDK handler module: the host listens on the pod IP
+// at each container port and calls the module per request, from a pool of
+// instances (Handler). The memory limit applies to each instance.
+func (p *PodRuntime) startHandler(ctx context.Context, mod *Module, spec skiffrt.ContainerSpec) (skiffrt.Process, error) {
+	if len(spec.Ports) == 0 {
+		return nil, fmt.Errorf("%w: an HTTP handler module needs a containerPort to serve on", ErrInvalidSpec)
+	}
+	rs := runSpec(spec)
+	h, err := p.rt.NewHandler(ctx, mod, HandlerSpec{Args: rs.Args, Env: rs.Env, Mounts: rs.Mounts, Hostname: rs.Hostname,
+		Stdout: rs.Stdout, Stderr: rs.Stderr, MemoryLimitBytes: rs.MemoryLimitBytes})
+	if err != nil {
+		return nil, err
+	}
+	proc := &handlerProcess{h: h, done: make(chan struct{}), srv: &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}}
+	for _, port := range spec.Ports {
+		ln, err := net.Listen("tcp", net.JoinHostPort(spec.PodIP, strconv.Itoa(int(port.Port))))
+		if err != nil {
+			proc.closeListeners()
+			h.Close(context.Background())
+			return nil, fmt.Errorf("%w: %w", ErrListen, err)
+		}
+		proc.lns = append(proc.lns, ln)
+	}
+	for _, ln := range proc.lns {
+		go proc.srv.Serve(ln)
+	}
+	return proc, nil
+}
+
+// handlerProcess is a served handler module: it runs until stopped.
+type handlerProcess struct {
+	h    *Handler
+	srv  *http.Server
+	lns  []net.Listener
+	once sync.Once
+	done chan struct{}
+}
+
+func (hp *handlerProcess) closeListeners() {
+	for _, ln := range hp.lns {
+		ln.Close()
+	}
+}
+
+func (hp *handlerProcess) Done() <-chan struct{} { return hp.done }
+
+func (hp *handlerProcess) Status() skiffrt.ExitStatus {
+	<-hp.done
+	return skiffrt.ExitStatus{Code: 0, Reason: ReasonCompleted}
+}
+
+// Stop is graceful, as a SIGTERM to a well-behaved server: the listeners
+// close, requests in flight get up to grace to finish, then whatever still
+// runs is stopped.
+func (hp *handlerProcess) Stop(ctx context.Context, grace time.Duration) skiffrt.ExitStatus {
+	hp.once.Do(func() {
+		gctx, cancel := context.WithTimeout(ctx, grace)
+		defer cancel()
+		hp.srv.Shutdown(gctx)
+		hp.srv.Close()
+		hp.h.Close(gctx)
+		close(hp.done)
+	})
+	return hp.Status()
 }
