@@ -21,11 +21,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/skiffhq/skiff/internal/podbench"
 	"github.com/skiffhq/skiff/internal/testutil"
 	"github.com/skiffhq/skiff/runtime/image"
 )
@@ -206,3 +208,81 @@ func TestWasmPodCrashLoopAndOOM(t *testing.T) {
 		}
 	}
 }
+
+// A Deployment of Wasm pods goes through the scheduler, the ReplicaSet
+// controller and the node agent to Available; after an engine restart the
+// pods run again, and the module is not compiled again: the compile cache
+// on disk serves it.
+func TestWasmDeploymentSurvivesRestartWithoutRecompiling(t *testing.T) {
+	host := testRegistry(t, map[string][]byte{"sleeper:1": podbench.SleeperModule()})
+	dir := t.TempDir()
+	cfg := Config{DataDir: dir, NodeName: "wasm-3", PodCIDR: "127.66.64.0/18"}
+	e := startEngine(t, cfg)
+	cs, err := e.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	wasmClass := "wasm"
+	labels := map[string]string{"app": "sleeper"}
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "sleeper"}, Spec: appsv1.DeploymentSpec{
+		Replicas: ptr(int32(2)), Selector: &metav1.LabelSelector{MatchLabels: labels},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
+			RuntimeClassName: &wasmClass,
+			Containers:       []corev1.Container{{Name: "sleeper", Image: host + "/sleeper:1"}}}}}}
+	if _, err := cs.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitAvailable := func(e *Engine) {
+		t.Helper()
+		testutil.Eventually(t, 60*time.Second, func() error {
+			d, err := cs.AppsV1().Deployments("default").Get(ctx, "sleeper", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if d.Status.AvailableReplicas != 2 || d.Status.ObservedGeneration != d.Generation {
+				return fmt.Errorf("status %+v", d.Status)
+			}
+			return nil
+		})
+	}
+	waitAvailable(e)
+	before := e.WasmRuntime().CacheStats()
+	if before.Compiled != 1 {
+		t.Fatalf("first start: %+v, want the module compiled once", before)
+	}
+	if err := e.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	restarted := time.Now().Add(-time.Second) // RFC 3339 times have second precision
+	e = startEngine(t, cfg)
+	if cs, err = e.Clientset(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 60*time.Second, func() error {
+		pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=sleeper"})
+		if err != nil {
+			return err
+		}
+		back := 0
+		for _, p := range pods.Items {
+			for _, c := range p.Status.ContainerStatuses {
+				if c.State.Running != nil && !c.State.Running.StartedAt.Time.Before(restarted) && c.Ready {
+					back++
+				}
+			}
+		}
+		if back != 2 {
+			return fmt.Errorf("%d of 2 pods running again", back)
+		}
+		return nil
+	})
+	waitAvailable(e)
+	after := e.WasmRuntime().CacheStats()
+	if after.Compiled != 0 || after.DiskHits == 0 {
+		t.Fatalf("after restart: %+v, want no compilation and a disk cache hit", after)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

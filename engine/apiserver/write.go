@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -232,7 +233,30 @@ func (s *Server) ensureDefaults(ctx context.Context) error {
 	if err := s.ensureNamespaces(ctx); err != nil {
 		return err
 	}
+	if err := s.ensureRuntimeClass(ctx); err != nil {
+		return err
+	}
 	return s.ensureKubernetesService(ctx)
+}
+
+// ensureRuntimeClass creates the RuntimeClass "wasm" (handler wasm), which
+// selects the Wasm runtime for a pod (runtimeClassName: wasm). It carries
+// the node selector of the nodes that offer the runtime, so the scheduler
+// places such pods on them, as RuntimeClass scheduling does.
+func (s *Server) ensureRuntimeClass(ctx context.Context) error {
+	res, _ := s.reg.Get(schema.GroupVersionResource{Group: "node.k8s.io", Version: "v1", Resource: "runtimeclasses"})
+	if _, err := s.objs.get(ctx, res, "", "wasm"); err == nil {
+		return nil
+	} else if !apierrors.IsNotFound(err) {
+		return err
+	}
+	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "wasm"}, Handler: "wasm",
+		Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{"skiff.dev/runtime-wasm": "true"}}}
+	rc.SetGroupVersionKind(res.GVK())
+	if _, err := s.createObject(ctx, res, rc, nil, ""); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
 }
 
 // ensureNamespaces creates the namespaces every cluster has.
