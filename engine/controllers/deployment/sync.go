@@ -203,8 +203,16 @@ func (c *Controller) newReplicaSet(ctx context.Context, d *appsv1.Deployment, ex
 		if getErr != nil {
 			return nil, getErr
 		}
-		if ref := metav1.GetControllerOf(cur); ref != nil && ref.UID == d.UID && equalIgnoreHash(&cur.Spec.Template, &d.Spec.Template) {
-			return cur, nil
+		if equalIgnoreHash(&cur.Spec.Template, &d.Spec.Template) {
+			switch ref := metav1.GetControllerOf(cur); {
+			case ref != nil && ref.UID == d.UID:
+				return cur, nil
+			case ref == nil:
+				// An orphan of d's template (left by a Deployment
+				// deleted with propagation Orphan) that the informer
+				// has not yet shown released: the next sync adopts it.
+				return nil, fmt.Errorf("replica set %s is an orphan with this template: adopting it on the next sync", cur.Name)
+			}
 		}
 		cc := int32(0)
 		if d.Status.CollisionCount != nil {
