@@ -22,6 +22,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/remotecommand"
 
 	"github.com/skiffhq/skiff/engine"
 	"github.com/skiffhq/skiff/engine/streams"
@@ -200,6 +203,17 @@ func (b *stubRuntime) Exec(ctx context.Context, req streams.ExecRequest, s strea
 		fmt.Fprintln(s.Stderr, "oops")
 		code, err := strconv.Atoi(args[0])
 		return code, err
+	case "size": // prints the terminal's first size
+		if s.Resize == nil || s.Stderr != nil {
+			return 2, nil
+		}
+		select {
+		case sz := <-s.Resize:
+			fmt.Fprintf(s.Stdout, "%dx%d\n", sz.Width, sz.Height)
+			return 0, nil
+		case <-ctx.Done():
+			return 1, ctx.Err()
+		}
 	case "cat":
 		if s.Stdin == nil {
 			return 2, nil
@@ -331,6 +345,53 @@ func TestKubectlExec(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A terminal's size reaches the command, over both protocols (kubectl
+// needs a real terminal for -t, so client-go's executors stand in for it).
+func TestExecTTYResize(t *testing.T) {
+	c := startCluster(t)
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.kc) // over the network, as kubectl
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := cs.CoreV1().RESTClient().Post().Namespace("default").Resource("pods").Name("web").SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Command: []string{"size"}, Stdout: true, TTY: true}, scheme.ParameterCodec).URL()
+	ws, err := remotecommand.NewWebSocketExecutor(cfg, "GET", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := remotecommand.NewSPDYExecutor(cfg, "POST", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, ex := range map[string]remotecommand.Executor{"websocket": ws, "spdy": sp} {
+		var out strings.Builder
+		sizes := make(sizeQueue, 1)
+		sizes <- remotecommand.TerminalSize{Width: 120, Height: 40}
+		close(sizes)
+		err := ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Tty: true, TerminalSizeQueue: sizes})
+		if err != nil || out.String() != "120x40\n" {
+			t.Errorf("%s: %q %v", name, out.String(), err)
+		}
+	}
+}
+
+// sizeQueue hands out the sizes sent on it until it is closed.
+type sizeQueue chan remotecommand.TerminalSize
+
+func (q sizeQueue) Next() *remotecommand.TerminalSize {
+	sz, ok := <-q
+	if !ok {
+		return nil
+	}
+	return &sz
 }
 
 func TestKubectlExecErrors(t *testing.T) {

@@ -155,7 +155,7 @@ func (n *nodeServer) run(s *session, kind string, call func(ctx context.Context,
 	}
 	// Data frames were all sent before this one, on the same connection, so
 	// the API side sees them first.
-	_ = s.sendJSON(frameEnd, endFor(code, err))
+	s.sendEnd(endFor(code, err))
 	s.finish(errClosed)
 }
 

@@ -47,6 +47,7 @@ type session struct {
 	inbox string
 	sub   *nats.Subscription
 
+	endOnce sync.Once  // the node sends one end frame
 	sendMu  sync.Mutex // orders seq assignment with publishing
 	sendSeq uint64
 	peer    string // the other side's inbox; set before anything is sent
@@ -260,6 +261,9 @@ func (s *session) handleLocked(t frameType, ch byte, payload []byte) error {
 			}
 		}
 	case frameEnd:
+		if s.end != nil {
+			return nil // the node's own abort raced its result: the first counts
+		}
 		var m endMsg
 		if err := json.Unmarshal(payload, &m); err != nil {
 			return fmt.Errorf("%w: bad end frame: %w", ErrSessionLost, err)
@@ -427,7 +431,7 @@ func (s *session) abort(err error) {
 		return
 	}
 	if s.node {
-		_ = s.sendJSON(frameEnd, endFor(0, err))
+		s.sendEnd(endFor(0, err))
 	} else {
 		s.mu.Lock()
 		ended := s.end != nil
@@ -437,6 +441,11 @@ func (s *session) abort(err error) {
 		}
 	}
 	s.finish(err)
+}
+
+// sendEnd sends the node's end frame, once.
+func (s *session) sendEnd(m endMsg) {
+	s.endOnce.Do(func() { _ = s.sendJSON(frameEnd, m) })
 }
 
 // finish marks the session over with err and releases it; safe to call
