@@ -14,6 +14,7 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/skiffhq/skiff/engine/controllers/controller"
 	"github.com/skiffhq/skiff/engine/controllers/deployment"
 	"github.com/skiffhq/skiff/engine/controllers/replicaset"
 	"github.com/skiffhq/skiff/engine/scheduler"
@@ -52,17 +53,17 @@ func (e *Engine) startControllers(ctx context.Context) error {
 		return events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component, Host: e.cfg.NodeName})
 	}
 	log := e.log.With("component", "controllers")
-	g := &leaderGate{
+	g := &controller.LeaderGate{
 		// The seam for more than one server: today a single member is
 		// always the leader; with several, only the raft leader's loops run.
-		leader:   e.store.IsLeader,
-		interval: leaderCheckInterval,
-		log:      log,
-		run: func(ctx context.Context) error {
+		Leader:   e.store.IsLeader,
+		Interval: leaderCheckInterval,
+		Log:      log,
+		Run: func(ctx context.Context) error {
 			return runControlLoops(ctx, cs, recorder, log)
 		},
 	}
-	e.stoppers = append(e.stoppers, g.start())
+	e.stoppers = append(e.stoppers, g.Start(controllersStopTimeout))
 	return nil
 }
 
@@ -117,89 +118,4 @@ func runControlLoops(ctx context.Context, cs kubernetes.Interface, recorder func
 	wg.Wait()
 	factory.Shutdown()
 	return nil
-}
-
-// leaderGate runs run while leader reports true: started on gaining
-// leadership, its context cancelled on losing it.
-type leaderGate struct {
-	leader   func() bool
-	interval time.Duration
-	log      *slog.Logger
-	run      func(ctx context.Context) error
-}
-
-// start begins watching leadership and returns the function that stops
-// everything and waits (bounded) for it.
-func (g *leaderGate) start() (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		g.loop(ctx)
-	}()
-	return func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(controllersStopTimeout):
-			g.log.Warn("controllers did not stop in time", "timeout", controllersStopTimeout)
-		}
-	}
-}
-
-func (g *leaderGate) loop(ctx context.Context) {
-	var cur *term
-	defer func() {
-		if cur != nil {
-			cur.stop()
-		}
-	}()
-	t := time.NewTicker(g.interval)
-	defer t.Stop()
-	for {
-		if cur != nil {
-			select {
-			case <-cur.done: // ended by itself (a start error): try again
-				cur.stop()
-				cur = nil
-			default:
-			}
-		}
-		switch leader := g.leader(); {
-		case leader && cur == nil:
-			cur = g.startTerm(ctx)
-		case !leader && cur != nil:
-			g.log.Info("leadership lost: stopping the scheduler and controllers")
-			cur.stop()
-			cur = nil
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// term is one run of the control loops, for one term of leadership.
-type term struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func (g *leaderGate) startTerm(ctx context.Context) *term {
-	ctx, cancel := context.WithCancel(ctx)
-	t := &term{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(t.done)
-		if err := g.run(ctx); err != nil {
-			g.log.Error("control loops failed to start", "err", err)
-		}
-	}()
-	return t
-}
-
-func (t *term) stop() {
-	t.cancel()
-	<-t.done
 }
