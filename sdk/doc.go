@@ -33,6 +33,8 @@
 //	...
 //	http.Serve(ln, mux)
 //
+// or, for every port at once, sdk.Serve(mux).
+//
 // # Environment
 //
 // A pod's env and envFrom arrive as the environment, its volumes as

@@ -3,8 +3,10 @@
 package sdk
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"syscall"
 
@@ -53,4 +55,26 @@ func Listeners() ([]net.Listener, error) {
 		}
 		out = append(out, ln)
 	}
+}
+
+// Serve serves h with net/http on every pre-opened listener and returns when
+// one fails: the main of a command that serves HTTP on its container ports.
+// (A handler module calls Handle in init instead and has no main loop.)
+func Serve(h http.Handler) error {
+	lns, err := Listeners()
+	if err != nil {
+		return err
+	}
+	if len(lns) == 0 {
+		return errors.New("sdk: no pre-opened listeners (the pod declares no container ports)")
+	}
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { errc <- http.Serve(ln, h) }()
+	}
+	err = <-errc
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	return err
 }

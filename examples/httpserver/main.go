@@ -11,7 +11,6 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 
 	"github.com/skiffhq/skiff/examples/internal/demoapp"
@@ -19,13 +18,10 @@ import (
 )
 
 func main() {
-	ln, err := sdk.Listener(0) // the first containerPort
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "no listener:", err)
-		os.Exit(1)
-	}
-	fmt.Println("serving on the first container port")
-	err = http.Serve(ln, demoapp.New(func() { os.Exit(1) }))
+	fmt.Println("serving on the container ports")
+	// sdk.Serve is net/http's Serve on every pre-opened listener;
+	// sdk.Listener(i) gives the i-th port's net.Listener to do it by hand.
+	err := sdk.Serve(demoapp.New(func() { os.Exit(1) }))
 	fmt.Fprintln(os.Stderr, "serve:", err)
 	os.Exit(1)
 }

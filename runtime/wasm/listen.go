@@ -32,10 +32,12 @@ var ErrListen = errors.New("wasm: cannot open listener")
 //
 // Sockets are served by this package rather than by wazero's
 // experimental/sock, whose wazero 1.12 implementation does not work for a Go
-// guest (see doc.go of sdk/abi and the report in listen_linux.go): here
+// guest (the comment at the top of listen_linux.go says why): here
 // poll_oneoff really waits for the guest's sockets, so Go's network poller
-// parks goroutines as it does natively, an idle server uses no CPU, and a
-// cancelled Run stops a guest blocked on a socket.
+// parks goroutines as it does natively, an idle server uses no CPU, closed
+// connections are closed, and a cancelled Run stops a guest blocked on a
+// socket. Package sdk/abi documents the guest's side; sdk.Listener does it
+// for Go.
 type Listener struct {
 	// Host is the IP address (or host name) to bind, e.g. the pod IP; ""
 	// binds every address of the host.
