@@ -576,6 +576,7 @@ func TestLogsToSlowReaderStayBounded(t *testing.T) {
 		t.Fatalf("node side holds %d bytes in flight with a window of %d", st.Outstanding, streams.Window)
 	}
 	// Now read it all, in small pieces.
+	start := time.Now()
 	buf := make([]byte, 4096)
 	n := 0
 	for {
@@ -592,7 +593,8 @@ func TestLogsToSlowReaderStayBounded(t *testing.T) {
 		t.Fatalf("read %d bytes, want %d", n, bigLog)
 	}
 	node, api := streams.NodeStats(), streams.APIStats()
-	t.Logf("50 MiB: node peak in flight %d, API peak buffered %d, window %d", node.PeakOutstanding, api.PeakBuffered, streams.Window)
+	t.Logf("50 MiB in %v: node peak in flight %d, API peak buffered %d, window %d", time.Since(start).Round(time.Millisecond),
+		node.PeakOutstanding, api.PeakBuffered, streams.Window)
 	if node.PeakOutstanding > int64(streams.Window) || api.PeakBuffered > int64(streams.Window) {
 		t.Fatalf("held beyond the window %d: node in flight %d, API buffered %d", streams.Window, node.PeakOutstanding, api.PeakBuffered)
 	}
