@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -281,4 +282,37 @@ func TestUploadLimit(t *testing.T) {
 	expect(t, e.do(t, "POST", "/v2/demo/blobs/uploads/", nil), http.StatusTooManyRequests, codeTooManyRequests)
 	expect(t, e.do(t, "DELETE", second.Header.Get("Location"), nil), http.StatusNoContent, "")
 	expect(t, e.do(t, "POST", "/v2/demo/blobs/uploads/", nil), http.StatusAccepted, "")
+}
+
+// FuzzHandler sends arbitrary requests straight to the handler: any answer
+// is fine except a panic or a 5xx (the store is healthy, so every failure
+// is the request's).
+func FuzzHandler(f *testing.F) {
+	d := digestOf([]byte("seed"))
+	for _, s := range []struct{ method, path, query, ctype, crange string }{
+		{"GET", "/v2/", "", "", ""},
+		{"POST", "/v2/a/blobs/uploads/", "digest=" + d, "", ""},
+		{"PATCH", "/v2/a/blobs/uploads/x", "", "", "0-3"},
+		{"PUT", "/v2/a/manifests/v1", "", "application/vnd.oci.image.manifest.v1+json", ""},
+		{"PUT", "/v2/a/manifests/" + d, "", "", ""},
+		{"GET", "/v2/a/tags/list", "n=-1&last=%", "", ""},
+		{"DELETE", "/v2/a/b/c/manifests/" + d, "", "", ""},
+		{"HEAD", "/v2/a/blobs/" + d, "", "", ""},
+		{"GET", "/v2/a/referrers/" + d, "", "", ""},
+	} {
+		f.Add(s.method, s.path, s.query, s.ctype, s.crange, []byte(`{"schemaVersion":2,"layers":[{"digest":"sha256:1"}]}`))
+	}
+	e := newEnv(f, f.TempDir(), Config{MaxBlobSize: 1 << 20, MaxUploads: 1000})
+	h := e.reg.Handler()
+	f.Fuzz(func(t *testing.T, method, path, query, ctype, crange string, body []byte) {
+		req := httptest.NewRequest("GET", "/", bytes.NewReader(body))
+		req.Method, req.URL.Path, req.URL.RawQuery = method, path, query
+		req.Header.Set("Content-Type", ctype)
+		req.Header.Set("Content-Range", crange)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%s %s?%s: %d %s", method, path, query, rec.Code, rec.Body)
+		}
+	})
 }

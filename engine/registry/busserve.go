@@ -49,10 +49,6 @@ const (
 	// busWindow messages may be in flight unacknowledged: 2 MiB, far below
 	// nats.go's 64 MiB pending limit per subscription.
 	busWindow = 8
-	// busIdleTimeout bounds every wait for the other side (the next
-	// message, an acknowledgement): a requester or responder that vanished
-	// frees its peer after this long.
-	busIdleTimeout = 30 * time.Second
 	// busMaxConcurrent bounds the requests one server handles at a time;
 	// more are answered 429 at once.
 	busMaxConcurrent = 64
@@ -61,12 +57,26 @@ const (
 	busQueue = "skiff-registry"
 )
 
+// busIdleTimeout bounds every wait for the other side (the next message, an
+// acknowledgement): a requester or responder that vanished frees its peer
+// after this long. A variable only so tests can show that a cancel, not
+// this timeout, ends a request.
+var busIdleTimeout = 30 * time.Second
+
 // Serve answers HTTP requests sent over the bus to Subject with h until ctx
 // ends or stop is called; stop also cancels the requests in progress and
 // waits for them. h is normally Registry.Handler without Authenticate: a
 // bus connection is already authenticated by the bus token. Servers share
 // requests as one queue group.
 func Serve(ctx context.Context, conn *bus.Conn, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	s, err := serveBus(ctx, conn, h, log)
+	if err != nil {
+		return nil, err
+	}
+	return s.stop, nil
+}
+
+func serveBus(ctx context.Context, conn *bus.Conn, h http.Handler, log *slog.Logger) (*busServer, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -85,14 +95,14 @@ func Serve(ctx context.Context, conn *bus.Conn, h http.Handler, log *slog.Logger
 		cancel()
 		return nil, fmt.Errorf("registry: serve %s: %w", Subject, err)
 	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
+	s.stop = func() {
+		s.once.Do(func() {
 			sub.Unsubscribe()
 			cancel()
 			s.wg.Wait()
 		})
-	}, nil
+	}
+	return s, nil
 }
 
 type busServer struct {
@@ -102,7 +112,13 @@ type busServer struct {
 	log *slog.Logger
 	sem chan struct{}
 	wg  sync.WaitGroup
+
+	stop func()
+	once sync.Once
 }
+
+// inflight is the number of requests being handled.
+func (s *busServer) inflight() int { return len(s.sem) }
 
 func (s *busServer) handle(m *nats.Msg) {
 	if m.Reply == "" {

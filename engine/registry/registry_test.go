@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	stdlog "log"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -30,13 +31,14 @@ type env struct {
 	bus    *bus.Server
 	conn   *bus.Conn
 	reg    *Registry
+	busSrv *busServer
 	ts     *httptest.Server
 	host   string // "127.0.0.1:port" of the HTTPS server
 	client *http.Client
 	stop   func() // stops everything; also run by t.Cleanup
 }
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	t.Cleanup(cancel)
 	return ctx
@@ -44,7 +46,7 @@ func testCtx(t *testing.T) context.Context {
 
 // newEnv starts a registry whose data lives in dir; calling it again on the
 // same dir (after stop) is a restart.
-func newEnv(t *testing.T, dir string, cfg Config) *env {
+func newEnv(t testing.TB, dir string, cfg Config) *env {
 	t.Helper()
 	ctx := testCtx(t)
 	log := testutil.Logger(t)
@@ -63,13 +65,17 @@ func newEnv(t *testing.T, dir string, cfg Config) *env {
 		srv.Close()
 		t.Fatal(err)
 	}
-	stopBus, err := Serve(context.Background(), conn, reg.Handler(), log)
+	busSrv, err := serveBus(context.Background(), conn, reg.Handler(), log)
 	if err != nil {
 		srv.Close()
 		t.Fatal(err)
 	}
-	ts := httptest.NewTLSServer(Authenticate(testToken, reg.Handler()))
-	e := &env{dir: dir, bus: srv, conn: conn, reg: reg, ts: ts, host: strings.TrimPrefix(ts.URL, "https://"), client: ts.Client()}
+	ts := httptest.NewUnstartedServer(Authenticate(testToken, reg.Handler()))
+	// go-containerregistry also tries plain HTTP on loopback registries;
+	// the TLS listener's complaints about that are noise.
+	ts.Config.ErrorLog = stdlog.New(io.Discard, "", 0)
+	ts.StartTLS()
+	e := &env{dir: dir, bus: srv, conn: conn, reg: reg, busSrv: busSrv, ts: ts, host: strings.TrimPrefix(ts.URL, "https://"), client: ts.Client()}
 	stopped := false
 	stop := func() {
 		if stopped {
@@ -77,7 +83,7 @@ func newEnv(t *testing.T, dir string, cfg Config) *env {
 		}
 		stopped = true
 		ts.Close()
-		stopBus()
+		busSrv.stop()
 		reg.Close()
 		conn.Close()
 		srv.Close()
@@ -96,6 +102,24 @@ func (e *env) busConn(t *testing.T) *bus.Conn {
 	}
 	t.Cleanup(c.Close)
 	return c
+}
+
+// doAuthB is an authenticated request for benchmarks; the caller reads
+// the status only, so the body is drained and closed here.
+func (e *env) doAuthB(b *testing.B, method, path string, body []byte) *http.Response {
+	b.Helper()
+	req, err := http.NewRequestWithContext(testCtx(b), method, e.ts.URL+path, bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := e.client.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
 }
 
 // do sends one authenticated request to the HTTPS server.

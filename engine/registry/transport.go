@@ -161,13 +161,16 @@ func (b *busBody) next() (*nats.Msg, error) {
 	ctx, cancel := context.WithTimeout(b.ctx, busIdleTimeout)
 	defer cancel()
 	m, err := b.sub.NextMsgWithContext(ctx)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, fmt.Errorf("%w (is the registry running?)", bus.ErrNoResponders)
+	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && b.ctx.Err() == nil {
 			return nil, fmt.Errorf("no reply for %v", busIdleTimeout)
 		}
 		return nil, err
 	}
-	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+	if len(m.Data) == 0 && m.Header.Get("Status") == "503" { // older nats.go hands the status message over
 		return nil, fmt.Errorf("%w (is the registry running?)", bus.ErrNoResponders)
 	}
 	if got := m.Header.Get(hdrSeq); got != strconv.Itoa(b.seq) {
@@ -220,7 +223,8 @@ func (b *busBody) Close() error {
 			b.nc.Publish(b.ack, []byte(ackCancel))
 		}
 		b.sub.Unsubscribe()
-		if b.err == nil && !b.end {
+		b.data, b.end = nil, false
+		if b.err == nil {
 			b.err = errors.New("registry: response body closed")
 		}
 	})
