@@ -316,3 +316,15 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
+
+// TestStoreUnavailable: with the bus gone, requests fail with 500 UNKNOWN
+// (the cause stays in the log), and nothing panics.
+func TestStoreUnavailable(t *testing.T) {
+	e := newEnv(t, t.TempDir(), Config{})
+	d, _ := e.pushManifest(t, "demo/app", "v1", []byte(`{}`), []byte("layer"))
+	e.bus.Close()
+	for _, p := range []string{"/v2/demo/app/manifests/v1", "/v2/demo/app/manifests/" + d, "/v2/demo/app/tags/list"} {
+		expect(t, e.do(t, "GET", p, nil), http.StatusInternalServerError, "UNKNOWN")
+	}
+	expect(t, e.do(t, "POST", "/v2/demo/app/blobs/uploads/?digest="+digestOf([]byte("x")), []byte("x")), http.StatusInternalServerError, "UNKNOWN")
+}

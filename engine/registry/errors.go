@@ -41,13 +41,14 @@ func newError(status int, code, format string, a ...any) *apiError {
 }
 
 // writeError answers err in the OCI JSON error format. Errors that are not
-// an *apiError are the store's (JetStream unavailable, a timeout) and answer
-// 500 without their text reaching the client; the handler logs them.
+// an *apiError are the store's (JetStream unavailable or full, a timeout)
+// and answer 500 without their text reaching the client; the handler logs
+// them.
 func writeError(w http.ResponseWriter, err error) {
 	var ae *apiError
 	if !errors.As(err, &ae) {
-		ae = newError(http.StatusInternalServerError, codeUnsupported, "internal error")
-		ae.code = "INTERNAL_ERROR"
+		// UNKNOWN is what the reference registry (distribution) answers.
+		ae = newError(http.StatusInternalServerError, "UNKNOWN", "internal error; see the server's log")
 	}
 	type detail struct {
 		Code    string `json:"code"`
