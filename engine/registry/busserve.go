@@ -95,9 +95,14 @@ func serveBus(ctx context.Context, conn *bus.Conn, h http.Handler, log *slog.Log
 		cancel()
 		return nil, fmt.Errorf("registry: serve %s: %w", Subject, err)
 	}
+	stopSub := context.AfterFunc(ctx, func() { sub.Unsubscribe() })
 	s.stop = func() {
 		s.once.Do(func() {
+			stopSub()
 			sub.Unsubscribe()
+			s.mu.Lock()
+			s.closed = true // no handler starts after this: wg.Add never races Wait
+			s.mu.Unlock()
 			cancel()
 			s.wg.Wait()
 		})
@@ -112,6 +117,9 @@ type busServer struct {
 	log *slog.Logger
 	sem chan struct{}
 	wg  sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
 
 	stop func()
 	once sync.Once
@@ -132,7 +140,14 @@ func (s *busServer) handle(m *nats.Msg) {
 		w.finish()
 		return
 	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.sem
+		return
+	}
 	s.wg.Add(1)
+	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		defer func() { <-s.sem }()
