@@ -489,3 +489,37 @@ func TestDeploymentAdoptsOrphanReplicaSet(t *testing.T) {
 		t.Fatalf("pods replaced: %v, then %v", before, after)
 	}
 }
+
+// A rollout whose pods never become ready is reported stuck after
+// progressDeadlineSeconds (Progressing=False, ProgressDeadlineExceeded),
+// which makes kubectl rollout status fail; with no event to wake the
+// controller, its own requeue must notice.
+func TestDeploymentProgressDeadline(t *testing.T) {
+	c := controllertest.Start(t)
+	c.AddNode(t, "fake-1", nil, nil)
+	k := c.StartKubelet(t, "fake-1")
+	k.SetReady(func(*corev1.Pod) bool { return false })
+	d := newDeployment("stuck", 1, "example.invalid/stuck:1")
+	d.Spec.ProgressDeadlineSeconds = new(int32)
+	*d.Spec.ProgressDeadlineSeconds = 2
+	if _, err := c.Client.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, controllertest.Timeout, func() error {
+		got, err := c.Client.AppsV1().Deployments(ns).Get(context.Background(), "stuck", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		pr, av := condition(got, appsv1.DeploymentProgressing), condition(got, appsv1.DeploymentAvailable)
+		if pr == nil || pr.Status != corev1.ConditionFalse || pr.Reason != "ProgressDeadlineExceeded" {
+			return fmt.Errorf("Progressing %+v", pr)
+		}
+		if av == nil || av.Status != corev1.ConditionFalse || av.Reason != "MinimumReplicasUnavailable" {
+			return fmt.Errorf("Available %+v", av)
+		}
+		return nil
+	})
+	// Ready at last: the rollout completes after all.
+	k.SetReady(func(*corev1.Pod) bool { return true })
+	waitComplete(t, c, "stuck")
+}
