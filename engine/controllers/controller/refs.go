@@ -110,8 +110,10 @@ func CheckOwner(owner, fresh metav1.Object) error {
 	return nil
 }
 
-// The patches carry the object's uid so that they fail (uid is immutable)
-// on an object that was deleted and recreated under the same name.
+// The patches carry the object's uid, as Kubernetes' do: there the patch
+// then fails on an object deleted and recreated under the same name (uid is
+// immutable). skiff's API keeps the stored uid instead, so the guard is
+// only as good as the cache; generated pod names make the case rare.
 type refPatch struct {
 	Metadata struct {
 		OwnerReferences []any     `json:"ownerReferences"`
