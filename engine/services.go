@@ -4,18 +4,21 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/skiffhq/skiff/engine/controllers/controller"
 	"github.com/skiffhq/skiff/engine/endpoints"
 	"github.com/skiffhq/skiff/netpol/proxy"
 )
 
-// startServices runs what makes Services reachable on this node: the
-// endpoints controller (EndpointSlices and Endpoints from pods) and the
-// userspace Service proxy, unprivileged mode's load balancer. The
-// controller is a control-plane component and the proxy a node one; in a
-// single-node engine both run here. The proxy's node port address is
-// 127.0.0.1, the node address the agent registers.
+// startServices runs what makes Services reachable: the endpoints
+// controller (EndpointSlices and Endpoints from pods), a control-plane loop
+// that runs on the raft leader only, like the other controllers; and this
+// node's userspace Service proxy, unprivileged mode's load balancer, which
+// every node runs. Node ports listen on 127.0.0.1, the node address the
+// agent registers.
 func (e *Engine) startServices(ctx context.Context) error {
 	cfg, err := e.restConfigLocked()
 	if err != nil {
@@ -25,11 +28,21 @@ func (e *Engine) startServices(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("services clientset: %w", err)
 	}
-	ctrl, err := endpoints.Start(ctx, endpoints.Config{Client: cs, Logger: e.log})
-	if err != nil {
-		return err
-	}
-	e.stoppers = append(e.stoppers, ctrl.Stop)
+	recorder := e.eventBroadcasterLocked(cs).NewRecorder(scheme.Scheme,
+		corev1.EventSource{Component: endpoints.Name, Host: e.cfg.NodeName})
+	log := e.log.With("component", "endpoints")
+	g := &controller.LeaderGate{Leader: e.store.IsLeader, Interval: leaderCheckInterval, Log: log,
+		Run: func(ctx context.Context) error {
+			ctrl, err := endpoints.Start(ctx, endpoints.Config{Client: cs, Recorder: recorder, Logger: e.log})
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			ctrl.Stop()
+			return nil
+		}}
+	e.stoppers = append(e.stoppers, g.Start(controllersStopTimeout))
+
 	px, err := proxy.Start(ctx, proxy.Config{Client: cs, NodeName: e.cfg.NodeName, Logger: e.log})
 	if err != nil {
 		return err

@@ -28,6 +28,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -47,9 +48,16 @@ type Config struct {
 	// MaxEndpointsPerSlice bounds each EndpointSlice. Default 100,
 	// Kubernetes' --max-endpoints-per-slice default.
 	MaxEndpointsPerSlice int
+	// Recorder receives Warning events on a Service whose endpoints could
+	// not be written, where `kubectl describe service` shows them. Default:
+	// none (the failures are still logged).
+	Recorder record.EventRecorder
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 }
+
+// Name is the component name of the controller's events.
+const Name = "endpointslice-controller"
 
 // Controller is a running endpoints controller.
 type Controller struct {

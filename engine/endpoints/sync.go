@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
@@ -45,7 +46,23 @@ func (c *Controller) syncService(ctx context.Context, key string) error {
 		return fmt.Errorf("list pods of service %s: %w", key, err)
 	}
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
-	return errors.Join(c.syncSlices(ctx, svc, pods), c.syncEndpoints(ctx, svc, pods))
+	sliceErr := c.syncSlices(ctx, svc, pods)
+	c.recordFailure(svc, sliceErr, "FailedToUpdateEndpointSlices", "Error updating Endpoint Slices for Service %s/%s: %v")
+	epErr := c.syncEndpoints(ctx, svc, pods)
+	c.recordFailure(svc, epErr, "FailedToUpdateEndpoint", "Failed to update endpoint %s/%s: %v")
+	return errors.Join(sliceErr, epErr)
+}
+
+// recordFailure puts a write failure on the Service as a Warning event,
+// with Kubernetes' reasons, unless it is the kind a retry resolves by
+// itself (a stale cache, a conflict): a rejected write (422) tells the user
+// why the Service has no endpoints.
+func (c *Controller) recordFailure(svc *corev1.Service, err error, reason, format string) {
+	if err == nil || c.cfg.Recorder == nil || errors.Is(err, errStaleCache) || errors.Is(err, context.Canceled) ||
+		apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+		return
+	}
+	c.cfg.Recorder.Eventf(svc, corev1.EventTypeWarning, reason, format, svc.Namespace, svc.Name, err)
 }
 
 // serviceGone deletes what the controller made for a deleted Service: its
