@@ -69,9 +69,9 @@ type Agent struct {
 	pods        *podManager
 	runCtx      context.Context // ends at Stop; every pod worker's parent
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	mu          sync.Mutex
+	cancel      context.CancelFunc
+	done        chan struct{}
 	sync        *podSync
 	podSub      *bus.Subscription
 	stopStreams func()

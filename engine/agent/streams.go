@@ -119,19 +119,14 @@ func (b streamBackend) PortForward(ctx context.Context, req streams.PortForwardR
 		return fmt.Errorf("failed to connect to port %d of pod %s: %w", req.Port, req.Pod, err)
 	}
 	defer up.Close()
-	done := make(chan struct{})
 	go func() {
 		io.Copy(up, conn)
 		if tc, ok := up.(*net.TCPConn); ok {
-			tc.CloseWrite()
+			tc.CloseWrite() // the client is done sending; the pod may still answer
 		}
-		close(done)
 	}()
+	// The forwarded connection ends when the pod's side does: kubectl
+	// closes its side only after this returns.
 	io.Copy(conn, up)
-	conn.Close()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
 	return nil
 }

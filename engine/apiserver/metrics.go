@@ -108,6 +108,10 @@ type statusRecorder struct {
 	written bool
 }
 
+// Unwrap lets http.ResponseController and the pod stream handlers reach
+// the connection (Hijack for WebSocket and SPDY upgrades, Flush).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 func (s *statusRecorder) WriteHeader(code int) {
 	if !s.written {
 		s.code, s.written = code, true

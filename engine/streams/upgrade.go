@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"reflect"
 	"strings"
 	"sync"
 
@@ -21,9 +20,8 @@ import (
 //
 // The API server wraps the ResponseWriter (to count response codes); the
 // wrapper is looked through with Unwrap, the convention of
-// http.ResponseController, or, for a wrapper without Unwrap, through an
-// embedded ResponseWriter field. Codes still go through w, so the wrapper
-// keeps counting.
+// http.ResponseController. Codes still go through w, so the wrapper keeps
+// counting.
 func upgradable(w http.ResponseWriter) (http.ResponseWriter, bool) {
 	inner := w
 	for range 8 { // wrappers do not nest deeper than this
@@ -36,29 +34,10 @@ func upgradable(w http.ResponseWriter) (http.ResponseWriter, bool) {
 		case interface{ Unwrap() http.ResponseWriter }:
 			inner = x.Unwrap()
 		default:
-			if inner = embeddedWriter(inner); inner == nil {
-				return w, false
-			}
+			return w, false
 		}
 	}
 	return w, false
-}
-
-// embeddedWriter is the http.ResponseWriter a struct embeds, or nil.
-func embeddedWriter(w http.ResponseWriter) http.ResponseWriter {
-	v := reflect.ValueOf(w)
-	if v.Kind() == reflect.Pointer {
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct {
-		return nil
-	}
-	f := v.FieldByName("ResponseWriter")
-	if !f.IsValid() || !f.CanInterface() {
-		return nil
-	}
-	inner, _ := f.Interface().(http.ResponseWriter)
-	return inner
 }
 
 type hijackable struct {

@@ -334,7 +334,7 @@ func (s *Store) Import(ctx context.Context, wasm []byte, ref string) (Image, err
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		return Image{}, fmt.Errorf("import %s: %w: no Wasm magic number", ref, ErrNotWasm)
 	}
-	img, err := syntheticImage(wasm)
+	img, err := WasmImage(wasm)
 	if err != nil {
 		return Image{}, fmt.Errorf("import %s: %w", ref, err)
 	}
@@ -364,8 +364,10 @@ func (s *Store) Import(ctx context.Context, wasm []byte, ref string) (Image, err
 	return s.image(ref, e), nil
 }
 
-// syntheticImage is the OCI image an imported module is given.
-func syntheticImage(wasm []byte) (v1.Image, error) {
+// WasmImage is the OCI image of a bare module, as Import gives it and as
+// `skiff image import` pushes it: one Wasm layer, a wasip1/wasm config and
+// no timestamps, so the same bytes always make the same image digest.
+func WasmImage(wasm []byte) (v1.Image, error) {
 	img, err := mutate.AppendLayers(empty.Image, static.NewLayer(wasm, MediaTypeWasmLayer))
 	if err != nil {
 		return nil, err

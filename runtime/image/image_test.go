@@ -951,7 +951,7 @@ func TestImport(t *testing.T) {
 
 	// Pushing the same module the same way gives the same image ID.
 	reg := newRegistry(t)
-	synth, err := syntheticImage(mod)
+	synth, err := WasmImage(mod)
 	if err != nil {
 		t.Fatal(err)
 	}
