@@ -66,6 +66,13 @@ type Config struct {
 	// 10s, the kubelet's). Tests shorten it.
 	CrashLoopBackOff time.Duration
 
+	// ImageHosts limits the registries this node pulls images from:
+	// host names or host:port, or "loopback" for any registry on a loopback
+	// address. The embedded registry is always allowed. Empty allows every
+	// registry. Tests set "loopback", so that a pod's made-up image name
+	// never sends traffic off the machine.
+	ImageHosts []string
+
 	// ReadyTimeout bounds Start: how long to wait for the store to elect a
 	// leader and the bus to accept connections. Default 30s.
 	ReadyTimeout time.Duration

@@ -20,8 +20,14 @@ import (
 	"github.com/skiffhq/skiff/raft"
 )
 
+// startEngine starts an engine for a test. Its node pulls images from
+// loopback registries only: a test pod's made-up image never sends traffic
+// off the machine.
 func startEngine(t *testing.T, cfg Config) *Engine {
 	t.Helper()
+	if cfg.ImageHosts == nil {
+		cfg.ImageHosts = []string{"loopback"}
+	}
 	e := mustNew(t, cfg)
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -228,7 +234,8 @@ func TestPodsReachTheirNode(t *testing.T) {
 	newPod := func(name, node string) {
 		t.Helper()
 		if _, err := pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "example.com/m:1"}}}}, metav1.CreateOptions{}); err != nil {
+			Spec: corev1.PodSpec{NodeName: node, SchedulerName: "manual", // bound by this test, not the scheduler
+				Containers: []corev1.Container{{Name: "c", Image: "example.com/m:1"}}}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}

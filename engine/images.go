@@ -2,7 +2,10 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http"
+	"slices"
 
 	"github.com/skiffhq/skiff/engine/bus"
 	"github.com/skiffhq/skiff/engine/registry"
@@ -10,9 +13,53 @@ import (
 
 // imageTransport carries the node's registry traffic: requests for the
 // embedded registry's host go over the agent's bus connection (agents reach
-// the control plane only through the bus), the rest to the network.
+// the control plane only through the bus), the rest to the network, if
+// Config.ImageHosts allows their host.
 func (e *Engine) imageTransport(conn *bus.Conn) http.RoundTripper {
-	return registry.Transport(conn, nil)
+	var base http.RoundTripper = http.DefaultTransport
+	if len(e.cfg.ImageHosts) > 0 {
+		base = hostFilter{allowed: e.cfg.ImageHosts, next: base}
+	}
+	return registry.Transport(conn, base)
+}
+
+// hostFilter refuses requests to registries outside the allowed list before
+// anything is resolved or dialled.
+type hostFilter struct {
+	allowed []string
+	next    http.RoundTripper
+}
+
+func (f hostFilter) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !imageHostAllowed(f.allowed, req.URL.Host) {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("pulls from %s are not allowed on this node (allowed: %v)", req.URL.Host, f.allowed)
+	}
+	return f.next.RoundTrip(req)
+}
+
+func imageHostAllowed(allowed []string, hostport string) bool {
+	if slices.Contains(allowed, hostport) {
+		return true
+	}
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	if slices.Contains(allowed, host) {
+		return true
+	}
+	if slices.Contains(allowed, "loopback") {
+		if host == "localhost" {
+			return true
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			return true
+		}
+	}
+	return false
 }
 
 // imageResolver points a pod's image at the embedded registry when it holds

@@ -27,7 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/skiffhq/skiff/internal/podbench"
+	"github.com/skiffhq/skiff/internal/sleeper"
 	"github.com/skiffhq/skiff/internal/testutil"
 	"github.com/skiffhq/skiff/runtime/image"
 )
@@ -214,7 +214,7 @@ func TestWasmPodCrashLoopAndOOM(t *testing.T) {
 // pods run again, and the module is not compiled again: the compile cache
 // on disk serves it.
 func TestWasmDeploymentSurvivesRestartWithoutRecompiling(t *testing.T) {
-	host := testRegistry(t, map[string][]byte{"sleeper:1": podbench.SleeperModule()})
+	host := testRegistry(t, map[string][]byte{"sleeper:1": sleeper.Module()})
 	dir := t.TempDir()
 	cfg := Config{DataDir: dir, NodeName: "wasm-3", PodCIDR: "127.66.64.0/18"}
 	e := startEngine(t, cfg)

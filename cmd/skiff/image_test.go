@@ -40,7 +40,7 @@ func testModule(size int) []byte {
 // image: against the embedded registry, runtime/image over the bus).
 func TestImageImport(t *testing.T) {
 	bin := buildSkiff(t)
-	e, err := engine.New(engine.Config{DataDir: t.TempDir(), NodeName: "import-test", APIListen: "127.0.0.1:0",
+	e, err := engine.New(engine.Config{DataDir: t.TempDir(), NodeName: "import-test", APIListen: "127.0.0.1:0", ImageHosts: []string{"loopback"},
 		Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)

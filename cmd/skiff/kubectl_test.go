@@ -46,7 +46,8 @@ func startServer(t *testing.T) *cluster {
 			sharedErr = err
 			return
 		}
-		cmd := exec.Command(bin, "server", "--data-dir", dir, "--node-name", "kubectl-test", "--api-listen", "127.0.0.1:0")
+		cmd := exec.Command(bin, "server", "--data-dir", dir, "--node-name", "kubectl-test", "--api-listen", "127.0.0.1:0",
+			"--image-hosts", "loopback", "--pod-cidr", "127.70.0.0/16", "--crash-loop-backoff", "1s")
 		stderr, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {
 			sharedErr = err

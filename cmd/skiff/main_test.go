@@ -29,7 +29,7 @@ func TestServerStartsAndStopsOnSignal(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
-			cmd := exec.Command(bin, "server", "--data-dir", dir, "--node-name", "cli-test", "--api-listen", "127.0.0.1:0")
+			cmd := exec.Command(bin, "server", "--data-dir", dir, "--node-name", "cli-test", "--api-listen", "127.0.0.1:0", "--image-hosts", "loopback")
 			stderr, err := cmd.StderrPipe()
 			if err != nil {
 				t.Fatal(err)

@@ -43,6 +43,8 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.APIListen, "api-listen", "127.0.0.1:6443", "HTTPS address of the Kubernetes API")
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "127.67.0.0/16", "range Service ClusterIPs are allocated from")
 	f.StringVar(&cfg.PodCIDR, "pod-cidr", "127.66.0.0/16", "range this node's pod IPs come from")
+	f.StringSliceVar(&cfg.ImageHosts, "image-hosts", nil,
+		`registries this node may pull from (host or host:port, "loopback" for any on a loopback address; default all)`)
 	f.DurationVar(&cfg.CrashLoopBackOff, "crash-loop-backoff", 10*time.Second,
 		"first delay before a crashed container restarts; it doubles up to 30 times this (the kubelet's 10s..5m)")
 	return cmd

@@ -536,41 +536,70 @@ func (s *Server) deleteObject(r *http.Request, req request, opts metav1.DeleteOp
 		} else if opts.OrphanDependents != nil && *opts.OrphanDependents {
 			policy = metav1.DeletePropagationOrphan
 		}
-		if err := s.handleDependents(r, m.GetUID(), policy); err != nil {
-			return nil, err
+		// Dependents go after their owner (background, orphan), so that no
+		// controller sees a live owner without its dependents and recreates
+		// them. A foreground deletion is the other way round: the owner is
+		// marked deleting first (controllers leave a deleting owner alone),
+		// then its dependents go, then it does.
+		uid := m.GetUID()
+		if policy == metav1.DeletePropagationForeground {
+			if m.GetDeletionTimestamp() == nil {
+				now := metav1.NewTime(time.Now())
+				m.SetDeletionTimestamp(&now)
+				zero := int64(0)
+				m.SetDeletionGracePeriodSeconds(&zero)
+				if _, err := s.objs.update(ctx, req.res, req.ns, req.name, cur, curRV); err != nil {
+					if apierrors.IsConflict(err) && attempt < maxRetries {
+						continue
+					}
+					return nil, err
+				}
+			}
+			if err := s.handleDependents(r, uid, policy); err != nil {
+				return nil, err
+			}
+			if cur, err = s.objs.get(ctx, req.res, req.ns, req.name); err != nil {
+				return nil, err
+			}
+			m = mustMeta(cur)
+			curRV, _ = parseRV(m.GetResourceVersion())
 		}
 		if req.res.Resource == "namespaces" && req.res.Group == "" {
 			if err := s.emptyNamespace(r, req.name); err != nil {
 				return nil, err
 			}
 		}
-		if gracefulPodDelete(cur, opts) {
-			out, err := s.objs.update(ctx, req.res, req.ns, req.name, cur, curRV)
-			if apierrors.IsConflict(err) && attempt < maxRetries {
-				continue
-			}
-			return out, err
-		}
-		if len(m.GetFinalizers()) > 0 {
-			if m.GetDeletionTimestamp() != nil {
-				return cur, nil // already terminating
-			}
-			now := metav1.NewTime(time.Now())
-			m.SetDeletionTimestamp(&now)
-			zero := int64(0)
-			m.SetDeletionGracePeriodSeconds(&zero)
-			out, err := s.objs.update(ctx, req.res, req.ns, req.name, cur, curRV)
-			if apierrors.IsConflict(err) && attempt < maxRetries {
-				continue
-			}
-			return out, err
-		}
-		out, err := s.remove(ctx, req, curRV)
+		out, err := s.removeOrMark(ctx, req, cur, curRV, opts)
 		if apierrors.IsConflict(err) && attempt < maxRetries {
 			continue
 		}
+		if err == nil && policy != metav1.DeletePropagationForeground {
+			if err := s.handleDependents(r, uid, policy); err != nil {
+				return nil, err
+			}
+		}
 		return out, err
 	}
+}
+
+// removeOrMark removes the object, or, when something must finish first (a
+// pod's graceful termination on its node, finalizers), marks it deleting.
+func (s *Server) removeOrMark(ctx context.Context, req request, cur runtime.Object, curRV int64, opts metav1.DeleteOptions) (runtime.Object, error) {
+	m := mustMeta(cur)
+	if gracefulPodDelete(cur, opts) {
+		return s.objs.update(ctx, req.res, req.ns, req.name, cur, curRV)
+	}
+	if len(m.GetFinalizers()) > 0 {
+		if m.GetDeletionTimestamp() != nil {
+			return cur, nil // already terminating
+		}
+		now := metav1.NewTime(time.Now())
+		m.SetDeletionTimestamp(&now)
+		zero := int64(0)
+		m.SetDeletionGracePeriodSeconds(&zero)
+		return s.objs.update(ctx, req.res, req.ns, req.name, cur, curRV)
+	}
+	return s.remove(ctx, req, curRV)
 }
 
 // remove deletes an object for good and frees what it held (a Service's

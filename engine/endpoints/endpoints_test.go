@@ -33,7 +33,7 @@ const testNode = "test-kubelet"
 
 func startEngine(t *testing.T) (*engine.Engine, kubernetes.Interface) {
 	t.Helper()
-	e, err := engine.New(engine.Config{DataDir: t.TempDir(), NodeName: "endpoints-test", APIListen: "127.0.0.1:0",
+	e, err := engine.New(engine.Config{DataDir: t.TempDir(), NodeName: "endpoints-test", APIListen: "127.0.0.1:0", ImageHosts: []string{"loopback"},
 		ServiceCIDR: serviceCIDR, Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -81,7 +81,7 @@ func wasmImage(t *testing.T, wasm []byte) v1.Image {
 
 func startEngine(t *testing.T, dir string) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(engine.Config{DataDir: dir, NodeName: "edge-1", APIListen: "127.0.0.1:0", Logger: testutil.Logger(t)})
+	e, err := engine.New(engine.Config{DataDir: dir, NodeName: "edge-1", APIListen: "127.0.0.1:0", ImageHosts: []string{"loopback"}, Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

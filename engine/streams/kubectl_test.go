@@ -57,7 +57,7 @@ func startCluster(t *testing.T) *cluster {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
-	e, err := engine.New(engine.Config{DataDir: t.TempDir(), NodeName: "cp", APIListen: "127.0.0.1:0",
+	e, err := engine.New(engine.Config{DataDir: t.TempDir(), NodeName: "cp", APIListen: "127.0.0.1:0", ImageHosts: []string{"loopback"},
 		Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)

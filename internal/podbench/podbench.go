@@ -40,6 +40,7 @@ import (
 
 	"github.com/skiffhq/skiff/engine"
 	"github.com/skiffhq/skiff/internal/latency"
+	"github.com/skiffhq/skiff/internal/sleeper"
 	"github.com/skiffhq/skiff/runtime/image"
 	"github.com/skiffhq/skiff/runtime/wasm"
 )
@@ -101,7 +102,7 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Row, error) {
 		defer os.RemoveAll(d)
 		o.Dir = d
 	}
-	module := SleeperModule()
+	module := sleeper.Module()
 
 	e, err := engine.New(engine.Config{DataDir: filepath.Join(o.Dir, "engine"), NodeName: "bench",
 		APIListen: "127.0.0.1:0", PodCIDR: "127.66.0.0/16", Logger: o.Logger})
@@ -350,7 +351,7 @@ func readMemory() memory {
 
 func printRows(w io.Writer, rows []Row) {
 	fmt.Fprintf(w, "pod create → Ready (sleeper module, %d bytes); GOMAXPROCS=%d, %s, wazero %s\n",
-		len(SleeperModule()), runtime.GOMAXPROCS(0), runtime.Version(), wasm.WazeroVersion())
+		len(sleeper.Module()), runtime.GOMAXPROCS(0), runtime.Version(), wasm.WazeroVersion())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "pods\tengine p50\tengine p99\twazero instantiate p50\twazero p99\tp50 ratio\tall Ready in\tpods/s\t")
 	for _, r := range rows {

@@ -35,7 +35,7 @@ const wait = 10 * time.Second
 
 func startEngine(t *testing.T) (*engine.Engine, kubernetes.Interface) {
 	t.Helper()
-	e, err := engine.New(engine.Config{DataDir: t.TempDir(), NodeName: "proxy-test", APIListen: "127.0.0.1:0",
+	e, err := engine.New(engine.Config{DataDir: t.TempDir(), NodeName: "proxy-test", APIListen: "127.0.0.1:0", ImageHosts: []string{"loopback"},
 		ServiceCIDR: serviceCIDR, Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -321,7 +321,7 @@ func validateEndpoints(ep *corev1.Endpoints) field.ErrorList {
 				if e := ip(a.IP, ap.Child("ip")); len(e) > 0 {
 					errs = append(errs, e...)
 				} else {
-					errs = append(errs, nonSpecialIP(a.IP, ap.Child("ip"))...)
+					errs = append(errs, endpointIP(a.IP, ap.Child("ip"))...)
 				}
 				if a.Hostname != "" {
 					errs = append(errs, dnsLabel(a.Hostname, ap.Child("hostname"))...)

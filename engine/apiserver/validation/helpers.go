@@ -255,6 +255,17 @@ func nonSpecialIP(v string, p *field.Path) field.ErrorList {
 	return nil
 }
 
+// endpointIP is nonSpecialIP without the loopback rule: in skiff's
+// unprivileged mode every pod address is a loopback address (127.66.0.0/16),
+// so Endpoints and EndpointSlices must accept them. External IPs keep the
+// rule: nothing outside the machine could reach a loopback one.
+func endpointIP(v string, p *field.Path) field.ErrorList {
+	if addr, err := netip.ParseAddr(v); err == nil && addr.IsLoopback() {
+		return nil
+	}
+	return nonSpecialIP(v, p)
+}
+
 // tooManyItems reports a list longer than max.
 func tooManyItems(n, max int, p *field.Path) field.ErrorList {
 	if n > max {

@@ -353,13 +353,13 @@ func validateEndpointSlice(es, old *discoveryv1.EndpointSlice) field.ErrorList {
 				if e := validation.IsValidIPv4Address(aip, a); len(e) > 0 {
 					errs = append(errs, e...)
 				} else {
-					errs = append(errs, nonSpecialIP(a, aip)...)
+					errs = append(errs, endpointIP(a, aip)...)
 				}
 			case discoveryv1.AddressTypeIPv6:
 				if e := validation.IsValidIPv6Address(aip, a); len(e) > 0 {
 					errs = append(errs, e...)
 				} else {
-					errs = append(errs, nonSpecialIP(a, aip)...)
+					errs = append(errs, endpointIP(a, aip)...)
 				}
 			case discoveryv1.AddressTypeFQDN:
 				errs = append(errs, validation.IsFullyQualifiedDomainName(aip, a)...)

@@ -1252,13 +1252,16 @@ func TestValidateNamespacedKinds(t *testing.T) {
 			want: []want{{"spec.leaseDurationSeconds", field.ErrorTypeInvalid, "must be greater than 0"}}},
 
 		{name: "endpointslice valid", obj: slice(), namespaced: true},
-		{name: "endpointslice bad address", obj: with(slice(), func(s *discoveryv1.EndpointSlice) { s.Endpoints[0].Addresses[0] = "::1" }), namespaced: true,
+		{name: "endpointslice bad address", obj: with(slice(), func(s *discoveryv1.EndpointSlice) { s.Endpoints[0].Addresses[0] = "fe80::1" }), namespaced: true,
 			want: []want{{"endpoints[0].addresses[0]", field.ErrorTypeInvalid, ""}}},
 		{name: "endpointslice bad type", obj: with(slice(), func(s *discoveryv1.EndpointSlice) { s.AddressType = "IPX" }), namespaced: true,
 			want: []want{{"addressType", field.ErrorTypeNotSupported, ""}}},
+		{name: "endpointslice loopback address (unprivileged pod IPs)", obj: with(slice(), func(s *discoveryv1.EndpointSlice) { s.Endpoints[0].Addresses[0] = "127.66.0.2" }), namespaced: true},
 		{name: "endpoints bad ip", obj: &corev1.Endpoints{ObjectMeta: objMeta("web"), Subsets: []corev1.EndpointSubset{{
-			Addresses: []corev1.EndpointAddress{{IP: "127.0.0.1"}}, Ports: []corev1.EndpointPort{{Port: 80}}}}}, namespaced: true,
-			want: []want{{"subsets[0].addresses[0].ip", field.ErrorTypeInvalid, "loopback"}}},
+			Addresses: []corev1.EndpointAddress{{IP: "169.254.1.1"}}, Ports: []corev1.EndpointPort{{Port: 80}}}}}, namespaced: true,
+			want: []want{{"subsets[0].addresses[0].ip", field.ErrorTypeInvalid, "link-local"}}},
+		{name: "endpoints loopback ip (unprivileged pod IPs)", obj: &corev1.Endpoints{ObjectMeta: objMeta("web"), Subsets: []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: "127.66.0.2"}}, Ports: []corev1.EndpointPort{{Port: 80}}}}}, namespaced: true},
 
 		{name: "pvc valid", obj: newPVC(), namespaced: true},
 		{name: "pvc no storage", obj: with(newPVC(), func(p *corev1.PersistentVolumeClaim) { p.Spec.Resources.Requests = nil }), namespaced: true,

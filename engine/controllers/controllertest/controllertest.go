@@ -53,7 +53,7 @@ type Cluster struct {
 // The engine stops when the test ends.
 func Start(t *testing.T) *Cluster {
 	t.Helper()
-	e, err := engine.New(engine.Config{DataDir: t.TempDir(), NodeName: "ctl-node", APIListen: "127.0.0.1:0",
+	e, err := engine.New(engine.Config{DataDir: t.TempDir(), NodeName: "ctl-node", APIListen: "127.0.0.1:0", ImageHosts: []string{"loopback"},
 		// Fake nodes send no heartbeats: keep them Ready for the test.
 		NodeGracePeriod: time.Hour, Logger: testutil.Logger(t)})
 	if err != nil {

@@ -1,4 +1,4 @@
-package podbench
+package sleeper
 
 import (
 	"context"
@@ -17,7 +17,7 @@ func TestSleeperRunsUntilStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close(ctx)
-	mod, err := rt.Compile(ctx, SleeperModule())
+	mod, err := rt.Compile(ctx, Module())
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}

@@ -1,6 +1,8 @@
-package podbench
+// Package sleeper holds the smallest Wasm command that keeps running, the
+// idle pod of tests and benchmarks.
+package sleeper
 
-// SleeperModule is the smallest WASI command that keeps running: its
+// Module is the smallest WASI command that keeps running: its
 // _start calls poll_oneoff with one monotonic-clock subscription of an hour,
 // forever. It stands for an idle pod, so the benchmark measures what the
 // engine adds per pod rather than a guest language's runtime (a Go wasip1
@@ -15,7 +17,7 @@ package podbench
 //	  (data (i32.const 0) "<48-byte clock subscription: id 1, timeout 3600 s>")
 //	  (func (export "_start")
 //	    (loop (drop (call 0 (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128))) (br 0))))
-func SleeperModule() []byte {
+func Module() []byte {
 	var b []byte
 	b = append(b, 0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00) // magic, version 1
 	// type section: (i32 i32 i32 i32) -> i32, () -> ()
