@@ -11,17 +11,50 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/skiffhq/skiff/examples/internal/demoapp"
 	"github.com/skiffhq/skiff/sdk"
 )
 
 func main() {
+	// With arguments it is a tool, for `kubectl exec POD -- httpserver cat
+	// FILE` and exec probes: exec runs a new instance of the pod's module
+	// with the given argv, in the pod's environment and volumes.
+	if len(os.Args) > 1 {
+		os.Exit(tool(os.Args[1:]))
+	}
 	fmt.Println("serving on the container ports")
 	// sdk.Serve is net/http's Serve on every pre-opened listener;
 	// sdk.Listener(i) gives the i-th port's net.Listener to do it by hand.
 	err := sdk.Serve(demoapp.New(func() { os.Exit(1) }))
 	fmt.Fprintln(os.Stderr, "serve:", err)
 	os.Exit(1)
+}
+
+// tool runs one of the commands exec may ask for: env (print the
+// environment), cat FILE... (print files).
+func tool(args []string) int {
+	switch args[0] {
+	case "env":
+		fmt.Println(strings.Join(os.Environ(), "\n"))
+		return 0
+	case "cat":
+		code := 0
+		for _, name := range args[1:] {
+			f, err := os.Open(name)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "cat:", err)
+				code = 1
+				continue
+			}
+			io.Copy(os.Stdout, f)
+			f.Close()
+		}
+		return code
+	}
+	fmt.Fprintf(os.Stderr, "usage: httpserver [env | cat FILE...] (no arguments: serve)\n")
+	return 2
 }
