@@ -4,26 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"os"
-	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiffhq/skiff/engine/registry"
-	"github.com/skiffhq/skiff/runtime/image"
 )
 
 func newImageCmd() *cobra.Command {
@@ -75,41 +62,14 @@ On success it prints the pinned reference, ` + registry.Host + `/NAME:TAG@sha256
 			if err != nil {
 				return err
 			}
-			u, err := url.Parse(rc.Host)
-			if err != nil || u.Host == "" {
-				return fmt.Errorf("kubeconfig server %q is not a URL", rc.Host)
+			ref, err := registry.Push(cmd.Context(), rc, wasm, nameTag)
+			if errors.Is(err, registry.ErrPushUnauthorized) {
+				return fmt.Errorf("the server refused the kubeconfig's credentials: %w", err)
 			}
-			repo, tag, err := parseNameTag(nameTag)
 			if err != nil {
 				return err
 			}
-			ref, err := name.NewTag(u.Host+"/"+repo+":"+tag, name.StrictValidation)
-			if err != nil {
-				return fmt.Errorf("NAME:TAG %q: %w", nameTag, err)
-			}
-			img, err := wasmImage(wasm)
-			if err != nil {
-				return err
-			}
-			digest, err := img.Digest()
-			if err != nil {
-				return err
-			}
-			// The kubeconfig's transport carries its CA and credentials
-			// (token, token file, client certificate) on every request.
-			rt, err := rest.TransportFor(rc)
-			if err != nil {
-				return fmt.Errorf("kubeconfig: %w", err)
-			}
-			if err := remote.Write(ref, img, remote.WithContext(cmd.Context()), remote.WithTransport(rt),
-				remote.WithAuth(authn.Anonymous), remote.WithUserAgent("skiff")); err != nil {
-				var terr *transport.Error
-				if errors.As(err, &terr) && terr.StatusCode == http.StatusUnauthorized {
-					return fmt.Errorf("push %s to %s: the server refused the kubeconfig's credentials (401 Unauthorized): %w", nameTag, u.Host, err)
-				}
-				return fmt.Errorf("push %s to %s: %w", nameTag, u.Host, err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s/%s:%s@%s\n", registry.Host, repo, tag, digest)
+			fmt.Fprintln(cmd.OutOrStdout(), ref)
 			return nil
 		},
 	}
@@ -127,45 +87,4 @@ func loadKubeconfig(path string) (*rest.Config, error) {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
 	return rc, nil
-}
-
-// parseNameTag splits NAME[:TAG]. NAME is a repository of the embedded
-// registry, so a registry host in it is a mistake, except the embedded
-// registry's own name.
-func parseNameTag(s string) (repo, tag string, err error) {
-	s = strings.TrimPrefix(s, registry.Host+"/")
-	if strings.Contains(s, "@") {
-		return "", "", fmt.Errorf("NAME:TAG %q: give a tag, not a digest (the digest comes from the module)", s)
-	}
-	repo, tag = s, "latest"
-	if i := strings.LastIndex(s, ":"); i > strings.LastIndex(s, "/") {
-		repo, tag = s[:i], s[i+1:]
-	}
-	if first, _, ok := strings.Cut(repo, "/"); ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
-		return "", "", fmt.Errorf("NAME:TAG %q: NAME is a repository in the cluster's registry (like demo/app), without a registry host", s)
-	}
-	if repo == "" || tag == "" {
-		return "", "", errors.New("NAME:TAG: empty name or tag")
-	}
-	return repo, tag, nil
-}
-
-// wasmImage is the OCI image of a module: one Wasm layer, a wasip1/wasm
-// config, no timestamps. It is the image runtime/image's Store.Import
-// gives a module (its builder is not exported); TestImageImport checks
-// that both give the same digest.
-func wasmImage(wasm []byte) (v1.Image, error) {
-	img, err := mutate.AppendLayers(empty.Image, static.NewLayer(wasm, image.MediaTypeWasmLayer))
-	if err != nil {
-		return nil, err
-	}
-	img = mutate.MediaType(img, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "wasip1", "wasm"
-	return mutate.ConfigFile(img, cf)
 }

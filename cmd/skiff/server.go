@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,10 +12,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffhq/skiff/engine"
+	"github.com/skiffhq/skiff/internal/demo"
 )
 
 func newServerCmd() *cobra.Command {
 	var cfg engine.Config
+	var withDemo bool
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a server: the replicated store and the bus (single node by default)",
@@ -29,6 +32,9 @@ func newServerCmd() *cobra.Command {
 			if err := e.Start(ctx); err != nil {
 				return err
 			}
+			if withDemo {
+				installDemo(ctx, e, cmd.OutOrStdout())
+			}
 			<-ctx.Done() // SIGINT or SIGTERM
 			slog.Info("shutting down")
 			stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -42,12 +48,33 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.RaftBind, "raft-listen", "127.0.0.1:0", "TCP address for raft and write forwarding")
 	f.StringVar(&cfg.APIListen, "api-listen", "127.0.0.1:6443", "HTTPS address of the Kubernetes API")
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "127.67.0.0/16", "range Service ClusterIPs are allocated from")
+	f.BoolVar(&withDemo, "demo", false, "also run the demo app (a Deployment of Wasm pods behind a Service) and say how to reach it")
 	f.StringVar(&cfg.PodCIDR, "pod-cidr", "127.66.0.0/16", "range this node's pod IPs come from")
 	f.StringSliceVar(&cfg.ImageHosts, "image-hosts", nil,
 		`registries this node may pull from (host or host:port, "loopback" for any on a loopback address; default all)`)
 	f.DurationVar(&cfg.CrashLoopBackOff, "crash-loop-backoff", 10*time.Second,
 		"first delay before a crashed container restarts; it doubles up to 30 times this (the kubelet's 10s..5m)")
 	return cmd
+}
+
+// installDemo installs the demo app and prints how to reach it. A demo that
+// fails to come up is reported; the server keeps running.
+func installDemo(ctx context.Context, e *engine.Engine, out io.Writer) {
+	url, err := demo.Install(ctx, e, 2*time.Minute)
+	if err != nil {
+		slog.Error("demo app not ready", "err", err)
+		return
+	}
+	fmt.Fprintf(out, `
+skiff is running, with the demo app: Deployment %[1]q (2 Wasm pods) behind Service %[1]q.
+
+  curl %[2]s
+
+  export KUBECONFIG=%[3]s
+  kubectl get pods,services -o wide
+  kubectl logs deployment/%[1]s
+
+`, demo.Name, url, e.KubeconfigPath())
 }
 
 // defaultDataDir is /var/lib/skiff for root, as system services keep their

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 )
 
@@ -56,10 +57,16 @@ func (t *InProcessTransport) RoundTrip(req *http.Request) (*http.Response, error
 		pr.Close()
 		return nil, ctx.Err()
 	}
+	// A handler that set Content-Length (the registry does, and OCI clients
+	// require it on HEAD) has it reported as an HTTP server would.
+	length := int64(-1)
+	if v, err := strconv.ParseInt(rw.sent.Get("Content-Length"), 10, 64); err == nil && v >= 0 {
+		length = v
+	}
 	return &http.Response{
 		Status: fmt.Sprintf("%d %s", rw.code, http.StatusText(rw.code)), StatusCode: rw.code,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: rw.sent, Body: &cancelOnClose{ReadCloser: pr, cancel: cancel}, ContentLength: -1, Request: req,
+		Header: rw.sent, Body: &cancelOnClose{ReadCloser: pr, cancel: cancel}, ContentLength: length, Request: req,
 	}, nil
 }
 

@@ -12,11 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -61,18 +57,7 @@ func appendULEB(b []byte, v uint64) []byte {
 // wasmImage is the image `skiff image import` builds for a module.
 func wasmImage(t *testing.T, wasm []byte) v1.Image {
 	t.Helper()
-	img, err := mutate.AppendLayers(empty.Image, static.NewLayer(wasm, image.MediaTypeWasmLayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img = mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), types.OCIConfigJSON)
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "wasip1", "wasm"
-	img, err = mutate.ConfigFile(img, cf)
+	img, err := image.WasmImage(wasm)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ package main
 import (
 	"os"
 
-	"github.com/skiffhq/skiff/examples/internal/demoapp"
+	"github.com/skiffhq/skiff/internal/demoapp"
 	"github.com/skiffhq/skiff/sdk"
 )
 

@@ -27,21 +27,17 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/skiffhq/skiff/engine"
+	"github.com/skiffhq/skiff/engine/registry"
 	"github.com/skiffhq/skiff/internal/latency"
 	"github.com/skiffhq/skiff/internal/sleeper"
-	"github.com/skiffhq/skiff/runtime/image"
 	"github.com/skiffhq/skiff/runtime/wasm"
 )
 
@@ -117,7 +113,7 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	ref, err := pushModule(ctx, rc, module, "bench/sleeper:1")
+	ref, err := registry.Push(ctx, rc, module, "bench/sleeper:1")
 	if err != nil {
 		return nil, err
 	}
@@ -146,29 +142,6 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Row, error) {
 		}
 	}
 	return rows, nil
-}
-
-// pushModule puts the module into the engine's embedded registry through
-// the API's /v2/ routes, as `skiff image import` does, and returns the name
-// pods use.
-func pushModule(ctx context.Context, rc *rest.Config, module []byte, nameTag string) (string, error) {
-	img, err := image.WasmImage(module)
-	if err != nil {
-		return "", err
-	}
-	rt, err := rest.TransportFor(rc)
-	if err != nil {
-		return "", err
-	}
-	host := strings.TrimPrefix(strings.TrimPrefix(rc.Host, "https://"), "http://")
-	r, err := name.ParseReference(host + "/" + nameTag)
-	if err != nil {
-		return "", err
-	}
-	if err := remote.Write(r, img, remote.WithContext(ctx), remote.WithTransport(rt), remote.WithAuth(authn.Anonymous)); err != nil {
-		return "", fmt.Errorf("push %s: %w", nameTag, err)
-	}
-	return nameTag, nil
 }
 
 // wazeroBaseline instantiates the module n times straight on wazero (the
