@@ -1,9 +1,14 @@
 package main
 
 import (
+	"io"
+
 	"github.com/spf13/cobra"
 
 	"github.com/skiffhq/skiff/internal/apibench"
+	"github.com/skiffhq/skiff/internal/demo"
+	"github.com/skiffhq/skiff/internal/demoapp"
+	"github.com/skiffhq/skiff/internal/podbench"
 	"github.com/skiffhq/skiff/internal/storebench"
 )
 
@@ -40,6 +45,27 @@ func newBenchCmd() *cobra.Command {
 	af.IntVar(&a.Concurrency, "concurrency", 0, "concurrent clients (default 16)")
 	af.IntVar(&a.Lists, "lists", 0, "lists of all objects per side (default 20)")
 	af.StringVar(&a.Dir, "dir", "", "where to put the data (default a temporary directory)")
-	cmd.AddCommand(store, api)
+	var p podbench.Options
+	pods := &cobra.Command{
+		Use:   "pods",
+		Short: "Pod create→Ready latency vs instantiating in wazero, memory per idle pod, SDK handler vs native req/s",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			wasm, err := demo.Module()
+			if err != nil {
+				return err
+			}
+			p.HandlerWasm = wasm
+			p.NativeHandler = demoapp.New(io.Discard, func() {})
+			_, err = podbench.Run(cmd.Context(), p, cmd.OutOrStdout())
+			return err
+		},
+	}
+	pf := pods.Flags()
+	pf.IntSliceVar(&p.Counts, "pods", nil, "batch sizes (default 1,100,1000)")
+	pf.IntVar(&p.Concurrency, "concurrency", 0, "concurrent creating clients (default 16)")
+	pf.IntVar(&p.Requests, "requests", 0, "requests per side of the handler comparison (default 20000)")
+	pf.StringVar(&p.Dir, "dir", "", "the engine's data directory (default a temporary directory)")
+	cmd.AddCommand(store, api, pods)
 	return cmd
 }

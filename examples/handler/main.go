@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	sdk.Handle(demoapp.New(func() { os.Exit(1) }))
+	sdk.Handle(demoapp.New(os.Stdout, func() { os.Exit(1) }))
 }
 
 func main() {}

@@ -29,7 +29,7 @@ func main() {
 	fmt.Println("serving on the container ports")
 	// sdk.Serve is net/http's Serve on every pre-opened listener;
 	// sdk.Listener(i) gives the i-th port's net.Listener to do it by hand.
-	err := sdk.Serve(demoapp.New(func() { os.Exit(1) }))
+	err := sdk.Serve(demoapp.New(os.Stdout, func() { os.Exit(1) }))
 	fmt.Fprintln(os.Stderr, "serve:", err)
 	os.Exit(1)
 }

@@ -6,6 +6,7 @@ package demoapp
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -16,7 +17,8 @@ import (
 // volume mounted at /etc/secret.
 const DefaultSecretFile = "/etc/secret/message"
 
-// New returns the application's handler. crash is called for /crash and
+// New returns the application's handler, logging each request to log (the
+// pod's stdout in a module). crash is called for /crash and
 // must not return (the command exits; the handler module's instance dies).
 //
 //	/         $GREETING, the pod's name ($HOSTNAME) and the secret file's
@@ -25,7 +27,7 @@ const DefaultSecretFile = "/etc/secret/message"
 //	          liveness probe target that can be made to fail
 //	/fail     makes /healthz fail from now on
 //	/crash    exits with a non-zero code
-func New(crash func()) http.Handler {
+func New(log io.Writer, crash func()) http.Handler {
 	var failing atomic.Bool
 	mux := http.NewServeMux()
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -54,16 +56,16 @@ func New(crash func()) http.Handler {
 		fmt.Fprintln(w, "/healthz fails from now on")
 	})
 	mux.HandleFunc("/crash", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Println("crashing on request")
+		fmt.Fprintln(log, "crashing on request")
 		crash()
 	})
-	return logRequests(mux)
+	return logRequests(log, mux)
 }
 
 // logRequests writes one line per request to stdout: the pod's log.
-func logRequests(h http.Handler) http.Handler {
+func logRequests(log io.Writer, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Printf("%s %s\n", r.Method, r.URL.RequestURI())
+		fmt.Fprintf(log, "%s %s\n", r.Method, r.URL.RequestURI())
 		h.ServeHTTP(w, r)
 	})
 }
