@@ -61,6 +61,9 @@ type Config struct {
 	// without privileges (DESIGN.md's unprivileged mode).
 	PodCIDR string
 
+	// MaxPods is this node's pod capacity. Default 110, the kubelet's.
+	MaxPods int
+
 	// CrashLoopBackOff is the first delay before a crashed container
 	// restarts; it doubles up to 30 times itself (5 minutes for the default
 	// 10s, the kubelet's). Tests shorten it.

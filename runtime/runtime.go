@@ -125,3 +125,8 @@ var (
 	// container image given to the Wasm runtime).
 	ErrImageNotSupported = errors.New("image not supported by this runtime")
 )
+
+// ErrCannotExec: Exec cannot run a process from this image (a Wasm
+// module that is an SDK handler has no entry point to run as a command).
+// The agent reports it as a shell does, exit code 126.
+var ErrCannotExec = errors.New("cannot run a command from this image")

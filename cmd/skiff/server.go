@@ -52,6 +52,7 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.PodCIDR, "pod-cidr", "127.66.0.0/16", "range this node's pod IPs come from")
 	f.StringSliceVar(&cfg.ImageHosts, "image-hosts", nil,
 		`registries this node may pull from (host or host:port, "loopback" for any on a loopback address; default all)`)
+	f.IntVar(&cfg.MaxPods, "max-pods", 110, "pods this node accepts")
 	f.DurationVar(&cfg.CrashLoopBackOff, "crash-loop-backoff", 10*time.Second,
 		"first delay before a crashed container restarts; it doubles up to 30 times this (the kubelet's 10s..5m)")
 	return cmd

@@ -36,6 +36,10 @@ type Config struct {
 	// PodCIDR is the range pod IPs come from. Default 127.66.0.0/16, the
 	// unprivileged mode's loopback range.
 	PodCIDR string
+	// MaxPods is the node's pod capacity. Default DefaultMaxPods (110, the
+	// kubelet's); an idle Wasm pod costs far less than a container, so
+	// edge nodes may raise it.
+	MaxPods int
 	// ContainerLogMaxSize is where a container's log file is rotated.
 	// Default 10 MiB, the kubelet's.
 	ContainerLogMaxSize int64
@@ -96,6 +100,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.PodCIDR == "" {
 		cfg.PodCIDR = "127.66.0.0/16"
+	}
+	if cfg.MaxPods <= 0 {
+		cfg.MaxPods = DefaultMaxPods
 	}
 	if cfg.ContainerLogMaxSize <= 0 {
 		cfg.ContainerLogMaxSize = 10 << 20

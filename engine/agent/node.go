@@ -17,8 +17,9 @@ import (
 // release whose node API it follows.
 const Version = "v1.32.13-skiff"
 
-// maxPods is the pods a node accepts, Kubernetes' default.
-const maxPods = 110
+// DefaultMaxPods is the pods a node accepts unless Config.MaxPods says
+// otherwise: Kubernetes' default.
+const DefaultMaxPods = 110
 
 // describeNode builds the Node this agent registers: capacity from the
 // machine, allocatable equal to capacity (nothing is reserved yet), the
@@ -31,7 +32,7 @@ func (a *Agent) describeNode() (*corev1.Node, error) {
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
 		corev1.ResourceMemory: *resource.NewQuantity(mem, resource.BinarySI),
-		corev1.ResourcePods:   *resource.NewQuantity(maxPods, resource.DecimalSI),
+		corev1.ResourcePods:   *resource.NewQuantity(int64(a.cfg.MaxPods), resource.DecimalSI),
 	}
 	labels := map[string]string{
 		corev1.LabelHostname:   a.cfg.NodeName,

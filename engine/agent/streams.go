@@ -2,12 +2,14 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
 
 	"github.com/skiffhq/skiff/engine/streams"
+	skiffrt "github.com/skiffhq/skiff/runtime"
 )
 
 // The agent's side of kubectl logs, exec and port-forward: the API server
@@ -99,6 +101,12 @@ func (b streamBackend) Exec(ctx context.Context, req streams.ExecRequest, s stre
 		spec.Stderr = s.Stdout // a terminal has one output stream
 	}
 	st, err := b.a.cfg.Runtime.Exec(ctx, img, spec)
+	if errors.Is(err, skiffrt.ErrCannotExec) {
+		// As a shell says of a file it cannot execute: the message on
+		// stderr, exit code 126.
+		fmt.Fprintf(spec.Stderr, "exec %q: %v\n", req.Command[0], err)
+		return 126, nil
+	}
 	if err != nil {
 		return 0, fmt.Errorf("exec in %s: %w", req.Container, err)
 	}

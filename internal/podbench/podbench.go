@@ -101,7 +101,7 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Row, error) {
 	module := sleeper.Module()
 
 	e, err := engine.New(engine.Config{DataDir: filepath.Join(o.Dir, "engine"), NodeName: "bench",
-		APIListen: "127.0.0.1:0", PodCIDR: "127.66.0.0/16", Logger: o.Logger})
+		APIListen: "127.0.0.1:0", PodCIDR: "127.66.0.0/16", MaxPods: slices.Max(o.Counts) + 10, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -155,9 +155,15 @@ func (p *PodRuntime) Exec(ctx context.Context, img skiffrt.Image, spec skiffrt.C
 	if err != nil {
 		return skiffrt.ExitStatus{}, err
 	}
+	if mod.IsHandler() {
+		return skiffrt.ExitStatus{}, fmt.Errorf("%w: %s is an SDK handler module, which has no _start to run", skiffrt.ErrCannotExec, img.Ref)
+	}
 	rs := runSpec(spec)
 	rs.Listeners = nil // the container owns its ports; an exec gets none
 	st, err := p.rt.Run(ctx, mod, rs)
+	if errors.Is(err, ErrNotCommand) {
+		return skiffrt.ExitStatus{}, fmt.Errorf("%w: %w", skiffrt.ErrCannotExec, err)
+	}
 	return skiffrt.ExitStatus(st), err
 }
 
