@@ -129,6 +129,12 @@ func TestKubectlWasmDeployment(t *testing.T) {
 		t.Fatalf("exec reading a host file outside the pod's volumes succeeded:\n%s", r.out)
 	}
 
+	// port-forward: a local port on 127.0.0.1 reaches the pod's port.
+	local := c.portForward(pod, ns, 8080)
+	if code, body, err := httpGet("http://" + local + "/"); err != nil || code != 200 || !strings.Contains(body, "from "+pod) {
+		t.Fatalf("GET through port-forward: %d %v %q", code, err, body)
+	}
+
 	// Liveness: make /healthz fail; the probe restarts the container, which
 	// serves again (a new instance has a healthy /healthz).
 	if code, _, err := httpGet("http://" + ips[pod] + ":8080/fail"); err != nil || code != 200 {
@@ -156,6 +162,53 @@ func TestKubectlWasmDeployment(t *testing.T) {
 		t.Fatalf("restarted container does not serve: %v", err)
 	}
 	contains(t, "logs --previous", c.ok("", "logs", pod, "-n", ns, "--previous"), "GET /fail")
+}
+
+// portForward runs `kubectl port-forward` for the test's lifetime (ended by
+// its PID at cleanup) and returns the local address it forwards from.
+func (c *cluster) portForward(pod, ns string, port int) string {
+	c.t.Helper()
+	cmd := exec.Command("kubectl", "--kubeconfig", c.kubeconfig, "--cache-dir", c.cacheDir,
+		"port-forward", "pod/"+pod, "-n", ns, "--address", "127.0.0.1", fmt.Sprintf(":%d", port))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	lines := make(chan string, 8)
+	go func() {
+		defer close(lines)
+		buf := make([]byte, 4096)
+		var acc string
+		for {
+			n, err := out.Read(buf)
+			acc += string(buf[:n])
+			if i := strings.Index(acc, "\n"); i >= 0 {
+				lines <- acc[:i]
+				acc = acc[i+1:]
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	re := regexp.MustCompile(`Forwarding from (127\.0\.0\.1:\d+) -> \d+`)
+	select {
+	case l := <-lines:
+		if m := re.FindStringSubmatch(l); m != nil {
+			return m[1]
+		}
+		c.t.Fatalf("port-forward said %q", l)
+	case <-time.After(30 * time.Second):
+		c.t.Fatal("port-forward did not start within 30s")
+	}
+	return ""
 }
 
 // A module that exits non-zero goes to CrashLoopBackOff, and its back-off

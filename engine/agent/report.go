@@ -17,7 +17,6 @@ const (
 	maxReportPods   = 200
 	maxReportEvents = 200
 	maxQueuedEvents = 2000
-	reportDelay     = 20 * time.Millisecond // lets a burst of changes share one message
 )
 
 // reporter sends pod statuses and events to the control plane in batches,
@@ -66,8 +65,11 @@ func (r *reporter) wake() {
 	}
 }
 
-// run sends batches until ctx ends. A failed batch goes back in the queue
-// (unless a newer status replaced it) and is retried with back-off.
+// run sends batches until ctx ends. There is no batching delay: the first
+// change goes at once, and what changes while a batch is on its way goes in
+// the next, so batches grow with load rather than with a timer. A failed
+// batch goes back in the queue (unless a newer status replaced it) and is
+// retried with back-off.
 func (r *reporter) run(ctx context.Context) {
 	subject, _ := bus.SubjectNodeStatus(r.a.cfg.NodeName)
 	failures := 0
@@ -76,11 +78,6 @@ func (r *reporter) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-r.kick:
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(reportDelay):
 		}
 		for ctx.Err() == nil {
 			rep := r.take()

@@ -99,6 +99,12 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Row, error) {
 		o.Dir = d
 	}
 	module := sleeper.Module()
+	// The wazero-only memory baseline runs first, in a process that holds
+	// nothing else yet.
+	perInstance, err := wazeroMemory(ctx, module, slices.Max(o.Counts))
+	if err != nil {
+		return nil, err
+	}
 
 	e, err := engine.New(engine.Config{DataDir: filepath.Join(o.Dir, "engine"), NodeName: "bench",
 		APIListen: "127.0.0.1:0", PodCIDR: "127.66.0.0/16", MaxPods: slices.Max(o.Counts) + 10, Logger: o.Logger})
@@ -122,20 +128,26 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Row, error) {
 		return nil, err
 	}
 
+	// One pod first, not measured: the module's pull and compilation, and
+	// the first use of every informer and connection, are not what a batch
+	// should time.
+	if _, err := batch(ctx, cs, ref, 1, 1, false, "bench-warmup"); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
 	var rows []Row
 	for _, n := range o.Counts {
 		wz, err := wazeroBaseline(ctx, module, n)
 		if err != nil {
 			return nil, err
 		}
-		row, err := batch(ctx, cs, ref, n, o.Concurrency, n == slices.Max(o.Counts))
+		row, err := batch(ctx, cs, ref, n, o.Concurrency, n == slices.Max(o.Counts), fmt.Sprintf("bench-%d", n))
 		if err != nil {
 			return nil, err
 		}
 		row.WazeroP50, row.WzP99, row.WazeroInstantiates = latency.Percentile(wz, 50), latency.Percentile(wz, 99), len(wz)
 		rows = append(rows, row)
 	}
-	printRows(w, rows)
+	printRows(w, rows, perInstance, o.Concurrency)
 	if o.HandlerWasm != nil && o.NativeHandler != nil {
 		if err := compareHandler(ctx, w, o.HandlerWasm, o.NativeHandler, o.Requests); err != nil {
 			return rows, err
@@ -155,8 +167,11 @@ func wazeroBaseline(ctx context.Context, module []byte, n int) ([]time.Duration,
 	if err != nil {
 		return nil, err
 	}
-	out := make([]time.Duration, 0, n)
 	cfg := wazero.NewModuleConfig().WithStartFunctions().WithName("")
+	if m, err := r.InstantiateModule(ctx, compiled, cfg); err == nil { // warm-up, not measured
+		m.Close(ctx)
+	}
+	out := make([]time.Duration, 0, n)
 	for range n {
 		start := time.Now()
 		m, err := r.InstantiateModule(ctx, compiled, cfg)
@@ -171,12 +186,41 @@ func wazeroBaseline(ctx context.Context, module []byte, n int) ([]time.Duration,
 	return out, nil
 }
 
+// wazeroMemory is the Go heap one idle instance of the module costs on
+// wazero alone (n instances, each blocked in _start), the baseline of the
+// engine's memory per idle pod.
+func wazeroMemory(ctx context.Context, module []byte, n int) (int64, error) {
+	rt, err := wasm.New(ctx, wasm.Config{})
+	if err != nil {
+		return 0, err
+	}
+	defer rt.Close(ctx)
+	mod, err := rt.Compile(ctx, module)
+	if err != nil {
+		return 0, err
+	}
+	before := readMemory()
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rt.Run(runCtx, mod, wasm.RunSpec{})
+		}()
+	}
+	time.Sleep(time.Second) // every instance reaches its poll_oneoff
+	after := readMemory()
+	cancel()
+	wg.Wait()
+	return (after.heap - before.heap) / int64(n), nil
+}
+
 // batch creates n pods with c clients and waits until each is Ready,
 // timing each from the start of its create call to the watch event that
 // shows it Ready. With measureMemory, it reads the process's memory before
 // and with the n pods running idle.
-func batch(ctx context.Context, cs kubernetes.Interface, ref string, n, c int, measureMemory bool) (Row, error) {
-	ns := fmt.Sprintf("bench-%d", n)
+func batch(ctx context.Context, cs kubernetes.Interface, ref string, n, c int, measureMemory bool, ns string) (Row, error) {
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		return Row{}, err
 	}
@@ -322,7 +366,7 @@ func readMemory() memory {
 	return m
 }
 
-func printRows(w io.Writer, rows []Row) {
+func printRows(w io.Writer, rows []Row, wazeroHeapPerInstance int64, concurrency int) {
 	fmt.Fprintf(w, "pod create → Ready (sleeper module, %d bytes); GOMAXPROCS=%d, %s, wazero %s\n",
 		len(sleeper.Module()), runtime.GOMAXPROCS(0), runtime.Version(), wasm.WazeroVersion())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -332,10 +376,14 @@ func printRows(w io.Writer, rows []Row) {
 			r.WazeroP50, r.WzP99, float64(r.EngineP50)/float64(max(r.WazeroP50, 1)), r.AllReadyIn.Round(time.Millisecond), r.PerSecond)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "(a batch's pods are created by %d clients at once, so a pod's latency includes waiting behind the rest of its batch;\n"+
+		" wazero instantiates one module after another, warm)\n", concurrency)
 	for _, r := range rows {
 		if r.MemoryPerPodBytes != 0 || r.HeapPerPodBytes != 0 {
-			fmt.Fprintf(w, "memory per idle pod at %d pods: %.1f KiB resident (VmRSS delta), %.1f KiB Go heap, %.1f goroutines\n",
-				r.Pods, float64(r.MemoryPerPodBytes)/1024, float64(r.HeapPerPodBytes)/1024, r.GoroutinesPerPod)
+			fmt.Fprintf(w, "memory per idle pod at %d pods: %.1f KiB resident (VmRSS delta), %.1f KiB Go heap, %.1f goroutines; "+
+				"the same module idle on wazero alone: %.1f KiB Go heap per instance (ratio %.1f×)\n",
+				r.Pods, float64(r.MemoryPerPodBytes)/1024, float64(r.HeapPerPodBytes)/1024, r.GoroutinesPerPod,
+				float64(wazeroHeapPerInstance)/1024, float64(r.HeapPerPodBytes)/float64(max(wazeroHeapPerInstance, 1)))
 		}
 	}
 }
