@@ -286,3 +286,47 @@ func TestWasmDeploymentSurvivesRestartWithoutRecompiling(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Deleting a running pod with a grace period goes through its node: the
+// API server marks it deleting, the agent stops its containers ("Killing")
+// and reports them stopped, and the control plane then removes the pod.
+func TestWasmPodGracefulDelete(t *testing.T) {
+	host := testRegistry(t, map[string][]byte{"sleeper:1": sleeper.Module()})
+	e := startEngine(t, Config{DataDir: t.TempDir(), NodeName: "wasm-4", PodCIDR: "127.66.128.0/18"})
+	cs, err := e.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "doomed"}, Spec: corev1.PodSpec{NodeName: "wasm-4",
+		Containers: []corev1.Container{{Name: "s", Image: host + "/sleeper:1"}}}}
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := waitPod(t, cs, "default", "doomed", 60*time.Second, "runs", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if err := cs.CoreV1().Pods("default").Delete(ctx, "doomed", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, func() error {
+		_, err := cs.CoreV1().Pods("default").Get(ctx, "doomed", metav1.GetOptions{})
+		if err == nil {
+			return fmt.Errorf("pod still there")
+		}
+		return nil
+	})
+	testutil.Eventually(t, 10*time.Second, func() error {
+		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(p.UID)})
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == "Killing" && ev.Message == "Stopping container s" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no Killing event among %d", len(evs.Items))
+	})
+	if _, err := os.Stat(filepath.Join(e.Config().DataDir, agentSubdir, "pods", string(p.UID))); !os.IsNotExist(err) {
+		t.Errorf("the pod's directory is still on the node: %v", err)
+	}
+}
