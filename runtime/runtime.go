@@ -78,6 +78,11 @@ type ContainerSpec struct {
 	Stdout, Stderr io.Writer
 	// TTY asks for a terminal; runtimes that have none ignore it.
 	TTY bool
+	// OnInstanceExit, when set, is called each time a runtime that serves
+	// a container from several instances (the Wasm runtime's SDK handler
+	// pools) replaced one that failed, with how it ended: for the agent, a
+	// container restart the process survived.
+	OnInstanceExit func(ExitStatus)
 }
 
 // Mount is a host directory shown to the process at GuestPath.

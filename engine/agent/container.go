@@ -341,6 +341,7 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	stdout, stderr := lf.stream("stdout"), lf.stream("stderr")
 	spec.Stdout, spec.Stderr = stdout, stderr
 
+	spec.OnInstanceExit = c.instanceExited
 	c.event(corev1.EventTypeNormal, "Created", "Created container "+c.spec.Name)
 	running := make(chan struct{})
 	c.mu.Lock()
@@ -415,6 +416,24 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 		s.Started = new(bool)
 	})
 	return exit, true, ranFor, stopped
+}
+
+// instanceExited records an instance of an SDK handler pool that failed and
+// was replaced: to kubectl it is a container restart (restartCount, lastState
+// with the exit code and reason) that the pod lived through.
+func (c *container) instanceExited(st skiffrt.ExitStatus) {
+	now := metav1.Now()
+	reason := st.Reason
+	if reason != "OOMKilled" {
+		reason = "Error"
+	}
+	c.setStatus(func(s *corev1.ContainerStatus) {
+		s.RestartCount++
+		s.LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+			ExitCode: int32(st.Code), Reason: reason, Message: st.Message, FinishedAt: now, ContainerID: s.ContainerID}}
+	})
+	c.event(corev1.EventTypeWarning, "InstanceExited", fmt.Sprintf("An instance of container %s ended (%s, exit code %d); a new one serves the next request",
+		c.spec.Name, reason, st.Code))
 }
 
 func (c *container) gracePeriod() time.Duration {

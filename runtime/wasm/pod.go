@@ -229,8 +229,12 @@ func (p *PodRuntime) startHandler(ctx context.Context, mod *Module, spec skiffrt
 		return nil, fmt.Errorf("%w: an HTTP handler module needs a containerPort to serve on", ErrInvalidSpec)
 	}
 	rs := runSpec(spec)
+	var onExit func(ExitStatus)
+	if spec.OnInstanceExit != nil {
+		onExit = func(st ExitStatus) { spec.OnInstanceExit(skiffrt.ExitStatus(st)) }
+	}
 	h, err := p.rt.NewHandler(ctx, mod, HandlerSpec{Args: rs.Args, Env: rs.Env, Mounts: rs.Mounts, Hostname: rs.Hostname,
-		Stdout: rs.Stdout, Stderr: rs.Stderr, MemoryLimitBytes: rs.MemoryLimitBytes})
+		Stdout: rs.Stdout, Stderr: rs.Stderr, MemoryLimitBytes: rs.MemoryLimitBytes, OnInstanceExit: onExit})
 	if err != nil {
 		return nil, err
 	}
