@@ -40,7 +40,7 @@ func (a *Agent) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 				if errors.Is(err, errObjectNotFound) && src.ConfigMapRef.Optional != nil && *src.ConfigMapRef.Optional {
 					continue
 				}
-				return nil, fmt.Errorf("couldn't find key in %w", err)
+				return nil, err
 			}
 			data = cm.Data
 		case src.SecretRef != nil:
