@@ -31,10 +31,11 @@ type container struct {
 	pulled   bool
 	env      []string // of the current start, for exec
 	mounts   []skiffrt.Mount
-	logPath  string        // the current start's log
-	prevLog  string        // the start before it
-	running  chan struct{} // closed when the current start ends
-	attempts int           // starts so far in this worker, for container IDs
+	current  skiffrt.ContainerSpec // the current start's, for exec
+	logPath  string                // the current start's log
+	prevLog  string                // the start before it
+	running  chan struct{}         // closed when the current start ends
+	attempts int                   // starts so far in this worker, for container IDs
 }
 
 func newContainer(w *podWorker, spec corev1.Container, init bool, prev *corev1.ContainerStatus) *container {
@@ -350,6 +351,7 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	}
 	c.logPath, c.running = logPath, running
 	c.env, c.mounts = spec.Env, spec.Mounts
+	c.current = spec
 	c.mu.Unlock()
 	defer close(running)
 
@@ -406,7 +408,7 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	switch {
 	case reason == "Killed" && exit.Code != 0:
 		reason = "Error" // what Kubernetes says for a killed container (137)
-	case exit.Code != 0 && reason != "OOMKilled":
+	case exit.Code != 0 && reason != "OOMKilled" && reason != "StartError":
 		reason = "Error"
 	}
 	c.setStatus(func(s *corev1.ContainerStatus) {

@@ -21,15 +21,21 @@ import (
 func (a *Agent) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, imageEnv []string, objs *objects) ([]string, error) {
 	var order []string
 	vals := map[string]string{}
+	// refs holds what $(VAR) may refer to: the pod spec's variables only.
+	// The image's env is merged under them by the runtime in Kubernetes, so
+	// a reference to it stays as written there too.
+	refs := map[string]string{}
 	set := func(k, v string) {
 		if _, ok := vals[k]; !ok {
 			order = append(order, k)
 		}
 		vals[k] = v
+		refs[k] = v
 	}
 	for _, kv := range imageEnv {
 		k, v, _ := strings.Cut(kv, "=")
 		set(k, v)
+		delete(refs, k)
 	}
 	for _, src := range c.EnvFrom {
 		var data map[string]string
@@ -66,7 +72,7 @@ func (a *Agent) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 	}
 	for _, e := range c.Env {
 		if e.ValueFrom == nil {
-			set(e.Name, expand(e.Value, vals))
+			set(e.Name, expand(e.Value, refs))
 			continue
 		}
 		v, ok, err := a.envValueFrom(ctx, pod, c, e.ValueFrom, objs)
@@ -212,10 +218,10 @@ func (a *Agent) resourceField(c *corev1.Container, ref *corev1.ResourceFieldSele
 	}
 	if v, ok := list[corev1.ResourceName(res)]; ok {
 		q = v
+	} else if kind == "requests" {
+		q = resource.MustParse("0") // an unset request is none; only an unset limit is the node's
 	} else if v, ok := a.allocatable[corev1.ResourceName(res)]; ok {
 		q = v
-	} else if kind == "requests" {
-		q = resource.MustParse("0")
 	} else {
 		return "", fmt.Errorf("unsupported resource %q", ref.Resource)
 	}
@@ -249,8 +255,9 @@ func expand(s string, vals map[string]string) string {
 		case '(':
 			end := strings.IndexByte(s[i+2:], ')')
 			if end < 0 {
-				b.WriteString(s[i:])
-				return b.String()
+				b.WriteString("$(") // not a reference; what follows is still expanded
+				i++
+				continue
 			}
 			name := s[i+2 : i+2+end]
 			if v, ok := vals[name]; ok {

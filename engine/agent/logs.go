@@ -196,19 +196,21 @@ func (r logReader) copy(ctx context.Context, w io.Writer) error {
 		limit = *r.opts.LimitBytes
 	}
 	out := &limitWriter{w: w, left: limit}
+	midLine := false // the last record emitted was partial: the next continues its line
 	emit := func(rec logRecord) error {
 		if !since.IsZero() && rec.time.Before(since) {
 			return nil
 		}
 		var b bytes.Buffer
-		if r.opts.Timestamps {
-			b.Write(rec.stamp)
+		if r.opts.Timestamps && !midLine {
+			b.Write(rec.stamp) // one timestamp per line, the first record's, as the kubelet writes
 			b.WriteByte(' ')
 		}
 		b.Write(rec.text)
 		if !rec.partial {
 			b.WriteByte('\n')
 		}
+		midLine = rec.partial
 		_, err := out.Write(b.Bytes())
 		return err
 	}
@@ -284,9 +286,9 @@ func (r logReader) copy(ctx context.Context, w io.Writer) error {
 		if err := readAll(false); err != nil {
 			return ignoreLimit(err)
 		}
-		if !alive {
-			return nil
-		}
+		// A rotation replaced the file: read the new one before deciding
+		// the container is done, or lines written just before it exited
+		// would be lost.
 		if st, err := os.Stat(r.path); err == nil {
 			if cur, err := f.Stat(); err == nil && !os.SameFile(st, cur) {
 				f.Close()
@@ -295,7 +297,11 @@ func (r logReader) copy(ctx context.Context, w io.Writer) error {
 				}
 				br.Reset(f)
 				pending = nil
+				continue
 			}
+		}
+		if !alive {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -323,7 +329,8 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 	if l.left == 0 {
 		return 0, errLimit
 	}
-	if l.left > 0 && int64(len(p)) > l.left {
+	cut := l.left > 0 && int64(len(p)) > l.left
+	if cut {
 		p = p[:l.left]
 	}
 	n, err := l.w.Write(p)
@@ -332,6 +339,9 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 	}
 	if f, ok := l.w.(interface{ Flush() }); ok {
 		f.Flush()
+	}
+	if err == nil && cut {
+		err = errLimit // the limit is reached: a follow ends here too
 	}
 	return n, err
 }

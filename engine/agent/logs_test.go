@@ -398,7 +398,7 @@ func TestLogReaderTimestampsOnRejoinedLine(t *testing.T) {
 		criAt(base.Add(2*time.Second), "stdout", "F", "next"))
 	want := base.Format(time.RFC3339Nano) + " hello\n" + base.Add(2*time.Second).Format(time.RFC3339Nano) + " next\n"
 	if got := readLogs(t, path, corev1.PodLogOptions{Timestamps: true}); got != want {
-		t.Skipf("BUG: logs.go emit: --timestamps prefixes every partial (P) record, splitting a rejoined line: got %q, want %q", got, want)
+		t.Errorf("logs.go emit: --timestamps prefixes every partial (P) record, splitting a rejoined line: got %q, want %q", got, want)
 	}
 }
 
@@ -476,7 +476,7 @@ func TestLogReaderFollowStopsAtLimit(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, "abc\nd")
 	}
 	if followed.Load() != 0 {
-		t.Skipf("BUG: logs.go limitWriter: a limit reached by cutting the last record returns no error, so follow goes on (kubectl logs -f --limit-bytes hangs on a quiet container)")
+		t.Errorf("logs.go limitWriter: a limit reached by cutting the last record returns no error, so follow goes on (kubectl logs -f --limit-bytes hangs on a quiet container)")
 	}
 }
 
@@ -559,6 +559,6 @@ func TestLogReaderFollowRotationJustBeforeExit(t *testing.T) {
 	}
 	want := rotationLine(0) + "\n" + rotationLine(1) + "\n"
 	if got := buf.String(); got != want {
-		t.Skipf("BUG: logs.go copy: follow returns on !running after draining only the old (rotated) file; %d of %d bytes delivered, the line written to the new file is lost", len(got), len(want))
+		t.Errorf("logs.go copy: follow returns on !running after draining only the old (rotated) file; %d of %d bytes delivered, the line written to the new file is lost", len(got), len(want))
 	}
 }

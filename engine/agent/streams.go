@@ -83,19 +83,19 @@ func (b streamBackend) Exec(ctx context.Context, req streams.ExecRequest, s stre
 	if err != nil {
 		return 0, err
 	}
+	// exec runs in the environment the container started with (its env,
+	// volumes, limits and IP), not a new resolution of the spec: a ConfigMap
+	// changed or deleted since does not change what exec sees.
 	c.mu.Lock()
-	img, pulled, env, mounts := c.img, c.pulled, c.env, c.mounts
+	img, spec := c.img, c.current
+	running := c.status.State.Running != nil
 	c.mu.Unlock()
-	if !pulled || env == nil {
-		return 0, fmt.Errorf("%w: container %q in pod %q has not started", streams.ErrContainerNotFound, req.Container, req.Pod)
+	if !running || spec.ID == "" {
+		return 0, fmt.Errorf("%w: container %q in pod %q is not running", streams.ErrContainerNotFound, req.Container, req.Pod)
 	}
-	spec, err := c.prepare(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("exec in %s: %w", req.Container, err)
-	}
-	spec.Env, spec.Mounts = env, mounts // the running container's, not a fresh resolution
 	spec.Args = req.Command
 	spec.Ports = nil
+	spec.OnInstanceExit = nil
 	spec.Stdin, spec.Stdout, spec.Stderr, spec.TTY = s.Stdin, s.Stdout, s.Stderr, req.TTY
 	if spec.Stderr == nil {
 		spec.Stderr = s.Stdout // a terminal has one output stream

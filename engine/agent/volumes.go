@@ -244,18 +244,48 @@ func containerMounts(pod *corev1.Pod, c *corev1.Container, vols map[string]strin
 			return nil, fmt.Errorf("volumeMount %q: no such volume", m.Name)
 		}
 		if m.SubPath != "" {
-			sub := filepath.Clean(m.SubPath)
-			if filepath.IsAbs(sub) || sub == ".." || strings.HasPrefix(sub, "../") {
-				return nil, fmt.Errorf("volumeMount %q: subPath %q leaves the volume", m.Name, m.SubPath)
+			sub, err := subPathDir(host, m.SubPath)
+			if err != nil {
+				return nil, fmt.Errorf("volumeMount %q: %w", m.Name, err)
 			}
-			host = filepath.Join(host, sub)
-			if err := os.MkdirAll(host, 0o755); err != nil {
-				return nil, fmt.Errorf("volumeMount %q: subPath: %w", m.Name, err)
-			}
+			host = sub
 		}
 		v := kinds[m.Name]
 		ro := m.ReadOnly || v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
 		out = append(out, skiffrt.Mount{HostPath: host, GuestPath: m.MountPath, ReadOnly: ro})
 	}
 	return out, nil
+}
+
+// subPathDir returns the directory subPath names inside the volume root,
+// creating what is missing, one component at a time and refusing every
+// symbolic link on the way: the volume's content may come from the pod
+// (an emptyDir it wrote a link into), and a link followed here would mount,
+// or make, a host directory outside the volume.
+func subPathDir(root, subPath string) (string, error) {
+	sub := filepath.Clean(subPath)
+	if filepath.IsAbs(sub) || sub == ".." || strings.HasPrefix(sub, "../") {
+		return "", fmt.Errorf("subPath %q leaves the volume", subPath)
+	}
+	cur := root
+	for _, part := range strings.Split(sub, string(filepath.Separator)) {
+		if part == "." || part == "" {
+			continue
+		}
+		cur = filepath.Join(cur, part)
+		st, err := os.Lstat(cur)
+		switch {
+		case os.IsNotExist(err):
+			if err := os.Mkdir(cur, 0o755); err != nil {
+				return "", fmt.Errorf("subPath %q: %w", subPath, err)
+			}
+		case err != nil:
+			return "", fmt.Errorf("subPath %q: %w", subPath, err)
+		case st.Mode()&os.ModeSymlink != 0:
+			return "", fmt.Errorf("subPath %q: %s is a symbolic link, which a subPath may not go through", subPath, part)
+		case !st.IsDir():
+			return "", fmt.Errorf("subPath %q: %s is not a directory: the Wasm runtime pre-opens directories only", subPath, part)
+		}
+	}
+	return cur, nil
 }

@@ -229,7 +229,7 @@ func TestContainerMountsSubPathSymlinkEscape(t *testing.T) {
 		escaped = append(escaped, "and the agent created host-secrets/made-by-agent")
 	}
 	if len(escaped) > 0 {
-		t.Skipf("BUG: volumes.go containerMounts: subPath check is lexical, a symlink in the volume escapes it: %s", strings.Join(escaped, "; "))
+		t.Errorf("volumes.go containerMounts: subPath check is lexical, a symlink in the volume escapes it: %s", strings.Join(escaped, "; "))
 	}
 }
 

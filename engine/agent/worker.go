@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -54,7 +53,11 @@ func (a *Agent) newPodWorker(pod *corev1.Pod) *podWorker {
 		w.inits = append(w.inits, newContainer(w, pod.Spec.InitContainers[i], true, previousStatus(pod.Status.InitContainerStatuses, pod.Spec.InitContainers[i].Name)))
 	}
 	for i := range pod.Spec.Containers {
-		w.containers = append(w.containers, newContainer(w, pod.Spec.Containers[i], false, previousStatus(pod.Status.ContainerStatuses, pod.Spec.Containers[i].Name)))
+		c := newContainer(w, pod.Spec.Containers[i], false, previousStatus(pod.Status.ContainerStatuses, pod.Spec.Containers[i].Name))
+		if len(w.inits) > 0 && c.status.State.Waiting != nil {
+			c.status.State.Waiting.Reason = "PodInitializing" // as the kubelet says while init containers run
+		}
+		w.containers = append(w.containers, c)
 	}
 	return w
 }
@@ -253,11 +256,13 @@ func (w *podWorker) status(terminated bool) nodeproto.PodStatus {
 			unready = append(unready, cs.Name)
 		}
 	}
-	sort.Strings(unready)
 	notReadyMsg := fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " "))
 	readyReason := "ContainersNotReady"
-	if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed {
-		readyReason = "PodCompleted"
+	switch st.Phase { // the kubelet's reasons for a finished pod, with no message
+	case corev1.PodSucceeded:
+		readyReason, notReadyMsg = "PodCompleted", ""
+	case corev1.PodFailed:
+		readyReason, notReadyMsg = "PodFailed", ""
 	}
 	initReason, initMsg := "", ""
 	if !w.initialized {

@@ -179,14 +179,35 @@ func (p *PodRuntime) Start(ctx context.Context, img skiffrt.Image, spec skiffrt.
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	proc := &commandProcess{cancel: cancel, done: make(chan struct{})}
+	rs := runSpec(spec)
+	started := make(chan struct{})
+	rs.OnStart = func() { close(started) }
+	var startErr error
 	go func() {
 		defer close(proc.done)
-		st, err := p.rt.Run(runCtx, mod, runSpec(spec))
+		st, err := p.rt.Run(runCtx, mod, rs)
 		if err != nil {
+			startErr = err
 			st = ExitStatus{Code: 128, Reason: "StartError", Message: err.Error()}
 		}
 		proc.status = skiffrt.ExitStatus(st)
 	}()
+	// Start returns once the guest runs, so that a module that cannot be
+	// instantiated (a missing import, a listener that cannot be opened) is
+	// a failed start, as a container that cannot be created, not a crash.
+	select {
+	case <-started:
+	case <-proc.done:
+		if startErr != nil {
+			return nil, fmt.Errorf("start container: %w", startErr)
+		}
+		// It ended before its _start, and said how (an initial memory over
+		// the limit is OOMKilled): a container that ended at once.
+	case <-ctx.Done():
+		cancel()
+		<-proc.done
+		return nil, fmt.Errorf("start container: %w", ctx.Err())
+	}
 	return proc, nil
 }
 

@@ -106,6 +106,11 @@ type RunSpec struct {
 	// order. See Listener. An address that cannot be bound fails the Run
 	// with ErrListen before the guest runs.
 	Listeners []Listener
+
+	// OnStart, when set, is called once the instance exists, just before
+	// _start runs: the guest has started. A Run that fails to instantiate
+	// (ErrInstantiate) never calls it.
+	OnStart func()
 }
 
 // Mount pre-opens a host directory for the guest.
@@ -219,6 +224,9 @@ func (r *Runtime) Run(ctx context.Context, mod *Module, spec RunSpec) (ExitStatu
 		}, nil
 	}
 
+	if spec.OnStart != nil {
+		spec.OnStart()
+	}
 	_, err = inst.ExportedFunction("_start").Call(ctx)
 	return classify(ctx, err, mem), nil
 }
