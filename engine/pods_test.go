@@ -330,3 +330,47 @@ func TestWasmPodGracefulDelete(t *testing.T) {
 		t.Errorf("the pod's directory is still on the node: %v", err)
 	}
 }
+
+// A pod that finished before the engine restarted is not run again, and
+// its log is still served from the node's disk.
+func TestFinishedPodLogsAfterRestart(t *testing.T) {
+	host := testRegistry(t, map[string][]byte{"printenv:1": testGuest(t, "printenv")})
+	cfg := Config{DataDir: t.TempDir(), NodeName: "wasm-5", PodCIDR: "127.66.240.0/20"}
+	e := startEngine(t, cfg)
+	cs, err := e.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "once"}, Spec: corev1.PodSpec{NodeName: "wasm-5",
+		RestartPolicy: corev1.RestartPolicyNever,
+		Containers:    []corev1.Container{{Name: "p", Image: host + "/printenv:1", Env: []corev1.EnvVar{{Name: "GREETING", Value: "before the restart"}}}}}}
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, cs, "default", "once", 60*time.Second, "succeeds", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	if err := e.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e = startEngine(t, cfg)
+	if cs, err = e.Clientset(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, func() error {
+		b, err := cs.CoreV1().Pods("default").GetLogs("once", &corev1.PodLogOptions{}).DoRaw(ctx)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(b), "GREETING=before the restart") {
+			return fmt.Errorf("log %q", b)
+		}
+		return nil
+	})
+	p, err := cs.CoreV1().Pods("default").Get(ctx, "once", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status.Phase != corev1.PodSucceeded || p.Status.ContainerStatuses[0].RestartCount != 0 {
+		t.Errorf("finished pod changed after the restart: phase %s, restarts %d", p.Status.Phase, p.Status.ContainerStatuses[0].RestartCount)
+	}
+}

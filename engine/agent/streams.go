@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/skiffhq/skiff/engine/streams"
 	skiffrt "github.com/skiffhq/skiff/runtime"
@@ -35,6 +38,18 @@ func (b streamBackend) container(ns, pod, uid, name string) (*container, error) 
 
 func (b streamBackend) Logs(ctx context.Context, req streams.LogRequest, w io.Writer) error {
 	c, err := b.container(req.Namespace, req.Pod, req.UID, req.Container)
+	if errors.Is(err, streams.ErrPodNotRunning) && req.UID != "" {
+		// A pod this agent runs no worker for (it finished before the
+		// engine restarted) still has its logs on disk.
+		if path, prev := b.logsOnDisk(req.UID, req.Container); path != "" {
+			if req.Options.Previous {
+				path = prev
+			}
+			if path != "" {
+				return logReader{path: path, opts: req.Options, running: func() bool { return false }}.copy(ctx, w)
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -137,4 +152,33 @@ func (b streamBackend) PortForward(ctx context.Context, req streams.PortForwardR
 	// closes its side only after this returns.
 	io.Copy(conn, up)
 	return nil
+}
+
+// logsOnDisk finds the newest log of a container in a pod's directory, and
+// the one before it: the files are named by restart count.
+func (b streamBackend) logsOnDisk(uid, container string) (newest, previous string) {
+	dir := filepath.Join(b.a.cfg.DataDir, "pods", filepath.Base(uid), "logs", filepath.Base(container))
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", ""
+	}
+	best, second := -1, -1
+	for _, e := range entries {
+		n, err := strconv.Atoi(strings.TrimSuffix(e.Name(), ".log"))
+		if err != nil || !strings.HasSuffix(e.Name(), ".log") {
+			continue
+		}
+		if n > best {
+			best, second = n, best
+		} else if n > second {
+			second = n
+		}
+	}
+	name := func(n int) string {
+		if n < 0 {
+			return ""
+		}
+		return filepath.Join(dir, strconv.Itoa(n)+".log")
+	}
+	return name(best), name(second)
 }
