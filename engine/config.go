@@ -61,6 +61,10 @@ type Config struct {
 	// without privileges (DESIGN.md's unprivileged mode).
 	PodCIDR string
 
+	// VolumeSyncPeriod is how often running pods' ConfigMap and Secret
+	// volumes are refreshed. Default 1m, the kubelet's sync period.
+	VolumeSyncPeriod time.Duration
+
 	// MaxPods is this node's pod capacity. Default 110, the kubelet's.
 	MaxPods int
 

@@ -201,7 +201,8 @@ func (e *Engine) startNodes(ctx context.Context) error {
 	backoff := e.cfg.CrashLoopBackOff
 	if e.agent, err = agent.New(agent.Config{NodeName: e.cfg.NodeName, Bus: agentConn, Runtime: rt,
 		DataDir: filepath.Join(e.cfg.DataDir, agentSubdir), PodCIDR: e.cfg.PodCIDR, MaxPods: e.cfg.MaxPods,
-		BackOffInitial: backoff, BackOffMax: 30 * backoff,
+		VolumeSyncPeriod: e.cfg.VolumeSyncPeriod,
+		BackOffInitial:   backoff, BackOffMax: 30 * backoff,
 		HeartbeatInterval: e.cfg.NodeHeartbeatInterval, Logger: e.log}); err != nil {
 		return err
 	}

@@ -374,3 +374,56 @@ func TestFinishedPodLogsAfterRestart(t *testing.T) {
 		t.Errorf("finished pod changed after the restart: phase %s, restarts %d", p.Status.Phase, p.Status.ContainerStatuses[0].RestartCount)
 	}
 }
+
+// A ConfigMap volume follows its ConfigMap while the pod runs: changed keys
+// are rewritten and removed keys disappear, within the sync period.
+func TestConfigMapVolumeRefresh(t *testing.T) {
+	host := testRegistry(t, map[string][]byte{"sleeper:1": sleeper.Module()})
+	e := startEngine(t, Config{DataDir: t.TempDir(), NodeName: "wasm-6", PodCIDR: "127.66.232.0/22",
+		VolumeSyncPeriod: 200 * time.Millisecond})
+	cs, err := e.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cms := cs.CoreV1().ConfigMaps("default")
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "live"},
+		Data: map[string]string{"color": "blue", "size": "L"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "reader"}, Spec: corev1.PodSpec{NodeName: "wasm-6",
+		Containers: []corev1.Container{{Name: "s", Image: host + "/sleeper:1",
+			VolumeMounts: []corev1.VolumeMount{{Name: "cfg", MountPath: "/etc/cfg"}}}},
+		Volumes: []corev1.Volume{{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "live"}}}}}}}
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := waitPod(t, cs, "default", "reader", 60*time.Second, "runs", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	// The directory the guest has pre-opened at /etc/cfg.
+	dir := filepath.Join(e.Config().DataDir, agentSubdir, "pods", string(p.UID), "volumes", "cfg")
+	file := func(name string) (string, error) {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		return string(b), err
+	}
+	if got, err := file("color"); err != nil || got != "blue" {
+		t.Fatalf("color = %q, %v", got, err)
+	}
+	cm, err := cms.Get(ctx, "live", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data = map[string]string{"color": "green"}
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, func() error {
+		if got, err := file("color"); err != nil || got != "green" {
+			return fmt.Errorf("color = %q, %v", got, err)
+		}
+		if _, err := file("size"); !os.IsNotExist(err) {
+			return fmt.Errorf("size still there: %v", err)
+		}
+		return nil
+	})
+}

@@ -36,6 +36,10 @@ type Config struct {
 	// PodCIDR is the range pod IPs come from. Default 127.66.0.0/16, the
 	// unprivileged mode's loopback range.
 	PodCIDR string
+	// VolumeSyncPeriod is how often ConfigMap, Secret, downward API and
+	// projected volumes of running pods are refreshed. Default 1m, the
+	// kubelet's sync period.
+	VolumeSyncPeriod time.Duration
 	// MaxPods is the node's pod capacity. Default DefaultMaxPods (110, the
 	// kubelet's); an idle Wasm pod costs far less than a container, so
 	// edge nodes may raise it.
@@ -100,6 +104,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.PodCIDR == "" {
 		cfg.PodCIDR = "127.66.0.0/16"
+	}
+	if cfg.VolumeSyncPeriod <= 0 {
+		cfg.VolumeSyncPeriod = time.Minute
 	}
 	if cfg.MaxPods <= 0 {
 		cfg.MaxPods = DefaultMaxPods

@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,12 +78,37 @@ func (a *Agent) setUpVolume(ctx context.Context, pod *corev1.Pod, dir string, v 
 	if err != nil {
 		return "", err
 	}
+	keep := map[string]bool{}
 	for _, f := range files {
 		if err := writeProjected(path, f); err != nil {
 			return "", err
 		}
+		keep[filepath.Clean(f.path)] = true
+	}
+	// On a refresh, keys that left the ConfigMap or Secret leave the volume.
+	if err := removeStale(path, keep); err != nil {
+		return "", err
 	}
 	return path, nil
+}
+
+// removeStale removes the regular files under dir that are not in keep
+// (paths relative to dir). The directory is the agent's own: guests see it
+// read-only.
+func removeStale(dir string, keep map[string]bool) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		if !keep[rel] {
+			return os.Remove(p)
+		}
+		return nil
+	})
 }
 
 func hostPathVolume(hp *corev1.HostPathVolumeSource) (string, error) {
@@ -223,10 +250,22 @@ func writeProjected(dir string, f projectedFile) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(p, f.data, f.mode.Perm()); err != nil {
+	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, f.data) {
+		return os.Chmod(p, f.mode.Perm())
+	}
+	// Written aside and renamed over, so a guest reading the file during a
+	// refresh sees the old content or the new, never half of each.
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".skiff-")
+	if err != nil {
 		return err
 	}
-	return os.Chmod(p, f.mode.Perm())
+	_, werr := tmp.Write(f.data)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), f.mode.Perm())); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
 }
 
 // containerMounts turns a container's volumeMounts into the runtime's

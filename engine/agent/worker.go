@@ -119,6 +119,7 @@ func (w *podWorker) run() {
 	defer close(w.done)
 	defer w.a.pods.finished(w)
 	w.setUp()
+	go w.refreshVolumes()
 	if w.ctx.Err() == nil {
 		w.runInits()
 	}
@@ -175,6 +176,41 @@ func (w *podWorker) setUp() {
 		select {
 		case <-w.ctx.Done():
 		case <-time.After(min(time.Duration(1<<min(attempt, 6))*500*time.Millisecond, 30*time.Second)):
+		}
+	}
+}
+
+// refreshVolumes rewrites the pod's ConfigMap, Secret, downward API and
+// projected volumes every VolumeSyncPeriod, as the kubelet's sync does, so a
+// changed ConfigMap reaches a running pod's files (env does not change: it
+// is fixed when a container starts, as in Kubernetes).
+func (w *podWorker) refreshVolumes() {
+	w.mu.Lock()
+	ready := w.readyToStart
+	w.mu.Unlock()
+	if !ready {
+		return
+	}
+	t := time.NewTicker(w.a.cfg.VolumeSyncPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		pod := w.pod.DeepCopy()
+		pod.Status.PodIP = w.ip
+		w.mu.Unlock()
+		objs := w.a.objectsFor(pod.Namespace)
+		for _, v := range pod.Spec.Volumes {
+			if v.ConfigMap == nil && v.Secret == nil && v.DownwardAPI == nil && v.Projected == nil {
+				continue
+			}
+			if _, err := w.a.setUpVolume(w.ctx, pod, w.dir, v, objs); err != nil && w.ctx.Err() == nil {
+				w.event("", corev1.EventTypeWarning, "FailedMount", fmt.Sprintf("MountVolume.SetUp failed for volume %q: %v", v.Name, err))
+			}
 		}
 	}
 }
