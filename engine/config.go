@@ -56,10 +56,22 @@ type Config struct {
 	// node-monitor-grace-period.
 	NodeGracePeriod time.Duration
 
-	// PodCIDR is the range this node's pod IPs come from. Default
-	// "127.66.0.0/16": loopback addresses, which any process can listen on
-	// without privileges (DESIGN.md's unprivileged mode).
+	// PodCIDR is the range this node's pod IPs come from. Default: a /20 of
+	// "127.66.0.0/16" that the control plane allocates to each node (the
+	// first for the first node): loopback addresses, which any process can
+	// listen on without privileges (DESIGN.md's unprivileged mode).
 	PodCIDR string
+
+	// ClusterPodCIDR is the range the control plane carves nodes' pod
+	// ranges from (a /20 each) when they ask for none. Default
+	// "127.66.0.0/16".
+	ClusterPodCIDR string
+
+	// BusListen is where the bus accepts agents of other nodes
+	// ("host:port", port 0 for any); they authenticate with the cluster
+	// token and find the address at the API's /skiff/v1/bus. Default ""
+	// listens nowhere: a single node talks to itself in process.
+	BusListen string
 
 	// VolumeSyncPeriod is how often running pods' ConfigMap and Secret
 	// volumes are refreshed. Default 1m, the kubelet's sync period.

@@ -179,7 +179,7 @@ func (e *Engine) startNodes(ctx context.Context) error {
 	}
 	e.conns = append(e.conns, cpConn)
 	if e.nodes, err = nodes.Start(ctx, nodes.Config{Bus: cpConn, Client: cs, GracePeriod: e.cfg.NodeGracePeriod,
-		Logger: e.log}); err != nil {
+		ClusterPodCIDR: e.cfg.ClusterPodCIDR, Logger: e.log}); err != nil {
 		return err
 	}
 	if e.dispatch, err = dispatch.Start(ctx, dispatch.Config{Bus: cpConn, Client: cs, Logger: e.log}); err != nil {
@@ -213,15 +213,30 @@ func (e *Engine) startNodes(ctx context.Context) error {
 // in the data directory (a restart compiles nothing twice) and the node's
 // module store.
 func (e *Engine) podRuntime(ctx context.Context, conn *bus.Conn) (*wasm.PodRuntime, error) {
-	dir := filepath.Join(e.cfg.DataDir, agentSubdir)
-	images, err := image.New(image.Config{Dir: filepath.Join(dir, "images"), Logger: e.log, Transport: e.imageTransport(conn)})
+	pr, rt, err := nodeRuntime(ctx, filepath.Join(e.cfg.DataDir, agentSubdir), conn, e.cfg.ImageHosts, e.log)
+	e.wasm = rt
+	return pr, err
+}
+
+// nodeRuntime builds a node's Wasm runtime in dir (the node agent's
+// directory): the module store, pulling from the embedded registry over
+// conn and from the registries imageHosts allows, and wazero with its
+// compilation cache on disk.
+func nodeRuntime(ctx context.Context, dir string, conn *bus.Conn, imageHosts []string, log *slog.Logger) (*wasm.PodRuntime, *wasm.Runtime, error) {
+	images, err := image.New(image.Config{Dir: filepath.Join(dir, "images"), Logger: log, Transport: imageTransport(conn, imageHosts)})
 	if err != nil {
-		return nil, fmt.Errorf("module store: %w", err)
+		return nil, nil, fmt.Errorf("module store: %w", err)
 	}
-	if e.wasm, err = wasm.New(ctx, wasm.Config{CacheDir: filepath.Join(dir, "wasm-cache"), Logger: e.log}); err != nil {
-		return nil, fmt.Errorf("wasm runtime: %w", err)
+	rt, err := wasm.New(ctx, wasm.Config{CacheDir: filepath.Join(dir, "wasm-cache"), Logger: log})
+	if err != nil {
+		return nil, nil, fmt.Errorf("wasm runtime: %w", err)
 	}
-	return wasm.NewPodRuntime(e.wasm, wasm.PodConfig{Images: images, Resolve: e.imageResolver(conn)})
+	pr, err := wasm.NewPodRuntime(rt, wasm.PodConfig{Images: images, Resolve: imageResolver(conn, log)})
+	if err != nil {
+		rt.Close(ctx)
+		return nil, nil, err
+	}
+	return pr, rt, nil
 }
 
 // WasmRuntime is this node's wazero runtime (its CacheStats tell whether a

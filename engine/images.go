@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -15,10 +16,10 @@ import (
 // embedded registry's host go over the agent's bus connection (agents reach
 // the control plane only through the bus), the rest to the network, if
 // Config.ImageHosts allows their host.
-func (e *Engine) imageTransport(conn *bus.Conn) http.RoundTripper {
+func imageTransport(conn *bus.Conn, imageHosts []string) http.RoundTripper {
 	var base http.RoundTripper = http.DefaultTransport
-	if len(e.cfg.ImageHosts) > 0 {
-		base = hostFilter{allowed: e.cfg.ImageHosts, next: base}
+	if len(imageHosts) > 0 {
+		base = hostFilter{allowed: imageHosts, next: base}
 	}
 	return registry.Transport(conn, base)
 }
@@ -66,12 +67,12 @@ func imageHostAllowed(allowed []string, hostport string) bool {
 // it, so `skiff image import hello.wasm hello:1` makes `image: hello:1` work
 // on every node. When the registry cannot be asked, the reference is pulled
 // as written.
-func (e *Engine) imageResolver(conn *bus.Conn) func(ctx context.Context, ref string) (string, error) {
+func imageResolver(conn *bus.Conn, log *slog.Logger) func(ctx context.Context, ref string) (string, error) {
 	c := registry.NewClient(conn)
 	return func(ctx context.Context, ref string) (string, error) {
 		r, ok, err := c.Resolve(ctx, ref)
 		if err != nil {
-			e.log.Warn("embedded registry not reachable; pulling the image as written", "image", ref, "err", err)
+			log.Warn("embedded registry not reachable; pulling the image as written", "image", ref, "err", err)
 			return ref, nil
 		}
 		if ok {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -21,7 +22,11 @@ const (
 // busConfig is the embedded NATS server's configuration. JetStream is on,
 // with file storage in the data directory, for the embedded registry.
 func (e *Engine) busConfig() bus.Config {
-	return bus.Config{Name: e.cfg.NodeName, Logger: e.log, JetStreamDir: filepath.Join(e.cfg.DataDir, busSubdir)}
+	cfg := bus.Config{Name: e.cfg.NodeName, Logger: e.log, JetStreamDir: filepath.Join(e.cfg.DataDir, busSubdir)}
+	if e.cfg.BusListen != "" {
+		cfg.Listen, cfg.Token = e.cfg.BusListen, e.token
+	}
+	return cfg
 }
 
 // registryReplicas is how many servers keep each registry object:
@@ -56,5 +61,35 @@ func (e *Engine) startRegistry(ctx context.Context) (map[string]http.Handler, er
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
 	e.stoppers = append(e.stoppers, stop)
-	return map[string]http.Handler{"/v2/": registry.Authenticate(e.token, reg.Handler())}, nil
+	return map[string]http.Handler{
+		"/v2/":      registry.Authenticate(e.token, reg.Handler()),
+		BusInfoPath: registry.Authenticate(e.token, busInfoHandler(e.busURL())),
+	}, nil
+}
+
+// BusInfoPath is where the API port tells a joining agent how to reach the
+// bus: GET with the cluster token answers BusInfo as JSON.
+const BusInfoPath = "/skiff/v1/bus"
+
+// BusInfo is the answer at BusInfoPath.
+type BusInfo struct {
+	// URL is the bus's client address ("nats://host:port"); empty when the
+	// bus listens nowhere (a single node: other nodes cannot join).
+	URL string `json:"url"`
+}
+
+// busURL is the bus's client address, or "" when it listens nowhere.
+// Called during Start, once the bus runs.
+func (e *Engine) busURL() string {
+	if e.cfg.BusListen == "" {
+		return ""
+	}
+	return e.bus.ClientURL()
+}
+
+func busInfoHandler(url string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(BusInfo{URL: url})
+	})
 }

@@ -39,6 +39,6 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	root.AddCommand(newServerCmd(), newKubeconfigCmd(), newBenchCmd(), newVersionCmd(), newImageCmd())
+	root.AddCommand(newServerCmd(), newKubeconfigCmd(), newBenchCmd(), newVersionCmd(), newImageCmd(), newAgentCmd())
 	return root
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -18,12 +19,27 @@ import (
 func newServerCmd() *cobra.Command {
 	var cfg engine.Config
 	var withDemo bool
+	var busListen string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a server: the replicated store and the bus (single node by default)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = slog.Default()
+			switch busListen {
+			case "none":
+				cfg.BusListen = ""
+			case "":
+				// Agents join through the bus: by default it listens where the
+				// API does, on a port of its own, for the cluster token only.
+				host, _, err := net.SplitHostPort(cfg.APIListen)
+				if err != nil {
+					return fmt.Errorf("--api-listen %q: %w", cfg.APIListen, err)
+				}
+				cfg.BusListen = net.JoinHostPort(host, "0")
+			default:
+				cfg.BusListen = busListen
+			}
 			e, err := engine.New(cfg)
 			if err != nil {
 				return err
@@ -48,8 +64,10 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.RaftBind, "raft-listen", "127.0.0.1:0", "TCP address for raft and write forwarding")
 	f.StringVar(&cfg.APIListen, "api-listen", "127.0.0.1:6443", "HTTPS address of the Kubernetes API")
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "127.67.0.0/16", "range Service ClusterIPs are allocated from")
+	f.StringVar(&busListen, "bus-listen", "", `where agents of other nodes reach the bus, HOST:PORT (default the API's host, any port; "none" for no agents)`)
 	f.BoolVar(&withDemo, "demo", false, "also run the demo app (a Deployment of Wasm pods behind a Service) and say how to reach it")
-	f.StringVar(&cfg.PodCIDR, "pod-cidr", "127.66.0.0/16", "range this node's pod IPs come from")
+	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "range this node's pod IPs come from (default: a /20 of --cluster-pod-cidr)")
+	f.StringVar(&cfg.ClusterPodCIDR, "cluster-pod-cidr", "127.66.0.0/16", "range every node's pod range is carved from")
 	f.StringSliceVar(&cfg.ImageHosts, "image-hosts", nil,
 		`registries this node may pull from (host or host:port, "loopback" for any on a loopback address; default all)`)
 	f.IntVar(&cfg.MaxPods, "max-pods", 110, "pods this node accepts")

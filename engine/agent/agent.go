@@ -33,8 +33,9 @@ type Config struct {
 	// DataDir holds the pods' volumes and logs (DataDir/pods/<uid>).
 	// Required with Runtime.
 	DataDir string
-	// PodCIDR is the range pod IPs come from. Default 127.66.0.0/16, the
-	// unprivileged mode's loopback range.
+	// PodCIDR is the range pod IPs come from. Default: the range the
+	// control plane allocates to the node at registration (its
+	// spec.podCIDR), a part of the unprivileged mode's 127.66.0.0/16.
 	PodCIDR string
 	// VolumeSyncPeriod is how often ConfigMap, Secret, downward API and
 	// projected volumes of running pods are refreshed. Default 1m, the
@@ -102,9 +103,6 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.PodCIDR == "" {
-		cfg.PodCIDR = "127.66.0.0/16"
-	}
 	if cfg.VolumeSyncPeriod <= 0 {
 		cfg.VolumeSyncPeriod = time.Minute
 	}
@@ -129,9 +127,10 @@ func New(cfg Config) (*Agent, error) {
 			a.hostIP = addr.Address
 		}
 	}
-	var err error
-	if a.ipam, err = newIPAM(cfg.PodCIDR); err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
+	if cfg.PodCIDR != "" {
+		if _, err := newIPAM(cfg.PodCIDR); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
 	}
 	a.reports = newReporter(a)
 	a.pods = newPodManager(a)
@@ -156,8 +155,15 @@ func (a *Agent) backoff(n int) time.Duration {
 // ctx ends), then starts the heartbeats and the pod sync, which run until
 // Stop.
 func (a *Agent) Start(ctx context.Context) error {
-	if err := a.register(ctx); err != nil {
+	podCIDR, err := a.register(ctx)
+	if err != nil {
 		return err
+	}
+	if podCIDR == "" {
+		podCIDR = "127.66.0.0/16" // a control plane that allocates none
+	}
+	if a.ipam, err = newIPAM(podCIDR); err != nil {
+		return fmt.Errorf("agent: node pod range: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.runCtx = runCtx
@@ -214,19 +220,20 @@ func (a *Agent) Stop() {
 	a.pods.stopAll()
 }
 
-func (a *Agent) register(ctx context.Context) error {
+// register returns the node's pod range.
+func (a *Agent) register(ctx context.Context) (string, error) {
 	node, err := a.describeNode()
 	if err != nil {
-		return err
+		return "", err
 	}
 	for attempt := 0; ; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		res, err := bus.Request[nodeproto.Registration, nodeproto.Registered](rctx, a.cfg.Bus, nodeproto.SubjectRegister,
-			nodeproto.Registration{Node: *node})
+			nodeproto.Registration{Node: *node, PodCIDR: a.cfg.PodCIDR})
 		cancel()
 		if err == nil {
-			a.log.Info("node registered", "uid", res.UID)
-			return nil
+			a.log.Info("node registered", "uid", res.UID, "pod_cidr", res.PodCIDR)
+			return res.PodCIDR, nil
 		}
 		// No control plane yet (it may start after us, or be failing over):
 		// try again with back-off, bounded by ctx.
@@ -234,7 +241,7 @@ func (a *Agent) register(ctx context.Context) error {
 		a.log.Debug("register failed, retrying", "err", err, "in", wait)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("agent: register node %s: %w (last error: %v)", a.cfg.NodeName, ctx.Err(), err)
+			return "", fmt.Errorf("agent: register node %s: %w (last error: %v)", a.cfg.NodeName, ctx.Err(), err)
 		case <-time.After(wait):
 		}
 	}

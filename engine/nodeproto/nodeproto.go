@@ -19,12 +19,18 @@ const SubjectRegister = "skiff.nodes.register"
 // writes it into the Node object.
 type Registration struct {
 	Node corev1.Node `json:"node"`
+	// PodCIDR is the pod range the agent was configured with; empty asks
+	// the control plane to allocate one.
+	PodCIDR string `json:"podCIDR,omitempty"`
 }
 
 // Registered is the control plane's answer.
 type Registered struct {
 	// UID of the Node object.
 	UID string `json:"uid"`
+	// PodCIDR is the node's pod range (its spec.podCIDR): the agent gives
+	// pods addresses from it.
+	PodCIDR string `json:"podCIDR"`
 }
 
 // Heartbeat says a node's agent is alive. Heartbeats are not written to the

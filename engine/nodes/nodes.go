@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -34,7 +35,14 @@ type Config struct {
 	// CheckInterval is how often silence is checked. Default an eighth of
 	// GracePeriod: 5s for the default 40s, Kubernetes' node-monitor-period.
 	CheckInterval time.Duration
-	Logger        *slog.Logger
+	// ClusterPodCIDR is the range node pod ranges are carved from, one
+	// /NodeCIDRMaskSize each, for nodes whose agent asks for none. Default
+	// "127.66.0.0/16", the unprivileged mode's loopback range.
+	ClusterPodCIDR string
+	// NodeCIDRMaskSize is the prefix length of a node's pod range. Default
+	// 20: 4094 pods per node, 16 nodes in the default range.
+	NodeCIDRMaskSize int
+	Logger           *slog.Logger
 }
 
 // Controller is the running node lifecycle.
@@ -105,7 +113,7 @@ func (c *Controller) register(ctx context.Context, r nodeproto.Registration) (no
 		return nodeproto.Registered{}, err
 	}
 	nodes := c.cfg.Client.CoreV1().Nodes()
-	var uid string
+	var uid, podCIDR string
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := nodes.Get(ctx, want.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -123,9 +131,20 @@ func (c *Controller) register(ctx context.Context, r nodeproto.Registration) (no
 		for k, v := range want.Labels {
 			cur.Labels[k] = v
 		}
+		if r.PodCIDR != "" && cur.Spec.PodCIDR != r.PodCIDR {
+			cur.Spec.PodCIDR, cur.Spec.PodCIDRs = r.PodCIDR, []string{r.PodCIDR} // the agent's own configuration wins
+		}
+		if cur.Spec.PodCIDR == "" {
+			cidr, err := c.allocatePodCIDR(ctx, want.Name)
+			if err != nil {
+				return err
+			}
+			cur.Spec.PodCIDR, cur.Spec.PodCIDRs = cidr, []string{cidr}
+		}
 		if cur, err = nodes.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 			return err
 		}
+		podCIDR = cur.Spec.PodCIDR
 		cur.Status = want.Status
 		cur, err = nodes.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
 		if err == nil {
@@ -141,7 +160,60 @@ func (c *Controller) register(ctx context.Context, r nodeproto.Registration) (no
 	c.ready[want.Name] = isReady(want.Status)
 	c.mu.Unlock()
 	c.log.Info("node registered", "node", want.Name)
-	return nodeproto.Registered{UID: uid}, nil
+	return nodeproto.Registered{UID: uid, PodCIDR: podCIDR}, nil
+}
+
+// allocatePodCIDR carves the first range no other node holds out of
+// ClusterPodCIDR. Registrations are served one at a time (one bus
+// subscription), so two nodes cannot be given the same range.
+func (c *Controller) allocatePodCIDR(ctx context.Context, node string) (string, error) {
+	cluster, err := netip.ParsePrefix(orDefault(c.cfg.ClusterPodCIDR, "127.66.0.0/16"))
+	if err != nil || !cluster.Addr().Is4() {
+		return "", fmt.Errorf("cluster pod CIDR %q: want an IPv4 prefix", c.cfg.ClusterPodCIDR)
+	}
+	bits := orDefault(c.cfg.NodeCIDRMaskSize, 20)
+	if bits < cluster.Bits() || bits > 30 {
+		return "", fmt.Errorf("node pod CIDR size /%d does not fit in %s", bits, cluster)
+	}
+	list, err := c.cfg.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", err
+	}
+	var used []netip.Prefix
+	for _, n := range list.Items {
+		if n.Name == node {
+			continue
+		}
+		if p, err := netip.ParsePrefix(n.Spec.PodCIDR); err == nil {
+			used = append(used, p)
+		}
+	}
+	step := uint32(1) << (32 - bits)
+	base := cluster.Masked().Addr().As4()
+	start := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
+	for i := uint32(0); i < 1<<(bits-cluster.Bits()); i++ {
+		v := start + i*step
+		cand := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), bits)
+		free := true
+		for _, u := range used {
+			if u.Overlaps(cand) {
+				free = false
+				break
+			}
+		}
+		if free {
+			return cand.String(), nil
+		}
+	}
+	return "", fmt.Errorf("no free /%d pod range left in %s for node %s", bits, cluster, node)
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
 }
 
 func isReady(st corev1.NodeStatus) bool {

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skiffhq/skiff/engine"
+)
+
+func newAgentCmd() *cobra.Command {
+	var cfg engine.WorkerConfig
+	var caFile string
+	cmd := &cobra.Command{
+		Use:   "agent --server HOST:PORT --token T --data-dir DIR --node-name NAME",
+		Short: "Join a worker node: a node agent that runs the pods bound to it",
+		Long: `Join this machine to a cluster as a worker node. HOST:PORT is a server's API address; the
+agent asks it where its bus listens and connects there with the token (the server's DATA-DIR/token).
+The agent then registers its Node and runs the pods the scheduler binds to it. It reaches the control
+plane only through the bus.
+
+Without --ca-file the agent trusts the server's certificate on first contact; give the cluster CA
+(the server's DATA-DIR/pki/ca.crt) to check it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Logger = slog.Default()
+			cfg.Token = strings.TrimSpace(cfg.Token)
+			if caFile != "" {
+				ca, err := os.ReadFile(caFile)
+				if err != nil {
+					return err
+				}
+				cfg.CA = ca
+			}
+			ctx := cmd.Context()
+			w, err := engine.StartWorker(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			<-ctx.Done() // SIGINT or SIGTERM
+			slog.Info("shutting down")
+			stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return w.Stop(stopCtx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Server, "server", "", "a server's API address, HOST:PORT")
+	f.StringVar(&cfg.Token, "token", "", "the cluster token (the server's DATA-DIR/token)")
+	f.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "where the node keeps its modules, compile cache and pod data")
+	f.StringVar(&cfg.NodeName, "node-name", "", "this node's name (default: the host name)")
+	f.StringVar(&caFile, "ca-file", "", "the cluster CA to check the server's certificate with")
+	f.StringSliceVar(&cfg.ImageHosts, "image-hosts", nil,
+		`registries this node may pull from (host or host:port, "loopback" for any on a loopback address; default all)`)
+	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "range this node's pod IPs come from (default: allocated by the server)")
+	f.IntVar(&cfg.MaxPods, "max-pods", 110, "pods this node accepts")
+	f.DurationVar(&cfg.CrashLoopBackOff, "crash-loop-backoff", 10*time.Second,
+		"first delay before a crashed container restarts; it doubles up to 30 times this")
+	cmd.MarkFlagRequired("server")
+	cmd.MarkFlagRequired("token")
+	return cmd
+}

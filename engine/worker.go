@@ -1,0 +1,173 @@
+package engine
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/skiffhq/skiff/engine/agent"
+	"github.com/skiffhq/skiff/engine/bus"
+	"github.com/skiffhq/skiff/runtime/wasm"
+)
+
+// WorkerConfig configures a worker node: a node agent with its runtime and
+// no control plane, joined to a server over its bus (`skiff agent`).
+type WorkerConfig struct {
+	// Server is a server's API address ("host:port"). Required.
+	Server string
+	// Token is the cluster token (the server's DataDir/token). Required.
+	Token string
+	// DataDir holds the node's module store, compile cache, and pods'
+	// volumes and logs. Required.
+	DataDir string
+	// NodeName is the Node's name. Default: the host name, lower-cased.
+	NodeName string
+	// CA, when set, is the cluster CA (PEM) that the server's certificate
+	// must chain to. Without it the first contact trusts the server's
+	// certificate as presented, as a kubeadm join without a CA hash does.
+	CA []byte
+	// ImageHosts, PodCIDR, MaxPods, CrashLoopBackOff and VolumeSyncPeriod
+	// are as in Config.
+	ImageHosts       []string
+	PodCIDR          string
+	MaxPods          int
+	CrashLoopBackOff time.Duration
+	VolumeSyncPeriod time.Duration
+	// HeartbeatInterval is as Config.NodeHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	Logger            *slog.Logger
+}
+
+// Worker is a running worker node.
+type Worker struct {
+	conn  *bus.Conn
+	agent *agent.Agent
+	wasm  *wasm.Runtime
+}
+
+// ErrNoBus: the server's bus listens nowhere (a single-node server), so no
+// node can join it.
+var ErrNoBus = errors.New("the server's bus accepts no other nodes (start it with a bus listener)")
+
+// StartWorker finds the server's bus through its API port, connects with
+// the token, registers the node and starts running the pods bound to it.
+func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
+	if cfg.Server == "" || cfg.Token == "" || cfg.DataDir == "" {
+		return nil, errors.New("worker: Server, Token and DataDir are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.NodeName == "" {
+		c, err := Config{DataDir: cfg.DataDir}.withDefaults()
+		if err != nil {
+			return nil, err
+		}
+		cfg.NodeName = c.NodeName
+	}
+	if err := validNodeName(cfg.NodeName); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("node", cfg.NodeName)
+	url, err := discoverBus(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := bus.Dial(ctx, url, cfg.Token, "agent-"+cfg.NodeName)
+	if err != nil {
+		return nil, fmt.Errorf("worker: connect to the bus at %s: %w", url, err)
+	}
+	w := &Worker{conn: conn}
+	dir := filepath.Join(cfg.DataDir, agentSubdir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		w.Stop(ctx)
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	pr, rt, err := nodeRuntime(ctx, dir, conn, cfg.ImageHosts, log)
+	if err != nil {
+		w.Stop(ctx)
+		return nil, err
+	}
+	w.wasm = rt
+	backoff := cfg.CrashLoopBackOff
+	if w.agent, err = agent.New(agent.Config{NodeName: cfg.NodeName, Bus: conn, Runtime: pr, DataDir: dir,
+		PodCIDR: cfg.PodCIDR, MaxPods: cfg.MaxPods, VolumeSyncPeriod: cfg.VolumeSyncPeriod,
+		BackOffInitial: backoff, BackOffMax: 30 * backoff, HeartbeatInterval: cfg.HeartbeatInterval, Logger: log}); err != nil {
+		w.Stop(ctx)
+		return nil, err
+	}
+	if err := w.agent.Start(ctx); err != nil {
+		w.agent = nil
+		w.Stop(ctx)
+		return nil, err
+	}
+	log.Info("worker ready", "server", cfg.Server, "bus", url)
+	return w, nil
+}
+
+// discoverBus asks the server's API port where its bus listens.
+func discoverBus(ctx context.Context, cfg WorkerConfig) (string, error) {
+	tlsConf := &tls.Config{InsecureSkipVerify: true} // see WorkerConfig.CA
+	if len(cfg.CA) > 0 {
+		pool, err := certPool(cfg.CA)
+		if err != nil {
+			return "", err
+		}
+		tlsConf = &tls.Config{RootCAs: pool}
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+cfg.Server+BusInfoPath, nil)
+	if err != nil {
+		return "", fmt.Errorf("worker: server address %q: %w", cfg.Server, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+cfg.Token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("worker: reach the server at %s: %w", cfg.Server, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		return "", fmt.Errorf("worker: the server at %s refused the token", cfg.Server)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("worker: %s%s answered %s", cfg.Server, BusInfoPath, resp.Status)
+	}
+	var info BusInfo
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		return "", fmt.Errorf("worker: bus address from %s: %w", cfg.Server, err)
+	}
+	if info.URL == "" {
+		return "", fmt.Errorf("worker: %s: %w", cfg.Server, ErrNoBus)
+	}
+	return info.URL, nil
+}
+
+// Stop ends the node agent (its pods stop; the control plane marks the
+// node Unknown after its grace period) and the runtime.
+func (w *Worker) Stop(ctx context.Context) error {
+	if w.agent != nil {
+		w.agent.Stop()
+	}
+	var err error
+	if w.wasm != nil {
+		err = w.wasm.Close(ctx)
+	}
+	w.conn.Close()
+	return err
+}
+
+func certPool(pemCA []byte) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemCA) {
+		return nil, errors.New("worker: the CA holds no PEM certificate")
+	}
+	return pool, nil
+}
