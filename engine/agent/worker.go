@@ -187,9 +187,13 @@ func (w *podWorker) setUp() {
 func (w *podWorker) refreshVolumes() {
 	w.mu.Lock()
 	ready := w.readyToStart
+	refreshable := false
+	for _, v := range w.pod.Spec.Volumes {
+		refreshable = refreshable || v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
+	}
 	w.mu.Unlock()
-	if !ready {
-		return
+	if !ready || !refreshable {
+		return // nothing to follow: no goroutine per idle pod
 	}
 	t := time.NewTicker(w.a.cfg.VolumeSyncPeriod)
 	defer t.Stop()
