@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,4 +120,47 @@ spec:
 	contains(t, "logs through the bus", c.ok("", "logs", "on-edge"), "GET /")
 	contains(t, "exec through the bus", c.ok("", "exec", "on-edge", "--", "httpserver", "env"), "GREETING=hello from the edge")
 	contains(t, "events from the worker's kubelet", c.ok("", "describe", "pod", "on-edge"), "Successfully assigned default/on-edge to edge-1", "Started")
+}
+
+// The README's first command: `skiff server --demo` prints a curl command
+// that answers.
+func TestServerDemo(t *testing.T) {
+	cmd := exec.Command(buildSkiffOnce(t), "server", "--data-dir", t.TempDir(), "--node-name", "demo", "--api-listen", "127.0.0.1:0",
+		"--demo", "--image-hosts", "loopback", "--service-cidr", "127.75.0.0/16", "--cluster-pod-cidr", "127.76.0.0/16")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	})
+	urls := make(chan string, 1)
+	var mu sync.Mutex
+	var printed strings.Builder
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			mu.Lock()
+			printed.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if u, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "curl "); ok {
+				urls <- u
+			}
+		}
+	}()
+	select {
+	case u := <-urls:
+		code, body, err := httpGet(u)
+		if err != nil || code != 200 || !strings.Contains(body, "Hello from a Wasm pod on skiff from hello-") {
+			t.Fatalf("GET %s: %d %v %q", u, code, err, body)
+		}
+	case <-time.After(120 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("no curl line within 120s; printed:\n%s", printed.String())
+	}
 }
