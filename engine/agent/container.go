@@ -236,13 +236,6 @@ func (c *container) prepare(ctx context.Context) (skiffrt.ContainerSpec, error) 
 		MemoryLimitBytes: limit, Hostname: hostname}, nil
 }
 
-// runToCompletion runs an init container until it exits 0. It reports
-// false if the pod stops first or, under restartPolicy Never, the
-// container fails (then the pod has Failed).
-func (c *container) runToCompletion(ctx context.Context) bool {
-	return c.loop(ctx)
-}
-
 // loop runs the container: pull, then start, wait, and restart as the
 // restart policy and Kubernetes' back-off say, until the pod stops. For an
 // init container it returns true once the container succeeded.
@@ -384,10 +377,9 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	if !c.init {
 		c.startProbes(probeCtx, &probes, spec, kill)
 	}
-	var killedBy string
 	select {
 	case <-proc.Done():
-	case killedBy = <-kill:
+	case <-kill: // a probe said restart (its event says which)
 		proc.Stop(context.Background(), c.gracePeriod())
 	case <-ctx.Done():
 		stopped = true
@@ -403,7 +395,6 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	stdout.flush()
 	stderr.flush()
 	ranFor = time.Since(begin)
-	_ = killedBy
 	reason := exit.Reason
 	switch {
 	case reason == "Killed" && exit.Code != 0:

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -222,7 +221,7 @@ func (w *podWorker) refreshVolumes() {
 // runInits runs the init containers one after the other, each to success.
 func (w *podWorker) runInits() {
 	for _, c := range w.inits {
-		if !c.runToCompletion(w.ctx) {
+		if !c.loop(w.ctx) { // an init container's loop ends once it succeeded
 			return
 		}
 	}
@@ -369,6 +368,3 @@ func (w *podWorker) phaseLocked(statuses []corev1.ContainerStatus) corev1.PodPha
 	}
 	return corev1.PodRunning
 }
-
-// errStopping: the pod is stopping; nothing more is started.
-var errStopping = errors.New("pod is stopping")
