@@ -135,3 +135,18 @@ func releasePatch(owner, uid types.UID) []byte {
 	b, _ := json.Marshal(p)
 	return b
 }
+
+// Selecting returns the owners among all whose selector (by selectorOf)
+// matches an orphan's labels: each of them may want to adopt it. An empty
+// or invalid selector matches nothing.
+func Selecting[T any](all []T, selectorOf func(T) *metav1.LabelSelector, orphan map[string]string) []T {
+	var out []T
+	for _, o := range all {
+		sel, err := metav1.LabelSelectorAsSelector(selectorOf(o))
+		if err != nil || sel.Empty() || !sel.Matches(labels.Set(orphan)) {
+			continue
+		}
+		out = append(out, o)
+	}
+	return out
+}
