@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,70 +30,58 @@ func (c *container) startProbes(ctx context.Context, wg *sync.WaitGroup, spec sk
 	if startup == nil && live == nil && ready == nil {
 		return
 	}
-	started := make(chan struct{})
+	started := make(chan struct{}) // closed once the startup probe passed
 	if startup == nil {
 		close(started)
-	} else {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.probeLoop(ctx, "Startup", startup, spec, func(ok bool) bool {
-				if ok {
-					c.setStatus(func(s *corev1.ContainerStatus) {
-						s.Started = ptrTo(true)
-						s.Ready = ready == nil
-					})
-					close(started)
-					return false // done
-				}
-				c.event(corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s failed startup probe, will be restarted", c.spec.Name))
-				kill <- "startup"
-				return false
-			})
-		}()
 	}
-	if live != nil {
+	// run probes with p once gate is closed (liveness and readiness wait
+	// for startup), until onResult returns false.
+	run := func(kind string, p *corev1.Probe, gate <-chan struct{}, onResult func(ok bool) bool) {
+		if p == nil {
+			return
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			select {
 			case <-ctx.Done():
 				return
-			case <-started:
+			case <-gate:
 			}
-			c.probeLoop(ctx, "Liveness", live, spec, func(ok bool) bool {
-				if ok {
-					return true
-				}
-				c.event(corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s failed liveness probe, will be restarted", c.spec.Name))
-				select {
-				case kill <- "liveness":
-				default:
-				}
-				return false
-			})
+			c.probeLoop(ctx, kind, p, spec, onResult)
 		}()
 	}
-	if ready != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case <-ctx.Done():
-				return
-			case <-started:
-			}
-			c.probeLoop(ctx, "Readiness", ready, spec, func(ok bool) bool {
-				c.mu.Lock()
-				changed := c.status.Ready != ok
-				c.mu.Unlock()
-				if changed {
-					c.setStatus(func(s *corev1.ContainerStatus) { s.Ready = ok })
-				}
-				return true
-			})
-		}()
+	restart := func(kind string) bool {
+		c.event(corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s failed %s probe, will be restarted", c.spec.Name, strings.ToLower(kind)))
+		select {
+		case kill <- kind:
+		default: // a restart is already asked for
+		}
+		return false
 	}
+	run("Startup", startup, closedChan(), func(ok bool) bool {
+		if !ok {
+			return restart("Startup")
+		}
+		c.setStatus(func(s *corev1.ContainerStatus) {
+			s.Started = ptrTo(true)
+			s.Ready = ready == nil
+		})
+		close(started)
+		return false // done: it runs until the first success
+	})
+	run("Liveness", live, started, func(ok bool) bool {
+		return ok || restart("Liveness")
+	})
+	run("Readiness", ready, started, func(ok bool) bool {
+		c.mu.Lock()
+		changed := c.status.Ready != ok
+		c.mu.Unlock()
+		if changed {
+			c.setStatus(func(s *corev1.ContainerStatus) { s.Ready = ok })
+		}
+		return true
+	})
 }
 
 // probeLoop probes until ctx ends or onResult returns false. onResult is
