@@ -125,6 +125,7 @@ func TestKubectlWasmDeployment(t *testing.T) {
 	contains(t, "logs", c.ok("", "logs", pod, "-n", ns), "serving on the container ports", "GET /")
 	contains(t, "logs --tail", c.ok("", "logs", pod, "-n", ns, "--tail=1", "--timestamps"), "Z GET ")
 	contains(t, "exec", c.ok("", "exec", pod, "-n", ns, "--", "httpserver", "cat", "/etc/secret/message"), "s3cret value")
+	contains(t, "exec -i", c.ok("typed into kubectl exec -i\n", "exec", "-i", pod, "-n", ns, "--", "httpserver", "cat", "-"), "typed into kubectl exec -i")
 	if r := c.kubectl("", "exec", pod, "-n", ns, "--", "httpserver", "cat", "/etc/passwd"); r.code == 0 {
 		t.Fatalf("exec reading a host file outside the pod's volumes succeeded:\n%s", r.out)
 	}

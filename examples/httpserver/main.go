@@ -35,7 +35,7 @@ func main() {
 }
 
 // tool runs one of the commands exec may ask for: env (print the
-// environment), cat FILE... (print files).
+// environment), cat FILE... (print files; "-" is standard input).
 func tool(args []string) int {
 	switch args[0] {
 	case "env":
@@ -44,6 +44,10 @@ func tool(args []string) int {
 	case "cat":
 		code := 0
 		for _, name := range args[1:] {
+			if name == "-" { // standard input: `kubectl exec -i`
+				io.Copy(os.Stdout, os.Stdin)
+				continue
+			}
 			f, err := os.Open(name)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "cat:", err)
@@ -55,6 +59,6 @@ func tool(args []string) int {
 		}
 		return code
 	}
-	fmt.Fprintf(os.Stderr, "usage: httpserver [env | cat FILE...] (no arguments: serve)\n")
+	fmt.Fprintf(os.Stderr, "usage: httpserver [env | cat FILE|-...] (no arguments: serve)\n")
 	return 2
 }
