@@ -247,6 +247,14 @@ func TestWasmDeploymentSurvivesRestartWithoutRecompiling(t *testing.T) {
 		})
 	}
 	waitAvailable(e)
+	ids := map[string]bool{} // container IDs before the restart: none may come back
+	pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=sleeper"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		ids[p.Status.ContainerStatuses[0].ContainerID] = true
+	}
 	before := e.WasmRuntime().CacheStats()
 	if before.Compiled != 1 {
 		t.Fatalf("first start: %+v, want the module compiled once", before)
@@ -269,6 +277,9 @@ func TestWasmDeploymentSurvivesRestartWithoutRecompiling(t *testing.T) {
 		for _, p := range pods.Items {
 			for _, c := range p.Status.ContainerStatuses {
 				if c.State.Running != nil && !c.State.Running.StartedAt.Time.Before(restarted) && c.Ready {
+					if ids[c.ContainerID] {
+						return fmt.Errorf("container ID %s reused after the restart", c.ContainerID)
+					}
 					back++
 				}
 			}

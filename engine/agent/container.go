@@ -317,11 +317,12 @@ func (c *container) podDesc() string {
 func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (exit skiffrt.ExitStatus, started bool, ranFor time.Duration, stopped bool) {
 	a := c.w.a
 	c.mu.Lock()
-	c.attempts++
 	restarts := c.status.RestartCount
 	img := c.img
 	c.mu.Unlock()
-	spec.ID = fmt.Sprintf("%s-%s-%d", c.w.uid, c.spec.Name, c.attempts)
+	// Named by the restart count, which grows with every start, also across
+	// engine restarts: a container ID is never reused.
+	spec.ID = fmt.Sprintf("%s-%s-%d", c.w.uid, c.spec.Name, restarts)
 	logDir := filepath.Join(c.w.dir, "logs", c.spec.Name)
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
 		return skiffrt.ExitStatus{Code: 128, Reason: "StartError", Message: err.Error()}, false, 0, false
