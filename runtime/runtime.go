@@ -76,14 +76,22 @@ type ContainerSpec struct {
 	Stdin io.Reader
 	// Stdout and Stderr receive the process's output; nil discards it.
 	Stdout, Stderr io.Writer
-	// TTY asks for a terminal; runtimes that have none ignore it.
+	// TTY asks for a terminal: Stdin, Stdout and Stderr become one
+	// terminal device the process sees as such (isatty), in Exec. A runtime
+	// that cannot make one runs the process with plain streams.
 	TTY bool
+	// Resize carries the terminal's size changes when TTY is set; nil when
+	// the client sends none.
+	Resize <-chan TerminalSize
 	// OnInstanceExit, when set, is called each time a runtime that serves
 	// a container from several instances (the Wasm runtime's SDK handler
 	// pools) replaced one that failed, with how it ended: for the agent, a
 	// container restart the process survived.
 	OnInstanceExit func(ExitStatus)
 }
+
+// TerminalSize is a terminal's size in characters.
+type TerminalSize struct{ Width, Height uint16 }
 
 // Mount is a host directory shown to the process at GuestPath.
 type Mount struct {

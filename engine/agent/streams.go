@@ -112,6 +112,24 @@ func (b streamBackend) Exec(ctx context.Context, req streams.ExecRequest, s stre
 	spec.Ports = nil
 	spec.OnInstanceExit = nil
 	spec.Stdin, spec.Stdout, spec.Stderr, spec.TTY = s.Stdin, s.Stdout, s.Stderr, req.TTY
+	if req.TTY && s.Resize != nil {
+		resize := make(chan skiffrt.TerminalSize, 1)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case sz := <-s.Resize:
+					select {
+					case resize <- skiffrt.TerminalSize{Width: sz.Width, Height: sz.Height}:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		}()
+		spec.Resize = resize
+	}
 	if spec.Stderr == nil {
 		spec.Stderr = s.Stdout // a terminal has one output stream
 	}

@@ -35,11 +35,20 @@ func main() {
 }
 
 // tool runs one of the commands exec may ask for: env (print the
-// environment), cat FILE... (print files; "-" is standard input).
+// environment), cat FILE... (print files; "-" is standard input), tty (say
+// whether standard input is a terminal).
 func tool(args []string) int {
 	switch args[0] {
 	case "env":
 		fmt.Println(strings.Join(os.Environ(), "\n"))
+		return 0
+	case "tty":
+		// What `kubectl exec -it` gives: a terminal where the node can make one.
+		if st, err := os.Stdin.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			fmt.Println("stdin is a terminal")
+		} else {
+			fmt.Println("stdin is not a terminal")
+		}
 		return 0
 	case "cat":
 		code := 0
@@ -59,6 +68,6 @@ func tool(args []string) int {
 		}
 		return code
 	}
-	fmt.Fprintf(os.Stderr, "usage: httpserver [env | cat FILE|-...] (no arguments: serve)\n")
+	fmt.Fprintf(os.Stderr, "usage: httpserver [env | cat FILE|-... | tty] (no arguments: serve)\n")
 	return 2
 }

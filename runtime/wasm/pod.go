@@ -160,6 +160,18 @@ func (p *PodRuntime) Exec(ctx context.Context, img skiffrt.Image, spec skiffrt.C
 	}
 	rs := runSpec(spec)
 	rs.Listeners = nil // the container owns its ports; an exec gets none
+	if spec.TTY {
+		// A terminal where this host can make one; plain streams otherwise.
+		if term, err := openTerminal(); err == nil {
+			done := make(chan struct{})
+			term.attach(spec.Stdin, spec.Stdout, spec.Resize, done)
+			rs.Stdin, rs.Stdout, rs.Stderr = term.slave, term.slave, term.slave
+			defer func() {
+				close(done)
+				term.close()
+			}()
+		}
+	}
 	st, err := p.rt.Run(ctx, mod, rs)
 	if errors.Is(err, ErrNotCommand) {
 		return skiffrt.ExitStatus{}, fmt.Errorf("%w: %w", skiffrt.ErrCannotExec, err)

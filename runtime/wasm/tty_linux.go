@@ -1,0 +1,84 @@
+//go:build linux
+
+package wasm
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	skiffrt "github.com/skiffhq/skiff/runtime"
+)
+
+// terminal is a pseudo-terminal for an exec with a TTY: the guest gets the
+// slave side as its stdin, stdout and stderr, so WASI reports a character
+// device and isatty is true (an io.Reader or io.Writer would show as some
+// other device); the host copies between the master side and the client's
+// streams, and applies the client's size changes to it.
+type terminal struct {
+	master, slave *os.File
+	out           sync.WaitGroup
+}
+
+func openTerminal() (*terminal, error) {
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open pseudo-terminal: %w", err)
+	}
+	fd := int(master.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		master.Close()
+		return nil, fmt.Errorf("unlock pseudo-terminal: %w", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		master.Close()
+		return nil, fmt.Errorf("pseudo-terminal number: %w", err)
+	}
+	slave, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		master.Close()
+		return nil, fmt.Errorf("open pseudo-terminal %d: %w", n, err)
+	}
+	return &terminal{master: master, slave: slave}, nil
+}
+
+// attach copies stdin into the terminal and the terminal's output to
+// stdout, and applies resizes, until the terminal closes.
+func (t *terminal) attach(stdin io.Reader, stdout io.Writer, resize <-chan skiffrt.TerminalSize, done <-chan struct{}) {
+	if stdin != nil {
+		go io.Copy(t.master, stdin) // ends when the master closes
+	}
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	t.out.Add(1)
+	go func() {
+		defer t.out.Done()
+		io.Copy(stdout, t.master) // EIO once the slave is closed and drained
+	}()
+	if resize != nil {
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case sz := <-resize:
+					unix.IoctlSetWinsize(int(t.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
+				}
+			}
+		}()
+	}
+}
+
+// close ends the guest's side, waits for its last output to be copied, and
+// closes the terminal.
+func (t *terminal) close() {
+	t.slave.Close()
+	t.out.Wait()
+	t.master.Close()
+}
