@@ -166,7 +166,11 @@ func (p *PodRuntime) Exec(ctx context.Context, img skiffrt.Image, spec skiffrt.C
 			done := make(chan struct{})
 			term.attach(spec.Stdin, spec.Stdout, spec.Resize, done)
 			rs.Stdin, rs.Stdout, rs.Stderr = term.slave, term.slave, term.slave
+			// A guest blocked reading its terminal sits in a host read that
+			// cancellation cannot reach: closing the terminal ends the read.
+			unblock := context.AfterFunc(ctx, term.hangUp)
 			defer func() {
+				unblock()
 				close(done)
 				term.close()
 			}()

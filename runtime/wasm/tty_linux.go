@@ -29,15 +29,22 @@ func openTerminal() (*terminal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open pseudo-terminal: %w", err)
 	}
-	fd := int(master.Fd())
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		master.Close()
-		return nil, fmt.Errorf("unlock pseudo-terminal: %w", err)
-	}
-	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	// Through SyscallConn, not Fd: Fd would put the master in blocking
+	// mode, and then closing it could not end a read in progress.
+	var n int
+	err = control(master, func(fd int) error {
+		if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+			return fmt.Errorf("unlock pseudo-terminal: %w", err)
+		}
+		var err error
+		if n, err = unix.IoctlGetInt(fd, unix.TIOCGPTN); err != nil {
+			return fmt.Errorf("pseudo-terminal number: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		master.Close()
-		return nil, fmt.Errorf("pseudo-terminal number: %w", err)
+		return nil, err
 	}
 	slave, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
@@ -68,11 +75,20 @@ func (t *terminal) attach(stdin io.Reader, stdout io.Writer, resize <-chan skiff
 				case <-done:
 					return
 				case sz := <-resize:
-					unix.IoctlSetWinsize(int(t.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
+					control(t.master, func(fd int) error {
+						return unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
+					})
 				}
 			}
 		}()
 	}
+}
+
+// hangUp closes both sides at once, ending any read in progress: the
+// client is gone.
+func (t *terminal) hangUp() {
+	t.slave.Close()
+	t.master.Close()
 }
 
 // close ends the guest's side, waits for its last output to be copied, and
@@ -81,4 +97,17 @@ func (t *terminal) close() {
 	t.slave.Close()
 	t.out.Wait()
 	t.master.Close()
+}
+
+// control runs fn on f's descriptor without changing its blocking mode.
+func control(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
 }

@@ -19,3 +19,5 @@ func openTerminal() (*terminal, error) {
 func (t *terminal) attach(io.Reader, io.Writer, <-chan skiffrt.TerminalSize, <-chan struct{}) {}
 
 func (t *terminal) close() {}
+
+func (t *terminal) hangUp() {}
