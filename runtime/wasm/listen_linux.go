@@ -378,7 +378,13 @@ func sockRead(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64 
 
 // sockWrite is fd_write(fd, iovs, iovs_len, result.nwritten).
 func sockWrite(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64 {
-	bufs, e := iovecs(mod.Memory(), uint32(stack[1]), uint32(stack[2]))
+	return writeIovecs(t, f, mod.Memory(), uint32(stack[1]), uint32(stack[2]), uint32(stack[3]))
+}
+
+// writeIovecs writes the guest's iovecs at iovs to f and stores the count
+// written at result: fd_write and sock_send alike.
+func writeIovecs(t *sockTable, f *sockFile, mem api.Memory, iovs, iovsLen, result uint32) uint64 {
+	bufs, e := iovecs(mem, iovs, iovsLen)
 	if e != errnoSuccess {
 		return e
 	}
@@ -386,7 +392,7 @@ func sockWrite(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64
 	if e != errnoSuccess {
 		return e
 	}
-	if !mod.Memory().WriteUint32Le(uint32(stack[3]), uint32(n)) {
+	if !mem.WriteUint32Le(result, uint32(n)) {
 		return errnoFault
 	}
 	return errnoSuccess
@@ -433,18 +439,7 @@ func sockSend(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64 
 	if uint16(stack[3]) != 0 {
 		return errnoInval // preview1 defines no send flags
 	}
-	bufs, e := iovecs(mod.Memory(), uint32(stack[1]), uint32(stack[2]))
-	if e != errnoSuccess {
-		return e
-	}
-	n, e := t.writev(f, bufs)
-	if e != errnoSuccess {
-		return e
-	}
-	if !mod.Memory().WriteUint32Le(uint32(stack[4]), uint32(n)) {
-		return errnoFault
-	}
-	return errnoSuccess
+	return writeIovecs(t, f, mod.Memory(), uint32(stack[1]), uint32(stack[2]), uint32(stack[4]))
 }
 
 // sockClose is fd_close(fd).

@@ -150,3 +150,18 @@ func Selecting[T any](all []T, selectorOf func(T) *metav1.LabelSelector, orphan 
 	}
 	return out
 }
+
+// Resolve returns the object a controllerRef names in its namespace, through
+// get (a lister), if it is still that object: the same kind and the same
+// UID, not a namesake created since.
+func Resolve[T metav1.Object](ref *metav1.OwnerReference, gvk schema.GroupVersionKind, get func(name string) (T, error)) (T, bool) {
+	var zero T
+	if ref == nil || ref.Kind != gvk.Kind || ref.APIVersion != gvk.GroupVersion().String() {
+		return zero, false
+	}
+	o, err := get(ref.Name)
+	if err != nil || o.GetUID() != ref.UID {
+		return zero, false
+	}
+	return o, true
+}

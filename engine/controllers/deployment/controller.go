@@ -107,13 +107,7 @@ func (c *Controller) enqueue(obj any) {
 // owner is the Deployment a controllerRef names in ns, if it still is that
 // one.
 func (c *Controller) owner(ns string, ref *metav1.OwnerReference) *appsv1.Deployment {
-	if ref == nil || ref.Kind != kind.Kind || ref.APIVersion != kind.GroupVersion().String() {
-		return nil
-	}
-	d, err := c.dLister.Deployments(ns).Get(ref.Name)
-	if err != nil || d.UID != ref.UID {
-		return nil
-	}
+	d, _ := controller.Resolve(ref, kind, c.dLister.Deployments(ns).Get)
 	return d
 }
 

@@ -110,13 +110,7 @@ func (c *Controller) enqueue(obj any) {
 
 // resolve is the ReplicaSet ref names in ns, if it still is that one.
 func (c *Controller) resolve(ns string, ref *metav1.OwnerReference) *appsv1.ReplicaSet {
-	if ref.Kind != kind.Kind || ref.APIVersion != kind.GroupVersion().String() {
-		return nil
-	}
-	rs, err := c.rsLister.ReplicaSets(ns).Get(ref.Name)
-	if err != nil || rs.UID != ref.UID {
-		return nil
-	}
+	rs, _ := controller.Resolve(ref, kind, c.rsLister.ReplicaSets(ns).Get)
 	return rs
 }
 
