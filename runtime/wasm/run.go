@@ -265,12 +265,15 @@ func classify(ctx context.Context, err error, mem *limitAllocator) ExitStatus {
 				mem.limit, mem.largestRefused, how),
 		}
 	}
+	if ctx.Err() != nil {
+		// Stopped in a way wazero did not report as a cancellation: a trap,
+		// or a guest that saw its blocked call fail once the Run ended
+		// (an accept on a listener being closed) and exited on its own
+		// before wazero closed it. The Run was stopped either way.
+		return ExitStatus{Code: ExitCodeKilled, Reason: ReasonKilled, Message: killMessage(ctx, err)}
+	}
 	if isExit {
 		return ExitStatus{Code: int(exit.ExitCode()), Reason: ReasonError}
-	}
-	if ctx.Err() != nil {
-		// Stopped in a way wazero did not report as an exit.
-		return ExitStatus{Code: ExitCodeKilled, Reason: ReasonKilled, Message: killMessage(ctx, err)}
 	}
 	return ExitStatus{Code: ExitCodeTrap, Reason: ReasonError, Message: truncate(err.Error())}
 }
