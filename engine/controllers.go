@@ -14,10 +14,10 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/skiffhq/skiff/engine/controllers/controller"
-	"github.com/skiffhq/skiff/engine/controllers/deployment"
-	"github.com/skiffhq/skiff/engine/controllers/replicaset"
-	"github.com/skiffhq/skiff/engine/scheduler"
+	"github.com/skiffhq/skiff/internal/controllers/controller"
+	"github.com/skiffhq/skiff/internal/controllers/deployment"
+	"github.com/skiffhq/skiff/internal/controllers/replicaset"
+	"github.com/skiffhq/skiff/internal/scheduler"
 )
 
 // Tuning of the control loops. Workers per controller are few: the

@@ -14,13 +14,13 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/skiffhq/skiff/engine/agent"
-	"github.com/skiffhq/skiff/engine/apiserver"
-	"github.com/skiffhq/skiff/engine/bus"
-	"github.com/skiffhq/skiff/engine/dispatch"
-	"github.com/skiffhq/skiff/engine/nodes"
-	"github.com/skiffhq/skiff/engine/nodeserver"
+	"github.com/skiffhq/skiff/internal/apiserver"
 	"github.com/skiffhq/skiff/internal/atomicfile"
+	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/node/agent"
+	"github.com/skiffhq/skiff/internal/node/dispatch"
+	"github.com/skiffhq/skiff/internal/node/lifecycle"
+	"github.com/skiffhq/skiff/internal/node/server"
 	"github.com/skiffhq/skiff/raft"
 	"github.com/skiffhq/skiff/runtime/image"
 	"github.com/skiffhq/skiff/runtime/wasm"
@@ -47,10 +47,10 @@ type Engine struct {
 	store    *raft.Store
 	bus      *bus.Server
 	api      *apiserver.Server
-	nodes    *nodes.Controller
+	nodes    *lifecycle.Controller
 	dispatch *dispatch.Dispatcher
 	agent    *agent.Agent
-	nodesrv  *nodeserver.Server
+	nodesrv  *server.Server
 	wasm     *wasm.Runtime
 	conns    []*bus.Conn
 	events   record.EventBroadcaster // started by the first EventRecorder
@@ -178,7 +178,7 @@ func (e *Engine) startNodes(ctx context.Context) error {
 		return fmt.Errorf("control plane bus connection: %w", err)
 	}
 	e.conns = append(e.conns, cpConn)
-	if e.nodes, err = nodes.Start(ctx, nodes.Config{Bus: cpConn, Client: cs, GracePeriod: e.cfg.NodeGracePeriod,
+	if e.nodes, err = lifecycle.Start(ctx, lifecycle.Config{Bus: cpConn, Client: cs, GracePeriod: e.cfg.NodeGracePeriod,
 		ClusterPodCIDR: e.cfg.ClusterPodCIDR, Logger: e.log}); err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func (e *Engine) startNodes(ctx context.Context) error {
 		return fmt.Errorf("agent bus connection: %w", err)
 	}
 	e.conns = append(e.conns, agentConn)
-	if e.nodesrv, err = nodeserver.Start(ctx, nodeserver.Config{Bus: cpConn, Client: cs, NodePods: e.dispatch.NodePods,
+	if e.nodesrv, err = server.Start(ctx, server.Config{Bus: cpConn, Client: cs, NodePods: e.dispatch.NodePods,
 		Logger: e.log}); err != nil {
 		return err
 	}
@@ -239,24 +239,9 @@ func nodeRuntime(ctx context.Context, dir string, conn *bus.Conn, imageHosts []s
 	return pr, rt, nil
 }
 
-// WasmRuntime is this node's wazero runtime (its CacheStats tell whether a
-// restart recompiled anything); nil before Start.
-func (e *Engine) WasmRuntime() *wasm.Runtime {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.wasm
-}
-
 // KubeconfigPath is where Start writes the admin kubeconfig:
 // DataDir/kubeconfig.yaml.
 func (e *Engine) KubeconfigPath() string { return filepath.Join(e.cfg.DataDir, kubeconfigFile) }
-
-// APIServer is the Kubernetes API server; nil before Start.
-func (e *Engine) APIServer() *apiserver.Server {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.api
-}
 
 // Stop shuts the engine down. Acknowledged writes are already on disk, so
 // Stop has nothing to flush; it is safe to call more than once.
@@ -328,18 +313,4 @@ func (e *Engine) stopLocked() error {
 		e.store = nil
 	}
 	return errors.Join(errs...)
-}
-
-// Store is the replicated object store; nil before Start.
-func (e *Engine) Store() *raft.Store {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.store
-}
-
-// Bus is the embedded NATS server; nil before Start.
-func (e *Engine) Bus() *bus.Server {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.bus
 }

@@ -12,10 +12,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/skiffhq/skiff/engine/bus"
-	"github.com/skiffhq/skiff/engine/dispatch"
-	"github.com/skiffhq/skiff/engine/nodeproto"
-	"github.com/skiffhq/skiff/engine/nodes"
+	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/node/dispatch"
+	"github.com/skiffhq/skiff/internal/node/lifecycle"
+	"github.com/skiffhq/skiff/internal/node/protocol"
 	"github.com/skiffhq/skiff/internal/testutil"
 	"github.com/skiffhq/skiff/raft"
 )
@@ -40,7 +40,7 @@ func TestEngineRestartKeepsStateAndIdentity(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	e := startEngine(t, Config{DataDir: dir, NodeName: "edge-1"})
-	kv, err := e.Store().Create(ctx, "/registry/namespaces/default", []byte(`{"kind":"Namespace"}`))
+	kv, err := e.testStore().Create(ctx, "/registry/namespaces/default", []byte(`{"kind":"Namespace"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestEngineRestartKeepsStateAndIdentity(t *testing.T) {
 	if err := e.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if e.Store() != nil {
+	if e.testStore() != nil {
 		t.Fatal("store still set after Stop")
 	}
 
@@ -67,7 +67,7 @@ func TestEngineRestartKeepsStateAndIdentity(t *testing.T) {
 	}
 
 	e2 := startEngine(t, Config{DataDir: dir, NodeName: "edge-1"})
-	got, _, err := e2.Store().Get(ctx, kv.Key, raft.ReadOptions{})
+	got, _, err := e2.testStore().Get(ctx, kv.Key, raft.ReadOptions{})
 	if err != nil || got.ModRev != kv.ModRev {
 		t.Fatalf("after restart: %+v %v", got, err)
 	}
@@ -76,7 +76,7 @@ func TestEngineRestartKeepsStateAndIdentity(t *testing.T) {
 		t.Fatal("token changed across restart")
 	}
 	// The bus serves in-process with no listening port.
-	if url := e2.Bus().ClientURL(); url != "" {
+	if url := e2.testBus().ClientURL(); url != "" {
 		t.Fatalf("single-node bus listens on %q", url)
 	}
 }
@@ -208,12 +208,12 @@ func TestNodeRegistrationAndLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if e.nodes, err = nodes.Start(ctx, nodes.Config{Bus: conn, Client: cs, GracePeriod: time.Hour, Logger: testutil.Logger(t)}); err != nil {
+	if e.nodes, err = lifecycle.Start(ctx, lifecycle.Config{Bus: conn, Client: cs, GracePeriod: time.Hour, Logger: testutil.Logger(t)}); err != nil {
 		t.Fatal(err)
 	}
 	subject, _ := bus.SubjectHeartbeat("edge-1.site.example")
 	testutil.Eventually(t, 10*time.Second, func() error {
-		if err := bus.Publish(ctx, conn, subject, nodeproto.Heartbeat{Node: "edge-1.site.example", Time: time.Now()}); err != nil {
+		if err := bus.Publish(ctx, conn, subject, protocol.Heartbeat{Node: "edge-1.site.example", Time: time.Now()}); err != nil {
 			return err
 		}
 		return ready(corev1.ConditionTrue)()
@@ -276,7 +276,7 @@ func TestPodsReachTheirNode(t *testing.T) {
 	}
 	defer conn.Close()
 	ghost := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "ghost", Namespace: "default", UID: "ghost"}}
-	if err := bus.Publish(ctx, conn, subject, nodeproto.PodEvent{Epoch: e.dispatch.Epoch(), Seq: 1 << 40, Type: "ADDED", Pod: ghost}); err != nil {
+	if err := bus.Publish(ctx, conn, subject, protocol.PodEvent{Epoch: e.dispatch.Epoch(), Seq: 1 << 40, Type: "ADDED", Pod: ghost}); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {

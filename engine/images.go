@@ -8,8 +8,9 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/skiffhq/skiff/engine/bus"
-	"github.com/skiffhq/skiff/engine/registry"
+	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/imageregistry"
+	"k8s.io/client-go/rest"
 )
 
 // imageTransport carries the node's registry traffic: requests for the
@@ -21,7 +22,7 @@ func imageTransport(conn *bus.Conn, imageHosts []string) http.RoundTripper {
 	if len(imageHosts) > 0 {
 		base = hostFilter{allowed: imageHosts, next: base}
 	}
-	return registry.Transport(conn, base)
+	return imageregistry.Transport(conn, base)
 }
 
 // hostFilter refuses requests to registries outside the allowed list before
@@ -68,7 +69,7 @@ func imageHostAllowed(allowed []string, hostport string) bool {
 // on every node. When the registry cannot be asked, the reference is pulled
 // as written.
 func imageResolver(conn *bus.Conn, log *slog.Logger) func(ctx context.Context, ref string) (string, error) {
-	c := registry.NewClient(conn)
+	c := imageregistry.NewClient(conn)
 	return func(ctx context.Context, ref string) (string, error) {
 		r, ok, err := c.Resolve(ctx, ref)
 		if err != nil {
@@ -80,4 +81,17 @@ func imageResolver(conn *bus.Conn, log *slog.Logger) func(ctx context.Context, r
 		}
 		return ref, nil
 	}
+}
+
+// ErrPushUnauthorized: the cluster refused the REST config's credentials
+// (401). Nothing was stored.
+var ErrPushUnauthorized = imageregistry.ErrPushUnauthorized
+
+// PushImage puts a Wasm module into the embedded registry of the cluster cfg
+// reaches (an engine's RESTConfig, or a kubeconfig's), as NAME:TAG (TAG
+// "latest" when missing), through the API port's OCI routes with cfg's
+// credentials. It returns the pinned reference; `image: NAME:TAG` in a pod
+// then resolves to it on every node. This is what `skiff image import` does.
+func PushImage(ctx context.Context, cfg *rest.Config, module []byte, nameTag string) (string, error) {
+	return imageregistry.Push(ctx, cfg, module, nameTag)
 }

@@ -9,8 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/skiffhq/skiff/engine/bus"
-	"github.com/skiffhq/skiff/engine/nodeproto"
+	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/node/protocol"
 	"github.com/skiffhq/skiff/internal/testutil"
 )
 
@@ -36,20 +36,20 @@ func TestNodeReadsOnlyWhatItsPodsUse(t *testing.T) {
 				LocalObjectReference: corev1.LocalObjectReference{Name: "used"}, Key: "k"}}}}}}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := e.Bus().Connect(ctx, "test-node")
+	conn, err := e.testBus().Connect(ctx, "test-node")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	ask := func(node, name string) (nodeproto.ObjectResponse, error) {
+	ask := func(node, name string) (protocol.ObjectResponse, error) {
 		subject, err := bus.SubjectNodeObjects(node)
 		if err != nil {
 			t.Fatal(err)
 		}
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		return bus.Request[nodeproto.ObjectRequest, nodeproto.ObjectResponse](rctx, conn, subject,
-			nodeproto.ObjectRequest{Node: node, Kind: "Secret", Namespace: "default", Name: name})
+		return bus.Request[protocol.ObjectRequest, protocol.ObjectResponse](rctx, conn, subject,
+			protocol.ObjectRequest{Node: node, Kind: "Secret", Namespace: "default", Name: name})
 	}
 	testutil.Eventually(t, 10*time.Second, func() error { // the dispatcher's cache sees the pod
 		resp, err := ask("far", "used")

@@ -255,7 +255,7 @@ func TestWasmDeploymentSurvivesRestartWithoutRecompiling(t *testing.T) {
 	for _, p := range pods.Items {
 		ids[p.Status.ContainerStatuses[0].ContainerID] = true
 	}
-	before := e.WasmRuntime().CacheStats()
+	before := e.testWasm().CacheStats()
 	if before.Compiled != 1 {
 		t.Fatalf("first start: %+v, want the module compiled once", before)
 	}
@@ -290,7 +290,7 @@ func TestWasmDeploymentSurvivesRestartWithoutRecompiling(t *testing.T) {
 		return nil
 	})
 	waitAvailable(e)
-	after := e.WasmRuntime().CacheStats()
+	after := e.testWasm().CacheStats()
 	if after.Compiled != 0 || after.DiskHits == 0 {
 		t.Fatalf("after restart: %+v, want no compilation and a disk cache hit", after)
 	}

@@ -2,13 +2,13 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
 
-	"github.com/skiffhq/skiff/engine/bus"
-	"github.com/skiffhq/skiff/engine/registry"
+	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/imageregistry"
+	"github.com/skiffhq/skiff/internal/node/join"
 )
 
 const (
@@ -37,7 +37,7 @@ func (e *Engine) registryReplicas() int {
 }
 
 // startRegistry opens the embedded image registry in the bus's JetStream,
-// serves it to node agents over the bus (registry.Subject) and returns its
+// serves it to node agents over the bus (imageregistry.Subject) and returns its
 // routes on the API port ("/v2/"), behind the cluster token.
 func (e *Engine) startRegistry(ctx context.Context) (map[string]http.Handler, error) {
 	conn, err := e.bus.Connect(ctx, "registry")
@@ -45,7 +45,7 @@ func (e *Engine) startRegistry(ctx context.Context) (map[string]http.Handler, er
 		return nil, fmt.Errorf("registry bus connection: %w", err)
 	}
 	e.stoppers = append(e.stoppers, conn.Close)
-	reg, err := registry.Open(ctx, registry.Config{
+	reg, err := imageregistry.Open(ctx, imageregistry.Config{
 		Bus:       conn,
 		Replicas:  e.registryReplicas(),
 		UploadDir: filepath.Join(e.cfg.DataDir, registryUploadsSubdir),
@@ -56,26 +56,15 @@ func (e *Engine) startRegistry(ctx context.Context) (map[string]http.Handler, er
 	}
 	e.stoppers = append(e.stoppers, reg.Close)
 	// The bus server outlives Start's ctx; so must the responder.
-	stop, err := registry.Serve(context.WithoutCancel(ctx), conn, reg.Handler(), e.log)
+	stop, err := imageregistry.Serve(context.WithoutCancel(ctx), conn, reg.Handler(), e.log)
 	if err != nil {
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
 	e.stoppers = append(e.stoppers, stop)
 	return map[string]http.Handler{
-		"/v2/":      registry.Authenticate(e.token, reg.Handler()),
-		BusInfoPath: registry.Authenticate(e.token, busInfoHandler(e.busURL())),
+		"/v2/":           imageregistry.Authenticate(e.token, reg.Handler()),
+		join.BusInfoPath: imageregistry.Authenticate(e.token, join.Handler(e.busURL())),
 	}, nil
-}
-
-// BusInfoPath is where the API port tells a joining agent how to reach the
-// bus: GET with the cluster token answers BusInfo as JSON.
-const BusInfoPath = "/skiff/v1/bus"
-
-// BusInfo is the answer at BusInfoPath.
-type BusInfo struct {
-	// URL is the bus's client address ("nats://host:port"); empty when the
-	// bus listens nowhere (a single node: other nodes cannot join).
-	URL string `json:"url"`
 }
 
 // busURL is the bus's client address, or "" when it listens nowhere.
@@ -85,11 +74,4 @@ func (e *Engine) busURL() string {
 		return ""
 	}
 	return e.bus.ClientURL()
-}
-
-func busInfoHandler(url string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(BusInfo{URL: url})
-	})
 }

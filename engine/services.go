@@ -8,9 +8,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 
-	"github.com/skiffhq/skiff/engine/controllers/controller"
-	"github.com/skiffhq/skiff/engine/endpoints"
-	"github.com/skiffhq/skiff/netpol/proxy"
+	"github.com/skiffhq/skiff/internal/controllers/controller"
+	"github.com/skiffhq/skiff/internal/controllers/endpoints"
+	"github.com/skiffhq/skiff/internal/netpol/proxy"
 )
 
 // startServices runs what makes Services reachable: the endpoints

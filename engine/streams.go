@@ -10,7 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
-	"github.com/skiffhq/skiff/engine/streams"
+	"github.com/skiffhq/skiff/internal/streams"
 	"github.com/skiffhq/skiff/raft"
 )
 

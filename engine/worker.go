@@ -2,19 +2,16 @@ package engine
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/skiffhq/skiff/engine/agent"
-	"github.com/skiffhq/skiff/engine/bus"
+	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/node/agent"
+	"github.com/skiffhq/skiff/internal/node/join"
 	"github.com/skiffhq/skiff/runtime/wasm"
 )
 
@@ -55,7 +52,7 @@ type Worker struct {
 
 // ErrNoBus: the server's bus listens nowhere (a single-node server), so no
 // node can join it.
-var ErrNoBus = errors.New("the server's bus accepts no other nodes (start it with a bus listener)")
+var ErrNoBus = join.ErrNoBus
 
 // StartWorker finds the server's bus through its API port, connects with
 // the token, registers the node and starts running the pods bound to it.
@@ -77,7 +74,7 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With("node", cfg.NodeName)
-	url, err := discoverBus(ctx, cfg)
+	url, err := join.BusURL(ctx, cfg.Server, cfg.Token, cfg.CA)
 	if err != nil {
 		return nil, err
 	}
@@ -113,43 +110,6 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	return w, nil
 }
 
-// discoverBus asks the server's API port where its bus listens.
-func discoverBus(ctx context.Context, cfg WorkerConfig) (string, error) {
-	tlsConf := &tls.Config{InsecureSkipVerify: true} // see WorkerConfig.CA
-	if len(cfg.CA) > 0 {
-		pool, err := certPool(cfg.CA)
-		if err != nil {
-			return "", err
-		}
-		tlsConf = &tls.Config{RootCAs: pool}
-	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+cfg.Server+BusInfoPath, nil)
-	if err != nil {
-		return "", fmt.Errorf("worker: server address %q: %w", cfg.Server, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+cfg.Token)
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("worker: reach the server at %s: %w", cfg.Server, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusUnauthorized {
-		return "", fmt.Errorf("worker: the server at %s refused the token", cfg.Server)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("worker: %s%s answered %s", cfg.Server, BusInfoPath, resp.Status)
-	}
-	var info BusInfo
-	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
-		return "", fmt.Errorf("worker: bus address from %s: %w", cfg.Server, err)
-	}
-	if info.URL == "" {
-		return "", fmt.Errorf("worker: %s: %w", cfg.Server, ErrNoBus)
-	}
-	return info.URL, nil
-}
-
 // Stop ends the node agent (its pods stop; the control plane marks the
 // node Unknown after its grace period) and the runtime.
 func (w *Worker) Stop(ctx context.Context) error {
@@ -162,12 +122,4 @@ func (w *Worker) Stop(ctx context.Context) error {
 	}
 	w.conn.Close()
 	return err
-}
-
-func certPool(pemCA []byte) (*x509.CertPool, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemCA) {
-		return nil, errors.New("worker: the CA holds no PEM certificate")
-	}
-	return pool, nil
 }

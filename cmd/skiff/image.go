@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/skiffhq/skiff/engine"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-
-	"github.com/skiffhq/skiff/engine/registry"
 )
 
 func newImageCmd() *cobra.Command {
@@ -46,7 +45,8 @@ same digest everywhere.
 The kubeconfig is --kubeconfig, else $KUBECONFIG, else ~/.kube/config; the
 push goes to its server over HTTPS with its CA and credentials.
 
-On success it prints the pinned reference, ` + registry.Host + `/NAME:TAG@sha256:….`,
+On success it prints the pinned reference, HOST/NAME:TAG@sha256:… (HOST the
+embedded registry's name, which pods may also use).`,
 		Example: "  skiff image import hello.wasm hello:1\n  skiff image import --kubeconfig data/kubeconfig.yaml app.wasm demo/app:v2",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -62,8 +62,8 @@ On success it prints the pinned reference, ` + registry.Host + `/NAME:TAG@sha256
 			if err != nil {
 				return err
 			}
-			ref, err := registry.Push(cmd.Context(), rc, wasm, nameTag)
-			if errors.Is(err, registry.ErrPushUnauthorized) {
+			ref, err := engine.PushImage(cmd.Context(), rc, wasm, nameTag)
+			if errors.Is(err, engine.ErrPushUnauthorized) {
 				return fmt.Errorf("the server refused the kubeconfig's credentials: %w", err)
 			}
 			if err != nil {

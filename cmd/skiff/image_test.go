@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/engine"
-	"github.com/skiffhq/skiff/engine/registry"
+	"github.com/skiffhq/skiff/internal/enginetest"
+	"github.com/skiffhq/skiff/internal/imageregistry"
 	"github.com/skiffhq/skiff/internal/testutil"
 	"github.com/skiffhq/skiff/runtime/image"
 )
@@ -40,7 +41,7 @@ func testModule(size int) []byte {
 // image: against the embedded registry, runtime/image over the bus).
 func TestImageImport(t *testing.T) {
 	bin := buildSkiff(t)
-	e, err := engine.New(engine.Config{DataDir: t.TempDir(), NodeName: "import-test", APIListen: "127.0.0.1:0", ImageHosts: []string{"loopback"},
+	e, err := engine.New(engine.Config{DataDir: t.TempDir(), NodeName: "import-test", APIListen: "127.0.0.1:0", BusListen: "127.0.0.1:0", ImageHosts: []string{"loopback"},
 		Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -79,16 +80,16 @@ func TestImageImport(t *testing.T) {
 	}
 	pull := func(podImage string) ([]byte, string) {
 		t.Helper()
-		conn, err := e.Bus().Connect(ctx, "agent-test")
+		conn, err := enginetest.DialBus(ctx, e, "agent-test")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		ref, ok, err := registry.NewClient(conn).Resolve(ctx, podImage)
+		ref, ok, err := imageregistry.NewClient(conn).Resolve(ctx, podImage)
 		if err != nil || !ok {
 			t.Fatalf("Resolve(%s): %q %v %v", podImage, ref, ok, err)
 		}
-		store, err := image.New(image.Config{Dir: t.TempDir(), Transport: registry.Transport(conn, http.DefaultTransport)})
+		store, err := image.New(image.Config{Dir: t.TempDir(), Transport: imageregistry.Transport(conn, http.DefaultTransport)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +109,7 @@ func TestImageImport(t *testing.T) {
 		if err != nil {
 			t.Fatalf("import: %v\n%s", err, out)
 		}
-		if want := registry.Host + "/hello:1@" + imported.Digest; out != want {
+		if want := imageregistry.Host + "/hello:1@" + imported.Digest; out != want {
 			t.Fatalf("printed %q, want %q", out, want)
 		}
 		mod, digest := pull("hello:1")
@@ -118,7 +119,7 @@ func TestImageImport(t *testing.T) {
 	})
 	t.Run("KUBECONFIG", func(t *testing.T) {
 		out, err := run([]string{"KUBECONFIG=" + e.KubeconfigPath()}, "image", "import", file, "demo/app:v2")
-		if err != nil || !strings.HasPrefix(out, registry.Host+"/demo/app:v2@sha256:") {
+		if err != nil || !strings.HasPrefix(out, imageregistry.Host+"/demo/app:v2@sha256:") {
 			t.Fatalf("import: %v\n%s", err, out)
 		}
 		if mod, _ := pull("docker.io/demo/app:v2"); !bytes.Equal(mod, wasm) {
@@ -135,7 +136,7 @@ func TestImageImport(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer os.Remove(filepath.Join(dir, ".kube", "config"))
-		if out, err := run(nil, "image", "import", file, "home"); err != nil || !strings.HasPrefix(out, registry.Host+"/home:latest@") {
+		if out, err := run(nil, "image", "import", file, "home"); err != nil || !strings.HasPrefix(out, imageregistry.Host+"/home:latest@") {
 			t.Fatalf("import: %v\n%s", err, out)
 		}
 	})

@@ -25,7 +25,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiffhq/skiff/engine"
-	"github.com/skiffhq/skiff/engine/registry"
 )
 
 // helloGz is examples/handler built for wasip1 as a reactor and gzipped
@@ -66,7 +65,7 @@ func Install(ctx context.Context, e *engine.Engine, timeout time.Duration) (stri
 	if err != nil {
 		return "", err
 	}
-	if _, err := registry.Push(ctx, rc, wasm, Image); err != nil {
+	if _, err := engine.PushImage(ctx, rc, wasm, Image); err != nil {
 		return "", fmt.Errorf("demo: %w", err)
 	}
 	cs, err := e.Clientset()

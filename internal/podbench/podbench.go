@@ -35,7 +35,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiffhq/skiff/engine"
-	"github.com/skiffhq/skiff/engine/registry"
 	"github.com/skiffhq/skiff/internal/latency"
 	"github.com/skiffhq/skiff/internal/sleeper"
 	"github.com/skiffhq/skiff/runtime/wasm"
@@ -119,7 +118,7 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	ref, err := registry.Push(ctx, rc, module, "bench/sleeper:1")
+	ref, err := engine.PushImage(ctx, rc, module, "bench/sleeper:1")
 	if err != nil {
 		return nil, err
 	}

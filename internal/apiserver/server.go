@@ -1,0 +1,292 @@
+// Package apiserver serves the Kubernetes API over the replicated store, so
+// that kubectl, client-go and manifests work unchanged against skiff.
+//
+// Every resource comes from the registry (package registry): routing,
+// discovery, OpenAPI and storage read the same table, so one generic code
+// path serves built-in kinds now and custom resources later.
+package apiserver
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+
+	"github.com/skiffhq/skiff/internal/apiserver/resources"
+	"github.com/skiffhq/skiff/raft"
+)
+
+// Config configures an API server. Zero values take the documented defaults.
+type Config struct {
+	// Listen is the HTTPS address. Default "127.0.0.1:6443".
+	Listen string
+	// PKIDir holds the cluster CA, the serving certificate and the keys
+	// that encrypt Secrets at rest. Required.
+	PKIDir string
+	// Token is the admin bearer token. Required: a server without
+	// credentials would hand the cluster to anyone who can reach the port.
+	Token string
+	// Store holds the objects. Required.
+	Store *raft.Store
+	// ServiceCIDR is the range Service ClusterIPs are allocated from; its
+	// first address is the kubernetes Service's. Default "127.67.0.0/16":
+	// inside loopback, so nothing leaves the machine.
+	ServiceCIDR string
+	// Logger receives request errors and lifecycle logs. Default slog.Default().
+	Logger *slog.Logger
+	// PodStreams serves the streaming pod subresources ("log", "exec",
+	// "portforward") by name, relaying them to the pod's node. The handler
+	// finds the pod with PodRef. A subresource with no handler answers 405.
+	PodStreams map[string]http.Handler
+	// Routes are extra handlers served on the API's port beside the
+	// Kubernetes API, keyed by ServeMux pattern (the embedded registry's
+	// "/v2/"). They do their own authentication: OCI clients authenticate
+	// their own way.
+	Routes map[string]http.Handler
+}
+
+// Server is a running (or ready to start) API server.
+type Server struct {
+	cfg         Config
+	log         *slog.Logger
+	reg         *resources.Table
+	scheme      *runtime.Scheme
+	codecs      serializer.CodecFactory
+	objs        *objectStore
+	pki         *PKI
+	openapi     http.Handler
+	managers    *fieldManagers
+	metrics     *metrics
+	serviceCIDR netip.Prefix
+	// bookmarkInterval is how often a watch that allows bookmarks gets one.
+	bookmarkInterval time.Duration
+
+	mu  sync.Mutex
+	ln  net.Listener
+	srv *http.Server
+}
+
+// New prepares a server: the scheme, the registry and the certificates. It
+// opens no port.
+func New(cfg Config) (*Server, error) {
+	if cfg.PKIDir == "" || cfg.Token == "" || cfg.Store == nil {
+		return nil, errors.New("apiserver: PKIDir, Token and Store are required")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:6443"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ServiceCIDR == "" {
+		cfg.ServiceCIDR = "127.67.0.0/16"
+	}
+	cidr, err := netip.ParsePrefix(cfg.ServiceCIDR)
+	if err != nil {
+		return nil, fmt.Errorf("apiserver: service CIDR: %w", err)
+	}
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("apiserver: listen address %q: %w", cfg.Listen, err)
+	}
+	scheme, err := resources.NewScheme()
+	if err != nil {
+		return nil, fmt.Errorf("apiserver: scheme: %w", err)
+	}
+	reg, err := resources.New(scheme)
+	if err != nil {
+		return nil, fmt.Errorf("apiserver: %w", err)
+	}
+	pki, err := LoadOrCreatePKI(cfg.PKIDir, certHosts(host))
+	if err != nil {
+		return nil, fmt.Errorf("apiserver: %w", err)
+	}
+	keys, err := loadKeyring(filepath.Join(cfg.PKIDir, "encryption-keys"))
+	if err != nil {
+		return nil, fmt.Errorf("apiserver: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "apiserver"), reg: reg, scheme: scheme,
+		codecs: serializer.NewCodecFactory(scheme), objs: &objectStore{store: cfg.Store, scheme: scheme, keys: keys}, pki: pki}
+	s.openapi = newOpenAPIHandler(reg)
+	s.managers = &fieldManagers{scheme: scheme}
+	s.metrics = newMetrics(s)
+	s.serviceCIDR = cidr.Masked()
+	s.bookmarkInterval = defaultBookmarkInterval
+	return s, nil
+}
+
+// certHosts are the names the serving certificate covers: loopback always,
+// the host name, and the listen host when it is specific.
+func certHosts(listenHost string) []string {
+	hosts := []string{"127.0.0.1", "::1", "localhost"}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		hosts = append(hosts, strings.ToLower(h))
+	}
+	if listenHost != "" && listenHost != "0.0.0.0" && listenHost != "::" {
+		hosts = append(hosts, listenHost)
+	}
+	return hosts
+}
+
+// Start listens and serves until Close. It also makes sure the objects
+// every cluster has exist: the namespaces default, kube-system,
+// kube-public and kube-node-lease, and the kubernetes Service.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.ensureDefaults(ctx); err != nil {
+		return fmt.Errorf("apiserver: default objects: %w", err)
+	}
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("apiserver: listen on %s: %w", s.cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// HTTP/2 is negotiated by ALPN (client-go prefers it); streaming
+		// upgrades (exec, port-forward) will ask for HTTP/1.1 themselves.
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{s.pki.Serving}, MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"h2", "http/1.1"}},
+	}
+	s.mu.Lock()
+	s.ln, s.srv = ln, srv
+	s.mu.Unlock()
+	go func() {
+		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("API server stopped", "err", err)
+		}
+	}()
+	s.log.Info("API server listening", "url", s.URL())
+	return nil
+}
+
+// Close stops serving; open watches end. ctx bounds the wait for requests
+// in flight.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	srv := s.srv
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		return srv.Close()
+	}
+	return nil
+}
+
+// URL is the server's https URL (with the bound port once started).
+func (s *Server) URL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	addr := s.cfg.Listen
+	if s.ln != nil {
+		addr = s.ln.Addr().String()
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
+
+// CAPEM is the cluster CA certificate clients trust.
+func (s *Server) CAPEM() []byte { return s.pki.CAPEM }
+
+// Handler is the whole API behind authentication. It needs no socket: an
+// embedding program can call it in-process.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
+		mux.HandleFunc(p, s.health)
+		mux.HandleFunc(p+"/", s.health)
+	}
+	mux.Handle("/metrics", s.metrics.handler())
+	mux.HandleFunc("/version", s.version)
+	mux.HandleFunc("/version/", s.version)
+	mux.Handle("/openapi/v3", s.openapi)
+	mux.Handle("/openapi/v3/", s.openapi)
+	mux.HandleFunc("/api", s.serveAPI)
+	mux.HandleFunc("/api/", s.serveAPI)
+	mux.HandleFunc("/apis", s.serveAPI)
+	mux.HandleFunc("/apis/", s.serveAPI)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, notFoundPath(r.URL.Path))
+	})
+	api := s.authenticate(s.recoverPanics(mux))
+	if len(s.cfg.Routes) == 0 {
+		return api
+	}
+	outer := http.NewServeMux()
+	outer.Handle("/", api)
+	for pattern, h := range s.cfg.Routes {
+		outer.Handle(pattern, s.recoverPanics(h))
+	}
+	return outer
+}
+
+// publicPaths answer without credentials, as Kubernetes' default
+// system:public-info-viewer role allows.
+func publicPath(p string) bool {
+	for _, pub := range []string{"/healthz", "/livez", "/readyz", "/version"} {
+		if p == pub || strings.HasPrefix(p, pub+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	want := []byte("Bearer " + s.cfg.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 && !publicPath(r.URL.Path) {
+			writeError(w, apierrors.NewUnauthorized("Unauthorized"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverPanics turns a handler panic into a 500 Status for that request
+// only: a bad request must never take the server down. Panics are bugs, so
+// they are logged loudly.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				writeError(w, apierrors.NewInternalError(fmt.Errorf("%v", v)))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/readyz") {
+		if id, _ := s.cfg.Store.Leader(); id == "" {
+			http.Error(w, "[-]store failed: no raft leader\nreadyz check failed", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprint(w, "ok")
+}

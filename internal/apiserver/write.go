@@ -1,0 +1,731 @@
+package apiserver
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/uuid"
+
+	"github.com/skiffhq/skiff/internal/apiserver/resources"
+	"github.com/skiffhq/skiff/internal/apiserver/validation"
+	"github.com/skiffhq/skiff/raft"
+)
+
+// maxBody bounds a request body, as the apiserver's 3 MiB limit does: an
+// object must fit in one store value anyway.
+const maxBody = 3 << 20
+
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("reading the request body: %v", err))
+	}
+	if len(b) > maxBody {
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d bytes", maxBody))
+	}
+	return b, nil
+}
+
+// decodeBody decodes a JSON, YAML or protobuf body into the resource's Go
+// type (or the subresource's kind), honouring fieldValidation for unknown
+// and duplicate fields: Strict fails, Warn (the default) adds Warning
+// headers, Ignore drops them.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, want schema.GroupVersionKind, body []byte) (runtime.Object, error) {
+	mode := r.URL.Query().Get("fieldValidation")
+	switch mode {
+	case "", "Warn", "Strict", "Ignore":
+	default:
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("fieldValidation must be Strict, Warn or Ignore, not %q", mode))
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var dec runtime.Decoder
+	switch ct {
+	case "application/vnd.kubernetes.protobuf":
+		dec = s.codecs.UniversalDeserializer()
+	case "application/yaml":
+		dec = kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, s.scheme, s.scheme, kjson.SerializerOptions{Yaml: true, Strict: mode != "Ignore"})
+	case "application/json", "":
+		dec = kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, s.scheme, s.scheme, kjson.SerializerOptions{Strict: mode != "Ignore"})
+	default:
+		return nil, unsupportedMediaType(ct)
+	}
+	into, err := s.scheme.New(want)
+	if err != nil {
+		return nil, err
+	}
+	obj, gvk, err := dec.Decode(body, &want, into)
+	if err != nil && runtime.IsStrictDecodingError(err) {
+		if mode == "Strict" {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		if mode != "Ignore" {
+			for _, e := range strings.Split(strings.TrimPrefix(err.Error(), "strict decoding error: "), ", ") {
+				w.Header().Add("Warning", fmt.Sprintf("299 - %q", e))
+			}
+		}
+		err = nil
+	}
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the body of the request was in an unknown format or could not be decoded: %v", err))
+	}
+	if gvk != nil && *gvk != want {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the object provided is %s, not %s", gvk, want))
+	}
+	obj.GetObjectKind().SetGroupVersionKind(want)
+	return obj, nil
+}
+
+// nameChars are the characters generateName appends, as Kubernetes does:
+// no vowels (no words) and no look-alikes.
+const nameChars = "bcdfghjklmnpqrstvwxz2456789"
+
+func generateSuffix() string {
+	b := make([]byte, 5)
+	rand.Read(b)
+	for i := range b {
+		b[i] = nameChars[int(b[i])%len(nameChars)]
+	}
+	return string(b)
+}
+
+func dryRun(r *http.Request) (bool, error) {
+	if r == nil {
+		return false, nil
+	}
+	for _, v := range r.URL.Query()["dryRun"] {
+		if v != "All" {
+			return false, apierrors.NewBadRequest(fmt.Sprintf("unsupported dryRun value %q: only All is", v))
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request, req request) error {
+	if req.sub != "" {
+		return apierrors.NewMethodNotSupported(req.res.GroupResource(), "create "+req.sub)
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	obj, err := s.decodeBody(w, r, req.res.GVK(), body)
+	if err != nil {
+		return err
+	}
+	m, _ := meta.Accessor(obj)
+	if err := placeNamespace(req, m); err != nil {
+		return err
+	}
+	if m.GetName() == "" && m.GetGenerateName() != "" {
+		m.SetName(m.GetGenerateName() + generateSuffix())
+	}
+	created, err := s.createObject(r.Context(), req.res, obj, r, managerName(r))
+	if err != nil {
+		return err
+	}
+	return s.respond(w, r, http.StatusCreated, request{res: req.res}, created)
+}
+
+// placeNamespace reconciles the URL's namespace with the body's.
+func placeNamespace(req request, m metav1.Object) error {
+	if !req.res.Namespaced {
+		m.SetNamespace("")
+		return nil
+	}
+	switch {
+	case m.GetNamespace() == "":
+		m.SetNamespace(req.ns)
+	case req.ns != "" && m.GetNamespace() != req.ns:
+		return apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	if m.GetNamespace() == "" {
+		return apierrors.NewBadRequest("a namespace is required to create " + req.res.Resource)
+	}
+	return nil
+}
+
+// createObject sets the server-owned metadata, defaults, validates and
+// stores. manager, when set, is recorded as the owner of the fields set
+// (apply has recorded its own already).
+func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj runtime.Object, r *http.Request, manager string) (runtime.Object, error) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	m.SetUID(uuid.NewUUID())
+	m.SetCreationTimestamp(metav1.Now())
+	m.SetResourceVersion("")
+	m.SetGeneration(1)
+	m.SetDeletionTimestamp(nil)
+	m.SetDeletionGracePeriodSeconds(nil)
+	validation.Default(obj)
+	if manager != "" {
+		empty, err := s.scheme.New(res.GVK())
+		if err != nil {
+			return nil, err
+		}
+		empty.GetObjectKind().SetGroupVersionKind(res.GVK())
+		obj = s.managers.track(res, empty, obj, manager)
+		m = mustMeta(obj)
+	}
+	if errs := validation.ValidateCreate(obj, res.Namespaced); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(res.GVK().GroupKind(), m.GetName(), errs)
+	}
+	if res.Namespaced {
+		if err := s.namespaceAcceptsObjects(ctx, m.GetNamespace()); err != nil {
+			return nil, err
+		}
+	}
+	if dry, err := dryRun(r); err != nil || dry {
+		return obj, err
+	}
+	if svc, ok := obj.(*corev1.Service); ok {
+		release, err := s.allocateService(ctx, svc)
+		if err != nil {
+			if _, ok := err.(apierrors.APIStatus); !ok {
+				err = storeError(err, res, svc.Name)
+			}
+			return nil, err
+		}
+		created, err := s.objs.create(ctx, res, m.GetNamespace(), m.GetName(), obj)
+		if err != nil {
+			release()
+		}
+		return created, err
+	}
+	return s.objs.create(ctx, res, m.GetNamespace(), m.GetName(), obj)
+}
+
+func (s *Server) namespaceAcceptsObjects(ctx context.Context, name string) error {
+	nsRes, _ := s.reg.Get(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"})
+	obj, err := s.objs.get(ctx, nsRes, "", name)
+	if err != nil {
+		return err
+	}
+	if ns := obj.(*corev1.Namespace); ns.DeletionTimestamp != nil {
+		return apierrors.NewForbidden(nsRes.GroupResource(), name,
+			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", name))
+	}
+	return nil
+}
+
+// ensureDefaults creates the objects every cluster has.
+func (s *Server) ensureDefaults(ctx context.Context) error {
+	if err := s.ensureNamespaces(ctx); err != nil {
+		return err
+	}
+	if err := s.ensureRuntimeClass(ctx); err != nil {
+		return err
+	}
+	return s.ensureKubernetesService(ctx)
+}
+
+// ensureRuntimeClass creates the RuntimeClass "wasm" (handler wasm), which
+// selects the Wasm runtime for a pod (runtimeClassName: wasm). It carries
+// the node selector of the nodes that offer the runtime, so the scheduler
+// places such pods on them, as RuntimeClass scheduling does.
+func (s *Server) ensureRuntimeClass(ctx context.Context) error {
+	res, _ := s.reg.Get(schema.GroupVersionResource{Group: "node.k8s.io", Version: "v1", Resource: "runtimeclasses"})
+	if _, err := s.objs.get(ctx, res, "", "wasm"); err == nil {
+		return nil
+	} else if !apierrors.IsNotFound(err) {
+		return err
+	}
+	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "wasm"}, Handler: "wasm",
+		Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{"skiff.dev/runtime-wasm": "true"}}}
+	rc.SetGroupVersionKind(res.GVK())
+	if _, err := s.createObject(ctx, res, rc, nil, ""); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
+
+// ensureNamespaces creates the namespaces every cluster has.
+func (s *Server) ensureNamespaces(ctx context.Context) error {
+	nsRes, _ := s.reg.Get(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"})
+	for _, name := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
+		if _, err := s.objs.get(ctx, nsRes, "", name); err == nil {
+			continue
+		} else if !apierrors.IsNotFound(err) {
+			return err
+		}
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name,
+			Labels: map[string]string{corev1.LabelMetadataName: name}}}
+		ns.SetGroupVersionKind(nsRes.GVK())
+		if _, err := s.createObject(ctx, nsRes, ns, nil, ""); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxRetries bounds the read-modify-write loop of updates without a
+// resourceVersion and of patches, which retry on a concurrent change.
+const maxRetries = 5
+
+func (s *Server) update(w http.ResponseWriter, r *http.Request, req request) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	want := req.res.GVK()
+	if req.sub == "scale" {
+		want = schema.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}
+	}
+	in, err := s.decodeBody(w, r, want, body)
+	if err != nil {
+		return err
+	}
+	inMeta, _ := meta.Accessor(in)
+	if inMeta.GetName() != "" && inMeta.GetName() != req.name {
+		return apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", inMeta.GetName(), req.name))
+	}
+	wantRV, err := parseRV(inMeta.GetResourceVersion())
+	if err != nil {
+		return err
+	}
+	out, err := s.guaranteedUpdate(r, req, wantRV, managerName(r), func(cur runtime.Object) (runtime.Object, error) {
+		if req.sub == "scale" {
+			return applyScale(cur, in)
+		}
+		next := in.DeepCopyObject()
+		if err := placeNamespace(req, mustMeta(next)); err != nil {
+			return nil, err
+		}
+		return next, nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.respond(w, r, http.StatusOK, req, out)
+}
+
+func mustMeta(obj runtime.Object) metav1.Object {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		panic(fmt.Sprintf("object %T without metadata", obj)) // every registered kind has metadata
+	}
+	return m
+}
+
+// guaranteedUpdate reads the object, lets mutate produce the new one, keeps
+// server-owned fields, records manager's fields (unless manager is "": an
+// apply, which records its own), validates and writes with
+// compare-and-swap. With wantRV set, a changed object is a 409 Conflict;
+// without, a concurrent change is retried (maxRetries times).
+func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, manager string, mutate func(cur runtime.Object) (runtime.Object, error)) (runtime.Object, error) {
+	ctx := r.Context()
+	for attempt := 0; ; attempt++ {
+		cur, err := s.objs.get(ctx, req.res, req.ns, req.name)
+		if err != nil {
+			return nil, err
+		}
+		curMeta := mustMeta(cur)
+		curRV, _ := parseRV(curMeta.GetResourceVersion())
+		if wantRV != 0 && wantRV != curRV {
+			return nil, apierrors.NewConflict(req.res.GroupResource(), req.name, fmt.Errorf("%s", conflictMsg))
+		}
+		next, err := mutate(cur.DeepCopyObject())
+		if err != nil {
+			return nil, err
+		}
+		next = s.mergeUpdate(req, cur, next)
+		validation.Default(next)
+		if err := s.fillServiceUpdate(ctx, cur, next); err != nil {
+			return nil, err
+		}
+		if manager != "" {
+			next = s.managers.track(req.res, cur, next, manager)
+		}
+		if errs := validation.ValidateUpdate(next, cur, req.res.Namespaced); len(errs) > 0 {
+			return nil, apierrors.NewInvalid(req.res.GVK().GroupKind(), req.name, errs)
+		}
+		if equalStored(cur, next) {
+			return cur, nil // nothing changed: no write, the same resourceVersion
+		}
+		if dry, err := dryRun(r); err != nil || dry {
+			return next, err
+		}
+		nm := mustMeta(next)
+		if nm.GetDeletionTimestamp() != nil && len(nm.GetFinalizers()) == 0 {
+			// The last finalizer is gone: the object goes away now.
+			return s.remove(ctx, req, curRV)
+		}
+		out, err := s.objs.update(ctx, req.res, req.ns, req.name, next, curRV)
+		if apierrors.IsConflict(err) && wantRV == 0 && attempt < maxRetries {
+			continue
+		}
+		if err == nil {
+			s.releaseFreedPorts(ctx, cur, out)
+		}
+		return out, err
+	}
+}
+
+// mergeUpdate keeps what a client may not change through this endpoint:
+// the server-owned metadata always; the status through the main resource
+// and everything but the status through /status. It bumps generation when
+// the spec (anything outside metadata and status) changed.
+func (s *Server) mergeUpdate(req request, cur, next runtime.Object) runtime.Object {
+	cm, nm := mustMeta(cur), mustMeta(next)
+	hasStatus := req.res.Sub("status") != nil
+	if req.sub == "status" {
+		// Only the status moves: start from the current object.
+		merged := cur.DeepCopyObject()
+		setStatus(merged, getStatus(next))
+		return merged
+	}
+	nm.SetUID(cm.GetUID())
+	nm.SetCreationTimestamp(cm.GetCreationTimestamp())
+	nm.SetDeletionTimestamp(cm.GetDeletionTimestamp())
+	nm.SetDeletionGracePeriodSeconds(cm.GetDeletionGracePeriodSeconds())
+	nm.SetGeneration(cm.GetGeneration())
+	nm.SetResourceVersion(cm.GetResourceVersion())
+	if nm.GetManagedFields() == nil {
+		nm.SetManagedFields(cm.GetManagedFields())
+	}
+	if hasStatus {
+		setStatus(next, getStatus(cur))
+	}
+	if !reflect.DeepEqual(specOf(cur), specOf(next)) {
+		nm.SetGeneration(cm.GetGeneration() + 1)
+	}
+	return next
+}
+
+// getStatus and setStatus reach the Status field every kind with a status
+// subresource has.
+func getStatus(obj runtime.Object) reflect.Value {
+	v := reflect.ValueOf(obj).Elem().FieldByName("Status")
+	if !v.IsValid() {
+		return reflect.Value{}
+	}
+	return v
+}
+
+func setStatus(obj runtime.Object, st reflect.Value) {
+	if !st.IsValid() {
+		return
+	}
+	if f := reflect.ValueOf(obj).Elem().FieldByName("Status"); f.IsValid() && f.CanSet() {
+		f.Set(st)
+	}
+}
+
+// specOf is the object without metadata and status, as JSON: what
+// generation counts changes of.
+func specOf(obj runtime.Object) string {
+	b, _ := json.Marshal(obj)
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(b, &m)
+	delete(m, "metadata")
+	delete(m, "status")
+	delete(m, "kind")
+	delete(m, "apiVersion")
+	out, _ := json.Marshal(m)
+	return string(out)
+}
+
+func equalStored(a, b runtime.Object) bool {
+	ab, err1 := encode(a)
+	bb, err2 := encode(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ab, bb)
+}
+
+// deleteOptions reads DeleteOptions from the body (JSON, or protobuf from
+// typed clients configured for it) or the query.
+func (s *Server) deleteOptions(r *http.Request) (metav1.DeleteOptions, error) {
+	var opts metav1.DeleteOptions
+	body, err := readBody(r)
+	if err != nil {
+		return opts, err
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case len(bytes.TrimSpace(body)) == 0:
+	case ct == "application/vnd.kubernetes.protobuf":
+		gvk := metav1.SchemeGroupVersion.WithKind("DeleteOptions")
+		if _, _, err := s.codecs.UniversalDeserializer().Decode(body, &gvk, &opts); err != nil {
+			return opts, apierrors.NewBadRequest(fmt.Sprintf("invalid DeleteOptions: %v", err))
+		}
+	default:
+		if err := json.Unmarshal(body, &opts); err != nil {
+			return opts, apierrors.NewBadRequest(fmt.Sprintf("invalid DeleteOptions: %v", err))
+		}
+	}
+	q := r.URL.Query()
+	if p := q.Get("propagationPolicy"); p != "" {
+		pp := metav1.DeletionPropagation(p)
+		opts.PropagationPolicy = &pp
+	}
+	if opts.PropagationPolicy != nil {
+		switch *opts.PropagationPolicy {
+		case metav1.DeletePropagationBackground, metav1.DeletePropagationForeground, metav1.DeletePropagationOrphan:
+		default:
+			return opts, apierrors.NewBadRequest(fmt.Sprintf("propagationPolicy %q is not one of Background, Foreground, Orphan", *opts.PropagationPolicy))
+		}
+	}
+	return opts, nil
+}
+
+func (s *Server) delete(w http.ResponseWriter, r *http.Request, req request) error {
+	opts, err := s.deleteOptions(r)
+	if err != nil {
+		return err
+	}
+	out, err := s.deleteObject(r, req, opts)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// deleteObject deletes one object with Kubernetes' semantics: preconditions
+// on uid and resourceVersion; an object with finalizers (or a foreground
+// deletion) only gets a deletionTimestamp and stays until they are removed;
+// dependents (by ownerReferences) are deleted with it, or orphaned.
+func (s *Server) deleteObject(r *http.Request, req request, opts metav1.DeleteOptions) (runtime.Object, error) {
+	ctx := r.Context()
+	dry, err := dryRun(r)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := s.objs.get(ctx, req.res, req.ns, req.name)
+		if err != nil {
+			return nil, err
+		}
+		m := mustMeta(cur)
+		curRV, _ := parseRV(m.GetResourceVersion())
+		if p := opts.Preconditions; p != nil {
+			if p.UID != nil && *p.UID != m.GetUID() {
+				return nil, apierrors.NewConflict(req.res.GroupResource(), req.name,
+					fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, m.GetUID()))
+			}
+			if p.ResourceVersion != nil && *p.ResourceVersion != m.GetResourceVersion() {
+				return nil, apierrors.NewConflict(req.res.GroupResource(), req.name,
+					fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, m.GetResourceVersion()))
+			}
+		}
+		if dry {
+			return cur, nil
+		}
+		policy := metav1.DeletePropagationBackground
+		if opts.PropagationPolicy != nil {
+			policy = *opts.PropagationPolicy
+		} else if opts.OrphanDependents != nil && *opts.OrphanDependents {
+			policy = metav1.DeletePropagationOrphan
+		}
+		// Dependents go after their owner (background, orphan), so that no
+		// controller sees a live owner without its dependents and recreates
+		// them. A foreground deletion is the other way round: the owner is
+		// marked deleting first (controllers leave a deleting owner alone),
+		// then its dependents go, then it does.
+		uid := m.GetUID()
+		if policy == metav1.DeletePropagationForeground {
+			if m.GetDeletionTimestamp() == nil {
+				now := metav1.NewTime(time.Now())
+				m.SetDeletionTimestamp(&now)
+				zero := int64(0)
+				m.SetDeletionGracePeriodSeconds(&zero)
+				if _, err := s.objs.update(ctx, req.res, req.ns, req.name, cur, curRV); err != nil {
+					if apierrors.IsConflict(err) && attempt < maxRetries {
+						continue
+					}
+					return nil, err
+				}
+			}
+			if err := s.handleDependents(r, uid, policy); err != nil {
+				return nil, err
+			}
+			if cur, err = s.objs.get(ctx, req.res, req.ns, req.name); err != nil {
+				return nil, err
+			}
+			m = mustMeta(cur)
+			curRV, _ = parseRV(m.GetResourceVersion())
+		}
+		if req.res.Resource == "namespaces" && req.res.Group == "" {
+			if err := s.emptyNamespace(r, req.name); err != nil {
+				return nil, err
+			}
+		}
+		out, err := s.removeOrMark(ctx, req, cur, curRV, opts)
+		if apierrors.IsConflict(err) && attempt < maxRetries {
+			continue
+		}
+		if err == nil && policy != metav1.DeletePropagationForeground {
+			if err := s.handleDependents(r, uid, policy); err != nil {
+				return nil, err
+			}
+		}
+		return out, err
+	}
+}
+
+// removeOrMark removes the object, or, when something must finish first (a
+// pod's graceful termination on its node, finalizers), marks it deleting.
+func (s *Server) removeOrMark(ctx context.Context, req request, cur runtime.Object, curRV int64, opts metav1.DeleteOptions) (runtime.Object, error) {
+	m := mustMeta(cur)
+	if gracefulPodDelete(cur, opts) {
+		return s.objs.update(ctx, req.res, req.ns, req.name, cur, curRV)
+	}
+	if len(m.GetFinalizers()) > 0 {
+		if m.GetDeletionTimestamp() != nil {
+			return cur, nil // already terminating
+		}
+		now := metav1.NewTime(time.Now())
+		m.SetDeletionTimestamp(&now)
+		zero := int64(0)
+		m.SetDeletionGracePeriodSeconds(&zero)
+		return s.objs.update(ctx, req.res, req.ns, req.name, cur, curRV)
+	}
+	return s.remove(ctx, req, curRV)
+}
+
+// remove deletes an object for good and frees what it held (a Service's
+// addresses).
+func (s *Server) remove(ctx context.Context, req request, rev int64) (runtime.Object, error) {
+	out, err := s.objs.remove(ctx, req.res, req.ns, req.name, rev)
+	if err == nil {
+		s.releaseService(ctx, out)
+	}
+	return out, err
+}
+
+// handleDependents deletes (or, for Orphan, releases) the objects whose
+// ownerReferences name uid. Until the garbage-collector controller exists
+// this happens inline, so foreground, background and orphan deletions all
+// leave the state Kubernetes would reach.
+func (s *Server) handleDependents(r *http.Request, uid types.UID, policy metav1.DeletionPropagation) error {
+	for _, res := range s.reg.All() {
+		if !res.Stored() {
+			continue
+		}
+		page, err := s.cfg.Store.List(r.Context(), prefix(res, ""), raft.ListOptions{})
+		if err != nil {
+			return storeError(err, res, "")
+		}
+		for _, kv := range page.KVs {
+			if !encrypted(res) && !bytes.Contains(kv.Value, []byte(uid)) {
+				continue // cheap pre-filter: a dependent carries the owner's uid
+			}
+			obj, err := s.objs.decode(res, kv)
+			if err != nil {
+				return err
+			}
+			m := mustMeta(obj)
+			owned := -1
+			for i, ref := range m.GetOwnerReferences() {
+				if ref.UID == uid {
+					owned = i
+				}
+			}
+			if owned < 0 {
+				continue
+			}
+			dep := request{res: res, ns: m.GetNamespace(), name: m.GetName()}
+			if policy == metav1.DeletePropagationOrphan {
+				_, err = s.guaranteedUpdate(r, dep, 0, "garbage-collector", func(cur runtime.Object) (runtime.Object, error) {
+					cm := mustMeta(cur)
+					refs := cm.GetOwnerReferences()
+					var kept []metav1.OwnerReference
+					for _, ref := range refs {
+						if ref.UID != uid {
+							kept = append(kept, ref)
+						}
+					}
+					cm.SetOwnerReferences(kept)
+					return cur, nil
+				})
+			} else {
+				p := policy
+				_, err = s.deleteObject(r, dep, metav1.DeleteOptions{PropagationPolicy: &p})
+			}
+			if err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// emptyNamespace deletes everything in a namespace before the namespace
+// itself goes, as the namespace controller does.
+func (s *Server) emptyNamespace(r *http.Request, ns string) error {
+	for _, res := range s.reg.All() {
+		if !res.Namespaced || !res.Stored() {
+			continue
+		}
+		page, err := s.cfg.Store.List(r.Context(), prefix(res, ns), raft.ListOptions{})
+		if err != nil {
+			return storeError(err, res, "")
+		}
+		for _, kv := range page.KVs {
+			name := kv.Key[strings.LastIndexByte(kv.Key, '/')+1:]
+			bg := metav1.DeletePropagationBackground
+			if _, err := s.deleteObject(r, request{res: res, ns: ns, name: name}, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, req request) error {
+	sel, err := parseSelector(r)
+	if err != nil {
+		return err
+	}
+	opts, err := s.deleteOptions(r)
+	if err != nil {
+		return err
+	}
+	objs, err := s.objs.list(r.Context(), req.res, req.ns)
+	if err != nil {
+		return err
+	}
+	var deleted []runtime.Object
+	for _, obj := range objs {
+		if !sel.matches(obj) {
+			continue
+		}
+		m := mustMeta(obj)
+		out, err := s.deleteObject(r, request{res: req.res, ns: m.GetNamespace(), name: m.GetName()}, opts)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		if out != nil {
+			deleted = append(deleted, out)
+		}
+	}
+	list, err := s.scheme.New(req.res.GVK().GroupVersion().WithKind(req.res.ListKind))
+	if err != nil {
+		return err
+	}
+	if err := meta.SetList(list, deleted); err != nil {
+		return err
+	}
+	list.GetObjectKind().SetGroupVersionKind(req.res.GVK().GroupVersion().WithKind(req.res.ListKind))
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}

@@ -1,0 +1,265 @@
+// Package agent is the node agent, skiff's kubelet: it registers its Node
+// with the control plane and keeps it alive with heartbeats, receives the
+// pods bound to the node, runs them on a workload runtime, and reports their
+// status and events, all over the bus.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/node/protocol"
+	"github.com/skiffhq/skiff/internal/streams"
+	skiffrt "github.com/skiffhq/skiff/runtime"
+)
+
+// Config of an agent. Zero values take the documented defaults.
+type Config struct {
+	// NodeName is the Node this agent runs. Required.
+	NodeName string
+	// Bus is the agent's connection to the control plane. Required.
+	Bus *bus.Conn
+	// Runtime runs the node's pods. Without one the node registers, offers
+	// no runtime, and runs nothing.
+	Runtime skiffrt.Runtime
+	// DataDir holds the pods' volumes and logs (DataDir/pods/<uid>).
+	// Required with Runtime.
+	DataDir string
+	// PodCIDR is the range pod IPs come from. Default: the range the
+	// control plane allocates to the node at registration (its
+	// spec.podCIDR), a part of the unprivileged mode's 127.66.0.0/16.
+	PodCIDR string
+	// VolumeSyncPeriod is how often ConfigMap, Secret, downward API and
+	// projected volumes of running pods are refreshed. Default 1m, the
+	// kubelet's sync period.
+	VolumeSyncPeriod time.Duration
+	// MaxPods is the node's pod capacity. Default DefaultMaxPods (110, the
+	// kubelet's); an idle Wasm pod costs far less than a container, so
+	// edge nodes may raise it.
+	MaxPods int
+	// ContainerLogMaxSize is where a container's log file is rotated.
+	// Default 10 MiB, the kubelet's.
+	ContainerLogMaxSize int64
+	// BackOffInitial and BackOffMax bound the delay before a crashed
+	// container restarts (doubling from Initial). Default 10s and 5m, the
+	// kubelet's CrashLoopBackOff.
+	BackOffInitial, BackOffMax time.Duration
+	// Addresses besides the host name. Default: InternalIP 127.0.0.1, the
+	// unprivileged mode's node address (pods get loopback addresses).
+	Addresses []corev1.NodeAddress
+	// HeartbeatInterval is how often the agent says it is alive. Default
+	// 10s, Kubernetes' node status update frequency.
+	HeartbeatInterval time.Duration
+	// OnPodsChanged, when set, is called with the pods bound to this node
+	// each time the set changes (on the bus subscription's goroutine: do
+	// not block in it).
+	OnPodsChanged func([]corev1.Pod)
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Agent is a running node agent.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+
+	hostIP      string
+	allocatable corev1.ResourceList
+	ipam        *ipam
+	reports     *reporter
+	pods        *podManager
+	runCtx      context.Context // ends at Stop; every pod worker's parent
+
+	mu          sync.Mutex
+	cancel      context.CancelFunc
+	done        chan struct{}
+	sync        *podSync
+	podSub      *bus.Subscription
+	stopStreams func()
+}
+
+// New checks cfg.
+func New(cfg Config) (*Agent, error) {
+	if cfg.NodeName == "" || cfg.Bus == nil {
+		return nil, errors.New("agent: NodeName and Bus are required")
+	}
+	if _, err := bus.SubjectHeartbeat(cfg.NodeName); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 10 * time.Second
+	}
+	if cfg.Addresses == nil {
+		cfg.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.VolumeSyncPeriod <= 0 {
+		cfg.VolumeSyncPeriod = time.Minute
+	}
+	if cfg.MaxPods <= 0 {
+		cfg.MaxPods = DefaultMaxPods
+	}
+	if cfg.ContainerLogMaxSize <= 0 {
+		cfg.ContainerLogMaxSize = 10 << 20
+	}
+	if cfg.BackOffInitial <= 0 {
+		cfg.BackOffInitial = 10 * time.Second
+	}
+	if cfg.BackOffMax <= 0 {
+		cfg.BackOffMax = 5 * time.Minute
+	}
+	if cfg.Runtime != nil && cfg.DataDir == "" {
+		return nil, errors.New("agent: DataDir is required with a Runtime")
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName)}
+	for _, addr := range cfg.Addresses {
+		if addr.Type == corev1.NodeInternalIP && a.hostIP == "" {
+			a.hostIP = addr.Address
+		}
+	}
+	if cfg.PodCIDR != "" {
+		if _, err := newIPAM(cfg.PodCIDR); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+	}
+	a.reports = newReporter(a)
+	a.pods = newPodManager(a)
+	return a, nil
+}
+
+// backoff is the delay before the n-th restart: none for the first, then
+// BackOffInitial doubling up to BackOffMax, as the kubelet's
+// CrashLoopBackOff.
+func (a *Agent) backoff(n int) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	d := a.cfg.BackOffInitial
+	for i := 1; i < n && d < a.cfg.BackOffMax; i++ {
+		d *= 2
+	}
+	return min(d, a.cfg.BackOffMax)
+}
+
+// Start registers the node (retrying until the control plane answers or
+// ctx ends), then starts the heartbeats and the pod sync, which run until
+// Stop.
+func (a *Agent) Start(ctx context.Context) error {
+	podCIDR, err := a.register(ctx)
+	if err != nil {
+		return err
+	}
+	if podCIDR == "" {
+		podCIDR = "127.66.0.0/16" // a control plane that allocates none
+	}
+	if a.ipam, err = newIPAM(podCIDR); err != nil {
+		return fmt.Errorf("agent: node pod range: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.runCtx = runCtx
+	go a.reports.run(runCtx)
+	if a.cfg.Runtime != nil {
+		stop, err := streams.ServeNode(runCtx, a.cfg.Bus, a.cfg.NodeName, streamBackend{a})
+		if err != nil {
+			cancel()
+			return fmt.Errorf("agent: serve pod streams: %w", err)
+		}
+		a.mu.Lock()
+		a.stopStreams = stop
+		a.mu.Unlock()
+	}
+	if err := a.startPodSync(runCtx); err != nil {
+		cancel()
+		return err
+	}
+	done := make(chan struct{})
+	a.mu.Lock()
+	a.cancel, a.done = cancel, done
+	a.mu.Unlock()
+	// A reconnect may have lost events: sync again.
+	a.cfg.Bus.NATS().SetReconnectHandler(func(*nats.Conn) { a.requestResync(runCtx) })
+	go a.heartbeats(runCtx, done)
+	return nil
+}
+
+// requestResync makes the pod sync fetch the full set, on its own goroutine.
+func (a *Agent) requestResync(ctx context.Context) {
+	subject, _ := bus.SubjectNodePods(a.cfg.NodeName)
+	if err := bus.Publish(ctx, a.cfg.Bus, subject, protocol.PodEvent{Epoch: "agent-resync"}); err != nil {
+		a.log.Warn("resync request not sent", "err", err)
+	}
+}
+
+// Stop ends the heartbeats. The control plane will mark the node's
+// conditions Unknown once its grace period passes, as for a lost node.
+func (a *Agent) Stop() {
+	a.mu.Lock()
+	cancel, done, sub, stopStreams := a.cancel, a.done, a.podSub, a.stopStreams
+	a.cancel, a.done, a.podSub, a.stopStreams = nil, nil, nil, nil
+	a.mu.Unlock()
+	if stopStreams != nil {
+		stopStreams()
+	}
+	if sub != nil {
+		sub.Stop()
+	}
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	a.pods.stopAll()
+}
+
+// register returns the node's pod range.
+func (a *Agent) register(ctx context.Context) (string, error) {
+	node, err := a.describeNode()
+	if err != nil {
+		return "", err
+	}
+	for attempt := 0; ; attempt++ {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		res, err := bus.Request[protocol.Registration, protocol.Registered](rctx, a.cfg.Bus, protocol.SubjectRegister,
+			protocol.Registration{Node: *node, PodCIDR: a.cfg.PodCIDR})
+		cancel()
+		if err == nil {
+			a.log.Info("node registered", "uid", res.UID, "pod_cidr", res.PodCIDR)
+			return res.PodCIDR, nil
+		}
+		// No control plane yet (it may start after us, or be failing over):
+		// try again with back-off, bounded by ctx.
+		wait := min(time.Duration(1<<min(attempt, 5))*100*time.Millisecond, 3*time.Second)
+		a.log.Debug("register failed, retrying", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("agent: register node %s: %w (last error: %v)", a.cfg.NodeName, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (a *Agent) heartbeats(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	subject, _ := bus.SubjectHeartbeat(a.cfg.NodeName) // checked in New
+	t := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		if err := bus.Publish(ctx, a.cfg.Bus, subject, protocol.Heartbeat{Node: a.cfg.NodeName, Time: time.Now()}); err != nil && ctx.Err() == nil {
+			a.log.Warn("heartbeat not sent", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,68 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/node/protocol"
+)
+
+// errObjectNotFound: the ConfigMap or Secret a pod names does not exist.
+var errObjectNotFound = errors.New("not found")
+
+// objects fetches the ConfigMaps and Secrets one pod start needs, each once:
+// a container's env and volumes see one version of an object.
+type objects struct {
+	a          *Agent
+	ns         string
+	configMaps map[string]*corev1.ConfigMap
+	secrets    map[string]*corev1.Secret
+}
+
+func (a *Agent) objectsFor(ns string) *objects {
+	return &objects{a: a, ns: ns, configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
+}
+
+func (o *objects) fetch(ctx context.Context, kind, name string) (protocol.ObjectResponse, error) {
+	subject, _ := bus.SubjectNodeObjects(o.a.cfg.NodeName)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := bus.Request[protocol.ObjectRequest, protocol.ObjectResponse](ctx, o.a.cfg.Bus, subject,
+		protocol.ObjectRequest{Node: o.a.cfg.NodeName, Kind: kind, Namespace: o.ns, Name: name})
+	if err != nil {
+		return resp, fmt.Errorf("get %s %s/%s: %w", kind, o.ns, name, err)
+	}
+	if resp.NotFound {
+		return resp, fmt.Errorf("%s %q %w", kind, name, errObjectNotFound)
+	}
+	return resp, nil
+}
+
+func (o *objects) configMap(ctx context.Context, name string) (*corev1.ConfigMap, error) {
+	if cm, ok := o.configMaps[name]; ok {
+		return cm, nil
+	}
+	resp, err := o.fetch(ctx, "ConfigMap", name)
+	if err != nil {
+		return nil, err
+	}
+	o.configMaps[name] = resp.ConfigMap
+	return resp.ConfigMap, nil
+}
+
+func (o *objects) secret(ctx context.Context, name string) (*corev1.Secret, error) {
+	if s, ok := o.secrets[name]; ok {
+		return s, nil
+	}
+	resp, err := o.fetch(ctx, "Secret", name)
+	if err != nil {
+		return nil, err
+	}
+	o.secrets[name] = resp.Secret
+	return resp.Secret, nil
+}

@@ -1,0 +1,370 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffhq/skiff/internal/node/protocol"
+)
+
+// podWorker drives one pod to its spec: address, volumes, init
+// containers in order, then the containers, each with its restart loop;
+// and, when the pod is deleted, stops them within the grace period.
+type podWorker struct {
+	a   *Agent
+	uid string
+	dir string // DataDir/pods/<uid>
+
+	ctx    context.Context // ends when the pod must stop
+	cancel context.CancelFunc
+	done   chan struct{} // closed when everything is stopped and reported
+
+	mu           sync.Mutex
+	pod          *corev1.Pod
+	ip           string
+	startTime    metav1.Time
+	readyToStart bool
+	initialized  bool
+	failed       string // a reason that makes the pod Failed for good (an init container under Never)
+	containers   []*container
+	inits        []*container
+	grace        time.Duration
+	deleting     bool
+}
+
+func (a *Agent) newPodWorker(pod *corev1.Pod) *podWorker {
+	ctx, cancel := context.WithCancel(a.runCtx)
+	w := &podWorker{a: a, uid: string(pod.UID), pod: pod.DeepCopy(), ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		dir: filepath.Join(a.cfg.DataDir, "pods", string(pod.UID))}
+	w.startTime = metav1.Now()
+	if pod.Status.StartTime != nil {
+		w.startTime = *pod.Status.StartTime
+	}
+	for i := range pod.Spec.InitContainers {
+		w.inits = append(w.inits, newContainer(w, pod.Spec.InitContainers[i], true, previousStatus(pod.Status.InitContainerStatuses, pod.Spec.InitContainers[i].Name)))
+	}
+	for i := range pod.Spec.Containers {
+		c := newContainer(w, pod.Spec.Containers[i], false, previousStatus(pod.Status.ContainerStatuses, pod.Spec.Containers[i].Name))
+		if len(w.inits) > 0 && c.status.State.Waiting != nil {
+			c.status.State.Waiting.Reason = "PodInitializing" // as the kubelet says while init containers run
+		}
+		w.containers = append(w.containers, c)
+	}
+	return w
+}
+
+func previousStatus(list []corev1.ContainerStatus, name string) *corev1.ContainerStatus {
+	for i := range list {
+		if list[i].Name == name {
+			return &list[i]
+		}
+	}
+	return nil
+}
+
+// ref names the pod for events and logs.
+func (w *podWorker) ref() (ns, name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pod.Namespace, w.pod.Name
+}
+
+func (w *podWorker) event(fieldPath, typ, reason, msg string) {
+	ns, name := w.ref()
+	w.a.reports.event(protocol.Event{Namespace: ns, Pod: name, UID: w.uid, FieldPath: fieldPath, Type: typ, Reason: reason, Message: msg})
+}
+
+// update takes a newer version of the pod from the control plane. Only
+// deletion changes what runs: a pod's spec is immutable where it matters.
+func (w *podWorker) update(pod *corev1.Pod) {
+	w.mu.Lock()
+	w.pod.ObjectMeta = *pod.ObjectMeta.DeepCopy()
+	deleting := pod.DeletionTimestamp != nil && !w.deleting
+	if deleting {
+		w.deleting = true
+		w.grace = 30 * time.Second
+		if pod.DeletionGracePeriodSeconds != nil {
+			w.grace = time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
+		}
+	}
+	w.mu.Unlock()
+	if deleting {
+		w.cancel()
+	}
+}
+
+// kill stops the pod with no grace: it is gone from the control plane.
+func (w *podWorker) kill() {
+	w.mu.Lock()
+	w.grace = 0
+	w.mu.Unlock()
+	w.cancel()
+}
+
+func (w *podWorker) report() {
+	w.a.reports.status(w.status(false))
+}
+
+// run is the worker's goroutine.
+func (w *podWorker) run() {
+	defer close(w.done)
+	defer w.a.pods.finished(w)
+	w.setUp()
+	go w.refreshVolumes()
+	if w.ctx.Err() == nil {
+		w.runInits()
+	}
+	var wg sync.WaitGroup
+	if w.ctx.Err() == nil && w.isInitialized() {
+		for _, c := range w.containers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.loop(w.ctx)
+			}()
+		}
+	}
+	<-w.ctx.Done()
+	wg.Wait() // each loop stops its process within the grace period
+	w.tearDown()
+}
+
+// setUp gives the pod its address and volumes, retrying while that fails
+// (a missing ConfigMap may be created later).
+func (w *podWorker) setUp() {
+	ip, err := w.a.ipam.claim(w.uid, w.pod.Status.PodIP)
+	if err != nil {
+		w.event("", corev1.EventTypeWarning, "FailedCreatePodSandBox", err.Error())
+		w.report()
+		<-w.ctx.Done()
+		return
+	}
+	w.mu.Lock()
+	w.ip = ip
+	w.pod.Status.PodIP = ip
+	w.mu.Unlock()
+	w.report()
+	for attempt := 0; w.ctx.Err() == nil; attempt++ {
+		if err := os.MkdirAll(filepath.Join(w.dir, "logs"), 0o700); err != nil {
+			w.event("", corev1.EventTypeWarning, "FailedCreatePodSandBox", err.Error())
+		} else {
+			w.mu.Lock()
+			pod := w.pod.DeepCopy()
+			w.mu.Unlock()
+			vols, err := w.a.setUpVolumes(w.ctx, pod, w.dir, w.a.objectsFor(pod.Namespace))
+			if err == nil {
+				w.mu.Lock()
+				w.readyToStart = true
+				for _, c := range append(append([]*container{}, w.inits...), w.containers...) {
+					c.volumes = vols
+				}
+				w.mu.Unlock()
+				w.report()
+				return
+			}
+			w.event("", corev1.EventTypeWarning, "FailedMount", fmt.Sprintf("MountVolume.SetUp failed: %v", err))
+		}
+		select {
+		case <-w.ctx.Done():
+		case <-time.After(min(time.Duration(1<<min(attempt, 6))*500*time.Millisecond, 30*time.Second)):
+		}
+	}
+}
+
+// refreshVolumes rewrites the pod's ConfigMap, Secret, downward API and
+// projected volumes every VolumeSyncPeriod, as the kubelet's sync does, so a
+// changed ConfigMap reaches a running pod's files (env does not change: it
+// is fixed when a container starts, as in Kubernetes).
+func (w *podWorker) refreshVolumes() {
+	w.mu.Lock()
+	ready := w.readyToStart
+	refreshable := false
+	for _, v := range w.pod.Spec.Volumes {
+		refreshable = refreshable || v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
+	}
+	w.mu.Unlock()
+	if !ready || !refreshable {
+		return // nothing to follow: no goroutine per idle pod
+	}
+	t := time.NewTicker(w.a.cfg.VolumeSyncPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		pod := w.pod.DeepCopy()
+		pod.Status.PodIP = w.ip
+		w.mu.Unlock()
+		objs := w.a.objectsFor(pod.Namespace)
+		for _, v := range pod.Spec.Volumes {
+			if v.ConfigMap == nil && v.Secret == nil && v.DownwardAPI == nil && v.Projected == nil {
+				continue
+			}
+			if _, err := w.a.setUpVolume(w.ctx, pod, w.dir, v, objs); err != nil && w.ctx.Err() == nil {
+				w.event("", corev1.EventTypeWarning, "FailedMount", fmt.Sprintf("MountVolume.SetUp failed for volume %q: %v", v.Name, err))
+			}
+		}
+	}
+}
+
+// runInits runs the init containers one after the other, each to success.
+func (w *podWorker) runInits() {
+	for _, c := range w.inits {
+		if !c.loop(w.ctx) { // an init container's loop ends once it succeeded
+			return
+		}
+	}
+	w.mu.Lock()
+	w.initialized = true
+	w.mu.Unlock()
+	w.report()
+}
+
+func (w *podWorker) isInitialized() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.initialized
+}
+
+// tearDown reports the pod's final status (Terminated when it was being
+// deleted, so the control plane completes the deletion), then frees the
+// address and the pod's directory. A pod killed because it disappeared is
+// not reported.
+func (w *podWorker) tearDown() {
+	w.mu.Lock()
+	deleting := w.deleting
+	w.mu.Unlock()
+	if deleting {
+		w.a.reports.status(w.status(true))
+	}
+	w.a.ipam.release(w.uid)
+	if deleting || !w.a.pods.desired(w.uid) {
+		if err := os.RemoveAll(w.dir); err != nil {
+			w.a.log.Warn("pod directory not removed", "dir", w.dir, "err", err)
+		}
+	}
+}
+
+// status is the pod's status as the node sees it.
+func (w *podWorker) status(terminated bool) protocol.PodStatus {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st := corev1.PodStatus{
+		HostIP:    w.a.hostIP,
+		HostIPs:   []corev1.HostIP{{IP: w.a.hostIP}},
+		StartTime: &w.startTime,
+		QOSClass:  w.pod.Status.QOSClass,
+	}
+	if w.ip != "" {
+		st.PodIP = w.ip
+		st.PodIPs = []corev1.PodIP{{IP: w.ip}}
+	}
+	for _, c := range w.inits {
+		st.InitContainerStatuses = append(st.InitContainerStatuses, c.snapshot())
+	}
+	for _, c := range w.containers {
+		st.ContainerStatuses = append(st.ContainerStatuses, c.snapshot())
+	}
+	st.Phase = w.phaseLocked(st.ContainerStatuses)
+	if w.failed != "" {
+		st.Phase = corev1.PodFailed
+		st.Reason, st.Message = "Failed", w.failed
+	}
+	now := metav1.Now()
+	cond := func(t corev1.PodConditionType, ok bool, reason, msg string) corev1.PodCondition {
+		s := corev1.ConditionFalse
+		if ok {
+			s, reason, msg = corev1.ConditionTrue, "", ""
+		}
+		return corev1.PodCondition{Type: t, Status: s, Reason: reason, Message: msg, LastTransitionTime: now}
+	}
+	var unready []string
+	for _, cs := range st.ContainerStatuses {
+		if !cs.Ready {
+			unready = append(unready, cs.Name)
+		}
+	}
+	notReadyMsg := fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " "))
+	readyReason := "ContainersNotReady"
+	switch st.Phase { // the kubelet's reasons for a finished pod, with no message
+	case corev1.PodSucceeded:
+		readyReason, notReadyMsg = "PodCompleted", ""
+	case corev1.PodFailed:
+		readyReason, notReadyMsg = "PodFailed", ""
+	}
+	initReason, initMsg := "", ""
+	if !w.initialized {
+		initReason = "ContainersNotInitialized"
+		var pending []string
+		for _, c := range st.InitContainerStatuses {
+			if c.State.Terminated == nil || c.State.Terminated.ExitCode != 0 {
+				pending = append(pending, c.Name)
+			}
+		}
+		initMsg = fmt.Sprintf("containers with incomplete status: [%s]", strings.Join(pending, " "))
+	}
+	ready := len(unready) == 0 && w.initialized && st.Phase == corev1.PodRunning
+	st.Conditions = []corev1.PodCondition{
+		cond(corev1.PodReadyToStartContainers, w.readyToStart && !terminated, "", ""),
+		cond(corev1.PodInitialized, w.initialized, initReason, initMsg),
+		cond(corev1.ContainersReady, ready, readyReason, notReadyMsg),
+		cond(corev1.PodReady, ready, readyReason, notReadyMsg),
+	}
+	return protocol.PodStatus{Namespace: w.pod.Namespace, Name: w.pod.Name, UID: w.uid, Status: st, Terminated: terminated}
+}
+
+// phaseLocked follows the kubelet's phase rules: Pending while a container
+// has never run, Running while one runs or will restart, then Succeeded or
+// Failed by exit codes and the restart policy.
+func (w *podWorker) phaseLocked(statuses []corev1.ContainerStatus) corev1.PodPhase {
+	if !w.initialized {
+		return corev1.PodPending
+	}
+	var waiting, running, stopped, succeeded int
+	for _, cs := range statuses {
+		switch {
+		case cs.State.Running != nil:
+			running++
+		case cs.State.Terminated != nil:
+			stopped++
+			if cs.State.Terminated.ExitCode == 0 {
+				succeeded++
+			}
+		case cs.LastTerminationState.Terminated != nil:
+			stopped++
+		default:
+			waiting++
+		}
+	}
+	switch {
+	case waiting > 0:
+		return corev1.PodPending
+	case running > 0:
+		return corev1.PodRunning
+	case stopped == 0:
+		return corev1.PodPending
+	}
+	switch w.pod.Spec.RestartPolicy {
+	case corev1.RestartPolicyNever:
+		if stopped == succeeded {
+			return corev1.PodSucceeded
+		}
+		return corev1.PodFailed
+	case corev1.RestartPolicyOnFailure:
+		if stopped == succeeded {
+			return corev1.PodSucceeded
+		}
+	}
+	return corev1.PodRunning
+}

@@ -1,0 +1,185 @@
+// Package dispatch pushes the pods bound to each node to that node's agent
+// over the bus, as the control plane's half of pod sync: every change to a
+// bound pod becomes a numbered event on the node's pods subject, and an
+// agent that missed one asks for the full set on the node's sync subject.
+package dispatch
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/node/protocol"
+)
+
+// Config of a dispatcher.
+type Config struct {
+	Bus    *bus.Conn            // required
+	Client kubernetes.Interface // required
+	Logger *slog.Logger
+}
+
+// Dispatcher is the running control-plane side of pod sync.
+type Dispatcher struct {
+	cfg   Config
+	log   *slog.Logger
+	epoch string
+
+	mu  sync.Mutex
+	seq map[string]uint64 // per node: the last event sent
+
+	pods   cache.Indexer
+	sub    *bus.Subscription
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+const byNode = "nodeName"
+
+// Start watches pods (an informer over the API) and serves sync requests.
+// It returns once the informer has synced.
+func Start(ctx context.Context, cfg Config) (*Dispatcher, error) {
+	if cfg.Bus == nil || cfg.Client == nil {
+		return nil, errors.New("dispatch: Bus and Client are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	b := make([]byte, 8)
+	rand.Read(b)
+	d := &Dispatcher{cfg: cfg, log: cfg.Logger.With("component", "dispatch"), epoch: hex.EncodeToString(b),
+		seq: map[string]uint64{}, done: make(chan struct{})}
+	runCtx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+
+	factory := informers.NewSharedInformerFactory(cfg.Client, 0)
+	inf := factory.Core().V1().Pods().Informer()
+	if err := inf.AddIndexers(cache.Indexers{byNode: func(obj any) ([]string, error) {
+		if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
+			return []string{p.Spec.NodeName}, nil
+		}
+		return nil, nil
+	}}); err != nil {
+		cancel()
+		return nil, fmt.Errorf("dispatch: %w", err)
+	}
+	d.pods = inf.GetIndexer()
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) { d.send(watch.Added, o) },
+		UpdateFunc: func(old, o any) {
+			if op, ok := old.(*corev1.Pod); ok && op.Spec.NodeName == "" {
+				d.send(watch.Added, o) // just bound: new to its node
+				return
+			}
+			d.send(watch.Modified, o)
+		},
+		DeleteFunc: func(o any) {
+			if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+				o = t.Obj
+			}
+			d.send(watch.Deleted, o)
+		},
+	}); err != nil {
+		cancel()
+		return nil, fmt.Errorf("dispatch: %w", err)
+	}
+	stop := make(chan struct{})
+	go func() { <-runCtx.Done(); close(stop) }()
+	factory.Start(stop)
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		cancel()
+		factory.Shutdown()
+		return nil, fmt.Errorf("dispatch: pod informer did not sync: %w", ctx.Err())
+	}
+	sub, err := bus.Serve(runCtx, cfg.Bus, "skiff.node.*.sync", "dispatch", d.sync)
+	if err != nil {
+		cancel()
+		factory.Shutdown()
+		return nil, fmt.Errorf("dispatch: serve sync: %w", err)
+	}
+	d.sub = sub
+	go func() {
+		<-runCtx.Done()
+		factory.Shutdown()
+		close(d.done)
+	}()
+	return d, nil
+}
+
+// Stop ends the dispatcher.
+func (d *Dispatcher) Stop() {
+	d.sub.Stop()
+	d.cancel()
+	<-d.done
+}
+
+// Epoch identifies this dispatcher instance in its events.
+func (d *Dispatcher) Epoch() string { return d.epoch }
+
+// send numbers and publishes one change to a bound pod. Handlers run one at
+// a time (the informer's contract), so events leave in order.
+func (d *Dispatcher) send(typ watch.EventType, o any) {
+	pod, ok := o.(*corev1.Pod)
+	if !ok || pod.Spec.NodeName == "" {
+		return
+	}
+	subject, err := bus.SubjectNodePods(pod.Spec.NodeName)
+	if err != nil {
+		d.log.Warn("pod bound to an unaddressable node", "pod", pod.Namespace+"/"+pod.Name, "node", pod.Spec.NodeName, "err", err)
+		return
+	}
+	d.mu.Lock()
+	d.seq[pod.Spec.NodeName]++
+	ev := protocol.PodEvent{Epoch: d.epoch, Seq: d.seq[pod.Spec.NodeName], Type: string(typ), Pod: *pod}
+	// Publish under the lock, so a concurrent sync answer's Seq never runs
+	// ahead of what was sent.
+	err = bus.Publish(context.Background(), d.cfg.Bus, subject, ev)
+	d.mu.Unlock()
+	if err != nil {
+		d.log.Warn("pod event not sent; the agent will resync on the gap", "node", pod.Spec.NodeName, "err", err)
+	}
+}
+
+// sync answers a full sync: every pod bound to the node, as of the last
+// event sent. The informer's store may already hold changes whose events
+// are still on their way; the agent applies them again harmlessly.
+func (d *Dispatcher) sync(ctx context.Context, req protocol.SyncRequest) (protocol.SyncResponse, error) {
+	if _, err := bus.SubjectNodePods(req.Node); err != nil {
+		return protocol.SyncResponse{}, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	objs, err := d.pods.ByIndex(byNode, req.Node)
+	if err != nil {
+		return protocol.SyncResponse{}, err
+	}
+	resp := protocol.SyncResponse{Epoch: d.epoch, Seq: d.seq[req.Node], Pods: make([]corev1.Pod, 0, len(objs))}
+	for _, o := range objs {
+		resp.Pods = append(resp.Pods, *o.(*corev1.Pod))
+	}
+	return resp, nil
+}
+
+// NodePods returns the pods bound to node, from the dispatcher's cache.
+func (d *Dispatcher) NodePods(node string) []*corev1.Pod {
+	objs, err := d.pods.ByIndex(byNode, node)
+	if err != nil {
+		return nil
+	}
+	out := make([]*corev1.Pod, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, o.(*corev1.Pod))
+	}
+	return out
+}

@@ -1,0 +1,326 @@
+// Package lifecycle is the control plane's side of node agents: it turns
+// registrations into Node objects, keeps heartbeats in memory (they are not
+// written to the store), and marks a node's conditions Unknown when its
+// heartbeats stop for longer than the grace period, as Kubernetes' node
+// lifecycle controller does. Only condition changes are written.
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/node/protocol"
+)
+
+// Config of the controller. Zero values take the documented defaults.
+type Config struct {
+	Bus    *bus.Conn            // required
+	Client kubernetes.Interface // required
+	// GracePeriod is how long a node may stay silent before its conditions
+	// become Unknown. Default 40s, Kubernetes' node-monitor-grace-period.
+	GracePeriod time.Duration
+	// CheckInterval is how often silence is checked. Default an eighth of
+	// GracePeriod: 5s for the default 40s, Kubernetes' node-monitor-period.
+	CheckInterval time.Duration
+	// ClusterPodCIDR is the range node pod ranges are carved from, one
+	// /NodeCIDRMaskSize each, for nodes whose agent asks for none. Default
+	// "127.66.0.0/16", the unprivileged mode's loopback range.
+	ClusterPodCIDR string
+	// NodeCIDRMaskSize is the prefix length of a node's pod range. Default
+	// 20: 4094 pods per node, 16 nodes in the default range.
+	NodeCIDRMaskSize int
+	Logger           *slog.Logger
+}
+
+// Controller is the running node lifecycle.
+type Controller struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	lastSeen map[string]time.Time
+	// ready holds the nodes whose Ready condition this controller knows to
+	// be True in the store, so a heartbeat costs no API call.
+	ready   map[string]bool
+	started time.Time
+
+	subs   []*bus.Subscription
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Start serves registrations and heartbeats and starts the silence check.
+func Start(ctx context.Context, cfg Config) (*Controller, error) {
+	if cfg.Bus == nil || cfg.Client == nil {
+		return nil, errors.New("nodes: Bus and Client are required")
+	}
+	if cfg.GracePeriod <= 0 {
+		cfg.GracePeriod = 40 * time.Second
+	}
+	if cfg.CheckInterval <= 0 {
+		cfg.CheckInterval = cfg.GracePeriod / 8
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Controller{cfg: cfg, log: cfg.Logger.With("component", "node-lifecycle"), lastSeen: map[string]time.Time{},
+		ready: map[string]bool{}, started: time.Now(), done: make(chan struct{})}
+	runCtx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	reg, err := bus.Serve(runCtx, cfg.Bus, protocol.SubjectRegister, "node-lifecycle", c.register)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("nodes: serve registrations: %w", err)
+	}
+	hb, err := bus.Subscribe(runCtx, cfg.Bus, bus.SubjectHeartbeats, c.heartbeat)
+	if err != nil {
+		reg.Stop()
+		cancel()
+		return nil, fmt.Errorf("nodes: subscribe to heartbeats: %w", err)
+	}
+	c.subs = []*bus.Subscription{reg, hb}
+	go c.monitor(runCtx)
+	return c, nil
+}
+
+// Stop ends the controller.
+func (c *Controller) Stop() {
+	c.cancel()
+	for _, s := range c.subs {
+		s.Stop()
+	}
+	<-c.done
+}
+
+// register creates or updates the Node from what its agent reports. The
+// spec (taints, unschedulable, podCIDR) belongs to the cluster and is kept.
+func (c *Controller) register(ctx context.Context, r protocol.Registration) (protocol.Registered, error) {
+	want := r.Node
+	if _, err := bus.SubjectHeartbeat(want.Name); err != nil {
+		return protocol.Registered{}, err
+	}
+	nodes := c.cfg.Client.CoreV1().Nodes()
+	var uid, podCIDR string
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := nodes.Get(ctx, want.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			created, err := nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Labels: want.Labels}}, metav1.CreateOptions{})
+			if err != nil {
+				return err
+			}
+			cur = created
+		} else if err != nil {
+			return err
+		}
+		if cur.Labels == nil {
+			cur.Labels = map[string]string{}
+		}
+		for k, v := range want.Labels {
+			cur.Labels[k] = v
+		}
+		if r.PodCIDR != "" && cur.Spec.PodCIDR != r.PodCIDR {
+			cur.Spec.PodCIDR, cur.Spec.PodCIDRs = r.PodCIDR, []string{r.PodCIDR} // the agent's own configuration wins
+		}
+		if cur.Spec.PodCIDR == "" {
+			cidr, err := c.allocatePodCIDR(ctx, want.Name)
+			if err != nil {
+				return err
+			}
+			cur.Spec.PodCIDR, cur.Spec.PodCIDRs = cidr, []string{cidr}
+		}
+		if cur, err = nodes.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+		podCIDR = cur.Spec.PodCIDR
+		cur.Status = want.Status
+		cur, err = nodes.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		if err == nil {
+			uid = string(cur.UID)
+		}
+		return err
+	})
+	if err != nil {
+		return protocol.Registered{}, fmt.Errorf("register node %s: %w", want.Name, err)
+	}
+	c.mu.Lock()
+	c.lastSeen[want.Name] = time.Now()
+	c.ready[want.Name] = isReady(want.Status)
+	c.mu.Unlock()
+	c.log.Info("node registered", "node", want.Name)
+	return protocol.Registered{UID: uid, PodCIDR: podCIDR}, nil
+}
+
+// allocatePodCIDR carves the first range no other node holds out of
+// ClusterPodCIDR. Registrations are served one at a time (one bus
+// subscription), so two nodes cannot be given the same range.
+func (c *Controller) allocatePodCIDR(ctx context.Context, node string) (string, error) {
+	cluster, err := netip.ParsePrefix(orDefault(c.cfg.ClusterPodCIDR, "127.66.0.0/16"))
+	if err != nil || !cluster.Addr().Is4() {
+		return "", fmt.Errorf("cluster pod CIDR %q: want an IPv4 prefix", c.cfg.ClusterPodCIDR)
+	}
+	bits := orDefault(c.cfg.NodeCIDRMaskSize, 20)
+	if bits < cluster.Bits() || bits > 30 {
+		return "", fmt.Errorf("node pod CIDR size /%d does not fit in %s", bits, cluster)
+	}
+	list, err := c.cfg.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", err
+	}
+	var used []netip.Prefix
+	for _, n := range list.Items {
+		if n.Name == node {
+			continue
+		}
+		if p, err := netip.ParsePrefix(n.Spec.PodCIDR); err == nil {
+			used = append(used, p)
+		}
+	}
+	step := uint32(1) << (32 - bits)
+	base := cluster.Masked().Addr().As4()
+	start := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
+	for i := uint32(0); i < 1<<(bits-cluster.Bits()); i++ {
+		v := start + i*step
+		cand := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), bits)
+		free := true
+		for _, u := range used {
+			if u.Overlaps(cand) {
+				free = false
+				break
+			}
+		}
+		if free {
+			return cand.String(), nil
+		}
+	}
+	return "", fmt.Errorf("no free /%d pod range left in %s for node %s", bits, cluster, node)
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+func isReady(st corev1.NodeStatus) bool {
+	for _, c := range st.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// heartbeat records a node as alive. The first heartbeat of a node not
+// known to be Ready (marked Unknown, or not heard of since this controller
+// started, as after a control plane restart) makes sure the store says
+// Ready: a condition change, written only if it is one.
+func (c *Controller) heartbeat(ctx context.Context, subject string, hb protocol.Heartbeat) {
+	name := bus.NodeFromToken(strings.TrimPrefix(subject, "skiff.heartbeat."))
+	c.mu.Lock()
+	c.lastSeen[name] = time.Now()
+	ready := c.ready[name]
+	c.mu.Unlock()
+	if ready {
+		return
+	}
+	err := c.setReady(ctx, name, corev1.ConditionTrue, "KubeletReady", "skiff agent is posting ready status")
+	switch {
+	case err == nil:
+		c.mu.Lock()
+		c.ready[name] = true
+		c.mu.Unlock()
+	case apierrors.IsNotFound(err):
+		// Not registered (or deleted): the agent registers when it starts.
+	default:
+		c.log.Warn("mark node ready", "node", name, "err", err)
+	}
+}
+
+// monitor marks silent nodes Unknown. A node in the store that this
+// controller has not heard from since it started gets the grace period from
+// the start, as after a control plane restart.
+func (c *Controller) monitor(ctx context.Context) {
+	defer close(c.done)
+	t := time.NewTicker(c.cfg.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		list, err := c.cfg.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			continue
+		}
+		for _, n := range list.Items {
+			c.mu.Lock()
+			last, ok := c.lastSeen[n.Name]
+			c.mu.Unlock()
+			if !ok {
+				last = c.started
+			}
+			if time.Since(last) > c.cfg.GracePeriod {
+				c.mu.Lock()
+				c.ready[n.Name] = false
+				c.mu.Unlock()
+				if err := c.setReady(ctx, n.Name, corev1.ConditionUnknown, "NodeStatusUnknown", "Kubelet stopped posting node status."); err != nil && ctx.Err() == nil {
+					c.log.Warn("mark node unknown", "node", n.Name, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// setReady writes the node's conditions when (and only when) Ready changes:
+// to Unknown, every condition becomes Unknown, as Kubernetes does.
+func (c *Controller) setReady(ctx context.Context, name string, status corev1.ConditionStatus, reason, msg string) error {
+	nodes := c.cfg.Client.CoreV1().Nodes()
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := nodes.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		changed := false
+		now := metav1.Now()
+		for i := range n.Status.Conditions {
+			cond := &n.Status.Conditions[i]
+			st, r, m := status, reason, msg
+			if cond.Type != corev1.NodeReady {
+				if status == corev1.ConditionTrue {
+					if cond.Status != corev1.ConditionUnknown {
+						continue // pressure conditions come back with the next registration
+					}
+					st, r, m = corev1.ConditionFalse, "KubeletReady", "skiff agent is posting status"
+				}
+			}
+			if cond.Status != st {
+				cond.Status, cond.Reason, cond.Message, cond.LastTransitionTime = st, r, m, now
+				changed = true
+			}
+		}
+		if !changed {
+			return nil
+		}
+		_, err = nodes.UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		if err == nil {
+			c.log.Info("node condition changed", "node", name, "ready", status)
+		}
+		return err
+	})
+}

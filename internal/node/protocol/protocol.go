@@ -1,0 +1,128 @@
+// Package protocol holds the messages node agents and the control plane
+// exchange over the bus. Agents reach the control plane only through the
+// bus (one outbound connection, so a node behind NAT can join), never
+// through the API.
+package protocol
+
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// SubjectRegister is where an agent registers its Node (request/reply): the
+// control plane creates or updates the Node object and answers.
+const SubjectRegister = "skiff.nodes.register"
+
+// Registration describes a node as its agent sees it: labels, addresses,
+// capacity, allocatable, system info and conditions. The control plane
+// writes it into the Node object.
+type Registration struct {
+	Node corev1.Node `json:"node"`
+	// PodCIDR is the pod range the agent was configured with; empty asks
+	// the control plane to allocate one.
+	PodCIDR string `json:"podCIDR,omitempty"`
+}
+
+// Registered is the control plane's answer.
+type Registered struct {
+	// UID of the Node object.
+	UID string `json:"uid"`
+	// PodCIDR is the node's pod range (its spec.podCIDR): the agent gives
+	// pods addresses from it.
+	PodCIDR string `json:"podCIDR"`
+}
+
+// Heartbeat says a node's agent is alive. Heartbeats are not written to the
+// store: the control plane keeps the last one in memory and writes only when
+// the node's Ready condition changes.
+type Heartbeat struct {
+	Node string    `json:"node"`
+	Time time.Time `json:"time"`
+}
+
+// PodEvent is one change to the pods bound to a node, pushed by the control
+// plane on the node's pods subject. Seq counts the events sent to that node
+// by one control plane instance (Epoch): an agent that sees a gap in Seq,
+// or another Epoch, has missed something and asks for a full sync.
+type PodEvent struct {
+	Epoch string `json:"epoch"`
+	Seq   uint64 `json:"seq"`
+	// Type is ADDED, MODIFIED or DELETED. ADDED and MODIFIED are both
+	// "this is the pod now", so applying one twice is harmless.
+	Type string     `json:"type"`
+	Pod  corev1.Pod `json:"pod"`
+}
+
+// SyncRequest asks for every pod bound to Node (request/reply on the
+// node's sync subject).
+type SyncRequest struct {
+	Node string `json:"node"`
+}
+
+// SyncResponse is the full set of pods bound to a node, and the Epoch and
+// Seq it is current as of: events up to Seq are in it.
+type SyncResponse struct {
+	Epoch string       `json:"epoch"`
+	Seq   uint64       `json:"seq"`
+	Pods  []corev1.Pod `json:"pods"`
+}
+
+// StatusReport is a node agent's batch of pod status changes and events,
+// sent by request/reply on the node's status subject. The control plane
+// answers once every status in it is written, so an agent that gets no
+// answer sends the newest statuses again.
+type StatusReport struct {
+	Node   string      `json:"node"`
+	Pods   []PodStatus `json:"pods,omitempty"`
+	Events []Event     `json:"events,omitempty"`
+}
+
+// PodStatus is the status a node observes for one pod.
+type PodStatus struct {
+	Namespace string           `json:"namespace"`
+	Name      string           `json:"name"`
+	UID       string           `json:"uid"`
+	Status    corev1.PodStatus `json:"status"`
+	// Terminated says the pod is being deleted and every container of it
+	// has stopped: the control plane completes the deletion, as a kubelet
+	// does with a zero grace period delete.
+	Terminated bool `json:"terminated,omitempty"`
+}
+
+// Event is something that happened to a pod or one of its containers
+// (FieldPath "spec.containers{name}"), recorded as a Kubernetes Event from
+// the node's kubelet.
+type Event struct {
+	Namespace string    `json:"namespace"`
+	Pod       string    `json:"pod"`
+	UID       string    `json:"uid"`
+	FieldPath string    `json:"fieldPath,omitempty"`
+	Type      string    `json:"type"` // Normal or Warning
+	Reason    string    `json:"reason"`
+	Message   string    `json:"message"`
+	Time      time.Time `json:"time"`
+}
+
+// StatusAck answers a StatusReport.
+type StatusAck struct {
+	// Gone lists the UIDs of pods that no longer exist (or were replaced by
+	// a pod of the same name): the agent stops reporting them.
+	Gone []string `json:"gone,omitempty"`
+}
+
+// ObjectRequest asks for a ConfigMap or Secret a pod bound to Node uses
+// (env, envFrom, volumes, imagePullSecrets).
+type ObjectRequest struct {
+	Node      string `json:"node"`
+	Kind      string `json:"kind"` // ConfigMap or Secret
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// ObjectResponse holds the object asked for, or NotFound.
+type ObjectResponse struct {
+	ConfigMap *corev1.ConfigMap `json:"configMap,omitempty"`
+	Secret    *corev1.Secret    `json:"secret,omitempty"`
+	NotFound  bool              `json:"notFound,omitempty"`
+}

@@ -1,0 +1,287 @@
+// Package server is the control plane's answer to node agents beyond
+// pod sync: it writes the pod status and events agents report, and hands
+// agents the ConfigMaps and Secrets their pods use. Agents reach the control
+// plane only over the bus, so this is the kubelet's API access in skiff.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/node/protocol"
+)
+
+// Config of the node server.
+type Config struct {
+	Bus    *bus.Conn            // required
+	Client kubernetes.Interface // required
+	// NodePods lists the pods bound to a node (the dispatcher's cache), to
+	// decide which objects a node may read. Required.
+	NodePods func(node string) []*corev1.Pod
+	Logger   *slog.Logger
+}
+
+// Server serves node agents.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	events record.EventBroadcaster
+	subs   []*bus.Subscription
+
+	mu        sync.Mutex
+	recorders map[string]record.EventRecorder // per node: events come from that node's kubelet
+}
+
+// Start serves the status and objects subjects of every node.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Bus == nil || cfg.Client == nil || cfg.NodePods == nil {
+		return nil, errors.New("nodeserver: Bus, Client and NodePods are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "nodeserver"), recorders: map[string]record.EventRecorder{}}
+	s.events = record.NewBroadcaster()
+	s.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events("")})
+	status, err := bus.Serve(context.Background(), cfg.Bus, "skiff.node.*.status", "nodeserver", s.status)
+	if err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("nodeserver: serve status: %w", err)
+	}
+	s.subs = append(s.subs, status)
+	objects, err := bus.Serve(context.Background(), cfg.Bus, "skiff.node.*.objects", "nodeserver", s.object)
+	if err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("nodeserver: serve objects: %w", err)
+	}
+	s.subs = append(s.subs, objects)
+	return s, nil
+}
+
+// Stop ends serving and flushes queued events.
+func (s *Server) Stop() {
+	for _, sub := range s.subs {
+		sub.Stop()
+	}
+	s.subs = nil
+	s.events.Shutdown()
+}
+
+func (s *Server) recorder(node string) record.EventRecorder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.recorders[node]
+	if r == nil {
+		r = s.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: node})
+		s.recorders[node] = r
+	}
+	return r
+}
+
+// status writes a node's batch: each pod's status (if the pod is still the
+// one the agent runs and still bound there), the deletions it completes,
+// then its events.
+func (s *Server) status(ctx context.Context, rep protocol.StatusReport) (protocol.StatusAck, error) {
+	if _, err := bus.SubjectNodeStatus(rep.Node); err != nil {
+		return protocol.StatusAck{}, err
+	}
+	var ack protocol.StatusAck
+	var errs []error
+	for _, ps := range rep.Pods {
+		gone, err := s.writeStatus(ctx, rep.Node, ps)
+		if gone {
+			ack.Gone = append(ack.Gone, ps.UID)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	rec := s.recorder(rep.Node)
+	for _, ev := range rep.Events {
+		ref := &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: ev.Namespace, Name: ev.Pod,
+			UID: types.UID(ev.UID), FieldPath: ev.FieldPath}
+		rec.Event(ref, ev.Type, ev.Reason, ev.Message)
+	}
+	if len(errs) > 0 {
+		return ack, fmt.Errorf("pod status of node %s: %w", rep.Node, errors.Join(errs...))
+	}
+	return ack, nil
+}
+
+// writeStatus reports gone=true when the pod no longer exists as the agent
+// knows it, so the agent can forget it.
+func (s *Server) writeStatus(ctx context.Context, node string, ps protocol.PodStatus) (gone bool, err error) {
+	pods := s.cfg.Client.CoreV1().Pods(ps.Namespace)
+	for attempt := 0; attempt < 5; attempt++ {
+		cur, err := pods.Get(ctx, ps.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if string(cur.UID) != ps.UID || cur.Spec.NodeName != node {
+			return true, nil
+		}
+		next := cur.DeepCopy()
+		next.Status = mergeStatus(cur.Status, ps.Status)
+		if !equalStatus(cur.Status, next.Status) {
+			_, err = pods.UpdateStatus(ctx, next, metav1.UpdateOptions{})
+			if apierrors.IsConflict(err) {
+				continue
+			}
+			if err != nil {
+				return false, fmt.Errorf("update status of %s/%s: %w", ps.Namespace, ps.Name, err)
+			}
+		}
+		if ps.Terminated && cur.DeletionTimestamp != nil {
+			uid := cur.UID
+			err := pods.Delete(ctx, ps.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64),
+				Preconditions: &metav1.Preconditions{UID: &uid}})
+			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				return false, fmt.Errorf("complete deletion of %s/%s: %w", ps.Namespace, ps.Name, err)
+			}
+			return true, nil
+		}
+		return false, nil
+	}
+	return false, fmt.Errorf("update status of %s/%s: too many conflicts", ps.Namespace, ps.Name)
+}
+
+// mergeStatus takes what the node reports and keeps what others own: the
+// conditions the node does not report (PodScheduled from the scheduler,
+// DisruptionTarget), and the nominated node.
+func mergeStatus(cur, node corev1.PodStatus) corev1.PodStatus {
+	out := node
+	out.NominatedNodeName = cur.NominatedNodeName
+	reported := map[corev1.PodConditionType]bool{}
+	for _, c := range node.Conditions {
+		reported[c.Type] = true
+	}
+	var conds []corev1.PodCondition
+	for _, c := range cur.Conditions {
+		if !reported[c.Type] {
+			conds = append(conds, c)
+		}
+	}
+	for _, c := range node.Conditions {
+		// Keep the transition time of a condition whose status is unchanged.
+		for _, old := range cur.Conditions {
+			if old.Type == c.Type && old.Status == c.Status && !old.LastTransitionTime.IsZero() {
+				c.LastTransitionTime = old.LastTransitionTime
+			}
+		}
+		conds = append(conds, c)
+	}
+	out.Conditions = conds
+	if out.QOSClass == "" {
+		out.QOSClass = cur.QOSClass
+	}
+	return out
+}
+
+func equalStatus(a, b corev1.PodStatus) bool {
+	ea, err1 := a.Marshal()
+	eb, err2 := b.Marshal()
+	return err1 == nil && err2 == nil && string(ea) == string(eb)
+}
+
+// object hands a node a ConfigMap or Secret, only if a pod bound to it
+// uses it: a node reads what its pods need and nothing else, as
+// Kubernetes' node authorizer allows.
+func (s *Server) object(ctx context.Context, req protocol.ObjectRequest) (protocol.ObjectResponse, error) {
+	if !s.referenced(req) {
+		return protocol.ObjectResponse{}, fmt.Errorf("node %s may not read %s %s/%s: no pod bound to it uses it",
+			req.Node, strings.ToLower(req.Kind), req.Namespace, req.Name)
+	}
+	var resp protocol.ObjectResponse
+	var err error
+	switch req.Kind {
+	case "ConfigMap":
+		resp.ConfigMap, err = s.cfg.Client.CoreV1().ConfigMaps(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+	case "Secret":
+		resp.Secret, err = s.cfg.Client.CoreV1().Secrets(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+	default:
+		return resp, fmt.Errorf("nodeserver: kind %q is not served to nodes", req.Kind)
+	}
+	if apierrors.IsNotFound(err) {
+		return protocol.ObjectResponse{NotFound: true}, nil
+	}
+	return resp, err
+}
+
+func (s *Server) referenced(req protocol.ObjectRequest) bool {
+	for _, p := range s.cfg.NodePods(req.Node) {
+		if p.Namespace == req.Namespace && podReferences(p, req.Kind, req.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// podReferences tells whether the pod's spec names the object.
+func podReferences(p *corev1.Pod, kind, name string) bool {
+	found := false
+	visit := func(k, n string) {
+		if k == kind && n == name {
+			found = true
+		}
+	}
+	for _, s := range p.Spec.ImagePullSecrets {
+		visit("Secret", s.Name)
+	}
+	for _, v := range p.Spec.Volumes {
+		switch {
+		case v.ConfigMap != nil:
+			visit("ConfigMap", v.ConfigMap.Name)
+		case v.Secret != nil:
+			visit("Secret", v.Secret.SecretName)
+		case v.Projected != nil:
+			for _, src := range v.Projected.Sources {
+				if src.ConfigMap != nil {
+					visit("ConfigMap", src.ConfigMap.Name)
+				}
+				if src.Secret != nil {
+					visit("Secret", src.Secret.Name)
+				}
+			}
+		}
+	}
+	all := append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...)
+	for _, c := range all {
+		for _, e := range c.EnvFrom {
+			if e.ConfigMapRef != nil {
+				visit("ConfigMap", e.ConfigMapRef.Name)
+			}
+			if e.SecretRef != nil {
+				visit("Secret", e.SecretRef.Name)
+			}
+		}
+		for _, e := range c.Env {
+			if e.ValueFrom == nil {
+				continue
+			}
+			if e.ValueFrom.ConfigMapKeyRef != nil {
+				visit("ConfigMap", e.ValueFrom.ConfigMapKeyRef.Name)
+			}
+			if e.ValueFrom.SecretKeyRef != nil {
+				visit("Secret", e.ValueFrom.SecretKeyRef.Name)
+			}
+		}
+	}
+	return found
+}

@@ -1,0 +1,219 @@
+package scheduler_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffhq/skiff/internal/node/agent"
+	"github.com/skiffhq/skiff/internal/controllers/controllertest"
+	"github.com/skiffhq/skiff/internal/scheduler"
+	"github.com/skiffhq/skiff/internal/testutil"
+)
+
+// The scheduler and the node agent must agree on the runtime label.
+func TestRuntimeLabelIsTheAgents(t *testing.T) {
+	if scheduler.RuntimeLabelPrefix != agent.RuntimeLabelPrefix {
+		t.Fatalf("scheduler reads %q, agent writes %q", scheduler.RuntimeLabelPrefix, agent.RuntimeLabelPrefix)
+	}
+}
+
+func createPod(t *testing.T, c *controllertest.Cluster, name string, mutate func(*corev1.Pod)) *corev1.Pod {
+	t.Helper()
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app:1"}}}}
+	if mutate != nil {
+		mutate(p)
+	}
+	p, err := c.Client.CoreV1().Pods("default").Create(context.Background(), p, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func waitBound(t *testing.T, c *controllertest.Cluster, name string) *corev1.Pod {
+	t.Helper()
+	var pod *corev1.Pod
+	testutil.Eventually(t, controllertest.Timeout, func() error {
+		p, err := c.Client.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if p.Spec.NodeName == "" {
+			return fmt.Errorf("pod %s not bound: %+v", name, p.Status.Conditions)
+		}
+		pod = p
+		return nil
+	})
+	return pod
+}
+
+func podScheduled(p *corev1.Pod) *corev1.PodCondition {
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == corev1.PodScheduled {
+			return &p.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// A pod with no constraints lands on the engine's own node, with the
+// Scheduled event kubectl describe shows and PodScheduled=True.
+func TestSchedulesToEngineNode(t *testing.T) {
+	c := controllertest.Start(t)
+	createPod(t, c, "plain", nil)
+	p := waitBound(t, c, "plain")
+	if p.Spec.NodeName != c.Node {
+		t.Fatalf("bound to %q, want the engine's node %q", p.Spec.NodeName, c.Node)
+	}
+	if cond := podScheduled(p); cond == nil || cond.Status != corev1.ConditionTrue {
+		t.Fatalf("PodScheduled: %+v", cond)
+	}
+	want := fmt.Sprintf("Successfully assigned default/plain to %s", c.Node)
+	ev := c.WaitEvent(t, "default", "Pod", "plain", "Scheduled", func(m string) bool { return m == want })
+	if ev.Source.Component != scheduler.Name || ev.Type != corev1.EventTypeNormal {
+		t.Fatalf("event %+v", ev)
+	}
+
+	// Another scheduler's pods are left alone.
+	createPod(t, c, "other", func(p *corev1.Pod) { p.Spec.SchedulerName = "someone-else" })
+	createPod(t, c, "after", nil) // scheduled after "other" was seen
+	waitBound(t, c, "after")
+	p, err := c.Client.CoreV1().Pods("default").Get(context.Background(), "other", metav1.GetOptions{})
+	if err != nil || p.Spec.NodeName != "" {
+		t.Fatalf("pod for another scheduler: node %q, %v", p.Spec.NodeName, err)
+	}
+}
+
+// A pod whose nodeSelector matches no node gets FailedScheduling with
+// Kubernetes' message and PodScheduled=False (Unschedulable), and is bound
+// once a node gets the label.
+func TestUnschedulableUntilLabelAppears(t *testing.T) {
+	c := controllertest.Start(t)
+	c.AddNode(t, "fake-1", nil, nil)
+	createPod(t, c, "picky", func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"disk": "ssd"} })
+	want := "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
+	ev := c.WaitEvent(t, "default", "Pod", "picky", "FailedScheduling", nil)
+	if ev.Message != want || ev.Type != corev1.EventTypeWarning {
+		t.Fatalf("FailedScheduling %q (%s), want %q", ev.Message, ev.Type, want)
+	}
+	testutil.Eventually(t, controllertest.Timeout, func() error {
+		p, err := c.Client.CoreV1().Pods("default").Get(context.Background(), "picky", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cond := podScheduled(p)
+		if cond == nil || cond.Status != corev1.ConditionFalse || cond.Reason != corev1.PodReasonUnschedulable || cond.Message != want {
+			return fmt.Errorf("PodScheduled %+v", cond)
+		}
+		if p.Spec.NodeName != "" {
+			return fmt.Errorf("bound to %s", p.Spec.NodeName)
+		}
+		return nil
+	})
+
+	n, err := c.Client.CoreV1().Nodes().Get(context.Background(), "fake-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Labels["disk"] = "ssd"
+	if _, err := c.Client.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := waitBound(t, c, "picky")
+	if p.Spec.NodeName != "fake-1" {
+		t.Fatalf("bound to %s", p.Spec.NodeName)
+	}
+	if cond := podScheduled(p); cond == nil || cond.Status != corev1.ConditionTrue {
+		t.Fatalf("PodScheduled after binding: %+v", cond)
+	}
+}
+
+// Requests are counted against allocatable, including pods just bound
+// (which the scheduler's informer may not show yet), and a pod that did
+// not fit is placed when room is freed.
+func TestResourcesAndRetryOnPodDeletion(t *testing.T) {
+	c := controllertest.Start(t)
+	c.AddNode(t, "small", nil, controllertest.Resources("1", "1Gi", 10))
+	c.StartKubelet(t, "small") // completes deletions of pods bound to it
+	req := func(p *corev1.Pod) {
+		p.Spec.NodeSelector = controllertest.FakeNodeSelector
+		p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("600m")}
+	}
+	createPod(t, c, "first", req)
+	createPod(t, c, "second", req)
+	ev := c.WaitEvent(t, "default", "Pod", "second", "FailedScheduling", nil)
+	if want := "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) didn't match Pod's node affinity/selector."; ev.Message != want {
+		t.Fatalf("FailedScheduling %q, want %q", ev.Message, want)
+	}
+	if p := waitBound(t, c, "first"); p.Spec.NodeName != "small" {
+		t.Fatalf("first on %s", p.Spec.NodeName)
+	}
+	if err := c.Client.CoreV1().Pods("default").Delete(context.Background(), "first", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p := waitBound(t, c, "second"); p.Spec.NodeName != "small" {
+		t.Fatalf("second on %s", p.Spec.NodeName)
+	}
+}
+
+// Tainted, cordoned and runtime-less nodes are passed over. (The pods
+// stay on fake nodes: the engine's own node may offer wasm.)
+func TestTaintsCordonAndRuntimeClass(t *testing.T) {
+	c := controllertest.Start(t)
+	c.AddNode(t, "tainted", nil, nil)
+	c.AddNode(t, "plain", nil, controllertest.Resources("1", "1Gi", 10))
+	c.AddNode(t, "wasm-node", map[string]string{scheduler.RuntimeLabelPrefix + "wasm": "true"}, controllertest.Resources("1", "1Gi", 10))
+	n, _ := c.Client.CoreV1().Nodes().Get(context.Background(), "tainted", metav1.GetOptions{})
+	n.Spec.Taints = []corev1.Taint{{Key: "dedicated", Value: "infra", Effect: corev1.TaintEffectNoSchedule}}
+	if _, err := c.Client.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The roomier "tainted" would win on score: the taint keeps it out.
+	// The others tie, and the tie goes by name.
+	createPod(t, c, "fake-only", func(p *corev1.Pod) { p.Spec.NodeSelector = controllertest.FakeNodeSelector })
+	if p := waitBound(t, c, "fake-only"); p.Spec.NodeName != "plain" {
+		t.Fatalf("fake-only on %s", p.Spec.NodeName)
+	}
+	createPod(t, c, "tolerant", func(p *corev1.Pod) {
+		p.Spec.NodeSelector = controllertest.FakeNodeSelector
+		p.Spec.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists}}
+	})
+	if p := waitBound(t, c, "tolerant"); p.Spec.NodeName != "tainted" {
+		t.Fatalf("tolerant on %s", p.Spec.NodeName)
+	}
+	wasm := "wasm"
+	wasmPod := func(p *corev1.Pod) {
+		p.Spec.NodeSelector = controllertest.FakeNodeSelector
+		p.Spec.RuntimeClassName = &wasm
+	}
+	createPod(t, c, "wasm-pod", wasmPod)
+	if p := waitBound(t, c, "wasm-pod"); p.Spec.NodeName != "wasm-node" {
+		t.Fatalf("wasm pod on %s", p.Spec.NodeName)
+	}
+
+	// Cordon the one wasm node: the next wasm pod waits, and says why.
+	n, _ = c.Client.CoreV1().Nodes().Get(context.Background(), "wasm-node", metav1.GetOptions{})
+	n.Spec.Unschedulable = true
+	if _, err := c.Client.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the scheduler has seen the cordon: a probe pod pinned to
+	// the node stays unscheduled with the cordon's reason.
+	createPod(t, c, "probe", func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": "wasm-node"} })
+	c.WaitEvent(t, "default", "Pod", "probe", "FailedScheduling", func(m string) bool { return strings.Contains(m, "were unschedulable") })
+	createPod(t, c, "wasm-2", wasmPod)
+	ev := c.WaitEvent(t, "default", "Pod", "wasm-2", "FailedScheduling", nil)
+	want := `0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, ` +
+		`1 node(s) didn't offer runtime class "wasm", 1 node(s) had untolerated taint {dedicated: infra}, ` +
+		`1 node(s) were unschedulable.`
+	if ev.Message != want {
+		t.Fatalf("FailedScheduling %q, want %q", ev.Message, want)
+	}
+}
