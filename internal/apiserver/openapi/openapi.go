@@ -47,7 +47,7 @@ type Handler struct {
 	mu    sync.Mutex
 	gen   *schemaGen
 	seen  map[schema.GroupVersion][]*resources.Resource // what each document was built from
-	docs  map[string]*document                         // by gvPath
+	docs  map[string]*document                          // by gvPath
 	index *document
 }
 
