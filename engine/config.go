@@ -92,6 +92,13 @@ type Config struct {
 	// never sends traffic off the machine.
 	ImageHosts []string
 
+	// DisableServiceProxy leaves this node without a Service proxy: its
+	// ClusterIPs and NodePorts are served by other nodes' proxies (on one
+	// machine, any node's proxy serves them all) or not at all. Default
+	// false: every node serves Services, as every Kubernetes node runs
+	// kube-proxy.
+	DisableServiceProxy bool
+
 	// ReadyTimeout bounds Start: how long to wait for the store to elect a
 	// leader and the bus to accept connections. Default 30s.
 	ReadyTimeout time.Duration

@@ -45,9 +45,10 @@ type WorkerConfig struct {
 
 // Worker is a running worker node.
 type Worker struct {
-	conn  *bus.Conn
-	agent *agent.Agent
-	wasm  *wasm.Runtime
+	conn      *bus.Conn
+	agent     *agent.Agent
+	wasm      *wasm.Runtime
+	stopProxy func()
 }
 
 // ErrNoBus: the server's bus listens nowhere (a single-node server), so no
@@ -55,7 +56,9 @@ type Worker struct {
 var ErrNoBus = join.ErrNoBus
 
 // StartWorker finds the server's bus through its API port, connects with
-// the token, registers the node and starts running the pods bound to it.
+// the token, registers the node, starts running the pods bound to it and
+// serves the cluster's Services on the node (its proxy is fed over the
+// bus, as a server node's is).
 func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	if cfg.Server == "" || cfg.Token == "" || cfg.DataDir == "" {
 		return nil, errors.New("worker: Server, Token and DataDir are required")
@@ -106,13 +109,20 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 		w.Stop(ctx)
 		return nil, err
 	}
+	if w.stopProxy, err = startServiceProxy(ctx, conn, cfg.NodeName, cfg.Logger); err != nil {
+		w.Stop(ctx)
+		return nil, err
+	}
 	log.Info("worker ready", "server", cfg.Server, "bus", url)
 	return w, nil
 }
 
 // Stop ends the node agent (its pods stop; the control plane marks the
-// node Unknown after its grace period) and the runtime.
+// node Unknown after its grace period), the Service proxy and the runtime.
 func (w *Worker) Stop(ctx context.Context) error {
+	if w.stopProxy != nil {
+		w.stopProxy()
+	}
 	if w.agent != nil {
 		w.agent.Stop()
 	}

@@ -17,6 +17,12 @@ const (
 	// SubjectHeartbeats matches every node's heartbeat subject; the control
 	// plane's heartbeat ingest subscribes to it.
 	SubjectHeartbeats = "skiff.heartbeat.*"
+	// SubjectFeedEvents carries the control plane's feed of Services and
+	// EndpointSlices to every node's Service proxy (published, no reply).
+	SubjectFeedEvents = "skiff.feed.events"
+	// SubjectFeedList is request/reply for the feed's full set of one
+	// resource, asked by a node when it starts or has missed an event.
+	SubjectFeedList = "skiff.feed.list"
 )
 
 // SubjectNodePods is "skiff.node.<node>.pods": the control plane pushes the

@@ -1,6 +1,7 @@
 // Package proxy is skiff's userspace Service proxy, the fallback of
 // unprivileged mode where eBPF socket load balancing is not available. It
-// watches Services and EndpointSlices and, for every TCP Service port with
+// follows Services and EndpointSlices (on a node, over the bus: see
+// internal/node/servicefeed; it needs no API access) and, for every TCP Service port with
 // a ready endpoint, listens on the cluster IP (when it lies in 127.0.0.0/8,
 // which Linux routes to lo, so any such address can be bound without
 // setup) and on the node address at the node port, and splices each
@@ -25,13 +26,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
@@ -40,8 +41,10 @@ import (
 
 // Config of a proxy. Zero values take the documented defaults.
 type Config struct {
-	// Client reaches the API. Required.
-	Client kubernetes.Interface
+	// Services and EndpointSlices are where the proxy learns the cluster's
+	// Services and their endpoints: on a node, the bus feed from the
+	// control plane (servicefeed.Subscriber.ListerWatcher). Required.
+	Services, EndpointSlices cache.ListerWatcher
 	// NodeName is the node this proxy runs on, for traffic policy Local
 	// (only endpoints on this node). Default "": the policies are ignored
 	// and every endpoint is used.
@@ -87,7 +90,7 @@ type Proxy struct {
 
 	services corelisters.ServiceLister
 	slices   discoverylisters.EndpointSliceLister
-	factory  informers.SharedInformerFactory
+	synced   []cache.InformerSynced
 	queue    workqueue.TypedRateLimitingInterface[string]
 
 	stats  counters
@@ -107,11 +110,13 @@ const (
 	resyncPeriod = 5 * time.Minute
 )
 
-// Start builds the informers, waits (bounded by ctx) for them to sync, and
-// starts serving.
-func Start(ctx context.Context, cfg Config) (*Proxy, error) {
-	if cfg.Client == nil {
-		return nil, errors.New("proxy: Client is required")
+// Start builds the informers and starts serving. It does not wait for
+// them to sync: a node whose control plane is out of reach for now starts
+// all the same, and serves once the first lists arrive (WaitForSync tells
+// when).
+func Start(cfg Config) (*Proxy, error) {
+	if cfg.Services == nil || cfg.EndpointSlices == nil {
+		return nil, errors.New("proxy: Services and EndpointSlices are required")
 	}
 	if cfg.NodeAddress == "" {
 		cfg.NodeAddress = "127.0.0.1"
@@ -138,11 +143,14 @@ func Start(ctx context.Context, cfg Config) (*Proxy, error) {
 	p.table = newTable(runCtx, cfg.DialTimeout, cfg.MaxConnections, &p.stats)
 
 	// The resync period doubles as the slow retry of binds that failed.
-	p.factory = informers.NewSharedInformerFactory(cfg.Client, resyncPeriod)
-	svcInf := p.factory.Core().V1().Services()
-	sliceInf := p.factory.Discovery().V1().EndpointSlices()
-	p.services, p.slices = svcInf.Lister(), sliceInf.Lister()
-	if _, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	svcInf := cache.NewSharedIndexInformer(cfg.Services, &corev1.Service{}, resyncPeriod,
+		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	sliceInf := cache.NewSharedIndexInformer(cfg.EndpointSlices, &discoveryv1.EndpointSlice{}, resyncPeriod,
+		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	p.services = corelisters.NewServiceLister(svcInf.GetIndexer())
+	p.slices = discoverylisters.NewEndpointSliceLister(sliceInf.GetIndexer())
+	p.synced = []cache.InformerSynced{svcInf.HasSynced, sliceInf.HasSynced}
+	if _, err := svcInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    p.enqueueService,
 		UpdateFunc: func(_, o any) { p.enqueueService(o) },
 		DeleteFunc: p.enqueueService,
@@ -150,7 +158,7 @@ func Start(ctx context.Context, cfg Config) (*Proxy, error) {
 		cancel()
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	if _, err := sliceInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := sliceInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    p.enqueueSlice,
 		UpdateFunc: func(_, o any) { p.enqueueSlice(o) },
 		DeleteFunc: p.enqueueSlice,
@@ -158,20 +166,36 @@ func Start(ctx context.Context, cfg Config) (*Proxy, error) {
 		cancel()
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	p.factory.Start(runCtx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), svcInf.Informer().HasSynced, sliceInf.Informer().HasSynced) {
-		p.Stop()
-		return nil, fmt.Errorf("proxy: informers did not sync: %w", ctx.Err())
+	for _, inf := range []cache.SharedIndexInformer{svcInf, sliceInf} {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			inf.Run(runCtx.Done())
+		}()
 	}
 	// One worker: syncs only bind sockets and swap routes, and one worker
-	// keeps two Services from racing for an address one is giving up.
+	// keeps two Services from racing for an address one is giving up. It
+	// starts once both informers hold a full list, so a Service is never
+	// bound with the endpoints of a half-known cluster.
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
+		if !cache.WaitForCacheSync(runCtx.Done(), p.synced...) {
+			return
+		}
 		for p.processNext() {
 		}
 	}()
 	return p, nil
+}
+
+// WaitForSync waits, bounded by ctx, until the proxy holds a full list of
+// Services and EndpointSlices.
+func (p *Proxy) WaitForSync(ctx context.Context) error {
+	if !cache.WaitForCacheSync(ctx.Done(), p.synced...) {
+		return fmt.Errorf("proxy: Services and EndpointSlices not synced: %w", ctx.Err())
+	}
+	return nil
 }
 
 // Stop closes every listener and every live proxied connection, and waits
@@ -181,7 +205,6 @@ func (p *Proxy) Stop() {
 	p.queue.ShutDown()
 	p.wg.Wait()
 	p.table.close()
-	p.factory.Shutdown()
 }
 
 // Stats returns the counters.
@@ -261,7 +284,13 @@ func (p *Proxy) sync(key string) error {
 	}
 	var retry []error
 	for _, e := range p.table.apply(key, fronts) {
-		p.warnOnce(key, "bind "+e.addr+" "+e.err.Error(), "service address not bound", "service", key,
+		msg := "service address not bound"
+		if errors.Is(e.err, syscall.EADDRINUSE) {
+			// Expected where several nodes share one machine: the first
+			// node's proxy serves the address for all of them.
+			msg = "service address in use on this machine (another node's proxy, or another program, holds it)"
+		}
+		p.warnOnce(key, "bind "+e.addr+" "+e.err.Error(), msg, "service", key,
 			"address", e.addr, "err", e.err, "retrying", !e.permanent())
 		if !e.permanent() {
 			retry = append(retry, e)

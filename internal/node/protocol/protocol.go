@@ -5,6 +5,8 @@
 package protocol
 
 import (
+	"encoding/json"
+
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -125,4 +127,34 @@ type ObjectResponse struct {
 	ConfigMap *corev1.ConfigMap `json:"configMap,omitempty"`
 	Secret    *corev1.Secret    `json:"secret,omitempty"`
 	NotFound  bool              `json:"notFound,omitempty"`
+}
+
+// FeedEvent is one change to the cluster-wide objects every node's
+// networking follows (Services and EndpointSlices), published by the
+// control plane on the feed's events subject for all nodes at once. Seq
+// counts the events of one control plane instance (Epoch) across all
+// resources, so a node that sees a gap in Seq, or another Epoch, has
+// missed something and lists again. A tick (Type "") carries no object: it
+// repeats the last Seq sent, so a node that missed the last events notices
+// within a tick even when nothing else changes.
+type FeedEvent struct {
+	Epoch    string          `json:"epoch"`
+	Seq      uint64          `json:"seq"`
+	Type     string          `json:"type,omitempty"` // ADDED, MODIFIED, DELETED, or "" for a tick
+	Resource string          `json:"resource,omitempty"`
+	Object   json.RawMessage `json:"object,omitempty"`
+}
+
+// FeedListRequest asks for every object of Resource in the feed
+// ("services" or "endpointslices").
+type FeedListRequest struct {
+	Resource string `json:"resource"`
+}
+
+// FeedList answers a FeedListRequest: the objects as of event Seq of Epoch
+// (events up to Seq are in it).
+type FeedList struct {
+	Epoch string            `json:"epoch"`
+	Seq   uint64            `json:"seq"`
+	Items []json.RawMessage `json:"items"`
 }
