@@ -5,20 +5,33 @@
 //	if err != nil { ... }
 //	if err := e.Start(ctx); err != nil { ... } // returns once the member is ready
 //	defer e.Stop(context.Background())
+//	cs, _ := e.Clientset() // client-go, in process: no socket, no token
 //
-// Today an engine is one server: the raft-replicated object store (package
-// github.com/skiffhq/skiff/raft) with a durable log in DataDir, and the
-// embedded NATS bus (package engine/bus) in single-node mode, with no
-// listening port. The Kubernetes API, controllers and node agent are built on
-// these in later steps.
+// A started Engine is one server of a cluster with everything in one
+// process: the raft-replicated object store (package
+// github.com/skiffhq/skiff/raft) with its log in DataDir; the embedded NATS
+// bus, with no listening port unless Config.BusListen asks for one; the
+// Kubernetes API over HTTPS (Config.APIListen) with the controllers and the
+// scheduler on the raft leader; and this machine's node: the node agent
+// running Wasm pods in wazero (package github.com/skiffhq/skiff/runtime/wasm)
+// and the Service proxy. StartWorker runs only a node, joined to a server
+// over its bus, as `skiff agent` does. Everything else lives under
+// internal/: an embedding program drives the cluster through the
+// Kubernetes API (Clientset, DynamicClient, RESTConfig), records events
+// with EventRecorder, and puts Wasm modules in the embedded registry with
+// PushImage. docs/architecture.md draws the parts.
 //
 // Data directory layout (Config.DataDir):
 //
-//	node-name    the member's name; a restart with another name is refused
-//	token        the cluster secret (mode 0600): bus and, later, API credentials
-//	raft/wal/    the raft log (raft-wal segments and their meta database)
-//	raft/snapshots/  FSM snapshots
+//	node-name        the member's name; a restart with another name is refused
+//	token            the cluster secret (mode 0600): the admin's API token, bus credentials
+//	kubeconfig.yaml  the admin kubeconfig for kubectl
+//	pki/             the cluster CA, the serving certificate, the Secret encryption keys
+//	raft/            the raft log (raft-wal) and FSM snapshots
+//	bus/             the embedded registry's JetStream files
+//	registry/uploads/  image uploads in progress (emptied at start)
+//	node/            the node's module store, compile cache, and pods' volumes and logs
 //
-// Threading: New, Start and Stop are called by one goroutine; the accessors
-// may be used from any goroutine once Start has returned.
+// Threading: New, Start and Stop are called by one goroutine; the other
+// methods may be used from any goroutine once Start has returned.
 package engine
