@@ -17,6 +17,7 @@ import (
 	"github.com/skiffhq/skiff/internal/apiserver"
 	"github.com/skiffhq/skiff/internal/atomicfile"
 	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/dirlock"
 	"github.com/skiffhq/skiff/internal/node/agent"
 	"github.com/skiffhq/skiff/internal/node/dispatch"
 	"github.com/skiffhq/skiff/internal/node/lifecycle"
@@ -35,6 +36,9 @@ var (
 	// ErrNodeRenamed: DataDir belongs to another node name. Nothing was
 	// started; use the old name or another directory.
 	ErrNodeRenamed = errors.New("data directory belongs to another node")
+	// ErrDataDirInUse: another process (its pid is in the message) runs an
+	// engine or worker on DataDir. Nothing was started.
+	ErrDataDirInUse = dirlock.ErrInUse
 )
 
 // Engine is one skiff cluster member.
@@ -44,6 +48,7 @@ type Engine struct {
 
 	mu       sync.Mutex
 	started  bool
+	lock     *dirlock.Lock // DataDir, for this process only
 	store    *raft.Store
 	bus      *bus.Server
 	api      *apiserver.Server
@@ -93,6 +98,9 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 
 	if err := os.MkdirAll(e.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
+	}
+	if e.lock, err = dirlock.Acquire(e.cfg.DataDir); err != nil {
+		return err
 	}
 	name, err := loadOrCreate(filepath.Join(e.cfg.DataDir, nodeNameFile), e.cfg.NodeName)
 	if err != nil {
@@ -312,5 +320,7 @@ func (e *Engine) stopLocked() error {
 		}
 		e.store = nil
 	}
+	e.lock.Release() // last: nothing of this engine touches DataDir any more
+	e.lock = nil
 	return errors.Join(errs...)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/dirlock"
 	"github.com/skiffhq/skiff/internal/node/agent"
 	"github.com/skiffhq/skiff/internal/node/join"
 	"github.com/skiffhq/skiff/runtime/wasm"
@@ -49,6 +50,7 @@ type Worker struct {
 	agent     *agent.Agent
 	wasm      *wasm.Runtime
 	stopProxy func()
+	lock      *dirlock.Lock
 }
 
 // ErrNoBus: the server's bus listens nowhere (a single-node server), so no
@@ -77,20 +79,25 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With("node", cfg.NodeName)
+	dir := filepath.Join(cfg.DataDir, agentSubdir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	lock, err := dirlock.Acquire(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	url, err := join.BusURL(ctx, cfg.Server, cfg.Token, cfg.CA)
 	if err != nil {
+		lock.Release()
 		return nil, err
 	}
 	conn, err := bus.Dial(ctx, url, cfg.Token, "agent-"+cfg.NodeName)
 	if err != nil {
+		lock.Release()
 		return nil, fmt.Errorf("worker: connect to the bus at %s: %w", url, err)
 	}
-	w := &Worker{conn: conn}
-	dir := filepath.Join(cfg.DataDir, agentSubdir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		w.Stop(ctx)
-		return nil, fmt.Errorf("worker: %w", err)
-	}
+	w := &Worker{conn: conn, lock: lock}
 	pr, rt, err := nodeRuntime(ctx, dir, conn, cfg.ImageHosts, log)
 	if err != nil {
 		w.Stop(ctx)
@@ -131,5 +138,6 @@ func (w *Worker) Stop(ctx context.Context) error {
 		err = w.wasm.Close(ctx)
 	}
 	w.conn.Close()
+	w.lock.Release()
 	return err
 }

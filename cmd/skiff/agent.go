@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -14,7 +16,7 @@ import (
 
 func newAgentCmd() *cobra.Command {
 	var cfg engine.WorkerConfig
-	var caFile string
+	var caFile, tokenFile string
 	cmd := &cobra.Command{
 		Use:   "agent --server HOST:PORT --token T --data-dir DIR --node-name NAME",
 		Short: "Join a worker node: a node agent that runs the pods bound to it",
@@ -28,7 +30,20 @@ Without --ca-file the agent trusts the server's certificate on first contact; gi
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = slog.Default()
+			switch {
+			case cfg.Token != "" && tokenFile != "":
+				return errors.New("give --token or --token-file, not both")
+			case tokenFile != "":
+				b, err := os.ReadFile(tokenFile)
+				if err != nil {
+					return fmt.Errorf("--token-file: %w", err)
+				}
+				cfg.Token = string(b)
+			}
 			cfg.Token = strings.TrimSpace(cfg.Token)
+			if cfg.Token == "" {
+				return errors.New("the cluster token is required: --token or --token-file (the server's DATA-DIR/token)")
+			}
 			if caFile != "" {
 				ca, err := os.ReadFile(caFile)
 				if err != nil {
@@ -51,6 +66,7 @@ Without --ca-file the agent trusts the server's certificate on first contact; gi
 	f := cmd.Flags()
 	f.StringVar(&cfg.Server, "server", "", "a server's API address, HOST:PORT")
 	f.StringVar(&cfg.Token, "token", "", "the cluster token (the server's DATA-DIR/token)")
+	f.StringVar(&tokenFile, "token-file", "", "a file holding the cluster token, instead of --token")
 	f.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "where the node keeps its modules, compile cache and pod data")
 	f.StringVar(&cfg.NodeName, "node-name", "", "this node's name (default: the host name)")
 	f.StringVar(&caFile, "ca-file", "", "the cluster CA to check the server's certificate with")
@@ -61,6 +77,5 @@ Without --ca-file the agent trusts the server's certificate on first contact; gi
 	f.DurationVar(&cfg.CrashLoopBackOff, "crash-loop-backoff", 10*time.Second,
 		"first delay before a crashed container restarts; it doubles up to 30 times this")
 	cmd.MarkFlagRequired("server")
-	cmd.MarkFlagRequired("token")
 	return cmd
 }

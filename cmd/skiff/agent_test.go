@@ -16,7 +16,7 @@ import (
 
 // startProcess runs the skiff binary with args, waits until a line of its
 // log contains ready, and ends it (by its PID) when the test ends.
-func startProcess(t *testing.T, ready string, args ...string) {
+func startProcess(t *testing.T, ready string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(buildSkiffOnce(t), args...)
 	stderr, err := cmd.StderrPipe()
@@ -54,6 +54,7 @@ func startProcess(t *testing.T, ready string, args ...string) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("skiff %s: no %q within 60s", args[0], ready)
 	}
+	return cmd
 }
 
 // The command-line contract's worker: `skiff agent --server HOST:PORT --token
@@ -73,12 +74,8 @@ func TestAgentJoinsAndRunsPods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, err := os.ReadFile(filepath.Join(dir, "token"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	startProcess(t, `msg="worker ready"`, "agent", "--server", strings.TrimPrefix(rc.Host, "https://"),
-		"--token", string(token), "--data-dir", t.TempDir(), "--node-name", "edge-1", "--image-hosts", "loopback")
+		"--token-file", filepath.Join(dir, "token"), "--data-dir", t.TempDir(), "--node-name", "edge-1", "--image-hosts", "loopback")
 
 	c := &cluster{t: t, dir: dir, kubeconfig: kubeconfig, cacheDir: filepath.Join(dir, "kubectl-cache")}
 	if err := until(150, func() error {

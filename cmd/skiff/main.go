@@ -9,13 +9,32 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
 
+// shutdownGrace bounds how long the process lives after SIGINT or SIGTERM:
+// the commands stop their engine within 30s, and whatever it may be
+// blocked on, the process ends at this deadline or at a second signal.
+const shutdownGrace = 40 * time.Second
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		cancel() // the command stops cleanly
+		select {
+		case sig = <-sigs:
+			fmt.Fprintf(os.Stderr, "skiff: second %v: exiting now\n", sig)
+		case <-time.After(shutdownGrace):
+			fmt.Fprintf(os.Stderr, "skiff: not stopped %v after %v: exiting now\n", shutdownGrace, sig)
+		}
+		os.Exit(1)
+	}()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "skiff:", err)
 		os.Exit(1)

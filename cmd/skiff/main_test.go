@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,5 +100,28 @@ func TestServerRejectsBadFlags(t *testing.T) {
 	out, err := exec.Command(bin, "server", "--data-dir", t.TempDir(), "--service-cidr", "nonsense").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "ServiceCIDR") {
 		t.Fatalf("bad --service-cidr: err %v, output %s", err, out)
+	}
+}
+
+// A second server on a data directory in use exits at once, naming the
+// directory and the holder's pid, instead of waiting on the raft log's lock.
+func TestSecondServerOnTheSameDataDirExits(t *testing.T) {
+	dir := t.TempDir()
+	first := startProcess(t, `msg="engine ready"`, "server", "--data-dir", dir, "--node-name", "lock-test",
+		"--api-listen", "127.0.0.1:0", "--image-hosts", "loopback", "--service-cidr", "127.79.0.0/16", "--cluster-pod-cidr", "127.80.0.0/16")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // bounds a hang; not a timing assertion
+	defer cancel()
+	out, err := exec.CommandContext(ctx, buildSkiffOnce(t), "server", "--data-dir", dir, "--node-name", "lock-test",
+		"--api-listen", "127.0.0.1:0", "--image-hosts", "loopback").CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("the second server did not exit: %s", out)
+	}
+	if err == nil {
+		t.Fatalf("the second server on %s started:\n%s", dir, out)
+	}
+	for _, want := range []string{dir, fmt.Sprintf("process %d", first.Process.Pid), "in use"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the second server's error lacks %q:\n%s", want, out)
+		}
 	}
 }
