@@ -11,9 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiffhq/skiff/raft"
@@ -250,25 +248,4 @@ func (s *Server) fillServiceUpdate(ctx context.Context, cur, next runtime.Object
 
 func invalidService(svc *corev1.Service, errs ...*field.Error) error {
 	return apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind("Service").GroupKind(), svc.Name, errs)
-}
-
-// ensureKubernetesService creates the "kubernetes" Service in default, the
-// in-cluster address of the API, with the first address of the CIDR.
-func (s *Server) ensureKubernetesService(ctx context.Context) error {
-	svc := &corev1.Service{
-		TypeMeta: metav1.TypeMeta{Kind: "Service", APIVersion: "v1"},
-		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
-			Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: nthAddr(s.serviceCIDR, 1).String(),
-			Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(6443)}}},
-	}
-	res, _ := s.reg.ForKind(corev1.SchemeGroupVersion.WithKind("Service"))
-	if _, err := s.objs.get(ctx, res, svc.Namespace, svc.Name); !apierrors.IsNotFound(err) {
-		return err
-	}
-	_, err := s.createObject(ctx, res, svc, nil, "")
-	if apierrors.IsAlreadyExists(err) {
-		return nil
-	}
-	return err
 }
