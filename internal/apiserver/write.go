@@ -198,7 +198,7 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 		return obj, err
 	}
 	if svc, ok := obj.(*corev1.Service); ok {
-		release, err := s.allocateService(ctx, svc)
+		release, err := s.services.Allocate(ctx, svc)
 		if err != nil {
 			if _, ok := err.(apierrors.APIStatus); !ok {
 				err = storeError(err, res, svc.Name)
@@ -299,7 +299,7 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		}
 		next = s.mergeUpdate(req, cur, next)
 		validation.Default(next)
-		if err := s.fillServiceUpdate(ctx, cur, next); err != nil {
+		if err := s.services.FillUpdate(ctx, cur, next); err != nil {
 			return nil, err
 		}
 		if manager != "" {
@@ -324,7 +324,7 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 			continue
 		}
 		if err == nil {
-			s.releaseFreedPorts(ctx, cur, out)
+			s.services.ReleaseFreedPorts(ctx, cur, out)
 		}
 		return out, err
 	}
@@ -556,7 +556,7 @@ func (s *Server) removeOrMark(ctx context.Context, req request, cur runtime.Obje
 func (s *Server) remove(ctx context.Context, req request, rev int64) (runtime.Object, error) {
 	out, err := s.objs.remove(ctx, req.res, req.ns, req.name, rev)
 	if err == nil {
-		s.releaseService(ctx, out)
+		s.services.Release(ctx, out)
 	}
 	return out, err
 }
