@@ -2,8 +2,36 @@ package raft
 
 import (
 	"context"
+	"fmt"
 	"sync"
 )
+
+// Watch streams the changes under prefix after revision from (0: from now).
+// A revision older than the history answers ErrCompacted. The watch ends when
+// ctx ends, Stop is called, or it falls too far behind (ErrWatchOverflow).
+func (s *Store) Watch(ctx context.Context, prefix string, from int64) (*Watcher, error) {
+	if from < 0 {
+		return nil, fmt.Errorf("watch from revision %d: %w", from, ErrInvalid)
+	}
+	w := newWatcher(prefix, s.cfg.WatchQueue)
+	if err := s.idx.register(w, from); err != nil {
+		return nil, fmt.Errorf("watch %q from %d: %w", prefix, from, err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	var once sync.Once
+	w.stop = func() {
+		once.Do(func() {
+			cancel()
+			<-w.done
+			s.idx.unregister(w)
+		})
+	}
+	go func() {
+		w.run(wctx)
+		s.idx.unregister(w)
+	}()
+	return w, nil
+}
 
 // Watcher delivers events for a key prefix in revision order. Read Events until
 // it is closed, then Err says why (nil after Stop or the context's end).

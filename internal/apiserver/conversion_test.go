@@ -11,6 +11,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
+// annMetrics is where autoscaling/v1 carries the metrics only v2 can
+// express: Kubernetes' own annotation, which v1 clients keep.
+const annMetrics = "autoscaling.alpha.kubernetes.io/metrics"
+
 // An HPA is one object seen through autoscaling/v1 and v2: what v1 cannot
 // express survives a v1 client's read-modify-write.
 func TestHPAServedInTwoVersions(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/raft"
 )
 
@@ -80,19 +81,22 @@ func TestSecretsAreEncryptedAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	kv, _, err := s.cfg.Store.Get(ctx, "/registry/core/secrets/default/db", raft.ReadOptions{})
-	if err != nil || keyName(kv.Value) != name {
-		t.Fatalf("after rotation the secret is sealed with %q, want %q (%v)", keyName(kv.Value), name, err)
+	if err != nil || pki.KeyName(kv.Value) != name {
+		t.Fatalf("after rotation the secret is sealed with %q, want %q (%v)", pki.KeyName(kv.Value), name, err)
 	}
 	got, err = cs.CoreV1().Secrets("default").Get(ctx, "db", metav1.GetOptions{})
 	if err != nil || !bytes.Equal(got.Data["password"], secretValue) {
 		t.Fatalf("read after rotation: %v %v", got.Data, err)
 	}
 	// A restart reads the key ring back from disk.
-	k2, err := loadKeyring(filepath.Join(s.cfg.PKIDir, "encryption-keys"))
-	if err != nil || len(k2.keys) != 2 || k2.keys[0].name != name {
-		t.Fatalf("reloaded key ring: %+v %v", k2, err)
+	k2, err := pki.LoadKeyring(filepath.Join(s.cfg.PKIDir, "encryption-keys"))
+	if err != nil {
+		t.Fatalf("reload key ring: %v", err)
 	}
-	if _, err := k2.decrypt(kv.Value); err != nil {
+	if names := k2.Names(); len(names) != 2 || names[0] != name {
+		t.Fatalf("reloaded key ring has keys %v, want 2 with %q first", names, name)
+	}
+	if _, err := k2.Decrypt(kv.Value); err != nil {
 		t.Fatalf("reloaded ring cannot open the value: %v", err)
 	}
 }

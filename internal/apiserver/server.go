@@ -26,7 +26,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 
+	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
+	"github.com/skiffhq/skiff/internal/apiserver/servicealloc"
 	"github.com/skiffhq/skiff/raft"
 )
 
@@ -61,17 +63,17 @@ type Config struct {
 
 // Server is a running (or ready to start) API server.
 type Server struct {
-	cfg         Config
-	log         *slog.Logger
-	reg         *resources.Table
-	scheme      *runtime.Scheme
-	codecs      serializer.CodecFactory
-	objs        *objectStore
-	pki         *PKI
-	openapi     http.Handler
-	managers    *fieldManagers
-	metrics     *metrics
-	serviceCIDR netip.Prefix
+	cfg      Config
+	log      *slog.Logger
+	reg      *resources.Table
+	scheme   *runtime.Scheme
+	codecs   serializer.CodecFactory
+	objs     *objectStore
+	pki      *pki.PKI
+	openapi  http.Handler
+	managers *fieldManagers
+	metrics  *metrics
+	services *servicealloc.Allocator
 	// bookmarkInterval is how often a watch that allows bookmarks gets one.
 	bookmarkInterval time.Duration
 
@@ -111,20 +113,20 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("apiserver: %w", err)
 	}
-	pki, err := LoadOrCreatePKI(cfg.PKIDir, certHosts(host))
+	certs, err := pki.LoadOrCreate(cfg.PKIDir, certHosts(host))
 	if err != nil {
 		return nil, fmt.Errorf("apiserver: %w", err)
 	}
-	keys, err := loadKeyring(filepath.Join(cfg.PKIDir, "encryption-keys"))
+	keys, err := pki.LoadKeyring(filepath.Join(cfg.PKIDir, "encryption-keys"))
 	if err != nil {
 		return nil, fmt.Errorf("apiserver: %w", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "apiserver"), reg: reg, scheme: scheme,
-		codecs: serializer.NewCodecFactory(scheme), objs: &objectStore{store: cfg.Store, scheme: scheme, keys: keys}, pki: pki}
+		codecs: serializer.NewCodecFactory(scheme), objs: &objectStore{store: cfg.Store, scheme: scheme, keys: keys}, pki: certs}
 	s.openapi = newOpenAPIHandler(reg)
 	s.managers = &fieldManagers{scheme: scheme}
 	s.metrics = newMetrics(s)
-	s.serviceCIDR = cidr.Masked()
+	s.services = servicealloc.New(cfg.Store, cidr)
 	s.bookmarkInterval = defaultBookmarkInterval
 	return s, nil
 }
@@ -206,6 +208,10 @@ func (s *Server) URL() string {
 
 // CAPEM is the cluster CA certificate clients trust.
 func (s *Server) CAPEM() []byte { return s.pki.CAPEM }
+
+// Kubeconfig is a kubeconfig for the admin: the server's URL, the cluster
+// CA, the bearer token, and the default namespace.
+func (s *Server) Kubeconfig() ([]byte, error) { return s.pki.Kubeconfig(s.URL(), s.cfg.Token) }
 
 // Handler is the whole API behind authentication. It needs no socket: an
 // embedding program can call it in-process.

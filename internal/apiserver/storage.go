@@ -10,7 +10,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/skiffhq/skiff/internal/apiserver/conversion"
+	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
 	"github.com/skiffhq/skiff/raft"
 )
@@ -27,7 +30,17 @@ import (
 type objectStore struct {
 	store  *raft.Store
 	scheme *runtime.Scheme
-	keys   *keyring // encrypts the values of encrypted resources
+	keys   *pki.Keyring // encrypts the values of encrypted resources
+}
+
+// storageGVK is the kind objects of res are stored as: a resource served
+// in several versions is stored once, in its storage version.
+func storageGVK(res *resources.Resource) schema.GroupVersionKind {
+	gvk := res.GVK()
+	if res.StorageVersion != "" {
+		gvk.Version = res.StorageVersion
+	}
+	return gvk
 }
 
 // encrypted says whether a resource's values are encrypted at rest: Secrets,
@@ -37,7 +50,7 @@ func encrypted(res *resources.Resource) bool { return res.Group == "" && res.Res
 // value is what the store keeps for obj: the object in its storage version,
 // encoded, encrypted for encrypted resources.
 func (s *objectStore) value(res *resources.Resource, obj runtime.Object) ([]byte, error) {
-	obj, err := convert(obj, storageGVK(res))
+	obj, err := conversion.Convert(obj, storageGVK(res))
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +66,7 @@ func (s *objectStore) seal(res *resources.Resource, b []byte) ([]byte, error) {
 	if !encrypted(res) {
 		return b, nil
 	}
-	return s.keys.encrypt(b)
+	return s.keys.Encrypt(b)
 }
 
 func groupSegment(group string) string {
@@ -82,7 +95,7 @@ func (s *objectStore) decode(res *resources.Resource, kv raft.KeyValue) (runtime
 	}
 	value := kv.Value
 	if encrypted(res) {
-		if value, err = s.keys.decrypt(value); err != nil {
+		if value, err = s.keys.Decrypt(value); err != nil {
 			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
 		}
 	}
@@ -90,7 +103,7 @@ func (s *objectStore) decode(res *resources.Resource, kv raft.KeyValue) (runtime
 		return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
 	}
 	obj.GetObjectKind().SetGroupVersionKind(storageGVK(res))
-	if obj, err = convert(obj, res.GVK()); err != nil {
+	if obj, err = conversion.Convert(obj, res.GVK()); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
 	}
 	obj.GetObjectKind().SetGroupVersionKind(res.GVK())

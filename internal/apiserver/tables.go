@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/skiffhq/skiff/internal/apiserver/conversion"
 	"github.com/skiffhq/skiff/internal/apiserver/printers"
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
 )
@@ -21,7 +22,7 @@ func (s *Server) table(res *resources.Resource, objs []runtime.Object, includeOb
 	if storageGVK(res) != res.GVK() {
 		printed = make([]runtime.Object, len(objs))
 		for i, o := range objs {
-			c, err := convert(o, storageGVK(res))
+			c, err := conversion.Convert(o, storageGVK(res))
 			if err != nil {
 				return nil, apierrors.NewInternalError(err)
 			}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -199,7 +198,7 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 		return obj, err
 	}
 	if svc, ok := obj.(*corev1.Service); ok {
-		release, err := s.allocateService(ctx, svc)
+		release, err := s.services.Allocate(ctx, svc)
 		if err != nil {
 			if _, ok := err.(apierrors.APIStatus); !ok {
 				err = storeError(err, res, svc.Name)
@@ -224,56 +223,6 @@ func (s *Server) namespaceAcceptsObjects(ctx context.Context, name string) error
 	if ns := obj.(*corev1.Namespace); ns.DeletionTimestamp != nil {
 		return apierrors.NewForbidden(nsRes.GroupResource(), name,
 			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", name))
-	}
-	return nil
-}
-
-// ensureDefaults creates the objects every cluster has.
-func (s *Server) ensureDefaults(ctx context.Context) error {
-	if err := s.ensureNamespaces(ctx); err != nil {
-		return err
-	}
-	if err := s.ensureRuntimeClass(ctx); err != nil {
-		return err
-	}
-	return s.ensureKubernetesService(ctx)
-}
-
-// ensureRuntimeClass creates the RuntimeClass "wasm" (handler wasm), which
-// selects the Wasm runtime for a pod (runtimeClassName: wasm). It carries
-// the node selector of the nodes that offer the runtime, so the scheduler
-// places such pods on them, as RuntimeClass scheduling does.
-func (s *Server) ensureRuntimeClass(ctx context.Context) error {
-	res, _ := s.reg.Get(schema.GroupVersionResource{Group: "node.k8s.io", Version: "v1", Resource: "runtimeclasses"})
-	if _, err := s.objs.get(ctx, res, "", "wasm"); err == nil {
-		return nil
-	} else if !apierrors.IsNotFound(err) {
-		return err
-	}
-	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "wasm"}, Handler: "wasm",
-		Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{"skiff.dev/runtime-wasm": "true"}}}
-	rc.SetGroupVersionKind(res.GVK())
-	if _, err := s.createObject(ctx, res, rc, nil, ""); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	return nil
-}
-
-// ensureNamespaces creates the namespaces every cluster has.
-func (s *Server) ensureNamespaces(ctx context.Context) error {
-	nsRes, _ := s.reg.Get(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"})
-	for _, name := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
-		if _, err := s.objs.get(ctx, nsRes, "", name); err == nil {
-			continue
-		} else if !apierrors.IsNotFound(err) {
-			return err
-		}
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name,
-			Labels: map[string]string{corev1.LabelMetadataName: name}}}
-		ns.SetGroupVersionKind(nsRes.GVK())
-		if _, err := s.createObject(ctx, nsRes, ns, nil, ""); err != nil && !apierrors.IsAlreadyExists(err) {
-			return err
-		}
 	}
 	return nil
 }
@@ -350,7 +299,7 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		}
 		next = s.mergeUpdate(req, cur, next)
 		validation.Default(next)
-		if err := s.fillServiceUpdate(ctx, cur, next); err != nil {
+		if err := s.services.FillUpdate(ctx, cur, next); err != nil {
 			return nil, err
 		}
 		if manager != "" {
@@ -375,7 +324,7 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 			continue
 		}
 		if err == nil {
-			s.releaseFreedPorts(ctx, cur, out)
+			s.services.ReleaseFreedPorts(ctx, cur, out)
 		}
 		return out, err
 	}
@@ -607,7 +556,7 @@ func (s *Server) removeOrMark(ctx context.Context, req request, cur runtime.Obje
 func (s *Server) remove(ctx context.Context, req request, rev int64) (runtime.Object, error) {
 	out, err := s.objs.remove(ctx, req.res, req.ns, req.name, rev)
 	if err == nil {
-		s.releaseService(ctx, out)
+		s.services.Release(ctx, out)
 	}
 	return out, err
 }

@@ -43,8 +43,16 @@ import (
 	"reflect"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	nodev1 "k8s.io/api/node/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/api/validation/path"
@@ -191,6 +199,53 @@ func validateObject(obj, old runtime.Object) field.ErrorList {
 	default:
 		return validateOtherGroups(obj, old)
 	}
+}
+
+// validateOtherGroups dispatches the kinds outside the core group.
+func validateOtherGroups(obj, old runtime.Object) field.ErrorList {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return validateDeployment(o, oldAs[*appsv1.Deployment](old))
+	case *appsv1.ReplicaSet:
+		return validateReplicaSet(o, oldAs[*appsv1.ReplicaSet](old))
+	case *appsv1.StatefulSet:
+		return validateStatefulSet(o, oldAs[*appsv1.StatefulSet](old))
+	case *appsv1.DaemonSet:
+		return validateDaemonSet(o, oldAs[*appsv1.DaemonSet](old))
+	case *appsv1.ControllerRevision:
+		return validateControllerRevision(o, oldAs[*appsv1.ControllerRevision](old))
+	case *batchv1.Job:
+		return validateJob(o, oldAs[*batchv1.Job](old))
+	case *batchv1.CronJob:
+		return validateCronJob(o, oldAs[*batchv1.CronJob](old))
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		return validateHPA(o)
+	case *networkingv1.Ingress:
+		return validateIngress(o)
+	case *networkingv1.IngressClass:
+		return validateIngressClass(o, oldAs[*networkingv1.IngressClass](old))
+	case *networkingv1.NetworkPolicy:
+		return validateNetworkPolicy(o)
+	case *discoveryv1.EndpointSlice:
+		return validateEndpointSlice(o, oldAs[*discoveryv1.EndpointSlice](old))
+	case *nodev1.RuntimeClass:
+		return validateRuntimeClass(o, oldAs[*nodev1.RuntimeClass](old))
+	case *storagev1.StorageClass:
+		return validateStorageClass(o, oldAs[*storagev1.StorageClass](old))
+	case *coordinationv1.Lease:
+		return validateLease(o)
+	case *policyv1.PodDisruptionBudget:
+		return validatePDB(o)
+	case *rbacv1.Role:
+		return validatePolicyRules(o.Rules, true, field.NewPath("rules"))
+	case *rbacv1.ClusterRole:
+		return validateClusterRole(o)
+	case *rbacv1.RoleBinding:
+		return validateRoleBinding(&o.RoleRef, o.Subjects, true, roleRefOf(oldAs[*rbacv1.RoleBinding](old)))
+	case *rbacv1.ClusterRoleBinding:
+		return validateRoleBinding(&o.RoleRef, o.Subjects, false, clusterRoleRefOf(oldAs[*rbacv1.ClusterRoleBinding](old)))
+	}
+	return nil
 }
 
 // oldAs converts the old object of an update to the type of the new one, or

@@ -925,6 +925,22 @@ func TestValidateBatch(t *testing.T) {
 			want: []want{{"spec.schedule", field.ErrorTypeInvalid, "expected exactly 5 fields, found 3: [* * *]"}}},
 		{name: "cronjob TZ in schedule", obj: with(newCronJob(), func(c *batchv1.CronJob) { c.Spec.Schedule = "TZ=UTC 0 * * * *" }), namespaced: true,
 			want: []want{{"spec.schedule", field.ErrorTypeInvalid, "use timeZone field instead"}}},
+		{name: "cronjob TZ kept on update", obj: with(newCronJob(), func(c *batchv1.CronJob) { c.Spec.Schedule = "TZ=UTC 30 * * * *" }),
+			old: with(newCronJob(), func(c *batchv1.CronJob) { c.Spec.Schedule = "TZ=UTC 0 * * * *" }), namespaced: true},
+		{name: "cronjob TZ added on update", obj: with(newCronJob(), func(c *batchv1.CronJob) { c.Spec.Schedule = "CRON_TZ=UTC 0 * * * *" }),
+			old: newCronJob(), namespaced: true,
+			want: []want{{"spec.schedule", field.ErrorTypeInvalid, "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"}}},
+		{name: "cronjob TZ and timeZone", obj: with(newCronJob(), func(c *batchv1.CronJob) {
+			c.Spec.Schedule = "TZ=UTC 0 * * * *"
+			c.Spec.TimeZone = ptrTo("Europe/Paris")
+		}), old: with(newCronJob(), func(c *batchv1.CronJob) { c.Spec.Schedule = "TZ=UTC 0 * * * *" }), namespaced: true,
+			want: []want{{"spec.schedule", field.ErrorTypeInvalid, "cannot use both timeZone field and TZ or CRON_TZ in schedule"}}},
+		{name: "cronjob bad TZ kept on update", obj: with(newCronJob(), func(c *batchv1.CronJob) { c.Spec.Schedule = "TZ=Mars/Olympus 0 * * * *" }),
+			old: with(newCronJob(), func(c *batchv1.CronJob) { c.Spec.Schedule = "TZ=UTC 0 * * * *" }), namespaced: true,
+			want: []want{{"spec.schedule", field.ErrorTypeInvalid, "provided bad location Mars/Olympus"}}},
+		{name: "cronjob out of range", obj: with(newCronJob(), func(c *batchv1.CronJob) { c.Spec.Schedule = "0 24 * * *" }), namespaced: true,
+			want: []want{{"spec.schedule", field.ErrorTypeInvalid, "end of range (24) above maximum (23): 24"}}},
+		{name: "cronjob every", obj: with(newCronJob(), func(c *batchv1.CronJob) { c.Spec.Schedule = "@every 90s" }), namespaced: true},
 		{name: "cronjob time zone", obj: with(newCronJob(), func(c *batchv1.CronJob) { c.Spec.TimeZone = ptrTo("Europe/Paris") }), namespaced: true},
 		{name: "cronjob bad time zone", obj: with(newCronJob(), func(c *batchv1.CronJob) { c.Spec.TimeZone = ptrTo("Mars/Olympus") }), namespaced: true,
 			want: []want{{"spec.timeZone", field.ErrorTypeInvalid, ""}}},
@@ -974,6 +990,17 @@ func TestParseCron(t *testing.T) {
 		"x * * * *":                 "failed to parse int from x",
 		"@fortnightly":              "unrecognized descriptor: @fortnightly",
 		"@every forever":            "failed to parse duration @every forever",
+		// A zone prefix is the parser's business (whether one is allowed is
+		// validateCronJob's): valid zones parse, unknown ones are named, and
+		// a prefix with nothing after it is an error, not a panic.
+		"CRON_TZ=Europe/Paris 0 9 * * mon-fri": "",
+		"TZ=UTC @daily":                        "",
+		"TZ=Mars/Olympus 0 * * * *":            "provided bad location Mars/Olympus",
+		"TZ=UTC":                               "expected exactly 5 fields, found 0",
+		"CRON_TZ=UTC":                          "expected exactly 5 fields, found 0",
+		// The parser checks ranges, not dates, as Kubernetes does: 31
+		// February is accepted (the controller never finds a time for it).
+		"0 0 31 2 *": "",
 	} {
 		err := parseCron(spec)
 		switch {

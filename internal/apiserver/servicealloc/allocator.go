@@ -1,4 +1,9 @@
-package apiserver
+// Package servicealloc hands out Service ClusterIPs and NodePorts, as the
+// Kubernetes API server's IP and port allocators do, so that two Services
+// created at once on different servers never share one. Each allocation is
+// a store key made with create-if-absent: the replicated store decides, and
+// there is no bitmap to keep consistent.
+package servicealloc
 
 import (
 	"context"
@@ -11,9 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiffhq/skiff/raft"
@@ -30,16 +33,33 @@ const (
 	allocPrefix = "/registry/allocations/"
 )
 
+// Allocator allocates from one service CIDR and the NodePort range, in one
+// store.
+type Allocator struct {
+	store *raft.Store
+	cidr  netip.Prefix
+}
+
+// New returns an allocator of the addresses in cidr, keeping its keys in
+// store.
+func New(store *raft.Store, cidr netip.Prefix) *Allocator {
+	return &Allocator{store: store, cidr: cidr.Masked()}
+}
+
+// KubernetesIP is the ClusterIP of the kubernetes Service: the first address
+// of the CIDR, which is never handed out to other Services.
+func (a *Allocator) KubernetesIP() netip.Addr { return nthAddr(a.cidr, 1) }
+
 func clusterIPKey(ip netip.Addr) string { return allocPrefix + "clusterip/" + ip.String() }
 func nodePortKey(p int32) string        { return allocPrefix + "nodeport/" + strconv.Itoa(int(p)) }
 
-// allocateService fills and reserves a new Service's ClusterIP and
+// Allocate fills and reserves a new Service's ClusterIP and
 // NodePorts. On error nothing stays reserved.
-func (s *Server) allocateService(ctx context.Context, svc *corev1.Service) (release func(), err error) {
+func (a *Allocator) Allocate(ctx context.Context, svc *corev1.Service) (release func(), err error) {
 	var keys []string
 	release = func() {
 		for _, k := range keys {
-			s.cfg.Store.Delete(context.WithoutCancel(ctx), k, 0)
+			a.store.Delete(context.WithoutCancel(ctx), k, 0)
 		}
 	}
 	defer func() {
@@ -49,7 +69,7 @@ func (s *Server) allocateService(ctx context.Context, svc *corev1.Service) (rele
 	}()
 	owner := []byte(svc.Namespace + "/" + svc.Name)
 	reserve := func(key string) error {
-		_, err := s.cfg.Store.Create(ctx, key, owner)
+		_, err := a.store.Create(ctx, key, owner)
 		if err == nil {
 			keys = append(keys, key)
 		}
@@ -57,16 +77,16 @@ func (s *Server) allocateService(ctx context.Context, svc *corev1.Service) (rele
 	}
 	if svc.Spec.Type != corev1.ServiceTypeExternalName && svc.Spec.ClusterIP != corev1.ClusterIPNone {
 		if svc.Spec.ClusterIP == "" {
-			ip, err := s.pickClusterIP(ctx, reserve)
+			ip, err := a.pickClusterIP(ctx, reserve)
 			if err != nil {
 				return release, err
 			}
 			svc.Spec.ClusterIP = ip.String()
 		} else {
 			ip, perr := netip.ParseAddr(svc.Spec.ClusterIP)
-			if perr != nil || !s.serviceCIDR.Contains(ip) {
+			if perr != nil || !a.cidr.Contains(ip) {
 				return release, invalidService(svc, field.Invalid(field.NewPath("spec", "clusterIP"), svc.Spec.ClusterIP,
-					fmt.Sprintf("the provided IP is not in the valid range: the service CIDR is %s", s.serviceCIDR)))
+					fmt.Sprintf("the provided IP is not in the valid range: the service CIDR is %s", a.cidr)))
 			}
 			if err := reserve(clusterIPKey(ip)); errors.Is(err, raft.ErrKeyExists) {
 				return release, invalidService(svc, field.Invalid(field.NewPath("spec", "clusterIP"), svc.Spec.ClusterIP,
@@ -77,10 +97,10 @@ func (s *Server) allocateService(ctx context.Context, svc *corev1.Service) (rele
 		}
 		svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
 	}
-	return release, s.allocateNodePorts(ctx, svc, reserve)
+	return release, a.allocateNodePorts(ctx, svc, reserve)
 }
 
-func (s *Server) allocateNodePorts(ctx context.Context, svc *corev1.Service, reserve func(string) error) error {
+func (a *Allocator) allocateNodePorts(ctx context.Context, svc *corev1.Service, reserve func(string) error) error {
 	if svc.Spec.Type != corev1.ServiceTypeNodePort && svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		return nil
 	}
@@ -122,15 +142,15 @@ func (s *Server) allocateNodePorts(ctx context.Context, svc *corev1.Service, res
 // Kubernetes does (so addresses of deleted Services are not reused at once).
 // The network address and the first one (the kubernetes Service's) are
 // never handed out.
-func (s *Server) pickClusterIP(ctx context.Context, reserve func(string) error) (netip.Addr, error) {
-	bits := s.serviceCIDR.Addr().BitLen() - s.serviceCIDR.Bits()
+func (a *Allocator) pickClusterIP(ctx context.Context, reserve func(string) error) (netip.Addr, error) {
+	bits := a.cidr.Addr().BitLen() - a.cidr.Bits()
 	size := uint64(1) << min(bits, 20) // enough to find a free one; bounds the loop
 	if size < 4 {
-		return netip.Addr{}, apierrors.NewInternalError(fmt.Errorf("service CIDR %s is too small", s.serviceCIDR))
+		return netip.Addr{}, apierrors.NewInternalError(fmt.Errorf("service CIDR %s is too small", a.cidr))
 	}
 	start := 2 + rand.Uint64N(size-3)
 	for n := uint64(0); n < size-2; n++ {
-		ip := nthAddr(s.serviceCIDR, 2+(start-2+n)%(size-3))
+		ip := nthAddr(a.cidr, 2+(start-2+n)%(size-3))
 		err := reserve(clusterIPKey(ip))
 		if err == nil {
 			return ip, nil
@@ -139,7 +159,7 @@ func (s *Server) pickClusterIP(ctx context.Context, reserve func(string) error) 
 			return netip.Addr{}, err
 		}
 	}
-	return netip.Addr{}, apierrors.NewInternalError(fmt.Errorf("service CIDR %s is full", s.serviceCIDR))
+	return netip.Addr{}, apierrors.NewInternalError(fmt.Errorf("service CIDR %s is full", a.cidr))
 }
 
 // nthAddr is the n-th address of prefix p.
@@ -154,8 +174,9 @@ func nthAddr(p netip.Prefix, n uint64) netip.Addr {
 	return a
 }
 
-// releaseFreedPorts frees the NodePorts an update took away from a Service.
-func (s *Server) releaseFreedPorts(ctx context.Context, cur, updated runtime.Object) {
+// ReleaseFreedPorts frees the NodePorts an update took away from a Service.
+// Other objects are left alone, so the write path may call it for any kind.
+func (a *Allocator) ReleaseFreedPorts(ctx context.Context, cur, updated runtime.Object) {
 	c, ok1 := cur.(*corev1.Service)
 	u, ok2 := updated.(*corev1.Service)
 	if !ok1 || !ok2 {
@@ -167,24 +188,25 @@ func (s *Server) releaseFreedPorts(ctx context.Context, cur, updated runtime.Obj
 	}
 	for _, p := range c.Spec.Ports {
 		if p.NodePort != 0 && !kept[p.NodePort] {
-			s.cfg.Store.Delete(context.WithoutCancel(ctx), nodePortKey(p.NodePort), 0)
+			a.store.Delete(context.WithoutCancel(ctx), nodePortKey(p.NodePort), 0)
 		}
 	}
 }
 
-// releaseService frees the addresses of a deleted Service.
-func (s *Server) releaseService(ctx context.Context, obj runtime.Object) {
+// Release frees the addresses of a deleted Service (other objects hold
+// none).
+func (a *Allocator) Release(ctx context.Context, obj runtime.Object) {
 	svc, ok := obj.(*corev1.Service)
 	if !ok {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
 	if ip, err := netip.ParseAddr(svc.Spec.ClusterIP); err == nil {
-		s.cfg.Store.Delete(ctx, clusterIPKey(ip), 0)
+		a.store.Delete(ctx, clusterIPKey(ip), 0)
 	}
 	for _, p := range svc.Spec.Ports {
 		if p.NodePort != 0 {
-			s.cfg.Store.Delete(ctx, nodePortKey(p.NodePort), 0)
+			a.store.Delete(ctx, nodePortKey(p.NodePort), 0)
 		}
 	}
 }
@@ -193,11 +215,12 @@ func needsNodePorts(t corev1.ServiceType) bool {
 	return t == corev1.ServiceTypeNodePort || t == corev1.ServiceTypeLoadBalancer
 }
 
-// fillServiceUpdate keeps the allocated ClusterIP when an update leaves it
+// FillUpdate keeps the allocated ClusterIP when an update leaves it
 // empty (as kubectl replace of a manifest does), drops the fields the new
 // type does not have when the type changes (unless the client changed them,
 // as Kubernetes does), and gives new NodePorts to ports that need one.
-func (s *Server) fillServiceUpdate(ctx context.Context, cur, next runtime.Object) error {
+// Other objects are left alone.
+func (a *Allocator) FillUpdate(ctx context.Context, cur, next runtime.Object) error {
 	c, ok1 := cur.(*corev1.Service)
 	n, ok2 := next.(*corev1.Service)
 	if !ok1 || !ok2 {
@@ -237,38 +260,17 @@ func (s *Server) fillServiceUpdate(ctx context.Context, cur, next runtime.Object
 		}
 	}
 	owner := []byte(n.Namespace + "/" + n.Name)
-	return s.allocateNodePorts(ctx, &corev1.Service{ObjectMeta: n.ObjectMeta, Spec: corev1.ServiceSpec{Type: n.Spec.Type,
+	return a.allocateNodePorts(ctx, &corev1.Service{ObjectMeta: n.ObjectMeta, Spec: corev1.ServiceSpec{Type: n.Spec.Type,
 		Ports: n.Spec.Ports}}, func(key string) error {
 		// Ports the Service already holds are its own: keep them.
-		if kv, _, err := s.cfg.Store.Get(ctx, key, raft.ReadOptions{}); err == nil && string(kv.Value) == string(owner) {
+		if kv, _, err := a.store.Get(ctx, key, raft.ReadOptions{}); err == nil && string(kv.Value) == string(owner) {
 			return nil
 		}
-		_, err := s.cfg.Store.Create(ctx, key, owner)
+		_, err := a.store.Create(ctx, key, owner)
 		return err
 	})
 }
 
 func invalidService(svc *corev1.Service, errs ...*field.Error) error {
 	return apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind("Service").GroupKind(), svc.Name, errs)
-}
-
-// ensureKubernetesService creates the "kubernetes" Service in default, the
-// in-cluster address of the API, with the first address of the CIDR.
-func (s *Server) ensureKubernetesService(ctx context.Context) error {
-	svc := &corev1.Service{
-		TypeMeta: metav1.TypeMeta{Kind: "Service", APIVersion: "v1"},
-		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
-			Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: nthAddr(s.serviceCIDR, 1).String(),
-			Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(6443)}}},
-	}
-	res, _ := s.reg.ForKind(corev1.SchemeGroupVersion.WithKind("Service"))
-	if _, err := s.objs.get(ctx, res, svc.Namespace, svc.Name); !apierrors.IsNotFound(err) {
-		return err
-	}
-	_, err := s.createObject(ctx, res, svc, nil, "")
-	if apierrors.IsAlreadyExists(err) {
-		return nil
-	}
-	return err
 }

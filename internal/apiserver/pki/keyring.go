@@ -1,8 +1,7 @@
-package apiserver
+package pki
 
 import (
 	"bytes"
-	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -14,10 +13,7 @@ import (
 	"strings"
 	"sync"
 
-	"k8s.io/apimachinery/pkg/runtime/schema"
-
 	"github.com/skiffhq/skiff/internal/atomicfile"
-	"github.com/skiffhq/skiff/raft"
 )
 
 // encryptedPrefix starts every encrypted value, followed by the key's name
@@ -26,10 +22,10 @@ import (
 // encryption was on (which are read as they are).
 const encryptedPrefix = "k8s:enc:aesgcm:v1:"
 
-// keyring encrypts Secret values at rest with AES-256-GCM. The first key
+// Keyring encrypts Secret values at rest with AES-256-GCM. The first key
 // encrypts; every key decrypts, so a rotation adds a key in front and the
 // old values stay readable until they are rewritten.
-type keyring struct {
+type Keyring struct {
 	path string
 
 	mu   sync.RWMutex
@@ -41,16 +37,16 @@ type namedKey struct {
 	aead cipher.AEAD
 }
 
-// loadKeyring reads path ("name:base64-key" lines, newest first), creating
+// LoadKeyring reads path ("name:base64-key" lines, newest first), creating
 // it with one new key if it does not exist.
-func loadKeyring(path string) (*keyring, error) {
-	k := &keyring{path: path}
+func LoadKeyring(path string) (*Keyring, error) {
+	k := &Keyring{path: path}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, err
 		}
-		if _, err := k.rotate(); err != nil {
+		if _, err := k.Rotate(); err != nil {
 			return nil, err
 		}
 		return k, nil
@@ -85,9 +81,9 @@ func newKey(name string, raw []byte) (namedKey, error) {
 	return namedKey{name: name, aead: aead}, nil
 }
 
-// rotate puts a new key in front (it encrypts from now on) and saves the
+// Rotate puts a new key in front (it encrypts from now on) and saves the
 // ring. It returns the new key's name.
-func (k *keyring) rotate() (string, error) {
+func (k *Keyring) Rotate() (string, error) {
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return "", err
@@ -113,7 +109,9 @@ func (k *keyring) rotate() (string, error) {
 	return name, nil
 }
 
-func (k *keyring) encrypt(plain []byte) ([]byte, error) {
+// Encrypt seals plain with the newest key and a random nonce, behind the
+// prefix and the key's name.
+func (k *Keyring) Encrypt(plain []byte) ([]byte, error) {
 	k.mu.RLock()
 	key := k.keys[0]
 	k.mu.RUnlock()
@@ -126,8 +124,8 @@ func (k *keyring) encrypt(plain []byte) ([]byte, error) {
 	return key.aead.Seal(out, nonce, plain, nil), nil
 }
 
-// decrypt opens a value; values without the prefix are returned as they are.
-func (k *keyring) decrypt(v []byte) ([]byte, error) {
+// Decrypt opens a value; values without the prefix are returned as they are.
+func (k *Keyring) Decrypt(v []byte) ([]byte, error) {
 	rest, ok := bytes.CutPrefix(v, []byte(encryptedPrefix))
 	if !ok {
 		return v, nil
@@ -155,9 +153,9 @@ func (k *keyring) decrypt(v []byte) ([]byte, error) {
 	return nil, fmt.Errorf("value encrypted with unknown key %q", name)
 }
 
-// keyName is the name of the key a stored value was encrypted with ("" when
+// KeyName is the name of the key a stored value was encrypted with ("" when
 // it is not encrypted).
-func keyName(v []byte) string {
+func KeyName(v []byte) string {
 	rest, ok := bytes.CutPrefix(v, []byte(encryptedPrefix))
 	if !ok {
 		return ""
@@ -166,43 +164,13 @@ func keyName(v []byte) string {
 	return string(name)
 }
 
-// RotateEncryptionKey makes a new key the one that encrypts, then rewrites
-// every Secret with it, so the old keys protect nothing any more (they stay
-// in the ring for values a concurrent writer may still have sealed with
-// them). It returns the new key's name.
-func (s *Server) RotateEncryptionKey(ctx context.Context) (string, error) {
-	name, err := s.objs.keys.rotate()
-	if err != nil {
-		return "", err
+// Names are the ring's key names, newest (the one that encrypts) first.
+func (k *Keyring) Names() []string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	names := make([]string, len(k.keys))
+	for i, key := range k.keys {
+		names[i] = key.name
 	}
-	res, _ := s.reg.Get(schema.GroupVersionResource{Version: "v1", Resource: "secrets"})
-	page, err := s.cfg.Store.List(ctx, prefix(res, ""), raft.ListOptions{})
-	if err != nil {
-		return name, fmt.Errorf("list secrets to re-encrypt: %w", err)
-	}
-	for _, kv := range page.KVs {
-		for attempt := 0; keyName(kv.Value) != name; attempt++ {
-			plain, err := s.objs.keys.decrypt(kv.Value)
-			if err == nil {
-				var sealed []byte
-				if sealed, err = s.objs.keys.encrypt(plain); err == nil {
-					_, err = s.cfg.Store.Update(ctx, kv.Key, sealed, kv.ModRev)
-				}
-			}
-			if errors.Is(err, raft.ErrConflict) && attempt < maxRetries {
-				// Changed meanwhile: the writer sealed it with the new key, or we re-read and try again.
-				if kv, _, err = s.cfg.Store.Get(ctx, kv.Key, raft.ReadOptions{}); err == nil {
-					continue
-				}
-			}
-			if errors.Is(err, raft.ErrNotFound) {
-				break
-			}
-			if err != nil {
-				return name, fmt.Errorf("re-encrypt %s: %w", kv.Key, err)
-			}
-			break
-		}
-	}
-	return name, nil
+	return names
 }

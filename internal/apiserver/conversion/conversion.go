@@ -1,4 +1,8 @@
-package apiserver
+// Package conversion converts objects between the versions the API serves.
+// A resource served in several versions is stored once, in its storage
+// version, and converted at the store's edge, as Kubernetes does: both
+// versions are views of the same objects.
+package conversion
 
 import (
 	"encoding/json"
@@ -9,25 +13,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-
-	"github.com/skiffhq/skiff/internal/apiserver/resources"
 )
 
-// A resource served in several versions is stored once, in its storage
-// version, and converted at the store's edge, as Kubernetes does: both
-// versions are views of the same objects.
-
-// storageGVK is the kind objects of res are stored as.
-func storageGVK(res *resources.Resource) schema.GroupVersionKind {
-	gvk := res.GVK()
-	if res.StorageVersion != "" {
-		gvk.Version = res.StorageVersion
-	}
-	return gvk
-}
-
-// convert turns obj into the kind to. Only the pairs served here exist.
-func convert(obj runtime.Object, to schema.GroupVersionKind) (runtime.Object, error) {
+// Convert turns obj into the kind to. Only the pairs served here exist;
+// an object already of kind to is returned as it is.
+func Convert(obj runtime.Object, to schema.GroupVersionKind) (runtime.Object, error) {
 	switch o := obj.(type) {
 	case *autoscalingv1.HorizontalPodAutoscaler:
 		if to == autoscalingv2.SchemeGroupVersion.WithKind("HorizontalPodAutoscaler") {

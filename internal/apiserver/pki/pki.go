@@ -1,4 +1,9 @@
-package apiserver
+// Package pki keeps the API server's key material in the data directory's
+// pki/: the cluster CA and the serving certificate, the key ring that
+// encrypts Secrets at rest, and the admin kubeconfig that carries the CA.
+// It knows files and keys, not the API: the server decides what to encrypt
+// and when to rotate.
+package pki
 
 import (
 	"crypto/ecdsa"
@@ -29,11 +34,11 @@ type PKI struct {
 	Serving tls.Certificate
 }
 
-// LoadOrCreatePKI reads dir/ca.{crt,key} and dir/apiserver.{crt,key},
+// LoadOrCreate reads dir/ca.{crt,key} and dir/apiserver.{crt,key},
 // creating what is missing. The serving certificate is made again when it
 // does not cover every name in hosts (the listen address changed) or is
 // within 30 days of expiry.
-func LoadOrCreatePKI(dir string, hosts []string) (*PKI, error) {
+func LoadOrCreate(dir string, hosts []string) (*PKI, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pki dir: %w", err)
 	}
