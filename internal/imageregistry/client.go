@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/distribution/reference"
+
 	"github.com/skiffhq/skiff/internal/bus"
 )
 
@@ -29,9 +31,14 @@ func NewClient(conn *bus.Conn) *Client {
 	return &Client{http: &http.Client{Transport: Transport(conn, nil)}}
 }
 
-// dockerHosts are the spellings of Docker Hub, the registry a reference
-// without a host means.
-var dockerHosts = map[string]bool{"docker.io": true, "index.docker.io": true, "registry-1.docker.io": true}
+// Docker Hub, the registry a reference without a host means, as the
+// reference library spells it once normalised (it also reads
+// index.docker.io so), and the host its API is served from, which some
+// users write and the library leaves alone.
+const (
+	dockerHub        = "docker.io"
+	dockerHubAPIHost = "registry-1.docker.io"
+)
 
 // Resolve maps a pod's image reference to the embedded registry when the
 // image is there. A reference without a registry host ("hello:1",
@@ -84,49 +91,52 @@ func (c *Client) Resolve(ctx context.Context, image string) (ref string, ok bool
 	return "", false, nil
 }
 
-// candidates parses an image reference the way Docker does and returns the
+// candidates reads an image reference as Kubernetes does (the distribution
+// project's reference grammar and Docker Hub normalisation) and returns the
 // repositories of the embedded registry it may stand for, its tag and its
-// digest. ok is false when the reference names another registry or does
-// not parse.
+// digest. ok is false when the reference names another registry, does not
+// parse, or has a digest the embedded registry cannot hold (it stores
+// sha256 only).
 func candidates(image string) (repos []string, tag, digest string, ok bool) {
-	rest := image
-	if i := strings.LastIndex(rest, "@"); i >= 0 {
-		rest, digest = rest[:i], rest[i+1:]
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return nil, "", "", false
+	}
+	if tagged, isTagged := named.(reference.Tagged); isTagged {
+		tag = tagged.Tag()
+	}
+	if digested, isDigested := named.(reference.Digested); isDigested {
+		digest = digested.Digest().String()
 		if !isDigest(digest) {
-			return nil, "", "", false
-		}
-	}
-	// The first component is a host when it has a '.' or ':' or is
-	// localhost, as in Docker's reference grammar.
-	host := ""
-	if i := strings.Index(rest, "/"); i >= 0 {
-		if first := rest[:i]; strings.ContainsAny(first, ".:") || first == "localhost" {
-			host, rest = first, rest[i+1:]
-		}
-	}
-	if i := strings.LastIndex(rest, ":"); i >= 0 {
-		rest, tag = rest[:i], rest[i+1:]
-		if !tagRe.MatchString(tag) {
 			return nil, "", "", false
 		}
 	}
 	if tag == "" && digest == "" {
 		tag = "latest"
 	}
-	if len(rest) > maxNameLength || !nameRe.MatchString(rest) {
+	switch domain := reference.Domain(named); {
+	case isRegistryHost(domain):
+		return []string{reference.Path(named)}, tag, digest, true
+	case domain == dockerHubAPIHost:
+		// The library normalises only docker.io and index.docker.io; read
+		// the path again under docker.io, so "library/" is implied here
+		// too.
+		if named, err = reference.ParseNormalizedNamed(dockerHub + "/" + reference.Path(named)); err != nil {
+			return nil, "", "", false
+		}
+	case domain != dockerHub:
 		return nil, "", "", false
 	}
-	switch {
-	case isRegistryHost(host):
-		return []string{rest}, tag, digest, true
-	case host != "" && !dockerHosts[strings.ToLower(host)]:
-		return nil, "", "", false
+	// A Docker Hub name of one component has two spellings,
+	// "library/hello" and "hello"; either may have been pushed. The one
+	// written comes first: the user wrote "library/" when it starts the
+	// reference or follows its host (a tag or digest has no '/').
+	full, familiar := reference.Path(named), reference.FamiliarName(named)
+	if full == familiar {
+		return []string{full}, tag, digest, true
 	}
-	repos = []string{rest}
-	if short, found := strings.CutPrefix(rest, "library/"); found && !strings.Contains(short, "/") {
-		repos = append(repos, short)
-	} else if !strings.Contains(rest, "/") {
-		repos = append(repos, "library/"+rest)
+	if strings.HasPrefix(image, "library/") || strings.Contains(image, "/library/") {
+		return []string{full, familiar}, tag, digest, true
 	}
-	return repos, tag, digest, true
+	return []string{familiar, full}, tag, digest, true
 }

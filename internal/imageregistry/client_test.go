@@ -32,6 +32,26 @@ func TestCandidates(t *testing.T) {
 		{"", ""},
 		{"/", ""},
 		{"a//b:1", ""},
+		// Docker Hub's spellings, normalised by the reference library:
+		// "library/" is implied for one component, whichever host is
+		// written, and the written spelling is tried first.
+		{"index.docker.io/hello", "hello,library/hello|latest|"},
+		{"docker.io/library/hello@" + dg, "library/hello,hello||" + dg},
+		{"registry-1.docker.io/hello:1", "hello,library/hello|1|"},
+		{"registry-1.docker.io/library/hello:1", "library/hello,hello|1|"},
+		{"docker.io/library/a/b:1", "library/a/b|1|"},
+		// The embedded registry by name, with a port: no "library/".
+		{"registry.skiff.local:5000/hello@" + dg, "hello||" + dg},
+		{"registry.skiff.local/library/hello:1", "library/hello|1|"},
+		// A host with a port is a host, not a tag.
+		{"127.0.0.1:5000/hello:1", ""},
+		{"[::1]:5000/hello:1", ""},
+		// Digests the embedded registry cannot hold, and non-names: an
+		// image ID, a name too long once "library/" is implied.
+		{"hello@sha512:" + strings.Repeat("a", 128), ""},
+		{"hello@sha256:" + strings.Repeat("A", 64), ""},
+		{strings.Repeat("a", 64), ""},
+		{strings.Repeat("a", 250), ""},
 	} {
 		repos, tag, digest, ok := candidates(tt.image)
 		got := ""

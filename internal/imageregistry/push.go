@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -65,23 +66,31 @@ func Push(ctx context.Context, rc *rest.Config, wasm []byte, nameTag string) (st
 	return fmt.Sprintf("%s/%s:%s@%s", Host, repo, tag, digest), nil
 }
 
-// ParseNameTag splits NAME[:TAG]. NAME is a repository of the embedded
-// registry, so a registry host in it is a mistake, except the embedded
-// registry's own name.
+// ParseNameTag splits NAME[:TAG] (TAG "latest" when missing), read with the
+// reference grammar and Docker's rule for what is a host. NAME is a
+// repository of the embedded registry, kept as written ("hello" and
+// "library/hello" are two repositories there; Resolve tries both for a
+// Docker Hub name), so a registry host in it is a mistake, except the
+// embedded registry's own name.
 func ParseNameTag(s string) (repo, tag string, err error) {
 	s = strings.TrimPrefix(s, Host+"/")
-	if strings.Contains(s, "@") {
+	named, err := reference.ParseNormalizedNamed(s)
+	if err != nil {
+		return "", "", fmt.Errorf("NAME:TAG %q: %w", s, err)
+	}
+	if _, ok := named.(reference.Digested); ok {
 		return "", "", fmt.Errorf("NAME:TAG %q: give a tag, not a digest (the digest comes from the module)", s)
 	}
-	repo, tag = s, "latest"
-	if i := strings.LastIndex(s, ":"); i > strings.LastIndex(s, "/") {
-		repo, tag = s[:i], s[i+1:]
+	tag = "latest"
+	if tagged, ok := named.(reference.Tagged); ok {
+		tag = tagged.Tag()
 	}
-	if first, _, ok := strings.Cut(repo, "/"); ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+	// Normalisation put a name without a host on Docker Hub, as
+	// "docker.io/[library/]NAME": NAME as written is then the familiar name
+	// or the path. Anything else had a host written in it.
+	repo = strings.TrimSuffix(s, ":"+tag)
+	if reference.Domain(named) != dockerHub || (repo != reference.FamiliarName(named) && repo != reference.Path(named)) {
 		return "", "", fmt.Errorf("NAME:TAG %q: NAME is a repository in the cluster's registry (like demo/app), without a registry host", s)
-	}
-	if repo == "" || tag == "" {
-		return "", "", errors.New("NAME:TAG: empty name or tag")
 	}
 	return repo, tag, nil
 }

@@ -48,10 +48,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -223,15 +223,15 @@ func New(cfg Config) (*Store, error) {
 // DefaultPolicy is the pull policy Kubernetes defaults a container to when
 // imagePullPolicy is empty: Always when the reference's tag is "latest" or
 // it has neither tag nor digest (the tag can move, so the node must ask),
-// IfNotPresent otherwise (a pinned tag or a digest). It looks at the string
-// only, as the API server's defaulting does.
+// IfNotPresent otherwise (a pinned tag or a digest, or a reference that
+// does not parse). It looks at the string only, with the reference parser
+// the API server's defaulting uses.
 func DefaultPolicy(ref string) corev1.PullPolicy {
-	base, _, hasDigest := strings.Cut(ref, "@")
-	tag := ""
-	if i := strings.LastIndex(base, ":"); i >= 0 && !strings.Contains(base[i+1:], "/") {
-		tag = base[i+1:]
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return corev1.PullIfNotPresent
 	}
-	if tag == "latest" || (tag == "" && !hasDigest) {
+	if tagged, ok := reference.TagNameOnly(named).(reference.Tagged); ok && tagged.Tag() == "latest" {
 		return corev1.PullAlways
 	}
 	return corev1.PullIfNotPresent

@@ -463,6 +463,16 @@ func TestDefaultPolicy(t *testing.T) {
 		{"nginx:latest@sha256:" + strings.Repeat("a", 64), corev1.PullAlways},
 		{"nginx:1.0@sha256:" + strings.Repeat("a", 64), corev1.PullIfNotPresent},
 		{"localhost:5000/hello", corev1.PullAlways},
+		// Normalisation: Docker Hub's spellings are one name, a port is not
+		// a tag, a digest pins whatever registry it is on.
+		{"index.docker.io/nginx", corev1.PullAlways},
+		{"docker.io/library/nginx:1.27", corev1.PullIfNotPresent},
+		{"[::1]:5000/hello", corev1.PullAlways},
+		{"registry.example:5000/app/hello@sha256:" + strings.Repeat("b", 64), corev1.PullIfNotPresent},
+		// What does not parse is IfNotPresent, as in Kubernetes: an
+		// unknown digest algorithm, an uppercase name.
+		{"nginx:latest@md5:" + strings.Repeat("c", 32), corev1.PullIfNotPresent},
+		{"UPPER/Case::bad", corev1.PullIfNotPresent},
 	} {
 		if got := DefaultPolicy(c.ref); got != c.want {
 			t.Errorf("DefaultPolicy(%q) = %s, want %s", c.ref, got, c.want)

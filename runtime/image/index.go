@@ -91,7 +91,7 @@ func (s *Store) lookup(key string) (entry, bool) {
 func (s *Store) record(ref name.Reference, e entry) error {
 	keys := []string{ref.Name()}
 	if _, isTag := ref.(name.Tag); isTag {
-		keys = append(keys, ref.Context().Name()+"@"+e.Digest)
+		keys = append(keys, ref.Context().Digest(e.Digest).Name())
 	}
 	e.Updated = time.Now().UTC()
 	changed := false

@@ -1,6 +1,11 @@
 package validation
 
 import (
+	// The reference parser accepts a digest only when its hash is linked
+	// in; Kubernetes images are pinned by sha256.
+	_ "crypto/sha256"
+
+	"github.com/distribution/reference"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -143,10 +148,15 @@ func defaultContainer(c *corev1.Container) {
 }
 
 // defaultPullPolicy: Always for ":latest" or an untagged, undigested image,
-// otherwise IfNotPresent (also for references that do not parse, as
-// Kubernetes does).
+// otherwise IfNotPresent (also for references that do not parse). It reads
+// the image as Kubernetes' defaulting does, with the distribution project's
+// reference parser.
 func defaultPullPolicy(image string) corev1.PullPolicy {
-	if tag, ok := imageTag(image); ok && tag == "latest" {
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return corev1.PullIfNotPresent
+	}
+	if tagged, ok := reference.TagNameOnly(named).(reference.Tagged); ok && tagged.Tag() == "latest" {
 		return corev1.PullAlways
 	}
 	return corev1.PullIfNotPresent

@@ -267,6 +267,19 @@ func TestDefaultPullPolicy(t *testing.T) {
 		"":              corev1.PullIfNotPresent, // unparseable: Kubernetes falls back to IfNotPresent
 		"NGINX":         corev1.PullIfNotPresent,
 		"nginx:bad:tag": corev1.PullIfNotPresent,
+		// Docker Hub's spellings normalise to one name; a host with a port
+		// is a host, not a tag.
+		"index.docker.io/nginx":                                       corev1.PullAlways,
+		"docker.io/library/nginx:latest":                              corev1.PullAlways,
+		"registry.example:5000/team/app":                              corev1.PullAlways,
+		"registry.example:5000/team/app:1.0":                          corev1.PullIfNotPresent,
+		"[::1]:5000/team/app:latest":                                  corev1.PullAlways,
+		"registry.example:5000/app@sha256:" + strings.Repeat("c", 64): corev1.PullIfNotPresent,
+		// Not references: an image ID, a digest that is not hex, an
+		// unknown digest algorithm.
+		strings.Repeat("d", 64):                          corev1.PullIfNotPresent,
+		"nginx:latest@sha256:" + strings.Repeat("B", 64): corev1.PullIfNotPresent,
+		"nginx:latest@md5:" + strings.Repeat("e", 32):    corev1.PullIfNotPresent,
 	} {
 		if got := defaultPullPolicy(image); got != want {
 			t.Errorf("%q: pull policy %q, want %q", image, got, want)
