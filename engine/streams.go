@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/skiffhq/skiff/internal/apiserver/podstreams"
 	"github.com/skiffhq/skiff/internal/streams"
 	"github.com/skiffhq/skiff/raft"
 )
@@ -44,5 +45,5 @@ func (e *Engine) podStreams(ctx context.Context) (map[string]http.Handler, error
 		}
 		return &pod, nil
 	}
-	return streams.Handlers(streams.HandlerConfig{Pod: getPod, Client: streams.NewClient(conn, e.log), Logger: e.log}), nil
+	return podstreams.Handlers(podstreams.HandlerConfig{Pod: getPod, Client: streams.NewClient(conn, e.log), Logger: e.log}), nil
 }

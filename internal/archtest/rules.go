@@ -28,17 +28,6 @@ var nodeSide = []string{
 	"./runtime/...",
 }
 
-// streamsSplit is why the node side still reaches API-side code: the agent
-// imports internal/streams for its stream server (ServeNode, Backend), and
-// the same package holds the API server's HTTP handlers for
-// logs/exec/port-forward, which import internal/apiserver (PodRefFrom) and
-// kubectl's streaming protocols (the kubelet's server, client-go's
-// remotecommand and portforward, which bring k8s.io/apiserver and
-// client-go/rest). The fix is to move the handlers (http.go, exec.go,
-// logs.go, portforward.go, upgrade.go) to a package of their own beside the
-// API server; then these tolerations fail as unneeded and go.
-const streamsSplit = "internal/streams mixes the node's stream server with the API server's HTTP handlers"
-
 // rules are skiff's architecture rules; docs/architecture.md states them in
 // words, in this order. Adding a rule is adding a row.
 var rules = []rule{
@@ -46,17 +35,15 @@ var rules = []rule{
 		name:   "1. the node side never links the control plane",
 		parts:  append(append([]string(nil), nodeSide...), "./internal/netpol/proxy/..."),
 		forbid: controlPlane,
-		tolerated: []toleratedImport{
-			{"./internal/streams", "./internal/apiserver", streamsSplit},
-			{"./internal/streams", "k8s.io/kubelet/pkg/cri/streaming/...", streamsSplit},
-		},
 	},
 	{
 		// Every API client goes through client-go/rest; the clientset,
 		// informers and the dynamic client are named too for a clearer
 		// report. (client-go/kubernetes/scheme, the type registry, is no
-		// client.) The service proxy is to join the parts once it is fed
-		// over the bus; today it watches Services through client-go.
+		// client.) The service proxy runs informers over the bus feed
+		// (internal/node/servicefeed); client-go's informer machinery
+		// (tools/cache) links client-go/rest, so the proxy is held to the
+		// clients themselves instead: see the next rule.
 		name:  "2. the node side reaches the control plane only over the bus",
 		parts: nodeSide,
 		forbid: []string{
@@ -66,10 +53,17 @@ var rules = []rule{
 			"k8s.io/client-go/informers/...",
 			"k8s.io/client-go/dynamic/...",
 		},
-		tolerated: []toleratedImport{
-			{"./internal/streams", "./internal/apiserver", streamsSplit},
-			{"./internal/streams", "k8s.io/client-go/tools/...", streamsSplit},
-			{"./internal/streams", "k8s.io/kubelet/pkg/cri/streaming/...", streamsSplit},
+	},
+	{
+		// It learns Services and EndpointSlices from the bus feed, so a
+		// worker, which has no API access, serves them too.
+		name:  "2b. the node's Service proxy uses no API client",
+		parts: []string{"./internal/netpol/proxy/..."},
+		forbid: []string{
+			"k8s.io/client-go/kubernetes",
+			"k8s.io/client-go/kubernetes/typed/...",
+			"k8s.io/client-go/informers/...",
+			"k8s.io/client-go/dynamic/...",
 		},
 	},
 	{

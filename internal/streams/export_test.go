@@ -1,7 +1,5 @@
 package streams
 
-import "sync/atomic"
-
 // Stats is what one side's sessions hold right now and at their peak since
 // ResetPeaks.
 type Stats struct {
@@ -30,13 +28,3 @@ func ResetPeaks() {
 
 // Window is the bytes a receiver buffers per channel.
 var Window = defaultTiming.window
-
-// Upgrades counts the protocols exec and port-forward were served with.
-func Upgrades() map[string]int64 {
-	m := map[string]int64{}
-	upgrades.Range(func(k, v any) bool {
-		m[k.(string)] = v.(*atomic.Int64).Load()
-		return true
-	})
-	return m
-}

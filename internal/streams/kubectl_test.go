@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 
 	"github.com/skiffhq/skiff/engine"
+	"github.com/skiffhq/skiff/internal/apiserver/podstreams"
 	"github.com/skiffhq/skiff/internal/enginetest"
 	"github.com/skiffhq/skiff/internal/streams"
 	"github.com/skiffhq/skiff/internal/testutil"
@@ -317,12 +318,12 @@ func TestKubectlExec(t *testing.T) {
 		{"spdy", []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false"}, "exec-spdy"},
 	} {
 		t.Run(path.name, func(t *testing.T) {
-			before := streams.Upgrades()[path.upgrade]
+			before := podstreams.Upgrades()[path.upgrade]
 			out, stderr, code := c.kubectl(t, path.env, nil, "exec", "web", "--", "echo", "hello", "world")
 			if code != 0 || out != "hello world\n" {
 				t.Fatalf("exec echo: %d %q %q", code, out, stderr)
 			}
-			if n := streams.Upgrades()[path.upgrade] - before; n != 1 {
+			if n := podstreams.Upgrades()[path.upgrade] - before; n != 1 {
 				t.Fatalf("%d requests served as %s, want 1", n, path.upgrade)
 			}
 			out, _, code = c.kubectl(t, path.env, nil, "exec", "multi", "-c", "b", "--", "whoami")
@@ -484,7 +485,7 @@ func TestKubectlPortForward(t *testing.T) {
 		{"spdy", []string{"KUBECTL_PORT_FORWARD_WEBSOCKETS=false"}, "portforward-spdy"},
 	} {
 		t.Run(path.name, func(t *testing.T) {
-			before := streams.Upgrades()[path.upgrade]
+			before := podstreams.Upgrades()[path.upgrade]
 			ctx, cancel := context.WithTimeout(t.Context(), wait)
 			defer cancel()
 			cmd := c.command(ctx, path.env, "port-forward", "pod/web", ":8080", ":9999", "--address", "127.0.0.1")
@@ -527,7 +528,7 @@ func TestKubectlPortForward(t *testing.T) {
 					t.Fatalf("body %q %v", body, err)
 				}
 			}
-			if n := streams.Upgrades()[path.upgrade] - before; n != 1 {
+			if n := podstreams.Upgrades()[path.upgrade] - before; n != 1 {
 				t.Fatalf("%d requests served as %s, want 1", n, path.upgrade)
 			}
 			// A port the pod does not listen on: the Backend's error is

@@ -12,9 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/testutil"
@@ -218,31 +215,6 @@ func TestRelayPortForwardAfterPodClose(t *testing.T) {
 	case <-cancelled:
 	case <-ctx.Done():
 		t.Fatal("the lingering backend call was not cancelled")
-	}
-}
-
-// The user sees the Backend's message without the sentinel's words in
-// front, or Kubernetes' message for a bare sentinel.
-func TestStatusMessages(t *testing.T) {
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: corev1.PodSpec{NodeName: "n"}}
-	for _, tc := range []struct {
-		err  error
-		code int32
-		want string
-	}{
-		{ErrNoPrevious, 400, `previous terminated container "c" in pod "p" not found`},
-		{&remoteError{ErrNoPrevious, ErrNoPrevious.Error()}, 400, `previous terminated container "c" in pod "p" not found`},
-		{fmt.Errorf("%w: container %q in pod %q is waiting to start", ErrContainerNotFound, "c", "p"), 400, `container "c" in pod "p" is waiting to start`},
-		{fmt.Errorf("pod %q is gone: %w", "p", ErrPodNotRunning), 400, `pod "p" is gone: pod not running`},
-		{ErrPodNotRunning, 400, `pod "p" is not running on node "n"`},
-		{fmt.Errorf("%w: nobody", ErrNodeUnreachable), 503, "node unreachable: nobody"},
-		{fmt.Errorf("%w: slow", ErrNodeTimeout), 504, "node did not answer: slow"},
-		{errors.New("disk on fire"), 500, "Internal error occurred: disk on fire"},
-	} {
-		st := status(tc.err, pod, "c").(apierrors.APIStatus).Status()
-		if st.Code != tc.code || st.Message != tc.want {
-			t.Errorf("%v: %d %q, want %d %q", tc.err, st.Code, st.Message, tc.code, tc.want)
-		}
 	}
 }
 

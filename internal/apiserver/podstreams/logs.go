@@ -1,4 +1,4 @@
-package streams
+package podstreams
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/skiffhq/skiff/internal/streams"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,7 +47,7 @@ func (h *handlers) logs(w http.ResponseWriter, r *http.Request) {
 		lw.begin()
 		return
 	}
-	req := LogRequest{Namespace: pod.Namespace, Pod: pod.Name, UID: string(pod.UID), Container: c, Options: *opts}
+	req := streams.LogRequest{Namespace: pod.Namespace, Pod: pod.Name, UID: string(pod.UID), Container: c, Options: *opts}
 	err = h.cfg.Client.Logs(r.Context(), pod.Spec.NodeName, req, lw)
 	switch {
 	case err == nil || errors.Is(err, errLimit):

@@ -1,4 +1,4 @@
-package streams
+package podstreams
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiffhq/skiff/internal/apiserver"
+	"github.com/skiffhq/skiff/internal/streams"
 )
 
 // Streaming connection limits, the kubelet's defaults: an exec or
@@ -35,7 +36,7 @@ type HandlerConfig struct {
 	// apierrors.IsNotFound holds (it is answered as is).
 	Pod func(ctx context.Context, namespace, name string) (*corev1.Pod, error)
 	// Client relays to the pod's node.
-	Client *Client
+	Client *streams.Client
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -153,18 +154,18 @@ func status(err error, pod *corev1.Pod, container string) error {
 		return text
 	}
 	switch {
-	case errors.Is(err, ErrNoPrevious):
-		return apierrors.NewBadRequest(bare(ErrNoPrevious,
+	case errors.Is(err, streams.ErrNoPrevious):
+		return apierrors.NewBadRequest(bare(streams.ErrNoPrevious,
 			fmt.Sprintf("previous terminated container %q in pod %q not found", container, pod.Name)))
-	case errors.Is(err, ErrContainerNotFound):
-		return apierrors.NewBadRequest(bare(ErrContainerNotFound,
+	case errors.Is(err, streams.ErrContainerNotFound):
+		return apierrors.NewBadRequest(bare(streams.ErrContainerNotFound,
 			fmt.Sprintf("container %q in pod %q is not available", container, pod.Name)))
-	case errors.Is(err, ErrPodNotRunning):
-		return apierrors.NewBadRequest(bare(ErrPodNotRunning,
+	case errors.Is(err, streams.ErrPodNotRunning):
+		return apierrors.NewBadRequest(bare(streams.ErrPodNotRunning,
 			fmt.Sprintf("pod %q is not running on node %q", pod.Name, pod.Spec.NodeName)))
-	case errors.Is(err, ErrNodeUnreachable), errors.Is(err, ErrSessionLost):
+	case errors.Is(err, streams.ErrNodeUnreachable), errors.Is(err, streams.ErrSessionLost):
 		return apierrors.NewServiceUnavailable(err.Error())
-	case errors.Is(err, ErrNodeTimeout):
+	case errors.Is(err, streams.ErrNodeTimeout):
 		return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure,
 			Code: http.StatusGatewayTimeout, Reason: metav1.StatusReasonTimeout, Message: err.Error()}}
 	}
@@ -202,4 +203,16 @@ var upgrades sync.Map
 func countUpgrade(name string) {
 	v, _ := upgrades.LoadOrStore(name, new(atomic.Int64))
 	v.(*atomic.Int64).Add(1)
+}
+
+// Upgrades counts the protocols exec and port-forward were served with
+// since the process started, by name ("exec-v5", "exec-spdy",
+// "portforward-tunnel", …): which of kubectl's paths clients take.
+func Upgrades() map[string]int64 {
+	m := map[string]int64{}
+	upgrades.Range(func(k, v any) bool {
+		m[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return m
 }

@@ -1,4 +1,4 @@
-package streams
+package podstreams
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/streams"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -87,7 +88,7 @@ func (h *handlers) exec(w http.ResponseWriter, r *http.Request) {
 // executor runs one exec request through the relay; it is the kubelet
 // server's Executor.
 type executor struct {
-	c                          *Client
+	c                          *streams.Client
 	pod                        *corev1.Pod
 	container                  string
 	command                    []string
@@ -103,7 +104,7 @@ func (x *executor) ExecInContainer(ctx context.Context, _ string, _ types.UID, _
 }
 
 func (x *executor) run(ctx context.Context, in io.Reader, out, errw io.Writer, resize <-chan remotecommand.TerminalSize) error {
-	var st ExecStreams
+	var st streams.ExecStreams
 	if x.stdin {
 		st.Stdin = in
 	}
@@ -114,11 +115,11 @@ func (x *executor) run(ctx context.Context, in io.Reader, out, errw io.Writer, r
 		st.Stderr = errw
 	}
 	if x.tty && resize != nil {
-		sizes := make(chan TerminalSize)
+		sizes := make(chan streams.TerminalSize)
 		go func() {
 			for sz := range resize { // closed when the connection ends
 				select {
-				case sizes <- TerminalSize{Width: sz.Width, Height: sz.Height}:
+				case sizes <- streams.TerminalSize{Width: sz.Width, Height: sz.Height}:
 				case <-ctx.Done():
 					return
 				}
@@ -126,7 +127,7 @@ func (x *executor) run(ctx context.Context, in io.Reader, out, errw io.Writer, r
 		}()
 		st.Resize = sizes
 	}
-	req := ExecRequest{Namespace: x.pod.Namespace, Pod: x.pod.Name, UID: string(x.pod.UID), Container: x.container,
+	req := streams.ExecRequest{Namespace: x.pod.Namespace, Pod: x.pod.Name, UID: string(x.pod.UID), Container: x.container,
 		Command: x.command, Stdin: x.stdin, TTY: x.tty}
 	code, err := x.c.Exec(ctx, x.pod.Spec.NodeName, req, st)
 	if err != nil {

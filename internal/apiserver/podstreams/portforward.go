@@ -1,10 +1,11 @@
-package streams
+package podstreams
 
 import (
 	"context"
 	"io"
 	"net/http"
 
+	"github.com/skiffhq/skiff/internal/streams"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -68,11 +69,11 @@ func (h *handlers) portForward(w http.ResponseWriter, r *http.Request) {
 // through the relay.
 type forwarder struct {
 	ctx context.Context
-	c   *Client
+	c   *streams.Client
 	pod *corev1.Pod
 }
 
 func (f *forwarder) PortForward(_ context.Context, _ string, _ types.UID, port int32, stream io.ReadWriteCloser) error {
-	req := PortForwardRequest{Namespace: f.pod.Namespace, Pod: f.pod.Name, UID: string(f.pod.UID), Port: port}
+	req := streams.PortForwardRequest{Namespace: f.pod.Namespace, Pod: f.pod.Name, UID: string(f.pod.UID), Port: port}
 	return f.c.PortForward(f.ctx, f.pod.Spec.NodeName, req, stream)
 }
