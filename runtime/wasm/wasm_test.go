@@ -71,6 +71,24 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
+// syncBuffer is a guest's output that the test reads while the guest runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // guest returns the compiled Go guest name on the shared Runtime.
 func guest(tb testing.TB, name string) *Module {
 	tb.Helper()
