@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/internal/node/agent/logs"
+	"github.com/skiffhq/skiff/internal/node/agent/volumes"
 	skiffrt "github.com/skiffhq/skiff/runtime"
 )
 
@@ -168,7 +170,7 @@ func (c *container) pullSecrets(ctx context.Context) ([]corev1.Secret, error) {
 	objs := c.w.a.objectsFor(ns)
 	var out []corev1.Secret
 	for _, r := range refs {
-		s, err := objs.secret(ctx, r.Name)
+		s, err := objs.Secret(ctx, r.Name)
 		if errors.Is(err, errObjectNotFound) {
 			continue // Kubernetes pulls without a missing pull secret
 		}
@@ -199,7 +201,7 @@ func (c *container) prepare(ctx context.Context) (skiffrt.ContainerSpec, error) 
 	if err != nil {
 		return skiffrt.ContainerSpec{}, err
 	}
-	mounts, err := containerMounts(pod, &c.spec, c.volumes)
+	mounts, err := volumes.Mounts(pod, &c.spec, c.volumes)
 	if err != nil {
 		return skiffrt.ContainerSpec{}, err
 	}
@@ -328,12 +330,12 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 		return skiffrt.ExitStatus{Code: 128, Reason: "StartError", Message: err.Error()}, false, 0, false
 	}
 	logPath := filepath.Join(logDir, strconv.Itoa(int(restarts))+".log")
-	lf, err := openLogFile(logPath, a.cfg.ContainerLogMaxSize)
+	lf, err := logs.OpenFile(logPath, a.cfg.ContainerLogMaxSize)
 	if err != nil {
 		return skiffrt.ExitStatus{Code: 128, Reason: "StartError", Message: err.Error()}, false, 0, false
 	}
 	defer lf.Close()
-	stdout, stderr := lf.stream("stdout"), lf.stream("stderr")
+	stdout, stderr := lf.Stream("stdout"), lf.Stream("stderr")
 	spec.Stdout, spec.Stderr = stdout, stderr
 
 	spec.OnInstanceExit = c.instanceExited
@@ -393,8 +395,8 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	stopProbes()
 	probes.Wait()
 	exit = proc.Status()
-	stdout.flush()
-	stderr.flush()
+	stdout.Flush()
+	stderr.Flush()
 	ranFor = time.Since(begin)
 	reason := exit.Reason
 	switch {
