@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/internal/node/agent/logs"
+	"github.com/skiffhq/skiff/internal/node/agent/prober"
 	"github.com/skiffhq/skiff/internal/node/agent/volumes"
 	skiffrt "github.com/skiffhq/skiff/runtime"
 )
@@ -378,7 +379,7 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	kill := make(chan string, 1) // a probe's reason to restart the container
 	var probes sync.WaitGroup
 	if !c.init {
-		c.startProbes(probeCtx, &probes, spec, kill)
+		prober.Start(probeCtx, &probes, &c.spec, spec, probeTarget{c}, kill)
 	}
 	select {
 	case <-proc.Done():
@@ -430,6 +431,38 @@ func (c *container) instanceExited(st skiffrt.ExitStatus) {
 	})
 	c.event(corev1.EventTypeWarning, "InstanceExited", fmt.Sprintf("An instance of container %s ended (%s, exit code %d); a new one serves the next request",
 		c.spec.Name, reason, st.Code))
+}
+
+// probeTarget is the container as its prober sees it.
+type probeTarget struct{ c *container }
+
+var _ prober.Target = probeTarget{}
+
+func (t probeTarget) Event(typ, reason, msg string) { t.c.event(typ, reason, msg) }
+
+// Exec runs an exec probe in the image the container started from.
+func (t probeTarget) Exec(ctx context.Context, spec skiffrt.ContainerSpec) (skiffrt.ExitStatus, error) {
+	t.c.mu.Lock()
+	img := t.c.img
+	t.c.mu.Unlock()
+	return t.c.w.a.cfg.Runtime.Exec(ctx, img, spec)
+}
+
+func (t probeTarget) Started(ready bool) {
+	t.c.setStatus(func(s *corev1.ContainerStatus) {
+		s.Started = ptrTo(true)
+		s.Ready = ready
+	})
+}
+
+// Ready reports a change only: the prober calls it on every period.
+func (t probeTarget) Ready(ok bool) {
+	t.c.mu.Lock()
+	changed := t.c.status.Ready != ok
+	t.c.mu.Unlock()
+	if changed {
+		t.c.setStatus(func(s *corev1.ContainerStatus) { s.Ready = ok })
+	}
 }
 
 func (c *container) gracePeriod() time.Duration {
