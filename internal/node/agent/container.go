@@ -455,7 +455,7 @@ func (t probeTarget) Started(ready bool) {
 	})
 }
 
-// Ready reports a change only: the prober calls it on every period.
+// Ready writes a change only: the prober repeats unchanged results.
 func (t probeTarget) Ready(ok bool) {
 	t.c.mu.Lock()
 	changed := t.c.status.Ready != ok
