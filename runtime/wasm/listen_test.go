@@ -3,7 +3,6 @@
 package wasm
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,24 +19,6 @@ import (
 	"github.com/skiffhq/skiff/internal/testutil"
 	"github.com/skiffhq/skiff/internal/wasmbuild"
 )
-
-// syncBuffer is a guest's output that the test reads while the guest runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testGuest compiles a testdata guest on the shared Runtime.
 func testGuest(tb testing.TB, name string) *Module {

@@ -15,6 +15,7 @@ import (
 
 	skiffrt "github.com/skiffhq/skiff/runtime"
 	"github.com/skiffhq/skiff/runtime/image"
+	"github.com/skiffhq/skiff/runtime/wasm/internal/terminal"
 )
 
 // PodConfig configures the node agent's face of a Runtime.
@@ -162,17 +163,17 @@ func (p *PodRuntime) Exec(ctx context.Context, img skiffrt.Image, spec skiffrt.C
 	rs.Listeners = nil // the container owns its ports; an exec gets none
 	if spec.TTY {
 		// A terminal where this host can make one; plain streams otherwise.
-		if term, err := openTerminal(); err == nil {
+		if term, err := terminal.Open(); err == nil {
 			done := make(chan struct{})
-			term.attach(spec.Stdin, spec.Stdout, spec.Resize, done)
-			rs.Stdin, rs.Stdout, rs.Stderr = term.slave, term.slave, term.slave
+			term.Attach(spec.Stdin, spec.Stdout, spec.Resize, done)
+			rs.Stdin, rs.Stdout, rs.Stderr = term.Slave(), term.Slave(), term.Slave()
 			// A guest blocked reading its terminal sits in a host read that
 			// cancellation cannot reach: closing the terminal ends the read.
-			unblock := context.AfterFunc(ctx, term.hangUp)
+			unblock := context.AfterFunc(ctx, term.HangUp)
 			defer func() {
 				unblock()
 				close(done)
-				term.close()
+				term.Close()
 			}()
 		}
 	}

@@ -34,6 +34,8 @@ import (
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero"
+
+	"github.com/skiffhq/skiff/runtime/wasm/internal/wasisock"
 )
 
 // Errors returned by this package. Compare with errors.Is; the returned
@@ -146,8 +148,8 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 
 	wr := wazero.NewRuntimeWithConfig(ctx, rc)
-	// WASI with this package's sockets and cancellable sleeps (listen.go).
-	if _, err := instantiateWASI(ctx, wr); err != nil {
+	// WASI with this package's sockets and cancellable sleeps (wasisock).
+	if _, err := wasisock.InstantiateWASI(ctx, wr); err != nil {
 		_ = wr.Close(ctx)
 		if cache != nil {
 			_ = cache.Close(ctx)

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -69,6 +68,24 @@ func testMain(m *testing.M) int {
 	}
 	defer shared.Close(context.Background())
 	return m.Run()
+}
+
+// syncBuffer is a guest's output that the test reads while the guest runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // guest returns the compiled Go guest name on the shared Runtime.
@@ -618,130 +635,6 @@ func TestIsolationConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-// TestCompileCache: the same bytes compile once per Runtime, and a second
-// Runtime on the same CacheDir loads the machine code wazero stored there.
-func TestCompileCache(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	dir := t.TempDir()
-
-	r1, err := New(ctx, Config{CacheDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m1, err := r1.Compile(ctx, guestBin["printenv"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	m2, err := r1.Compile(ctx, slices.Clone(guestBin["printenv"]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m1 != m2 {
-		t.Error("the same bytes compiled twice gave two Modules")
-	}
-	if got, want := r1.CacheStats(), (CacheStats{MemoryHits: 1, Compiled: 1}); got != want {
-		t.Errorf("first runtime: %+v, want %+v", got, want)
-	}
-	files := cacheFiles(t, dir)
-	if len(files) == 0 {
-		t.Fatal("wazero wrote nothing into CacheDir")
-	}
-	if err := r1.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-
-	// A "restarted" node: a new Runtime on the same directory.
-	r2, err := New(ctx, Config{CacheDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r2.Close(ctx)
-	m3, err := r2.Compile(ctx, guestBin["printenv"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := r2.CacheStats(), (CacheStats{DiskHits: 1}); got != want {
-		t.Errorf("second runtime: %+v, want %+v", got, want)
-	}
-	// The evidence behind DiskHits, checked directly: the same entries,
-	// the very same files (a compilation renames a new file into place).
-	after := cacheFiles(t, dir)
-	if len(after) != len(files) {
-		t.Errorf("cache entries: %d before, %d after", len(files), len(after))
-	}
-	for name, fi := range files {
-		if fi2, ok := after[name]; !ok || !os.SameFile(fi, fi2) {
-			t.Errorf("cache entry %s was rewritten", name)
-		}
-	}
-	if m3.Digest() != m1.Digest() || !strings.HasPrefix(m3.Digest(), "sha256:") {
-		t.Errorf("digests %s and %s", m1.Digest(), m3.Digest())
-	}
-	var stdout bytes.Buffer
-	st, err := r2.Run(ctx, m3, RunSpec{Args: []string{"printenv"}, Env: []string{"GREETING=from cache"}, Stdout: &stdout})
-	if err != nil || st.Reason != ReasonCompleted || !strings.Contains(stdout.String(), "GREETING=from cache\n") {
-		t.Errorf("run from cache: %+v, %v\n%s", st, err, &stdout)
-	}
-}
-
-// cacheFiles lists the regular files under dir.
-func cacheFiles(t *testing.T, dir string) map[string]os.FileInfo {
-	t.Helper()
-	files := map[string]os.FileInfo{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		fi, err := d.Info()
-		files[p] = fi
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
-}
-
-// TestCompileConcurrent: many goroutines compiling the same bytes at once
-// share one compilation.
-func TestCompileConcurrent(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	r, err := New(ctx, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close(ctx)
-	bin := tiny(tinySpec{memPages: 1})
-	const n = 16
-	mods := make([]*Module, n)
-	var wg sync.WaitGroup
-	release := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-release
-			m, err := r.Compile(ctx, bin)
-			if err != nil {
-				t.Error(err)
-			}
-			mods[i] = m
-		}()
-	}
-	close(release)
-	wg.Wait()
-	for _, m := range mods {
-		if m != mods[0] {
-			t.Fatal("different Modules for the same bytes")
-		}
-	}
-	if got, want := r.CacheStats(), (CacheStats{MemoryHits: n - 1, Compiled: 1}); got != want {
-		t.Errorf("stats %+v, want %+v", got, want)
-	}
-}
-
 func TestErrors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -879,88 +772,4 @@ func BenchmarkInstantiateTiny(b *testing.B) {
 			_ = m.Close(ctx)
 		}
 	})
-}
-
-// A minimal Wasm assembler for hand-made test modules: one function of type
-// () -> () with the given body, exported as _start.
-
-const (
-	opUnreachable = 0x00
-	opLoop        = 0x03
-	opIf          = 0x04
-	opEnd         = 0x0b
-	opBr          = 0x0c
-	opCall        = 0x10
-	opDrop        = 0x1a
-	opI32Load     = 0x28
-	opMemoryGrow  = 0x40
-	opI32Const    = 0x41
-	opI32Ne       = 0x47
-	blockEmpty    = 0x40
-)
-
-type tinySpec struct {
-	body       []byte // instructions, without the final end
-	memPages   uint32 // initial pages of a memory; 0 = no memory
-	hideMemory bool   // don't export the memory
-	exportName string // default "_start"
-	importEnv  bool   // import env.missing () -> (), which nothing provides
-}
-
-func tiny(s tinySpec) []byte {
-	if s.exportName == "" {
-		s.exportName = "_start"
-	}
-	out := []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
-	out = append(out, section(1, []byte{1, 0x60, 0, 0})...) // one type: () -> ()
-	fn := byte(0)
-	if s.importEnv {
-		out = append(out, section(2, concat([]byte{1}, name("env"), name("missing"), []byte{0x00, 0}))...)
-		fn = 1
-	}
-	out = append(out, section(3, []byte{1, 0})...) // one function of type 0
-	exports := [][]byte{concat(name(s.exportName), []byte{0x00, fn})}
-	if s.memPages > 0 {
-		out = append(out, section(5, concat([]byte{1, 0x00}, uleb(s.memPages)))...)
-		if !s.hideMemory {
-			exports = append(exports, concat(name("memory"), []byte{0x02, 0}))
-		}
-	}
-	out = append(out, section(7, concat(uleb(uint32(len(exports))), concat(exports...)))...)
-	body := concat([]byte{0}, s.body, []byte{opEnd}) // no locals
-	out = append(out, section(10, concat([]byte{1}, uleb(uint32(len(body))), body))...)
-	return out
-}
-
-func section(id byte, content []byte) []byte {
-	return concat([]byte{id}, uleb(uint32(len(content))), content)
-}
-
-func name(s string) []byte { return concat(uleb(uint32(len(s))), []byte(s)) }
-
-func concat(parts ...[]byte) []byte { return slices.Concat(parts...) }
-
-func uleb(v uint32) []byte {
-	var out []byte
-	for {
-		b := byte(v & 0x7f)
-		v >>= 7
-		if v != 0 {
-			out = append(out, b|0x80)
-			continue
-		}
-		return append(out, b)
-	}
-}
-
-func i32Const(v int32) []byte {
-	out := []byte{opI32Const}
-	for {
-		b := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && b&0x40 == 0) || (v == -1 && b&0x40 != 0) {
-			return append(out, b)
-		}
-		out = append(out, b|0x80)
-	}
 }

@@ -2,6 +2,11 @@
 // with the control plane and keeps it alive with heartbeats, receives the
 // pods bound to the node, runs them on a workload runtime, and reports their
 // status and events, all over the bus.
+//
+// As in the kubelet, the parts with a job of their own are packages below
+// this one, which wires them to the pods it runs: volumes makes a pod's
+// volume directories, prober runs probes, logs writes and reads container
+// logs, and downward answers the downward API for env vars and volumes.
 package agent
 
 import (

@@ -13,6 +13,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/internal/node/agent/logs"
+	"github.com/skiffhq/skiff/internal/node/agent/prober"
+	"github.com/skiffhq/skiff/internal/node/agent/volumes"
 	skiffrt "github.com/skiffhq/skiff/runtime"
 )
 
@@ -168,7 +171,7 @@ func (c *container) pullSecrets(ctx context.Context) ([]corev1.Secret, error) {
 	objs := c.w.a.objectsFor(ns)
 	var out []corev1.Secret
 	for _, r := range refs {
-		s, err := objs.secret(ctx, r.Name)
+		s, err := objs.Secret(ctx, r.Name)
 		if errors.Is(err, errObjectNotFound) {
 			continue // Kubernetes pulls without a missing pull secret
 		}
@@ -199,7 +202,7 @@ func (c *container) prepare(ctx context.Context) (skiffrt.ContainerSpec, error) 
 	if err != nil {
 		return skiffrt.ContainerSpec{}, err
 	}
-	mounts, err := containerMounts(pod, &c.spec, c.volumes)
+	mounts, err := volumes.Mounts(pod, &c.spec, c.volumes)
 	if err != nil {
 		return skiffrt.ContainerSpec{}, err
 	}
@@ -328,12 +331,12 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 		return skiffrt.ExitStatus{Code: 128, Reason: "StartError", Message: err.Error()}, false, 0, false
 	}
 	logPath := filepath.Join(logDir, strconv.Itoa(int(restarts))+".log")
-	lf, err := openLogFile(logPath, a.cfg.ContainerLogMaxSize)
+	lf, err := logs.OpenFile(logPath, a.cfg.ContainerLogMaxSize)
 	if err != nil {
 		return skiffrt.ExitStatus{Code: 128, Reason: "StartError", Message: err.Error()}, false, 0, false
 	}
 	defer lf.Close()
-	stdout, stderr := lf.stream("stdout"), lf.stream("stderr")
+	stdout, stderr := lf.Stream("stdout"), lf.Stream("stderr")
 	spec.Stdout, spec.Stderr = stdout, stderr
 
 	spec.OnInstanceExit = c.instanceExited
@@ -376,7 +379,7 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	kill := make(chan string, 1) // a probe's reason to restart the container
 	var probes sync.WaitGroup
 	if !c.init {
-		c.startProbes(probeCtx, &probes, spec, kill)
+		prober.Start(probeCtx, &probes, &c.spec, spec, probeTarget{c}, kill)
 	}
 	select {
 	case <-proc.Done():
@@ -393,8 +396,8 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	stopProbes()
 	probes.Wait()
 	exit = proc.Status()
-	stdout.flush()
-	stderr.flush()
+	stdout.Flush()
+	stderr.Flush()
 	ranFor = time.Since(begin)
 	reason := exit.Reason
 	switch {
@@ -428,6 +431,38 @@ func (c *container) instanceExited(st skiffrt.ExitStatus) {
 	})
 	c.event(corev1.EventTypeWarning, "InstanceExited", fmt.Sprintf("An instance of container %s ended (%s, exit code %d); a new one serves the next request",
 		c.spec.Name, reason, st.Code))
+}
+
+// probeTarget is the container as its prober sees it.
+type probeTarget struct{ c *container }
+
+var _ prober.Target = probeTarget{}
+
+func (t probeTarget) Event(typ, reason, msg string) { t.c.event(typ, reason, msg) }
+
+// Exec runs an exec probe in the image the container started from.
+func (t probeTarget) Exec(ctx context.Context, spec skiffrt.ContainerSpec) (skiffrt.ExitStatus, error) {
+	t.c.mu.Lock()
+	img := t.c.img
+	t.c.mu.Unlock()
+	return t.c.w.a.cfg.Runtime.Exec(ctx, img, spec)
+}
+
+func (t probeTarget) Started(ready bool) {
+	t.c.setStatus(func(s *corev1.ContainerStatus) {
+		s.Started = ptrTo(true)
+		s.Ready = ready
+	})
+}
+
+// Ready writes a change only: the prober repeats unchanged results.
+func (t probeTarget) Ready(ok bool) {
+	t.c.mu.Lock()
+	changed := t.c.status.Ready != ok
+	t.c.mu.Unlock()
+	if changed {
+		t.c.setStatus(func(s *corev1.ContainerStatus) { s.Ready = ok })
+	}
 }
 
 func (c *container) gracePeriod() time.Duration {

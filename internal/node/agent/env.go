@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"slices"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/skiffhq/skiff/internal/node/agent/downward"
 )
 
 // containerEnv builds a container's environment the way a kubelet does:
@@ -41,7 +39,7 @@ func (a *Agent) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 		var data map[string]string
 		switch {
 		case src.ConfigMapRef != nil:
-			cm, err := objs.configMap(ctx, src.ConfigMapRef.Name)
+			cm, err := objs.ConfigMap(ctx, src.ConfigMapRef.Name)
 			if err != nil {
 				if errors.Is(err, errObjectNotFound) && src.ConfigMapRef.Optional != nil && *src.ConfigMapRef.Optional {
 					continue
@@ -50,7 +48,7 @@ func (a *Agent) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 			}
 			data = cm.Data
 		case src.SecretRef != nil:
-			sec, err := objs.secret(ctx, src.SecretRef.Name)
+			sec, err := objs.Secret(ctx, src.SecretRef.Name)
 			if err != nil {
 				if errors.Is(err, errObjectNotFound) && src.SecretRef.Optional != nil && *src.SecretRef.Optional {
 					continue
@@ -94,14 +92,14 @@ func (a *Agent) envValueFrom(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 	optional := func(p *bool) bool { return p != nil && *p }
 	switch {
 	case src.FieldRef != nil:
-		v, err := podField(pod, src.FieldRef.FieldPath)
+		v, err := downward.PodField(pod, src.FieldRef.FieldPath)
 		return v, err == nil, err
 	case src.ResourceFieldRef != nil:
-		v, err := a.resourceField(c, src.ResourceFieldRef)
+		v, err := downward.ResourceField(c, src.ResourceFieldRef, a.allocatable)
 		return v, err == nil, err
 	case src.ConfigMapKeyRef != nil:
 		ref := src.ConfigMapKeyRef
-		cm, err := objs.configMap(ctx, ref.Name)
+		cm, err := objs.ConfigMap(ctx, ref.Name)
 		if err != nil {
 			if errors.Is(err, errObjectNotFound) && optional(ref.Optional) {
 				return "", false, nil
@@ -118,7 +116,7 @@ func (a *Agent) envValueFrom(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 		return v, true, nil
 	case src.SecretKeyRef != nil:
 		ref := src.SecretKeyRef
-		sec, err := objs.secret(ctx, ref.Name)
+		sec, err := objs.Secret(ctx, ref.Name)
 		if err != nil {
 			if errors.Is(err, errObjectNotFound) && optional(ref.Optional) {
 				return "", false, nil
@@ -135,104 +133,6 @@ func (a *Agent) envValueFrom(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 		return string(v), true, nil
 	}
 	return "", false, nil
-}
-
-// podField answers a downward API fieldRef.
-func podField(pod *corev1.Pod, path string) (string, error) {
-	if k, ok := strings.CutPrefix(path, "metadata.labels['"); ok {
-		return pod.Labels[strings.TrimSuffix(k, "']")], nil
-	}
-	if k, ok := strings.CutPrefix(path, "metadata.annotations['"); ok {
-		return pod.Annotations[strings.TrimSuffix(k, "']")], nil
-	}
-	ips := func(list []corev1.PodIP) string {
-		var s []string
-		for _, ip := range list {
-			s = append(s, ip.IP)
-		}
-		return strings.Join(s, ",")
-	}
-	switch path {
-	case "metadata.name":
-		return pod.Name, nil
-	case "metadata.namespace":
-		return pod.Namespace, nil
-	case "metadata.uid":
-		return string(pod.UID), nil
-	case "metadata.labels":
-		return formatMap(pod.Labels), nil
-	case "metadata.annotations":
-		return formatMap(pod.Annotations), nil
-	case "spec.nodeName":
-		return pod.Spec.NodeName, nil
-	case "spec.serviceAccountName":
-		return pod.Spec.ServiceAccountName, nil
-	case "status.hostIP":
-		return pod.Status.HostIP, nil
-	case "status.hostIPs":
-		var s []string
-		for _, ip := range pod.Status.HostIPs {
-			s = append(s, ip.IP)
-		}
-		return strings.Join(s, ","), nil
-	case "status.podIP":
-		return pod.Status.PodIP, nil
-	case "status.podIPs":
-		return ips(pod.Status.PodIPs), nil
-	}
-	return "", fmt.Errorf("unsupported fieldRef %q", path)
-}
-
-// formatMap writes labels or annotations as the downward API does:
-// key="value" lines, sorted.
-func formatMap(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var b strings.Builder
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(k + "=" + strconv.Quote(m[k]))
-	}
-	return b.String()
-}
-
-// resourceField answers a resourceFieldRef; a limit that is not set is the
-// node's allocatable, as in Kubernetes.
-func (a *Agent) resourceField(c *corev1.Container, ref *corev1.ResourceFieldSelector) (string, error) {
-	if ref.ContainerName != "" && ref.ContainerName != c.Name {
-		return "", fmt.Errorf("resourceFieldRef for another container (%s) is not supported", ref.ContainerName)
-	}
-	var q resource.Quantity
-	kind, res, ok := strings.Cut(ref.Resource, ".")
-	if !ok {
-		return "", fmt.Errorf("unsupported resource %q", ref.Resource)
-	}
-	list := c.Resources.Limits
-	if kind == "requests" {
-		list = c.Resources.Requests
-	}
-	if v, ok := list[corev1.ResourceName(res)]; ok {
-		q = v
-	} else if kind == "requests" {
-		q = resource.MustParse("0") // an unset request is none; only an unset limit is the node's
-	} else if v, ok := a.allocatable[corev1.ResourceName(res)]; ok {
-		q = v
-	} else {
-		return "", fmt.Errorf("unsupported resource %q", ref.Resource)
-	}
-	divisor := ref.Divisor
-	if divisor.IsZero() {
-		divisor = resource.MustParse("1")
-	}
-	if res == "cpu" {
-		return strconv.FormatInt(int64(math.Ceil(float64(q.MilliValue())/float64(divisor.MilliValue()))), 10), nil
-	}
-	return strconv.FormatInt(int64(math.Ceil(float64(q.Value())/float64(divisor.Value()))), 10), nil
 }
 
 // expand replaces $(VAR) with VAR's value when VAR is defined, keeps it

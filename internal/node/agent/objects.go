@@ -2,18 +2,19 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/node/agent/volumes"
 	"github.com/skiffhq/skiff/internal/node/protocol"
 )
 
 // errObjectNotFound: the ConfigMap or Secret a pod names does not exist.
-var errObjectNotFound = errors.New("not found")
+// It is the volumes package's, which skips optional sources on it.
+var errObjectNotFound = volumes.ErrNotFound
 
 // objects fetches the ConfigMaps and Secrets one pod start needs, each once:
 // a container's env and volumes see one version of an object.
@@ -24,8 +25,15 @@ type objects struct {
 	secrets    map[string]*corev1.Secret
 }
 
+var _ volumes.Objects = (*objects)(nil)
+
 func (a *Agent) objectsFor(ns string) *objects {
 	return &objects{a: a, ns: ns, configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
+}
+
+// volumeSources is what the volumes of a pod in namespace ns are made of.
+func (a *Agent) volumeSources(ns string) volumes.Sources {
+	return volumes.Sources{Objects: a.objectsFor(ns), Allocatable: a.allocatable}
 }
 
 func (o *objects) fetch(ctx context.Context, kind, name string) (protocol.ObjectResponse, error) {
@@ -43,7 +51,8 @@ func (o *objects) fetch(ctx context.Context, kind, name string) (protocol.Object
 	return resp, nil
 }
 
-func (o *objects) configMap(ctx context.Context, name string) (*corev1.ConfigMap, error) {
+// ConfigMap implements volumes.Objects.
+func (o *objects) ConfigMap(ctx context.Context, name string) (*corev1.ConfigMap, error) {
 	if cm, ok := o.configMaps[name]; ok {
 		return cm, nil
 	}
@@ -55,7 +64,8 @@ func (o *objects) configMap(ctx context.Context, name string) (*corev1.ConfigMap
 	return resp.ConfigMap, nil
 }
 
-func (o *objects) secret(ctx context.Context, name string) (*corev1.Secret, error) {
+// Secret implements volumes.Objects.
+func (o *objects) Secret(ctx context.Context, name string) (*corev1.Secret, error) {
 	if s, ok := o.secrets[name]; ok {
 		return s, nil
 	}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/skiffhq/skiff/internal/node/agent/logs"
 	"github.com/skiffhq/skiff/internal/streams"
 	skiffrt "github.com/skiffhq/skiff/runtime"
 )
@@ -46,7 +47,7 @@ func (b streamBackend) Logs(ctx context.Context, req streams.LogRequest, w io.Wr
 				path = prev
 			}
 			if path != "" {
-				return logReader{path: path, opts: req.Options, running: func() bool { return false }}.copy(ctx, w)
+				return logs.Reader{Path: path, Options: req.Options, Running: func() bool { return false }}.Copy(ctx, w)
 			}
 		}
 	}
@@ -68,7 +69,7 @@ func (b streamBackend) Logs(ctx context.Context, req streams.LogRequest, w io.Wr
 		}
 		return fmt.Errorf("%w: container %q in pod %q is waiting to start", streams.ErrContainerNotFound, req.Container, req.Pod)
 	}
-	r := logReader{path: path, opts: req.Options, running: func() bool {
+	r := logs.Reader{Path: path, Options: req.Options, Running: func() bool {
 		select {
 		case <-running:
 			return false
@@ -76,7 +77,7 @@ func (b streamBackend) Logs(ctx context.Context, req streams.LogRequest, w io.Wr
 			return true
 		}
 	}}
-	return r.copy(ctx, w)
+	return r.Copy(ctx, w)
 }
 
 // previousLogOnDisk finds the log of the start before the current one
@@ -199,4 +200,9 @@ func (b streamBackend) logsOnDisk(uid, container string) (newest, previous strin
 		return filepath.Join(dir, strconv.Itoa(n)+".log")
 	}
 	return name(best), name(second)
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/internal/node/agent/volumes"
 	"github.com/skiffhq/skiff/internal/node/protocol"
 )
 
@@ -159,7 +160,7 @@ func (w *podWorker) setUp() {
 			w.mu.Lock()
 			pod := w.pod.DeepCopy()
 			w.mu.Unlock()
-			vols, err := w.a.setUpVolumes(w.ctx, pod, w.dir, w.a.objectsFor(pod.Namespace))
+			vols, err := volumes.SetUp(w.ctx, pod, w.dir, w.a.volumeSources(pod.Namespace))
 			if err == nil {
 				w.mu.Lock()
 				w.readyToStart = true
@@ -187,8 +188,8 @@ func (w *podWorker) refreshVolumes() {
 	w.mu.Lock()
 	ready := w.readyToStart
 	refreshable := false
-	for _, v := range w.pod.Spec.Volumes {
-		refreshable = refreshable || v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
+	for i := range w.pod.Spec.Volumes {
+		refreshable = refreshable || volumes.NodeWritten(&w.pod.Spec.Volumes[i])
 	}
 	w.mu.Unlock()
 	if !ready || !refreshable {
@@ -206,12 +207,12 @@ func (w *podWorker) refreshVolumes() {
 		pod := w.pod.DeepCopy()
 		pod.Status.PodIP = w.ip
 		w.mu.Unlock()
-		objs := w.a.objectsFor(pod.Namespace)
+		sources := w.a.volumeSources(pod.Namespace)
 		for _, v := range pod.Spec.Volumes {
-			if v.ConfigMap == nil && v.Secret == nil && v.DownwardAPI == nil && v.Projected == nil {
+			if !volumes.NodeWritten(&v) {
 				continue
 			}
-			if _, err := w.a.setUpVolume(w.ctx, pod, w.dir, v, objs); err != nil && w.ctx.Err() == nil {
+			if _, err := volumes.SetUpVolume(w.ctx, pod, w.dir, v, sources); err != nil && w.ctx.Err() == nil {
 				w.event("", corev1.EventTypeWarning, "FailedMount", fmt.Sprintf("MountVolume.SetUp failed for volume %q: %v", v.Name, err))
 			}
 		}

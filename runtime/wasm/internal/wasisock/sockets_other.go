@@ -1,22 +1,21 @@
 //go:build !linux
 
-package wasm
+package wasisock
 
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/tetratelabs/wazero/api"
 )
 
-// openSockets refuses listeners: serving them needs Linux (ppoll, accept4,
+// Open refuses listeners: serving them needs Linux (ppoll, accept4,
 // eventfd). Commands without listeners run everywhere.
-func openSockets(ctx context.Context, ls []Listener) (context.Context, func(), error) {
+func Open(ctx context.Context, ls []Listener) (context.Context, func(), error) {
 	if len(ls) == 0 {
 		return ctx, func() {}, nil
 	}
-	return ctx, nil, fmt.Errorf("%w: %w", ErrListen, errors.New("listeners need Linux"))
+	return ctx, nil, errors.New("listeners need Linux")
 }
 
 // wrapWASI replaces only poll_oneoff's sleeps, so a cancelled Run wakes a

@@ -1,4 +1,7 @@
-package agent
+// Package volumes makes a pod's volumes, as the kubelet's volume manager
+// does: each becomes a host directory that the Wasm runtime pre-opens for
+// the containers mounting it.
+package volumes
 
 import (
 	"bytes"
@@ -12,19 +15,41 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/skiffhq/skiff/internal/node/agent/downward"
 	skiffrt "github.com/skiffhq/skiff/runtime"
 )
 
-// A pod's volumes live in DataDir/pods/<uid>/volumes/<name>; each becomes a
+// A pod's volumes live in <pod directory>/volumes/<name>; each becomes a
 // pre-opened directory for the containers that mount it. ConfigMap, Secret,
-// downward API and projected volumes are written once, when the pod starts.
+// downward API and projected volumes are written when the pod starts, and
+// again whenever the agent refreshes them (SetUpVolume).
 
-// setUpVolumes materialises every volume of the pod and returns the host
-// directory of each by name.
-func (a *Agent) setUpVolumes(ctx context.Context, pod *corev1.Pod, dir string, objs *objects) (map[string]string, error) {
+// Objects gives the ConfigMaps and Secrets of a pod's namespace. One that
+// does not exist is an error wrapping ErrNotFound, which an optional source
+// skips.
+type Objects interface {
+	ConfigMap(ctx context.Context, name string) (*corev1.ConfigMap, error)
+	Secret(ctx context.Context, name string) (*corev1.Secret, error)
+}
+
+// ErrNotFound: the ConfigMap or Secret a volume names does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Sources is what a pod's volume content is made of, besides the pod.
+type Sources struct {
+	// Objects are the pod namespace's ConfigMaps and Secrets.
+	Objects Objects
+	// Allocatable is the node's: a downward API file naming a resource
+	// limit the container does not set gets the node's allocatable.
+	Allocatable corev1.ResourceList
+}
+
+// SetUp materialises every volume of the pod under dir, the pod's
+// directory, and returns the host directory of each by name.
+func SetUp(ctx context.Context, pod *corev1.Pod, dir string, sources Sources) (map[string]string, error) {
 	out := map[string]string{}
 	for _, v := range pod.Spec.Volumes {
-		host, err := a.setUpVolume(ctx, pod, dir, v, objs)
+		host, err := SetUpVolume(ctx, pod, dir, v, sources)
 		if err != nil {
 			return nil, fmt.Errorf("volume %q: %w", v.Name, err)
 		}
@@ -33,7 +58,12 @@ func (a *Agent) setUpVolumes(ctx context.Context, pod *corev1.Pod, dir string, o
 	return out, nil
 }
 
-func (a *Agent) setUpVolume(ctx context.Context, pod *corev1.Pod, dir string, v corev1.Volume, objs *objects) (string, error) {
+// SetUpVolume materialises one volume of the pod under dir and returns its
+// host directory. Called again for a ConfigMap, Secret, downward API or
+// projected volume, it brings the files up to date: keys that left the
+// object leave the volume.
+func SetUpVolume(ctx context.Context, pod *corev1.Pod, dir string, v corev1.Volume, sources Sources) (string, error) {
+	objs := sources.Objects
 	if v.HostPath != nil {
 		return hostPathVolume(v.HostPath)
 	}
@@ -51,7 +81,7 @@ func (a *Agent) setUpVolume(ctx context.Context, pod *corev1.Pod, dir string, v 
 	case v.Secret != nil:
 		files, err = secretFiles(ctx, objs, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional, v.Secret.DefaultMode)
 	case v.DownwardAPI != nil:
-		files, err = a.downwardFiles(pod, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode)
+		files, err = downwardFiles(pod, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode, sources.Allocatable)
 	case v.Projected != nil:
 		for _, src := range v.Projected.Sources {
 			var more []projectedFile
@@ -61,7 +91,7 @@ func (a *Agent) setUpVolume(ctx context.Context, pod *corev1.Pod, dir string, v 
 			case src.Secret != nil:
 				more, err = secretFiles(ctx, objs, src.Secret.Name, src.Secret.Items, src.Secret.Optional, v.Projected.DefaultMode)
 			case src.DownwardAPI != nil:
-				more, err = a.downwardFiles(pod, src.DownwardAPI.Items, v.Projected.DefaultMode)
+				more, err = downwardFiles(pod, src.DownwardAPI.Items, v.Projected.DefaultMode, sources.Allocatable)
 			default:
 				err = errors.New("only configMap, secret and downwardAPI projections are supported")
 			}
@@ -163,10 +193,10 @@ func keyFiles(data map[string][]byte, items []corev1.KeyToPath, defaultMode *int
 	return out, nil
 }
 
-func configMapFiles(ctx context.Context, objs *objects, name string, items []corev1.KeyToPath, optional *bool, mode *int32) ([]projectedFile, error) {
-	cm, err := objs.configMap(ctx, name)
+func configMapFiles(ctx context.Context, objs Objects, name string, items []corev1.KeyToPath, optional *bool, mode *int32) ([]projectedFile, error) {
+	cm, err := objs.ConfigMap(ctx, name)
 	if err != nil {
-		if errors.Is(err, errObjectNotFound) && optional != nil && *optional {
+		if errors.Is(err, ErrNotFound) && optional != nil && *optional {
 			return nil, nil
 		}
 		return nil, err
@@ -181,10 +211,10 @@ func configMapFiles(ctx context.Context, objs *objects, name string, items []cor
 	return keyFiles(data, items, mode, "ConfigMap", name)
 }
 
-func secretFiles(ctx context.Context, objs *objects, name string, items []corev1.KeyToPath, optional *bool, mode *int32) ([]projectedFile, error) {
-	sec, err := objs.secret(ctx, name)
+func secretFiles(ctx context.Context, objs Objects, name string, items []corev1.KeyToPath, optional *bool, mode *int32) ([]projectedFile, error) {
+	sec, err := objs.Secret(ctx, name)
 	if err != nil {
-		if errors.Is(err, errObjectNotFound) && optional != nil && *optional {
+		if errors.Is(err, ErrNotFound) && optional != nil && *optional {
 			return nil, nil
 		}
 		return nil, err
@@ -192,7 +222,7 @@ func secretFiles(ctx context.Context, objs *objects, name string, items []corev1
 	return keyFiles(sec.Data, items, mode, "Secret", name)
 }
 
-func (a *Agent) downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defaultMode *int32) ([]projectedFile, error) {
+func downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defaultMode *int32, allocatable corev1.ResourceList) ([]projectedFile, error) {
 	mode := os.FileMode(0o644)
 	if defaultMode != nil {
 		mode = os.FileMode(*defaultMode)
@@ -203,13 +233,13 @@ func (a *Agent) downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeF
 		var err error
 		switch {
 		case it.FieldRef != nil:
-			v, err = podField(pod, it.FieldRef.FieldPath)
+			v, err = downward.PodField(pod, it.FieldRef.FieldPath)
 		case it.ResourceFieldRef != nil:
 			c := findContainer(pod, it.ResourceFieldRef.ContainerName)
 			if c == nil {
 				err = fmt.Errorf("container %q not found", it.ResourceFieldRef.ContainerName)
 			} else {
-				v, err = a.resourceField(c, it.ResourceFieldRef)
+				v, err = downward.ResourceField(c, it.ResourceFieldRef, allocatable)
 			}
 		}
 		if err != nil {
@@ -268,10 +298,11 @@ func writeProjected(dir string, f projectedFile) error {
 	return os.Rename(tmp.Name(), p)
 }
 
-// containerMounts turns a container's volumeMounts into the runtime's
-// mounts. Volumes whose content the kubelet writes (ConfigMap, Secret,
-// downward API, projected) are always read-only, as in Kubernetes.
-func containerMounts(pod *corev1.Pod, c *corev1.Container, vols map[string]string) ([]skiffrt.Mount, error) {
+// Mounts turns a container's volumeMounts into the runtime's mounts; vols
+// are SetUp's host directories. Volumes whose content the kubelet writes
+// (ConfigMap, Secret, downward API, projected) are always read-only, as in
+// Kubernetes.
+func Mounts(pod *corev1.Pod, c *corev1.Container, vols map[string]string) ([]skiffrt.Mount, error) {
 	kinds := map[string]*corev1.Volume{}
 	for i := range pod.Spec.Volumes {
 		kinds[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
@@ -290,10 +321,17 @@ func containerMounts(pod *corev1.Pod, c *corev1.Container, vols map[string]strin
 			host = sub
 		}
 		v := kinds[m.Name]
-		ro := m.ReadOnly || v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
+		ro := m.ReadOnly || NodeWritten(v)
 		out = append(out, skiffrt.Mount{HostPath: host, GuestPath: m.MountPath, ReadOnly: ro})
 	}
 	return out, nil
+}
+
+// NodeWritten reports whether the node writes v's content (ConfigMap,
+// Secret, downward API and projected volumes): read-only to the pod, and
+// refreshed while it runs.
+func NodeWritten(v *corev1.Volume) bool {
+	return v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
 }
 
 // subPathDir returns the directory subPath names inside the volume root,

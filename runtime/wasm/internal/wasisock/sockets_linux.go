@@ -1,4 +1,4 @@
-package wasm
+package wasisock
 
 // Why this file serves the guest's sockets instead of wazero 1.12
 // (experimental/sock and imports/wasi_snapshot_preview1), as measured with a
@@ -13,7 +13,7 @@ package wasm
 //     blocked host call also ignores the context, so the Run cannot be
 //     stopped until a client connects.
 //   - A guest that sets the listener non-blocking first gets served, but
-//     poll_oneoff (poll.go) answers fd_read on a non-blocking socket "ready"
+//     wazero's poll_oneoff (its poll.go) answers fd_read on a non-blocking socket "ready"
 //     at once without looking at it, so Go's netpoller never sleeps: the
 //     parked goroutines are woken, read EAGAIN and park again, and an idle
 //     server burns a whole core (1.02 s CPU per second idle). With a clock
@@ -42,10 +42,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/tetratelabs/wazero/api"
 	"golang.org/x/sys/unix"
+
+	"github.com/skiffhq/skiff/sdk/abi"
 )
 
 // maxConns bounds the connections one Run holds open at once, so a guest
@@ -92,25 +93,25 @@ type sockFile struct {
 	nonblock bool // the guest's view: EAGAIN instead of waiting
 }
 
-// openSockets opens the Run's listeners and returns ctx carrying them for the
-// WASI functions, and a release function that closes every socket of the Run.
+// Open opens the Run's listeners and returns ctx carrying them for the WASI
+// functions, and a release function that closes every socket of the Run.
 // Without listeners it returns ctx unchanged.
-func openSockets(ctx context.Context, ls []Listener) (context.Context, func(), error) {
+func Open(ctx context.Context, ls []Listener) (context.Context, func(), error) {
 	if len(ls) == 0 {
 		return ctx, func() {}, nil
 	}
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
-		return ctx, nil, fmt.Errorf("%w: eventfd: %w", ErrListen, err)
+		return ctx, nil, fmt.Errorf("eventfd: %w", err)
 	}
 	t := &sockTable{files: make(map[uint32]*sockFile, len(ls)), wake: wake}
 	for i, l := range ls {
 		fd, err := listenerFD(l)
 		if err != nil {
 			t.close()
-			return ctx, nil, fmt.Errorf("%w: listener %d: %w", ErrListen, i, err)
+			return ctx, nil, fmt.Errorf("listener %d: %w", i, err)
 		}
-		t.files[FirstListenerFD+uint32(i)] = &sockFile{fd: fd, listener: true}
+		t.files[abi.FirstListenerFD+uint32(i)] = &sockFile{fd: fd, listener: true}
 		t.nListeners++
 	}
 	stop := context.AfterFunc(ctx, t.signal)
@@ -198,7 +199,7 @@ func (t *sockTable) wait(fd int, events int16) uint64 {
 }
 
 // isSock reports whether a WASI fd argument is in the sockets' range.
-func isSock(arg uint64) bool { return uint32(arg) >= FirstListenerFD }
+func isSock(arg uint64) bool { return uint32(arg) >= abi.FirstListenerFD }
 
 // sockFunc implements one WASI function for a socket descriptor; stack holds
 // the function's parameters and returns nothing but the errno.
@@ -503,7 +504,7 @@ func sockAccept(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint6
 			return toErrno(err)
 		}
 	}
-	gfd := uint32(FirstListenerFD + t.nListeners)
+	gfd := uint32(abi.FirstListenerFD + t.nListeners)
 	for t.files[gfd] != nil {
 		gfd++
 	}
@@ -549,118 +550,6 @@ func sockFilestatGet(_ *sockTable, _ *sockFile, mod api.Module, stack []uint64) 
 	st[16] = filetypeSocketStream
 	le.PutUint64(st[24:], 1) // nlink
 	if !mod.Memory().Write(uint32(stack[1]), st[:]) {
-		return errnoFault
-	}
-	return errnoSuccess
-}
-
-// pollOneoff is poll_oneoff(in, out, nsubscriptions, result.nevents).
-func pollOneoff(ctx context.Context, mod api.Module, stack []uint64, orig api.GoModuleFunction) {
-	t := sockets(ctx)
-	a, e := readPollArgs(mod, stack)
-	switch {
-	case e != errnoSuccess:
-		stack[0] = e
-	case a.clockOnly():
-		stack[0] = sleepClocks(ctx, mod, a)
-	case t == nil || !a.hasSockets():
-		// Files and stdin only: wazero's semantics, unchanged.
-		orig.Call(ctx, mod, stack)
-	default:
-		stack[0] = t.poll(ctx, mod, a)
-	}
-}
-
-func (a pollArgs) hasSockets() bool {
-	for _, s := range a.subs {
-		if s.typ != eventtypeClock && s.fd >= FirstListenerFD {
-			return true
-		}
-	}
-	return false
-}
-
-// poll waits for the guest's socket subscriptions with ppoll.
-// Subscriptions on other descriptors (files, stdio) are reported ready at
-// once, as poll(2) reports regular files and as wazero reports non-blocking
-// descriptors; the guest's next read or write tells the truth.
-func (t *sockTable) poll(ctx context.Context, mod api.Module, a pollArgs) uint64 {
-	pfds := make([]unix.PollFd, 0, len(a.subs)+1)
-	slot := make([]int, len(a.subs)) // index in pfds, or -1
-	n := 0                           // events written
-	for i, s := range a.subs {
-		slot[i] = -1
-		if s.typ == eventtypeClock {
-			continue
-		}
-		if s.fd < FirstListenerFD {
-			putEvent(a.out[n*eventSize:], s.userdata, errnoSuccess, s.typ, false)
-			n++
-			continue
-		}
-		f := t.files[s.fd]
-		if f == nil {
-			putEvent(a.out[n*eventSize:], s.userdata, errnoBadf, s.typ, false)
-			n++
-			continue
-		}
-		ev := int16(unix.POLLIN)
-		if s.typ == eventtypeFdWrite {
-			ev = unix.POLLOUT
-		}
-		slot[i] = len(pfds)
-		pfds = append(pfds, unix.PollFd{Fd: int32(f.fd), Events: ev})
-	}
-	wake := len(pfds)
-	pfds = append(pfds, unix.PollFd{Fd: int32(t.wake), Events: unix.POLLIN})
-
-	timeout := a.minTimeout() // -1: none
-	if n > 0 || ctx.Err() != nil {
-		timeout = 0
-	}
-	start := time.Now()
-	for {
-		var ts *unix.Timespec
-		if timeout >= 0 {
-			spec := unix.NsecToTimespec(max(0, int64(timeout-time.Since(start))))
-			ts = &spec
-		}
-		_, err := unix.Ppoll(pfds, ts, nil)
-		if err == unix.EINTR {
-			// The host runtime's preemption signals land here too.
-			continue
-		}
-		if err != nil {
-			return toErrno(err)
-		}
-		break
-	}
-	if pfds[wake].Revents != 0 {
-		// The Run is over: report nothing; wazero ends the guest when it
-		// runs again.
-		return writeNevents(mod, a, n)
-	}
-	for i, s := range a.subs {
-		if slot[i] < 0 {
-			continue
-		}
-		re := pfds[slot[i]].Revents
-		if re == 0 {
-			continue
-		}
-		errno := uint64(errnoSuccess)
-		if re&unix.POLLNVAL != 0 {
-			errno = errnoBadf
-		}
-		putEvent(a.out[n*eventSize:], s.userdata, uint16(errno), s.typ, re&unix.POLLHUP != 0)
-		n++
-	}
-	n = a.putClockEvents(n, time.Since(start))
-	return writeNevents(mod, a, n)
-}
-
-func writeNevents(mod api.Module, a pollArgs, n int) uint64 {
-	if !mod.Memory().WriteUint32Le(a.nevents, uint32(n)) {
 		return errnoFault
 	}
 	return errnoSuccess

@@ -1,4 +1,4 @@
-package agent
+package logs
 
 import (
 	"bytes"
@@ -77,8 +77,8 @@ func readLogs(t *testing.T, path string, opts corev1.PodLogOptions) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	r := logReader{path: path, opts: opts, running: func() bool { return false }, poll: 5 * time.Millisecond}
-	if err := r.copy(ctx, &out); err != nil {
+	r := Reader{Path: path, Options: opts, Running: func() bool { return false }, Poll: 5 * time.Millisecond}
+	if err := r.Copy(ctx, &out); err != nil {
 		t.Fatalf("copy: %v", err)
 	}
 	return out.String()
@@ -119,7 +119,7 @@ func followLogs(ctx context.Context, path string, opts corev1.PodLogOptions, run
 	opts.Follow = true
 	done := make(chan error, 1)
 	go func() {
-		done <- logReader{path: path, opts: opts, running: running, poll: 5 * time.Millisecond}.copy(ctx, out)
+		done <- Reader{Path: path, Options: opts, Running: running, Poll: 5 * time.Millisecond}.Copy(ctx, out)
 	}()
 	return done
 }
@@ -134,6 +134,11 @@ func waitReaderDone(t *testing.T, done <-chan error) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the following reader did not return after running() reported false")
 	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func TestLogStreamWrite(t *testing.T) {
@@ -168,11 +173,11 @@ func TestLogStreamWrite(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "0.log")
-			lf, err := openLogFile(path, 10<<20)
+			lf, err := OpenFile(path, 10<<20)
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := lf.stream("stdout")
+			s := lf.Stream("stdout")
 			for _, w := range tt.writes {
 				n, err := s.Write([]byte(w))
 				if n != len(w) || err != nil {
@@ -180,7 +185,7 @@ func TestLogStreamWrite(t *testing.T) {
 				}
 			}
 			if tt.flush {
-				s.flush()
+				s.Flush()
 			}
 			if err := lf.Close(); err != nil {
 				t.Fatal(err)
@@ -208,18 +213,18 @@ func summarize(recs []criLine) string {
 
 func TestLogStreamsKeepTheirOwnPartialLines(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "0.log")
-	lf, err := openLogFile(path, 10<<20)
+	lf, err := OpenFile(path, 10<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, errs := lf.stream("stdout"), lf.stream("stderr")
+	out, errs := lf.Stream("stdout"), lf.Stream("stderr")
 	out.Write([]byte("out-"))
 	errs.Write([]byte("err-"))
 	errs.Write([]byte("line\n"))
 	out.Write([]byte("line\n"))
 	errs.Write([]byte("dangling"))
-	out.flush()
-	errs.flush()
+	out.Flush()
+	errs.Flush()
 	lf.Close()
 	want := []criLine{{"stderr", "F", "err-line"}, {"stdout", "F", "out-line"}, {"stderr", "P", "dangling"}}
 	if got := readCRIFile(t, path); !slices.Equal(got, want) {
@@ -237,11 +242,11 @@ func TestLogStreamsKeepTheirOwnPartialLines(t *testing.T) {
 func TestLogFileRotation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "0.log")
 	const maxSize = 1000
-	lf, err := openLogFile(path, maxSize)
+	lf, err := OpenFile(path, maxSize)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := lf.stream("stdout")
+	s := lf.Stream("stdout")
 	const lines = 40
 	text := func(i int) string { return fmt.Sprintf("line-%02d-%s", i, strings.Repeat("y", 100)) }
 	for i := range lines {
@@ -280,11 +285,11 @@ func TestLogFileRotationCountsExistingContent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "0.log")
 	old := criAt(time.Now(), "stdout", "F", strings.Repeat("o", 950))
 	writeLogFile(t, path, old)
-	lf, err := openLogFile(path, 1000)
+	lf, err := OpenFile(path, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := lf.stream("stdout")
+	s := lf.Stream("stdout")
 	s.Write([]byte("new\n"))
 	lf.Close()
 	b, err := os.ReadFile(path + ".1")
@@ -303,11 +308,11 @@ func TestLogFileRecordLargerThanMaxSize(t *testing.T) {
 	// A record bigger than maxSize still goes into a file (an empty one),
 	// never lost and never rotating an empty file away.
 	path := filepath.Join(t.TempDir(), "0.log")
-	lf, err := openLogFile(path, 10)
+	lf, err := OpenFile(path, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := lf.stream("stdout")
+	s := lf.Stream("stdout")
 	s.Write([]byte("first-long-line\nsecond-long-line\n"))
 	lf.Close()
 	if got := readCRIFile(t, path+".1"); !slices.Equal(got, []criLine{{"stdout", "F", "first-long-line"}}) {
@@ -381,8 +386,8 @@ func TestLogReaderSinceSeconds(t *testing.T) {
 func TestLogReaderMissingFile(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r := logReader{path: filepath.Join(t.TempDir(), "none.log"), running: func() bool { return false }}
-	if err := r.copy(ctx, &bytes.Buffer{}); err == nil {
+	r := Reader{Path: filepath.Join(t.TempDir(), "none.log"), Running: func() bool { return false }}
+	if err := r.Copy(ctx, &bytes.Buffer{}); err == nil {
 		t.Fatal("reading a missing log file succeeded")
 	}
 }
@@ -413,12 +418,12 @@ func TestLogReaderIgnoresUnfinishedLastRecord(t *testing.T) {
 
 func TestLogReaderFollow(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "0.log")
-	lf, err := openLogFile(path, 10<<20)
+	lf, err := OpenFile(path, 10<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lf.Close()
-	out := lf.stream("stdout")
+	out := lf.Stream("stdout")
 	out.Write([]byte("old\nbefore\n"))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -487,12 +492,12 @@ func rotationLine(i int) string { return fmt.Sprintf("%d-%s", i, strings.Repeat(
 
 func TestLogReaderFollowAcrossRotation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "0.log")
-	lf, err := openLogFile(path, 1000)
+	lf, err := OpenFile(path, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lf.Close()
-	out := lf.stream("stdout")
+	out := lf.Stream("stdout")
 	want := ""
 	write := func(i int) {
 		out.Write([]byte(rotationLine(i) + "\n"))
@@ -531,12 +536,12 @@ func TestLogReaderFollowRotationJustBeforeExit(t *testing.T) {
 	// The container writes its last lines, which rotate the file, and exits
 	// between two polls: the reader must still deliver them.
 	path := filepath.Join(t.TempDir(), "0.log")
-	lf, err := openLogFile(path, 300)
+	lf, err := OpenFile(path, 300)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lf.Close()
-	out := lf.stream("stdout")
+	out := lf.Stream("stdout")
 	out.Write([]byte(rotationLine(0) + "\n"))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -553,8 +558,8 @@ func TestLogReaderFollowRotationJustBeforeExit(t *testing.T) {
 		return false
 	}
 	var buf bytes.Buffer
-	r := logReader{path: path, opts: corev1.PodLogOptions{Follow: true}, running: running, poll: 5 * time.Millisecond}
-	if err := r.copy(ctx, &buf); err != nil {
+	r := Reader{Path: path, Options: corev1.PodLogOptions{Follow: true}, Running: running, Poll: 5 * time.Millisecond}
+	if err := r.Copy(ctx, &buf); err != nil {
 		t.Fatal(err)
 	}
 	want := rotationLine(0) + "\n" + rotationLine(1) + "\n"

@@ -1,7 +1,8 @@
-package agent
+package volumes
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,34 @@ import (
 )
 
 func int32Ptr(v int32) *int32 { return &v }
+
+func boolPtr(b bool) *bool { return &b }
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// fakeObjects is what the agent fetches from the control plane for one
+// namespace; anything else is not found, as the agent reports it.
+type fakeObjects struct {
+	configMaps map[string]*corev1.ConfigMap
+	secrets    map[string]*corev1.Secret
+}
+
+func (o fakeObjects) ConfigMap(_ context.Context, name string) (*corev1.ConfigMap, error) {
+	if cm, ok := o.configMaps[name]; ok {
+		return cm, nil
+	}
+	return nil, fmt.Errorf("%s %q %w", "ConfigMap", name, ErrNotFound)
+}
+
+func (o fakeObjects) Secret(_ context.Context, name string) (*corev1.Secret, error) {
+	if s, ok := o.secrets[name]; ok {
+		return s, nil
+	}
+	return nil, fmt.Errorf("%s %q %w", "Secret", name, ErrNotFound)
+}
 
 func TestKeyFiles(t *testing.T) {
 	data := map[string][]byte{"a": []byte("A"), "b": []byte("B"), "c": []byte("C")}
@@ -99,7 +128,7 @@ func TestWriteProjected(t *testing.T) {
 	}
 }
 
-// mountTestPod has one volume of each kind containerMounts tells apart.
+// mountTestPod has one volume of each kind Mounts tells apart.
 func mountTestPod(mounts ...corev1.VolumeMount) *corev1.Pod {
 	return &corev1.Pod{Spec: corev1.PodSpec{
 		Volumes: []corev1.Volume{
@@ -146,7 +175,7 @@ func TestContainerMountsReadOnly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		pod := mountTestPod(corev1.VolumeMount{Name: tt.volume, MountPath: "/mnt/" + tt.volume, ReadOnly: tt.readOnly})
-		mounts, err := containerMounts(pod, &pod.Spec.Containers[0], vols)
+		mounts, err := Mounts(pod, &pod.Spec.Containers[0], vols)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.volume, err)
 		}
@@ -163,7 +192,7 @@ func TestContainerMountsSubPath(t *testing.T) {
 		corev1.VolumeMount{Name: "data", MountPath: "/b", SubPath: "x/../y"},
 		corev1.VolumeMount{Name: "data", MountPath: "/c"},
 	)
-	mounts, err := containerMounts(pod, &pod.Spec.Containers[0], vols)
+	mounts, err := Mounts(pod, &pod.Spec.Containers[0], vols)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +208,7 @@ func TestContainerMountsSubPath(t *testing.T) {
 
 	for _, sub := range []string{"../x", "..", "/etc", "a/../../x"} {
 		pod := mountTestPod(corev1.VolumeMount{Name: "data", MountPath: "/m", SubPath: sub})
-		_, err := containerMounts(pod, &pod.Spec.Containers[0], vols)
+		_, err := Mounts(pod, &pod.Spec.Containers[0], vols)
 		if err == nil || !strings.Contains(err.Error(), "leaves the volume") {
 			t.Errorf("subPath %q: error %v, want a refusal", sub, err)
 		}
@@ -189,7 +218,7 @@ func TestContainerMountsSubPath(t *testing.T) {
 	}
 
 	pod = mountTestPod(corev1.VolumeMount{Name: "nope", MountPath: "/m"})
-	if _, err := containerMounts(pod, &pod.Spec.Containers[0], vols); err == nil {
+	if _, err := Mounts(pod, &pod.Spec.Containers[0], vols); err == nil {
 		t.Error("a mount of an unknown volume succeeded")
 	}
 }
@@ -213,7 +242,7 @@ func TestContainerMountsSubPathSymlinkEscape(t *testing.T) {
 	var escaped []string
 	for _, sub := range []string{"esc", "esc/made-by-agent"} {
 		pod := mountTestPod(corev1.VolumeMount{Name: "data", MountPath: "/m", SubPath: sub})
-		mounts, err := containerMounts(pod, &pod.Spec.Containers[0], vols)
+		mounts, err := Mounts(pod, &pod.Spec.Containers[0], vols)
 		if err != nil {
 			continue // refused: right
 		}
@@ -229,7 +258,7 @@ func TestContainerMountsSubPathSymlinkEscape(t *testing.T) {
 		escaped = append(escaped, "and the agent created host-secrets/made-by-agent")
 	}
 	if len(escaped) > 0 {
-		t.Errorf("volumes.go containerMounts: subPath check is lexical, a symlink in the volume escapes it: %s", strings.Join(escaped, "; "))
+		t.Errorf("Mounts: subPath check is lexical, a symlink in the volume escapes it: %s", strings.Join(escaped, "; "))
 	}
 }
 
@@ -270,16 +299,21 @@ func TestHostPathVolume(t *testing.T) {
 }
 
 func TestSetUpVolumes(t *testing.T) {
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg", Namespace: envTestNS},
+	const ns = "team"
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg", Namespace: ns},
 		Data:       map[string]string{"app.conf": "port=80", "other": "o"},
 		BinaryData: map[string][]byte{"blob": {0, 1, 2}}}
-	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: envTestNS},
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns},
 		Data: map[string][]byte{"token": []byte("t0k")}}
-	a, _ := objectsBus(t, "node-vol", []*corev1.ConfigMap{cm}, []*corev1.Secret{sec})
+	sources := Sources{Objects: fakeObjects{
+		configMaps: map[string]*corev1.ConfigMap{"cfg": cm},
+		secrets:    map[string]*corev1.Secret{"creds": sec},
+	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	pod := envTestPod()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: ns, UID: "uid-123",
+		Labels: map[string]string{"app": "web", "tier": "front"}}}
 	pod.Spec.Containers = []corev1.Container{{Name: "app", Resources: corev1.ResourceRequirements{
 		Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}}}}
 	pod.Spec.Volumes = []corev1.Volume{
@@ -304,7 +338,7 @@ func TestSetUpVolumes(t *testing.T) {
 			LocalObjectReference: corev1.LocalObjectReference{Name: "absent"}, Optional: boolPtr(true)}}},
 	}
 	dir := t.TempDir()
-	vols, err := a.setUpVolumes(ctx, pod, dir, a.objectsFor(envTestNS))
+	vols, err := SetUp(ctx, pod, dir, sources)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +388,7 @@ func TestSetUpVolumes(t *testing.T) {
 	} {
 		p := pod.DeepCopy()
 		p.Spec.Volumes = []corev1.Volume{{Name: "v", VolumeSource: src}}
-		if _, err := a.setUpVolumes(ctx, p, t.TempDir(), a.objectsFor(envTestNS)); err == nil || !strings.Contains(err.Error(), `volume "v"`) {
+		if _, err := SetUp(ctx, p, t.TempDir(), sources); err == nil || !strings.Contains(err.Error(), `volume "v"`) {
 			t.Errorf("%s: error %v, want one naming the volume", name, err)
 		}
 	}

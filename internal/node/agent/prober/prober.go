@@ -1,4 +1,7 @@
-package agent
+// Package prober runs a container's startup, liveness and readiness probes,
+// as the kubelet's prober does, and tells the agent what they found through
+// a Target.
+package prober
 
 import (
 	"bytes"
@@ -25,15 +28,43 @@ import (
 // consecutive failures (successThreshold successes) change the result. A
 // startup probe holds the other two back until it succeeds.
 
-func (c *container) startProbes(ctx context.Context, wg *sync.WaitGroup, spec skiffrt.ContainerSpec, kill chan<- string) {
-	startup, live, ready := c.spec.StartupProbe, c.spec.LivenessProbe, c.spec.ReadinessProbe
+// Target is the container being probed, as the agent running it sees it.
+type Target interface {
+	// Event records an event about the container (Unhealthy, Killing).
+	Event(typ, reason, msg string)
+	// Exec runs spec, an exec probe's command, in the container's image.
+	Exec(ctx context.Context, spec skiffrt.ContainerSpec) (skiffrt.ExitStatus, error)
+	// Started records that the startup probe passed; ready is whether the
+	// container is ready with it (it has no readiness probe).
+	Started(ready bool)
+	// Ready records the readiness probe's result each time it reaches a
+	// threshold, which may repeat an unchanged result: a flap is seen.
+	Ready(ok bool)
+}
+
+// prober probes one start of a container.
+type prober struct {
+	c    *corev1.Container
+	spec skiffrt.ContainerSpec // the start's: its pod IP, and what exec probes run with
+	t    Target
+}
+
+// Start runs c's probes for the start described by spec, each on a
+// goroutine counted in wg, until ctx ends. A failed startup or liveness
+// probe sends its kind ("Startup" or "Liveness") on kill, without blocking:
+// the container must be restarted.
+func Start(ctx context.Context, wg *sync.WaitGroup, c *corev1.Container, spec skiffrt.ContainerSpec, t Target, kill chan<- string) {
+	startup, live, ready := c.StartupProbe, c.LivenessProbe, c.ReadinessProbe
 	if startup == nil && live == nil && ready == nil {
 		return
 	}
+	pr := &prober{c: c, spec: spec, t: t}
 	started := make(chan struct{}) // closed once the startup probe passed
 	if startup == nil {
 		close(started)
 	}
+	now := make(chan struct{}) // the startup probe waits for nothing
+	close(now)
 	// run probes with p once gate is closed (liveness and readiness wait
 	// for startup), until onResult returns false.
 	run := func(kind string, p *corev1.Probe, gate <-chan struct{}, onResult func(ok bool) bool) {
@@ -48,25 +79,22 @@ func (c *container) startProbes(ctx context.Context, wg *sync.WaitGroup, spec sk
 				return
 			case <-gate:
 			}
-			c.probeLoop(ctx, kind, p, spec, onResult)
+			pr.loop(ctx, kind, p, onResult)
 		}()
 	}
 	restart := func(kind string) bool {
-		c.event(corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s failed %s probe, will be restarted", c.spec.Name, strings.ToLower(kind)))
+		t.Event(corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s failed %s probe, will be restarted", c.Name, strings.ToLower(kind)))
 		select {
 		case kill <- kind:
 		default: // a restart is already asked for
 		}
 		return false
 	}
-	run("Startup", startup, closedChan(), func(ok bool) bool {
+	run("Startup", startup, now, func(ok bool) bool {
 		if !ok {
 			return restart("Startup")
 		}
-		c.setStatus(func(s *corev1.ContainerStatus) {
-			s.Started = ptrTo(true)
-			s.Ready = ready == nil
-		})
+		t.Started(ready == nil)
 		close(started)
 		return false // done: it runs until the first success
 	})
@@ -74,20 +102,15 @@ func (c *container) startProbes(ctx context.Context, wg *sync.WaitGroup, spec sk
 		return ok || restart("Liveness")
 	})
 	run("Readiness", ready, started, func(ok bool) bool {
-		c.mu.Lock()
-		changed := c.status.Ready != ok
-		c.mu.Unlock()
-		if changed {
-			c.setStatus(func(s *corev1.ContainerStatus) { s.Ready = ok })
-		}
+		t.Ready(ok)
 		return true
 	})
 }
 
-// probeLoop probes until ctx ends or onResult returns false. onResult is
+// loop probes until ctx ends or onResult returns false. onResult is
 // called when the result crosses a threshold (and, for readiness, on every
 // period once it has, so a flap is seen).
-func (c *container) probeLoop(ctx context.Context, kind string, p *corev1.Probe, spec skiffrt.ContainerSpec, onResult func(ok bool) bool) {
+func (pr *prober) loop(ctx context.Context, kind string, p *corev1.Probe, onResult func(ok bool) bool) {
 	period := time.Duration(max(p.PeriodSeconds, 1)) * time.Second
 	timeout := time.Duration(max(p.TimeoutSeconds, 1)) * time.Second
 	failures := max(p.FailureThreshold, 1)
@@ -97,7 +120,7 @@ func (c *container) probeLoop(ctx context.Context, kind string, p *corev1.Probe,
 	}
 	var okRun, failRun int32
 	for {
-		ok, msg := c.probe(ctx, p, spec, timeout)
+		ok, msg := pr.probe(ctx, p, timeout)
 		if ctx.Err() != nil {
 			return
 		}
@@ -105,7 +128,7 @@ func (c *container) probeLoop(ctx context.Context, kind string, p *corev1.Probe,
 			okRun, failRun = okRun+1, 0
 		} else {
 			failRun, okRun = failRun+1, 0
-			c.event(corev1.EventTypeWarning, "Unhealthy", fmt.Sprintf("%s probe failed: %s", kind, msg))
+			pr.t.Event(corev1.EventTypeWarning, "Unhealthy", fmt.Sprintf("%s probe failed: %s", kind, msg))
 		}
 		switch {
 		case ok && okRun >= successes:
@@ -125,20 +148,20 @@ func (c *container) probeLoop(ctx context.Context, kind string, p *corev1.Probe,
 }
 
 // probe runs one probe; the message says why it failed.
-func (c *container) probe(ctx context.Context, p *corev1.Probe, spec skiffrt.ContainerSpec, timeout time.Duration) (bool, string) {
+func (pr *prober) probe(ctx context.Context, p *corev1.Probe, timeout time.Duration) (bool, string) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	switch {
 	case p.HTTPGet != nil:
-		return c.probeHTTP(ctx, p.HTTPGet, spec)
+		return pr.probeHTTP(ctx, p.HTTPGet)
 	case p.TCPSocket != nil:
-		port, err := c.resolvePort(p.TCPSocket.Port)
+		port, err := pr.resolvePort(p.TCPSocket.Port)
 		if err != nil {
 			return false, err.Error()
 		}
 		host := p.TCPSocket.Host
 		if host == "" {
-			host = spec.PodIP
+			host = pr.spec.PodIP
 		}
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
@@ -149,16 +172,13 @@ func (c *container) probe(ctx context.Context, p *corev1.Probe, spec skiffrt.Con
 		return true, ""
 	case p.Exec != nil:
 		var out bytes.Buffer
-		ex := spec
+		ex := pr.spec
 		ex.Args = p.Exec.Command
 		ex.Ports = nil
 		ex.Stdin = nil
 		cw := &capWriter{b: &out, max: 10 << 10}
 		ex.Stdout, ex.Stderr = cw, cw
-		c.mu.Lock()
-		img := c.img
-		c.mu.Unlock()
-		st, err := c.w.a.cfg.Runtime.Exec(ctx, img, ex)
+		st, err := pr.t.Exec(ctx, ex)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -177,14 +197,14 @@ func (c *container) probe(ctx context.Context, p *corev1.Probe, spec skiffrt.Con
 	return false, "probe has no handler"
 }
 
-func (c *container) probeHTTP(ctx context.Context, g *corev1.HTTPGetAction, spec skiffrt.ContainerSpec) (bool, string) {
-	port, err := c.resolvePort(g.Port)
+func (pr *prober) probeHTTP(ctx context.Context, g *corev1.HTTPGetAction) (bool, string) {
+	port, err := pr.resolvePort(g.Port)
 	if err != nil {
 		return false, err.Error()
 	}
 	host := g.Host
 	if host == "" {
-		host = spec.PodIP
+		host = pr.spec.PodIP
 	}
 	scheme := "http"
 	if g.Scheme == corev1.URISchemeHTTPS {
@@ -228,16 +248,16 @@ func (c *container) probeHTTP(ctx context.Context, g *corev1.HTTPGetAction, spec
 
 // resolvePort turns a probe's port (a number or a container port's name)
 // into a number.
-func (c *container) resolvePort(p intstr.IntOrString) (int, error) {
+func (pr *prober) resolvePort(p intstr.IntOrString) (int, error) {
 	if p.Type == intstr.Int {
 		return p.IntValue(), nil
 	}
-	for _, cp := range c.spec.Ports {
+	for _, cp := range pr.c.Ports {
 		if cp.Name == p.StrVal {
 			return int(cp.ContainerPort), nil
 		}
 	}
-	return 0, fmt.Errorf("couldn't find port %q in container %s", p.StrVal, c.spec.Name)
+	return 0, fmt.Errorf("couldn't find port %q in container %s", p.StrVal, pr.c.Name)
 }
 
 // capWriter keeps the first max bytes written to it.
@@ -254,4 +274,19 @@ func (w *capWriter) Write(p []byte) (int, error) {
 		w.b.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
+}
+
+// sleep waits d or until ctx ends; it reports whether the wait completed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package wasm
+package terminal
 
 import (
 	"fmt"
@@ -14,17 +14,18 @@ import (
 	skiffrt "github.com/skiffhq/skiff/runtime"
 )
 
-// terminal is a pseudo-terminal for an exec with a TTY: the guest gets the
+// Terminal is a pseudo-terminal for an exec with a TTY: the guest gets the
 // slave side as its stdin, stdout and stderr, so WASI reports a character
 // device and isatty is true (an io.Reader or io.Writer would show as some
 // other device); the host copies between the master side and the client's
 // streams, and applies the client's size changes to it.
-type terminal struct {
+type Terminal struct {
 	master, slave *os.File
 	out           sync.WaitGroup
 }
 
-func openTerminal() (*terminal, error) {
+// Open opens a new pseudo-terminal.
+func Open() (*Terminal, error) {
 	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open pseudo-terminal: %w", err)
@@ -51,12 +52,15 @@ func openTerminal() (*terminal, error) {
 		master.Close()
 		return nil, fmt.Errorf("open pseudo-terminal %d: %w", n, err)
 	}
-	return &terminal{master: master, slave: slave}, nil
+	return &Terminal{master: master, slave: slave}, nil
 }
 
-// attach copies stdin into the terminal and the terminal's output to
+// Slave is the guest's side: its stdin, stdout and stderr.
+func (t *Terminal) Slave() *os.File { return t.slave }
+
+// Attach copies stdin into the terminal and the terminal's output to
 // stdout, and applies resizes, until the terminal closes.
-func (t *terminal) attach(stdin io.Reader, stdout io.Writer, resize <-chan skiffrt.TerminalSize, done <-chan struct{}) {
+func (t *Terminal) Attach(stdin io.Reader, stdout io.Writer, resize <-chan skiffrt.TerminalSize, done <-chan struct{}) {
 	if stdin != nil {
 		go io.Copy(t.master, stdin) // ends when the master closes
 	}
@@ -84,16 +88,16 @@ func (t *terminal) attach(stdin io.Reader, stdout io.Writer, resize <-chan skiff
 	}
 }
 
-// hangUp closes both sides at once, ending any read in progress: the
+// HangUp closes both sides at once, ending any read in progress: the
 // client is gone.
-func (t *terminal) hangUp() {
+func (t *Terminal) HangUp() {
 	t.slave.Close()
 	t.master.Close()
 }
 
-// close ends the guest's side, waits for its last output to be copied, and
+// Close ends the guest's side, waits for its last output to be copied, and
 // closes the terminal.
-func (t *terminal) close() {
+func (t *Terminal) Close() {
 	t.slave.Close()
 	t.out.Wait()
 	t.master.Close()

@@ -1,4 +1,12 @@
-package agent
+// Package logs writes and reads container logs, as the kubelet's
+// kuberuntime/logs does for CRI runtimes.
+//
+// Container logs are written in the CRI log format a kubelet reads
+// ("<RFC3339Nano time> <stdout|stderr> <F|P> <text>", P marking a partial
+// line), one file per container start, so `kubectl logs --previous` reads
+// the start before the current one and --timestamps/--since need no extra
+// index.
+package logs
 
 import (
 	"bufio"
@@ -13,20 +21,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// Container logs are written in the CRI log format a kubelet reads
-// ("<RFC3339Nano time> <stdout|stderr> <F|P> <text>", P marking a partial
-// line), one file per container start, so `kubectl logs --previous` reads
-// the start before the current one and --timestamps/--since need no extra
-// index.
-
 // maxLogLine is where a line without a newline is cut into partial (P)
 // records, as CRI runtimes do (16 KiB).
 const maxLogLine = 16 << 10
 
-// logFile is one container start's log, rotated when it exceeds maxSize:
+// File is one container start's log, rotated when it exceeds maxSize:
 // the full file moves to path+".1" (replacing an older one) and a new file
 // starts, so a container's log never takes more than twice maxSize.
-type logFile struct {
+type File struct {
 	path    string
 	maxSize int64
 
@@ -36,7 +38,9 @@ type logFile struct {
 	err  error // the first write error; later writes are dropped
 }
 
-func openLogFile(path string, maxSize int64) (*logFile, error) {
+// OpenFile opens the log at path for appending, creating it if missing;
+// what it holds already counts towards maxSize.
+func OpenFile(path string, maxSize int64) (*File, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open container log: %w", err)
@@ -46,10 +50,10 @@ func openLogFile(path string, maxSize int64) (*logFile, error) {
 		f.Close()
 		return nil, fmt.Errorf("open container log: %w", err)
 	}
-	return &logFile{path: path, maxSize: maxSize, f: f, size: st.Size()}, nil
+	return &File{path: path, maxSize: maxSize, f: f, size: st.Size()}, nil
 }
 
-func (l *logFile) record(stream string, partial bool, text []byte) {
+func (l *File) record(stream string, partial bool, text []byte) {
 	tag := "F"
 	if partial {
 		tag = "P"
@@ -80,7 +84,7 @@ func (l *logFile) record(stream string, partial bool, text []byte) {
 	}
 }
 
-func (l *logFile) rotate() {
+func (l *File) rotate() {
 	l.f.Close()
 	if err := os.Rename(l.path, l.path+".1"); err != nil {
 		l.err = err
@@ -96,7 +100,7 @@ func (l *logFile) rotate() {
 	l.f, l.size = f, 0
 }
 
-func (l *logFile) Close() error {
+func (l *File) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
@@ -107,18 +111,20 @@ func (l *logFile) Close() error {
 	return err
 }
 
-// stream returns a writer for one of the process's output streams. Each
-// stream keeps its own partial line; a Write is called from one goroutine
-// per stream (the runtime's contract).
-func (l *logFile) stream(name string) *logStream { return &logStream{l: l, name: name} }
+// Stream returns a writer for one of the process's output streams ("stdout"
+// or "stderr"). Each stream keeps its own partial line; a Write is called
+// from one goroutine per stream (the runtime's contract).
+func (l *File) Stream(name string) *Stream { return &Stream{l: l, name: name} }
 
-type logStream struct {
-	l    *logFile
+// Stream is one output stream of a container start, written to its File a
+// line at a time.
+type Stream struct {
+	l    *File
 	name string
 	buf  []byte
 }
 
-func (s *logStream) Write(p []byte) (int, error) {
+func (s *Stream) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
@@ -145,8 +151,8 @@ func (s *logStream) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// flush writes a pending partial line, when the process ends.
-func (s *logStream) flush() {
+// Flush writes a pending partial line, when the process ends.
+func (s *Stream) Flush() {
 	if len(s.buf) > 0 {
 		s.l.record(s.name, true, s.buf)
 		s.buf = s.buf[:0]
@@ -173,27 +179,32 @@ func parseLogLine(line []byte) (logRecord, bool) {
 	return logRecord{time: t, stamp: f[0], partial: string(f[2]) == "P", text: f[3]}, true
 }
 
-// logReader writes a container start's log to w as kubectl asks: since,
+// Reader writes a container start's log to w as kubectl asks: since,
 // tail, timestamps, limitBytes and follow. Following polls the file
 // (cheap, and immune to rotation: a replaced file is reopened from the
-// start) until running reports false and the file is drained, or ctx ends.
-type logReader struct {
-	path    string
-	opts    corev1.PodLogOptions
-	running func() bool
-	poll    time.Duration
+// start) until Running reports false and the file is drained, or ctx ends.
+type Reader struct {
+	// Path is the log file of the container start.
+	Path string
+	// Options are kubectl's: since, tail, timestamps, limitBytes, follow.
+	Options corev1.PodLogOptions
+	// Running reports whether the container start still writes to Path.
+	Running func() bool
+	// Poll is how often a follow looks for more; default 100ms.
+	Poll time.Duration
 }
 
-func (r logReader) copy(ctx context.Context, w io.Writer) error {
+// Copy writes the log to w as r.Options ask.
+func (r Reader) Copy(ctx context.Context, w io.Writer) error {
 	var since time.Time
-	if r.opts.SinceSeconds != nil {
-		since = time.Now().Add(-time.Duration(*r.opts.SinceSeconds) * time.Second)
-	} else if r.opts.SinceTime != nil {
-		since = r.opts.SinceTime.Time
+	if r.Options.SinceSeconds != nil {
+		since = time.Now().Add(-time.Duration(*r.Options.SinceSeconds) * time.Second)
+	} else if r.Options.SinceTime != nil {
+		since = r.Options.SinceTime.Time
 	}
 	limit := int64(-1)
-	if r.opts.LimitBytes != nil {
-		limit = *r.opts.LimitBytes
+	if r.Options.LimitBytes != nil {
+		limit = *r.Options.LimitBytes
 	}
 	out := &limitWriter{w: w, left: limit}
 	midLine := false // the last record emitted was partial: the next continues its line
@@ -202,7 +213,7 @@ func (r logReader) copy(ctx context.Context, w io.Writer) error {
 			return nil
 		}
 		var b bytes.Buffer
-		if r.opts.Timestamps && !midLine {
+		if r.Options.Timestamps && !midLine {
 			b.Write(rec.stamp) // one timestamp per line, the first record's, as the kubelet writes
 			b.WriteByte(' ')
 		}
@@ -215,7 +226,7 @@ func (r logReader) copy(ctx context.Context, w io.Writer) error {
 		return err
 	}
 
-	f, err := os.Open(r.path)
+	f, err := os.Open(r.Path)
 	if err != nil {
 		return fmt.Errorf("open container log: %w", err)
 	}
@@ -225,8 +236,8 @@ func (r logReader) copy(ctx context.Context, w io.Writer) error {
 	// The first pass reads what exists; with a tail, only the last lines.
 	var recs []logRecord
 	tail := int64(-1)
-	if r.opts.TailLines != nil {
-		tail = *r.opts.TailLines
+	if r.Options.TailLines != nil {
+		tail = *r.Options.TailLines
 	}
 	var pending []byte
 	readAll := func(keep bool) error {
@@ -274,25 +285,25 @@ func (r logReader) copy(ctx context.Context, w io.Writer) error {
 			return ignoreLimit(err)
 		}
 	}
-	if !r.opts.Follow {
+	if !r.Options.Follow {
 		return nil
 	}
-	poll := r.poll
+	poll := r.Poll
 	if poll <= 0 {
 		poll = 100 * time.Millisecond
 	}
 	for {
-		alive := r.running()
+		alive := r.Running()
 		if err := readAll(false); err != nil {
 			return ignoreLimit(err)
 		}
 		// A rotation replaced the file: read the new one before deciding
 		// the container is done, or lines written just before it exited
 		// would be lost.
-		if st, err := os.Stat(r.path); err == nil {
+		if st, err := os.Stat(r.Path); err == nil {
 			if cur, err := f.Stat(); err == nil && !os.SameFile(st, cur) {
 				f.Close()
-				if f, err = os.Open(r.path); err != nil {
+				if f, err = os.Open(r.Path); err != nil {
 					return fmt.Errorf("reopen rotated container log: %w", err)
 				}
 				br.Reset(f)
@@ -344,9 +355,4 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 		err = errLimit // the limit is reached: a follow ends here too
 	}
 	return n, err
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
