@@ -23,6 +23,7 @@
 //
 // Data directory layout (Config.DataDir):
 //
+//	lock             held by the one process using the directory (its pid inside)
 //	node-name        the member's name; a restart with another name is refused
 //	token            the cluster secret (mode 0600): the admin's API token, bus credentials
 //	kubeconfig.yaml  the admin kubeconfig for kubectl
