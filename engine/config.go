@@ -31,9 +31,16 @@ type Config struct {
 	// the renamed server as a stranger.
 	NodeName string
 
-	// RaftBind is the TCP address raft and write forwarding listen on.
-	// Default "127.0.0.1:0": a single server needs no reachable port, and
-	// loopback exposes nothing.
+	// RaftBind is the TCP address ("host:port", port 0 for any) raft and
+	// write forwarding listen on, with mutual TLS: both ends show a
+	// certificate the cluster CA (DataDir/pki) issued to a raft peer, so
+	// nothing else even completes a handshake. Default "": no raft port at
+	// all; a single server's store talks to itself in process, and a port
+	// nobody needs is attack surface (loopback is reachable by every local
+	// user). Set it on a server that is to be clustered later: a restart
+	// with it keeps the data and puts the new address in the raft
+	// configuration. (Joining other servers from the command line is not
+	// there yet.)
 	RaftBind string
 
 	// APIListen is where the Kubernetes API is served (HTTPS). Default
@@ -127,13 +134,13 @@ func (c Config) withDefaults() (Config, error) {
 	if err := validNodeName(c.NodeName); err != nil {
 		return c, fmt.Errorf("engine config: %w", err)
 	}
-	if c.RaftBind == "" {
-		c.RaftBind = "127.0.0.1:0"
-	}
 	if c.APIListen == "" {
 		c.APIListen = "127.0.0.1:6443"
 	}
 	for name, addr := range map[string]string{"RaftBind": c.RaftBind, "APIListen": c.APIListen} {
+		if addr == "" {
+			continue // RaftBind: no listener
+		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return c, fmt.Errorf("engine config: %s %q: %w", name, addr, err)
 		}
@@ -178,7 +185,7 @@ const (
 	raftSubdir     = "raft"            // the store's log (wal/) and snapshots
 	nodeNameFile   = "node-name"       // the NodeName this directory belongs to
 	tokenFile      = "token"           // the cluster secret: the admin's API bearer token, bus credentials
-	pkiSubdir      = "pki"             // cluster CA and the API serving certificate
+	pkiSubdir      = "pki"             // cluster CA, the API serving certificate, the raft peer certificate
 	kubeconfigFile = "kubeconfig.yaml" // the admin kubeconfig
 	agentSubdir    = "node"            // the node agent's: module store, compile cache, pod volumes and logs
 )

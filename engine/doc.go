@@ -9,8 +9,10 @@
 //
 // A started Engine is one server of a cluster with everything in one
 // process: the raft-replicated object store (package
-// github.com/skiffhq/skiff/raft) with its log in DataDir; the embedded NATS
-// bus, with no listening port unless Config.BusListen asks for one; the
+// github.com/skiffhq/skiff/raft) with its log in DataDir, with no listening
+// port unless Config.RaftBind asks for one (then with mutual TLS); the
+// embedded NATS bus, with no listening port unless Config.BusListen asks for
+// one; the
 // Kubernetes API over HTTPS (Config.APIListen) with the controllers and the
 // scheduler on the raft leader; and this machine's node: the node agent
 // running Wasm pods in wazero (package github.com/skiffhq/skiff/runtime/wasm)
@@ -27,7 +29,8 @@
 //	node-name        the member's name; a restart with another name is refused
 //	token            the cluster secret (mode 0600): the admin's API token, bus credentials
 //	kubeconfig.yaml  the admin kubeconfig for kubectl
-//	pki/             the cluster CA, the serving certificate, the Secret encryption keys
+//	pki/             the cluster CA, the serving certificate, the Secret encryption keys,
+//	                 the raft peer certificate (with RaftBind)
 //	raft/            the raft log (raft-wal) and FSM snapshots
 //	bus/             the embedded registry's JetStream files
 //	registry/uploads/  image uploads in progress (emptied at start)

@@ -2,9 +2,11 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiffhq/skiff/internal/apiserver"
+	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/internal/atomicfile"
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/dirlock"
@@ -113,13 +116,19 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		return err
 	}
 
-	e.store, err = raft.Open(ctx, raft.Config{
+	storeCfg := raft.Config{
 		ID:        e.cfg.NodeName,
 		Dir:       filepath.Join(e.cfg.DataDir, raftSubdir),
 		Bind:      e.cfg.RaftBind,
 		Bootstrap: true, // a single server forms its own cluster; ignored when state exists
 		Logger:    e.log,
-	})
+	}
+	if e.cfg.RaftBind != "" {
+		if storeCfg.TLS, err = e.raftTLS(); err != nil {
+			return err
+		}
+	}
+	e.store, err = raft.Open(ctx, storeCfg)
 	if err != nil {
 		return fmt.Errorf("start store: %w", err)
 	}
@@ -164,9 +173,33 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	}
 	e.started = true
 	st := e.store.Stats()
+	raftAddr := e.store.Addr()
+	if raftAddr == "" {
+		raftAddr = "in-process (no listening port)"
+	}
 	e.log.Info("engine ready", "data_dir", e.cfg.DataDir, "api", e.api.URL(), "kubeconfig", e.KubeconfigPath(),
-		"raft_addr", e.store.Addr(), "revision", st.Rev, "keys", st.Keys, "bus", "in-process (no listening port)")
+		"raft_addr", raftAddr, "revision", st.Rev, "keys", st.Keys, "bus", "in-process (no listening port)")
 	return nil
+}
+
+// raftTLS is the mutual TLS of the store's listener: a raft peer certificate
+// from the cluster CA for this node, naming the address peers dial. A
+// wildcard host (":7000", "0.0.0.0:7000") names no address; peers then have
+// to dial the node by name.
+func (e *Engine) raftTLS() (*tls.Config, error) {
+	host, _, err := net.SplitHostPort(e.cfg.RaftBind)
+	if err != nil {
+		return nil, fmt.Errorf("raft listen address %q: %w", e.cfg.RaftBind, err)
+	}
+	var hosts []string
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		hosts = append(hosts, host)
+	}
+	cfg, err := pki.PeerTLS(filepath.Join(e.cfg.DataDir, pkiSubdir), e.cfg.NodeName, hosts)
+	if err != nil {
+		return nil, fmt.Errorf("raft TLS: %w", err)
+	}
+	return cfg, nil
 }
 
 // startNodes runs the control plane's node lifecycle and this member's own

@@ -110,7 +110,7 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := e.Config()
-	if !filepath.IsAbs(c.DataDir) || c.RaftBind != "127.0.0.1:0" || c.ServiceCIDR != "127.67.0.0/16" ||
+	if !filepath.IsAbs(c.DataDir) || c.RaftBind != "" || c.ServiceCIDR != "127.67.0.0/16" ||
 		c.ReadyTimeout != 30*time.Second {
 		t.Fatalf("defaults not filled: %+v", c)
 	}

@@ -8,7 +8,11 @@
 // increasing. A revision becomes a Kubernetes resourceVersion.
 //
 // Writes may be submitted on any server; followers forward them to the leader
-// over the same TCP port raft uses. Reads are linearizable by default (a
+// over the same TCP port raft uses, secured by mutual TLS when Config.TLS is
+// set (the server side then accepts only peers with a certificate from the
+// cluster's CA). A store with no Config.Bind opens no port at all: a single
+// server runs raft over an in-process transport until it is reopened with a
+// listener to grow a cluster. Reads are linearizable by default (a
 // read-index obtained from the leader, then a wait until the local FSM has
 // applied it) or may be served from the local FSM when the caller allows stale
 // data. Watches fan out from the FSM as it applies and can start from any

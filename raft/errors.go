@@ -34,6 +34,11 @@ var (
 	ErrStopped = errors.New("store stopped")
 	// ErrInvalid: the request is malformed (empty key, bad options). Nothing was written.
 	ErrInvalid = errors.New("invalid request")
+	// ErrNoListener: the request needs other servers to reach this one, and it
+	// runs with no network transport (Config.Bind empty): adding a server, or
+	// opening a log whose raft configuration names other servers. Nothing was
+	// changed; open the store with Bind (and TLS) set to cluster it.
+	ErrNoListener = errors.New("store has no network listener")
 )
 
 // wireErrors are the sentinels that survive the forwarding RPC: an error

@@ -67,7 +67,7 @@ var errDial = errors.New("dial leader")
 
 // forwarder keeps one RPC client per leader address.
 type forwarder struct {
-	mux     *muxLayer
+	mux     *muxLayer // nil without a listener
 	timeout time.Duration
 
 	mu      sync.Mutex
@@ -79,6 +79,12 @@ func (f *forwarder) client(addr string) (*rpc.Client, error) {
 	defer f.mu.Unlock()
 	if c, ok := f.clients[addr]; ok {
 		return c, nil
+	}
+	if f.mux == nil {
+		// No listener, no dialing either. A lone server is its own leader
+		// and never forwards; were raft to name another, the caller
+		// retries as with no leader and fails with ErrNoLeader.
+		return nil, fmt.Errorf("%w %s: %w", errDial, addr, ErrNoListener)
 	}
 	conn, err := f.mux.dial(addr, f.timeout)
 	if err != nil {

@@ -24,14 +24,29 @@ type Config struct {
 	ID string
 	// Dir holds the log (wal/) and snapshots (snapshots/). Required.
 	Dir string
-	// Bind is the TCP address for raft and forwarding. Default "127.0.0.1:0"
-	// (loopback, a free port): a single server needs no reachable port.
+	// Bind is the TCP address ("host:port", port 0 for any free one) raft
+	// and write forwarding listen on. Default "": no listener and no network
+	// transport at all; raft talks to itself in process. A single server
+	// has no one to talk to, and a port nobody needs is attack surface. Such
+	// a store must Bootstrap (or have state on disk), cannot add servers
+	// (ErrNoListener), and refuses a log whose raft configuration names other
+	// servers. Reopen it with Bind set to grow a cluster: a leader that finds
+	// another address for itself in the configuration (the in-process one, or
+	// a port 0 that got another port) puts its current one there.
 	Bind string
 	// Advertise is the address other servers dial; default the bound address.
+	// Only with Bind.
 	Advertise string
-	// TLS, when set, wraps every raft and forwarding connection (both ends use
-	// it: give it Certificates and RootCAs). Default nil: plain TCP, for
-	// loopback and single-server use.
+	// TLS secures every raft and forwarding connection, both ends with this
+	// one config: give it Certificates (or GetCertificate and
+	// GetClientCertificate) and RootCAs, the cluster's CA. The server side
+	// always requires a client certificate and verifies it against ClientCAs
+	// (default RootCAs), whatever ClientAuth says, so a peer without a
+	// certificate from the cluster's CA cannot complete a handshake; MinVersion
+	// defaults to TLS 1.3, since every peer is skiff. Open uses a copy.
+	// Default nil: plain TCP, only for tests and benchmarks on loopback
+	// (anyone who reaches the port may read and write the store). Ignored
+	// without Bind.
 	TLS *tls.Config
 	// Bootstrap makes a server with no state on disk form a new cluster with
 	// itself as the only voter. Ignored when state exists, so it is safe to
@@ -89,8 +104,30 @@ func (c *Config) setDefaults() error {
 	def(&c.MaxInflight, 4)
 	def(&c.MaxBatchBytes, 1<<20)
 	def(&c.WALSegmentSize, wal.DefaultSegmentSize)
+	if c.Bind == "" && c.Advertise != "" {
+		return fmt.Errorf("store config: Advertise %q without Bind: %w", c.Advertise, ErrInvalid)
+	}
 	if c.Bind == "" {
-		c.Bind = "127.0.0.1:0"
+		c.TLS = nil
+	}
+	if c.TLS != nil {
+		t := c.TLS.Clone()
+		if len(t.Certificates) == 0 && (t.GetCertificate == nil || t.GetClientCertificate == nil) {
+			return fmt.Errorf("store config: TLS without a certificate for both ends: %w", ErrInvalid)
+		}
+		if t.RootCAs == nil {
+			// Without it the client would trust the system's CAs and
+			// the server would verify client certificates against them.
+			return fmt.Errorf("store config: TLS without RootCAs (the cluster CA): %w", ErrInvalid)
+		}
+		if t.ClientCAs == nil {
+			t.ClientCAs = t.RootCAs
+		}
+		t.ClientAuth = tls.RequireAndVerifyClientCert
+		if t.MinVersion == 0 {
+			t.MinVersion = tls.VersionTLS13
+		}
+		c.TLS = t
 	}
 	if c.HeartbeatTimeout <= 0 {
 		c.HeartbeatTimeout = time.Second
@@ -123,8 +160,8 @@ type Store struct {
 	logs  hraft.LogStore // the cached log raft uses, read by leaderReadIndex
 	wal   *wal.WAL
 	meta  *metadb.BoltMetaDB // owned here: wal.Close leaves it (and its file lock) open
-	trans *hraft.NetworkTransport
-	mux   *muxLayer
+	trans transport
+	mux   *muxLayer // nil without a listener (Config.Bind empty)
 	fwd   *forwarder
 
 	// readyTerm is the term in which this leader has applied everything
@@ -136,7 +173,28 @@ type Store struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	workers sync.WaitGroup
+	bg      sync.WaitGroup // keepAddress, which ends when raft has shut down
 	once    sync.Once
+}
+
+// transport is what the store needs of raft's transport: both the TCP one and
+// the in-process one close.
+type transport interface {
+	hraft.Transport
+	Close() error
+}
+
+// localAddr is the address a store with no listener gives raft, and so the
+// one its log's configuration names: it is not host:port, so nothing can dial
+// it, and it is the same on every start, so a restart finds itself.
+const localAddr hraft.ServerAddress = "local"
+
+// publicAddr is addr as callers see it: "" for the in-process address.
+func publicAddr(addr hraft.ServerAddress) string {
+	if addr == localAddr {
+		return ""
+	}
+	return string(addr)
 }
 
 // Open starts a store server from cfg.Dir, restoring what is on disk.
@@ -176,14 +234,20 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cleanup()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	if s.mux, err = newMuxLayer(cfg.Bind, cfg.Advertise, cfg.TLS, s.log); err != nil {
-		cleanup()
-		return nil, err
+	if cfg.Bind == "" {
+		// raft sends itself nothing: an unconnected in-process transport
+		// is all a lone server needs.
+		_, s.trans = hraft.NewInmemTransport(localAddr)
+	} else {
+		if s.mux, err = newMuxLayer(cfg.Bind, cfg.Advertise, cfg.TLS, s.log); err != nil {
+			cleanup()
+			return nil, err
+		}
+		s.mux.forward = serveForward(s)
+		s.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
+			Stream: s.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog})
 	}
-	s.mux.forward = serveForward(s)
 	s.fwd = &forwarder{mux: s.mux, timeout: cfg.HeartbeatTimeout, clients: map[string]*rpc.Client{}}
-	s.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
-		Stream: s.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog})
 
 	rc := hraft.DefaultConfig()
 	rc.LocalID = hraft.ServerID(cfg.ID)
@@ -206,10 +270,23 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cleanup()
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
+	if cfg.Bind == "" && !hasState && !cfg.Bootstrap {
+		cleanup()
+		return nil, fmt.Errorf("a server with no state must bootstrap to run without a listener, nobody could add it: %w",
+			ErrNoListener)
+	}
 	if s.raft, err = hraft.NewRaft(rc, s.fsm, logs, s.wal, snaps, s.trans); err != nil {
 		s.trans.Close()
 		cleanup()
 		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	if cfg.Bind == "" {
+		// NewRaft has read the configuration from disk; its goroutines
+		// do nothing before a heartbeat timeout has passed.
+		if err := s.aloneInConfiguration(); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	if cfg.Bootstrap && !hasState {
 		boot := hraft.Configuration{Servers: []hraft.Server{{
@@ -223,9 +300,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.workers.Add(1)
 		go s.batchWorker()
 	}
-	// Accept connections only now: forwarding RPCs use s.raft. Peers that
-	// dialled earlier wait in the listen backlog.
-	go s.mux.serve()
+	s.bg.Add(1)
+	go s.keepAddress()
+	if s.mux != nil {
+		// Accept connections only now: forwarding RPCs use s.raft. Peers
+		// that dialled earlier wait in the listen backlog.
+		go s.mux.serve()
+	}
 	s.log.Info("store open", "dir", cfg.Dir, "addr", s.trans.LocalAddr(), "existing_state", hasState)
 	return s, nil
 }
@@ -248,6 +329,7 @@ func (s *Store) Close() error {
 		}
 		close(s.stopped)
 		err = s.raft.Shutdown().Error()
+		s.bg.Wait()
 		s.fwd.close()
 		s.trans.Close()
 		if werr := s.wal.Close(); err == nil {
@@ -261,9 +343,12 @@ func (s *Store) Close() error {
 	return err
 }
 
-// ID is this server's raft ID; Addr the address others reach it at.
-func (s *Store) ID() string   { return s.cfg.ID }
-func (s *Store) Addr() string { return string(s.trans.LocalAddr()) }
+// ID is this server's raft ID.
+func (s *Store) ID() string { return s.cfg.ID }
+
+// Addr is the address other servers reach this one at; "" when it has no
+// listener (Config.Bind empty).
+func (s *Store) Addr() string { return publicAddr(s.trans.LocalAddr()) }
 
 // IsLeader reports whether this server is the raft leader now.
 func (s *Store) IsLeader() bool { return s.raft.State() == hraft.Leader }
@@ -272,7 +357,7 @@ func (s *Store) IsLeader() bool { return s.raft.State() == hraft.Leader }
 // them; empty when unknown.
 func (s *Store) Leader() (id, addr string) {
 	a, i := s.raft.LeaderWithID()
-	return string(i), string(a)
+	return string(i), publicAddr(a)
 }
 
 // WaitLeader blocks until this server knows a leader, or ctx ends.

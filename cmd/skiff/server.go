@@ -61,7 +61,8 @@ func newServerCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "where the server keeps its state")
 	f.StringVar(&cfg.NodeName, "node-name", "", "this member's name (default: the host name)")
-	f.StringVar(&cfg.RaftBind, "raft-listen", "127.0.0.1:0", "TCP address for raft and write forwarding")
+	f.StringVar(&cfg.RaftBind, "raft-listen", "",
+		"HOST:PORT where raft and write forwarding listen, with mutual TLS from the cluster CA (default none: a single server needs no raft port; set it on a server to be clustered later)")
 	f.StringVar(&cfg.APIListen, "api-listen", "127.0.0.1:6443", "HTTPS address of the Kubernetes API")
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "127.67.0.0/16", "range Service ClusterIPs are allocated from")
 	f.StringVar(&busListen, "bus-listen", "", `where agents of other nodes reach the bus, HOST:PORT (default the API's host, any port; "none" for no agents)`)
