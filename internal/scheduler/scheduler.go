@@ -171,15 +171,9 @@ func (s *Scheduler) updatePod(old, cur any) {
 }
 
 func (s *Scheduler) deletePod(obj any) {
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := controller.ObjectOf[*corev1.Pod](obj)
 	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if pod, ok = tomb.Obj.(*corev1.Pod); !ok {
-			return
-		}
+		return
 	}
 	s.mu.Lock()
 	_, wasAssumed := s.assumed[pod.UID]

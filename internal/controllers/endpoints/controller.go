@@ -30,6 +30,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiffhq/skiff/internal/controllers/controller"
 )
 
 // ManagedBy is the value of the endpointslice.kubernetes.io/managed-by label
@@ -141,13 +143,13 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 			DeleteFunc: func(o any) { c.podChanged(nil, o) },
 		}},
 		{sliceInf.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.sliceChanged,
-			UpdateFunc: func(_, o any) { c.sliceChanged(o) },
-			DeleteFunc: c.sliceChanged,
+			AddFunc:    func(o any) { c.sliceChanged(o, false) },
+			UpdateFunc: func(_, o any) { c.sliceChanged(o, false) },
+			DeleteFunc: func(o any) { c.sliceChanged(o, true) },
 		}},
 		{epInf.Informer(), cache.ResourceEventHandlerFuncs{
-			UpdateFunc: func(_, o any) { c.endpointsChanged(o) },
-			DeleteFunc: c.endpointsChanged,
+			UpdateFunc: func(_, o any) { c.endpointsChanged(o, false) },
+			DeleteFunc: func(o any) { c.endpointsChanged(o, true) },
 		}},
 	}
 	for _, h := range handlers {
@@ -270,13 +272,11 @@ func (c *Controller) podChanged(old, cur any) {
 }
 
 // sliceChanged queues the slice's Service unless the event is the echo of
-// this controller's own write.
-func (c *Controller) sliceChanged(o any) {
-	deleted := false
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o, deleted = t.Obj, true
-	}
-	s, ok := o.(*discoveryv1.EndpointSlice)
+// this controller's own write. deleted says the event is a delete: the
+// object a delete event carries is the slice's last state, which would
+// otherwise look like the echo of the controller's last write to it.
+func (c *Controller) sliceChanged(o any, deleted bool) {
+	s, ok := controller.ObjectOf[*discoveryv1.EndpointSlice](o)
 	if !ok {
 		return
 	}
@@ -294,13 +294,10 @@ func (c *Controller) sliceChanged(o any) {
 }
 
 // endpointsChanged queues the Service of an Endpoints object someone else
-// changed or deleted, so a managed one is put back.
-func (c *Controller) endpointsChanged(o any) {
-	deleted := false
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o, deleted = t.Obj, true
-	}
-	ep, ok := o.(*corev1.Endpoints)
+// changed or deleted (deleted: a delete event), so a managed one is put
+// back.
+func (c *Controller) endpointsChanged(o any, deleted bool) {
+	ep, ok := controller.ObjectOf[*corev1.Endpoints](o)
 	if !ok {
 		return
 	}
@@ -311,10 +308,7 @@ func (c *Controller) endpointsChanged(o any) {
 }
 
 func asPod(o any) *corev1.Pod {
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = t.Obj
-	}
-	p, _ := o.(*corev1.Pod)
+	p, _ := controller.ObjectOf[*corev1.Pod](o)
 	return p
 }
 

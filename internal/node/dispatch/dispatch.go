@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/controllers/controller"
 	"github.com/skiffhq/skiff/internal/node/protocol"
 )
 
@@ -85,10 +86,9 @@ func Start(ctx context.Context, cfg Config) (*Dispatcher, error) {
 			d.send(watch.Modified, o)
 		},
 		DeleteFunc: func(o any) {
-			if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-				o = t.Obj
+			if pod, ok := controller.ObjectOf[*corev1.Pod](o); ok {
+				d.send(watch.Deleted, pod)
 			}
-			d.send(watch.Deleted, o)
 		},
 	}); err != nil {
 		cancel()
