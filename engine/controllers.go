@@ -16,6 +16,7 @@ import (
 
 	"github.com/skiffhq/skiff/internal/controllers/controller"
 	"github.com/skiffhq/skiff/internal/controllers/deployment"
+	"github.com/skiffhq/skiff/internal/controllers/endpoints"
 	"github.com/skiffhq/skiff/internal/controllers/replicaset"
 	"github.com/skiffhq/skiff/internal/scheduler"
 )
@@ -36,9 +37,10 @@ const (
 	controllersStopTimeout = 10 * time.Second
 )
 
-// startControllers runs the scheduler and the workload controllers
-// (ReplicaSet, Deployment) against this member's API, on the raft leader
-// only: two members acting on the same objects would fight.
+// startControllers runs the scheduler, the workload controllers
+// (ReplicaSet, Deployment) and the endpoints controller against this
+// member's API, on the raft leader only: two members acting on the same
+// objects would fight.
 func (e *Engine) startControllers(ctx context.Context) error {
 	cfg, err := e.restConfigLocked()
 	if err != nil {
@@ -79,12 +81,15 @@ func (e *Engine) eventBroadcasterLocked(cs kubernetes.Interface) record.EventBro
 
 // runControlLoops starts the informers, the scheduler and the controllers,
 // and blocks until ctx ends and all of them have stopped. Each term of
-// leadership gets fresh informers: a new leader must not act on what a
-// previous term cached.
+// leadership gets fresh informers, from one factory that every loop
+// shares: a new leader must not act on what a previous term cached.
 func runControlLoops(ctx context.Context, cs kubernetes.Interface, recorder func(string) record.EventRecorder, log *slog.Logger) error {
 	factory := informers.NewSharedInformerFactory(cs, informerResync)
 	pods, nodes := factory.Core().V1().Pods(), factory.Core().V1().Nodes()
 	rss, deploys := factory.Apps().V1().ReplicaSets(), factory.Apps().V1().Deployments()
+	services, endpointsInf := factory.Core().V1().Services(), factory.Core().V1().Endpoints()
+	// Only the endpoints controller reads EndpointSlices, and only its own.
+	slices := endpoints.ManagedSlices(factory)
 
 	sched, err := scheduler.New(scheduler.Config{Client: cs, Pods: pods, Nodes: nodes,
 		Recorder: recorder(scheduler.Name), Logger: log})
@@ -101,12 +106,18 @@ func runControlLoops(ctx context.Context, cs kubernetes.Interface, recorder func
 	if err != nil {
 		return err
 	}
+	ec, err := endpoints.New(endpoints.Config{Client: cs, Services: services, Pods: pods, Nodes: nodes,
+		Endpoints: endpointsInf, EndpointSlices: slices, Recorder: recorder(endpoints.Name), Logger: log})
+	if err != nil {
+		return err
+	}
 	factory.Start(ctx.Done())
 	var wg sync.WaitGroup
 	for _, run := range []func(){
 		func() { sched.Run(ctx) },
 		func() { rsc.Run(ctx, controllerWorkers) },
 		func() { dc.Run(ctx, controllerWorkers) },
+		func() { ec.Run(ctx, controllerWorkers) },
 	} {
 		wg.Add(1)
 		go func() {
