@@ -103,8 +103,8 @@ func TestExpectations(t *testing.T) {
 }
 
 // The gate runs the loops only while leading, stops them on losing
-// leadership, starts them again on regaining it, and retries a failed
-// start.
+// leadership, starts them again on regaining it (or on Restart), and
+// retries a failed start.
 func TestLeaderGate(t *testing.T) {
 	var leader atomic.Bool
 	var mu sync.Mutex
@@ -150,8 +150,10 @@ func TestLeaderGate(t *testing.T) {
 	testutil.Eventually(t, 5*time.Second, state(0, 2))
 	leader.Store(true)
 	testutil.Eventually(t, 5*time.Second, state(1, 3))
+	g.Restart() // a fresh term while still leading
+	testutil.Eventually(t, 5*time.Second, state(1, 4))
 	stop()
-	testutil.Eventually(t, time.Second, state(0, 3))
+	testutil.Eventually(t, time.Second, state(0, 4))
 }
 
 // A delete handler's object, seen through a tombstone or not.

@@ -3,6 +3,10 @@
 // written to the store), and marks a node's conditions Unknown when its
 // heartbeats stop for longer than the grace period, as Kubernetes' node
 // lifecycle controller does. Only condition changes are written.
+//
+// It runs on the raft leader only, one per term of leadership: two members
+// would each allocate pod ranges from their own view (handing two nodes the
+// same range) and each mark nodes Unknown by their own clocks.
 package lifecycle
 
 import (
@@ -165,7 +169,8 @@ func (c *Controller) register(ctx context.Context, r protocol.Registration) (pro
 
 // allocatePodCIDR carves the first range no other node holds out of
 // ClusterPodCIDR. Registrations are served one at a time (one bus
-// subscription), so two nodes cannot be given the same range.
+// subscription, on the leader only), so two nodes cannot be given the same
+// range.
 func (c *Controller) allocatePodCIDR(ctx context.Context, node string) (string, error) {
 	cluster, err := netip.ParsePrefix(orDefault(c.cfg.ClusterPodCIDR, "127.66.0.0/16"))
 	if err != nil || !cluster.Addr().Is4() {
