@@ -7,8 +7,8 @@
 // FailedScheduling event and PodScheduled=False (Unschedulable), and is
 // tried again, with back-off, when nodes or pods change.
 //
-// Placement is a pipeline as in Kubernetes and Nomad: filters
-// (filters.go), then a score (resources.go), then the binding.
+// Placement is a pipeline as in Kubernetes and Nomad: named filters
+// (filters.go), then named, weighted scores (scores.go), then the binding.
 package scheduler
 
 import (
@@ -301,24 +301,28 @@ func (s *Scheduler) nodeInfos(nodes []*corev1.Node) (map[string]*nodeInfo, error
 	return infos, nil
 }
 
-// place runs the filters and the score over infos: the chosen node, or ""
+// place runs the filters and the scores over infos: the chosen node, or ""
 // and why none fits.
 func place(pod *corev1.Pod, infos map[string]*nodeInfo) (string, string) {
 	if len(infos) == 0 {
 		return "", "no nodes available to schedule pods"
 	}
-	req, nonZero := podRequests(pod, false), podRequests(pod, true)
+	p := newPodInfo(pod)
 	reasons := map[string]int{}
-	var fit []*nodeInfo
+	type ranked struct {
+		*nodeInfo
+		score int64
+	}
+	var fit []ranked
 	for _, n := range infos {
 		var why []string
 		for _, f := range filters {
-			if why = f.fn(pod, req, n); len(why) > 0 {
+			if why = f.fn(p, n); len(why) > 0 {
 				break
 			}
 		}
 		if len(why) == 0 {
-			fit = append(fit, n)
+			fit = append(fit, ranked{n, totalScore(p, n)})
 		}
 		for _, r := range why {
 			reasons[r]++
@@ -330,9 +334,8 @@ func place(pod *corev1.Pod, infos map[string]*nodeInfo) (string, string) {
 	// Best score first; ties to the node with fewer pods, then by name, so
 	// the choice is reproducible.
 	sort.Slice(fit, func(i, j int) bool {
-		si, sj := score(fit[i], nonZero), score(fit[j], nonZero)
-		if si != sj {
-			return si > sj
+		if fit[i].score != fit[j].score {
+			return fit[i].score > fit[j].score
 		}
 		if fit[i].pods != fit[j].pods {
 			return fit[i].pods < fit[j].pods
