@@ -80,6 +80,13 @@ type Scheduler struct {
 	assumed map[types.UID]*corev1.Pod
 	// waiting are the pods that fit nowhere, until a change may let them.
 	waiting map[string]attempt
+	// moves counts retryWaiting calls. A change seen while a pod was being
+	// placed (after its attempt read the listers, before it joined
+	// waiting) would otherwise find nothing to retry and be lost until the
+	// next flush: an attempt that fails while moves changed is queued
+	// again at once, as Kubernetes' scheduling queue does with its
+	// moveRequestCycle.
+	moves uint64
 }
 
 type attempt struct {
@@ -199,18 +206,25 @@ func nodeChanged(old, cur *corev1.Node) bool {
 func (s *Scheduler) retryWaiting(why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.moves++
 	if len(s.waiting) == 0 {
 		return
 	}
 	s.log.Debug("retrying unschedulable pods", "pods", len(s.waiting), "why", why)
 	for key, a := range s.waiting {
 		delete(s.waiting, key)
-		backoff := min(initialBackoff<<min(a.count-1, 10), maxBackoff)
-		if wait := backoff - time.Since(a.last); wait > 0 {
-			s.queue.AddAfter(key, wait)
-		} else {
-			s.queue.Add(key)
-		}
+		s.requeueLocked(key, a)
+	}
+}
+
+// requeueLocked queues a pod that fit nowhere no sooner than its back-off
+// after its last attempt. s.mu is held.
+func (s *Scheduler) requeueLocked(key string, a attempt) {
+	backoff := min(initialBackoff<<min(a.count-1, 10), maxBackoff)
+	if wait := backoff - time.Since(a.last); wait > 0 {
+		s.queue.AddAfter(key, wait)
+	} else {
+		s.queue.Add(key)
 	}
 }
 
@@ -231,6 +245,7 @@ func (s *Scheduler) schedule(ctx context.Context, key string) error {
 	_, isAssumed := s.assumed[pod.UID]
 	prev := s.waiting[key]
 	delete(s.waiting, key)
+	moves := s.moves // before the listers are read below
 	s.mu.Unlock()
 	if isAssumed || !responsible(pod) {
 		return nil
@@ -245,8 +260,13 @@ func (s *Scheduler) schedule(ctx context.Context, key string) error {
 	}
 	node, msg := place(pod, infos)
 	if node == "" {
+		a := attempt{count: prev.count + 1, last: time.Now()}
 		s.mu.Lock()
-		s.waiting[key] = attempt{count: prev.count + 1, last: time.Now()}
+		if s.moves != moves {
+			s.requeueLocked(key, a) // something changed meanwhile: look again
+		} else {
+			s.waiting[key] = a
+		}
 		s.mu.Unlock()
 		return s.unschedulable(ctx, pod, msg)
 	}
