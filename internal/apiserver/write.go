@@ -27,6 +27,7 @@ import (
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
 	"github.com/skiffhq/skiff/internal/apiserver/validation"
 	"github.com/skiffhq/skiff/raft"
+	skiffrt "github.com/skiffhq/skiff/runtime"
 )
 
 // maxBody bounds a request body, as the apiserver's 3 MiB limit does: an
@@ -251,7 +252,7 @@ func (s *Server) ensureRuntimeClass(ctx context.Context) error {
 		return err
 	}
 	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "wasm"}, Handler: "wasm",
-		Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{"skiff.dev/runtime-wasm": "true"}}}
+		Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{skiffrt.NodeLabel("wasm"): skiffrt.NodeLabelValue}}}
 	rc.SetGroupVersionKind(res.GVK())
 	if _, err := s.createObject(ctx, res, rc, nil, ""); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err

@@ -5,13 +5,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
-)
 
-// RuntimeLabelPrefix + a RuntimeClass name labels the nodes that offer that
-// runtime ("skiff.dev/runtime-wasm": "true"). It is the label the node agent
-// puts on its Node for each runtime it has (agent.RuntimeLabelPrefix; a
-// test holds the two equal without the control plane importing the agent).
-const RuntimeLabelPrefix = "skiff.dev/runtime-"
+	skiffrt "github.com/skiffhq/skiff/runtime"
+)
 
 // The taints a node's conditions stand for, as Kubernetes' node lifecycle
 // controller applies them: a pod lands on a node that is not Ready only if
@@ -92,13 +88,13 @@ func fitsAffinity(p *podInfo, n *nodeInfo) []string {
 }
 
 // fitsRuntimeClass places a pod that names a runtime class only on nodes
-// that offer that runtime.
+// that offer that runtime: their agent labels them so (runtime.NodeLabel).
 func fitsRuntimeClass(p *podInfo, n *nodeInfo) []string {
 	rc := p.pod.Spec.RuntimeClassName
 	if rc == nil || *rc == "" {
 		return nil
 	}
-	if n.node.Labels[RuntimeLabelPrefix+*rc] != "true" {
+	if n.node.Labels[skiffrt.NodeLabel(*rc)] != skiffrt.NodeLabelValue {
 		return []string{fmt.Sprintf("node(s) didn't offer runtime class %q", *rc)}
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	skiffrt "github.com/skiffhq/skiff/runtime"
 )
 
 func testNode(name string, lbls map[string]string, cpu, mem string, pods int64) *corev1.Node {
@@ -139,7 +141,7 @@ func TestPlace(t *testing.T) {
 			p.Spec.RuntimeClassName = &wasm
 			return p
 		}, func() map[string]*nodeInfo {
-			return infos(testNode("a", nil, "8", "8Gi", 110), testNode("b", map[string]string{RuntimeLabelPrefix + "wasm": "true"}, "1", "1Gi", 110))
+			return infos(testNode("a", nil, "8", "8Gi", 110), testNode("b", map[string]string{skiffrt.NodeLabel("wasm"): skiffrt.NodeLabelValue}, "1", "1Gi", 110))
 		}, "b"},
 		{"runtime class offered nowhere", func() *corev1.Pod {
 			p := testPod("", "")

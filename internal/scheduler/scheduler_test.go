@@ -12,17 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/internal/controllers/controllertest"
-	"github.com/skiffhq/skiff/internal/node/agent"
 	"github.com/skiffhq/skiff/internal/scheduler"
 	"github.com/skiffhq/skiff/internal/testutil"
+	skiffrt "github.com/skiffhq/skiff/runtime"
 )
-
-// The scheduler and the node agent must agree on the runtime label.
-func TestRuntimeLabelIsTheAgents(t *testing.T) {
-	if scheduler.RuntimeLabelPrefix != agent.RuntimeLabelPrefix {
-		t.Fatalf("scheduler reads %q, agent writes %q", scheduler.RuntimeLabelPrefix, agent.RuntimeLabelPrefix)
-	}
-}
 
 func createPod(t *testing.T, c *controllertest.Cluster, name string, mutate func(*corev1.Pod)) *corev1.Pod {
 	t.Helper()
@@ -199,7 +192,7 @@ func TestTaintsCordonAndRuntimeClass(t *testing.T) {
 	c := controllertest.Start(t)
 	c.AddNode(t, "tainted", nil, nil)
 	c.AddNode(t, "plain", nil, controllertest.Resources("1", "1Gi", 10))
-	c.AddNode(t, "wasm-node", map[string]string{scheduler.RuntimeLabelPrefix + "wasm": "true"}, controllertest.Resources("1", "1Gi", 10))
+	c.AddNode(t, "wasm-node", map[string]string{skiffrt.NodeLabel("wasm"): skiffrt.NodeLabelValue}, controllertest.Resources("1", "1Gi", 10))
 	n, _ := c.Client.CoreV1().Nodes().Get(context.Background(), "tainted", metav1.GetOptions{})
 	n.Spec.Taints = []corev1.Taint{{Key: "dedicated", Value: "infra", Effect: corev1.TaintEffectNoSchedule}}
 	if _, err := c.Client.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {

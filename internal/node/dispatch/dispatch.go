@@ -93,7 +93,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), d.synced) {
 		return nil // ended before it began
 	}
-	sub, err := bus.Serve(ctx, d.cfg.Bus, "skiff.node.*.sync", "dispatch", d.sync)
+	sub, err := bus.Serve(ctx, d.cfg.Bus, bus.SubjectNodeSyncAny, "dispatch", d.sync)
 	if err != nil {
 		return fmt.Errorf("dispatch: serve sync: %w", err)
 	}

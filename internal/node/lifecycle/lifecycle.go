@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -84,12 +83,12 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		ready: map[string]bool{}, started: time.Now(), done: make(chan struct{})}
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	reg, err := bus.Serve(runCtx, cfg.Bus, protocol.SubjectRegister, "node-lifecycle", c.register)
+	reg, err := bus.Serve(runCtx, cfg.Bus, bus.SubjectRegister, "node-lifecycle", c.register)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("nodes: serve registrations: %w", err)
 	}
-	hb, err := bus.Subscribe(runCtx, cfg.Bus, bus.SubjectHeartbeats, c.heartbeat)
+	hb, err := bus.Subscribe(runCtx, cfg.Bus, bus.SubjectHeartbeatAny, c.heartbeat)
 	if err != nil {
 		reg.Stop()
 		cancel()
@@ -235,7 +234,10 @@ func isReady(st corev1.NodeStatus) bool {
 // started, as after a control plane restart) makes sure the store says
 // Ready: a condition change, written only if it is one.
 func (c *Controller) heartbeat(ctx context.Context, subject string, hb protocol.Heartbeat) {
-	name := bus.NodeFromToken(strings.TrimPrefix(subject, "skiff.heartbeat."))
+	name, ok := bus.HeartbeatNode(subject)
+	if !ok {
+		return
+	}
 	c.mu.Lock()
 	c.lastSeen[name] = time.Now()
 	ready := c.ready[name]

@@ -83,13 +83,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.Stop()
 		return nil, fmt.Errorf("nodeserver: pod informer did not sync: %w", ctx.Err())
 	}
-	status, err := bus.Serve(context.Background(), cfg.Bus, "skiff.node.*.status", "nodeserver", s.status)
+	status, err := bus.Serve(context.Background(), cfg.Bus, bus.SubjectNodeStatusAny, "nodeserver", s.status)
 	if err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("nodeserver: serve status: %w", err)
 	}
 	s.subs = append(s.subs, status)
-	objects, err := bus.Serve(context.Background(), cfg.Bus, "skiff.node.*.objects", "nodeserver", s.object)
+	objects, err := bus.Serve(context.Background(), cfg.Bus, bus.SubjectNodeObjectsAny, "nodeserver", s.object)
 	if err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("nodeserver: serve objects: %w", err)
