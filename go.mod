@@ -23,6 +23,7 @@ require (
 	k8s.io/api v0.32.13
 	k8s.io/apimachinery v0.32.13
 	k8s.io/client-go v0.32.13
+	k8s.io/component-helpers v0.32.13
 	k8s.io/kube-openapi v0.0.0-20241105132330-32ad38e42d3f
 	k8s.io/kubelet v0.32.13
 	k8s.io/utils v0.0.0-20241104100929-3ea5e8cea738

@@ -14,9 +14,14 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/controllers/controller"
 	"github.com/skiffhq/skiff/internal/controllers/deployment"
+	"github.com/skiffhq/skiff/internal/controllers/endpoints"
 	"github.com/skiffhq/skiff/internal/controllers/replicaset"
+	"github.com/skiffhq/skiff/internal/node/dispatch"
+	"github.com/skiffhq/skiff/internal/node/lifecycle"
+	"github.com/skiffhq/skiff/internal/node/servicefeed"
 	"github.com/skiffhq/skiff/internal/scheduler"
 )
 
@@ -36,10 +41,14 @@ const (
 	controllersStopTimeout = 10 * time.Second
 )
 
-// startControllers runs the scheduler and the workload controllers
-// (ReplicaSet, Deployment) against this member's API, on the raft leader
-// only: two members acting on the same objects would fight.
-func (e *Engine) startControllers(ctx context.Context) error {
+// startControllers runs the control loops against this member's API, on
+// the raft leader only: the scheduler, the workload controllers
+// (ReplicaSet, Deployment), the endpoints controller, the node lifecycle
+// (registrations, pod ranges, Unknown on silence), the pod dispatcher and
+// the service feed to the nodes' proxies.
+// Two members doing any of these would fight (docs/rationale.md). cp is
+// the control plane's bus connection.
+func (e *Engine) startControllers(ctx context.Context, cp *bus.Conn) error {
 	cfg, err := e.restConfigLocked()
 	if err != nil {
 		return err
@@ -49,21 +58,21 @@ func (e *Engine) startControllers(ctx context.Context) error {
 		return fmt.Errorf("controllers clientset: %w", err)
 	}
 	events := e.eventBroadcasterLocked(cs)
-	recorder := func(component string) record.EventRecorder {
-		return events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component, Host: e.cfg.NodeName})
-	}
 	log := e.log.With("component", "controllers")
-	g := &controller.LeaderGate{
+	e.loops = &controlLoops{client: cs, bus: cp, log: log,
+		recorder: func(component string) record.EventRecorder {
+			return events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component, Host: e.cfg.NodeName})
+		},
+		nodes: lifecycle.Config{GracePeriod: e.cfg.NodeGracePeriod, ClusterPodCIDR: e.cfg.ClusterPodCIDR, Logger: e.log}}
+	e.gate = &controller.LeaderGate{
 		// The seam for more than one server: today a single member is
 		// always the leader; with several, only the raft leader's loops run.
 		Leader:   e.store.IsLeader,
 		Interval: leaderCheckInterval,
 		Log:      log,
-		Run: func(ctx context.Context) error {
-			return runControlLoops(ctx, cs, recorder, log)
-		},
+		Run:      e.loops.run,
 	}
-	e.stoppers = append(e.stoppers, g.Start(controllersStopTimeout))
+	e.stoppers = append(e.stoppers, e.gate.Start(controllersStopTimeout))
 	return nil
 }
 
@@ -77,45 +86,117 @@ func (e *Engine) eventBroadcasterLocked(cs kubernetes.Interface) record.EventBro
 	return e.events
 }
 
-// runControlLoops starts the informers, the scheduler and the controllers,
-// and blocks until ctx ends and all of them have stopped. Each term of
-// leadership gets fresh informers: a new leader must not act on what a
-// previous term cached.
-func runControlLoops(ctx context.Context, cs kubernetes.Interface, recorder func(string) record.EventRecorder, log *slog.Logger) error {
-	factory := informers.NewSharedInformerFactory(cs, informerResync)
-	pods, nodes := factory.Core().V1().Pods(), factory.Core().V1().Nodes()
-	rss, deploys := factory.Apps().V1().ReplicaSets(), factory.Apps().V1().Deployments()
+// controlLoops is what each term of leadership builds its loops from.
+type controlLoops struct {
+	client   kubernetes.Interface
+	bus      *bus.Conn
+	recorder func(component string) record.EventRecorder
+	nodes    lifecycle.Config // Bus and Client are filled in
+	log      *slog.Logger
 
-	sched, err := scheduler.New(scheduler.Config{Client: cs, Pods: pods, Nodes: nodes,
-		Recorder: recorder(scheduler.Name), Logger: log})
+	mu       sync.Mutex
+	dispatch *dispatch.Dispatcher // the running term's, for tests; nil between terms
+}
+
+// run starts the informers and every loop, and blocks until ctx ends and
+// all of them have stopped. Each term of leadership gets fresh informers,
+// from one factory that every loop shares: a new leader must not act on
+// what a previous term cached. A loop that fails ends the term with its
+// error, and the gate starts a fresh one.
+func (l *controlLoops) run(ctx context.Context) error {
+	nodesCfg := l.nodes
+	nodesCfg.Bus, nodesCfg.Client = l.bus, l.client
+	// First, and needing no cache: an agent's registration waits for it.
+	nodes, err := lifecycle.Start(ctx, nodesCfg)
+	if err != nil {
+		return err
+	}
+	defer nodes.Stop()
+
+	factory := informers.NewSharedInformerFactory(l.client, informerResync)
+	pods, nodeInf := factory.Core().V1().Pods(), factory.Core().V1().Nodes()
+	rss, deploys := factory.Apps().V1().ReplicaSets(), factory.Apps().V1().Deployments()
+	services, endpointsInf := factory.Core().V1().Services(), factory.Core().V1().Endpoints()
+	// Only the endpoints controller reads EndpointSlices, and only its own.
+	slices := endpoints.ManagedSlices(factory)
+	cs, log := l.client, l.log
+
+	sched, err := scheduler.New(scheduler.Config{Client: cs, Pods: pods, Nodes: nodeInf,
+		Recorder: l.recorder(scheduler.Name), Logger: log})
 	if err != nil {
 		return err
 	}
 	rsc, err := replicaset.New(replicaset.Config{Client: cs, Pods: pods, ReplicaSets: rss,
-		Recorder: recorder(replicaset.Name), Logger: log})
+		Recorder: l.recorder(replicaset.Name), Logger: log})
 	if err != nil {
 		return err
 	}
 	dc, err := deployment.New(deployment.Config{Client: cs, Deployments: deploys, ReplicaSets: rss, Pods: pods,
-		Recorder: recorder(deployment.Name), Logger: log})
+		Recorder: l.recorder(deployment.Name), Logger: log})
 	if err != nil {
 		return err
 	}
-	factory.Start(ctx.Done())
+	ec, err := endpoints.New(endpoints.Config{Client: cs, Services: services, Pods: pods, Nodes: nodeInf,
+		Endpoints: endpointsInf, EndpointSlices: slices, Recorder: l.recorder(endpoints.Name), Logger: log})
+	if err != nil {
+		return err
+	}
+	disp, err := dispatch.New(dispatch.Config{Bus: l.bus, Pods: pods, Logger: log})
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.dispatch = disp
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.dispatch = nil
+		l.mu.Unlock()
+	}()
+
+	runCtx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	factory.Start(runCtx.Done())
 	var wg sync.WaitGroup
-	for _, run := range []func(){
-		func() { sched.Run(ctx) },
-		func() { rsc.Run(ctx, controllerWorkers) },
-		func() { dc.Run(ctx, controllerWorkers) },
+	for _, run := range []func(context.Context) error{
+		func(ctx context.Context) error { sched.Run(ctx); return nil },
+		func(ctx context.Context) error { rsc.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { dc.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { ec.Run(ctx, controllerWorkers); return nil },
+		disp.Run,
+		// Every node's Service proxy follows this feed. It keeps
+		// informers of its own: it needs every EndpointSlice, where the
+		// term's factory holds only the endpoints controller's own.
+		func(ctx context.Context) error {
+			p, err := servicefeed.StartPublisher(ctx, servicefeed.PublisherConfig{Bus: l.bus, Client: cs, Logger: log})
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			p.Stop()
+			return nil
+		},
 	} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			run()
+			if err := run(runCtx); err != nil {
+				fail(err)
+			}
 		}()
 	}
-	log.Info("scheduler and controllers running")
+	log.Info("control loops running")
 	wg.Wait()
 	factory.Shutdown()
+	if ctx.Err() == nil {
+		return context.Cause(runCtx) // a loop failed
+	}
 	return nil
+}
+
+// dispatcher is the running term's pod dispatcher, or nil between terms.
+func (l *controlLoops) dispatcher() *dispatch.Dispatcher {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dispatch
 }

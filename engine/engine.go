@@ -20,10 +20,9 @@ import (
 	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/internal/atomicfile"
 	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/controllers/controller"
 	"github.com/skiffhq/skiff/internal/dirlock"
 	"github.com/skiffhq/skiff/internal/node/agent"
-	"github.com/skiffhq/skiff/internal/node/dispatch"
-	"github.com/skiffhq/skiff/internal/node/lifecycle"
 	"github.com/skiffhq/skiff/internal/node/server"
 	"github.com/skiffhq/skiff/raft"
 	"github.com/skiffhq/skiff/runtime/image"
@@ -49,20 +48,20 @@ type Engine struct {
 	cfg Config
 	log *slog.Logger
 
-	mu       sync.Mutex
-	started  bool
-	lock     *dirlock.Lock // DataDir, for this process only
-	store    *raft.Store
-	bus      *bus.Server
-	api      *apiserver.Server
-	nodes    *lifecycle.Controller
-	dispatch *dispatch.Dispatcher
-	agent    *agent.Agent
-	nodesrv  *server.Server
-	wasm     *wasm.Runtime
-	conns    []*bus.Conn
-	events   record.EventBroadcaster // started by the first EventRecorder
-	token    string
+	mu      sync.Mutex
+	started bool
+	lock    *dirlock.Lock // DataDir, for this process only
+	store   *raft.Store
+	bus     *bus.Server
+	api     *apiserver.Server
+	gate    *controller.LeaderGate // runs loops on the raft leader
+	loops   *controlLoops
+	agent   *agent.Agent
+	nodesrv *server.Server
+	wasm    *wasm.Runtime
+	conns   []*bus.Conn
+	events  record.EventBroadcaster // started by the first EventRecorder
+	token   string
 	// stoppers undo what the start* functions of the other files started,
 	// run last first.
 	stoppers []func()
@@ -155,10 +154,17 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err := e.api.Start(ctx); err != nil {
 		return err
 	}
-	if err := e.startNodes(ctx); err != nil {
+	cpConn, err := e.bus.Connect(ctx, "control-plane")
+	if err != nil {
+		return fmt.Errorf("control plane bus connection: %w", err)
+	}
+	e.conns = append(e.conns, cpConn)
+	// The control loops start first: the node agent's registration waits
+	// for the node lifecycle, which is one of them.
+	if err := e.startControllers(ctx, cpConn); err != nil {
 		return err
 	}
-	if err := e.startControllers(ctx); err != nil {
+	if err := e.startNodes(ctx, cpConn); err != nil {
 		return err
 	}
 	if err := e.startServices(ctx); err != nil {
@@ -202,10 +208,11 @@ func (e *Engine) raftTLS() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// startNodes runs the control plane's node lifecycle and this member's own
-// node agent, each on its own in-process bus connection, as a remote agent
-// would run on its network one.
-func (e *Engine) startNodes(ctx context.Context) error {
+// startNodes runs the control plane's node server (which every server
+// runs, leader or not) on cp, and this member's own node agent on its own
+// in-process bus connection, as a remote agent would run on its network
+// one.
+func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
 	cfg, err := e.restConfigLocked()
 	if err != nil {
 		return err
@@ -214,16 +221,7 @@ func (e *Engine) startNodes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cpConn, err := e.bus.Connect(ctx, "control-plane")
-	if err != nil {
-		return fmt.Errorf("control plane bus connection: %w", err)
-	}
-	e.conns = append(e.conns, cpConn)
-	if e.nodes, err = lifecycle.Start(ctx, lifecycle.Config{Bus: cpConn, Client: cs, GracePeriod: e.cfg.NodeGracePeriod,
-		ClusterPodCIDR: e.cfg.ClusterPodCIDR, Logger: e.log}); err != nil {
-		return err
-	}
-	if e.dispatch, err = dispatch.Start(ctx, dispatch.Config{Bus: cpConn, Client: cs, Logger: e.log}); err != nil {
+	if e.nodesrv, err = server.Start(ctx, server.Config{Bus: cp, Client: cs, Logger: e.log}); err != nil {
 		return err
 	}
 	agentConn, err := e.bus.Connect(ctx, "agent-"+e.cfg.NodeName)
@@ -231,10 +229,6 @@ func (e *Engine) startNodes(ctx context.Context) error {
 		return fmt.Errorf("agent bus connection: %w", err)
 	}
 	e.conns = append(e.conns, agentConn)
-	if e.nodesrv, err = server.Start(ctx, server.Config{Bus: cpConn, Client: cs, NodePods: e.dispatch.NodePods,
-		Logger: e.log}); err != nil {
-		return err
-	}
 	rt, err := e.podRuntime(ctx, agentConn)
 	if err != nil {
 		return err
@@ -319,14 +313,7 @@ func (e *Engine) stopLocked() error {
 		e.nodesrv.Stop()
 		e.nodesrv = nil
 	}
-	if e.dispatch != nil {
-		e.dispatch.Stop()
-		e.dispatch = nil
-	}
-	if e.nodes != nil {
-		e.nodes.Stop()
-		e.nodes = nil
-	}
+	e.gate, e.loops = nil, nil // stopped with the stoppers
 	for _, c := range e.conns {
 		c.Close()
 	}

@@ -37,7 +37,7 @@ func (e *Engine) registryReplicas() int {
 }
 
 // startRegistry opens the embedded image registry in the bus's JetStream,
-// serves it to node agents over the bus (imageregistry.Subject) and returns its
+// serves it to node agents over the bus (bus.SubjectRegistry) and returns its
 // routes on the API port ("/v2/"), behind the cluster token.
 func (e *Engine) startRegistry(ctx context.Context) (map[string]http.Handler, error) {
 	conn, err := e.bus.Connect(ctx, "registry")

@@ -5,76 +5,26 @@ import (
 	"fmt"
 	"log/slog"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-
 	"github.com/skiffhq/skiff/internal/bus"
-	"github.com/skiffhq/skiff/internal/controllers/controller"
-	"github.com/skiffhq/skiff/internal/controllers/endpoints"
 	"github.com/skiffhq/skiff/internal/netpol/proxy"
 	"github.com/skiffhq/skiff/internal/node/servicefeed"
 )
 
-// startServices runs what makes Services reachable: the endpoints
-// controller (EndpointSlices and Endpoints from pods) and the service feed
-// that carries Services and EndpointSlices to every node over the bus,
-// both control-plane loops on the raft leader only; and this node's
-// userspace Service proxy, unprivileged mode's load balancer, fed over the
-// bus like a worker's. Node ports listen on 127.0.0.1, the node address the
-// agent registers.
+// startServices runs this node's userspace Service proxy, unprivileged
+// mode's load balancer, which every node runs, fed over the bus like a
+// worker's. Node ports listen on 127.0.0.1, the node address the agent
+// registers. What feeds it — the endpoints controller and the service feed
+// publisher — are control loops of the raft leader (startControllers).
 func (e *Engine) startServices(ctx context.Context) error {
-	cfg, err := e.restConfigLocked()
-	if err != nil {
-		return err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("services clientset: %w", err)
-	}
-	recorder := e.eventBroadcasterLocked(cs).NewRecorder(scheme.Scheme,
-		corev1.EventSource{Component: endpoints.Name, Host: e.cfg.NodeName})
-	log := e.log.With("component", "endpoints")
-	g := &controller.LeaderGate{Leader: e.store.IsLeader, Interval: leaderCheckInterval, Log: log,
-		Run: func(ctx context.Context) error {
-			ctrl, err := endpoints.Start(ctx, endpoints.Config{Client: cs, Recorder: recorder, Logger: e.log})
-			if err != nil {
-				return err
-			}
-			<-ctx.Done()
-			ctrl.Stop()
-			return nil
-		}}
-	e.stoppers = append(e.stoppers, g.Start(controllersStopTimeout))
-
-	feedConn, err := e.bus.Connect(ctx, "servicefeed")
-	if err != nil {
-		return fmt.Errorf("service feed bus connection: %w", err)
-	}
-	e.stoppers = append(e.stoppers, feedConn.Close)
-	feed := &controller.LeaderGate{Leader: e.store.IsLeader, Interval: leaderCheckInterval, Log: e.log,
-		// One publisher per cluster: two would interleave their epochs
-		// and keep every node listing again.
-		Run: func(ctx context.Context) error {
-			p, err := servicefeed.StartPublisher(ctx, servicefeed.PublisherConfig{Bus: feedConn, Client: cs, Logger: e.log})
-			if err != nil {
-				return err
-			}
-			<-ctx.Done()
-			p.Stop()
-			return nil
-		}}
-	e.stoppers = append(e.stoppers, feed.Start(controllersStopTimeout))
-
 	if e.cfg.DisableServiceProxy {
 		return nil
 	}
-	proxyConn, err := e.bus.Connect(ctx, "service-proxy-"+e.cfg.NodeName)
+	conn, err := e.bus.Connect(ctx, "service-proxy-"+e.cfg.NodeName)
 	if err != nil {
 		return fmt.Errorf("service proxy bus connection: %w", err)
 	}
-	e.stoppers = append(e.stoppers, proxyConn.Close)
-	stop, err := startServiceProxy(ctx, proxyConn, e.cfg.NodeName, e.log)
+	e.stoppers = append(e.stoppers, conn.Close)
+	stop, err := startServiceProxy(ctx, conn, e.cfg.NodeName, e.log)
 	if err != nil {
 		return err
 	}

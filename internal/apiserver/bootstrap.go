@@ -3,6 +3,8 @@ package apiserver
 import (
 	"context"
 
+	skiffrt "github.com/skiffhq/skiff/runtime"
+
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -37,7 +39,7 @@ func (s *Server) ensureRuntimeClass(ctx context.Context) error {
 		return err
 	}
 	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "wasm"}, Handler: "wasm",
-		Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{"skiff.dev/runtime-wasm": "true"}}}
+		Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{skiffrt.NodeLabel("wasm"): skiffrt.NodeLabelValue}}}
 	rc.SetGroupVersionKind(res.GVK())
 	if _, err := s.createObject(ctx, res, rc, nil, ""); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err

@@ -327,7 +327,7 @@ func TestCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := make(chan string, 1000)
-		sub, err := Subscribe(ctx, c3, SubjectHeartbeats, func(_ context.Context, subject string, v event) {
+		sub, err := Subscribe(ctx, c3, SubjectHeartbeatAny, func(_ context.Context, subject string, v event) {
 			got <- subject
 		})
 		if err != nil {
@@ -602,9 +602,12 @@ func TestConfigValidation(t *testing.T) {
 
 func TestSubjects(t *testing.T) {
 	helpers := map[string]func(string) (string, error){
-		"skiff.node.node-1.pods": SubjectNodePods,
-		"skiff.node.node-1.sync": SubjectNodeSync,
-		"skiff.heartbeat.node-1": SubjectHeartbeat,
+		"skiff.node.node-1.pods":    SubjectNodePods,
+		"skiff.node.node-1.sync":    SubjectNodeSync,
+		"skiff.node.node-1.status":  SubjectNodeStatus,
+		"skiff.node.node-1.objects": SubjectNodeObjects,
+		"skiff.node.node-1.streams": SubjectNodeStreams,
+		"skiff.heartbeat.node-1":    SubjectHeartbeat,
 	}
 	for want, f := range helpers {
 		if got, err := f("node-1"); got != want || err != nil {
@@ -626,4 +629,50 @@ func TestSubjects(t *testing.T) {
 	if err := ValidToken("worker-7_x"); err != nil {
 		t.Errorf("ValidToken(worker-7_x) = %v", err)
 	}
+	if n, ok := HeartbeatNode("skiff.heartbeat.edge-1_site_example"); !ok || n != "edge-1.site.example" {
+		t.Errorf("HeartbeatNode = %q, %v", n, ok)
+	}
+	if n, ok := HeartbeatNode("skiff.node.x.sync"); ok {
+		t.Errorf("HeartbeatNode of a sync subject = %q", n)
+	}
+}
+
+// Each wildcard matches its per-node subject, for any node, and no other
+// subject of the table.
+func TestSubjectWildcards(t *testing.T) {
+	perNode := map[string]func(string) (string, error){
+		SubjectNodeSyncAny:    SubjectNodeSync,
+		SubjectNodeStatusAny:  SubjectNodeStatus,
+		SubjectNodeObjectsAny: SubjectNodeObjects,
+		SubjectHeartbeatAny:   SubjectHeartbeat,
+	}
+	all := []func(string) (string, error){SubjectNodePods, SubjectNodeSync, SubjectNodeStatus, SubjectNodeObjects,
+		SubjectNodeStreams, SubjectHeartbeat}
+	for wildcard, own := range perNode {
+		want, _ := own("edge-1.site.example")
+		for _, f := range all {
+			s, err := f("edge-1.site.example")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := subjectMatches(wildcard, s); got != (s == want) {
+				t.Errorf("%s matches %s: %v", wildcard, s, got)
+			}
+		}
+	}
+}
+
+// subjectMatches is NATS' subject matching for '*' (no '>'), so the table
+// is checked without a server.
+func subjectMatches(pattern, subject string) bool {
+	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
+	if len(p) != len(s) {
+		return false
+	}
+	for i := range p {
+		if p[i] != "*" && p[i] != s[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -7,52 +7,100 @@ import (
 	"unicode/utf8"
 )
 
-// Subjects the engine uses. Node-specific subjects are built by the functions
-// below, which validate the node name; every subject starts with "skiff." so
-// the engine's traffic is easy to tell apart and to permission.
+// Every subject the engine uses is defined here and nowhere else. All
+// start with "skiff.", so the engine's traffic is easy to tell apart and
+// to permission. A subject each node has its own of is built by a function
+// that validates the node name; where the control plane serves every node
+// at once, its wildcard form (…Any) stands next to it.
 const (
-	// SubjectPodStatus carries pod status reports from node agents to the
-	// control plane (published, no reply).
-	SubjectPodStatus = "skiff.status.pods"
-	// SubjectHeartbeats matches every node's heartbeat subject; the control
-	// plane's heartbeat ingest subscribes to it.
-	SubjectHeartbeats = "skiff.heartbeat.*"
+	// SubjectRegister is where a node agent registers its Node
+	// (request/reply, protocol.Registration): the control plane creates or
+	// updates the Node object and answers.
+	SubjectRegister = "skiff.nodes.register"
+	// SubjectRegistry carries the embedded image registry's HTTP API, one
+	// request per message (request/reply; see imageregistry).
+	SubjectRegistry = "skiff.registry.http"
 	// SubjectFeedEvents carries the control plane's feed of Services and
-	// EndpointSlices to every node's Service proxy (published, no reply).
+	// EndpointSlices to every node's Service proxy (published, no reply;
+	// see internal/node/servicefeed).
 	SubjectFeedEvents = "skiff.feed.events"
 	// SubjectFeedList is request/reply for the feed's full set of one
 	// resource, asked by a node when it starts or has missed an event.
 	SubjectFeedList = "skiff.feed.list"
 )
 
+// The per-node subjects are nodePrefix + node + one of these suffixes.
+const (
+	nodePrefix      = "skiff.node."
+	podsSuffix      = ".pods"
+	syncSuffix      = ".sync"
+	statusSuffix    = ".status"
+	objectsSuffix   = ".objects"
+	streamsSuffix   = ".streams"
+	heartbeatPrefix = "skiff.heartbeat."
+)
+
 // SubjectNodePods is "skiff.node.<node>.pods": the control plane pushes the
-// node's desired pods there as events carrying the store revision.
+// node's desired pods there as numbered events (published, no reply).
 func SubjectNodePods(node string) (string, error) {
-	return nodeSubject("skiff.node.", node, ".pods")
+	return nodeSubject(nodePrefix, node, podsSuffix)
 }
 
 // SubjectNodeSync is "skiff.node.<node>.sync": request/reply for a full resync
 // of the node's desired pods, sent by the node agent after a gap or a reconnect.
 func SubjectNodeSync(node string) (string, error) {
-	return nodeSubject("skiff.node.", node, ".sync")
+	return nodeSubject(nodePrefix, node, syncSuffix)
 }
+
+// SubjectNodeSyncAny matches SubjectNodeSync of every node: the pod
+// dispatcher serves it.
+const SubjectNodeSyncAny = nodePrefix + "*" + syncSuffix
 
 // SubjectNodeStatus is "skiff.node.<node>.status": request/reply carrying the
 // node agent's batches of pod status and events to the control plane.
 func SubjectNodeStatus(node string) (string, error) {
-	return nodeSubject("skiff.node.", node, ".status")
+	return nodeSubject(nodePrefix, node, statusSuffix)
 }
+
+// SubjectNodeStatusAny matches SubjectNodeStatus of every node: the node
+// server serves it.
+const SubjectNodeStatusAny = nodePrefix + "*" + statusSuffix
 
 // SubjectNodeObjects is "skiff.node.<node>.objects": request/reply for the
 // ConfigMaps and Secrets the node's pods reference.
 func SubjectNodeObjects(node string) (string, error) {
-	return nodeSubject("skiff.node.", node, ".objects")
+	return nodeSubject(nodePrefix, node, objectsSuffix)
+}
+
+// SubjectNodeObjectsAny matches SubjectNodeObjects of every node: the node
+// server serves it.
+const SubjectNodeObjectsAny = nodePrefix + "*" + objectsSuffix
+
+// SubjectNodeStreams is "skiff.node.<node>.streams": the API side asks the
+// node's stream server to open a logs, exec or port-forward session
+// (request/reply). Each node serves its own.
+func SubjectNodeStreams(node string) (string, error) {
+	return nodeSubject(nodePrefix, node, streamsSuffix)
 }
 
 // SubjectHeartbeat is "skiff.heartbeat.<node>": the node agent's periodic
-// heartbeat. Heartbeats are not written to raft.
+// heartbeat (published, no reply). Heartbeats are not written to raft.
 func SubjectHeartbeat(node string) (string, error) {
-	return nodeSubject("skiff.heartbeat.", node, "")
+	return nodeSubject(heartbeatPrefix, node, "")
+}
+
+// SubjectHeartbeatAny matches SubjectHeartbeat of every node: the node
+// lifecycle subscribes to it.
+const SubjectHeartbeatAny = heartbeatPrefix + "*"
+
+// HeartbeatNode is the node whose SubjectHeartbeat subject is, or false if
+// it is not a heartbeat subject.
+func HeartbeatNode(subject string) (string, bool) {
+	tok, ok := strings.CutPrefix(subject, heartbeatPrefix)
+	if !ok || ValidToken(tok) != nil {
+		return "", false
+	}
+	return NodeFromToken(tok), true
 }
 
 func nodeSubject(prefix, node, suffix string) (string, error) {

@@ -18,9 +18,9 @@ import (
 	"github.com/skiffhq/skiff/internal/bus"
 )
 
-// HTTP over the bus. A request is one NATS message to Subject: the method
-// and request URI in Skiff-Method and Skiff-URI, the HTTP headers as NATS
-// headers, the body as the payload (so at most a NATS payload: enough for
+// HTTP over the bus. A request is one NATS message to bus.SubjectRegistry:
+// the method and request URI in Skiff-Method and Skiff-URI, the HTTP
+// headers as NATS headers, the body as the payload (so at most a NATS payload: enough for
 // every pull, while pushes go to the HTTPS port). The reply is a stream of
 // messages to the request's reply inbox, numbered by Skiff-Seq from 0; the
 // first carries Skiff-Status, the response headers and Skiff-Ack, the last
@@ -63,9 +63,9 @@ const (
 // this timeout, ends a request.
 var busIdleTimeout = 30 * time.Second
 
-// Serve answers HTTP requests sent over the bus to Subject with h until ctx
-// ends or stop is called; stop also cancels the requests in progress and
-// waits for them. h is normally Registry.Handler without Authenticate: a
+// Serve answers HTTP requests sent over the bus to bus.SubjectRegistry
+// with h until ctx ends or stop is called; stop also cancels the requests
+// in progress and waits for them. h is normally Registry.Handler without Authenticate: a
 // bus connection is already authenticated by the bus token. Servers share
 // requests as one queue group.
 func Serve(ctx context.Context, conn *bus.Conn, h http.Handler, log *slog.Logger) (stop func(), err error) {
@@ -83,17 +83,17 @@ func serveBus(ctx context.Context, conn *bus.Conn, h http.Handler, log *slog.Log
 	nc := conn.NATS()
 	ctx, cancel := context.WithCancel(ctx)
 	s := &busServer{ctx: ctx, nc: nc, h: h, log: log, sem: make(chan struct{}, busMaxConcurrent)}
-	sub, err := nc.QueueSubscribe(Subject, busQueue, s.handle)
+	sub, err := nc.QueueSubscribe(bus.SubjectRegistry, busQueue, s.handle)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("registry: serve %s: %w", Subject, err)
+		return nil, fmt.Errorf("registry: serve %s: %w", bus.SubjectRegistry, err)
 	}
 	// The subscription must reach the server before a requester can count
 	// on it.
 	if err := conn.Flush(ctx); err != nil {
 		sub.Unsubscribe()
 		cancel()
-		return nil, fmt.Errorf("registry: serve %s: %w", Subject, err)
+		return nil, fmt.Errorf("registry: serve %s: %w", bus.SubjectRegistry, err)
 	}
 	stopSub := context.AfterFunc(ctx, func() { sub.Unsubscribe() })
 	s.stop = func() {

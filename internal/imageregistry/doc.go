@@ -29,8 +29,9 @@
 // The engine mounts Authenticate(token, Handler()) at "/v2/" on the API
 // server's HTTPS port: the cluster token as a Bearer token, or as the
 // password of Basic auth with any user (`crane auth login -u skiff -p
-// TOKEN`, `oras login`). It also runs Serve on the bus subject Subject, for
-// node agents, which reach the control plane only through the bus.
+// TOKEN`, `oras login`). It also runs Serve on the bus subject
+// bus.SubjectRegistry, for node agents, which reach the control plane only
+// through the bus.
 //
 // # Pulling on a node
 //

@@ -16,10 +16,6 @@ import (
 // through DNS: Transport carries requests for it over the bus.
 const Host = "registry.skiff.local"
 
-// Subject is the bus subject the registry's HTTP API is served on (see
-// Serve and Transport).
-const Subject = "skiff.registry.http"
-
 // Defaults of Config.
 const (
 	// DefaultMaxBlobSize bounds one blob. Wasm modules are KiBs to tens of

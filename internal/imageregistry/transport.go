@@ -86,7 +86,7 @@ func (t *busTransport) roundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := nats.NewMsg(Subject)
+	m := nats.NewMsg(bus.SubjectRegistry)
 	m.Reply = inbox
 	for k, v := range req.Header {
 		if !hopHeaders[k] && !strings.HasPrefix(k, "Skiff-") {

@@ -4,16 +4,10 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
-)
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 
-// RuntimeLabelPrefix + a RuntimeClass name labels the nodes that offer that
-// runtime ("skiff.dev/runtime-wasm": "true"). It is the label the node agent
-// puts on its Node for each runtime it has (agent.RuntimeLabelPrefix; a
-// test holds the two equal without the control plane importing the agent).
-const RuntimeLabelPrefix = "skiff.dev/runtime-"
+	skiffrt "github.com/skiffhq/skiff/runtime"
+)
 
 // The taints a node's conditions stand for, as Kubernetes' node lifecycle
 // controller applies them: a pod lands on a node that is not Ready only if
@@ -29,7 +23,7 @@ var (
 // ("1 node(s) didn't match ..."), so FailedScheduling reads the same.
 type filter struct {
 	name string
-	fn   func(pod *corev1.Pod, req resources, n *nodeInfo) []string
+	fn   func(p *podInfo, n *nodeInfo) []string
 }
 
 // filters run in this order and the first that fails decides a node's
@@ -42,8 +36,8 @@ var filters = []filter{
 	{"NodeResourcesFit", fitsResources},
 }
 
-func fitsUnschedulable(pod *corev1.Pod, _ resources, n *nodeInfo) []string {
-	if n.node.Spec.Unschedulable && !tolerates(pod.Spec.Tolerations, &cordonTaint) {
+func fitsUnschedulable(p *podInfo, n *nodeInfo) []string {
+	if n.node.Spec.Unschedulable && !corev1helpers.TolerationsTolerateTaint(p.pod.Spec.Tolerations, &cordonTaint) {
 		return []string{"node(s) were unschedulable"}
 	}
 	return nil
@@ -51,7 +45,7 @@ func fitsUnschedulable(pod *corev1.Pod, _ resources, n *nodeInfo) []string {
 
 // fitsTaints checks the node's NoSchedule and NoExecute taints, and the
 // taint its Ready condition stands for.
-func fitsTaints(pod *corev1.Pod, _ resources, n *nodeInfo) []string {
+func fitsTaints(p *podInfo, n *nodeInfo) []string {
 	taints := n.node.Spec.Taints
 	switch readyStatus(n.node) {
 	case corev1.ConditionTrue:
@@ -60,16 +54,17 @@ func fitsTaints(pod *corev1.Pod, _ resources, n *nodeInfo) []string {
 	default:
 		taints = append(taints[:len(taints):len(taints)], unreachableTaint)
 	}
-	for i := range taints {
-		t := &taints[i]
-		if t.Effect != corev1.TaintEffectNoSchedule && t.Effect != corev1.TaintEffectNoExecute {
-			continue
-		}
-		if !tolerates(pod.Spec.Tolerations, t) {
-			return []string{fmt.Sprintf("node(s) had untolerated taint {%s: %s}", t.Key, t.Value)}
-		}
+	t, untolerated := corev1helpers.FindMatchingUntoleratedTaint(taints, p.pod.Spec.Tolerations, doNotSchedule)
+	if untolerated {
+		return []string{fmt.Sprintf("node(s) had untolerated taint {%s: %s}", t.Key, t.Value)}
 	}
 	return nil
+}
+
+// doNotSchedule selects the taints that keep pods off a node, as
+// Kubernetes' DoNotScheduleTaintsFilterFunc: PreferNoSchedule only scores.
+func doNotSchedule(t *corev1.Taint) bool {
+	return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
 }
 
 func readyStatus(n *corev1.Node) corev1.ConditionStatus {
@@ -81,87 +76,25 @@ func readyStatus(n *corev1.Node) corev1.ConditionStatus {
 	return corev1.ConditionUnknown
 }
 
-func tolerates(tols []corev1.Toleration, t *corev1.Taint) bool {
-	for i := range tols {
-		if tols[i].ToleratesTaint(t) {
-			return true
-		}
-	}
-	return false
-}
-
-const affinityReason = "node(s) didn't match Pod's node affinity/selector"
-
 // fitsAffinity checks spec.nodeSelector and the required node affinity:
 // any one of its terms must match, and a term matches when all its
-// expressions and fields do.
-func fitsAffinity(pod *corev1.Pod, _ resources, n *nodeInfo) []string {
-	nodeLabels := labels.Set(n.node.Labels)
-	if len(pod.Spec.NodeSelector) > 0 && !labels.SelectorFromSet(pod.Spec.NodeSelector).Matches(nodeLabels) {
-		return []string{affinityReason}
+// expressions and fields do. A term that does not parse matches nothing,
+// as in Kubernetes (validation keeps such terms out of the API anyway).
+func fitsAffinity(p *podInfo, n *nodeInfo) []string {
+	if ok, _ := p.affinity.Match(n.node); !ok {
+		return []string{"node(s) didn't match Pod's node affinity/selector"}
 	}
-	a := pod.Spec.Affinity
-	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
-		return nil
-	}
-	for _, term := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
-		if termMatches(term, n.node) {
-			return nil
-		}
-	}
-	return []string{affinityReason}
-}
-
-func termMatches(term corev1.NodeSelectorTerm, node *corev1.Node) bool {
-	if len(term.MatchExpressions) == 0 && len(term.MatchFields) == 0 {
-		return false // an empty term matches nothing, as in Kubernetes
-	}
-	if len(term.MatchExpressions) > 0 {
-		sel, err := requirementsSelector(term.MatchExpressions)
-		if err != nil || !sel.Matches(labels.Set(node.Labels)) {
-			return false
-		}
-	}
-	if len(term.MatchFields) > 0 {
-		sel, err := requirementsSelector(term.MatchFields)
-		// metadata.name is the one field Kubernetes allows here.
-		if err != nil || !sel.Matches(fields.Set{"metadata.name": node.Name}) {
-			return false
-		}
-	}
-	return true
-}
-
-var operators = map[corev1.NodeSelectorOperator]selection.Operator{
-	corev1.NodeSelectorOpIn: selection.In, corev1.NodeSelectorOpNotIn: selection.NotIn,
-	corev1.NodeSelectorOpExists: selection.Exists, corev1.NodeSelectorOpDoesNotExist: selection.DoesNotExist,
-	corev1.NodeSelectorOpGt: selection.GreaterThan, corev1.NodeSelectorOpLt: selection.LessThan,
-}
-
-func requirementsSelector(reqs []corev1.NodeSelectorRequirement) (labels.Selector, error) {
-	sel := labels.NewSelector()
-	for _, r := range reqs {
-		op, ok := operators[r.Operator]
-		if !ok {
-			return nil, fmt.Errorf("unknown node selector operator %q", r.Operator)
-		}
-		req, err := labels.NewRequirement(r.Key, op, r.Values)
-		if err != nil {
-			return nil, err
-		}
-		sel = sel.Add(*req)
-	}
-	return sel, nil
+	return nil
 }
 
 // fitsRuntimeClass places a pod that names a runtime class only on nodes
-// that offer that runtime.
-func fitsRuntimeClass(pod *corev1.Pod, _ resources, n *nodeInfo) []string {
-	rc := pod.Spec.RuntimeClassName
+// that offer that runtime: their agent labels them so (runtime.NodeLabel).
+func fitsRuntimeClass(p *podInfo, n *nodeInfo) []string {
+	rc := p.pod.Spec.RuntimeClassName
 	if rc == nil || *rc == "" {
 		return nil
 	}
-	if n.node.Labels[RuntimeLabelPrefix+*rc] != "true" {
+	if n.node.Labels[skiffrt.NodeLabel(*rc)] != skiffrt.NodeLabelValue {
 		return []string{fmt.Sprintf("node(s) didn't offer runtime class %q", *rc)}
 	}
 	return nil
@@ -169,16 +102,16 @@ func fitsRuntimeClass(pod *corev1.Pod, _ resources, n *nodeInfo) []string {
 
 // fitsResources checks that the pod's requests fit in what the node's
 // allocatable leaves after the requests of the pods already on it.
-func fitsResources(_ *corev1.Pod, req resources, n *nodeInfo) []string {
+func fitsResources(p *podInfo, n *nodeInfo) []string {
 	var out []string
 	alloc := n.node.Status.Allocatable
 	if int64(n.pods+1) > alloc.Pods().Value() {
 		out = append(out, "Too many pods")
 	}
-	if req.milliCPU > 0 && n.requested.milliCPU+req.milliCPU > alloc.Cpu().MilliValue() {
+	if p.requests.milliCPU > 0 && n.requested.milliCPU+p.requests.milliCPU > alloc.Cpu().MilliValue() {
 		out = append(out, "Insufficient cpu")
 	}
-	if req.memory > 0 && n.requested.memory+req.memory > alloc.Memory().Value() {
+	if p.requests.memory > 0 && n.requested.memory+p.requests.memory > alloc.Memory().Value() {
 		out = append(out, "Insufficient memory")
 	}
 	return out

@@ -1,11 +1,14 @@
 package scheduler
 
 import (
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	skiffrt "github.com/skiffhq/skiff/runtime"
 )
 
 func testNode(name string, lbls map[string]string, cpu, mem string, pods int64) *corev1.Node {
@@ -138,7 +141,7 @@ func TestPlace(t *testing.T) {
 			p.Spec.RuntimeClassName = &wasm
 			return p
 		}, func() map[string]*nodeInfo {
-			return infos(testNode("a", nil, "8", "8Gi", 110), testNode("b", map[string]string{RuntimeLabelPrefix + "wasm": "true"}, "1", "1Gi", 110))
+			return infos(testNode("a", nil, "8", "8Gi", 110), testNode("b", map[string]string{skiffrt.NodeLabel("wasm"): skiffrt.NodeLabelValue}, "1", "1Gi", 110))
 		}, "b"},
 		{"runtime class offered nowhere", func() *corev1.Pod {
 			p := testPod("", "")
@@ -175,8 +178,11 @@ func TestPlace(t *testing.T) {
 
 func TestPodRequests(t *testing.T) {
 	p := testPod("200m", "")
+	// "lim" set only a limit; API defaulting made it its request too
+	// (validation_test.go holds that), which is what the scheduler reads.
 	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "lim", Resources: corev1.ResourceRequirements{
-		Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}}})
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+		Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}}})
 	always := corev1.ContainerRestartPolicyAlways
 	p.Spec.InitContainers = []corev1.Container{{Name: "sidecar", RestartPolicy: &always, Resources: corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m")}}}}
@@ -188,5 +194,48 @@ func TestPodRequests(t *testing.T) {
 	// of "c" and "sidecar", the cpu of "lim".
 	if r := podRequests(p, true); r.milliCPU != 260+defaultMilliCPU || r.memory != 64<<20+2*defaultMemory {
 		t.Fatalf("non-zero requests %+v", r)
+	}
+}
+
+// Each score, one table: what it gives a node for a pod.
+func TestScores(t *testing.T) {
+	for _, tc := range []struct {
+		score string
+		desc  string
+		pod   *corev1.Pod
+		node  func() *nodeInfo
+		want  int64
+	}{
+		{"NodeResourcesLeastAllocated", "a quarter of each taken", testPod("1", "2Gi"),
+			func() *nodeInfo { return &nodeInfo{node: testNode("n", nil, "4", "8Gi", 110)} }, (75 + 75) / 2},
+		{"NodeResourcesLeastAllocated", "nothing requested counts as 100m and 200Mi, on the node too", testPod("", ""), func() *nodeInfo {
+			n := &nodeInfo{node: testNode("n", nil, "1", "1000Mi", 110)}
+			n.place(testPod("", ""))
+			return n
+		}, (80 + 60) / 2},
+		{"NodeResourcesLeastAllocated", "over-committed cpu scores 0, not below", testPod("3", ""), func() *nodeInfo {
+			return &nodeInfo{node: testNode("n", nil, "2", "8Gi", 110)}
+		}, (0 + 97) / 2},
+		{"NodeResourcesLeastAllocated", "no allocatable", testPod("1", "1Gi"), func() *nodeInfo {
+			return &nodeInfo{node: testNode("n", nil, "0", "0", 110)}
+		}, 0},
+	} {
+		t.Run(tc.score+"/"+tc.desc, func(t *testing.T) {
+			i := slices.IndexFunc(scores, func(s score) bool { return s.name == tc.score })
+			if i < 0 {
+				t.Fatalf("no score %q", tc.score)
+			}
+			if got := scores[i].fn(newPodInfo(tc.pod), tc.node()); got != tc.want || got < 0 || got > maxNodeScore {
+				t.Fatalf("%s = %d, want %d", tc.score, got, tc.want)
+			}
+		})
+	}
+	// Every score has a name of its own and a weight.
+	seen := map[string]bool{}
+	for _, s := range scores {
+		if seen[s.name] || s.weight <= 0 {
+			t.Errorf("score %q: duplicate name or weight %d", s.name, s.weight)
+		}
+		seen[s.name] = true
 	}
 }

@@ -7,8 +7,8 @@
 // FailedScheduling event and PodScheduled=False (Unschedulable), and is
 // tried again, with back-off, when nodes or pods change.
 //
-// Placement is a pipeline as in Kubernetes and Nomad: filters
-// (filters.go), then a score (resources.go), then the binding.
+// Placement is a pipeline as in Kubernetes and Nomad: named filters
+// (filters.go), then named, weighted scores (scores.go), then the binding.
 package scheduler
 
 import (
@@ -80,6 +80,13 @@ type Scheduler struct {
 	assumed map[types.UID]*corev1.Pod
 	// waiting are the pods that fit nowhere, until a change may let them.
 	waiting map[string]attempt
+	// moves counts retryWaiting calls. A change seen while a pod was being
+	// placed (after its attempt read the listers, before it joined
+	// waiting) would otherwise find nothing to retry and be lost until the
+	// next flush: an attempt that fails while moves changed is queued
+	// again at once, as Kubernetes' scheduling queue does with its
+	// moveRequestCycle.
+	moves uint64
 }
 
 type attempt struct {
@@ -171,15 +178,9 @@ func (s *Scheduler) updatePod(old, cur any) {
 }
 
 func (s *Scheduler) deletePod(obj any) {
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := controller.ObjectOf[*corev1.Pod](obj)
 	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if pod, ok = tomb.Obj.(*corev1.Pod); !ok {
-			return
-		}
+		return
 	}
 	s.mu.Lock()
 	_, wasAssumed := s.assumed[pod.UID]
@@ -205,18 +206,25 @@ func nodeChanged(old, cur *corev1.Node) bool {
 func (s *Scheduler) retryWaiting(why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.moves++
 	if len(s.waiting) == 0 {
 		return
 	}
 	s.log.Debug("retrying unschedulable pods", "pods", len(s.waiting), "why", why)
 	for key, a := range s.waiting {
 		delete(s.waiting, key)
-		backoff := min(initialBackoff<<min(a.count-1, 10), maxBackoff)
-		if wait := backoff - time.Since(a.last); wait > 0 {
-			s.queue.AddAfter(key, wait)
-		} else {
-			s.queue.Add(key)
-		}
+		s.requeueLocked(key, a)
+	}
+}
+
+// requeueLocked queues a pod that fit nowhere no sooner than its back-off
+// after its last attempt. s.mu is held.
+func (s *Scheduler) requeueLocked(key string, a attempt) {
+	backoff := min(initialBackoff<<min(a.count-1, 10), maxBackoff)
+	if wait := backoff - time.Since(a.last); wait > 0 {
+		s.queue.AddAfter(key, wait)
+	} else {
+		s.queue.Add(key)
 	}
 }
 
@@ -237,6 +245,7 @@ func (s *Scheduler) schedule(ctx context.Context, key string) error {
 	_, isAssumed := s.assumed[pod.UID]
 	prev := s.waiting[key]
 	delete(s.waiting, key)
+	moves := s.moves // before the listers are read below
 	s.mu.Unlock()
 	if isAssumed || !responsible(pod) {
 		return nil
@@ -251,8 +260,13 @@ func (s *Scheduler) schedule(ctx context.Context, key string) error {
 	}
 	node, msg := place(pod, infos)
 	if node == "" {
+		a := attempt{count: prev.count + 1, last: time.Now()}
 		s.mu.Lock()
-		s.waiting[key] = attempt{count: prev.count + 1, last: time.Now()}
+		if s.moves != moves {
+			s.requeueLocked(key, a) // something changed meanwhile: look again
+		} else {
+			s.waiting[key] = a
+		}
 		s.mu.Unlock()
 		return s.unschedulable(ctx, pod, msg)
 	}
@@ -307,24 +321,28 @@ func (s *Scheduler) nodeInfos(nodes []*corev1.Node) (map[string]*nodeInfo, error
 	return infos, nil
 }
 
-// place runs the filters and the score over infos: the chosen node, or ""
+// place runs the filters and the scores over infos: the chosen node, or ""
 // and why none fits.
 func place(pod *corev1.Pod, infos map[string]*nodeInfo) (string, string) {
 	if len(infos) == 0 {
 		return "", "no nodes available to schedule pods"
 	}
-	req, nonZero := podRequests(pod, false), podRequests(pod, true)
+	p := newPodInfo(pod)
 	reasons := map[string]int{}
-	var fit []*nodeInfo
+	type ranked struct {
+		*nodeInfo
+		score int64
+	}
+	var fit []ranked
 	for _, n := range infos {
 		var why []string
 		for _, f := range filters {
-			if why = f.fn(pod, req, n); len(why) > 0 {
+			if why = f.fn(p, n); len(why) > 0 {
 				break
 			}
 		}
 		if len(why) == 0 {
-			fit = append(fit, n)
+			fit = append(fit, ranked{n, totalScore(p, n)})
 		}
 		for _, r := range why {
 			reasons[r]++
@@ -336,9 +354,8 @@ func place(pod *corev1.Pod, infos map[string]*nodeInfo) (string, string) {
 	// Best score first; ties to the node with fewer pods, then by name, so
 	// the choice is reproducible.
 	sort.Slice(fit, func(i, j int) bool {
-		si, sj := score(fit[i], nonZero), score(fit[j], nonZero)
-		if si != sj {
-			return si > sj
+		if fit[i].score != fit[j].score {
+			return fit[i].score > fit[j].score
 		}
 		if fit[i].pods != fit[j].pods {
 			return fit[i].pods < fit[j].pods

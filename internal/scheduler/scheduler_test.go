@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,17 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff/internal/controllers/controllertest"
-	"github.com/skiffhq/skiff/internal/node/agent"
 	"github.com/skiffhq/skiff/internal/scheduler"
 	"github.com/skiffhq/skiff/internal/testutil"
+	skiffrt "github.com/skiffhq/skiff/runtime"
 )
-
-// The scheduler and the node agent must agree on the runtime label.
-func TestRuntimeLabelIsTheAgents(t *testing.T) {
-	if scheduler.RuntimeLabelPrefix != agent.RuntimeLabelPrefix {
-		t.Fatalf("scheduler reads %q, agent writes %q", scheduler.RuntimeLabelPrefix, agent.RuntimeLabelPrefix)
-	}
-}
 
 func createPod(t *testing.T, c *controllertest.Cluster, name string, mutate func(*corev1.Pod)) *corev1.Pod {
 	t.Helper()
@@ -52,6 +46,31 @@ func waitBound(t *testing.T, c *controllertest.Cluster, name string) *corev1.Pod
 		return nil
 	})
 	return pod
+}
+
+var probes atomic.Int64
+
+// schedulerSees waits until the scheduler's view of node has a change the
+// test made through the API: the scheduler reads an informer, which may lag
+// behind. A probe pod pinned to the node asks for more cpu than a node has,
+// so it never binds, and the filters stop at the first reason, in their
+// order: its FailedScheduling names want once the view has the change
+// ("Insufficient cpu" once the node is there and Ready, "were
+// unschedulable" for a cordon, "untolerated taint {k: v}" for a taint).
+// The scheduler retries the probe on every node change, so a view that
+// catches up after the first attempt is seen too. The view then also has
+// every change made before this one: an informer applies them in order.
+func schedulerSees(t *testing.T, c *controllertest.Cluster, node, want string) {
+	t.Helper()
+	name := fmt.Sprintf("probe-%d", probes.Add(1))
+	createPod(t, c, name, func(p *corev1.Pod) {
+		p.Spec.NodeSelector = map[string]string{corev1.LabelHostname: node}
+		p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1000")}
+	})
+	c.WaitEvent(t, "default", "Pod", name, "FailedScheduling", func(m string) bool { return strings.Contains(m, want) })
+	if err := c.Client.CoreV1().Pods("default").Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func podScheduled(p *corev1.Pod) *corev1.PodCondition {
@@ -97,6 +116,7 @@ func TestSchedulesToEngineNode(t *testing.T) {
 func TestUnschedulableUntilLabelAppears(t *testing.T) {
 	c := controllertest.Start(t)
 	c.AddNode(t, "fake-1", nil, nil)
+	schedulerSees(t, c, "fake-1", "Insufficient cpu") // else the message counts one node
 	createPod(t, c, "picky", func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"disk": "ssd"} })
 	want := "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
 	ev := c.WaitEvent(t, "default", "Pod", "picky", "FailedScheduling", nil)
@@ -142,6 +162,9 @@ func TestResourcesAndRetryOnPodDeletion(t *testing.T) {
 	c := controllertest.Start(t)
 	c.AddNode(t, "small", nil, controllertest.Resources("1", "1Gi", 10))
 	c.StartKubelet(t, "small") // completes deletions of pods bound to it
+	// Else both pods could find no node and, retried together when the
+	// scheduler sees "small", land in either order.
+	schedulerSees(t, c, "small", "Insufficient cpu")
 	req := func(p *corev1.Pod) {
 		p.Spec.NodeSelector = controllertest.FakeNodeSelector
 		p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("600m")}
@@ -169,12 +192,16 @@ func TestTaintsCordonAndRuntimeClass(t *testing.T) {
 	c := controllertest.Start(t)
 	c.AddNode(t, "tainted", nil, nil)
 	c.AddNode(t, "plain", nil, controllertest.Resources("1", "1Gi", 10))
-	c.AddNode(t, "wasm-node", map[string]string{scheduler.RuntimeLabelPrefix + "wasm": "true"}, controllertest.Resources("1", "1Gi", 10))
+	c.AddNode(t, "wasm-node", map[string]string{skiffrt.NodeLabel("wasm"): skiffrt.NodeLabelValue}, controllertest.Resources("1", "1Gi", 10))
 	n, _ := c.Client.CoreV1().Nodes().Get(context.Background(), "tainted", metav1.GetOptions{})
 	n.Spec.Taints = []corev1.Taint{{Key: "dedicated", Value: "infra", Effect: corev1.TaintEffectNoSchedule}}
 	if _, err := c.Client.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// The pods below must meet the nodes as set up, taint included, not an
+	// older view (a pod created at once landed on "tainted" about once in
+	// ten runs).
+	schedulerSees(t, c, "tainted", "untolerated taint {dedicated: infra}")
 	// The roomier "tainted" would win on score: the taint keeps it out.
 	// The others tie, and the tie goes by name.
 	createPod(t, c, "fake-only", func(p *corev1.Pod) { p.Spec.NodeSelector = controllertest.FakeNodeSelector })
@@ -204,10 +231,7 @@ func TestTaintsCordonAndRuntimeClass(t *testing.T) {
 	if _, err := c.Client.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until the scheduler has seen the cordon: a probe pod pinned to
-	// the node stays unscheduled with the cordon's reason.
-	createPod(t, c, "probe", func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": "wasm-node"} })
-	c.WaitEvent(t, "default", "Pod", "probe", "FailedScheduling", func(m string) bool { return strings.Contains(m, "were unschedulable") })
+	schedulerSees(t, c, "wasm-node", "were unschedulable")
 	createPod(t, c, "wasm-2", wasmPod)
 	ev := c.WaitEvent(t, "default", "Pod", "wasm-2", "FailedScheduling", nil)
 	want := `0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, ` +

@@ -45,7 +45,7 @@ func (c *Client) Probe(ctx context.Context, node string) error {
 // open asks node's stream server for a session (or answers a probe with a
 // nil session).
 func (c *Client) open(ctx context.Context, node string, req openRequest) (*session, error) {
-	subject, err := subjectOpen(node)
+	subject, err := bus.SubjectNodeStreams(node)
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@
 // # Wire protocol
 //
 // The API side opens a session with a request on
-// "skiff.node.<node>.streams" carrying the call (logs, exec or
+// bus.SubjectNodeStreams ("skiff.node.<node>.streams") carrying the call (logs, exec or
 // port-forward and its request), its own inbox and its receive window; the
 // node's stream server subscribes an inbox of its own, answers with it and
 // its window, and starts the Backend call. From then on each side publishes

@@ -37,7 +37,7 @@ type nodeServer struct {
 }
 
 func serveNode(ctx context.Context, conn *bus.Conn, nodeName string, b Backend, tm timing, log *slog.Logger) (func(), error) {
-	subject, err := subjectOpen(nodeName)
+	subject, err := bus.SubjectNodeStreams(nodeName)
 	if err != nil {
 		return nil, err
 	}

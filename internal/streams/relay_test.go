@@ -257,7 +257,8 @@ func TestRelayNodeUnreachableOrSilent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hung.Close()
-	if _, err := hung.NATS().Subscribe("skiff.node.hung.streams", func(*nats.Msg) {}); err != nil {
+	hungSubject, _ := bus.SubjectNodeStreams("hung")
+	if _, err := hung.NATS().Subscribe(hungSubject, func(*nats.Msg) {}); err != nil {
 		t.Fatal(err)
 	}
 	if err := hung.Flush(ctx); err != nil {

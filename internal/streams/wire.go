@@ -5,19 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/skiffhq/skiff/internal/bus"
 )
-
-// subjectOpen is "skiff.node.<node>.streams": the API side asks the node's
-// stream server to open a session there (request/reply).
-func subjectOpen(node string) (string, error) {
-	tok := bus.NodeToken(node)
-	if err := bus.ValidToken(tok); err != nil {
-		return "", fmt.Errorf("node name: %w", err)
-	}
-	return "skiff.node." + tok + ".streams", nil
-}
 
 // Kinds of session.
 const (

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -19,6 +20,22 @@ type LeaderGate struct {
 	// start) is logged and Run is called again on the next poll.
 	Run func(ctx context.Context) error
 	Log *slog.Logger
+
+	mu      sync.Mutex
+	endTerm context.CancelFunc // cancels the running term's Run; nil between terms
+}
+
+// Restart ends the running term's Run, if any, as losing and regaining
+// leadership would: the next poll starts a fresh one (fresh informers, a
+// new dispatcher epoch) while this member still leads. Tests use it to
+// restart the control plane without restarting the member.
+func (g *LeaderGate) Restart() {
+	g.mu.Lock()
+	end := g.endTerm
+	g.mu.Unlock()
+	if end != nil {
+		end()
+	}
 }
 
 // Start begins watching leadership and returns the function that stops
@@ -83,6 +100,9 @@ type term struct {
 func (g *LeaderGate) startTerm(ctx context.Context) *term {
 	ctx, cancel := context.WithCancel(ctx)
 	t := &term{cancel: cancel, done: make(chan struct{})}
+	g.mu.Lock()
+	g.endTerm = cancel
+	g.mu.Unlock()
 	go func() {
 		defer close(t.done)
 		if err := g.Run(ctx); err != nil {

@@ -14,6 +14,18 @@ import (
 // cost goes first (Kubernetes' controller.kubernetes.io/pod-deletion-cost).
 const PodDeletionCostAnnotation = "controller.kubernetes.io/pod-deletion-cost"
 
+// NodeNameIndex names the pod informer index IndexByNodeName keeps: the
+// pods bound to each node, for the control plane's answers to node agents.
+const NodeNameIndex = "spec.nodeName"
+
+// IndexByNodeName indexes a bound pod by its node (cache.IndexFunc).
+func IndexByNodeName(obj any) ([]string, error) {
+	if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
+		return []string{p.Spec.NodeName}, nil
+	}
+	return nil, nil
+}
+
 // PodReadyCondition is the pod's Ready condition, or nil.
 func PodReadyCondition(p *corev1.Pod) *corev1.PodCondition {
 	for i := range p.Status.Conditions {

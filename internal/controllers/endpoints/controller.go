@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,12 +23,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiffhq/skiff/internal/controllers/controller"
 )
 
 // ManagedBy is the value of the endpointslice.kubernetes.io/managed-by label
@@ -42,9 +45,14 @@ const ManagedBy = "endpointslice-controller.skiff.dev"
 type Config struct {
 	// Client reaches the API. Required.
 	Client kubernetes.Interface
-	// Workers is how many Services are synced at once. Default 2: the
-	// machines skiff targets are small, and a sync is a few API calls.
-	Workers int
+	// The informers the controller reads, which the caller starts.
+	// EndpointSlices should hold only the managed slices: ManagedSlices
+	// makes that informer. Required.
+	Services       coreinformers.ServiceInformer
+	Pods           coreinformers.PodInformer
+	Nodes          coreinformers.NodeInformer
+	Endpoints      coreinformers.EndpointsInformer
+	EndpointSlices discoveryinformers.EndpointSliceInformer
 	// MaxEndpointsPerSlice bounds each EndpointSlice. Default 100,
 	// Kubernetes' --max-endpoints-per-slice default.
 	MaxEndpointsPerSlice int
@@ -59,7 +67,9 @@ type Config struct {
 // Name is the component name of the controller's events.
 const Name = "endpointslice-controller"
 
-// Controller is a running endpoints controller.
+// Controller is an endpoints controller. Its event handlers run on the
+// informers' goroutines and only enqueue Service keys; Run's workers do the
+// rest.
 type Controller struct {
 	cfg    Config
 	log    *slog.Logger
@@ -73,25 +83,37 @@ type Controller struct {
 
 	queue   workqueue.TypedRateLimitingInterface[string]
 	written *tracker
-
-	cancel    context.CancelFunc
-	factories []informers.SharedInformerFactory
-	wg        sync.WaitGroup
+	loop    *controller.Loop
 }
 
-// maxRetries bounds how often one Service's sync is retried after errors
-// before the controller waits for the next change to it (about a minute of
-// backoff in all).
-const maxRetries = 15
+// ManagedSlices registers on factory, and returns, an EndpointSlice
+// informer that holds only the slices this controller manages: the others
+// are not its business, and a large cluster's hand-made or mirrored slices
+// would only cost memory here. It must be called before anything else asks
+// factory for EndpointSlices, which then all get this informer.
+func ManagedSlices(factory informers.SharedInformerFactory) discoveryinformers.EndpointSliceInformer {
+	inf := factory.InformerFor(&discoveryv1.EndpointSlice{}, func(cs kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return discoveryinformers.NewFilteredEndpointSliceInformer(cs, metav1.NamespaceAll, resync,
+			cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}, func(o *metav1.ListOptions) {
+				o.LabelSelector = discoveryv1.LabelManagedBy + "=" + ManagedBy
+			})
+	})
+	return managedSlices{inf}
+}
 
-// Start builds the informers, waits (bounded by ctx) for them to sync, and
-// starts the workers.
-func Start(ctx context.Context, cfg Config) (*Controller, error) {
-	if cfg.Client == nil {
-		return nil, errors.New("endpoints: Client is required")
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 2
+type managedSlices struct{ inf cache.SharedIndexInformer }
+
+func (m managedSlices) Informer() cache.SharedIndexInformer { return m.inf }
+func (m managedSlices) Lister() discoverylisters.EndpointSliceLister {
+	return discoverylisters.NewEndpointSliceLister(m.inf.GetIndexer())
+}
+
+// New registers the controller's handlers on the informers, which the
+// caller starts.
+func New(cfg Config) (*Controller, error) {
+	if cfg.Client == nil || cfg.Services == nil || cfg.Pods == nil || cfg.Nodes == nil || cfg.Endpoints == nil ||
+		cfg.EndpointSlices == nil {
+		return nil, errors.New("endpoints: Client, Services, Pods, Nodes, Endpoints and EndpointSlices are required")
 	}
 	if cfg.MaxEndpointsPerSlice <= 0 {
 		cfg.MaxEndpointsPerSlice = 100
@@ -101,53 +123,42 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	c := &Controller{
 		cfg:     cfg,
-		log:     cfg.Logger.With("component", "endpoints"),
+		log:     cfg.Logger.With("controller", Name),
 		client:  cfg.Client,
 		written: newTracker(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[string](10*time.Millisecond, 10*time.Second),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "endpoints"}),
+		queue:   controller.NewQueue("endpoints"),
 	}
-	factory := informers.NewSharedInformerFactory(cfg.Client, 0)
-	// Only the slices this controller manages: the others are not its
-	// business, and a large cluster's proxy-made or mirrored slices would
-	// only cost memory here.
-	sliceFactory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.LabelSelector = discoveryv1.LabelManagedBy + "=" + ManagedBy
-		}))
-	c.factories = []informers.SharedInformerFactory{factory, sliceFactory}
+	svcInf, podInf, nodeInf := cfg.Services.Informer(), cfg.Pods.Informer(), cfg.Nodes.Informer()
+	epInf, sliceInf := cfg.Endpoints.Informer(), cfg.EndpointSlices.Informer()
+	c.services, c.pods, c.nodes = cfg.Services.Lister(), cfg.Pods.Lister(), cfg.Nodes.Lister()
+	c.endpoints, c.slices = cfg.Endpoints.Lister(), cfg.EndpointSlices.Lister()
 
-	svcInf := factory.Core().V1().Services()
-	podInf := factory.Core().V1().Pods()
-	nodeInf := factory.Core().V1().Nodes()
-	epInf := factory.Core().V1().Endpoints()
-	sliceInf := sliceFactory.Discovery().V1().EndpointSlices()
-	c.services, c.pods, c.nodes = svcInf.Lister(), podInf.Lister(), nodeInf.Lister()
-	c.endpoints, c.slices = epInf.Lister(), sliceInf.Lister()
-
+	// Slices and Endpoints are watched from their first list on, so those
+	// whose Service went away while no controller ran are queued and
+	// cleaned up: the Service informer alone never hears of them.
 	handlers := []struct {
 		inf cache.SharedIndexInformer
 		h   cache.ResourceEventHandler
 	}{
-		{svcInf.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.enqueueObject,
-			UpdateFunc: func(_, o any) { c.enqueueObject(o) },
-			DeleteFunc: c.enqueueObject,
+		{svcInf, cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.enqueue,
+			UpdateFunc: func(_, o any) { c.enqueue(o) },
+			DeleteFunc: c.enqueue,
 		}},
-		{podInf.Informer(), cache.ResourceEventHandlerFuncs{
+		{podInf, cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(o any) { c.podChanged(nil, o) },
 			UpdateFunc: c.podChanged,
 			DeleteFunc: func(o any) { c.podChanged(nil, o) },
 		}},
-		{sliceInf.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.sliceChanged,
-			UpdateFunc: func(_, o any) { c.sliceChanged(o) },
-			DeleteFunc: c.sliceChanged,
+		{sliceInf, cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { c.sliceChanged(o, false) },
+			UpdateFunc: func(_, o any) { c.sliceChanged(o, false) },
+			DeleteFunc: func(o any) { c.sliceChanged(o, true) },
 		}},
-		{epInf.Informer(), cache.ResourceEventHandlerFuncs{
-			UpdateFunc: func(_, o any) { c.endpointsChanged(o) },
-			DeleteFunc: c.endpointsChanged,
+		{epInf, cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { c.endpointsChanged(o, false) },
+			UpdateFunc: func(_, o any) { c.endpointsChanged(o, false) },
+			DeleteFunc: func(o any) { c.endpointsChanged(o, true) },
 		}},
 	}
 	for _, h := range handlers {
@@ -155,87 +166,22 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 			return nil, fmt.Errorf("endpoints: %w", err)
 		}
 	}
-	_ = nodeInf.Informer() // registered before Start: zones come from node labels
-
-	runCtx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	for _, f := range c.factories {
-		f.Start(runCtx.Done())
-	}
-	synced := []cache.InformerSynced{svcInf.Informer().HasSynced, podInf.Informer().HasSynced,
-		nodeInf.Informer().HasSynced, epInf.Informer().HasSynced, sliceInf.Informer().HasSynced}
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		c.Stop()
-		return nil, fmt.Errorf("endpoints: informers did not sync: %w", ctx.Err())
-	}
-	c.enqueueLeftovers()
-	for range cfg.Workers {
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			for c.processNext(runCtx) {
-			}
-		}()
-	}
+	// Nodes have no handler (zones come from node labels, read at sync) but
+	// must have listed before the first sync all the same.
+	c.loop = &controller.Loop{Name: Name, Queue: c.queue, Sync: c.syncService, Log: c.log,
+		Synced: []cache.InformerSynced{svcInf.HasSynced, podInf.HasSynced, nodeInf.HasSynced, epInf.HasSynced,
+			sliceInf.HasSynced}}
 	return c, nil
 }
 
-// Stop ends the workers and the informers. Writes in flight finish or fail
-// with the canceled context.
-func (c *Controller) Stop() {
-	c.cancel()
-	c.queue.ShutDown()
-	c.wg.Wait()
-	for _, f := range c.factories {
-		f.Shutdown()
-	}
-}
+// Run works until ctx ends, with workers syncing Services in parallel
+// (never the same one twice at once: the queue guarantees that). Writes in
+// flight when ctx ends fail with it.
+func (c *Controller) Run(ctx context.Context, workers int) { c.loop.Run(ctx, workers) }
 
-// enqueueLeftovers queues the Services of every managed slice and every
-// Endpoints object, so that those whose Service went away while no
-// controller ran are cleaned up (the Service informer alone never hears of
-// them).
-func (c *Controller) enqueueLeftovers() {
-	if slices, err := c.slices.List(labels.Everything()); err == nil {
-		for _, s := range slices {
-			if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
-				c.queue.Add(s.Namespace + "/" + name)
-			}
-		}
-	}
-	if eps, err := c.endpoints.List(labels.Everything()); err == nil {
-		for _, ep := range eps {
-			c.queue.Add(ep.Namespace + "/" + ep.Name)
-		}
-	}
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, shutdown := c.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.syncService(ctx, key)
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-	case ctx.Err() != nil:
-		// Stopping: the next controller resyncs everything.
-	case c.queue.NumRequeues(key) < maxRetries:
-		c.log.Debug("sync failed, retrying", "service", key, "err", err)
-		c.queue.AddRateLimited(key)
-	default:
-		c.log.Warn("sync failed; giving up until the service or its pods change", "service", key, "err", err)
-		c.queue.Forget(key)
-	}
-	return true
-}
-
-// enqueueObject queues a Service (or the Service of the same name).
-func (c *Controller) enqueueObject(o any) {
-	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o)
-	if err == nil {
+// enqueue queues a Service (or the Service of the same name).
+func (c *Controller) enqueue(o any) {
+	if key := controller.KeyOf(o); key != "" {
 		c.queue.Add(key)
 	}
 }
@@ -270,13 +216,11 @@ func (c *Controller) podChanged(old, cur any) {
 }
 
 // sliceChanged queues the slice's Service unless the event is the echo of
-// this controller's own write.
-func (c *Controller) sliceChanged(o any) {
-	deleted := false
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o, deleted = t.Obj, true
-	}
-	s, ok := o.(*discoveryv1.EndpointSlice)
+// this controller's own write. deleted says the event is a delete: the
+// object a delete event carries is the slice's last state, which would
+// otherwise look like the echo of the controller's last write to it.
+func (c *Controller) sliceChanged(o any, deleted bool) {
+	s, ok := controller.ObjectOf[*discoveryv1.EndpointSlice](o)
 	if !ok {
 		return
 	}
@@ -294,13 +238,10 @@ func (c *Controller) sliceChanged(o any) {
 }
 
 // endpointsChanged queues the Service of an Endpoints object someone else
-// changed or deleted, so a managed one is put back.
-func (c *Controller) endpointsChanged(o any) {
-	deleted := false
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o, deleted = t.Obj, true
-	}
-	ep, ok := o.(*corev1.Endpoints)
+// changed or deleted (deleted: a delete event), so a managed one is put
+// back.
+func (c *Controller) endpointsChanged(o any, deleted bool) {
+	ep, ok := controller.ObjectOf[*corev1.Endpoints](o)
 	if !ok {
 		return
 	}
@@ -311,10 +252,7 @@ func (c *Controller) endpointsChanged(o any) {
 }
 
 func asPod(o any) *corev1.Pod {
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = t.Obj
-	}
-	p, _ := o.(*corev1.Pod)
+	p, _ := controller.ObjectOf[*corev1.Pod](o)
 	return p
 }
 

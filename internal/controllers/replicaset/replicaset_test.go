@@ -178,6 +178,20 @@ func TestReplicaSetAdoptsAndReleases(t *testing.T) {
 	if _, err := c.Client.CoreV1().Pods("default").Create(ctx, orphan, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// The controller must meet the ReplicaSet with the orphan in its pod
+	// cache, or it creates two pods first and adopts the orphan as a
+	// surplus third. The scheduler reads the same cache (one informer
+	// factory per term): once it has bound the orphan, the cache has it.
+	testutil.Eventually(t, controllertest.Timeout, func() error {
+		p, err := c.Client.CoreV1().Pods("default").Get(ctx, "orphan", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if p.Spec.NodeName == "" {
+			return fmt.Errorf("orphan not bound yet")
+		}
+		return nil
+	})
 	rs, err := c.Client.AppsV1().ReplicaSets("default").Create(ctx, newRS("adopt", 2, "adopt"), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -37,6 +37,8 @@ import (
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiffhq/skiff/internal/controllers/controller"
 )
 
 // Config of a proxy. Zero values take the documented defaults.
@@ -236,10 +238,7 @@ func (p *Proxy) enqueueService(o any) {
 }
 
 func (p *Proxy) enqueueSlice(o any) {
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = t.Obj
-	}
-	if s, ok := o.(*discoveryv1.EndpointSlice); ok && s.Labels[discoveryv1.LabelServiceName] != "" {
+	if s, ok := controller.ObjectOf[*discoveryv1.EndpointSlice](o); ok && s.Labels[discoveryv1.LabelServiceName] != "" {
 		p.queue.Add(s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName])
 	}
 }

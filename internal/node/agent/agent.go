@@ -233,7 +233,7 @@ func (a *Agent) register(ctx context.Context) (string, error) {
 	}
 	for attempt := 0; ; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		res, err := bus.Request[protocol.Registration, protocol.Registered](rctx, a.cfg.Bus, protocol.SubjectRegister,
+		res, err := bus.Request[protocol.Registration, protocol.Registered](rctx, a.cfg.Bus, bus.SubjectRegister,
 			protocol.Registration{Node: *node, PodCIDR: a.cfg.PodCIDR})
 		cancel()
 		if err == nil {

@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	skiffrt "github.com/skiffhq/skiff/runtime"
 )
 
 // Version is what the agent reports as its kubelet version: the Kubernetes
@@ -41,7 +43,7 @@ func (a *Agent) describeNode() (*corev1.Node, error) {
 	}
 	var runtimeVersion string
 	if rt := a.cfg.Runtime; rt != nil {
-		labels[RuntimeLabelPrefix+rt.Name()] = "true"
+		labels[skiffrt.NodeLabel(rt.Name())] = skiffrt.NodeLabelValue
 		runtimeVersion = rt.Version()
 	}
 	a.allocatable = capacity.DeepCopy()
@@ -72,11 +74,6 @@ func (a *Agent) describeNode() (*corev1.Node, error) {
 	}
 	return node, nil
 }
-
-// RuntimeLabelPrefix labels a node with each workload runtime it offers
-// ("skiff.dev/runtime-wasm": "true"), so pods can be placed where their
-// runtime exists.
-const RuntimeLabelPrefix = "skiff.dev/runtime-"
 
 // memTotal reads the machine's memory from /proc/meminfo.
 func memTotal() (int64, error) {

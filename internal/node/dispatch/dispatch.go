@@ -15,43 +15,44 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/controllers/controller"
 	"github.com/skiffhq/skiff/internal/node/protocol"
 )
 
 // Config of a dispatcher.
 type Config struct {
-	Bus    *bus.Conn            // required
-	Client kubernetes.Interface // required
+	Bus *bus.Conn // required
+	// Pods is the pod informer the dispatcher watches; the caller starts
+	// it. Required.
+	Pods   coreinformers.PodInformer
 	Logger *slog.Logger
 }
 
-// Dispatcher is the running control-plane side of pod sync.
+// Dispatcher is the control-plane side of pod sync. It runs on the raft
+// leader only, one per term of leadership: two dispatchers would each
+// number every event from their own epoch, and agents would resync on each
+// other's events without end. Its event handler runs on the informer's
+// goroutine; Run serves sync requests.
 type Dispatcher struct {
-	cfg   Config
-	log   *slog.Logger
-	epoch string
+	cfg    Config
+	log    *slog.Logger
+	epoch  string
+	pods   cache.Indexer
+	synced cache.InformerSynced
 
 	mu  sync.Mutex
 	seq map[string]uint64 // per node: the last event sent
-
-	pods   cache.Indexer
-	sub    *bus.Subscription
-	cancel context.CancelFunc
-	done   chan struct{}
 }
 
-const byNode = "nodeName"
-
-// Start watches pods (an informer over the API) and serves sync requests.
-// It returns once the informer has synced.
-func Start(ctx context.Context, cfg Config) (*Dispatcher, error) {
-	if cfg.Bus == nil || cfg.Client == nil {
-		return nil, errors.New("dispatch: Bus and Client are required")
+// New registers the dispatcher's index and event handler on the pod
+// informer, which must not have started yet.
+func New(cfg Config) (*Dispatcher, error) {
+	if cfg.Bus == nil || cfg.Pods == nil {
+		return nil, errors.New("dispatch: Bus and Pods are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -59,22 +60,12 @@ func Start(ctx context.Context, cfg Config) (*Dispatcher, error) {
 	b := make([]byte, 8)
 	rand.Read(b)
 	d := &Dispatcher{cfg: cfg, log: cfg.Logger.With("component", "dispatch"), epoch: hex.EncodeToString(b),
-		seq: map[string]uint64{}, done: make(chan struct{})}
-	runCtx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
-
-	factory := informers.NewSharedInformerFactory(cfg.Client, 0)
-	inf := factory.Core().V1().Pods().Informer()
-	if err := inf.AddIndexers(cache.Indexers{byNode: func(obj any) ([]string, error) {
-		if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
-			return []string{p.Spec.NodeName}, nil
-		}
-		return nil, nil
-	}}); err != nil {
-		cancel()
+		seq: map[string]uint64{}}
+	inf := cfg.Pods.Informer()
+	if err := inf.AddIndexers(cache.Indexers{controller.NodeNameIndex: controller.IndexByNodeName}); err != nil {
 		return nil, fmt.Errorf("dispatch: %w", err)
 	}
-	d.pods = inf.GetIndexer()
+	d.pods, d.synced = inf.GetIndexer(), inf.HasSynced
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(o any) { d.send(watch.Added, o) },
 		UpdateFunc: func(old, o any) {
@@ -85,43 +76,30 @@ func Start(ctx context.Context, cfg Config) (*Dispatcher, error) {
 			d.send(watch.Modified, o)
 		},
 		DeleteFunc: func(o any) {
-			if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-				o = t.Obj
+			if pod, ok := controller.ObjectOf[*corev1.Pod](o); ok {
+				d.send(watch.Deleted, pod)
 			}
-			d.send(watch.Deleted, o)
 		},
 	}); err != nil {
-		cancel()
 		return nil, fmt.Errorf("dispatch: %w", err)
 	}
-	stop := make(chan struct{})
-	go func() { <-runCtx.Done(); close(stop) }()
-	factory.Start(stop)
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		cancel()
-		factory.Shutdown()
-		return nil, fmt.Errorf("dispatch: pod informer did not sync: %w", ctx.Err())
-	}
-	sub, err := bus.Serve(runCtx, cfg.Bus, "skiff.node.*.sync", "dispatch", d.sync)
-	if err != nil {
-		cancel()
-		factory.Shutdown()
-		return nil, fmt.Errorf("dispatch: serve sync: %w", err)
-	}
-	d.sub = sub
-	go func() {
-		<-runCtx.Done()
-		factory.Shutdown()
-		close(d.done)
-	}()
 	return d, nil
 }
 
-// Stop ends the dispatcher.
-func (d *Dispatcher) Stop() {
-	d.sub.Stop()
-	d.cancel()
-	<-d.done
+// Run serves full sync requests, once the pod informer has listed (an
+// answer from a half-filled cache would make agents stop pods), until ctx
+// ends. The error says why it could not serve.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	if !cache.WaitForCacheSync(ctx.Done(), d.synced) {
+		return nil // ended before it began
+	}
+	sub, err := bus.Serve(ctx, d.cfg.Bus, bus.SubjectNodeSyncAny, "dispatch", d.sync)
+	if err != nil {
+		return fmt.Errorf("dispatch: serve sync: %w", err)
+	}
+	<-ctx.Done()
+	sub.Stop()
+	return nil
 }
 
 // Epoch identifies this dispatcher instance in its events.
@@ -160,7 +138,7 @@ func (d *Dispatcher) sync(ctx context.Context, req protocol.SyncRequest) (protoc
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	objs, err := d.pods.ByIndex(byNode, req.Node)
+	objs, err := d.pods.ByIndex(controller.NodeNameIndex, req.Node)
 	if err != nil {
 		return protocol.SyncResponse{}, err
 	}
@@ -169,17 +147,4 @@ func (d *Dispatcher) sync(ctx context.Context, req protocol.SyncRequest) (protoc
 		resp.Pods = append(resp.Pods, *o.(*corev1.Pod))
 	}
 	return resp, nil
-}
-
-// NodePods returns the pods bound to node, from the dispatcher's cache.
-func (d *Dispatcher) NodePods(node string) []*corev1.Pod {
-	objs, err := d.pods.ByIndex(byNode, node)
-	if err != nil {
-		return nil
-	}
-	out := make([]*corev1.Pod, 0, len(objs))
-	for _, o := range objs {
-		out = append(out, o.(*corev1.Pod))
-	}
-	return out
 }

@@ -3,6 +3,10 @@
 // written to the store), and marks a node's conditions Unknown when its
 // heartbeats stop for longer than the grace period, as Kubernetes' node
 // lifecycle controller does. Only condition changes are written.
+//
+// It runs on the raft leader only, one per term of leadership: two members
+// would each allocate pod ranges from their own view (handing two nodes the
+// same range) and each mark nodes Unknown by their own clocks.
 package lifecycle
 
 import (
@@ -11,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -80,12 +83,12 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		ready: map[string]bool{}, started: time.Now(), done: make(chan struct{})}
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	reg, err := bus.Serve(runCtx, cfg.Bus, protocol.SubjectRegister, "node-lifecycle", c.register)
+	reg, err := bus.Serve(runCtx, cfg.Bus, bus.SubjectRegister, "node-lifecycle", c.register)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("nodes: serve registrations: %w", err)
 	}
-	hb, err := bus.Subscribe(runCtx, cfg.Bus, bus.SubjectHeartbeats, c.heartbeat)
+	hb, err := bus.Subscribe(runCtx, cfg.Bus, bus.SubjectHeartbeatAny, c.heartbeat)
 	if err != nil {
 		reg.Stop()
 		cancel()
@@ -165,7 +168,8 @@ func (c *Controller) register(ctx context.Context, r protocol.Registration) (pro
 
 // allocatePodCIDR carves the first range no other node holds out of
 // ClusterPodCIDR. Registrations are served one at a time (one bus
-// subscription), so two nodes cannot be given the same range.
+// subscription, on the leader only), so two nodes cannot be given the same
+// range.
 func (c *Controller) allocatePodCIDR(ctx context.Context, node string) (string, error) {
 	cluster, err := netip.ParsePrefix(orDefault(c.cfg.ClusterPodCIDR, "127.66.0.0/16"))
 	if err != nil || !cluster.Addr().Is4() {
@@ -230,7 +234,10 @@ func isReady(st corev1.NodeStatus) bool {
 // started, as after a control plane restart) makes sure the store says
 // Ready: a condition change, written only if it is one.
 func (c *Controller) heartbeat(ctx context.Context, subject string, hb protocol.Heartbeat) {
-	name := bus.NodeFromToken(strings.TrimPrefix(subject, "skiff.heartbeat."))
+	name, ok := bus.HeartbeatNode(subject)
+	if !ok {
+		return
+	}
 	c.mu.Lock()
 	c.lastSeen[name] = time.Now()
 	ready := c.ready[name]

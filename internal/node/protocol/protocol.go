@@ -12,10 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// SubjectRegister is where an agent registers its Node (request/reply): the
-// control plane creates or updates the Node object and answers.
-const SubjectRegister = "skiff.nodes.register"
-
 // Registration describes a node as its agent sees it: labels, addresses,
 // capacity, allocatable, system info and conditions. The control plane
 // writes it into the Node object.

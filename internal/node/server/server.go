@@ -2,6 +2,10 @@
 // pod sync: it writes the pod status and events agents report, and hands
 // agents the ConfigMaps and Secrets their pods use. Agents reach the control
 // plane only over the bus, so this is the kubelet's API access in skiff.
+//
+// Every server runs one, leader or not (docs/rationale.md): its answers go
+// through the API, and the servers share each node's requests as one NATS
+// queue group, so each request is answered once.
 package server
 
 import (
@@ -15,13 +19,17 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/controllers/controller"
 	"github.com/skiffhq/skiff/internal/node/protocol"
 )
 
@@ -29,10 +37,7 @@ import (
 type Config struct {
 	Bus    *bus.Conn            // required
 	Client kubernetes.Interface // required
-	// NodePods lists the pods bound to a node (the dispatcher's cache), to
-	// decide which objects a node may read. Required.
-	NodePods func(node string) []*corev1.Pod
-	Logger   *slog.Logger
+	Logger *slog.Logger
 }
 
 // Server serves node agents.
@@ -41,15 +46,22 @@ type Server struct {
 	log    *slog.Logger
 	events record.EventBroadcaster
 	subs   []*bus.Subscription
+	// pods caches the pods bound to each node, to decide which objects a
+	// node may read. It is this server's own (not the leader's control
+	// loops'), since every server answers nodes.
+	pods    cache.Indexer
+	factory informers.SharedInformerFactory
+	cancel  context.CancelFunc
 
 	mu        sync.Mutex
 	recorders map[string]record.EventRecorder // per node: events come from that node's kubelet
 }
 
-// Start serves the status and objects subjects of every node.
+// Start serves the status and objects subjects of every node, once its pod
+// cache has listed (bounded by ctx).
 func Start(ctx context.Context, cfg Config) (*Server, error) {
-	if cfg.Bus == nil || cfg.Client == nil || cfg.NodePods == nil {
-		return nil, errors.New("nodeserver: Bus, Client and NodePods are required")
+	if cfg.Bus == nil || cfg.Client == nil {
+		return nil, errors.New("nodeserver: Bus and Client are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -57,13 +69,27 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "nodeserver"), recorders: map[string]record.EventRecorder{}}
 	s.events = record.NewBroadcaster()
 	s.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events("")})
-	status, err := bus.Serve(context.Background(), cfg.Bus, "skiff.node.*.status", "nodeserver", s.status)
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.factory = informers.NewSharedInformerFactory(cfg.Client, 0)
+	inf := s.factory.Core().V1().Pods().Informer()
+	if err := inf.AddIndexers(cache.Indexers{controller.NodeNameIndex: controller.IndexByNodeName}); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("nodeserver: %w", err)
+	}
+	s.pods = inf.GetIndexer()
+	s.factory.Start(runCtx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		s.Stop()
+		return nil, fmt.Errorf("nodeserver: pod informer did not sync: %w", ctx.Err())
+	}
+	status, err := bus.Serve(context.Background(), cfg.Bus, bus.SubjectNodeStatusAny, "nodeserver", s.status)
 	if err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("nodeserver: serve status: %w", err)
 	}
 	s.subs = append(s.subs, status)
-	objects, err := bus.Serve(context.Background(), cfg.Bus, "skiff.node.*.objects", "nodeserver", s.object)
+	objects, err := bus.Serve(context.Background(), cfg.Bus, bus.SubjectNodeObjectsAny, "nodeserver", s.object)
 	if err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("nodeserver: serve objects: %w", err)
@@ -78,6 +104,8 @@ func (s *Server) Stop() {
 		sub.Stop()
 	}
 	s.subs = nil
+	s.cancel()
+	s.factory.Shutdown()
 	s.events.Shutdown()
 }
 
@@ -204,12 +232,15 @@ func equalStatus(a, b corev1.PodStatus) bool {
 // uses it: a node reads what its pods need and nothing else, as
 // Kubernetes' node authorizer allows.
 func (s *Server) object(ctx context.Context, req protocol.ObjectRequest) (protocol.ObjectResponse, error) {
-	if !s.referenced(req) {
+	ok, err := s.referenced(ctx, req)
+	if err != nil {
+		return protocol.ObjectResponse{}, err
+	}
+	if !ok {
 		return protocol.ObjectResponse{}, fmt.Errorf("node %s may not read %s %s/%s: no pod bound to it uses it",
 			req.Node, strings.ToLower(req.Kind), req.Namespace, req.Name)
 	}
 	var resp protocol.ObjectResponse
-	var err error
 	switch req.Kind {
 	case "ConfigMap":
 		resp.ConfigMap, err = s.cfg.Client.CoreV1().ConfigMaps(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
@@ -224,13 +255,31 @@ func (s *Server) object(ctx context.Context, req protocol.ObjectRequest) (protoc
 	return resp, err
 }
 
-func (s *Server) referenced(req protocol.ObjectRequest) bool {
-	for _, p := range s.cfg.NodePods(req.Node) {
-		if p.Namespace == req.Namespace && podReferences(p, req.Kind, req.Name) {
-			return true
+// referenced says whether a pod bound to the node uses the object. The
+// cache answers yes; its no is checked with the API, since the node may
+// have heard of a pod (from the leader's dispatcher) before this server's
+// cache did.
+func (s *Server) referenced(ctx context.Context, req protocol.ObjectRequest) (bool, error) {
+	objs, err := s.pods.ByIndex(controller.NodeNameIndex, req.Node)
+	if err != nil {
+		return false, fmt.Errorf("nodeserver: pods of node %s: %w", req.Node, err)
+	}
+	for _, o := range objs {
+		if p := o.(*corev1.Pod); p.Namespace == req.Namespace && podReferences(p, req.Kind, req.Name) {
+			return true, nil
 		}
 	}
-	return false
+	list, err := s.cfg.Client.CoreV1().Pods(req.Namespace).List(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("spec.nodeName", req.Node).String()})
+	if err != nil {
+		return false, fmt.Errorf("nodeserver: pods of node %s: %w", req.Node, err)
+	}
+	for i := range list.Items {
+		if podReferences(&list.Items[i], req.Kind, req.Name) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // podReferences tells whether the pod's spec names the object.
