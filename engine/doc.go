@@ -10,7 +10,8 @@
 // A started Engine is one server of a cluster with everything in one
 // process: the raft-replicated object store (package
 // github.com/skiffhq/skiff/raft) with its log in DataDir; the embedded NATS
-// bus, with no listening port unless Config.BusListen asks for one; the
+// bus, with no listening port unless Config.BusListen asks for one (then
+// TLS, and every client authenticates as one of the bus's identities); the
 // Kubernetes API over HTTPS (Config.APIListen) with the controllers and the
 // scheduler on the raft leader; and this machine's node: the node agent
 // running Wasm pods in wazero (package github.com/skiffhq/skiff/runtime/wasm)
@@ -24,9 +25,9 @@
 // Data directory layout (Config.DataDir):
 //
 //	node-name        the member's name; a restart with another name is refused
-//	token            the cluster secret (mode 0600): the admin's API token, bus credentials
+//	token            the cluster secret (mode 0600): the admin's API token, the bus's node password
 //	kubeconfig.yaml  the admin kubeconfig for kubectl
-//	pki/             the cluster CA, the serving certificate, the Secret encryption keys
+//	pki/             the cluster CA, the API's and the bus's serving certificates, the Secret encryption keys
 //	raft/            the raft log (raft-wal) and FSM snapshots
 //	bus/             the embedded registry's JetStream files
 //	registry/uploads/  image uploads in progress (emptied at start)
