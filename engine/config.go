@@ -75,9 +75,11 @@ type Config struct {
 	ClusterPodCIDR string
 
 	// BusListen is where the bus accepts agents of other nodes
-	// ("host:port", port 0 for any); they authenticate with the cluster
-	// token and find the address at the API's /skiff/v1/bus. Default ""
-	// listens nowhere: a single node talks to itself in process.
+	// ("host:port", port 0 for any). The listener uses TLS with a
+	// certificate from the cluster CA (DataDir/pki/bus.crt); agents connect
+	// as the bus's node identity with the cluster token, and find the
+	// address and the CA at the API's /skiff/v1/bus. Default "" listens
+	// nowhere: a single node talks to itself in process.
 	BusListen string
 
 	// VolumeSyncPeriod is how often running pods' ConfigMap and Secret
@@ -184,8 +186,8 @@ func validNodeName(n string) error {
 const (
 	raftSubdir     = "raft"            // the store's log (wal/) and snapshots
 	nodeNameFile   = "node-name"       // the NodeName this directory belongs to
-	tokenFile      = "token"           // the cluster secret: the admin's API bearer token, bus credentials
-	pkiSubdir      = "pki"             // cluster CA, the API serving certificate, the raft peer certificate
+	tokenFile      = "token"           // the cluster secret: the admin's API bearer token, the bus's node password
+	pkiSubdir      = "pki"             // cluster CA, the API's and the bus's serving certificates, the raft peer certificate, Secrets' keys
 	kubeconfigFile = "kubeconfig.yaml" // the admin kubeconfig
 	agentSubdir    = "node"            // the node agent's: module store, compile cache, pod volumes and logs
 )

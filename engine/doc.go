@@ -12,7 +12,8 @@
 // github.com/skiffhq/skiff/raft) with its log in DataDir, with no listening
 // port unless Config.RaftBind asks for one (then with mutual TLS); the
 // embedded NATS bus, with no listening port unless Config.BusListen asks for
-// one; the
+// one (then TLS, and every client authenticates as one of the bus's
+// identities); the
 // Kubernetes API over HTTPS (Config.APIListen) with the controllers and the
 // scheduler on the raft leader; and this machine's node: the node agent
 // running Wasm pods in wazero (package github.com/skiffhq/skiff/runtime/wasm)
@@ -27,10 +28,10 @@
 //
 //	lock             held by the one process using the directory (its pid inside)
 //	node-name        the member's name; a restart with another name is refused
-//	token            the cluster secret (mode 0600): the admin's API token, bus credentials
+//	token            the cluster secret (mode 0600): the admin's API token, the bus's node password
 //	kubeconfig.yaml  the admin kubeconfig for kubectl
-//	pki/             the cluster CA, the serving certificate, the Secret encryption keys,
-//	                 the raft peer certificate (with RaftBind)
+//	pki/             the cluster CA, the API's and the bus's serving certificates, the Secret
+//	                 encryption keys, the raft peer certificate (with RaftBind)
 //	raft/            the raft log (raft-wal) and FSM snapshots
 //	bus/             the embedded registry's JetStream files
 //	registry/uploads/  image uploads in progress (emptied at start)

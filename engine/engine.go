@@ -62,6 +62,7 @@ type Engine struct {
 	conns   []*bus.Conn
 	events  record.EventBroadcaster // started by the first EventRecorder
 	token   string
+	busCA   []byte // the cluster CA's PEM, for joining nodes; nil without a bus listener
 	// stoppers undo what the start* functions of the other files started,
 	// run last first.
 	stoppers []func()
@@ -131,7 +132,13 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("start store: %w", err)
 	}
-	e.bus, err = bus.Start(ctx, e.busConfig())
+	var busServing *tls.Certificate
+	if e.cfg.BusListen != "" {
+		if busServing, e.busCA, err = e.busCert(); err != nil {
+			return err
+		}
+	}
+	e.bus, err = bus.Start(ctx, e.busConfig(busServing))
 	if err != nil {
 		return fmt.Errorf("start bus: %w", err)
 	}
@@ -184,7 +191,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		raftAddr = "in-process (no listening port)"
 	}
 	e.log.Info("engine ready", "data_dir", e.cfg.DataDir, "api", e.api.URL(), "kubeconfig", e.KubeconfigPath(),
-		"raft_addr", raftAddr, "revision", st.Rev, "keys", st.Keys, "bus", "in-process (no listening port)")
+		"raft_addr", raftAddr, "revision", st.Rev, "keys", st.Keys, "bus", e.busDescription())
 	return nil
 }
 
@@ -224,7 +231,9 @@ func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
 	if e.nodesrv, err = server.Start(ctx, server.Config{Bus: cp, Client: cs, Logger: e.log}); err != nil {
 		return err
 	}
-	agentConn, err := e.bus.Connect(ctx, "agent-"+e.cfg.NodeName)
+	// This node's agent is held to the node identity's rules, as a worker's
+	// is: it needs nothing more.
+	agentConn, err := e.bus.ConnectNode(ctx, "agent-"+e.cfg.NodeName)
 	if err != nil {
 		return fmt.Errorf("agent bus connection: %w", err)
 	}

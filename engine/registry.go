@@ -6,28 +6,12 @@ import (
 	"net/http"
 	"path/filepath"
 
-	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/imageregistry"
 	"github.com/skiffhq/skiff/internal/node/join"
 )
 
-const (
-	// busSubdir holds the bus's JetStream files (DataDir/bus/jetstream):
-	// the embedded registry's blobs, manifests and tags.
-	busSubdir = "bus"
-	// registryUploadsSubdir holds blob uploads in progress; emptied at start.
-	registryUploadsSubdir = "registry/uploads"
-)
-
-// busConfig is the embedded NATS server's configuration. JetStream is on,
-// with file storage in the data directory, for the embedded registry.
-func (e *Engine) busConfig() bus.Config {
-	cfg := bus.Config{Name: e.cfg.NodeName, Logger: e.log, JetStreamDir: filepath.Join(e.cfg.DataDir, busSubdir)}
-	if e.cfg.BusListen != "" {
-		cfg.Listen, cfg.Token = e.cfg.BusListen, e.token
-	}
-	return cfg
-}
+// registryUploadsSubdir holds blob uploads in progress; emptied at start.
+const registryUploadsSubdir = "registry/uploads"
 
 // registryReplicas is how many servers keep each registry object:
 // min(3, servers). The engine runs one server today.
@@ -55,23 +39,30 @@ func (e *Engine) startRegistry(ctx context.Context) (map[string]http.Handler, er
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
 	e.stoppers = append(e.stoppers, reg.Close)
-	// The bus server outlives Start's ctx; so must the responder.
-	stop, err := imageregistry.Serve(context.WithoutCancel(ctx), conn, reg.Handler(), e.log)
+	// The bus server outlives Start's ctx; so must the responder. Nodes
+	// only pull: pushes go to the API port, with the admin token.
+	stop, err := imageregistry.Serve(context.WithoutCancel(ctx), conn, readOnly(reg.Handler()), e.log)
 	if err != nil {
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
 	e.stoppers = append(e.stoppers, stop)
 	return map[string]http.Handler{
 		"/v2/":           imageregistry.Authenticate(e.token, reg.Handler()),
-		join.BusInfoPath: imageregistry.Authenticate(e.token, join.Handler(e.busURL())),
+		join.BusInfoPath: imageregistry.Authenticate(e.token, join.Handler(e.busURL(), e.busCA)),
 	}, nil
 }
 
-// busURL is the bus's client address, or "" when it listens nowhere.
-// Called during Start, once the bus runs.
-func (e *Engine) busURL() string {
-	if e.cfg.BusListen == "" {
-		return ""
-	}
-	return e.bus.ClientURL()
+// readOnly answers only GET and HEAD with h, and 405 otherwise: the
+// registry as nodes see it over the bus, where the node identity is the
+// only credential and must not be enough to replace an image every node
+// runs.
+func readOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "the registry is read-only over the bus; push to the API port", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

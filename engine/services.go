@@ -19,7 +19,8 @@ func (e *Engine) startServices(ctx context.Context) error {
 	if e.cfg.DisableServiceProxy {
 		return nil
 	}
-	conn, err := e.bus.Connect(ctx, "service-proxy-"+e.cfg.NodeName)
+	// The proxy is node-side, as on a worker: the node identity.
+	conn, err := e.bus.ConnectNode(ctx, "service-proxy-"+e.cfg.NodeName)
 	if err != nil {
 		return fmt.Errorf("service proxy bus connection: %w", err)
 	}

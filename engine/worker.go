@@ -28,9 +28,10 @@ type WorkerConfig struct {
 	DataDir string
 	// NodeName is the Node's name. Default: the host name, lower-cased.
 	NodeName string
-	// CA, when set, is the cluster CA (PEM) that the server's certificate
-	// must chain to. Without it the first contact trusts the server's
-	// certificate as presented, as a kubeadm join without a CA hash does.
+	// CA, when set, is the cluster CA (PEM) that the server's API and bus
+	// certificates must chain to. Without it the first contact trusts the
+	// API's certificate as presented, as a kubeadm join without a CA hash
+	// does, and the bus's must chain to the CA that contact sent.
 	CA []byte
 	// ImageHosts, PodCIDR, MaxPods, CrashLoopBackOff and VolumeSyncPeriod
 	// are as in Config.
@@ -87,12 +88,20 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	url, err := join.BusURL(ctx, cfg.Server, cfg.Token, cfg.CA)
+	info, err := join.Discover(ctx, cfg.Server, cfg.Token, cfg.CA)
 	if err != nil {
 		lock.Release()
 		return nil, err
 	}
-	conn, err := bus.Dial(ctx, url, cfg.Token, "agent-"+cfg.NodeName)
+	// The bus's certificate must chain to the CA given, or else to the one
+	// the first contact received: pinned from here on.
+	tlsConf, err := info.TLSConfig(cfg.CA)
+	if err != nil {
+		lock.Release()
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	url := info.URL
+	conn, err := bus.Dial(ctx, url, cfg.Token, "agent-"+cfg.NodeName, tlsConf)
 	if err != nil {
 		lock.Release()
 		return nil, fmt.Errorf("worker: connect to the bus at %s: %w", url, err)

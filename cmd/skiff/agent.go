@@ -25,8 +25,9 @@ agent asks it where its bus listens and connects there with the token (the serve
 The agent then registers its Node and runs the pods the scheduler binds to it. It reaches the control
 plane only through the bus.
 
-Without --ca-file the agent trusts the server's certificate on first contact; give the cluster CA
-(the server's DATA-DIR/pki/ca.crt) to check it.`,
+The bus uses TLS: its certificate must chain to the cluster CA. Without --ca-file the agent trusts the
+API's certificate on first contact and takes the cluster CA from that answer; give the CA (the server's
+DATA-DIR/pki/ca.crt) to check both.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = slog.Default()
@@ -69,7 +70,7 @@ Without --ca-file the agent trusts the server's certificate on first contact; gi
 	f.StringVar(&tokenFile, "token-file", "", "a file holding the cluster token, instead of --token")
 	f.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "where the node keeps its modules, compile cache and pod data")
 	f.StringVar(&cfg.NodeName, "node-name", "", "this node's name (default: the host name)")
-	f.StringVar(&caFile, "ca-file", "", "the cluster CA to check the server's certificate with")
+	f.StringVar(&caFile, "ca-file", "", "the cluster CA to check the server's API and bus certificates with")
 	f.StringSliceVar(&cfg.ImageHosts, "image-hosts", nil,
 		`registries this node may pull from (host or host:port, "loopback" for any on a loopback address; default all)`)
 	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "range this node's pod IPs come from (default: allocated by the server)")

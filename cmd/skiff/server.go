@@ -31,7 +31,8 @@ func newServerCmd() *cobra.Command {
 				cfg.BusListen = ""
 			case "":
 				// Agents join through the bus: by default it listens where the
-				// API does, on a port of its own, for the cluster token only.
+				// API does, on a port of its own, with TLS, for the node
+				// identity and the cluster token only.
 				host, _, err := net.SplitHostPort(cfg.APIListen)
 				if err != nil {
 					return fmt.Errorf("--api-listen %q: %w", cfg.APIListen, err)

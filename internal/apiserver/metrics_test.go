@@ -25,8 +25,8 @@ func TestMetricsAndAuthentication(t *testing.T) {
 
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
-	get := func(path, token string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+	do := func(method, path, token string) (int, string) {
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -38,6 +38,7 @@ func TestMetricsAndAuthentication(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	get := func(path, token string) (int, string) { return do(http.MethodGet, path, token) }
 	code, body := get("/metrics", "test-token")
 	if code != 200 {
 		t.Fatalf("/metrics: %d %s", code, body)
@@ -63,10 +64,16 @@ func TestMetricsAndAuthentication(t *testing.T) {
 			t.Fatalf("%s with a wrong token: %d", p, code)
 		}
 	}
-	// Health and version answer without credentials, as in Kubernetes.
+	// Health and version answer GET without credentials, as in Kubernetes;
+	// other methods need the token.
 	for _, p := range []string{"/healthz", "/livez", "/readyz", "/version"} {
 		if code, body := get(p, ""); code != 200 {
 			t.Fatalf("%s: %d %s", p, code, body)
+		}
+		for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
+			if code, body := do(m, p, ""); code != 401 {
+				t.Errorf("%s %s without a token: %d %s", m, p, code, body)
+			}
 		}
 	}
 }

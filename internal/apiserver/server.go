@@ -245,11 +245,15 @@ func (s *Server) Handler() http.Handler {
 	return outer
 }
 
-// publicPaths answer without credentials, as Kubernetes' default
-// system:public-info-viewer role allows.
-func publicPath(p string) bool {
+// public reports whether r may be answered without credentials: reading the
+// health checks and the version, as Kubernetes' default
+// system:public-info-viewer role allows (verb get only).
+func public(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
 	for _, pub := range []string{"/healthz", "/livez", "/readyz", "/version"} {
-		if p == pub || strings.HasPrefix(p, pub+"/") {
+		if r.URL.Path == pub || strings.HasPrefix(r.URL.Path, pub+"/") {
 			return true
 		}
 	}
@@ -260,7 +264,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	want := []byte("Bearer " + s.cfg.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 && !publicPath(r.URL.Path) {
+		if subtle.ConstantTimeCompare(got, want) != 1 && !public(r) {
 			writeError(w, apierrors.NewUnauthorized("Unauthorized"))
 			return
 		}

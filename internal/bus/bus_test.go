@@ -78,9 +78,9 @@ func inProc(t *testing.T, s *Server, name string) *Conn {
 	return c
 }
 
-func dial(t *testing.T, url, token, name string, opts ...nats.Option) *Conn {
+func dial(t *testing.T, url, token, name string, tlsConf *tls.Config, opts ...nats.Option) *Conn {
 	t.Helper()
-	c, err := Dial(testCtx(t), url, token, name, opts...)
+	c, err := Dial(testCtx(t), url, token, name, tlsConf, opts...)
 	if err != nil {
 		t.Fatalf("Dial(%s): %v", url, err)
 	}
@@ -288,6 +288,7 @@ func cluster(t *testing.T, n int, token, clusterToken string) []*Server {
 			Name:          fmt.Sprintf("s%d", i+1),
 			Listen:        "127.0.0.1:0",
 			Token:         token,
+			TLS:           testTLS.server,
 			ClusterListen: "127.0.0.1:0",
 			ClusterToken:  clusterToken,
 			Routes:        routes,
@@ -312,13 +313,13 @@ func TestCluster(t *testing.T) {
 	const token = "client-secret"
 	servers := cluster(t, 3, token, "cluster-secret")
 	for _, s := range servers {
-		if !strings.HasPrefix(s.ClientURL(), "nats://127.0.0.1:") || !strings.HasPrefix(s.ClusterAddr(), "127.0.0.1:") {
+		if !strings.HasPrefix(s.ClientURL(), "tls://127.0.0.1:") || !strings.HasPrefix(s.ClusterAddr(), "127.0.0.1:") {
 			t.Fatalf("addresses %q, %q: want ephemeral ports on 127.0.0.1", s.ClientURL(), s.ClusterAddr())
 		}
 	}
-	c1 := dial(t, servers[0].ClientURL(), token, "c1")
-	c2 := dial(t, servers[1].ClientURL(), token, "c2")
-	c3 := dial(t, servers[2].ClientURL(), token, "c3")
+	c1 := dial(t, servers[0].ClientURL(), token, "c1", testTLS.client)
+	c2 := dial(t, servers[1].ClientURL(), token, "c2", testTLS.client)
+	c3 := dial(t, servers[2].ClientURL(), token, "c3", testTLS.client)
 	ctx := testCtx(t)
 
 	t.Run("PublishAcrossServers", func(t *testing.T) {
@@ -391,9 +392,9 @@ func TestCluster(t *testing.T) {
 }
 
 func TestClientAuth(t *testing.T) {
-	s := start(t, Config{Name: "auth", Listen: "127.0.0.1:0", Token: "right"})
+	s := start(t, Config{Name: "auth", Listen: "127.0.0.1:0", Token: "right", TLS: testTLS.server})
 	for _, token := range []string{"", "wrong"} {
-		c, err := Dial(testCtx(t), s.ClientURL(), token, "intruder")
+		c, err := Dial(testCtx(t), s.ClientURL(), token, "intruder", testTLS.client)
 		if err == nil {
 			c.Close()
 			t.Fatalf("Dial with token %q succeeded, want an authorization error", token)
@@ -402,7 +403,7 @@ func TestClientAuth(t *testing.T) {
 			t.Errorf("Dial with token %q: got %v, want ErrUnauthorized", token, err)
 		}
 	}
-	c := dial(t, s.ClientURL(), "right", "agent")
+	c := dial(t, s.ClientURL(), "right", "agent", testTLS.client)
 	if err := c.Flush(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -450,14 +451,14 @@ func (r *recorder) saw(substr string) bool {
 
 func TestRouteAuth(t *testing.T) {
 	rec := newRecorder(t)
-	good := start(t, Config{Name: "good", Listen: "127.0.0.1:0", Token: "t", ClusterListen: "127.0.0.1:0", ClusterToken: "right", Logger: slog.New(rec)})
+	good := start(t, Config{Name: "good", Listen: "127.0.0.1:0", Token: "t", TLS: testTLS.server, ClusterListen: "127.0.0.1:0", ClusterToken: "right", Logger: slog.New(rec)})
 
 	// A server with the wrong cluster token tries to route to good; good
 	// refuses it. Wait for the refusal in good's log, then check no route
 	// formed. (Only good's count is checked: the soliciting side registers the
 	// route on the peer's INFO, before the refusal arrives, and retries every
 	// second, so its count may blink to 1.)
-	start(t, Config{Name: "bad", Listen: "127.0.0.1:0", Token: "t", ClusterListen: "127.0.0.1:0", ClusterToken: "wrong", Routes: []string{good.ClusterAddr()}})
+	start(t, Config{Name: "bad", Listen: "127.0.0.1:0", Token: "t", TLS: testTLS.server, ClusterListen: "127.0.0.1:0", ClusterToken: "wrong", Routes: []string{good.ClusterAddr()}})
 	testutil.Eventually(t, wait, func() error {
 		if !rec.saw("authentication error") {
 			return errors.New("good server has not refused the route yet")
@@ -469,7 +470,7 @@ func TestRouteAuth(t *testing.T) {
 	}
 
 	// Control: the right token forms a route; good then counts only that one.
-	ok := start(t, Config{Name: "ok", Listen: "127.0.0.1:0", Token: "t", ClusterListen: "127.0.0.1:0", ClusterToken: "right", Routes: []string{good.ClusterAddr()}})
+	ok := start(t, Config{Name: "ok", Listen: "127.0.0.1:0", Token: "t", TLS: testTLS.server, ClusterListen: "127.0.0.1:0", ClusterToken: "right", Routes: []string{good.ClusterAddr()}})
 	testutil.Eventually(t, wait, func() error {
 		if n, m := good.NumRoutes(), ok.NumRoutes(); n != 1 || m != 1 {
 			return fmt.Errorf("routes good %d, ok %d; want 1 each", n, m)
@@ -486,9 +487,9 @@ func TestStartPortInUse(t *testing.T) {
 	defer l.Close()
 	busy := l.Addr().String()
 	for name, cfg := range map[string]Config{
-		"client":            {Listen: busy, Token: "x"},
-		"client, clustered": {Listen: busy, Token: "x", ClusterListen: "127.0.0.1:0", ClusterToken: "c"},
-		"cluster":           {Listen: "127.0.0.1:0", Token: "x", ClusterListen: busy, ClusterToken: "c"},
+		"client":            {Listen: busy, Token: "x", TLS: testTLS.server},
+		"client, clustered": {Listen: busy, Token: "x", TLS: testTLS.server, ClusterListen: "127.0.0.1:0", ClusterToken: "c"},
+		"cluster":           {Listen: "127.0.0.1:0", Token: "x", TLS: testTLS.server, ClusterListen: busy, ClusterToken: "c"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg.Name, cfg.Logger = "busy", testutil.Logger(t)
@@ -508,12 +509,11 @@ func TestStartPortInUse(t *testing.T) {
 }
 
 func TestTLS(t *testing.T) {
-	serverTLS, roots := selfSigned(t)
-	s := start(t, Config{Name: "tls", Listen: "127.0.0.1:0", Token: "secret", TLS: serverTLS})
+	s := start(t, Config{Name: "tls", Listen: "127.0.0.1:0", Token: "secret", TLS: testTLS.server})
 	if !strings.HasPrefix(s.ClientURL(), "tls://127.0.0.1:") {
 		t.Fatalf("ClientURL() = %q, want tls://", s.ClientURL())
 	}
-	c := dial(t, s.ClientURL(), "secret", "agent", nats.Secure(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}))
+	c := dial(t, s.ClientURL(), "secret", "agent", testTLS.client)
 	if err := c.Flush(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -523,7 +523,7 @@ func TestTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A client that does not trust the certificate is refused.
-	c, err := Dial(testCtx(t), s.ClientURL(), "secret", "untrusting")
+	c, err := Dial(testCtx(t), s.ClientURL(), "secret", "untrusting", nil)
 	if err == nil {
 		c.Close()
 		t.Fatal("Dial without the CA succeeded")
@@ -533,19 +533,19 @@ func TestTLS(t *testing.T) {
 	}
 }
 
-// selfSigned returns a server TLS config with a fresh certificate for
-// 127.0.0.1 and a pool that trusts it.
-func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
-	t.Helper()
+// testTLS is a server TLS config with a self-signed certificate for
+// 127.0.0.1, and a client config that trusts it; made once, shared by the
+// tests.
+var testTLS = func() struct{ server, client *tls.Config } {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "skiff-bus-test"},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
 		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
@@ -554,19 +554,22 @@ func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(cert)
-	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}},
-		MinVersion:   tls.VersionTLS12,
-	}, roots
-}
+	return struct{ server, client *tls.Config }{
+		server: &tls.Config{
+			Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}},
+			MinVersion:   tls.VersionTLS12,
+		},
+		client: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+	}
+}()
 
 func TestConfigValidation(t *testing.T) {
 	tests := []struct {
@@ -576,14 +579,16 @@ func TestConfigValidation(t *testing.T) {
 	}{
 		{"no name", Config{}, "Name is required"},
 		{"name with space", Config{Name: "a b"}, "whitespace"},
-		{"listen without token", Config{Name: "n", Listen: "127.0.0.1:0"}, "Token is empty"},
-		{"listen not host:port", Config{Name: "n", Listen: "127.0.0.1", Token: "t"}, "Listen"},
-		{"listen port out of range", Config{Name: "n", Listen: "127.0.0.1:70000", Token: "t"}, "port"},
+		{"listen without token", Config{Name: "n", Listen: "127.0.0.1:0", TLS: testTLS.server}, "Token is empty"},
+		{"listen without TLS", Config{Name: "n", Listen: "127.0.0.1:0", Token: "t"}, "TLS is nil"},
+		{"listen not host:port", Config{Name: "n", Listen: "127.0.0.1", Token: "t", TLS: testTLS.server}, "Listen"},
+		{"listen port out of range", Config{Name: "n", Listen: "127.0.0.1:70000", Token: "t", TLS: testTLS.server}, "port"},
 		{"tls without listen", Config{Name: "n", TLS: &tls.Config{}}, "TLS"},
-		{"cluster without token", Config{Name: "n", Listen: "127.0.0.1:0", Token: "t", ClusterListen: "127.0.0.1:0"}, "ClusterToken is empty"},
+		{"cluster without token", Config{Name: "n", Listen: "127.0.0.1:0", Token: "t", TLS: testTLS.server, ClusterListen: "127.0.0.1:0"}, "ClusterToken is empty"},
 		{"cluster without listen", Config{Name: "n", ClusterListen: "127.0.0.1:0", ClusterToken: "c"}, "Listen is empty"},
 		{"routes without cluster", Config{Name: "n", Routes: []string{"127.0.0.1:1"}}, "ClusterListen is empty"},
-		{"bad route", Config{Name: "n", Listen: "127.0.0.1:0", Token: "t", ClusterListen: "127.0.0.1:0", ClusterToken: "c", Routes: []string{"nowhere"}}, "route"},
+		{"bad route", Config{Name: "n", Listen: "127.0.0.1:0", Token: "t", TLS: testTLS.server, ClusterListen: "127.0.0.1:0", ClusterToken: "c", Routes: []string{"nowhere"}}, "route"},
+		{"empty node permissions", Config{Name: "n", NodePermissions: &Permissions{Publish: []string{"skiff.>"}}}, "NodePermissions"},
 		{"negative timeout", Config{Name: "n", ReadyTimeout: -time.Second}, "negative"},
 	}
 	for _, tt := range tests {

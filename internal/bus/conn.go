@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,24 +23,28 @@ const DefaultDialTimeout = 5 * time.Second
 // deadline, so that a lost reply cannot block a caller forever.
 const DefaultRequestTimeout = 10 * time.Second
 
-// Dial connects to a bus server over the network, as node agents do. url is a
-// "nats://host:port" (or "tls://host:port") URL, or several separated by
-// commas; token is the server's Config.Token; name identifies the connection in
-// the server's logs. The connection reconnects forever after it was
-// established once (an agent must come back after a control-plane restart);
-// the first connect is one attempt per URL, bounded by ctx and
-// DefaultDialTimeout. opts are extra nats.go options applied last, e.g.
-// nats.Secure(&tls.Config{RootCAs: pool}) for a private CA. A refused token is ErrUnauthorized. Logs go to
-// slog.Default().
-func Dial(ctx context.Context, url, token, name string, opts ...nats.Option) (*Conn, error) {
+// Dial connects to a bus server over the network as a node agent: as
+// NodeUser, with token (the server's Config.Token) as its password. url is a
+// "tls://host:port" URL (a listening bus always uses TLS), or several
+// separated by commas; name identifies the connection in the server's logs.
+// tlsConf says which server certificates to trust (RootCAs, and ServerName
+// when the certificate is checked against a name other than the URL's host);
+// nil trusts the system's roots, which a cluster's private CA is not among.
+// The connection reconnects forever after it was established once (an agent
+// must come back after a control-plane restart); the first connect is one
+// attempt per URL, bounded by ctx and DefaultDialTimeout. opts are extra
+// nats.go options applied last. A refused password is ErrUnauthorized. Logs
+// go to slog.Default().
+func Dial(ctx context.Context, url, token, name string, tlsConf *tls.Config, opts ...nats.Option) (*Conn, error) {
 	log := slog.Default().With("conn", name)
 	all := append(connHandlers(log),
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
+		nats.UserInfo(NodeUser, token),
 	)
-	if token != "" {
-		all = append(all, nats.Token(token))
+	if tlsConf != nil {
+		all = append(all, nats.Secure(tlsConf))
 	}
 	all = append(all, opts...)
 	nc, err := connect(ctx, url, DefaultDialTimeout, all)

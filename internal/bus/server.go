@@ -2,12 +2,15 @@ package bus
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +37,53 @@ const clusterName = "skiff"
 // is its password.
 const clusterUser = "skiff"
 
+// The bus's identities. Every client connection authenticates as one of
+// them, with a user name and a password; nothing connects anonymously.
+const (
+	// NodeUser is the identity of node agents: Dial connects as it with
+	// Config.Token as its password, and Server.ConnectNode in process. It
+	// may use only Config.NodePermissions' subjects. Every node shares it
+	// until nodes get credentials of their own.
+	NodeUser = "node"
+	// controlPlaneUser is the identity of Server.Connect: full permissions,
+	// a random password made at Start that never leaves the process, and
+	// in-process connections only, so it cannot be used over the network
+	// even if the password leaked.
+	controlPlaneUser = "control-plane"
+)
+
+// nats-server's connection types (jwt.ConnectionType*), for
+// server.User.AllowedConnectionTypes: a TCP client, and one over
+// Server.Connect's in-process pipe.
+const (
+	connTypeStandard  = "STANDARD"
+	connTypeInProcess = "IN_PROCESS"
+)
+
+// Permissions are the subjects an identity may publish to and subscribe to
+// (NATS wildcards allowed); everything else is refused by the server.
+type Permissions struct {
+	Publish   []string
+	Subscribe []string
+}
+
+// InboxSubjects matches the reply subjects nats.go makes (nats.NewInbox and
+// request replies): a node needs it both ways to send and receive replies.
+const InboxSubjects = "_INBOX.>"
+
+// DefaultNodePermissions is what the node identity may do when
+// Config.NodePermissions is nil: the engine's subjects and reply inboxes,
+// both ways. Never JetStream's API or data ($JS.>, $KV.>, $O.>), nor the
+// server's system subjects ($SYS.>): the embedded registry's JetStream
+// traffic belongs to the control plane, and nodes reach it over
+// skiff.registry.http.
+func DefaultNodePermissions() *Permissions {
+	return &Permissions{
+		Publish:   []string{"skiff.>", InboxSubjects},
+		Subscribe: []string{"skiff.>", InboxSubjects},
+	}
+}
+
 // Config configures an embedded bus server. The zero value is not valid: Name
 // is required.
 type Config struct {
@@ -48,16 +98,23 @@ type Config struct {
 	// it back with ClientURL.
 	Listen string
 
-	// Token is the authorization token clients must present. Required when
-	// Listen is set, so a listening bus is never open to anyone who can reach
-	// the port; optional (and then also required of in-process connections)
-	// otherwise. Server.Connect presents it by itself.
+	// Token is the node identity's password (NodeUser): what Dial presents.
+	// Required when Listen is set, so a listening bus is never open to
+	// anyone who can reach the port. Without a listener it may be empty: the
+	// node identity then gets a random password only ConnectNode knows.
 	Token string
 
-	// TLS, if set, is the TLS configuration of the client listener (clients
-	// must then use TLS; set ClientAuth to require client certificates).
-	// Requires Listen. Default nil: plain TCP, suitable for loopback or a
-	// network the operator already trusts.
+	// NodePermissions are the subjects the node identity may publish and
+	// subscribe to. Default nil: DefaultNodePermissions.
+	NodePermissions *Permissions
+
+	// TLS is the TLS configuration of the client listener: a serving
+	// certificate clients verify (set ClientAuth to also require client
+	// certificates). Required when Listen is set, so that the node password
+	// never crosses a network in clear and a client knows whose bus it
+	// joins. Clients use standard NATS TLS: the server's INFO greeting is
+	// sent in clear, then the connection upgrades before the client sends
+	// anything (see docs/rationale.md).
 	TLS *tls.Config
 
 	// ClusterListen is the cluster route listener's "host:port". Empty (the
@@ -102,7 +159,8 @@ type Config struct {
 // Server is a running embedded NATS server.
 type Server struct {
 	ns        *server.Server
-	token     string
+	cpSecret  string // controlPlaneUser's password, made at Start
+	nodeToken string // NodeUser's password: Config.Token or a random one
 	tls       bool
 	log       *slog.Logger
 	closed    atomic.Bool
@@ -114,7 +172,17 @@ type Server struct {
 // bounds the start only; the server runs until Close. On error nothing is left
 // running.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
-	opts, err := cfg.natsOptions()
+	cpSecret, err := randomSecret()
+	if err != nil {
+		return nil, fmt.Errorf("bus: start %q: %w", cfg.Name, err)
+	}
+	nodeToken := cfg.Token
+	if nodeToken == "" {
+		if nodeToken, err = randomSecret(); err != nil {
+			return nil, fmt.Errorf("bus: start %q: %w", cfg.Name, err)
+		}
+	}
+	opts, err := cfg.natsOptions(cpSecret, nodeToken)
 	if err != nil {
 		return nil, fmt.Errorf("bus: start %q: %w", cfg.Name, err)
 	}
@@ -136,13 +204,22 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ns.SetLoggerV2(nl, debug, trace, false)
 	ns.Start()
 
-	s := &Server{ns: ns, token: cfg.Token, tls: cfg.TLS != nil, log: log}
+	s := &Server{ns: ns, cpSecret: cpSecret, nodeToken: nodeToken, tls: cfg.TLS != nil, log: log}
 	if err := s.waitReady(ctx, orDefault(cfg.ReadyTimeout, DefaultReadyTimeout), nl.fatal); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("bus: start %q: %w", cfg.Name, err)
 	}
 	log.Info("bus: server ready", "client_url", s.ClientURL(), "cluster", s.ClusterAddr(), "configured_routes", len(cfg.Routes))
 	return s, nil
+}
+
+// randomSecret is 32 random bytes, hex-encoded.
+func randomSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random secret: %w", err)
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // waitReady polls the server until it is ready, it reports a fatal error
@@ -178,8 +255,10 @@ func orDefault[T comparable](v, def T) T {
 	return v
 }
 
-// natsOptions validates the config and translates it into nats-server options.
-func (cfg Config) natsOptions() (*server.Options, error) {
+// natsOptions validates the config and translates it into nats-server
+// options, with cpSecret and nodeToken the passwords of the control-plane and
+// node identities.
+func (cfg Config) natsOptions(cpSecret, nodeToken string) (*server.Options, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
 	}
@@ -198,10 +277,35 @@ func (cfg Config) natsOptions() (*server.Options, error) {
 	if cfg.JetStreamMaxStore > 0 && cfg.JetStreamDir == "" {
 		return nil, bad("JetStreamMaxStore is set but JetStreamDir is empty")
 	}
+	nodePerms := cfg.NodePermissions
+	if nodePerms == nil {
+		nodePerms = DefaultNodePermissions()
+	}
+	if len(nodePerms.Publish) == 0 || len(nodePerms.Subscribe) == 0 {
+		// nats-server reads an empty allow list as "everything".
+		return nil, bad("NodePermissions must allow some subjects to publish and to subscribe to")
+	}
 	opts := &server.Options{
-		ServerName:    cfg.Name,
-		NoSigs:        true, // the embedding program owns signals
-		Authorization: cfg.Token,
+		ServerName: cfg.Name,
+		NoSigs:     true, // the embedding program owns signals
+		// No token and no anonymous user: every connection names an
+		// identity, so what it may do follows from who it is.
+		Users: []*server.User{
+			{
+				Username:               controlPlaneUser,
+				Password:               cpSecret,
+				AllowedConnectionTypes: map[string]struct{}{connTypeInProcess: {}},
+			},
+			{
+				Username: NodeUser,
+				Password: nodeToken,
+				Permissions: &server.Permissions{
+					Publish:   &server.SubjectPermission{Allow: slices.Clone(nodePerms.Publish)},
+					Subscribe: &server.SubjectPermission{Allow: slices.Clone(nodePerms.Subscribe)},
+				},
+				AllowedConnectionTypes: map[string]struct{}{connTypeStandard: {}, connTypeInProcess: {}},
+			},
+		},
 	}
 	if cfg.JetStreamDir != "" {
 		opts.JetStream = true
@@ -221,14 +325,15 @@ func (cfg Config) natsOptions() (*server.Options, error) {
 		if cfg.Token == "" {
 			return nil, bad("Listen %q is set but Token is empty: a listening bus must require a token", cfg.Listen)
 		}
+		if cfg.TLS == nil {
+			return nil, bad("Listen %q is set but TLS is nil: a listening bus must use TLS", cfg.Listen)
+		}
 		host, port, err := parseHostPort(cfg.Listen)
 		if err != nil {
 			return nil, bad("Listen: %v", err)
 		}
 		opts.Host, opts.Port = host, port
-		if cfg.TLS != nil {
-			opts.TLSConfig = cfg.TLS.Clone()
-		}
+		opts.TLSConfig = cfg.TLS.Clone()
 	}
 
 	if cfg.ClusterListen == "" {
@@ -287,11 +392,24 @@ func parseHostPort(hp string) (string, int, error) {
 	return host, int(port), nil
 }
 
-// Connect returns a client connection to this server over an in-process pipe
-// (never a socket, also when the server listens). name identifies the
-// connection in the server's logs and monitoring. The connection does not
-// reconnect: it ends when the server closes.
+// Connect returns a control-plane client connection to this server over an
+// in-process pipe (never a socket, also when the server listens), with full
+// permissions. name identifies the connection in the server's logs and
+// monitoring. The connection does not reconnect: it ends when the server
+// closes.
 func (s *Server) Connect(ctx context.Context, name string) (*Conn, error) {
+	return s.connectAs(ctx, name, controlPlaneUser, s.cpSecret)
+}
+
+// ConnectNode is Connect as the node identity: the connection may use only
+// Config.NodePermissions' subjects, as a node agent that dialled in would.
+// A server node's own agent uses it, so that it runs under the same rules
+// as every other node.
+func (s *Server) ConnectNode(ctx context.Context, name string) (*Conn, error) {
+	return s.connectAs(ctx, name, NodeUser, s.nodeToken)
+}
+
+func (s *Server) connectAs(ctx context.Context, name, user, password string) (*Conn, error) {
 	if s.closed.Load() {
 		return nil, fmt.Errorf("bus: connect %q: %w", name, ErrClosed)
 	}
@@ -300,10 +418,8 @@ func (s *Server) Connect(ctx context.Context, name string) (*Conn, error) {
 		nats.InProcessServer(s.ns),
 		nats.Name(name),
 		nats.NoReconnect(),
+		nats.UserInfo(user, password),
 	)
-	if s.token != "" {
-		opts = append(opts, nats.Token(s.token))
-	}
 	nc, err := connect(ctx, nats.DefaultURL, DefaultDialTimeout, opts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: connect %q: %w", name, err)

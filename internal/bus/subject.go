@@ -46,6 +46,10 @@ func SubjectNodePods(node string) (string, error) {
 	return nodeSubject(nodePrefix, node, podsSuffix)
 }
 
+// SubjectNodePodsAny matches SubjectNodePods of every node: what the node
+// identity may subscribe to on the bus.
+const SubjectNodePodsAny = nodePrefix + "*" + podsSuffix
+
 // SubjectNodeSync is "skiff.node.<node>.sync": request/reply for a full resync
 // of the node's desired pods, sent by the node agent after a gap or a reconnect.
 func SubjectNodeSync(node string) (string, error) {
@@ -82,6 +86,10 @@ const SubjectNodeObjectsAny = nodePrefix + "*" + objectsSuffix
 func SubjectNodeStreams(node string) (string, error) {
 	return nodeSubject(nodePrefix, node, streamsSuffix)
 }
+
+// SubjectNodeStreamsAny matches SubjectNodeStreams of every node: what the
+// node identity may subscribe to on the bus.
+const SubjectNodeStreamsAny = nodePrefix + "*" + streamsSuffix
 
 // SubjectHeartbeat is "skiff.heartbeat.<node>": the node agent's periodic
 // heartbeat (published, no reply). Heartbeats are not written to raft.

@@ -20,7 +20,9 @@ import (
 
 // DialBus connects to e's bus as a worker node named name does: it reads
 // the cluster token and the API address from e's data directory, asks the
-// API port where the bus listens, and dials it with the token. e must have
+// API port where the bus listens, and dials it with the token, checking the
+// bus's certificate with the cluster CA. The connection has the node
+// identity's permissions. e must have
 // been started with Config.BusListen set ("127.0.0.1:0" in tests).
 func DialBus(ctx context.Context, e *engine.Engine, name string) (*bus.Conn, error) {
 	dir := e.Config().DataDir
@@ -42,9 +44,13 @@ func DialBus(ctx context.Context, e *engine.Engine, name string) (*bus.Conn, err
 		return nil, fmt.Errorf("enginetest: kubeconfig server %q is not a URL", cluster.Server)
 	}
 	tok := strings.TrimSpace(string(token))
-	busURL, err := join.BusURL(ctx, u.Host, tok, cluster.CertificateAuthorityData)
+	info, err := join.Discover(ctx, u.Host, tok, cluster.CertificateAuthorityData)
 	if err != nil {
 		return nil, err
 	}
-	return bus.Dial(ctx, busURL, tok, name)
+	tlsConf, err := info.TLSConfig(cluster.CertificateAuthorityData)
+	if err != nil {
+		return nil, err
+	}
+	return bus.Dial(ctx, info.URL, tok, name, tlsConf)
 }

@@ -154,3 +154,49 @@ func loadPair(base string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	}
 	return pair.Leaf, key, nil
 }
+
+// LoadOrCreateServingCert reads dir/name.{crt,key}, a serving certificate
+// for another listener of this server (the bus), issued by the cluster CA in
+// dir and covering hosts (IP addresses or DNS names), and makes it again when
+// it is missing, does not cover hosts, is within 30 days of expiry or was not
+// issued by the CA. The CA is made if it is missing. It returns the
+// certificate with its chain, and the CA certificate as PEM for clients.
+func LoadOrCreateServingCert(dir, name string, hosts []string) (tls.Certificate, []byte, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("pki dir: %w", err)
+	}
+	caCert, caKey, err := loadPair(filepath.Join(dir, "ca"))
+	if errors.Is(err, os.ErrNotExist) {
+		caCert, caKey, err = newCA(filepath.Join(dir, "ca"))
+	}
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("cluster CA: %w", err)
+	}
+	base := filepath.Join(dir, name)
+	cert, key, err := loadPair(base)
+	if err == nil && (!covers(cert, hosts) || time.Until(cert.NotAfter) < 30*24*time.Hour ||
+		cert.CheckSignatureFrom(caCert) != nil) {
+		err = os.ErrNotExist
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		tmpl := &x509.Certificate{
+			Subject:   pkix.Name{CommonName: "skiff-" + name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0),
+			KeyUsage:    x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		}
+		for _, h := range hosts {
+			if ip := net.ParseIP(h); ip != nil {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			} else if h != "" {
+				tmpl.DNSNames = append(tmpl.DNSNames, h)
+			}
+		}
+		cert, key, err = issue(base, tmpl, caCert, caKey)
+	}
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("%s serving certificate: %w", name, err)
+	}
+	return tls.Certificate{Certificate: [][]byte{cert.Raw, caCert.Raw}, PrivateKey: key, Leaf: cert},
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}), nil
+}

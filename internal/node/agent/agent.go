@@ -192,16 +192,18 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.cancel, a.done = cancel, done
 	a.mu.Unlock()
 	// A reconnect may have lost events: sync again.
-	a.cfg.Bus.NATS().SetReconnectHandler(func(*nats.Conn) { a.requestResync(runCtx) })
+	a.cfg.Bus.NATS().SetReconnectHandler(func(*nats.Conn) { a.requestResync() })
 	go a.heartbeats(runCtx, done)
 	return nil
 }
 
 // requestResync makes the pod sync fetch the full set, on its own goroutine.
-func (a *Agent) requestResync(ctx context.Context) {
-	subject, _ := bus.SubjectNodePods(a.cfg.NodeName)
-	if err := bus.Publish(ctx, a.cfg.Bus, subject, protocol.PodEvent{Epoch: "agent-resync"}); err != nil {
-		a.log.Warn("resync request not sent", "err", err)
+func (a *Agent) requestResync() {
+	a.mu.Lock()
+	ps := a.sync
+	a.mu.Unlock()
+	if ps != nil {
+		ps.requestResync()
 	}
 }
 

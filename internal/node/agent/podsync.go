@@ -16,10 +16,16 @@ import (
 
 // podSync is the agent's view of the pods bound to its node: events from
 // the control plane, checked for gaps, and full syncs when one is found.
-// event and resync run on the bus subscription's goroutine, one at a time;
-// mu guards the state for readers on other goroutines.
+// event and resync run on one goroutine (run), one at a time; mu guards the
+// state for readers on other goroutines.
 type podSync struct {
 	a *Agent
+
+	// nudge asks run for a full sync (at start, after a reconnect). One
+	// pending nudge covers any number of requests. Kept in process: the
+	// node identity may not publish to its pods subject, which is the
+	// control plane's.
+	nudge chan struct{}
 
 	mu      sync.Mutex
 	epoch   string
@@ -28,13 +34,21 @@ type podSync struct {
 	resyncs int
 }
 
+// podEventBuffer is how many pod events may wait while a sync runs; the bus
+// subscription holds more (nats.go's pending limit) when it is full.
+const podEventBuffer = 64
+
 // startPodSync subscribes to the node's pod events first and then asks for
 // the full set, so nothing falls between the two.
 func (a *Agent) startPodSync(ctx context.Context) error {
 	subject, _ := bus.SubjectNodePods(a.cfg.NodeName) // checked in New
-	ps := &podSync{a: a, desired: map[types.UID]corev1.Pod{}}
+	ps := &podSync{a: a, desired: map[types.UID]corev1.Pod{}, nudge: make(chan struct{}, 1)}
+	events := make(chan protocol.PodEvent, podEventBuffer)
 	sub, err := bus.Subscribe(ctx, a.cfg.Bus, subject, func(ctx context.Context, _ string, ev protocol.PodEvent) {
-		ps.event(ctx, ev)
+		select {
+		case events <- ev:
+		case <-ctx.Done():
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("agent: subscribe to pod events: %w", err)
@@ -42,10 +56,38 @@ func (a *Agent) startPodSync(ctx context.Context) error {
 	a.mu.Lock()
 	a.sync, a.podSub = ps, sub
 	a.mu.Unlock()
-	// The first sync goes through the same path as events, so the state is
-	// only ever touched on one goroutine: a synthetic event from another
-	// epoch makes the handler sync.
-	return bus.Publish(ctx, a.cfg.Bus, subject, protocol.PodEvent{Epoch: "agent-start"})
+	ps.requestResync() // the first sync, before any event is looked at
+	go ps.run(ctx, events)
+	return nil
+}
+
+// run handles nudges and events one at a time until ctx ends. A pending
+// nudge goes first, so the first sync precedes the first event.
+func (ps *podSync) run(ctx context.Context, events <-chan protocol.PodEvent) {
+	for {
+		select {
+		case <-ps.nudge:
+			ps.resync(ctx)
+			continue
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ps.nudge:
+			ps.resync(ctx)
+		case ev := <-events:
+			ps.event(ctx, ev)
+		}
+	}
+}
+
+// requestResync makes run fetch the full set; it never blocks.
+func (ps *podSync) requestResync() {
+	select {
+	case ps.nudge <- struct{}{}:
+	default: // one is pending already
+	}
 }
 
 func (ps *podSync) event(ctx context.Context, ev protocol.PodEvent) {

@@ -1,6 +1,7 @@
 // Package join is how a node finds a cluster's bus: it asks a server's API
-// port (BusInfoPath, with the cluster token) where the bus listens. Worker
-// nodes (engine.StartWorker) and the project's tests join this way.
+// port (BusInfoPath, with the cluster token) where the bus listens and which
+// CA its certificate chains to. Worker nodes (engine.StartWorker) and the
+// project's tests join this way.
 package join
 
 import (
@@ -10,7 +11,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -18,61 +22,125 @@ import (
 // bus: GET with the cluster token answers BusInfo as JSON.
 const BusInfoPath = "/skiff/v1/bus"
 
+// BusServerName is the DNS name every bus serving certificate carries, and
+// the name a node checks it against (tls.Config.ServerName), whatever
+// address it dials. The CA is the cluster's own and signs only skiff's
+// servers, so "a certificate from this CA for this name" identifies the
+// cluster's bus; checking the dialled address instead would fail behind NAT
+// or when the bus listens on every interface.
+const BusServerName = "bus.skiff.internal"
+
 // BusInfo is the answer at BusInfoPath.
 type BusInfo struct {
-	// URL is the bus's client address ("nats://host:port"); empty when the
+	// URL is the bus's client address ("tls://host:port"); empty when the
 	// bus listens nowhere (a single node: other nodes cannot join).
 	URL string `json:"url"`
+	// CA is the cluster CA (PEM) the bus's certificate chains to.
+	CA string `json:"ca,omitempty"`
 }
 
 // ErrNoBus: the server's bus listens nowhere (a single-node server), so no
 // node can join it.
 var ErrNoBus = errors.New("the server's bus accepts no other nodes (start it with a bus listener)")
 
-// BusURL asks the server at the API address server ("host:port") where its
-// bus listens. With ca (PEM) the server's certificate must chain to it;
+// Discover asks the server at the API address server ("host:port") where
+// its bus listens. With ca (PEM) the server's certificate must chain to it;
 // without, the first contact trusts the certificate as presented, as a
-// kubeadm join without a CA hash does.
-func BusURL(ctx context.Context, server, token string, ca []byte) (string, error) {
-	tlsConf := &tls.Config{InsecureSkipVerify: true} // see the doc comment
+// kubeadm join without a CA hash does, and the CA in the answer is the one
+// to pin for the bus (see TLSConfig).
+func Discover(ctx context.Context, server, token string, ca []byte) (BusInfo, error) {
+	tlsConf := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} // see the doc comment
 	if len(ca) > 0 {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(ca) {
-			return "", errors.New("join: the CA holds no PEM certificate")
+		pool, err := pool(ca)
+		if err != nil {
+			return BusInfo{}, err
 		}
-		tlsConf = &tls.Config{RootCAs: pool}
+		tlsConf = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+server+BusInfoPath, nil)
 	if err != nil {
-		return "", fmt.Errorf("join: server address %q: %w", server, err)
+		return BusInfo{}, fmt.Errorf("join: server address %q: %w", server, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("join: reach the server at %s: %w", server, err)
+		return BusInfo{}, fmt.Errorf("join: reach the server at %s: %w", server, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusUnauthorized {
-		return "", fmt.Errorf("join: the server at %s refused the token", server)
+		return BusInfo{}, fmt.Errorf("join: the server at %s refused the token", server)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("join: %s%s answered %s", server, BusInfoPath, resp.Status)
+		return BusInfo{}, fmt.Errorf("join: %s%s answered %s", server, BusInfoPath, resp.Status)
 	}
 	var info BusInfo
 	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
-		return "", fmt.Errorf("join: bus address from %s: %w", server, err)
+		return BusInfo{}, fmt.Errorf("join: bus address from %s: %w", server, err)
 	}
 	if info.URL == "" {
-		return "", fmt.Errorf("join: %s: %w", server, ErrNoBus)
+		return BusInfo{}, fmt.Errorf("join: %s: %w", server, ErrNoBus)
 	}
-	return info.URL, nil
+	return info, nil
 }
 
-// Handler answers BusInfoPath with url (put it behind the token check).
-func Handler(url string) http.Handler {
+// TLSConfig is the TLS configuration a node dials the bus with: it trusts ca
+// (the CA the operator gave, PEM) or, without one, the CA the answer
+// carried, pinned from the first contact; and it checks the certificate
+// against BusServerName.
+func (i BusInfo) TLSConfig(ca []byte) (*tls.Config, error) {
+	if len(ca) == 0 {
+		ca = []byte(i.CA)
+	}
+	if len(ca) == 0 {
+		return nil, errors.New("join: no CA to check the bus's certificate with (the server sent none)")
+	}
+	p, err := pool(ca)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: p, ServerName: BusServerName, MinVersion: tls.VersionTLS12}, nil
+}
+
+func pool(ca []byte) (*x509.CertPool, error) {
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(ca) {
+		return nil, errors.New("join: the CA holds no PEM certificate")
+	}
+	return p, nil
+}
+
+// Handler answers BusInfoPath with url and the CA's PEM (put it behind the
+// token check). A bus listening on every interface (0.0.0.0 or ::) is
+// answered with the host the node reached the API at, the address it
+// evidently can reach this server by.
+func Handler(url string, ca []byte) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(BusInfo{URL: url})
+		json.NewEncoder(w).Encode(BusInfo{URL: reachable(url, r.Host), CA: string(ca)})
 	})
+}
+
+// reachable replaces an unspecified host in busURL with apiHost's host.
+func reachable(busURL, apiHost string) string {
+	u, err := url.Parse(busURL)
+	if err != nil || u.Host == "" {
+		return busURL
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return busURL
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return busURL
+	}
+	h, _, err := net.SplitHostPort(apiHost)
+	if err != nil {
+		h = strings.Trim(apiHost, "[]") // no port in the Host header
+	}
+	if h == "" {
+		return busURL
+	}
+	u.Host = net.JoinHostPort(h, port)
+	return u.String()
 }
