@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,10 +9,7 @@ import (
 	"net"
 	"net/rpc"
 	"net/url"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,58 +17,13 @@ import (
 )
 
 // tcpListeners returns the local addresses ("ip:port") of this process's
-// listening TCP sockets: the LISTEN entries of /proc/self/net/tcp{,6}
-// whose inodes are among this process's file descriptors.
+// listening TCP sockets.
 func tcpListeners(t *testing.T) map[string]bool {
-	t.Helper()
-	inodes := map[string]bool{}
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("no /proc/self/fd: %v", err)
-	}
-	for _, fd := range fds {
-		link, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
-		if err == nil && strings.HasPrefix(link, "socket:[") {
-			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
-		}
-	}
 	out := map[string]bool{}
-	for _, file := range []string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
-		f, err := os.Open(file)
-		if err != nil {
-			continue // no IPv6
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-			fs := strings.Fields(sc.Text())
-			if len(fs) < 10 || fs[3] != "0A" || !inodes[fs[9]] { // 0A: TCP_LISTEN
-				continue
-			}
-			out[procAddr(t, fs[1])] = true
-		}
-		f.Close()
+	for _, addr := range listeningSockets(t) {
+		out[addr] = true
 	}
 	return out
-}
-
-// procAddr decodes /proc/net/tcp's "0100007F:1F90" (the address in host byte
-// order, 32-bit words) into "127.0.0.1:8080".
-func procAddr(t *testing.T, s string) string {
-	hexIP, hexPort, _ := strings.Cut(s, ":")
-	port, err := strconv.ParseUint(hexPort, 16, 16)
-	if err != nil {
-		t.Fatalf("/proc/net/tcp address %q: %v", s, err)
-	}
-	var ip net.IP
-	for i := 0; i+8 <= len(hexIP); i += 8 {
-		w, err := strconv.ParseUint(hexIP[i:i+8], 16, 32)
-		if err != nil {
-			t.Fatalf("/proc/net/tcp address %q: %v", s, err)
-		}
-		ip = append(ip, byte(w), byte(w>>8), byte(w>>16), byte(w>>24)) // little-endian hosts
-	}
-	return net.JoinHostPort(ip.String(), strconv.FormatUint(port, 10))
 }
 
 // By default the engine's store opens no port: the only listener the engine
