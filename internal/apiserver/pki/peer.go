@@ -6,7 +6,6 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,15 +28,9 @@ const PeerOrganization = "skiff:raft-peers"
 // The certificate is issued again when it names another node, misses one of
 // hosts, is within 30 days of expiry, or was not signed by the CA.
 func PeerTLS(dir, name string, hosts []string) (*tls.Config, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("pki dir: %w", err)
-	}
-	caCert, caKey, err := loadPair(filepath.Join(dir, "ca"))
-	if errors.Is(err, os.ErrNotExist) {
-		caCert, caKey, err = newCA(filepath.Join(dir, "ca"))
-	}
+	caCert, caKey, err := loadOrCreateCA(dir)
 	if err != nil {
-		return nil, fmt.Errorf("cluster CA: %w", err)
+		return nil, err
 	}
 	if name == "" {
 		return nil, errors.New("raft peer certificate: no node name")
@@ -61,7 +54,7 @@ func PeerTLS(dir, name string, hosts []string) (*tls.Config, error) {
 			KeyUsage:    x509.KeyUsageDigitalSignature,
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		}
-		peerSANs(tmpl, names)
+		addHosts(tmpl, names)
 		cert, key, err = issue(base, tmpl, caCert, caKey)
 	}
 	if err != nil {
@@ -85,15 +78,4 @@ func PeerTLS(dir, name string, hosts []string) (*tls.Config, error) {
 			return nil
 		},
 	}, nil
-}
-
-// peerSANs puts each of names into tmpl as an IP address or a DNS name.
-func peerSANs(tmpl *x509.Certificate, names []string) {
-	for _, h := range names {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
 }

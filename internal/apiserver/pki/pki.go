@@ -39,15 +39,9 @@ type PKI struct {
 // does not cover every name in hosts (the listen address changed) or is
 // within 30 days of expiry.
 func LoadOrCreate(dir string, hosts []string) (*PKI, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("pki dir: %w", err)
-	}
-	caCert, caKey, err := loadPair(filepath.Join(dir, "ca"))
-	if errors.Is(err, os.ErrNotExist) {
-		caCert, caKey, err = newCA(filepath.Join(dir, "ca"))
-	}
+	caCert, caKey, err := loadOrCreateCA(dir)
 	if err != nil {
-		return nil, fmt.Errorf("cluster CA: %w", err)
+		return nil, err
 	}
 	cert, key, err := loadPair(filepath.Join(dir, "apiserver"))
 	if err == nil && (!covers(cert, hosts) || time.Until(cert.NotAfter) < 30*24*time.Hour ||
@@ -97,13 +91,7 @@ func newServing(base string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, host
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if h != "" {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
+	addHosts(tmpl, hosts)
 	return issue(base, tmpl, ca, caKey)
 }
 
@@ -162,15 +150,9 @@ func loadPair(base string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 // issued by the CA. The CA is made if it is missing. It returns the
 // certificate with its chain, and the CA certificate as PEM for clients.
 func LoadOrCreateServingCert(dir, name string, hosts []string) (tls.Certificate, []byte, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("pki dir: %w", err)
-	}
-	caCert, caKey, err := loadPair(filepath.Join(dir, "ca"))
-	if errors.Is(err, os.ErrNotExist) {
-		caCert, caKey, err = newCA(filepath.Join(dir, "ca"))
-	}
+	caCert, caKey, err := loadOrCreateCA(dir)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("cluster CA: %w", err)
+		return tls.Certificate{}, nil, err
 	}
 	base := filepath.Join(dir, name)
 	cert, key, err := loadPair(base)
@@ -185,13 +167,7 @@ func LoadOrCreateServingCert(dir, name string, hosts []string) (tls.Certificate,
 			KeyUsage:    x509.KeyUsageDigitalSignature,
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		}
-		for _, h := range hosts {
-			if ip := net.ParseIP(h); ip != nil {
-				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-			} else if h != "" {
-				tmpl.DNSNames = append(tmpl.DNSNames, h)
-			}
-		}
+		addHosts(tmpl, hosts)
 		cert, key, err = issue(base, tmpl, caCert, caKey)
 	}
 	if err != nil {
@@ -199,4 +175,31 @@ func LoadOrCreateServingCert(dir, name string, hosts []string) (tls.Certificate,
 	}
 	return tls.Certificate{Certificate: [][]byte{cert.Raw, caCert.Raw}, PrivateKey: key, Leaf: cert},
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}), nil
+}
+
+// loadOrCreateCA reads the cluster CA in dir, making dir and the CA the
+// first time.
+func loadOrCreateCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("pki dir: %w", err)
+	}
+	caCert, caKey, err := loadPair(filepath.Join(dir, "ca"))
+	if errors.Is(err, os.ErrNotExist) {
+		caCert, caKey, err = newCA(filepath.Join(dir, "ca"))
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster CA: %w", err)
+	}
+	return caCert, caKey, nil
+}
+
+// addHosts names hosts (IP addresses or DNS names) in tmpl's SANs.
+func addHosts(tmpl *x509.Certificate, hosts []string) {
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if h != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
 }
