@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/informer"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -178,7 +180,7 @@ func (s *Scheduler) updatePod(old, cur any) {
 }
 
 func (s *Scheduler) deletePod(obj any) {
-	pod, ok := controller.ObjectOf[*corev1.Pod](obj)
+	pod, ok := informer.ObjectOf[*corev1.Pod](obj)
 	if !ok {
 		return
 	}

@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/skiffhq/skiff/internal/testutil"
 )
@@ -154,27 +153,4 @@ func TestLeaderGate(t *testing.T) {
 	testutil.Eventually(t, 5*time.Second, state(1, 4))
 	stop()
 	testutil.Eventually(t, time.Second, state(0, 4))
-}
-
-// A delete handler's object, seen through a tombstone or not.
-func TestObjectOf(t *testing.T) {
-	p := pod("p", nil)
-	for _, tc := range []struct {
-		name string
-		obj  any
-		want *corev1.Pod
-	}{
-		{"object", p, p},
-		{"tombstone", cache.DeletedFinalStateUnknown{Key: "default/p", Obj: p}, p},
-		{"other kind", &corev1.Node{}, nil},
-		{"tombstone of another kind", cache.DeletedFinalStateUnknown{Key: "n", Obj: &corev1.Node{}}, nil},
-		{"nil", nil, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, ok := ObjectOf[*corev1.Pod](tc.obj)
-			if got != tc.want || ok != (tc.want != nil) {
-				t.Fatalf("ObjectOf = %v, %v; want %v", got, ok, tc.want)
-			}
-		})
-	}
 }

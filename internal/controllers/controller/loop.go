@@ -99,15 +99,3 @@ func KeyOf(obj any) string {
 	}
 	return key
 }
-
-// ObjectOf is an informer object as a T, or the T a tombstone stands for:
-// a delete handler gets a cache.DeletedFinalStateUnknown instead of the
-// object when its watch missed the delete and a relist found the object
-// gone. ok is false when obj is neither.
-func ObjectOf[T any](obj any) (T, bool) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	v, ok := obj.(T)
-	return v, ok
-}

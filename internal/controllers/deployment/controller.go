@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/informer"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -163,7 +165,7 @@ func (c *Controller) updateRS(old, cur any) {
 }
 
 func (c *Controller) deleteRS(obj any) {
-	rs, ok := controller.ObjectOf[*appsv1.ReplicaSet](obj)
+	rs, ok := informer.ObjectOf[*appsv1.ReplicaSet](obj)
 	if !ok {
 		return
 	}
@@ -175,7 +177,7 @@ func (c *Controller) deleteRS(obj any) {
 // deletePod wakes a Recreate Deployment when the last pod of its old
 // ReplicaSets is gone: only then may the new ones start.
 func (c *Controller) deletePod(obj any) {
-	pod, ok := controller.ObjectOf[*corev1.Pod](obj)
+	pod, ok := informer.ObjectOf[*corev1.Pod](obj)
 	if !ok {
 		return
 	}

@@ -18,6 +18,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/informer"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -220,7 +222,7 @@ func (c *Controller) podChanged(old, cur any) {
 // object a delete event carries is the slice's last state, which would
 // otherwise look like the echo of the controller's last write to it.
 func (c *Controller) sliceChanged(o any, deleted bool) {
-	s, ok := controller.ObjectOf[*discoveryv1.EndpointSlice](o)
+	s, ok := informer.ObjectOf[*discoveryv1.EndpointSlice](o)
 	if !ok {
 		return
 	}
@@ -241,7 +243,7 @@ func (c *Controller) sliceChanged(o any, deleted bool) {
 // changed or deleted (deleted: a delete event), so a managed one is put
 // back.
 func (c *Controller) endpointsChanged(o any, deleted bool) {
-	ep, ok := controller.ObjectOf[*corev1.Endpoints](o)
+	ep, ok := informer.ObjectOf[*corev1.Endpoints](o)
 	if !ok {
 		return
 	}
@@ -252,7 +254,7 @@ func (c *Controller) endpointsChanged(o any, deleted bool) {
 }
 
 func asPod(o any) *corev1.Pod {
-	p, _ := controller.ObjectOf[*corev1.Pod](o)
+	p, _ := informer.ObjectOf[*corev1.Pod](o)
 	return p
 }
 

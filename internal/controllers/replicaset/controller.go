@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/informer"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -185,7 +187,7 @@ func (c *Controller) updatePod(old, cur any) {
 }
 
 func (c *Controller) deletePod(obj any) {
-	pod, ok := controller.ObjectOf[*corev1.Pod](obj)
+	pod, ok := informer.ObjectOf[*corev1.Pod](obj)
 	if !ok {
 		return
 	}

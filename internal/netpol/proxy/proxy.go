@@ -29,6 +29,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/informer"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -37,8 +39,6 @@ import (
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
-
-	"github.com/skiffhq/skiff/internal/controllers/controller"
 )
 
 // Config of a proxy. Zero values take the documented defaults.
@@ -238,7 +238,7 @@ func (p *Proxy) enqueueService(o any) {
 }
 
 func (p *Proxy) enqueueSlice(o any) {
-	if s, ok := controller.ObjectOf[*discoveryv1.EndpointSlice](o); ok && s.Labels[discoveryv1.LabelServiceName] != "" {
+	if s, ok := informer.ObjectOf[*discoveryv1.EndpointSlice](o); ok && s.Labels[discoveryv1.LabelServiceName] != "" {
 		p.queue.Add(s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName])
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/skiffhq/skiff/internal/informer"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	coreinformers "k8s.io/client-go/informers/core/v1"
@@ -76,7 +78,7 @@ func New(cfg Config) (*Dispatcher, error) {
 			d.send(watch.Modified, o)
 		},
 		DeleteFunc: func(o any) {
-			if pod, ok := controller.ObjectOf[*corev1.Pod](o); ok {
+			if pod, ok := informer.ObjectOf[*corev1.Pod](o); ok {
 				d.send(watch.Deleted, pod)
 			}
 		},

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/informer"
+
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -100,10 +102,9 @@ func StartPublisher(ctx context.Context, cfg PublisherConfig) (*Publisher, error
 			AddFunc:    func(o any) { p.publish(res, watch.Added, o) },
 			UpdateFunc: func(_, o any) { p.publish(res, watch.Modified, o) },
 			DeleteFunc: func(o any) {
-				if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-					o = t.Obj
+				if obj, ok := informer.ObjectOf[any](o); ok {
+					p.publish(res, watch.Deleted, obj)
 				}
-				p.publish(res, watch.Deleted, o)
 			},
 		}); err != nil {
 			cancel()
