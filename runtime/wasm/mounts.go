@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"io/fs"
+	"path"
 	"strings"
 
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
@@ -29,6 +30,32 @@ func (f confinedFS) Symlink(target, link string) experimentalsys.Errno {
 	}
 	return f.FS.Symlink(target, link)
 }
+
+// Rmdir implements experimentalsys.FS. The mount's own directory is not
+// the guest's to remove: wazero 1.12 passes a guest's "" or "d/.." as ".",
+// which names the mounted host directory itself, and removed it (found by
+// FuzzHostileGuest); the node agent's volume was gone. A container cannot
+// remove its mount points either (EBUSY; wazero has no EBUSY, so EPERM, as for
+// the links above).
+func (f confinedFS) Rmdir(p string) experimentalsys.Errno {
+	if isMountRoot(p) {
+		return experimentalsys.EPERM
+	}
+	return f.FS.Rmdir(p)
+}
+
+// Rename implements experimentalsys.FS: nor may the guest move the mount's
+// directory, or put something in its place.
+func (f confinedFS) Rename(from, to string) experimentalsys.Errno {
+	if isMountRoot(from) || isMountRoot(to) {
+		return experimentalsys.EPERM
+	}
+	return f.FS.Rename(from, to)
+}
+
+// isMountRoot reports whether a path wazero passes to a mounted file system
+// names the mount's directory.
+func isMountRoot(p string) bool { return path.Clean("/"+p) == "/" }
 
 // hasDotDot reports whether a slash-separated path has a ".." component.
 func hasDotDot(p string) bool {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	goruntime "runtime"
 	"strconv"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/skiffhq/skiff/sdk/abi"
 )
@@ -307,9 +309,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	hdr := w.Header()
-	for k, vs := range resp.Header {
-		hdr[k] = vs
-	}
+	copyGuestHeader(hdr, resp.Header)
 	// The body is sent whole, with its length.
 	hdr.Del("Transfer-Encoding")
 	if bodyAllowed(resp.Status) {
@@ -317,6 +317,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	w.WriteHeader(resp.Status)
 	_, _ = w.Write(resp.Body)
+}
+
+// copyGuestHeader copies the header a guest answered into dst, keeping to
+// what HTTP allows. The guest's names arrive as it wrote them, not
+// canonicalised as http.Header keys are: a "content-length" or
+// "transfer-encoding" would then pass the host's Del and Set of the
+// canonical names, and the client would get two lengths, or a chunked body
+// that is not chunked. That is the framing of the response, and through a
+// proxy in front a way to smuggle responses, so names are canonicalised
+// here. Names and values HTTP does not allow (control characters, line
+// breaks, an empty name) are dropped: net/http would write some of them as
+// they are and the client could not parse the response.
+func copyGuestHeader(dst, src http.Header) {
+	for k, vs := range src {
+		if !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		for _, v := range vs {
+			if httpguts.ValidHeaderFieldValue(v) {
+				dst[ck] = append(dst[ck], v)
+			}
+		}
+	}
 }
 
 func bodyAllowed(status int) bool {

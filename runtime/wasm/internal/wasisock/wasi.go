@@ -15,6 +15,7 @@ package wasisock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 
@@ -35,7 +36,8 @@ type Listener struct {
 
 // InstantiateWASI instantiates WASI preview1 into wr: wazero's functions,
 // with the ones that touch sockets or wait (poll_oneoff) replaced by this
-// package's (wrapWASI). A replacement passes every call that is not about a
+// package's (wrapWASI), the ones that number files bounded (limitFiles),
+// and wazero's bugs a guest can reach worked around (fixWazero). A replacement passes every call that is not about a
 // Run's sockets to wazero's own function, so guests without Listeners behave
 // exactly as with wasi_snapshot_preview1.Instantiate.
 func InstantiateWASI(ctx context.Context, wr wazero.Runtime) (api.Closer, error) {
@@ -49,14 +51,31 @@ func InstantiateWASI(ctx context.Context, wr wazero.Runtime) (api.Closer, error)
 
 	b := wr.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
 	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
-	for name, def := range stock.ExportedFunctions() {
+	defs := stock.ExportedFunctions()
+	var fdClose api.GoModuleFunction
+	if def := defs["fd_close"]; def != nil {
+		fdClose, _ = def.GoFunction().(api.GoModuleFunction)
+	}
+	if fdClose == nil {
+		return nil, errors.New("wasm: WASI function fd_close has no Go implementation to call")
+	}
+	for name, def := range defs {
 		orig, ok := def.GoFunction().(api.GoModuleFunction)
 		if !ok {
 			return nil, fmt.Errorf("wasm: WASI function %s has no Go implementation to wrap", name)
 		}
-		fn := wrapWASI(name, orig)
-		if fn == nil {
-			continue
+		fn, replaced := orig, false
+		for _, wrap := range []func(string, api.GoModuleFunction) api.GoModuleFunction{
+			fixWazero,
+			wrapWASI,
+			func(name string, fn api.GoModuleFunction) api.GoModuleFunction { return limitFiles(name, fn, fdClose) },
+		} {
+			if w := wrap(name, fn); w != nil {
+				fn, replaced = w, true
+			}
+		}
+		if !replaced {
+			continue // wazero's own, exported above
 		}
 		// A later export of the same name replaces wazero's.
 		b.NewFunctionBuilder().
@@ -87,6 +106,7 @@ const (
 	errnoNfile       = 41
 	errnoNobufs      = 42
 	errnoNomem       = 48
+	errnoNosys       = 52
 	errnoNotconn     = 53
 	errnoNotdir      = 54
 	errnoNotsup      = 58
