@@ -35,7 +35,8 @@ type Listener struct {
 
 // InstantiateWASI instantiates WASI preview1 into wr: wazero's functions,
 // with the ones that touch sockets or wait (poll_oneoff) replaced by this
-// package's (wrapWASI). A replacement passes every call that is not about a
+// package's (wrapWASI), and the ones that can fill a disk answering ENOSPC
+// for a quota's refusals (wrapNoSpace). A replacement passes every call that is not about a
 // Run's sockets to wazero's own function, so guests without Listeners behave
 // exactly as with wasi_snapshot_preview1.Instantiate.
 func InstantiateWASI(ctx context.Context, wr wazero.Runtime) (api.Closer, error) {
@@ -55,6 +56,13 @@ func InstantiateWASI(ctx context.Context, wr wazero.Runtime) (api.Closer, error)
 			return nil, fmt.Errorf("wasm: WASI function %s has no Go implementation to wrap", name)
 		}
 		fn := wrapWASI(name, orig)
+		next := fn
+		if next == nil {
+			next = orig
+		}
+		if nfn := wrapNoSpace(name, next); nfn != nil {
+			fn = nfn
+		}
 		if fn == nil {
 			continue
 		}
