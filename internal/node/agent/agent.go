@@ -53,6 +53,12 @@ type Config struct {
 	// ContainerLogMaxSize is where a container's log file is rotated.
 	// Default 10 MiB, the kubelet's.
 	ContainerLogMaxSize int64
+	// ContainerLogMaxFiles is how many log files a container start keeps,
+	// the current one included; older rotated files are deleted. Default 5,
+	// the kubelet's containerLogMaxFiles: with ContainerLogMaxSize, a
+	// container's logs take at most 50 MiB (and its previous start's last
+	// file, for kubectl logs --previous).
+	ContainerLogMaxFiles int
 	// BackOffInitial and BackOffMax bound the delay before a crashed
 	// container restarts (doubling from Initial). Default 10s and 5m, the
 	// kubelet's CrashLoopBackOff.
@@ -116,6 +122,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.ContainerLogMaxSize <= 0 {
 		cfg.ContainerLogMaxSize = 10 << 20
+	}
+	if cfg.ContainerLogMaxFiles <= 0 {
+		cfg.ContainerLogMaxFiles = 5
 	}
 	if cfg.BackOffInitial <= 0 {
 		cfg.BackOffInitial = 10 * time.Second
