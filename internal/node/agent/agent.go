@@ -89,6 +89,9 @@ type Agent struct {
 	pods        *podManager
 	runCtx      context.Context // ends at Stop; every pod worker's parent
 
+	rootsOnce sync.Once
+	roots     []string // the data directory's spellings (hostpaths.go)
+
 	mu          sync.Mutex
 	cancel      context.CancelFunc
 	done        chan struct{}
