@@ -22,6 +22,7 @@ var (
 	notReadyTaint    = corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}
 	unreachableTaint = corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoSchedule}
 	cordonTaint      = corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}
+	diskTaint        = corev1.Taint{Key: corev1.TaintNodeDiskPressure, Effect: corev1.TaintEffectNoSchedule}
 )
 
 // A filter says why pod cannot go on node, or nothing if it can. Reasons
@@ -50,7 +51,7 @@ func fitsUnschedulable(pod *corev1.Pod, _ resources, n *nodeInfo) []string {
 }
 
 // fitsTaints checks the node's NoSchedule and NoExecute taints, and the
-// taint its Ready condition stands for.
+// taints its Ready and DiskPressure conditions stand for.
 func fitsTaints(pod *corev1.Pod, _ resources, n *nodeInfo) []string {
 	taints := n.node.Spec.Taints
 	switch readyStatus(n.node) {
@@ -59,6 +60,10 @@ func fitsTaints(pod *corev1.Pod, _ resources, n *nodeInfo) []string {
 		taints = append(taints[:len(taints):len(taints)], notReadyTaint)
 	default:
 		taints = append(taints[:len(taints):len(taints)], unreachableTaint)
+	}
+	if conditionStatus(n.node, corev1.NodeDiskPressure) == corev1.ConditionTrue {
+		// The node refuses new pods while its disk is nearly full.
+		taints = append(taints[:len(taints):len(taints)], diskTaint)
 	}
 	for i := range taints {
 		t := &taints[i]
@@ -73,8 +78,12 @@ func fitsTaints(pod *corev1.Pod, _ resources, n *nodeInfo) []string {
 }
 
 func readyStatus(n *corev1.Node) corev1.ConditionStatus {
+	return conditionStatus(n, corev1.NodeReady)
+}
+
+func conditionStatus(n *corev1.Node, t corev1.NodeConditionType) corev1.ConditionStatus {
 	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
+		if c.Type == t {
 			return c.Status
 		}
 	}

@@ -16,10 +16,10 @@ import (
 func TestHidePaths(t *testing.T) {
 	for in, want := range map[string]string{
 		"open container log: open /var/lib/skiff/agent/pods/u/logs/c/0.log: no such file or directory": "open container log: open 0.log: no such file or directory",
-		`mount "/data": host path "/srv/x/y" is not a directory`:                                        `mount "/data": host path "y" is not a directory`,
+		`mount "/data": host path "/srv/x/y" is not a directory`:                                       `mount "/data": host path "y" is not a directory`,
 		"pull https://registry.example/v2/app/manifests/1 failed":                                      "pull https://registry.example/v2/app/manifests/1 failed",
-		"exec in c: (/tmp/a/b)":                                                                         "exec in c: (b)",
-		"path=/a/b/c/ ok":                                                                               "path=c/ ok",
+		"exec in c: (/tmp/a/b)": "exec in c: (b)",
+		"path=/a/b/c/ ok":       "path=c/ ok",
 	} {
 		if got := hidePaths(in); got != want {
 			t.Errorf("hidePaths(%q) = %q, want %q", in, got, want)
