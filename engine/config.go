@@ -89,6 +89,16 @@ type Config struct {
 	// MaxPods is this node's pod capacity. Default 110, the kubelet's.
 	MaxPods int
 
+	// DiskPressureAvailable is the fraction of the file system holding
+	// DataDir that must stay available: below it the node reports the
+	// DiskPressure condition and refuses new pods (the scheduler then
+	// places none there), as a kubelet does. Default 0.10, the kubelet's
+	// nodefs.available<10%; negative turns the check off.
+	DiskPressureAvailable float64
+	// DiskPressureInodesFree is the same for free inodes. Default 0.05, the
+	// kubelet's nodefs.inodesFree<5%; negative turns the check off.
+	DiskPressureInodesFree float64
+
 	// CrashLoopBackOff is the first delay before a crashed container
 	// restarts; it doubles up to 30 times itself (5 minutes for the default
 	// 10s, the kubelet's). Tests shorten it.

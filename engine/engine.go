@@ -247,7 +247,8 @@ func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
 		DataDir: filepath.Join(e.cfg.DataDir, agentSubdir), PodCIDR: e.cfg.PodCIDR, MaxPods: e.cfg.MaxPods,
 		VolumeSyncPeriod: e.cfg.VolumeSyncPeriod,
 		BackOffInitial:   backoff, BackOffMax: 30 * backoff,
-		HeartbeatInterval: e.cfg.NodeHeartbeatInterval, Logger: e.log}); err != nil {
+		HeartbeatInterval: e.cfg.NodeHeartbeatInterval, Logger: e.log,
+		DiskPressureAvailable: e.cfg.DiskPressureAvailable, DiskPressureInodesFree: e.cfg.DiskPressureInodesFree}); err != nil {
 		return err
 	}
 	return e.agent.Start(ctx)

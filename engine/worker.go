@@ -40,6 +40,8 @@ type WorkerConfig struct {
 	MaxPods          int
 	CrashLoopBackOff time.Duration
 	VolumeSyncPeriod time.Duration
+	// DiskPressureAvailable and DiskPressureInodesFree are as in Config.
+	DiskPressureAvailable, DiskPressureInodesFree float64
 	// HeartbeatInterval is as Config.NodeHeartbeatInterval.
 	HeartbeatInterval time.Duration
 	Logger            *slog.Logger
@@ -116,7 +118,8 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	backoff := cfg.CrashLoopBackOff
 	if w.agent, err = agent.New(agent.Config{NodeName: cfg.NodeName, Bus: conn, Runtime: pr, DataDir: dir,
 		PodCIDR: cfg.PodCIDR, MaxPods: cfg.MaxPods, VolumeSyncPeriod: cfg.VolumeSyncPeriod,
-		BackOffInitial: backoff, BackOffMax: 30 * backoff, HeartbeatInterval: cfg.HeartbeatInterval, Logger: cfg.Logger}); err != nil {
+		BackOffInitial: backoff, BackOffMax: 30 * backoff, HeartbeatInterval: cfg.HeartbeatInterval, Logger: cfg.Logger,
+		DiskPressureAvailable: cfg.DiskPressureAvailable, DiskPressureInodesFree: cfg.DiskPressureInodesFree}); err != nil {
 		w.Stop(ctx)
 		return nil, err
 	}

@@ -97,6 +97,12 @@ type TerminalSize struct{ Width, Height uint16 }
 type Mount struct {
 	HostPath, GuestPath string
 	ReadOnly            bool
+	// Quota, when set, bounds what the process may store through this
+	// mount: a change that would take the directory past it fails with
+	// ENOSPC ("no space left on device") and writes nothing past it. The
+	// agent sets it for emptyDir volumes (sizeLimit, and the pod's
+	// ephemeral-storage limit). Nil: only the node's disk bounds it.
+	Quota DiskQuota
 }
 
 // Port is one TCP port of a container.

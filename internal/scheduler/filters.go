@@ -16,6 +16,7 @@ var (
 	notReadyTaint    = corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}
 	unreachableTaint = corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoSchedule}
 	cordonTaint      = corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}
+	diskTaint        = corev1.Taint{Key: corev1.TaintNodeDiskPressure, Effect: corev1.TaintEffectNoSchedule}
 )
 
 // A filter says why pod cannot go on node, or nothing if it can. Reasons
@@ -44,7 +45,7 @@ func fitsUnschedulable(p *podInfo, n *nodeInfo) []string {
 }
 
 // fitsTaints checks the node's NoSchedule and NoExecute taints, and the
-// taint its Ready condition stands for.
+// taints its Ready and DiskPressure conditions stand for.
 func fitsTaints(p *podInfo, n *nodeInfo) []string {
 	taints := n.node.Spec.Taints
 	switch readyStatus(n.node) {
@@ -53,6 +54,10 @@ func fitsTaints(p *podInfo, n *nodeInfo) []string {
 		taints = append(taints[:len(taints):len(taints)], notReadyTaint)
 	default:
 		taints = append(taints[:len(taints):len(taints)], unreachableTaint)
+	}
+	if conditionStatus(n.node, corev1.NodeDiskPressure) == corev1.ConditionTrue {
+		// The node refuses new pods while its disk is nearly full.
+		taints = append(taints[:len(taints):len(taints)], diskTaint)
 	}
 	t, untolerated := corev1helpers.FindMatchingUntoleratedTaint(taints, p.pod.Spec.Tolerations, doNotSchedule)
 	if untolerated {
@@ -68,8 +73,12 @@ func doNotSchedule(t *corev1.Taint) bool {
 }
 
 func readyStatus(n *corev1.Node) corev1.ConditionStatus {
+	return conditionStatus(n, corev1.NodeReady)
+}
+
+func conditionStatus(n *corev1.Node, t corev1.NodeConditionType) corev1.ConditionStatus {
 	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
+		if c.Type == t {
 			return c.Status
 		}
 	}

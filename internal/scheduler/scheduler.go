@@ -200,7 +200,8 @@ func nodeChanged(old, cur *corev1.Node) bool {
 	return !labels.Equals(old.Labels, cur.Labels) || old.Spec.Unschedulable != cur.Spec.Unschedulable ||
 		!equality.Semantic.DeepEqual(old.Spec.Taints, cur.Spec.Taints) ||
 		!equality.Semantic.DeepEqual(old.Status.Allocatable, cur.Status.Allocatable) ||
-		readyStatus(old) != readyStatus(cur)
+		readyStatus(old) != readyStatus(cur) ||
+		conditionStatus(old, corev1.NodeDiskPressure) != conditionStatus(cur, corev1.NodeDiskPressure)
 }
 
 // retryWaiting queues every waiting pod again, each no sooner than its

@@ -140,7 +140,7 @@ func runSpec(spec skiffrt.ContainerSpec) RunSpec {
 	rs := RunSpec{Args: spec.Args, Env: spec.Env, Stdin: spec.Stdin, Stdout: spec.Stdout, Stderr: spec.Stderr,
 		MemoryLimitBytes: spec.MemoryLimitBytes, Hostname: spec.Hostname}
 	for _, m := range spec.Mounts {
-		rs.Mounts = append(rs.Mounts, Mount{HostPath: m.HostPath, GuestPath: m.GuestPath, ReadOnly: m.ReadOnly})
+		rs.Mounts = append(rs.Mounts, Mount{HostPath: m.HostPath, GuestPath: m.GuestPath, ReadOnly: m.ReadOnly, Quota: m.Quota})
 	}
 	// Container ports are listeners on the pod IP, in the order of the
 	// container's ports: the guest finds port i at FirstListenerFD+i.

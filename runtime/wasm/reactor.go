@@ -19,6 +19,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/skiffhq/skiff/runtime/wasm/internal/wasisock"
 	"github.com/skiffhq/skiff/sdk/abi"
 )
 
@@ -188,7 +189,9 @@ func (r *Runtime) NewHandler(ctx context.Context, mod *Module, spec HandlerSpec)
 	}
 	spec.setDefaults()
 	out := &lockedWriters{}
+	noSpace := new(wasisock.NoSpace)
 	mc, err := r.moduleConfig(RunSpec{
+		noSpace:          noSpace,
 		Args:             spec.Args,
 		Env:              spec.Env,
 		Mounts:           spec.Mounts,
@@ -206,7 +209,8 @@ func (r *Runtime) NewHandler(ctx context.Context, mod *Module, spec HandlerSpec)
 	if closed {
 		return nil, ErrClosed
 	}
-	life, cancel := context.WithCancelCause(r.life)
+	// Every request runs under life: its WASI functions find noSpace there.
+	life, cancel := context.WithCancelCause(wasisock.WithNoSpace(r.life, noSpace))
 	h := &Handler{
 		r: r, mod: mod, spec: spec, mc: mc,
 		life: life, cancel: cancel,

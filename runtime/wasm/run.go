@@ -15,6 +15,9 @@ import (
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
+
+	skiffrt "github.com/skiffhq/skiff/runtime"
+	"github.com/skiffhq/skiff/runtime/wasm/internal/wasisock"
 )
 
 // Reasons an ExitStatus gives, named as Kubernetes names a terminated
@@ -111,6 +114,9 @@ type RunSpec struct {
 	// _start runs: the guest has started. A Run that fails to instantiate
 	// (ErrInstantiate) never calls it.
 	OnStart func()
+	// noSpace counts the mounts' quota refusals for the WASI functions
+	// (see quotaFS); set by Run and NewHandler.
+	noSpace *wasisock.NoSpace
 }
 
 // Mount pre-opens a host directory for the guest.
@@ -130,6 +136,10 @@ type Mount struct {
 	// ReadOnly refuses every change through this mount, with EROFS ("read-only
 	// file system") as a readOnly volumeMount does.
 	ReadOnly bool
+	// Quota, when set on a writable mount, bounds what the guest may store
+	// through it: a write, truncate or create that would take the directory
+	// past it fails with ENOSPC and writes nothing past it (see quotaFS).
+	Quota skiffrt.DiskQuota
 }
 
 // ExitStatus is how a Run ended, in the terms of a terminated container.
@@ -164,6 +174,7 @@ func (r *Runtime) Run(ctx context.Context, mod *Module, spec RunSpec) (ExitStatu
 	if !mod.command {
 		return ExitStatus{}, fmt.Errorf("wasm: run %s: %w", mod.digest, ErrNotCommand)
 	}
+	spec.noSpace = new(wasisock.NoSpace)
 	mc, err := r.moduleConfig(spec)
 	if err != nil {
 		return ExitStatus{}, fmt.Errorf("wasm: run %s: %w", mod.digest, err)
@@ -184,6 +195,7 @@ func (r *Runtime) Run(ctx context.Context, mod *Module, spec RunSpec) (ExitStatu
 		return ExitStatus{}, fmt.Errorf("wasm: run %s: %w", mod.digest, err)
 	}
 	defer closeSockets()
+	ctx = wasisock.WithNoSpace(ctx, spec.noSpace)
 
 	var mem *limitAllocator
 	if spec.MemoryLimitBytes > 0 {
@@ -373,6 +385,8 @@ func (r *Runtime) moduleConfig(spec RunSpec) (wazero.ModuleConfig, error) {
 			var dir experimentalsys.FS = confinedFS{sysfs.DirFS(m.HostPath)}
 			if m.ReadOnly {
 				dir = readOnlyFS{&sysfs.ReadFS{FS: dir}}
+			} else if m.Quota != nil {
+				dir = quotaFS{FS: dir, q: m.Quota, ns: spec.noSpace}
 			}
 			fsc = fsc.WithSysFSMount(dir, m.GuestPath).(sysfs.FSConfig)
 		}

@@ -140,10 +140,12 @@ func noHost(pod *corev1.Pod) error {
 }
 
 // status turns a relay or Backend error into the Status the client sees.
+// The node's text goes through hideHostPaths first.
 func status(err error, pod *corev1.Pod, container string) error {
 	if _, ok := err.(apierrors.APIStatus); ok {
 		return err
 	}
+	err = hideHostPaths(err)
 	// The Backend's text, without the sentinel's own words in front
 	// ("%w: message" wrapping); Kubernetes' words if it said no more.
 	bare := func(sentinel error, msg string) string {

@@ -75,5 +75,10 @@ type forwarder struct {
 
 func (f *forwarder) PortForward(_ context.Context, _ string, _ types.UID, port int32, stream io.ReadWriteCloser) error {
 	req := streams.PortForwardRequest{Namespace: f.pod.Namespace, Pod: f.pod.Name, UID: string(f.pod.UID), Port: port}
-	return f.c.PortForward(f.ctx, f.pod.Spec.NodeName, req, stream)
+	// The kubelet's port-forward server writes the error's text to the
+	// client's error stream: no host path in it (hostpaths.go).
+	if err := f.c.PortForward(f.ctx, f.pod.Spec.NodeName, req, stream); err != nil {
+		return hideHostPaths(err)
+	}
+	return nil
 }

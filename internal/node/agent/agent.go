@@ -53,6 +53,25 @@ type Config struct {
 	// ContainerLogMaxSize is where a container's log file is rotated.
 	// Default 10 MiB, the kubelet's.
 	ContainerLogMaxSize int64
+	// ContainerLogMaxFiles is how many log files a container start keeps,
+	// the current one included; older rotated files are deleted. Default 5,
+	// the kubelet's containerLogMaxFiles: with ContainerLogMaxSize, a
+	// container's logs take at most 50 MiB (and its previous start's last
+	// file, for kubectl logs --previous).
+	ContainerLogMaxFiles int
+	// DiskPressureAvailable is the fraction of the data directory's file
+	// system that must stay available: below it the node reports
+	// DiskPressure and refuses new pods. Default 0.10, the kubelet's
+	// nodefs.available<10%; negative turns the check off.
+	DiskPressureAvailable float64
+	// DiskPressureInodesFree is the same for inodes. Default 0.05, the
+	// kubelet's nodefs.inodesFree<5%; negative turns the check off.
+	DiskPressureInodesFree float64
+	// DiskPressureTransitionPeriod is how long DiskPressure stays True
+	// after pressure was last seen, so that a disk hovering at the threshold
+	// does not make the condition flap. Default 5m, the kubelet's
+	// evictionPressureTransitionPeriod.
+	DiskPressureTransitionPeriod time.Duration
 	// BackOffInitial and BackOffMax bound the delay before a crashed
 	// container restarts (doubling from Initial). Default 10s and 5m, the
 	// kubelet's CrashLoopBackOff.
@@ -79,9 +98,13 @@ type Agent struct {
 	hostIP      string
 	allocatable corev1.ResourceList
 	ipam        *ipam
+	disk        *diskMonitor // nil without a Runtime: no pods, no disk to watch
 	reports     *reporter
 	pods        *podManager
 	runCtx      context.Context // ends at Stop; every pod worker's parent
+
+	rootsOnce sync.Once
+	roots     []string // the data directory's spellings (hostpaths.go)
 
 	mu          sync.Mutex
 	cancel      context.CancelFunc
@@ -117,6 +140,18 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.ContainerLogMaxSize <= 0 {
 		cfg.ContainerLogMaxSize = 10 << 20
 	}
+	if cfg.ContainerLogMaxFiles <= 0 {
+		cfg.ContainerLogMaxFiles = 5
+	}
+	if cfg.DiskPressureAvailable == 0 {
+		cfg.DiskPressureAvailable = 0.10
+	}
+	if cfg.DiskPressureInodesFree == 0 {
+		cfg.DiskPressureInodesFree = 0.05
+	}
+	if cfg.DiskPressureTransitionPeriod <= 0 {
+		cfg.DiskPressureTransitionPeriod = 5 * time.Minute
+	}
 	if cfg.BackOffInitial <= 0 {
 		cfg.BackOffInitial = 10 * time.Second
 	}
@@ -139,6 +174,11 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a.reports = newReporter(a)
 	a.pods = newPodManager(a)
+	if cfg.Runtime != nil {
+		a.disk = newDiskMonitor(cfg)
+		a.disk.onError = func(msg string) { a.log.Debug("disk pressure not checked", "err", msg) }
+		a.disk.onPressured = func(detail string) { a.log.Warn("node under disk pressure: refusing new pods", "detail", detail) }
+	}
 	return a, nil
 }
 
@@ -260,7 +300,11 @@ func (a *Agent) heartbeats(ctx context.Context, done chan struct{}) {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
-		if err := bus.Publish(ctx, a.cfg.Bus, subject, protocol.Heartbeat{Node: a.cfg.NodeName, Time: time.Now()}); err != nil && ctx.Err() == nil {
+		hb := protocol.Heartbeat{Node: a.cfg.NodeName, Time: time.Now()}
+		if a.disk != nil {
+			hb.Conditions = []corev1.NodeCondition{a.disk.condition()}
+		}
+		if err := bus.Publish(ctx, a.cfg.Bus, subject, hb); err != nil && ctx.Err() == nil {
 			a.log.Warn("heartbeat not sent", "err", err)
 		}
 		select {

@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/skiffhq/skiff/internal/node/agent/logs"
 	"github.com/skiffhq/skiff/internal/node/agent/prober"
 	"github.com/skiffhq/skiff/internal/node/agent/volumes"
 	skiffrt "github.com/skiffhq/skiff/runtime"
@@ -27,6 +26,7 @@ type container struct {
 
 	// set by the worker before the loop starts
 	volumes map[string]string
+	quotas  map[string]skiffrt.DiskQuota // the emptyDirs' (storage.go)
 
 	mu       sync.Mutex
 	status   corev1.ContainerStatus
@@ -202,7 +202,7 @@ func (c *container) prepare(ctx context.Context) (skiffrt.ContainerSpec, error) 
 	if err != nil {
 		return skiffrt.ContainerSpec{}, err
 	}
-	mounts, err := volumes.Mounts(pod, &c.spec, c.volumes)
+	mounts, err := volumes.MountsWithQuotas(pod, &c.spec, c.volumes, c.quotas)
 	if err != nil {
 		return skiffrt.ContainerSpec{}, err
 	}
@@ -331,7 +331,7 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 		return skiffrt.ExitStatus{Code: 128, Reason: "StartError", Message: err.Error()}, false, 0, false
 	}
 	logPath := filepath.Join(logDir, strconv.Itoa(int(restarts))+".log")
-	lf, err := logs.OpenFile(logPath, a.cfg.ContainerLogMaxSize)
+	lf, err := c.openLog(logDir, logPath, int(restarts))
 	if err != nil {
 		return skiffrt.ExitStatus{Code: 128, Reason: "StartError", Message: err.Error()}, false, 0, false
 	}

@@ -51,6 +51,11 @@ func (a *Agent) describeNode() (*corev1.Node, error) {
 	cond := func(t corev1.NodeConditionType, s corev1.ConditionStatus, reason, msg string) corev1.NodeCondition {
 		return corev1.NodeCondition{Type: t, Status: s, Reason: reason, Message: msg, LastHeartbeatTime: now, LastTransitionTime: now}
 	}
+	diskCond := cond(corev1.NodeDiskPressure, corev1.ConditionFalse, "KubeletHasNoDiskPressure", "skiff agent has no disk pressure")
+	if a.disk != nil {
+		c := a.disk.condition()
+		diskCond.Status, diskCond.Reason, diskCond.Message = c.Status, c.Reason, c.Message
+	}
 	host, _ := os.Hostname()
 	node := &corev1.Node{
 		TypeMeta:   metav1.TypeMeta{Kind: "Node", APIVersion: "v1"},
@@ -61,7 +66,7 @@ func (a *Agent) describeNode() (*corev1.Node, error) {
 			Conditions: []corev1.NodeCondition{
 				cond(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "skiff agent is posting ready status"),
 				cond(corev1.NodeMemoryPressure, corev1.ConditionFalse, "KubeletHasSufficientMemory", "skiff agent has sufficient memory available"),
-				cond(corev1.NodeDiskPressure, corev1.ConditionFalse, "KubeletHasNoDiskPressure", "skiff agent has no disk pressure"),
+				diskCond,
 				cond(corev1.NodePIDPressure, corev1.ConditionFalse, "KubeletHasSufficientPID", "skiff agent has sufficient PID available"),
 			},
 			NodeInfo: corev1.NodeSystemInfo{

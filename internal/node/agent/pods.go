@@ -16,11 +16,14 @@ type podManager struct {
 	mu      sync.Mutex
 	workers map[string]*podWorker // by UID
 	want    map[string]bool       // UIDs in the last desired set
-	closed  bool
+	// rejected are the pods refused at admission (disk pressure), so each
+	// is refused once while its Failed status travels.
+	rejected rejectedSet
+	closed   bool
 }
 
 func newPodManager(a *Agent) *podManager {
-	return &podManager{a: a, workers: map[string]*podWorker{}, want: map[string]bool{}}
+	return &podManager{a: a, workers: map[string]*podWorker{}, want: map[string]bool{}, rejected: rejectedSet{}}
 }
 
 // sync takes the desired set: new pods get a worker, known ones their
@@ -50,11 +53,24 @@ func (m *podManager) sync(pods []corev1.Pod) {
 			}
 			continue
 		}
+		if m.rejected[pod.UID] {
+			continue
+		}
+		if ok, msg := m.a.admit(pod); !ok {
+			m.rejected[pod.UID] = true
+			m.a.reject(pod, reasonEvicted, msg)
+			continue
+		}
 		w := m.a.newPodWorker(pod)
 		m.workers[uid] = w
 		go w.run()
 	}
 	m.want = want
+	for uid := range m.rejected {
+		if !want[string(uid)] {
+			delete(m.rejected, uid)
+		}
+	}
 	for uid, w := range m.workers {
 		if !want[uid] {
 			w.kill()

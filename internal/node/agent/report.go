@@ -37,6 +37,8 @@ func newReporter(a *Agent) *reporter {
 }
 
 func (r *reporter) status(ps protocol.PodStatus) {
+	ps.Status = *ps.Status.DeepCopy() // not the caller's: its messages are rewritten
+	r.a.hideStatusPaths(&ps.Status)
 	r.mu.Lock()
 	if _, ok := r.pending[ps.UID]; !ok {
 		r.order = append(r.order, ps.UID)
@@ -50,6 +52,7 @@ func (r *reporter) event(ev protocol.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
+	ev.Message = r.a.hidePaths(ev.Message)
 	r.mu.Lock()
 	if len(r.events) < maxQueuedEvents {
 		r.events = append(r.events, ev)

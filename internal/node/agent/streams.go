@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -37,7 +38,8 @@ func (b streamBackend) container(ns, pod, uid, name string) (*container, error) 
 	return nil, fmt.Errorf("%w: container %q in pod %q is not available", streams.ErrContainerNotFound, name, pod)
 }
 
-func (b streamBackend) Logs(ctx context.Context, req streams.LogRequest, w io.Writer) error {
+func (b streamBackend) Logs(ctx context.Context, req streams.LogRequest, w io.Writer) (err error) {
+	defer func() { err = b.a.hideErr(err) }()
 	c, err := b.container(req.Namespace, req.Pod, req.UID, req.Container)
 	if errors.Is(err, streams.ErrPodNotRunning) && req.UID != "" {
 		// A pod this agent runs no worker for (it finished before the
@@ -47,7 +49,8 @@ func (b streamBackend) Logs(ctx context.Context, req streams.LogRequest, w io.Wr
 				path = prev
 			}
 			if path != "" {
-				return logs.Reader{Path: path, Options: req.Options, Running: func() bool { return false }}.Copy(ctx, w)
+				r := logs.Reader{Path: path, Options: req.Options, Running: func() bool { return false }}
+				return logReadError(req, r.Copy(ctx, w))
 			}
 		}
 	}
@@ -77,24 +80,44 @@ func (b streamBackend) Logs(ctx context.Context, req streams.LogRequest, w io.Wr
 			return true
 		}
 	}}
-	return r.Copy(ctx, w)
+	return logReadError(req, r.Copy(ctx, w))
+}
+
+// logReadError words a failed log read as the API answers it, naming the
+// container rather than its file: a file that is gone (the pod's directory
+// was removed as it was deleted, or the log of an old start was pruned)
+// means the container's log is not available.
+func logReadError(req streams.LogRequest, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: the log of container %q in pod %q is no longer on node", streams.ErrContainerNotFound, req.Container, req.Pod)
+	}
+	return fmt.Errorf("failed to read the log of container %q in pod %q: %w", req.Container, req.Pod, err)
 }
 
 // previousLogOnDisk finds the log of the start before the current one
-// when this worker has not run one itself (the engine restarted): it is the
-// file named by the previous restart count. Called with c.mu held.
+// when this worker has not run one itself (the engine restarted): the
+// newest log file named by a smaller start number than the current log's.
+// The number comes from the current log's own name, not from the restart
+// count, which has moved on while the container waits to restart. Called
+// with c.mu held.
 func (c *container) previousLogOnDisk() string {
-	if c.status.RestartCount == 0 || c.logPath == "" {
+	if c.logPath == "" {
 		return ""
 	}
-	p := c.logPath[:len(c.logPath)-len(strconv.Itoa(int(c.status.RestartCount))+".log")] + strconv.Itoa(int(c.status.RestartCount)-1) + ".log"
-	if fileExists(p) {
-		return p
+	dir, base := filepath.Split(c.logPath)
+	n, err := strconv.Atoi(strings.TrimSuffix(base, ".log"))
+	if err != nil || !strings.HasSuffix(base, ".log") {
+		return ""
 	}
-	return ""
+	_, prev := newestLogs(filepath.Clean(dir), n)
+	return prev
 }
 
-func (b streamBackend) Exec(ctx context.Context, req streams.ExecRequest, s streams.ExecStreams) (int, error) {
+func (b streamBackend) Exec(ctx context.Context, req streams.ExecRequest, s streams.ExecStreams) (code int, err error) {
+	defer func() { err = b.a.hideErr(err) }()
 	c, err := b.container(req.Namespace, req.Pod, req.UID, req.Container)
 	if err != nil {
 		return 0, err
@@ -147,7 +170,8 @@ func (b streamBackend) Exec(ctx context.Context, req streams.ExecRequest, s stre
 	return st.Code, nil
 }
 
-func (b streamBackend) PortForward(ctx context.Context, req streams.PortForwardRequest, conn io.ReadWriteCloser) error {
+func (b streamBackend) PortForward(ctx context.Context, req streams.PortForwardRequest, conn io.ReadWriteCloser) (err error) {
+	defer func() { err = b.a.hideErr(err) }()
 	w := b.a.pods.find(req.Namespace, req.Pod, req.UID)
 	if w == nil {
 		return fmt.Errorf("%w: pod %q is not running on node %q", streams.ErrPodNotRunning, req.Pod, b.a.cfg.NodeName)
@@ -177,6 +201,12 @@ func (b streamBackend) PortForward(ctx context.Context, req streams.PortForwardR
 // the one before it: the files are named by restart count.
 func (b streamBackend) logsOnDisk(uid, container string) (newest, previous string) {
 	dir := filepath.Join(b.a.cfg.DataDir, "pods", filepath.Base(uid), "logs", filepath.Base(container))
+	return newestLogs(dir, -1)
+}
+
+// newestLogs returns the two newest container start logs in dir
+// ("<start>.log") whose start is below before (any, when before < 0).
+func newestLogs(dir string, before int) (newest, previous string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return "", ""
@@ -184,7 +214,7 @@ func (b streamBackend) logsOnDisk(uid, container string) (newest, previous strin
 	best, second := -1, -1
 	for _, e := range entries {
 		n, err := strconv.Atoi(strings.TrimSuffix(e.Name(), ".log"))
-		if err != nil || !strings.HasSuffix(e.Name(), ".log") {
+		if err != nil || !strings.HasSuffix(e.Name(), ".log") || (before >= 0 && n >= before) {
 			continue
 		}
 		if n > best {
@@ -199,10 +229,8 @@ func (b streamBackend) logsOnDisk(uid, container string) (newest, previous strin
 		}
 		return filepath.Join(dir, strconv.Itoa(n)+".log")
 	}
+	if before >= 0 {
+		return "", name(best) // the newest below before is the previous
+	}
 	return name(best), name(second)
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/skiffhq/skiff/internal/node/agent/volumes"
 	"github.com/skiffhq/skiff/internal/node/protocol"
+	skiffrt "github.com/skiffhq/skiff/runtime"
 )
 
 // podWorker drives one pod to its spec: address, volumes, init
@@ -39,12 +40,15 @@ type podWorker struct {
 	inits        []*container
 	grace        time.Duration
 	deleting     bool
+	storage      *volumes.Storage // the pod's emptyDirs and logs (storage.go)
+	logsCounted  bool             // the logs on disk at setUp were counted
 }
 
 func (a *Agent) newPodWorker(pod *corev1.Pod) *podWorker {
 	ctx, cancel := context.WithCancel(a.runCtx)
 	w := &podWorker{a: a, uid: string(pod.UID), pod: pod.DeepCopy(), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		dir: filepath.Join(a.cfg.DataDir, "pods", string(pod.UID))}
+	w.storage = w.newStorage(pod)
 	w.startTime = metav1.Now()
 	if pod.Status.StartTime != nil {
 		w.startTime = *pod.Status.StartTime
@@ -161,11 +165,15 @@ func (w *podWorker) setUp() {
 			pod := w.pod.DeepCopy()
 			w.mu.Unlock()
 			vols, err := volumes.SetUp(w.ctx, pod, w.dir, w.a.volumeSources(pod.Namespace))
+			var quotas map[string]skiffrt.DiskQuota
+			if err == nil {
+				quotas, err = w.trackStorage(pod, vols)
+			}
 			if err == nil {
 				w.mu.Lock()
 				w.readyToStart = true
 				for _, c := range append(append([]*container{}, w.inits...), w.containers...) {
-					c.volumes = vols
+					c.volumes, c.quotas = vols, quotas
 				}
 				w.mu.Unlock()
 				w.report()

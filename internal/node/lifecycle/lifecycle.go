@@ -57,8 +57,12 @@ type Controller struct {
 	lastSeen map[string]time.Time
 	// ready holds the nodes whose Ready condition this controller knows to
 	// be True in the store, so a heartbeat costs no API call.
-	ready   map[string]bool
-	started time.Time
+	ready map[string]bool
+	// conditions holds, per node, the status of the pressure conditions its
+	// heartbeats carry as this controller last wrote or registered them, so
+	// that a heartbeat costs an API call only when one changes.
+	conditions map[string]map[corev1.NodeConditionType]corev1.ConditionStatus
+	started    time.Time
 
 	subs   []*bus.Subscription
 	cancel context.CancelFunc
@@ -80,7 +84,8 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		cfg.Logger = slog.Default()
 	}
 	c := &Controller{cfg: cfg, log: cfg.Logger.With("component", "node-lifecycle"), lastSeen: map[string]time.Time{},
-		ready: map[string]bool{}, started: time.Now(), done: make(chan struct{})}
+		ready: map[string]bool{}, conditions: map[string]map[corev1.NodeConditionType]corev1.ConditionStatus{},
+		started: time.Now(), done: make(chan struct{})}
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	reg, err := bus.Serve(runCtx, cfg.Bus, bus.SubjectRegister, "node-lifecycle", c.register)
@@ -161,6 +166,11 @@ func (c *Controller) register(ctx context.Context, r protocol.Registration) (pro
 	c.mu.Lock()
 	c.lastSeen[want.Name] = time.Now()
 	c.ready[want.Name] = isReady(want.Status)
+	known := map[corev1.NodeConditionType]corev1.ConditionStatus{}
+	for _, cond := range want.Status.Conditions {
+		known[cond.Type] = cond.Status
+	}
+	c.conditions[want.Name] = known
 	c.mu.Unlock()
 	c.log.Info("node registered", "node", want.Name)
 	return protocol.Registered{UID: uid, PodCIDR: podCIDR}, nil
@@ -243,6 +253,7 @@ func (c *Controller) heartbeat(ctx context.Context, subject string, hb protocol.
 	ready := c.ready[name]
 	c.mu.Unlock()
 	if ready {
+		c.syncConditions(ctx, name, hb.Conditions)
 		return
 	}
 	err := c.setReady(ctx, name, corev1.ConditionTrue, "KubeletReady", "skiff agent is posting ready status")
@@ -250,7 +261,9 @@ func (c *Controller) heartbeat(ctx context.Context, subject string, hb protocol.
 	case err == nil:
 		c.mu.Lock()
 		c.ready[name] = true
+		delete(c.conditions, name) // setReady rewrote them: the heartbeat's say
 		c.mu.Unlock()
+		c.syncConditions(ctx, name, hb.Conditions)
 	case apierrors.IsNotFound(err):
 		// Not registered (or deleted): the agent registers when it starts.
 	default:
@@ -285,6 +298,7 @@ func (c *Controller) monitor(ctx context.Context) {
 			if time.Since(last) > c.cfg.GracePeriod {
 				c.mu.Lock()
 				c.ready[n.Name] = false
+				delete(c.conditions, n.Name)
 				c.mu.Unlock()
 				if err := c.setReady(ctx, n.Name, corev1.ConditionUnknown, "NodeStatusUnknown", "Kubelet stopped posting node status."); err != nil && ctx.Err() == nil {
 					c.log.Warn("mark node unknown", "node", n.Name, "err", err)
@@ -330,4 +344,65 @@ func (c *Controller) setReady(ctx context.Context, name string, status corev1.Co
 		}
 		return err
 	})
+}
+
+// syncConditions writes the conditions a heartbeat carries (DiskPressure)
+// whose status differs from what this controller knows the Node says:
+// status, reason and message, with the transition time of a change. An
+// unchanged heartbeat costs nothing.
+func (c *Controller) syncConditions(ctx context.Context, name string, conds []corev1.NodeCondition) {
+	if len(conds) == 0 {
+		return
+	}
+	c.mu.Lock()
+	known := c.conditions[name]
+	var changed []corev1.NodeCondition
+	for _, cond := range conds {
+		if st, ok := known[cond.Type]; !ok || st != cond.Status {
+			changed = append(changed, cond)
+		}
+	}
+	c.mu.Unlock()
+	if len(changed) == 0 {
+		return
+	}
+	nodes := c.cfg.Client.CoreV1().Nodes()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := nodes.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		now := metav1.Now()
+		for _, want := range changed {
+			i := 0
+			for i < len(n.Status.Conditions) && n.Status.Conditions[i].Type != want.Type {
+				i++
+			}
+			if i == len(n.Status.Conditions) {
+				n.Status.Conditions = append(n.Status.Conditions, corev1.NodeCondition{Type: want.Type})
+			}
+			cur := &n.Status.Conditions[i]
+			if cur.Status != want.Status {
+				cur.LastTransitionTime = now
+			}
+			cur.Status, cur.Reason, cur.Message, cur.LastHeartbeatTime = want.Status, want.Reason, want.Message, now
+		}
+		_, err = nodes.UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		if ctx.Err() == nil && !apierrors.IsNotFound(err) {
+			c.log.Warn("write node conditions", "node", name, "err", err)
+		}
+		return
+	}
+	c.mu.Lock()
+	if c.conditions[name] == nil {
+		c.conditions[name] = map[corev1.NodeConditionType]corev1.ConditionStatus{}
+	}
+	for _, cond := range changed {
+		c.conditions[name][cond.Type] = cond.Status
+		c.log.Info("node condition changed", "node", name, "condition", cond.Type, "status", cond.Status, "message", cond.Message)
+	}
+	c.mu.Unlock()
 }

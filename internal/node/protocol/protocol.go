@@ -33,10 +33,14 @@ type Registered struct {
 
 // Heartbeat says a node's agent is alive. Heartbeats are not written to the
 // store: the control plane keeps the last one in memory and writes only when
-// the node's Ready condition changes.
+// one of the node's conditions changes.
 type Heartbeat struct {
 	Node string    `json:"node"`
 	Time time.Time `json:"time"`
+	// Conditions are the node's pressure conditions as the agent sees them
+	// now (DiskPressure); the control plane writes one only when its status
+	// changes. Empty from an agent that reports none.
+	Conditions []corev1.NodeCondition `json:"conditions,omitempty"`
 }
 
 // PodEvent is one change to the pods bound to a node, pushed by the control

@@ -12,9 +12,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,22 +30,76 @@ import (
 // records, as CRI runtimes do (16 KiB).
 const maxLogLine = 16 << 10
 
-// File is one container start's log, rotated when it exceeds maxSize:
-// the full file moves to path+".1" (replacing an older one) and a new file
-// starts, so a container's log never takes more than twice maxSize.
-type File struct {
-	path    string
-	maxSize int64
-
-	mu   sync.Mutex
-	f    *os.File
-	size int64
-	err  error // the first write error; later writes are dropped
+// Options bound a container start's log on disk.
+type Options struct {
+	// MaxSize is where the file is rotated. Default 10 MiB, the kubelet's
+	// containerLogMaxSize.
+	MaxSize int64
+	// MaxFiles is how many files are kept, the current one included; the
+	// oldest rotated file goes first. Default 5, the kubelet's
+	// containerLogMaxFiles; at least 2.
+	MaxFiles int
+	// MaxTotal, when set, bounds the files together (the container's
+	// ephemeral-storage limit covers its logs): MaxSize shrinks to half of
+	// it if need be, and rotated files go while the kept ones and a full
+	// current file would not fit. Default MaxSize×MaxFiles.
+	MaxTotal int64
+	// OnChange, when set, is told each change of the bytes the files hold
+	// (the pod's ephemeral-storage accounting), under the File's lock: it
+	// must not block.
+	OnChange func(delta int64)
 }
 
-// OpenFile opens the log at path for appending, creating it if missing;
-// what it holds already counts towards maxSize.
+// File is one container start's log, rotated as the kubelet rotates CRI
+// logs: when a record would take it past MaxSize, the file is renamed to
+// path.<UTC time> and a new one starts, and rotated files beyond MaxFiles
+// (or MaxTotal) are deleted oldest first. So a container start's log never
+// takes more than MaxSize×MaxFiles.
+//
+// A rotation never leaves path missing: the full file gets its rotated name
+// as a second link, and a new file is renamed over path in one step, so a
+// reader opening path at any moment finds the old file or the new one.
+type File struct {
+	path string
+	opts Options
+
+	mu      sync.Mutex
+	f       *os.File
+	size    int64
+	rotated []rotatedFile // oldest first
+	err     error         // the first write error; later writes are dropped
+}
+
+type rotatedFile struct {
+	path string
+	size int64
+}
+
+// rotatedTimeFormat names rotated files (path.<time>): the kubelet's
+// format, with nanoseconds so that names sort by age and rotations within a
+// second do not collide.
+const rotatedTimeFormat = "20060102-150405.000000000"
+
+// OpenFile opens the log at path for appending with the default options
+// but for maxSize. See Open.
 func OpenFile(path string, maxSize int64) (*File, error) {
+	return Open(path, Options{MaxSize: maxSize})
+}
+
+// Open opens the log at path for appending, creating it if missing; what
+// it holds already, and files rotated from it earlier, count towards the
+// limits.
+func Open(path string, opts Options) (*File, error) {
+	if opts.MaxSize <= 0 {
+		opts.MaxSize = 10 << 20
+	}
+	if opts.MaxFiles <= 0 {
+		opts.MaxFiles = 5
+	}
+	opts.MaxFiles = max(opts.MaxFiles, 2)
+	if opts.MaxTotal > 0 {
+		opts.MaxSize = max(min(opts.MaxSize, opts.MaxTotal/2), 1)
+	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open container log: %w", err)
@@ -50,7 +109,29 @@ func OpenFile(path string, maxSize int64) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("open container log: %w", err)
 	}
-	return &File{path: path, maxSize: maxSize, f: f, size: st.Size()}, nil
+	l := &File{path: path, opts: opts, f: f, size: st.Size()}
+	l.rotated = listRotated(path)
+	l.prune()
+	return l, nil
+}
+
+// listRotated finds the files rotated from path, oldest first.
+func listRotated(path string) []rotatedFile {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return nil
+	}
+	prefix := filepath.Base(path) + "."
+	var out []rotatedFile
+	for _, e := range entries { // ReadDir sorts by name: by age
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), prefix) || strings.HasSuffix(e.Name(), ".tmp") {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			out = append(out, rotatedFile{path: filepath.Join(filepath.Dir(path), e.Name()), size: info.Size()})
+		}
+	}
+	return out
 }
 
 func (l *File) record(stream string, partial bool, text []byte) {
@@ -74,30 +155,78 @@ func (l *File) record(stream string, partial bool, text []byte) {
 	if l.err != nil || l.f == nil {
 		return
 	}
-	if l.size+int64(b.Len()) > l.maxSize && l.size > 0 {
+	if l.size+int64(b.Len()) > l.opts.MaxSize && l.size > 0 {
 		l.rotate()
+		if l.f == nil {
+			return
+		}
 	}
 	n, err := l.f.Write(b.Bytes())
 	l.size += int64(n)
+	l.changed(int64(n))
 	if err != nil {
 		l.err = err
 	}
 }
 
 func (l *File) rotate() {
-	l.f.Close()
-	if err := os.Rename(l.path, l.path+".1"); err != nil {
-		l.err = err
-		l.f = nil
-		return
+	name := l.path + "." + time.Now().UTC().Format(rotatedTimeFormat)
+	for i := 0; fileExists(name); i++ {
+		name = l.path + "." + time.Now().UTC().Add(time.Duration(i+1)).Format(rotatedTimeFormat)
 	}
-	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	// The new file is made aside and renamed over path, after the full one
+	// got its rotated name as a second link: a reader opening path finds a
+	// file at every moment. Where links cannot be made, the full file is
+	// renamed first, which leaves path missing for a moment; Reader retries.
+	tmp := l.path + ".tmp"
+	nf, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err == nil {
+		if err = os.Link(l.path, name); err == nil {
+			err = os.Rename(tmp, l.path)
+		} else if err = os.Rename(l.path, name); err == nil {
+			err = os.Rename(tmp, l.path)
+		}
+		if err != nil {
+			nf.Close()
+			os.Remove(tmp)
+		}
+	}
 	if err != nil {
-		l.err = err
+		l.err = fmt.Errorf("rotate container log: %w", err)
+		l.f.Close()
 		l.f = nil
 		return
 	}
-	l.f, l.size = f, 0
+	l.f.Close()
+	l.rotated = append(l.rotated, rotatedFile{path: name, size: l.size})
+	l.f, l.size = nf, 0
+	l.prune()
+}
+
+// prune deletes the oldest rotated files beyond MaxFiles, and while the
+// kept ones and a current file grown to MaxSize would exceed MaxTotal.
+// Called with l.mu held.
+func (l *File) prune() {
+	var kept int64
+	for _, r := range l.rotated {
+		kept += r.size
+	}
+	for len(l.rotated) > 0 && (len(l.rotated) > l.opts.MaxFiles-1 ||
+		(l.opts.MaxTotal > 0 && kept+max(l.size, l.opts.MaxSize) > l.opts.MaxTotal)) {
+		r := l.rotated[0]
+		if err := os.Remove(r.path); err != nil && !os.IsNotExist(err) {
+			break // kept, and tried again at the next rotation
+		}
+		kept -= r.size
+		l.rotated = l.rotated[1:]
+		l.changed(-r.size)
+	}
+}
+
+func (l *File) changed(delta int64) {
+	if l.opts.OnChange != nil && delta != 0 {
+		l.opts.OnChange(delta)
+	}
 }
 
 func (l *File) Close() error {
@@ -226,7 +355,7 @@ func (r Reader) Copy(ctx context.Context, w io.Writer) error {
 		return err
 	}
 
-	f, err := os.Open(r.Path)
+	f, err := openLog(ctx, r.Path)
 	if err != nil {
 		return fmt.Errorf("open container log: %w", err)
 	}
@@ -299,11 +428,15 @@ func (r Reader) Copy(ctx context.Context, w io.Writer) error {
 		}
 		// A rotation replaced the file: read the new one before deciding
 		// the container is done, or lines written just before it exited
-		// would be lost.
+		// would be lost. The old one is drained first: the writer may have
+		// added to it between the read above and the rotation.
 		if st, err := os.Stat(r.Path); err == nil {
 			if cur, err := f.Stat(); err == nil && !os.SameFile(st, cur) {
+				if err := readAll(false); err != nil {
+					return ignoreLimit(err)
+				}
 				f.Close()
-				if f, err = os.Open(r.Path); err != nil {
+				if f, err = openLog(ctx, r.Path); err != nil {
 					return fmt.Errorf("reopen rotated container log: %w", err)
 				}
 				br.Reset(f)
@@ -320,6 +453,42 @@ func (r Reader) Copy(ctx context.Context, w io.Writer) error {
 		case <-time.After(poll):
 		}
 	}
+}
+
+// openLog opens a log file for reading. A file that is missing is looked
+// for again a few times: a writer that cannot make links leaves it missing
+// for a moment while it rotates. The error names no host path (its text
+// reaches API clients): only what went wrong.
+func openLog(ctx context.Context, path string) (*os.File, error) {
+	for attempt := 0; ; attempt++ {
+		f, err := os.Open(path)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) || attempt == 20 {
+			return nil, withoutPath(err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, withoutPath(err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// withoutPath drops the file name from a file system error, keeping what
+// errors.Is finds (fs.ErrNotExist and the errno).
+func withoutPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 var errLimit = fmt.Errorf("log limit reached")
@@ -355,4 +524,44 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 		err = errLimit // the limit is reached: a follow ends here too
 	}
 	return n, err
+}
+
+// RemoveOldStarts deletes from a container's log directory what nothing
+// reads any more once start current begins: the logs of every earlier start
+// but the newest one (kubectl logs --previous), and that one's rotated files
+// (a kubelet reads only a container's current file). So a container that
+// crashes in a loop keeps two starts' logs, not one per restart, as the
+// kubelet keeps one dead container per container. It returns the bytes
+// freed.
+func RemoveOldStarts(dir string, current int) int64 {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	start := func(name string) (int, bool) {
+		num, _, _ := strings.Cut(name, ".")
+		n, err := strconv.Atoi(num)
+		return n, err == nil && strings.HasPrefix(name, num+".log")
+	}
+	previous := -1
+	for _, e := range entries {
+		if n, ok := start(e.Name()); ok && n < current && e.Name() == strconv.Itoa(n)+".log" {
+			previous = max(previous, n)
+		}
+	}
+	var freed int64
+	for _, e := range entries {
+		n, ok := start(e.Name())
+		if !ok || n >= current || e.Name() == strconv.Itoa(previous)+".log" {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		if os.Remove(filepath.Join(dir, e.Name())) == nil {
+			freed += info.Size()
+		}
+	}
+	return freed
 }

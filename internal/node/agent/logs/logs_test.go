@@ -136,9 +136,13 @@ func waitReaderDone(t *testing.T, done <-chan error) {
 	}
 }
 
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
+// rotatedPaths lists the files rotated from path, oldest first.
+func rotatedPaths(path string) []string {
+	var out []string
+	for _, r := range listRotated(path) {
+		out = append(out, r.path)
+	}
+	return out
 }
 
 func TestLogStreamWrite(t *testing.T) {
@@ -254,7 +258,8 @@ func TestLogFileRotation(t *testing.T) {
 	}
 	lf.Close()
 
-	for _, p := range []string{path, path + ".1"} {
+	rotated := rotatedPaths(path)
+	for _, p := range append(rotated, path) {
 		st, err := os.Stat(p)
 		if err != nil {
 			t.Fatalf("after rotations: %v", err)
@@ -263,14 +268,18 @@ func TestLogFileRotation(t *testing.T) {
 			t.Errorf("%s is %d bytes, over maxSize %d", p, st.Size(), maxSize)
 		}
 	}
-	if fileExists(path + ".2") {
-		t.Errorf("rotation kept more than one old file")
+	if len(rotated) != 4 {
+		t.Errorf("rotation kept %d old files, want 4: the default 5 files in all", len(rotated))
 	}
-	old, cur := readCRIFile(t, path+".1"), readCRIFile(t, path)
+	var old []criLine
+	for _, p := range rotated {
+		old = append(old, readCRIFile(t, p)...)
+	}
+	cur := readCRIFile(t, path)
 	if len(old) == 0 || len(cur) == 0 {
-		t.Fatalf("old file has %d records, current %d: want both non-empty", len(old), len(cur))
+		t.Fatalf("old files have %d records, current %d: want both non-empty", len(old), len(cur))
 	}
-	// The two files hold the newest records, contiguous and in order, the
+	// The files hold the newest records, contiguous and in order, the
 	// current one ending with the last line written.
 	all := append(old, cur...)
 	first := lines - len(all)
@@ -292,9 +301,13 @@ func TestLogFileRotationCountsExistingContent(t *testing.T) {
 	s := lf.Stream("stdout")
 	s.Write([]byte("new\n"))
 	lf.Close()
-	b, err := os.ReadFile(path + ".1")
+	rotated := rotatedPaths(path)
+	if len(rotated) != 1 {
+		t.Fatalf("the existing content was not rotated out: rotated files %v", rotated)
+	}
+	b, err := os.ReadFile(rotated[0])
 	if err != nil {
-		t.Fatalf("the existing content was not rotated out: %v", err)
+		t.Fatal(err)
 	}
 	if string(b) != old {
 		t.Errorf("rotated file holds %q, want the earlier content", b)
@@ -315,8 +328,12 @@ func TestLogFileRecordLargerThanMaxSize(t *testing.T) {
 	s := lf.Stream("stdout")
 	s.Write([]byte("first-long-line\nsecond-long-line\n"))
 	lf.Close()
-	if got := readCRIFile(t, path+".1"); !slices.Equal(got, []criLine{{"stdout", "F", "first-long-line"}}) {
-		t.Errorf(".1 holds %v", got)
+	rotated := rotatedPaths(path)
+	if len(rotated) != 1 {
+		t.Fatalf("rotated files %v, want one", rotated)
+	}
+	if got := readCRIFile(t, rotated[0]); !slices.Equal(got, []criLine{{"stdout", "F", "first-long-line"}}) {
+		t.Errorf("the rotated file holds %v", got)
 	}
 	if got := readCRIFile(t, path); !slices.Equal(got, []criLine{{"stdout", "F", "second-long-line"}}) {
 		t.Errorf("current file holds %v", got)
@@ -516,11 +533,11 @@ func TestLogReaderFollowAcrossRotation(t *testing.T) {
 		write(i)
 	}
 	waitLogOutput(t, buf, want)
-	if fileExists(path + ".1") {
+	if len(rotatedPaths(path)) > 0 {
 		t.Fatal("rotated before the file was full: the test's sizes are wrong")
 	}
 	write(4)
-	if !fileExists(path + ".1") {
+	if len(rotatedPaths(path)) == 0 {
 		t.Fatal("the fifth record did not rotate the file")
 	}
 	write(5)
@@ -551,7 +568,7 @@ func TestLogReaderFollowRotationJustBeforeExit(t *testing.T) {
 		calls++
 		if calls == 1 {
 			out.Write([]byte(rotationLine(1) + "\n")) // rotates: the file now holds only this line
-			if !fileExists(path + ".1") {
+			if len(rotatedPaths(path)) == 0 {
 				t.Error("the write did not rotate the file")
 			}
 		}

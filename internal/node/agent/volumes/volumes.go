@@ -303,6 +303,13 @@ func writeProjected(dir string, f projectedFile) error {
 // (ConfigMap, Secret, downward API, projected) are always read-only, as in
 // Kubernetes.
 func Mounts(pod *corev1.Pod, c *corev1.Container, vols map[string]string) ([]skiffrt.Mount, error) {
+	return MountsWithQuotas(pod, c, vols, nil)
+}
+
+// MountsWithQuotas is Mounts with each writable mount of a volume in
+// quotas bounded by its quota (Storage.Track's, for emptyDirs), subPath
+// mounts included: the quota is the whole volume's.
+func MountsWithQuotas(pod *corev1.Pod, c *corev1.Container, vols map[string]string, quotas map[string]skiffrt.DiskQuota) ([]skiffrt.Mount, error) {
 	kinds := map[string]*corev1.Volume{}
 	for i := range pod.Spec.Volumes {
 		kinds[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
@@ -322,7 +329,11 @@ func Mounts(pod *corev1.Pod, c *corev1.Container, vols map[string]string) ([]ski
 		}
 		v := kinds[m.Name]
 		ro := m.ReadOnly || NodeWritten(v)
-		out = append(out, skiffrt.Mount{HostPath: host, GuestPath: m.MountPath, ReadOnly: ro})
+		mount := skiffrt.Mount{HostPath: host, GuestPath: m.MountPath, ReadOnly: ro}
+		if !ro {
+			mount.Quota = quotas[m.Name]
+		}
+		out = append(out, mount)
 	}
 	return out, nil
 }

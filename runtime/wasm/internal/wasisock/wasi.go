@@ -37,7 +37,9 @@ type Listener struct {
 // InstantiateWASI instantiates WASI preview1 into wr: wazero's functions,
 // with the ones that touch sockets or wait (poll_oneoff) replaced by this
 // package's (wrapWASI), the ones that number files bounded (limitFiles),
-// and wazero's bugs a guest can reach worked around (fixWazero). A replacement passes every call that is not about a
+// wazero's bugs a guest can reach worked around (fixWazero), and the ones
+// that can fill a disk answering ENOSPC for a quota's refusals
+// (wrapNoSpace). A replacement passes every call that is not about a
 // Run's sockets to wazero's own function, so guests without Listeners behave
 // exactly as with wasi_snapshot_preview1.Instantiate.
 func InstantiateWASI(ctx context.Context, wr wazero.Runtime) (api.Closer, error) {
@@ -69,6 +71,7 @@ func InstantiateWASI(ctx context.Context, wr wazero.Runtime) (api.Closer, error)
 			fixWazero,
 			wrapWASI,
 			func(name string, fn api.GoModuleFunction) api.GoModuleFunction { return limitFiles(name, fn, fdClose) },
+			wrapNoSpace,
 		} {
 			if w := wrap(name, fn); w != nil {
 				fn, replaced = w, true
