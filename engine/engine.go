@@ -211,7 +211,9 @@ func (e *Engine) startNodes(ctx context.Context) error {
 		DataDir: filepath.Join(e.cfg.DataDir, agentSubdir), PodCIDR: e.cfg.PodCIDR, MaxPods: e.cfg.MaxPods,
 		VolumeSyncPeriod: e.cfg.VolumeSyncPeriod,
 		BackOffInitial:   backoff, BackOffMax: 30 * backoff,
-		HeartbeatInterval: e.cfg.NodeHeartbeatInterval, Logger: e.log}); err != nil {
+		HeartbeatInterval:     e.cfg.NodeHeartbeatInterval,
+		DefaultPodMemoryLimit: e.cfg.DefaultPodMemoryLimit, EvictionMemoryAvailable: e.cfg.EvictionMemoryAvailable,
+		Logger: e.log}); err != nil {
 		return err
 	}
 	return e.agent.Start(ctx)

@@ -41,7 +41,11 @@ type WorkerConfig struct {
 	VolumeSyncPeriod time.Duration
 	// HeartbeatInterval is as Config.NodeHeartbeatInterval.
 	HeartbeatInterval time.Duration
-	Logger            *slog.Logger
+	// DefaultPodMemoryLimit and EvictionMemoryAvailable are as in Config:
+	// 512 MiB and 100 MiB by default.
+	DefaultPodMemoryLimit   int64
+	EvictionMemoryAvailable int64
+	Logger                  *slog.Logger
 }
 
 // Worker is a running worker node.
@@ -107,7 +111,9 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	backoff := cfg.CrashLoopBackOff
 	if w.agent, err = agent.New(agent.Config{NodeName: cfg.NodeName, Bus: conn, Runtime: pr, DataDir: dir,
 		PodCIDR: cfg.PodCIDR, MaxPods: cfg.MaxPods, VolumeSyncPeriod: cfg.VolumeSyncPeriod,
-		BackOffInitial: backoff, BackOffMax: 30 * backoff, HeartbeatInterval: cfg.HeartbeatInterval, Logger: cfg.Logger}); err != nil {
+		BackOffInitial: backoff, BackOffMax: 30 * backoff, HeartbeatInterval: cfg.HeartbeatInterval,
+		DefaultPodMemoryLimit: cfg.DefaultPodMemoryLimit, EvictionMemoryAvailable: cfg.EvictionMemoryAvailable,
+		Logger: cfg.Logger}); err != nil {
 		w.Stop(ctx)
 		return nil, err
 	}

@@ -63,6 +63,25 @@ type Config struct {
 	// HeartbeatInterval is how often the agent says it is alive. Default
 	// 10s, Kubernetes' node status update frequency.
 	HeartbeatInterval time.Duration
+	// DefaultPodMemoryLimit caps, in bytes, the memory of each Wasm
+	// container that sets no resources.limits.memory (after any
+	// LimitRange default the API server applied). The pod keeps what its
+	// user wrote: this is the node's own cap, also counted by admission
+	// (see memory.go). Default DefaultPodMemoryLimit (512 MiB); negative
+	// leaves such containers without a limit, which lets one pod take the
+	// whole node.
+	DefaultPodMemoryLimit int64
+	// EvictionMemoryAvailable is the hard eviction threshold, in bytes:
+	// when the node's available memory falls below it, the agent sets
+	// MemoryPressure and evicts pods, one per EvictionInterval, as the
+	// kubelet's --eviction-hard=memory.available<100Mi does; it is also
+	// kept out of the node's allocatable memory. Default
+	// DefaultEvictionMemoryAvailable (100 MiB, the kubelet's); negative
+	// turns eviction off.
+	EvictionMemoryAvailable int64
+	// EvictionInterval is how often the node's memory is checked. Default
+	// 10s, the kubelet's housekeeping interval.
+	EvictionInterval time.Duration
 	// OnPodsChanged, when set, is called with the pods bound to this node
 	// each time the set changes (on the bus subscription's goroutine: do
 	// not block in it).
@@ -122,6 +141,15 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.BackOffMax <= 0 {
 		cfg.BackOffMax = 5 * time.Minute
+	}
+	if cfg.DefaultPodMemoryLimit == 0 {
+		cfg.DefaultPodMemoryLimit = DefaultPodMemoryLimit
+	}
+	if cfg.EvictionMemoryAvailable == 0 {
+		cfg.EvictionMemoryAvailable = DefaultEvictionMemoryAvailable
+	}
+	if cfg.EvictionInterval <= 0 {
+		cfg.EvictionInterval = 10 * time.Second
 	}
 	if cfg.Runtime != nil && cfg.DataDir == "" {
 		return nil, errors.New("agent: DataDir is required with a Runtime")

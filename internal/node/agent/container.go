@@ -227,10 +227,9 @@ func (c *container) prepare(ctx context.Context) (skiffrt.ContainerSpec, error) 
 			ports = append(ports, skiffrt.Port{Name: p.Name, Port: p.ContainerPort})
 		}
 	}
-	var limit int64
-	if q, ok := c.spec.Resources.Limits[corev1.ResourceMemory]; ok {
-		limit = q.Value()
-	}
+	// The container's own limit, or the node's default (memory.go): the
+	// pod's spec keeps what its user wrote.
+	limit := w.a.containerMemoryLimit(&c.spec)
 	hostname := pod.Name
 	if pod.Spec.Hostname != "" {
 		hostname = pod.Spec.Hostname
