@@ -22,6 +22,8 @@ var (
 	notReadyTaint    = corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}
 	unreachableTaint = corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoSchedule}
 	cordonTaint      = corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}
+	// A node under memory pressure is evicting pods: new ones go elsewhere.
+	memoryPressureTaint = corev1.Taint{Key: corev1.TaintNodeMemoryPressure, Effect: corev1.TaintEffectNoSchedule}
 )
 
 // A filter says why pod cannot go on node, or nothing if it can. Reasons
@@ -50,7 +52,7 @@ func fitsUnschedulable(pod *corev1.Pod, _ resources, n *nodeInfo) []string {
 }
 
 // fitsTaints checks the node's NoSchedule and NoExecute taints, and the
-// taint its Ready condition stands for.
+// taints its Ready and MemoryPressure conditions stand for.
 func fitsTaints(pod *corev1.Pod, _ resources, n *nodeInfo) []string {
 	taints := n.node.Spec.Taints
 	switch readyStatus(n.node) {
@@ -59,6 +61,9 @@ func fitsTaints(pod *corev1.Pod, _ resources, n *nodeInfo) []string {
 		taints = append(taints[:len(taints):len(taints)], notReadyTaint)
 	default:
 		taints = append(taints[:len(taints):len(taints)], unreachableTaint)
+	}
+	if conditionStatus(n.node, corev1.NodeMemoryPressure) == corev1.ConditionTrue {
+		taints = append(taints[:len(taints):len(taints)], memoryPressureTaint)
 	}
 	for i := range taints {
 		t := &taints[i]
@@ -73,8 +78,12 @@ func fitsTaints(pod *corev1.Pod, _ resources, n *nodeInfo) []string {
 }
 
 func readyStatus(n *corev1.Node) corev1.ConditionStatus {
+	return conditionStatus(n, corev1.NodeReady)
+}
+
+func conditionStatus(n *corev1.Node, t corev1.NodeConditionType) corev1.ConditionStatus {
 	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
+		if c.Type == t {
 			return c.Status
 		}
 	}

@@ -102,6 +102,16 @@ type Agent struct {
 	pods        *podManager
 	runCtx      context.Context // ends at Stop; every pod worker's parent
 
+	// readMemory reads the node's memory (readNodeMemory; tests replace
+	// it).
+	readMemory func() (nodeMemory, error)
+	// heartbeatNow asks for a heartbeat at once: a condition changed.
+	heartbeatNow chan struct{}
+
+	memMu          sync.Mutex
+	memoryPressure bool      // the MemoryPressure condition
+	lastLowMemory  time.Time // the last check below the eviction threshold
+
 	mu          sync.Mutex
 	cancel      context.CancelFunc
 	done        chan struct{}
@@ -154,7 +164,8 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Runtime != nil && cfg.DataDir == "" {
 		return nil, errors.New("agent: DataDir is required with a Runtime")
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName)}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName),
+		readMemory: readNodeMemory, heartbeatNow: make(chan struct{}, 1)}
 	for _, addr := range cfg.Addresses {
 		if addr.Type == corev1.NodeInternalIP && a.hostIP == "" {
 			a.hostIP = addr.Address
@@ -222,6 +233,9 @@ func (a *Agent) Start(ctx context.Context) error {
 	// A reconnect may have lost events: sync again.
 	a.cfg.Bus.NATS().SetReconnectHandler(func(*nats.Conn) { a.requestResync(runCtx) })
 	go a.heartbeats(runCtx, done)
+	if a.cfg.Runtime != nil && a.cfg.EvictionMemoryAvailable > 0 {
+		go a.watchMemory(runCtx)
+	}
 	return nil
 }
 
@@ -286,13 +300,15 @@ func (a *Agent) heartbeats(ctx context.Context, done chan struct{}) {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
-		if err := bus.Publish(ctx, a.cfg.Bus, subject, protocol.Heartbeat{Node: a.cfg.NodeName, Time: time.Now()}); err != nil && ctx.Err() == nil {
+		hb := protocol.Heartbeat{Node: a.cfg.NodeName, Time: time.Now(), Conditions: a.conditions()}
+		if err := bus.Publish(ctx, a.cfg.Bus, subject, hb); err != nil && ctx.Err() == nil {
 			a.log.Warn("heartbeat not sent", "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-a.heartbeatNow:
 		}
 	}
 }

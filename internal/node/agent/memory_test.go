@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,4 +144,18 @@ func TestAdmissionRejectsWhatDoesNotFit(t *testing.T) {
 		t.Error("a deleted pod is still remembered")
 	}
 	a.pods.stopAll()
+}
+
+func TestParseMeminfo(t *testing.T) {
+	m, err := parseMeminfo(strings.NewReader("MemTotal:       24683748 kB\nMemFree:  100 kB\nMemAvailable:   23544056 kB\n"))
+	if err != nil || m.total != 24683748*1024 || m.available != 23544056*1024 {
+		t.Errorf("%+v %v", m, err)
+	}
+	if _, err := parseMeminfo(strings.NewReader("MemFree: 1 kB\n")); err == nil {
+		t.Error("no MemTotal accepted")
+	}
+	v2, v1 := cgroupPaths("12:memory:/kubepods/pod1\n0::/system.slice/skiff.service\n")
+	if v2 != "/system.slice/skiff.service" || v1 != "/kubepods/pod1" {
+		t.Errorf("cgroup paths %q %q", v2, v1)
+	}
 }

@@ -68,6 +68,10 @@ func (m *podManager) sync(pods []corev1.Pod) {
 	})
 	used := m.memoryInUseLocked()
 	for _, pod := range fresh {
+		if msg, ok := m.a.admitUnderPressure(pod); !ok {
+			m.rejectLocked(pod, ReasonEvicted, msg)
+			continue
+		}
 		limit, _ := m.a.podMemoryLimit(pod)
 		if msg, ok := m.a.admit(limit, used); !ok {
 			m.rejectLocked(pod, ReasonOutOfMemory, msg)
@@ -190,6 +194,25 @@ func (a *Agent) admit(limit, used int64) (string, bool) {
 		return "", true
 	}
 	return admitMemory(limit, used, capacity)
+}
+
+// admitUnderPressure is the kubelet's eviction admission: while the node
+// is under memory pressure a BestEffort pod, which is first in line for
+// eviction, is not started unless it tolerates the memory-pressure taint.
+func (a *Agent) admitUnderPressure(pod *corev1.Pod) (string, bool) {
+	a.memMu.Lock()
+	pressure := a.memoryPressure
+	a.memMu.Unlock()
+	if !pressure || pod.Status.QOSClass != corev1.PodQOSBestEffort {
+		return "", true
+	}
+	taint := corev1.Taint{Key: corev1.TaintNodeMemoryPressure, Effect: corev1.TaintEffectNoSchedule}
+	for i := range pod.Spec.Tolerations {
+		if pod.Spec.Tolerations[i].ToleratesTaint(&taint) {
+			return "", true
+		}
+	}
+	return "The node had condition: [MemoryPressure]. ", false
 }
 
 // allocatableMemory is the node's allocatable memory in bytes, 0 when

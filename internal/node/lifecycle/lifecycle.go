@@ -54,7 +54,11 @@ type Controller struct {
 	lastSeen map[string]time.Time
 	// ready holds the nodes whose Ready condition this controller knows to
 	// be True in the store, so a heartbeat costs no API call.
-	ready   map[string]bool
+	ready map[string]bool
+	// conds holds, per node, the status of each condition its heartbeats
+	// carry (MemoryPressure) as this controller knows it to be in the
+	// store, so an unchanged condition costs no API call.
+	conds   map[string]map[corev1.NodeConditionType]corev1.ConditionStatus
 	started time.Time
 
 	subs   []*bus.Subscription
@@ -77,7 +81,8 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		cfg.Logger = slog.Default()
 	}
 	c := &Controller{cfg: cfg, log: cfg.Logger.With("component", "node-lifecycle"), lastSeen: map[string]time.Time{},
-		ready: map[string]bool{}, started: time.Now(), done: make(chan struct{})}
+		ready: map[string]bool{}, conds: map[string]map[corev1.NodeConditionType]corev1.ConditionStatus{},
+		started: time.Now(), done: make(chan struct{})}
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	reg, err := bus.Serve(runCtx, cfg.Bus, protocol.SubjectRegister, "node-lifecycle", c.register)
@@ -158,6 +163,11 @@ func (c *Controller) register(ctx context.Context, r protocol.Registration) (pro
 	c.mu.Lock()
 	c.lastSeen[want.Name] = time.Now()
 	c.ready[want.Name] = isReady(want.Status)
+	known := map[corev1.NodeConditionType]corev1.ConditionStatus{}
+	for _, cond := range want.Status.Conditions {
+		known[cond.Type] = cond.Status
+	}
+	c.conds[want.Name] = known
 	c.mu.Unlock()
 	c.log.Info("node registered", "node", want.Name)
 	return protocol.Registered{UID: uid, PodCIDR: podCIDR}, nil
@@ -235,20 +245,99 @@ func (c *Controller) heartbeat(ctx context.Context, subject string, hb protocol.
 	c.lastSeen[name] = time.Now()
 	ready := c.ready[name]
 	c.mu.Unlock()
-	if ready {
+	if !ready {
+		err := c.setReady(ctx, name, corev1.ConditionTrue, "KubeletReady", "skiff agent is posting ready status")
+		switch {
+		case err == nil:
+			c.mu.Lock()
+			c.ready[name] = true
+			c.mu.Unlock()
+		case apierrors.IsNotFound(err):
+			// Not registered (or deleted): the agent registers when it starts.
+			return
+		default:
+			c.log.Warn("mark node ready", "node", name, "err", err)
+			return
+		}
+	}
+	c.setConditions(ctx, name, hb.Conditions)
+}
+
+// setConditions writes the heartbeat's conditions whose status differs from
+// what the store holds, as the kubelet updates its node's pressure
+// conditions.
+func (c *Controller) setConditions(ctx context.Context, name string, conds []corev1.NodeCondition) {
+	c.mu.Lock()
+	known := c.conds[name]
+	changed := false
+	for _, cond := range conds {
+		if known == nil || known[cond.Type] != cond.Status {
+			changed = true
+		}
+	}
+	c.mu.Unlock()
+	if !changed {
 		return
 	}
-	err := c.setReady(ctx, name, corev1.ConditionTrue, "KubeletReady", "skiff agent is posting ready status")
-	switch {
-	case err == nil:
-		c.mu.Lock()
-		c.ready[name] = true
-		c.mu.Unlock()
-	case apierrors.IsNotFound(err):
-		// Not registered (or deleted): the agent registers when it starts.
-	default:
-		c.log.Warn("mark node ready", "node", name, "err", err)
+	nodes := c.cfg.Client.CoreV1().Nodes()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := nodes.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if !mergeConditions(n, conds, metav1.Now()) {
+			return nil
+		}
+		_, err = nodes.UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		if err == nil {
+			for _, cond := range conds {
+				c.log.Info("node condition changed", "node", name, "type", cond.Type, "status", cond.Status)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		if !apierrors.IsNotFound(err) && ctx.Err() == nil {
+			c.log.Warn("update node conditions", "node", name, "err", err)
+		}
+		return
 	}
+	c.mu.Lock()
+	if c.conds[name] == nil {
+		c.conds[name] = map[corev1.NodeConditionType]corev1.ConditionStatus{}
+	}
+	for _, cond := range conds {
+		c.conds[name][cond.Type] = cond.Status
+	}
+	c.mu.Unlock()
+}
+
+// mergeConditions sets conds into n's conditions: a changed status gets a
+// new transition time, a condition n lacks is added. It reports whether n
+// changed.
+func mergeConditions(n *corev1.Node, conds []corev1.NodeCondition, now metav1.Time) bool {
+	changed := false
+	for _, want := range conds {
+		found := false
+		for i := range n.Status.Conditions {
+			cur := &n.Status.Conditions[i]
+			if cur.Type != want.Type {
+				continue
+			}
+			found = true
+			if cur.Status != want.Status {
+				cur.Status, cur.Reason, cur.Message = want.Status, want.Reason, want.Message
+				cur.LastTransitionTime, cur.LastHeartbeatTime = now, now
+				changed = true
+			}
+		}
+		if !found {
+			want.LastTransitionTime, want.LastHeartbeatTime = now, now
+			n.Status.Conditions = append(n.Status.Conditions, want)
+			changed = true
+		}
+	}
+	return changed
 }
 
 // monitor marks silent nodes Unknown. A node in the store that this
@@ -278,6 +367,7 @@ func (c *Controller) monitor(ctx context.Context) {
 			if time.Since(last) > c.cfg.GracePeriod {
 				c.mu.Lock()
 				c.ready[n.Name] = false
+				delete(c.conds, n.Name) // all Unknown now: the next heartbeat says them again
 				c.mu.Unlock()
 				if err := c.setReady(ctx, n.Name, corev1.ConditionUnknown, "NodeStatusUnknown", "Kubelet stopped posting node status."); err != nil && ctx.Err() == nil {
 					c.log.Warn("mark node unknown", "node", n.Name, "err", err)
@@ -304,7 +394,7 @@ func (c *Controller) setReady(ctx context.Context, name string, status corev1.Co
 			if cond.Type != corev1.NodeReady {
 				if status == corev1.ConditionTrue {
 					if cond.Status != corev1.ConditionUnknown {
-						continue // pressure conditions come back with the next registration
+						continue // pressure conditions come back with the next heartbeat
 					}
 					st, r, m = corev1.ConditionFalse, "KubeletReady", "skiff agent is posting status"
 				}

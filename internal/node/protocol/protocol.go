@@ -37,10 +37,15 @@ type Registered struct {
 
 // Heartbeat says a node's agent is alive. Heartbeats are not written to the
 // store: the control plane keeps the last one in memory and writes only when
-// the node's Ready condition changes.
+// one of the node's conditions changes (Ready, or a pressure condition the
+// heartbeat carries).
 type Heartbeat struct {
 	Node string    `json:"node"`
 	Time time.Time `json:"time"`
+	// Conditions are the node's pressure conditions as its agent sees them
+	// now (MemoryPressure). The control plane writes one into the Node only
+	// when its status changes. Empty from agents that report none.
+	Conditions []corev1.NodeCondition `json:"conditions,omitempty"`
 }
 
 // PodEvent is one change to the pods bound to a node, pushed by the control
