@@ -99,6 +99,23 @@ type Config struct {
 	// kubelet's nodefs.inodesFree<5%; negative turns the check off.
 	DiskPressureInodesFree float64
 
+	// DefaultPodMemoryLimit caps, in bytes, each Wasm container of this
+	// node that sets no resources.limits.memory and gets none from a
+	// LimitRange. The pod's spec keeps what its user wrote; the node applies
+	// the cap and counts it in admission. Default 512 MiB: far above what a
+	// Wasm service usually holds, far below Wasm's 4 GiB, so a runaway pod
+	// cannot take the node (the engine's own process). Negative: no cap.
+	DefaultPodMemoryLimit int64
+
+	// EvictionMemoryAvailable is the node's hard eviction threshold, in
+	// bytes: below this much available memory (the host's MemAvailable, or
+	// what the engine's memory cgroup leaves) the node reports
+	// MemoryPressure and evicts pods, the largest use over request first,
+	// and the threshold is kept out of the node's allocatable memory.
+	// Default 100 MiB, the kubelet's memory.available<100Mi. Negative: no
+	// eviction.
+	EvictionMemoryAvailable int64
+
 	// CrashLoopBackOff is the first delay before a crashed container
 	// restarts; it doubles up to 30 times itself (5 minutes for the default
 	// 10s, the kubelet's). Tests shorten it.

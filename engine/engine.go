@@ -248,7 +248,8 @@ func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
 		VolumeSyncPeriod: e.cfg.VolumeSyncPeriod,
 		BackOffInitial:   backoff, BackOffMax: 30 * backoff,
 		HeartbeatInterval: e.cfg.NodeHeartbeatInterval, Logger: e.log,
-		DiskPressureAvailable: e.cfg.DiskPressureAvailable, DiskPressureInodesFree: e.cfg.DiskPressureInodesFree}); err != nil {
+		DiskPressureAvailable: e.cfg.DiskPressureAvailable, DiskPressureInodesFree: e.cfg.DiskPressureInodesFree,
+		DefaultPodMemoryLimit: e.cfg.DefaultPodMemoryLimit, EvictionMemoryAvailable: e.cfg.EvictionMemoryAvailable}); err != nil {
 		return err
 	}
 	return e.agent.Start(ctx)

@@ -47,7 +47,8 @@ func testGuest(t *testing.T, name string) []byte {
 			return
 		}
 		cmd := exec.Command("go", "build", "-o", guestsDir+string(filepath.Separator),
-			"../runtime/wasm/testdata/printenv", "../runtime/wasm/testdata/exitcode", "../runtime/wasm/testdata/membomb")
+			"../runtime/wasm/testdata/printenv", "../runtime/wasm/testdata/exitcode", "../runtime/wasm/testdata/membomb",
+			"../runtime/wasm/testdata/sleeper")
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			guestsErr = fmt.Errorf("build guests: %v\n%s", err, out)

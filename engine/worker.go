@@ -44,7 +44,11 @@ type WorkerConfig struct {
 	DiskPressureAvailable, DiskPressureInodesFree float64
 	// HeartbeatInterval is as Config.NodeHeartbeatInterval.
 	HeartbeatInterval time.Duration
-	Logger            *slog.Logger
+	// DefaultPodMemoryLimit and EvictionMemoryAvailable are as in Config:
+	// 512 MiB and 100 MiB by default.
+	DefaultPodMemoryLimit   int64
+	EvictionMemoryAvailable int64
+	Logger                  *slog.Logger
 }
 
 // Worker is a running worker node.
@@ -119,7 +123,8 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	if w.agent, err = agent.New(agent.Config{NodeName: cfg.NodeName, Bus: conn, Runtime: pr, DataDir: dir,
 		PodCIDR: cfg.PodCIDR, MaxPods: cfg.MaxPods, VolumeSyncPeriod: cfg.VolumeSyncPeriod,
 		BackOffInitial: backoff, BackOffMax: 30 * backoff, HeartbeatInterval: cfg.HeartbeatInterval, Logger: cfg.Logger,
-		DiskPressureAvailable: cfg.DiskPressureAvailable, DiskPressureInodesFree: cfg.DiskPressureInodesFree}); err != nil {
+		DiskPressureAvailable: cfg.DiskPressureAvailable, DiskPressureInodesFree: cfg.DiskPressureInodesFree,
+		DefaultPodMemoryLimit: cfg.DefaultPodMemoryLimit, EvictionMemoryAvailable: cfg.EvictionMemoryAvailable}); err != nil {
 		w.Stop(ctx)
 		return nil, err
 	}

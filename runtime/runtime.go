@@ -123,6 +123,15 @@ type Process interface {
 	Stop(ctx context.Context, grace time.Duration) ExitStatus
 }
 
+// MemoryUser is implemented by a Process that can say how much memory it
+// holds: the node agent ranks pods for eviction under memory pressure by
+// how far their use exceeds their request.
+type MemoryUser interface {
+	// MemoryBytes is the memory the process holds now, in bytes (for a
+	// Wasm process, the linear memory of its live instances).
+	MemoryBytes() int64
+}
+
 // ExitStatus is how a process ended, in the terms of a terminated
 // container.
 type ExitStatus struct {

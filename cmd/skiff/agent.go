@@ -75,6 +75,7 @@ DATA-DIR/pki/ca.crt) to check both.`,
 		`registries this node may pull from (host or host:port, "loopback" for any on a loopback address; default all)`)
 	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "range this node's pod IPs come from (default: allocated by the server)")
 	f.IntVar(&cfg.MaxPods, "max-pods", 110, "pods this node accepts")
+	addMemoryFlags(cmd, &cfg.DefaultPodMemoryLimit, &cfg.EvictionMemoryAvailable)
 	f.DurationVar(&cfg.CrashLoopBackOff, "crash-loop-backoff", 10*time.Second,
 		"first delay before a crashed container restarts; it doubles up to 30 times this")
 	cmd.MarkFlagRequired("server")

@@ -177,6 +177,13 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 	m.SetDeletionTimestamp(nil)
 	m.SetDeletionGracePeriodSeconds(nil)
 	validation.Default(obj)
+	if pod, ok := obj.(*corev1.Pod); ok && res.Namespaced {
+		// Mutating admission, after defaulting and before validation, as
+		// in Kubernetes; its changes belong to the request's manager.
+		if err := s.applyLimitRanges(ctx, pod); err != nil {
+			return nil, err
+		}
+	}
 	if manager != "" {
 		empty, err := s.scheme.New(res.GVK())
 		if err != nil {

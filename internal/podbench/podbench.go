@@ -105,8 +105,12 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Row, error) {
 		return nil, err
 	}
 
+	// The sleeper's pods set no memory limit; the node's default (512 MiB)
+	// would let admission take only memory/512 MiB of them. The sleeper
+	// holds one 64 KiB page: 1 MiB each lets a thousand fit in any node.
 	e, err := engine.New(engine.Config{DataDir: filepath.Join(o.Dir, "engine"), NodeName: "bench",
-		APIListen: "127.0.0.1:0", PodCIDR: "127.66.0.0/16", MaxPods: slices.Max(o.Counts) + 10, Logger: o.Logger})
+		APIListen: "127.0.0.1:0", PodCIDR: "127.66.0.0/16", MaxPods: slices.Max(o.Counts) + 10,
+		DefaultPodMemoryLimit: 1 << 20, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,8 @@ var (
 	unreachableTaint = corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoSchedule}
 	cordonTaint      = corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}
 	diskTaint        = corev1.Taint{Key: corev1.TaintNodeDiskPressure, Effect: corev1.TaintEffectNoSchedule}
+	// A node under memory pressure is evicting pods: new ones go elsewhere.
+	memoryPressureTaint = corev1.Taint{Key: corev1.TaintNodeMemoryPressure, Effect: corev1.TaintEffectNoSchedule}
 )
 
 // A filter says why pod cannot go on node, or nothing if it can. Reasons
@@ -45,7 +47,7 @@ func fitsUnschedulable(p *podInfo, n *nodeInfo) []string {
 }
 
 // fitsTaints checks the node's NoSchedule and NoExecute taints, and the
-// taints its Ready and DiskPressure conditions stand for.
+// taints its Ready, DiskPressure and MemoryPressure conditions stand for.
 func fitsTaints(p *podInfo, n *nodeInfo) []string {
 	taints := n.node.Spec.Taints
 	switch readyStatus(n.node) {
@@ -58,6 +60,9 @@ func fitsTaints(p *podInfo, n *nodeInfo) []string {
 	if conditionStatus(n.node, corev1.NodeDiskPressure) == corev1.ConditionTrue {
 		// The node refuses new pods while its disk is nearly full.
 		taints = append(taints[:len(taints):len(taints)], diskTaint)
+	}
+	if conditionStatus(n.node, corev1.NodeMemoryPressure) == corev1.ConditionTrue {
+		taints = append(taints[:len(taints):len(taints)], memoryPressureTaint)
 	}
 	t, untolerated := corev1helpers.FindMatchingUntoleratedTaint(taints, p.pod.Spec.Tolerations, doNotSchedule)
 	if untolerated {

@@ -136,6 +136,13 @@ func TestPlace(t *testing.T) {
 			a.Status.Conditions[0].Status = corev1.ConditionFalse
 			return infos(a)
 		}, "a"},
+		{"memory pressure keeps new pods off", func() *corev1.Pod { return testPod("", "") }, func() map[string]*nodeInfo {
+			a := testNode("a", nil, "4", "8Gi", 110)
+			a.Status.Conditions = append(a.Status.Conditions, corev1.NodeCondition{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionTrue})
+			b := testNode("b", nil, "1", "1Gi", 110)
+			b.Status.Conditions = append(b.Status.Conditions, corev1.NodeCondition{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse})
+			return infos(a, b)
+		}, "b"},
 		{"runtime class", func() *corev1.Pod {
 			p := testPod("", "")
 			p.Spec.RuntimeClassName = &wasm

@@ -197,6 +197,7 @@ func (p *PodRuntime) Start(ctx context.Context, img skiffrt.Image, spec skiffrt.
 	runCtx, cancel := context.WithCancel(context.Background())
 	proc := &commandProcess{cancel: cancel, done: make(chan struct{})}
 	rs := runSpec(spec)
+	rs.Meter = &proc.meter
 	started := make(chan struct{})
 	rs.OnStart = func() { close(started) }
 	var startErr error
@@ -236,7 +237,16 @@ type commandProcess struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	status skiffrt.ExitStatus // written before done closes
+	meter  Meter
 }
+
+var (
+	_ skiffrt.MemoryUser = (*commandProcess)(nil)
+	_ skiffrt.MemoryUser = (*handlerProcess)(nil)
+)
+
+// MemoryBytes is the guest's linear memory now.
+func (c *commandProcess) MemoryBytes() int64 { return c.meter.Bytes() }
 
 func (c *commandProcess) Done() <-chan struct{} { return c.done }
 
@@ -271,12 +281,13 @@ func (p *PodRuntime) startHandler(ctx context.Context, mod *Module, spec skiffrt
 	if spec.OnInstanceExit != nil {
 		onExit = func(st ExitStatus) { spec.OnInstanceExit(skiffrt.ExitStatus(st)) }
 	}
+	meter := &Meter{}
 	h, err := p.rt.NewHandler(ctx, mod, HandlerSpec{Args: rs.Args, Env: rs.Env, Mounts: rs.Mounts, Hostname: rs.Hostname,
-		Stdout: rs.Stdout, Stderr: rs.Stderr, MemoryLimitBytes: rs.MemoryLimitBytes, OnInstanceExit: onExit})
+		Stdout: rs.Stdout, Stderr: rs.Stderr, MemoryLimitBytes: rs.MemoryLimitBytes, Meter: meter, OnInstanceExit: onExit})
 	if err != nil {
 		return nil, err
 	}
-	proc := &handlerProcess{h: h, done: make(chan struct{}), srv: &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}}
+	proc := &handlerProcess{h: h, meter: meter, done: make(chan struct{}), srv: &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}}
 	for _, port := range spec.Ports {
 		ln, err := net.Listen("tcp", net.JoinHostPort(spec.PodIP, strconv.Itoa(int(port.Port))))
 		if err != nil {
@@ -294,11 +305,12 @@ func (p *PodRuntime) startHandler(ctx context.Context, mod *Module, spec skiffrt
 
 // handlerProcess is a served handler module: it runs until stopped.
 type handlerProcess struct {
-	h    *Handler
-	srv  *http.Server
-	lns  []net.Listener
-	once sync.Once
-	done chan struct{}
+	h     *Handler
+	meter *Meter // all the pool's instances
+	srv   *http.Server
+	lns   []net.Listener
+	once  sync.Once
+	done  chan struct{}
 }
 
 func (hp *handlerProcess) closeListeners() {
@@ -308,6 +320,9 @@ func (hp *handlerProcess) closeListeners() {
 }
 
 func (hp *handlerProcess) Done() <-chan struct{} { return hp.done }
+
+// MemoryBytes is the linear memory of all the pool's instances now.
+func (hp *handlerProcess) MemoryBytes() int64 { return hp.meter.Bytes() }
 
 func (hp *handlerProcess) Status() skiffrt.ExitStatus {
 	<-hp.done

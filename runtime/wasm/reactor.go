@@ -76,6 +76,9 @@ type HandlerSpec struct {
 	// request answered 500.
 	MemoryLimitBytes int64
 
+	// Meter, when set, counts the linear memory of all the instances.
+	Meter *Meter
+
 	// PoolSize is the most instances alive at once, which is the most
 	// requests served at once (an instance serves one at a time). Instances
 	// are created when requests need them, and kept. Default: GOMAXPROCS
@@ -172,8 +175,8 @@ type Handler struct {
 type instance struct {
 	mod           api.Module
 	alloc, handle api.Function
-	mem           *limitAllocator // nil without a memory limit
-	buf           []byte          // the request's encoding, reused
+	mem           *limitAllocator
+	buf           []byte // the request's encoding, reused
 }
 
 // NewHandler returns a Handler serving mod, an SDK handler module (see
@@ -370,7 +373,9 @@ func (h *Handler) call(ctx context.Context, areq *abi.Request) (*abi.Response, i
 
 	cctx, cancel := context.WithTimeoutCause(h.life, h.spec.RequestTimeout, errRequestTimeout)
 	defer cancel()
+	inst.mem.enter()
 	resp, err := inst.serve(cctx, areq)
+	inst.mem.leave()
 	if err == nil {
 		h.release(inst)
 		return resp, 0, ""
@@ -512,16 +517,15 @@ func (h *Handler) newInstance(ctx context.Context) (*instance, error) {
 	stop := context.AfterFunc(h.life, cancel)
 	defer stop()
 
-	inst := &instance{}
-	if h.spec.MemoryLimitBytes > 0 {
-		limitPages := uint64(h.spec.MemoryLimitBytes) / pageSize
-		if uint64(mod.minPages) > limitPages {
-			return nil, fmt.Errorf("wasm: handler %s: %s: module needs %d bytes of linear memory to start; memory limit is %d bytes",
-				mod.digest, ReasonOOMKilled, uint64(mod.minPages)*pageSize, limitPages*pageSize)
-		}
-		inst.mem = &limitAllocator{limit: limitPages * pageSize}
-		ctx = experimental.WithMemoryAllocator(ctx, inst.mem)
+	mem, st, ok := newAllocator(mod, h.spec.MemoryLimitBytes, h.spec.Meter)
+	if !ok {
+		return nil, fmt.Errorf("wasm: handler %s: %s: %s", mod.digest, st.Reason, st.Message)
 	}
+	inst := &instance{mem: mem}
+	ctx = experimental.WithMemoryAllocator(ctx, mem)
+	// See Run: a Free while the guest may run on the memory waits.
+	mem.enter()
+	defer mem.leave()
 	m, err := h.r.wr.InstantiateModule(ctx, mod.compiled, h.mc)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -534,7 +538,7 @@ func (h *Handler) newInstance(ctx context.Context) (*instance, error) {
 		st := classify(ctx, err, inst.mem)
 		return nil, fmt.Errorf("wasm: handler %s: %s: %s (exit code %d) %s", mod.digest, what, st.Reason, st.Code, st.Message)
 	}
-	if inst.mem != nil && inst.mem.refused {
+	if inst.mem.refused {
 		return fail("instantiate", errors.New("initial memory exceeds the limit"))
 	}
 	inst.mod = m

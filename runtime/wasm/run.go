@@ -92,11 +92,18 @@ type RunSpec struct {
 	// returns -1 to the guest, as the Wasm spec says a failed grow does.
 	// The allocator never reserves more than the limit (no
 	// WithMemoryCapacityFromMax, whose reservation on modules without a
-	// declared maximum is the trap DESIGN.md warns about).
+	// declared maximum is the trap DESIGN.md warns about). On Linux it
+	// reserves the limit as address space once and commits pages as the
+	// guest grows, and gives the memory back to the system when the run
+	// ends (see limitAllocator).
 	//
 	// A module whose initial memory already exceeds the limit is not
 	// instantiated at all and ends OOMKilled.
 	MemoryLimitBytes int64
+
+	// Meter, when set, counts the guest's linear memory while it runs (see
+	// Meter).
+	Meter *Meter
 
 	// Hostname is given to the guest as the environment variable HOSTNAME,
 	// as Kubernetes does for containers, unless Env sets HOSTNAME itself.
@@ -197,20 +204,16 @@ func (r *Runtime) Run(ctx context.Context, mod *Module, spec RunSpec) (ExitStatu
 	defer closeSockets()
 	ctx = wasisock.WithNoSpace(ctx, spec.noSpace)
 
-	var mem *limitAllocator
-	if spec.MemoryLimitBytes > 0 {
-		limitPages := uint64(spec.MemoryLimitBytes) / pageSize
-		if uint64(mod.minPages) > limitPages {
-			return ExitStatus{
-				Code:   ExitCodeKilled,
-				Reason: ReasonOOMKilled,
-				Message: fmt.Sprintf("module needs %d bytes of linear memory to start; memory limit is %d bytes",
-					uint64(mod.minPages)*pageSize, limitPages*pageSize),
-			}, nil
-		}
-		mem = &limitAllocator{limit: limitPages * pageSize}
-		ctx = experimental.WithMemoryAllocator(ctx, mem)
+	mem, st, ok := newAllocator(mod, spec.MemoryLimitBytes, spec.Meter)
+	if !ok {
+		return st, nil
 	}
+	ctx = experimental.WithMemoryAllocator(ctx, mem)
+	// The guest runs on its memory until Run returns: a Free before that
+	// (wazero's Runtime.Close from another goroutine) must not unmap it.
+	// Deferred first, so that it runs after the instance's Close below.
+	mem.enter()
+	defer mem.leave()
 
 	// Start functions are disabled in the module config so that the
 	// instance exists before the guest runs: the memory check above has a
@@ -228,7 +231,7 @@ func (r *Runtime) Run(ctx context.Context, mod *Module, spec RunSpec) (ExitStatu
 	// or a return from _start it frees the instance.
 	defer func() { _ = inst.Close(context.Background()) }()
 
-	if mem != nil && mem.refused {
+	if mem.refused {
 		return ExitStatus{
 			Code:    ExitCodeKilled,
 			Reason:  ReasonOOMKilled,
@@ -241,6 +244,38 @@ func (r *Runtime) Run(ctx context.Context, mod *Module, spec RunSpec) (ExitStatu
 	}
 	_, err = inst.ExportedFunction("_start").Call(ctx)
 	return classify(ctx, err, mem), nil
+}
+
+// newAllocator is the memory allocator of one instance of mod under a limit
+// of limitBytes (0: none). ok is false, with the ExitStatus to report, when
+// the module's initial memory is already over the limit.
+func newAllocator(mod *Module, limitBytes int64, meter *Meter) (mem *limitAllocator, st ExitStatus, ok bool) {
+	var limit uint64
+	if limitBytes > 0 {
+		limitPages := uint64(limitBytes) / pageSize
+		if uint64(mod.minPages) > limitPages {
+			return nil, ExitStatus{
+				Code:   ExitCodeKilled,
+				Reason: ReasonOOMKilled,
+				Message: fmt.Sprintf("module needs %d bytes of linear memory to start; memory limit is %d bytes",
+					uint64(mod.minPages)*pageSize, limitPages*pageSize),
+			}, false
+		}
+		limit = limitPages * pageSize
+	}
+	// An allocator also without a limit: its memory is returned to the
+	// system when the instance ends, and metered.
+	return &limitAllocator{limit: limit, meter: meter}, ExitStatus{}, true
+}
+
+// oomMessage says why an instance was OOMKilled.
+func oomMessage(mem *limitAllocator, how string) string {
+	if mem.hostRefused {
+		return fmt.Sprintf("the node could not provide memory (memory.grow to %d bytes refused by the host); guest %s",
+			mem.largestRefused, how)
+	}
+	return fmt.Sprintf("memory limit of %d bytes reached (memory.grow to %d bytes refused); guest %s",
+		mem.limit, mem.largestRefused, how)
 }
 
 // classify turns how _start ended into an ExitStatus.
@@ -270,12 +305,7 @@ func classify(ctx context.Context, err error, mem *limitAllocator) ExitStatus {
 		if isExit {
 			how = fmt.Sprintf("exited with code %d", exit.ExitCode())
 		}
-		return ExitStatus{
-			Code:   ExitCodeKilled,
-			Reason: ReasonOOMKilled,
-			Message: fmt.Sprintf("memory limit of %d bytes reached (memory.grow to %d bytes refused); guest %s",
-				mem.limit, mem.largestRefused, how),
-		}
+		return ExitStatus{Code: ExitCodeKilled, Reason: ReasonOOMKilled, Message: oomMessage(mem, how)}
 	}
 	if ctx.Err() != nil {
 		// Stopped in a way wazero did not report as a cancellation: a trap,

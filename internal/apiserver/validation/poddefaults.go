@@ -58,7 +58,7 @@ func defaultPod(pod *corev1.Pod) {
 		pod.Status.Phase = corev1.PodPending
 	}
 	if pod.Status.QOSClass == "" {
-		pod.Status.QOSClass = podQOS(spec)
+		pod.Status.QOSClass = PodQOS(spec)
 	}
 }
 
@@ -294,10 +294,10 @@ func roundUpResources(list corev1.ResourceList) {
 	}
 }
 
-// podQOS is Kubernetes' GetPodQOS: BestEffort without any CPU or memory
+// PodQOS is Kubernetes' GetPodQOS: BestEffort without any CPU or memory
 // request or limit, Guaranteed when every container limits both and requests
 // equal limits, Burstable otherwise.
-func podQOS(spec *corev1.PodSpec) corev1.PodQOSClass {
+func PodQOS(spec *corev1.PodSpec) corev1.PodQOSClass {
 	requests, limits := corev1.ResourceList{}, corev1.ResourceList{}
 	guaranteed := true
 	add := func(into corev1.ResourceList, name corev1.ResourceName, q resource.Quantity) {

@@ -82,6 +82,25 @@ type Config struct {
 	// HeartbeatInterval is how often the agent says it is alive. Default
 	// 10s, Kubernetes' node status update frequency.
 	HeartbeatInterval time.Duration
+	// DefaultPodMemoryLimit caps, in bytes, the memory of each Wasm
+	// container that sets no resources.limits.memory (after any
+	// LimitRange default the API server applied). The pod keeps what its
+	// user wrote: this is the node's own cap, also counted by admission
+	// (see memory.go). Default DefaultPodMemoryLimit (512 MiB); negative
+	// leaves such containers without a limit, which lets one pod take the
+	// whole node.
+	DefaultPodMemoryLimit int64
+	// EvictionMemoryAvailable is the hard eviction threshold, in bytes:
+	// when the node's available memory falls below it, the agent sets
+	// MemoryPressure and evicts pods, one per EvictionInterval, as the
+	// kubelet's --eviction-hard=memory.available<100Mi does; it is also
+	// kept out of the node's allocatable memory. Default
+	// DefaultEvictionMemoryAvailable (100 MiB, the kubelet's); negative
+	// turns eviction off.
+	EvictionMemoryAvailable int64
+	// EvictionInterval is how often the node's memory is checked. Default
+	// 10s, the kubelet's housekeeping interval.
+	EvictionInterval time.Duration
 	// OnPodsChanged, when set, is called with the pods bound to this node
 	// each time the set changes (on the bus subscription's goroutine: do
 	// not block in it).
@@ -105,6 +124,16 @@ type Agent struct {
 
 	rootsOnce sync.Once
 	roots     []string // the data directory's spellings (hostpaths.go)
+
+	// readMemory reads the node's memory (readNodeMemory; tests replace
+	// it).
+	readMemory func() (nodeMemory, error)
+	// heartbeatNow asks for a heartbeat at once: a condition changed.
+	heartbeatNow chan struct{}
+
+	memMu          sync.Mutex
+	memoryPressure bool      // the MemoryPressure condition
+	lastLowMemory  time.Time // the last check below the eviction threshold
 
 	mu          sync.Mutex
 	cancel      context.CancelFunc
@@ -158,10 +187,20 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.BackOffMax <= 0 {
 		cfg.BackOffMax = 5 * time.Minute
 	}
+	if cfg.DefaultPodMemoryLimit == 0 {
+		cfg.DefaultPodMemoryLimit = DefaultPodMemoryLimit
+	}
+	if cfg.EvictionMemoryAvailable == 0 {
+		cfg.EvictionMemoryAvailable = DefaultEvictionMemoryAvailable
+	}
+	if cfg.EvictionInterval <= 0 {
+		cfg.EvictionInterval = 10 * time.Second
+	}
 	if cfg.Runtime != nil && cfg.DataDir == "" {
 		return nil, errors.New("agent: DataDir is required with a Runtime")
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName)}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName),
+		readMemory: readNodeMemory, heartbeatNow: make(chan struct{}, 1)}
 	for _, addr := range cfg.Addresses {
 		if addr.Type == corev1.NodeInternalIP && a.hostIP == "" {
 			a.hostIP = addr.Address
@@ -234,6 +273,9 @@ func (a *Agent) Start(ctx context.Context) error {
 	// A reconnect may have lost events: sync again.
 	a.cfg.Bus.NATS().SetReconnectHandler(func(*nats.Conn) { a.requestResync() })
 	go a.heartbeats(runCtx, done)
+	if a.cfg.Runtime != nil && a.cfg.EvictionMemoryAvailable > 0 {
+		go a.watchMemory(runCtx)
+	}
 	return nil
 }
 
@@ -300,10 +342,7 @@ func (a *Agent) heartbeats(ctx context.Context, done chan struct{}) {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
-		hb := protocol.Heartbeat{Node: a.cfg.NodeName, Time: time.Now()}
-		if a.disk != nil {
-			hb.Conditions = []corev1.NodeCondition{a.disk.condition()}
-		}
+		hb := protocol.Heartbeat{Node: a.cfg.NodeName, Time: time.Now(), Conditions: a.conditions()}
 		if err := bus.Publish(ctx, a.cfg.Bus, subject, hb); err != nil && ctx.Err() == nil {
 			a.log.Warn("heartbeat not sent", "err", err)
 		}
@@ -311,6 +350,7 @@ func (a *Agent) heartbeats(ctx context.Context, done chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-a.heartbeatNow:
 		}
 	}
 }

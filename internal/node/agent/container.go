@@ -39,6 +39,18 @@ type container struct {
 	prevLog  string                // the start before it
 	running  chan struct{}         // closed when the current start ends
 	attempts int                   // starts so far in this worker, for container IDs
+	proc     skiffrt.Process       // the current start's, while it runs
+}
+
+// memoryBytes is the memory the container's process holds now, when its
+// runtime says (skiffrt.MemoryUser); 0 when it is not running.
+func (c *container) memoryBytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if mu, ok := c.proc.(skiffrt.MemoryUser); ok {
+		return mu.MemoryBytes()
+	}
+	return 0
 }
 
 func newContainer(w *podWorker, spec corev1.Container, init bool, prev *corev1.ContainerStatus) *container {
@@ -227,10 +239,9 @@ func (c *container) prepare(ctx context.Context) (skiffrt.ContainerSpec, error) 
 			ports = append(ports, skiffrt.Port{Name: p.Name, Port: p.ContainerPort})
 		}
 	}
-	var limit int64
-	if q, ok := c.spec.Resources.Limits[corev1.ResourceMemory]; ok {
-		limit = q.Value()
-	}
+	// The container's own limit, or the node's default (memory.go): the
+	// pod's spec keeps what its user wrote.
+	limit := w.a.containerMemoryLimit(&c.spec)
 	hostname := pod.Name
 	if pod.Spec.Hostname != "" {
 		hostname = pod.Spec.Hostname
@@ -365,6 +376,14 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 		return exit, false, 0, ctx.Err() != nil
 	}
 	c.event(corev1.EventTypeNormal, "Started", "Started container "+c.spec.Name)
+	c.mu.Lock()
+	c.proc = proc
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.proc = nil
+		c.mu.Unlock()
+	}()
 	containerID := a.cfg.Runtime.Name() + "://" + spec.ID
 	startedAt := metav1.NewTime(begin)
 	hasStartup := c.spec.StartupProbe != nil && !c.init

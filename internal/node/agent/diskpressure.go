@@ -6,9 +6,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
-
-	"github.com/skiffhq/skiff/internal/node/protocol"
 )
 
 // The node's DiskPressure, decided as the kubelet's eviction manager decides
@@ -123,40 +120,21 @@ func (m *diskMonitor) condition() corev1.NodeCondition {
 	return c
 }
 
-// Admission of new pods under pressure, in the kubelet's words (its
-// eviction manager's admit handler and rejectPod).
-const (
-	reasonEvicted = "Evicted"
-	// systemCriticalPriority is where the kubelet admits pods whatever the
-	// node's pressure: they keep the node itself working.
-	systemCriticalPriority = 2000000000
-)
+// systemCriticalPriority is where the kubelet admits pods whatever the
+// node's pressure: they keep the node itself working.
+const systemCriticalPriority = 2000000000
 
-// admit says whether a new pod may start on this node, and why not.
-func (a *Agent) admit(pod *corev1.Pod) (ok bool, msg string) {
+// admitDisk is the kubelet's eviction admission for disk: while the node
+// has DiskPressure, no new pod starts but a system-critical one.
+func (a *Agent) admitDisk(pod *corev1.Pod) (string, bool) {
 	if a.disk == nil {
-		return true, ""
+		return "", true
 	}
 	if pod.Spec.Priority != nil && *pod.Spec.Priority >= systemCriticalPriority {
-		return true, ""
+		return "", true
 	}
 	if on, _ := a.disk.pressure(); on {
-		return false, fmt.Sprintf("The node had condition: %v. ", []corev1.NodeConditionType{corev1.NodeDiskPressure})
+		return fmt.Sprintf("The node had condition: %v. ", []corev1.NodeConditionType{corev1.NodeDiskPressure}), false
 	}
-	return true, ""
+	return "", true
 }
-
-// reject fails a pod the node will not run, as the kubelet's rejectPod
-// does: an event, and the status Failed with the reason.
-func (a *Agent) reject(pod *corev1.Pod, reason, msg string) {
-	a.log.Info("pod rejected", "pod", pod.Namespace+"/"+pod.Name, "reason", reason, "message", msg)
-	a.reports.event(protocol.Event{Namespace: pod.Namespace, Pod: pod.Name, UID: string(pod.UID),
-		Type: corev1.EventTypeWarning, Reason: reason, Message: msg})
-	a.reports.status(protocol.PodStatus{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID),
-		Status: corev1.PodStatus{Phase: corev1.PodFailed, Reason: reason, Message: "Pod was rejected: " + msg,
-			QOSClass: pod.Status.QOSClass, StartTime: pod.Status.StartTime}})
-}
-
-// rejectedSet remembers the pods rejected, so that a pod is rejected once
-// while its Failed status is on its way back.
-type rejectedSet map[types.UID]bool

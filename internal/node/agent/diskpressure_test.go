@@ -93,7 +93,7 @@ func TestDiskPressureRefusesNewPods(t *testing.T) {
 	}
 	critical := int32(systemCriticalPriority)
 	crit := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "crit", UID: "u2"}, Spec: corev1.PodSpec{Priority: &critical}}
-	if ok, msg := a.admit(&crit); !ok {
+	if msg, ok := a.admitDisk(&crit); !ok {
 		t.Errorf("a system-critical pod was refused: %s", msg)
 	}
 }

@@ -1,11 +1,8 @@
 package agent
 
 import (
-	"bufio"
-	"fmt"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,17 +21,25 @@ const Version = "v1.32.13-skiff"
 const DefaultMaxPods = 110
 
 // describeNode builds the Node this agent registers: capacity from the
-// machine, allocatable equal to capacity (nothing is reserved yet), the
-// runtimes offered as labels, and Ready conditions.
+// machine (memory: the engine's memory cgroup limit when it is less),
+// allocatable equal to capacity less the hard eviction threshold (as the
+// kubelet reserves it: pods that fit in allocatable never push the node into
+// eviction by themselves), the runtimes offered as labels, and Ready
+// conditions.
 func (a *Agent) describeNode() (*corev1.Node, error) {
-	mem, err := memTotal()
+	mi, err := readNodeMemory()
 	if err != nil {
 		return nil, err
 	}
+	mem := mi.total
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
 		corev1.ResourceMemory: *resource.NewQuantity(mem, resource.BinarySI),
 		corev1.ResourcePods:   *resource.NewQuantity(int64(a.cfg.MaxPods), resource.DecimalSI),
+	}
+	allocatable := capacity.DeepCopy()
+	if t := a.cfg.EvictionMemoryAvailable; t > 0 {
+		allocatable[corev1.ResourceMemory] = *resource.NewQuantity(max(mem-t, 0), resource.BinarySI)
 	}
 	labels := map[string]string{
 		corev1.LabelHostname:   a.cfg.NodeName,
@@ -46,7 +51,7 @@ func (a *Agent) describeNode() (*corev1.Node, error) {
 		labels[skiffrt.NodeLabel(rt.Name())] = skiffrt.NodeLabelValue
 		runtimeVersion = rt.Version()
 	}
-	a.allocatable = capacity.DeepCopy()
+	a.allocatable = allocatable
 	now := metav1.Now()
 	cond := func(t corev1.NodeConditionType, s corev1.ConditionStatus, reason, msg string) corev1.NodeCondition {
 		return corev1.NodeCondition{Type: t, Status: s, Reason: reason, Message: msg, LastHeartbeatTime: now, LastTransitionTime: now}
@@ -61,7 +66,7 @@ func (a *Agent) describeNode() (*corev1.Node, error) {
 		TypeMeta:   metav1.TypeMeta{Kind: "Node", APIVersion: "v1"},
 		ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Labels: labels},
 		Status: corev1.NodeStatus{
-			Capacity: capacity, Allocatable: capacity.DeepCopy(),
+			Capacity: capacity, Allocatable: allocatable.DeepCopy(),
 			Addresses: append([]corev1.NodeAddress{{Type: corev1.NodeHostName, Address: host}}, a.cfg.Addresses...),
 			Conditions: []corev1.NodeCondition{
 				cond(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "skiff agent is posting ready status"),
@@ -78,27 +83,6 @@ func (a *Agent) describeNode() (*corev1.Node, error) {
 		},
 	}
 	return node, nil
-}
-
-// memTotal reads the machine's memory from /proc/meminfo.
-func memTotal() (int64, error) {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0, fmt.Errorf("node memory: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "MemTotal:" {
-			kb, err := strconv.ParseInt(fields[1], 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("node memory: %w", err)
-			}
-			return kb * 1024, nil
-		}
-	}
-	return 0, fmt.Errorf("node memory: no MemTotal in /proc/meminfo")
 }
 
 func kernelVersion() string {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"sort"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,18 +17,19 @@ type podManager struct {
 	mu      sync.Mutex
 	workers map[string]*podWorker // by UID
 	want    map[string]bool       // UIDs in the last desired set
-	// rejected are the pods refused at admission (disk pressure), so each
-	// is refused once while its Failed status travels.
-	rejected rejectedSet
-	closed   bool
+	// ended holds the pods this node failed for good (rejected at
+	// admission, evicted) while the control plane may not know yet: they
+	// are never started again, however the next sync shows them.
+	ended  map[string]bool
+	closed bool
 }
 
 func newPodManager(a *Agent) *podManager {
-	return &podManager{a: a, workers: map[string]*podWorker{}, want: map[string]bool{}, rejected: rejectedSet{}}
+	return &podManager{a: a, workers: map[string]*podWorker{}, want: map[string]bool{}, ended: map[string]bool{}}
 }
 
-// sync takes the desired set: new pods get a worker, known ones their
-// update, and workers whose pod is gone are killed.
+// sync takes the desired set: new pods get a worker if the node admits
+// them, known ones their update, and workers whose pod is gone are killed.
 func (m *podManager) sync(pods []corev1.Pod) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -35,6 +37,7 @@ func (m *podManager) sync(pods []corev1.Pod) {
 		return
 	}
 	want := make(map[string]bool, len(pods))
+	var fresh []*corev1.Pod
 	for i := range pods {
 		pod := &pods[i]
 		uid := string(pod.UID)
@@ -53,24 +56,43 @@ func (m *podManager) sync(pods []corev1.Pod) {
 			}
 			continue
 		}
-		if m.rejected[pod.UID] {
+		if m.ended[uid] {
 			continue
 		}
-		if ok, msg := m.a.admit(pod); !ok {
-			m.rejected[pod.UID] = true
-			m.a.reject(pod, reasonEvicted, msg)
+		fresh = append(fresh, pod)
+	}
+	// Admission in the order the pods were created, as the kubelet admits
+	// them: the older pod gets the memory when not both fit.
+	sort.SliceStable(fresh, func(i, j int) bool {
+		return fresh[i].CreationTimestamp.Before(&fresh[j].CreationTimestamp)
+	})
+	used := m.memoryInUseLocked()
+	for _, pod := range fresh {
+		if msg, ok := m.a.admitDisk(pod); !ok {
+			m.rejectLocked(pod, ReasonEvicted, msg)
 			continue
 		}
+		if msg, ok := m.a.admitUnderPressure(pod); !ok {
+			m.rejectLocked(pod, ReasonEvicted, msg)
+			continue
+		}
+		limit, _ := m.a.podMemoryLimit(pod)
+		if msg, ok := m.a.admit(limit, used); !ok {
+			m.rejectLocked(pod, ReasonOutOfMemory, msg)
+			continue
+		}
+		used += limit
 		w := m.a.newPodWorker(pod)
-		m.workers[uid] = w
+		w.memLimit = limit
+		m.workers[string(pod.UID)] = w
 		go w.run()
 	}
-	m.want = want
-	for uid := range m.rejected {
-		if !want[string(uid)] {
-			delete(m.rejected, uid)
+	for uid := range m.ended {
+		if !want[uid] {
+			delete(m.ended, uid) // gone from the control plane: forgotten
 		}
 	}
+	m.want = want
 	for uid, w := range m.workers {
 		if !want[uid] {
 			w.kill()
@@ -135,4 +157,73 @@ func (m *podManager) count() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.workers)
+}
+
+// memoryInUseLocked is the sum of the memory limits (node defaults included)
+// of the pods that run or will run again: what admission counts as used.
+func (m *podManager) memoryInUseLocked() int64 {
+	var used int64
+	for _, w := range m.workers {
+		if w.active() {
+			used += w.memLimit
+		}
+	}
+	return used
+}
+
+// rejectLocked fails a pod the node will not run, as the kubelet's
+// rejectPod does: phase Failed with the reason, and a Warning event.
+func (m *podManager) rejectLocked(pod *corev1.Pod, reason, msg string) {
+	uid := string(pod.UID)
+	m.ended[uid] = true
+	m.a.log.Info("pod rejected", "pod", pod.Namespace+"/"+pod.Name, "reason", reason, "message", msg)
+	m.a.reports.event(protocol.Event{Namespace: pod.Namespace, Pod: pod.Name, UID: uid,
+		Type: corev1.EventTypeWarning, Reason: reason, Message: msg})
+	m.a.reports.status(protocol.PodStatus{Namespace: pod.Namespace, Name: pod.Name, UID: uid, Status: corev1.PodStatus{
+		Phase:    corev1.PodFailed,
+		Reason:   reason,
+		Message:  "Pod was rejected: " + msg,
+		QOSClass: pod.Status.QOSClass,
+		HostIP:   m.a.hostIP,
+		HostIPs:  []corev1.HostIP{{IP: m.a.hostIP}},
+	}})
+}
+
+// admit is the node's memory admission of a pod whose limits (defaults
+// included) come to limit, beside running pods holding used. A node that
+// does not know its memory admits everything.
+func (a *Agent) admit(limit, used int64) (string, bool) {
+	capacity := a.allocatableMemory()
+	if capacity <= 0 {
+		return "", true
+	}
+	return admitMemory(limit, used, capacity)
+}
+
+// admitUnderPressure is the kubelet's eviction admission: while the node
+// is under memory pressure a BestEffort pod, which is first in line for
+// eviction, is not started unless it tolerates the memory-pressure taint.
+func (a *Agent) admitUnderPressure(pod *corev1.Pod) (string, bool) {
+	a.memMu.Lock()
+	pressure := a.memoryPressure
+	a.memMu.Unlock()
+	if !pressure || pod.Status.QOSClass != corev1.PodQOSBestEffort {
+		return "", true
+	}
+	taint := corev1.Taint{Key: corev1.TaintNodeMemoryPressure, Effect: corev1.TaintEffectNoSchedule}
+	for i := range pod.Spec.Tolerations {
+		if pod.Spec.Tolerations[i].ToleratesTaint(&taint) {
+			return "", true
+		}
+	}
+	return "The node had condition: [MemoryPressure]. ", false
+}
+
+// allocatableMemory is the node's allocatable memory in bytes, 0 when
+// unknown.
+func (a *Agent) allocatableMemory() int64 {
+	if a.allocatable == nil {
+		return 0
+	}
+	return a.allocatable.Memory().Value()
 }

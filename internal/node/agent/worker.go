@@ -42,6 +42,16 @@ type podWorker struct {
 	deleting     bool
 	storage      *volumes.Storage // the pod's emptyDirs and logs (storage.go)
 	logsCounted  bool             // the logs on disk at setUp were counted
+
+	// failedReason is the pod's status.reason when failed is set: "Failed"
+	// when empty, "Evicted" after an eviction.
+	failedReason string
+	// disruption is the DisruptionTarget condition of an evicted pod.
+	disruption *corev1.PodCondition
+
+	// memLimit is the pod's memory limits, node defaults included, as
+	// admission counted them; set before run.
+	memLimit int64
 }
 
 func (a *Agent) newPodWorker(pod *corev1.Pod) *podWorker {
@@ -289,6 +299,9 @@ func (w *podWorker) status(terminated bool) protocol.PodStatus {
 	if w.failed != "" {
 		st.Phase = corev1.PodFailed
 		st.Reason, st.Message = "Failed", w.failed
+		if w.failedReason != "" {
+			st.Reason = w.failedReason
+		}
 	}
 	now := metav1.Now()
 	cond := func(t corev1.PodConditionType, ok bool, reason, msg string) corev1.PodCondition {
@@ -330,7 +343,28 @@ func (w *podWorker) status(terminated bool) protocol.PodStatus {
 		cond(corev1.ContainersReady, ready, readyReason, notReadyMsg),
 		cond(corev1.PodReady, ready, readyReason, notReadyMsg),
 	}
+	if w.disruption != nil {
+		st.Conditions = append(st.Conditions, *w.disruption)
+	}
 	return protocol.PodStatus{Namespace: w.pod.Namespace, Name: w.pod.Name, UID: w.uid, Status: st, Terminated: terminated}
+}
+
+// active reports whether the pod runs or will run again (it is neither
+// Succeeded nor Failed): until then its memory limit counts in admission.
+func (w *podWorker) active() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed != "" {
+		return false
+	}
+	statuses := make([]corev1.ContainerStatus, 0, len(w.containers))
+	for _, c := range w.containers {
+		c.mu.Lock()
+		statuses = append(statuses, corev1.ContainerStatus{State: c.status.State, LastTerminationState: c.status.LastTerminationState})
+		c.mu.Unlock()
+	}
+	p := w.phaseLocked(statuses)
+	return p != corev1.PodSucceeded && p != corev1.PodFailed
 }
 
 // phaseLocked follows the kubelet's phase rules: Pending while a container

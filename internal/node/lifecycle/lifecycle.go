@@ -325,7 +325,7 @@ func (c *Controller) setReady(ctx context.Context, name string, status corev1.Co
 			if cond.Type != corev1.NodeReady {
 				if status == corev1.ConditionTrue {
 					if cond.Status != corev1.ConditionUnknown {
-						continue // pressure conditions come back with the next registration
+						continue // pressure conditions come back with the next heartbeat
 					}
 					st, r, m = corev1.ConditionFalse, "KubeletReady", "skiff agent is posting status"
 				}

@@ -38,7 +38,7 @@ type Heartbeat struct {
 	Node string    `json:"node"`
 	Time time.Time `json:"time"`
 	// Conditions are the node's pressure conditions as the agent sees them
-	// now (DiskPressure); the control plane writes one only when its status
+	// now (DiskPressure, MemoryPressure); the control plane writes one only when its status
 	// changes. Empty from an agent that reports none.
 	Conditions []corev1.NodeCondition `json:"conditions,omitempty"`
 }
