@@ -26,9 +26,13 @@ type cluster struct {
 }
 
 var (
-	serverOnce sync.Once
-	shared     *cluster
-	sharedErr  error
+	serverMu  sync.Mutex
+	shared    *cluster
+	sharedErr error
+	// served are the tests that used the shared server. A test asking
+	// again is a new round of `go test -count=N`: it gets a fresh server,
+	// since the tests' objects (namespaces, deployments) carry fixed names.
+	served = map[string]bool{}
 )
 
 // startServer runs one skiff server for the kubectl tests of this package
@@ -39,45 +43,54 @@ func startServer(t *testing.T) *cluster {
 	if _, err := exec.LookPath("kubectl"); err != nil {
 		t.Skip("kubectl is not installed: ", err)
 	}
-	serverOnce.Do(func() {
-		bin := buildSkiffOnce(t)
-		dir, err := os.MkdirTemp("", "skiff-kubectl-test")
-		if err != nil {
-			sharedErr = err
-			return
-		}
-		cmd := exec.Command(bin, "server", "--data-dir", dir, "--node-name", "kubectl-test", "--api-listen", "127.0.0.1:0",
-			"--image-hosts", "loopback", "--pod-cidr", "127.70.0.0/16", "--crash-loop-backoff", "1s")
-		stderr, _ := cmd.StderrPipe()
-		if err := cmd.Start(); err != nil {
-			sharedErr = err
-			return
-		}
-		serverProc = cmd
-		lines := make(chan string, 1000)
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			for sc.Scan() {
+	serverMu.Lock()
+	defer serverMu.Unlock()
+	if served[t.Name()] {
+		stopSharedServer()
+		served = map[string]bool{}
+	}
+	served[t.Name()] = true
+	if shared == nil && sharedErr == nil {
+		func() {
+			bin := buildSkiffOnce(t)
+			dir, err := os.MkdirTemp("", "skiff-kubectl-test")
+			if err != nil {
+				sharedErr = err
+				return
+			}
+			cmd := exec.Command(bin, "server", "--data-dir", dir, "--node-name", "kubectl-test", "--api-listen", "127.0.0.1:0",
+				"--image-hosts", "loopback", "--pod-cidr", "127.70.0.0/16", "--crash-loop-backoff", "1s")
+			stderr, _ := cmd.StderrPipe()
+			if err := cmd.Start(); err != nil {
+				sharedErr = err
+				return
+			}
+			serverProc = cmd
+			lines := make(chan string, 1000)
+			go func() {
+				sc := bufio.NewScanner(stderr)
+				for sc.Scan() {
+					select {
+					case lines <- sc.Text():
+					default: // nobody reads after start-up; drop rather than block the server
+					}
+				}
+			}()
+			deadline := time.After(60 * time.Second)
+			for {
 				select {
-				case lines <- sc.Text():
-				default: // nobody reads after start-up; drop rather than block the server
+				case l := <-lines:
+					if strings.Contains(l, `msg="engine ready"`) {
+						shared = &cluster{dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig.yaml"), cacheDir: filepath.Join(dir, "kubectl-cache")}
+						return
+					}
+				case <-deadline:
+					sharedErr = fmt.Errorf("server not ready within 60s")
+					return
 				}
 			}
 		}()
-		deadline := time.After(60 * time.Second)
-		for {
-			select {
-			case l := <-lines:
-				if strings.Contains(l, `msg="engine ready"`) {
-					shared = &cluster{dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig.yaml"), cacheDir: filepath.Join(dir, "kubectl-cache")}
-					return
-				}
-			case <-deadline:
-				sharedErr = fmt.Errorf("server not ready within 60s")
-				return
-			}
-		}
-	})
+	}
 	if sharedErr != nil {
 		t.Fatal(sharedErr)
 	}
@@ -111,10 +124,9 @@ func buildSkiffOnce(t *testing.T) string {
 	return binPath
 }
 
-// TestMain stops the shared server (our own child, by its PID) and removes
-// its directory after the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
+// stopSharedServer ends the shared server (our own child, by its PID) and
+// removes its directory.
+func stopSharedServer() {
 	if serverProc != nil {
 		serverProc.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
@@ -123,11 +135,21 @@ func TestMain(m *testing.M) {
 		case <-done:
 		case <-time.After(20 * time.Second):
 			serverProc.Process.Kill()
+			<-done
 		}
+		serverProc = nil
 	}
 	if shared != nil {
 		os.RemoveAll(shared.dir)
+		shared = nil
 	}
+}
+
+// TestMain stops the shared server (our own child, by its PID) and removes
+// its directory after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	stopSharedServer()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
