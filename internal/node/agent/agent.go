@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/node/agent/nodestats"
+
 	"github.com/nats-io/nats.go"
 	corev1 "k8s.io/api/core/v1"
 
@@ -125,9 +127,9 @@ type Agent struct {
 	rootsOnce sync.Once
 	roots     []string // the data directory's spellings (hostpaths.go)
 
-	// readMemory reads the node's memory (readNodeMemory; tests replace
+	// readMemory reads the node's memory (nodestats.ReadMemory; tests replace
 	// it).
-	readMemory func() (nodeMemory, error)
+	readMemory func() (nodestats.Memory, error)
 	// heartbeatNow asks for a heartbeat at once: a condition changed.
 	heartbeatNow chan struct{}
 
@@ -200,7 +202,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, errors.New("agent: DataDir is required with a Runtime")
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName),
-		readMemory: readNodeMemory, heartbeatNow: make(chan struct{}, 1)}
+		readMemory: nodestats.ReadMemory, heartbeatNow: make(chan struct{}, 1)}
 	for _, addr := range cfg.Addresses {
 		if addr.Type == corev1.NodeInternalIP && a.hostIP == "" {
 			a.hostIP = addr.Address

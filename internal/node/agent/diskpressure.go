@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"github.com/skiffhq/skiff/internal/node/agent/nodestats"
 	"sync"
 	"time"
 
@@ -17,19 +18,13 @@ import (
 // refuses new pods as the kubelet does, so the disk is not filled by pods
 // that arrive after the warning.
 
-// diskStats is what statfs says of a file system.
-type diskStats struct {
-	Blocks, Available  uint64 // in blocks; Available is what an unprivileged writer may use
-	Inodes, FreeInodes uint64
-}
-
 // diskMonitor decides DiskPressure from statfs of the data directory.
 type diskMonitor struct {
 	path                 string
 	minAvailable         float64 // fraction; <= 0: not checked
 	minInodesFree        float64
 	transition           time.Duration
-	statfs               func(path string) (diskStats, error)
+	statfs               func(path string) (nodestats.Disk, error)
 	now                  func() time.Time
 	recheckAfter         time.Duration // admission re-reads statfs at most this often
 	onError, onPressured func(msg string)
@@ -42,7 +37,7 @@ type diskMonitor struct {
 
 func newDiskMonitor(cfg Config) *diskMonitor {
 	return &diskMonitor{path: cfg.DataDir, minAvailable: cfg.DiskPressureAvailable, minInodesFree: cfg.DiskPressureInodesFree,
-		transition: cfg.DiskPressureTransitionPeriod, statfs: statfs, now: time.Now, recheckAfter: time.Second}
+		transition: cfg.DiskPressureTransitionPeriod, statfs: nodestats.Statfs, now: time.Now, recheckAfter: time.Second}
 }
 
 // check reads statfs and reports whether the node is under disk pressure:
@@ -80,7 +75,7 @@ func (m *diskMonitor) checkLocked() (bool, string) {
 }
 
 // judge says which threshold st is under, or "".
-func (m *diskMonitor) judge(st diskStats) string {
+func (m *diskMonitor) judge(st nodestats.Disk) string {
 	if m.minAvailable > 0 && st.Blocks > 0 {
 		if f := float64(st.Available) / float64(st.Blocks); f < m.minAvailable {
 			return fmt.Sprintf("nodefs.available %.1f%% < %g%%", 100*f, 100*m.minAvailable)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/node/agent/nodestats"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -15,14 +17,14 @@ import (
 
 // fakeDisk is a statfs answer the test sets, or an error.
 type fakeDisk struct {
-	st  diskStats
+	st  nodestats.Disk
 	err error
 }
 
 func testMonitor(d *fakeDisk, clock *time.Time) *diskMonitor {
 	m := newDiskMonitor(Config{DataDir: "/node", DiskPressureAvailable: 0.10, DiskPressureInodesFree: 0.05,
 		DiskPressureTransitionPeriod: 5 * time.Minute})
-	m.statfs = func(string) (diskStats, error) { return d.st, d.err }
+	m.statfs = func(string) (nodestats.Disk, error) { return d.st, d.err }
 	m.now = func() time.Time { return *clock }
 	return m
 }
@@ -31,7 +33,7 @@ func testMonitor(d *fakeDisk, clock *time.Time) *diskMonitor {
 // failing statfs, with a fake statfs and clock: no disk gets filled.
 func TestDiskPressureDecision(t *testing.T) {
 	clock := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	d := &fakeDisk{st: diskStats{Blocks: 1000, Available: 500, Inodes: 1000, FreeInodes: 500}}
+	d := &fakeDisk{st: nodestats.Disk{Blocks: 1000, Available: 500, Inodes: 1000, FreeInodes: 500}}
 	m := testMonitor(d, &clock)
 	step := func(what string, want corev1.ConditionStatus, detail string) {
 		t.Helper()
@@ -46,9 +48,9 @@ func TestDiskPressureDecision(t *testing.T) {
 	d.st.Available = 500
 	clock = clock.Add(4 * time.Minute)
 	step("freed, within the transition period", corev1.ConditionTrue, "nodefs.available")
-	d.err = errors.New("statfs: I/O error")
+	d.err = errors.New("nodestats.Statfs: I/O error")
 	clock = clock.Add(time.Minute + time.Second)
-	step("statfs fails after the period", corev1.ConditionFalse, "no disk pressure")
+	step("nodestats.Statfs fails after the period", corev1.ConditionFalse, "no disk pressure")
 	d.err = nil
 	d.st.FreeInodes = 40 // 4% < 5%
 	step("inodes", corev1.ConditionTrue, "nodefs.inodesFree 4.0% < 5%")
@@ -68,7 +70,7 @@ func TestDiskPressureDecision(t *testing.T) {
 // system-critical pod is still admitted.
 func TestDiskPressureRefusesNewPods(t *testing.T) {
 	clock := time.Now()
-	d := &fakeDisk{st: diskStats{Blocks: 1000, Available: 10, Inodes: 1000, FreeInodes: 500}}
+	d := &fakeDisk{st: nodestats.Disk{Blocks: 1000, Available: 10, Inodes: 1000, FreeInodes: 500}}
 	a := &Agent{cfg: Config{NodeName: "node-d"}, log: testLogger()}
 	a.reports = newReporter(a)
 	a.pods = newPodManager(a)

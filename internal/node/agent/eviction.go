@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/node/agent/nodestats"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -132,24 +134,24 @@ func (a *Agent) watchMemory(ctx context.Context) {
 // the first of rankForEviction, and the next round looks again once that
 // pod's memory is back with the system. It returns the evicted pod's
 // namespace/name, if any.
-func (a *Agent) checkMemory(mi nodeMemory, now time.Time) string {
+func (a *Agent) checkMemory(mi nodestats.Memory, now time.Time) string {
 	threshold := a.cfg.EvictionMemoryAvailable
-	low := threshold > 0 && mi.available < threshold
+	low := threshold > 0 && mi.Available < threshold
 	a.setMemoryPressure(low, now)
 	if !low {
 		return ""
 	}
 	cands := a.pods.evictionCandidates()
 	if len(cands) == 0 {
-		a.log.Warn("node low on memory, and no pod holds any to evict", "available", mi.available, "threshold", threshold)
+		a.log.Warn("node low on memory, and no pod holds any to evict", "available", mi.Available, "threshold", threshold)
 		return ""
 	}
 	rankForEviction(cands)
 	for _, c := range cands {
-		msg := evictionMessage(threshold, mi.available, c.containers)
+		msg := evictionMessage(threshold, mi.Available, c.containers)
 		if c.w.evict(msg) {
 			a.log.Warn("pod evicted", "pod", c.name, "qos", c.qos, "usage", c.usage, "request", c.request,
-				"available", mi.available, "threshold", threshold)
+				"available", mi.Available, "threshold", threshold)
 			return c.name
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/node/agent/nodestats"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
@@ -112,7 +114,7 @@ func TestCheckMemoryEvicts(t *testing.T) {
 	bestEffort := add("be", corev1.PodQOSBestEffort, "", 30*mi)
 
 	now := time.Now()
-	if got := a.checkMemory(nodeMemory{total: 1024 * mi, available: 500 * mi}, now); got != "" {
+	if got := a.checkMemory(nodestats.Memory{Total: 1024 * mi, Available: 500 * mi}, now); got != "" {
 		t.Fatalf("evicted %s with memory to spare", got)
 	}
 	if a.conditions()[0].Status != corev1.ConditionFalse {
@@ -120,7 +122,7 @@ func TestCheckMemoryEvicts(t *testing.T) {
 	}
 
 	// Burstable exceeds its request by 16 MiB, BestEffort by 30 MiB.
-	if got := a.checkMemory(nodeMemory{total: 1024 * mi, available: 80 * mi}, now); got != "ns/pod-be" {
+	if got := a.checkMemory(nodestats.Memory{Total: 1024 * mi, Available: 80 * mi}, now); got != "ns/pod-be" {
 		t.Fatalf("evicted %q, want the BestEffort pod", got)
 	}
 	cond := a.conditions()[0]
@@ -169,17 +171,17 @@ func TestCheckMemoryEvicts(t *testing.T) {
 	// The next round takes the Burstable pod (the evicted one no longer
 	// counts: it stopped).
 	delete(a.pods.workers, "be")
-	if got := a.checkMemory(nodeMemory{total: 1024 * mi, available: 90 * mi}, now.Add(10*time.Second)); got != "ns/pod-b" {
+	if got := a.checkMemory(nodestats.Memory{Total: 1024 * mi, Available: 90 * mi}, now.Add(10*time.Second)); got != "ns/pod-b" {
 		t.Fatalf("second eviction: %q, want the Burstable pod", got)
 	}
 	delete(a.pods.workers, "b")
 
 	// Memory is back: the condition holds for the transition period.
-	a.checkMemory(nodeMemory{total: 1024 * mi, available: 600 * mi}, now.Add(time.Minute))
+	a.checkMemory(nodestats.Memory{Total: 1024 * mi, Available: 600 * mi}, now.Add(time.Minute))
 	if a.conditions()[0].Status != corev1.ConditionTrue {
 		t.Error("MemoryPressure cleared before the transition period")
 	}
-	a.checkMemory(nodeMemory{total: 1024 * mi, available: 600 * mi}, now.Add(10*time.Second+pressureTransitionPeriod+time.Second))
+	a.checkMemory(nodestats.Memory{Total: 1024 * mi, Available: 600 * mi}, now.Add(10*time.Second+pressureTransitionPeriod+time.Second))
 	if a.conditions()[0].Status != corev1.ConditionFalse {
 		t.Error("MemoryPressure still set after the transition period")
 	}

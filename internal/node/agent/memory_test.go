@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/node/agent/nodestats"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -147,14 +149,14 @@ func TestAdmissionRejectsWhatDoesNotFit(t *testing.T) {
 }
 
 func TestParseMeminfo(t *testing.T) {
-	m, err := parseMeminfo(strings.NewReader("MemTotal:       24683748 kB\nMemFree:  100 kB\nMemAvailable:   23544056 kB\n"))
-	if err != nil || m.total != 24683748*1024 || m.available != 23544056*1024 {
+	m, err := nodestats.ParseMeminfo(strings.NewReader("MemTotal:       24683748 kB\nMemFree:  100 kB\nMemAvailable:   23544056 kB\n"))
+	if err != nil || m.Total != 24683748*1024 || m.Available != 23544056*1024 {
 		t.Errorf("%+v %v", m, err)
 	}
-	if _, err := parseMeminfo(strings.NewReader("MemFree: 1 kB\n")); err == nil {
+	if _, err := nodestats.ParseMeminfo(strings.NewReader("MemFree: 1 kB\n")); err == nil {
 		t.Error("no MemTotal accepted")
 	}
-	v2, v1 := cgroupPaths("12:memory:/kubepods/pod1\n0::/system.slice/skiff.service\n")
+	v2, v1 := nodestats.CgroupPaths("12:memory:/kubepods/pod1\n0::/system.slice/skiff.service\n")
 	if v2 != "/system.slice/skiff.service" || v1 != "/kubepods/pod1" {
 		t.Errorf("cgroup paths %q %q", v2, v1)
 	}

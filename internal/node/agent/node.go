@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/skiffhq/skiff/internal/node/agent/nodestats"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,11 +29,11 @@ const DefaultMaxPods = 110
 // eviction by themselves), the runtimes offered as labels, and Ready
 // conditions.
 func (a *Agent) describeNode() (*corev1.Node, error) {
-	mi, err := readNodeMemory()
+	mi, err := nodestats.ReadMemory()
 	if err != nil {
 		return nil, err
 	}
-	mem := mi.total
+	mem := mi.Total
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
 		corev1.ResourceMemory: *resource.NewQuantity(mem, resource.BinarySI),

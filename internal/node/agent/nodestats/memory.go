@@ -1,4 +1,8 @@
-package agent
+// Package nodestats reads what a node has: its memory (the machine's, or
+// the memory cgroup the engine runs in) and the file system of its data
+// directory, the signals the agent's admission and eviction decide on, as
+// the kubelet's eviction manager reads them.
+package nodestats
 
 import (
 	"bufio"
@@ -12,38 +16,38 @@ import (
 	"strings"
 )
 
-// nodeMemory is the node's memory as the agent counts it.
-type nodeMemory struct {
+// Memory is the node's memory as the agent counts it.
+type Memory struct {
 	// total is the machine's memory (MemTotal), or the limit of the memory
 	// cgroup the engine runs in when that is less.
-	total int64
+	Total int64
 	// available is what can still be used: the host's MemAvailable, or
 	// what the cgroup's limit leaves beside its working set when that is
-	// less (the kubelet's memory.available signal).
-	available int64
+	// less (the kubelet's memory.Available signal).
+	Available int64
 }
 
-// readNodeMemory reads /proc/meminfo and the engine's memory cgroup.
-func readNodeMemory() (nodeMemory, error) {
+// ReadMemory reads /proc/meminfo and the engine's memory cgroup.
+func ReadMemory() (Memory, error) {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
-		return nodeMemory{}, fmt.Errorf("node memory: %w", err)
+		return Memory{}, fmt.Errorf("node memory: %w", err)
 	}
 	defer f.Close()
-	m, err := parseMeminfo(f)
+	m, err := ParseMeminfo(f)
 	if err != nil {
-		return nodeMemory{}, err
+		return Memory{}, err
 	}
-	if limit, workingSet, ok := cgroupMemory(); ok && limit < m.total {
-		m.total = limit
-		m.available = min(m.available, limit-workingSet)
+	if limit, workingSet, ok := CgroupMemory(); ok && limit < m.Total {
+		m.Total = limit
+		m.Available = min(m.Available, limit-workingSet)
 	}
 	return m, nil
 }
 
-// parseMeminfo reads MemTotal and MemAvailable (in kB) from /proc/meminfo.
-func parseMeminfo(r io.Reader) (nodeMemory, error) {
-	var m nodeMemory
+// ParseMeminfo reads MemTotal and MemAvailable (in kB) from /proc/meminfo.
+func ParseMeminfo(r io.Reader) (Memory, error) {
+	var m Memory
 	var haveTotal, haveAvail bool
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
@@ -54,9 +58,9 @@ func parseMeminfo(r io.Reader) (nodeMemory, error) {
 		var dst *int64
 		switch fields[0] {
 		case "MemTotal:":
-			dst, haveTotal = &m.total, true
+			dst, haveTotal = &m.Total, true
 		case "MemAvailable:":
-			dst, haveAvail = &m.available, true
+			dst, haveAvail = &m.Available, true
 		default:
 			continue
 		}
@@ -73,20 +77,20 @@ func parseMeminfo(r io.Reader) (nodeMemory, error) {
 		return m, errors.New("node memory: no MemTotal in /proc/meminfo")
 	}
 	if !haveAvail {
-		m.available = m.total // kernels before 3.14; nothing better to go on
+		m.Available = m.Total // kernels before 3.14; nothing better to go on
 	}
 	return m, nil
 }
 
-// cgroupMemory is the limit and working set (usage less inactive file
+// CgroupMemory is the limit and working set (usage less inactive file
 // pages, as the kubelet counts it) of the memory cgroup this process runs
 // in, when it has a limit: cgroup v2 first, then v1.
-func cgroupMemory() (limit, workingSet int64, ok bool) {
+func CgroupMemory() (limit, workingSet int64, ok bool) {
 	self, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return 0, 0, false
 	}
-	v2, v1 := cgroupPaths(string(self))
+	v2, v1 := CgroupPaths(string(self))
 	if v2 != "" {
 		for _, dir := range []string{filepath.Join("/sys/fs/cgroup", v2), "/sys/fs/cgroup"} {
 			limit, ok := readCgroupInt(filepath.Join(dir, "memory.max"))
@@ -110,9 +114,9 @@ func cgroupMemory() (limit, workingSet int64, ok bool) {
 	return 0, 0, false
 }
 
-// cgroupPaths finds this process's cgroup v2 path ("0::/path") and v1
+// CgroupPaths finds this process's cgroup v2 path ("0::/path") and v1
 // memory controller path ("N:memory:/path") in /proc/self/cgroup.
-func cgroupPaths(selfCgroup string) (v2, v1 string) {
+func CgroupPaths(selfCgroup string) (v2, v1 string) {
 	for _, line := range strings.Split(selfCgroup, "\n") {
 		parts := strings.SplitN(line, ":", 3)
 		if len(parts) != 3 {
