@@ -39,6 +39,7 @@ type container struct {
 	prevLog  string                // the start before it
 	running  chan struct{}         // closed when the current start ends
 	attempts int                   // starts so far in this worker, for container IDs
+	cpu      containerCPU          // CPU time and the CPU limit warning (cpu.go)
 }
 
 func newContainer(w *podWorker, spec corev1.Container, init bool, prev *corev1.ContainerStatus) *container {
@@ -236,7 +237,7 @@ func (c *container) prepare(ctx context.Context) (skiffrt.ContainerSpec, error) 
 		hostname = pod.Spec.Hostname
 	}
 	return skiffrt.ContainerSpec{Args: argv, Env: env, Mounts: mounts, Ports: ports, PodIP: ip,
-		MemoryLimitBytes: limit, Hostname: hostname}, nil
+		MemoryLimitBytes: limit, Hostname: hostname, CPULimitMillis: cpuLimitMillis(&c.spec)}, nil
 }
 
 // loop runs the container: pull, then start, wait, and restart as the
@@ -365,6 +366,8 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 		return exit, false, 0, ctx.Err() != nil
 	}
 	c.event(corev1.EventTypeNormal, "Started", "Started container "+c.spec.Name)
+	c.cpu.started(proc)
+	c.warnCPULimit(spec.CPULimitMillis)
 	containerID := a.cfg.Runtime.Name() + "://" + spec.ID
 	startedAt := metav1.NewTime(begin)
 	hasStartup := c.spec.StartupProbe != nil && !c.init
@@ -396,6 +399,7 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	stopProbes()
 	probes.Wait()
 	exit = proc.Status()
+	c.cpu.ended()
 	stdout.Flush()
 	stderr.Flush()
 	ranFor = time.Since(begin)
