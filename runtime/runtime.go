@@ -88,6 +88,9 @@ type ContainerSpec struct {
 	// pools) replaced one that failed, with how it ended: for the agent, a
 	// container restart the process survived.
 	OnInstanceExit func(ExitStatus)
+	// CPULimitMillis caps the process's CPU in thousandths of a core
+	// (`limits.cpu: 100m` is 100); 0 means no limit. See CPULimiter.
+	CPULimitMillis int64
 }
 
 // TerminalSize is a terminal's size in characters.

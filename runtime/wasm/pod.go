@@ -37,6 +37,8 @@ type PodRuntime struct {
 
 	mu      sync.Mutex
 	modules map[string]*Module // by image ID
+
+	cpus podCPUs // containers' CPUs (podcpu.go)
 }
 
 var _ skiffrt.Runtime = (*PodRuntime)(nil)
@@ -161,6 +163,9 @@ func (p *PodRuntime) Exec(ctx context.Context, img skiffrt.Image, spec skiffrt.C
 	}
 	rs := runSpec(spec)
 	rs.Listeners = nil // the container owns its ports; an exec gets none
+	cpu, release := p.acquireCPU(spec)
+	defer release()
+	rs.CPU = cpu
 	if spec.TTY {
 		// A terminal where this host can make one; plain streams otherwise.
 		if term, err := terminal.Open(); err == nil {
@@ -195,14 +200,17 @@ func (p *PodRuntime) Start(ctx context.Context, img skiffrt.Image, spec skiffrt.
 		return p.startHandler(ctx, mod, spec)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	proc := &commandProcess{cancel: cancel, done: make(chan struct{})}
+	cpu, release := p.acquireCPU(spec)
+	proc := &commandProcess{cancel: cancel, done: make(chan struct{}), cpu: cpu}
 	rs := runSpec(spec)
 	rs.Meter = &proc.meter
+	rs.CPU = cpu
 	started := make(chan struct{})
 	rs.OnStart = func() { close(started) }
 	var startErr error
 	go func() {
 		defer close(proc.done)
+		defer release()
 		st, err := p.rt.Run(runCtx, mod, rs)
 		if err != nil {
 			startErr = err
@@ -238,6 +246,7 @@ type commandProcess struct {
 	done   chan struct{}
 	status skiffrt.ExitStatus // written before done closes
 	meter  Meter
+	cpu    *CPU
 }
 
 var (
@@ -282,17 +291,21 @@ func (p *PodRuntime) startHandler(ctx context.Context, mod *Module, spec skiffrt
 		onExit = func(st ExitStatus) { spec.OnInstanceExit(skiffrt.ExitStatus(st)) }
 	}
 	meter := &Meter{}
+	cpu, release := p.acquireCPU(spec)
 	h, err := p.rt.NewHandler(ctx, mod, HandlerSpec{Args: rs.Args, Env: rs.Env, Mounts: rs.Mounts, Hostname: rs.Hostname,
-		Stdout: rs.Stdout, Stderr: rs.Stderr, MemoryLimitBytes: rs.MemoryLimitBytes, Meter: meter, OnInstanceExit: onExit})
+		Stdout: rs.Stdout, Stderr: rs.Stderr, MemoryLimitBytes: rs.MemoryLimitBytes, Meter: meter, OnInstanceExit: onExit, CPU: cpu})
 	if err != nil {
+		release()
 		return nil, err
 	}
-	proc := &handlerProcess{h: h, meter: meter, done: make(chan struct{}), srv: &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}}
+	proc := &handlerProcess{h: h, meter: meter, done: make(chan struct{}), srv: &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second},
+		cpu: cpu, release: release}
 	for _, port := range spec.Ports {
 		ln, err := net.Listen("tcp", net.JoinHostPort(spec.PodIP, strconv.Itoa(int(port.Port))))
 		if err != nil {
 			proc.closeListeners()
 			h.Close(context.Background())
+			release()
 			return nil, fmt.Errorf("%w: %w", ErrListen, err)
 		}
 		proc.lns = append(proc.lns, ln)
@@ -305,12 +318,14 @@ func (p *PodRuntime) startHandler(ctx context.Context, mod *Module, spec skiffrt
 
 // handlerProcess is a served handler module: it runs until stopped.
 type handlerProcess struct {
-	h     *Handler
-	meter *Meter // all the pool's instances
-	srv   *http.Server
-	lns   []net.Listener
-	once  sync.Once
-	done  chan struct{}
+	h       *Handler
+	meter   *Meter // all the pool's instances
+	srv     *http.Server
+	lns     []net.Listener
+	once    sync.Once
+	done    chan struct{}
+	cpu     *CPU
+	release func() // of cpu
 }
 
 func (hp *handlerProcess) closeListeners() {
@@ -339,6 +354,7 @@ func (hp *handlerProcess) Stop(ctx context.Context, grace time.Duration) skiffrt
 		hp.srv.Shutdown(gctx)
 		hp.srv.Close()
 		hp.h.Close(gctx)
+		hp.release()
 		close(hp.done)
 	})
 	return hp.Status()

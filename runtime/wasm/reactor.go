@@ -111,6 +111,12 @@ type HandlerSpec struct {
 	// memory limit or its request timed out, with how it ended in the terms
 	// of a container: the node agent counts these as restarts.
 	OnInstanceExit func(ExitStatus)
+
+	// CPU, when set, holds all instances together to its limit and counts
+	// their CPU time (see CPU): with an enforced limit each instance has
+	// an OS thread of its own in the CPU's cgroup, and its calls are handed
+	// to it.
+	CPU *CPU
 }
 
 func (s *HandlerSpec) setDefaults() {
@@ -163,6 +169,7 @@ type Handler struct {
 	waiting atomic.Int64
 
 	mu     sync.Mutex
+	unhook func() bool // undoes the Close of this Handler when the Runtime closes (which ends its instances' threads, cpu.go)
 	idle   []*instance // most recently used last
 	live   int
 	closed bool
@@ -176,7 +183,14 @@ type instance struct {
 	mod           api.Module
 	alloc, handle api.Function
 	mem           *limitAllocator
-	buf           []byte // the request's encoding, reused
+	buf           []byte      // the request's encoding, reused
+	thread        guestThread // where its calls run (cpu.go)
+}
+
+// close closes the instance and ends its thread.
+func (inst *instance) close() {
+	_ = inst.mod.Close(context.Background())
+	inst.thread.stop()
 }
 
 // NewHandler returns a Handler serving mod, an SDK handler module (see
@@ -231,6 +245,7 @@ func (r *Runtime) NewHandler(ctx context.Context, mod *Module, spec HandlerSpec)
 	h.mu.Lock()
 	h.live++
 	h.idle = append(h.idle, inst)
+	h.unhook = context.AfterFunc(r.life, func() { h.Close(context.Background()) })
 	h.mu.Unlock()
 	return h, nil
 }
@@ -260,12 +275,14 @@ func (h *Handler) Close(ctx context.Context) error {
 	idle := h.idle
 	h.idle = nil
 	h.live -= len(idle)
+	unhook := h.unhook
 	h.mu.Unlock()
 	if already {
 		return nil
 	}
+	unhook()
 	for _, inst := range idle {
-		_ = inst.mod.Close(context.Background())
+		inst.close()
 	}
 	done := make(chan struct{})
 	go func() {
@@ -373,8 +390,9 @@ func (h *Handler) call(ctx context.Context, areq *abi.Request) (*abi.Response, i
 
 	cctx, cancel := context.WithTimeoutCause(h.life, h.spec.RequestTimeout, errRequestTimeout)
 	defer cancel()
+	var resp *abi.Response
 	inst.mem.enter()
-	resp, err := inst.serve(cctx, areq)
+	inst.thread.do(func() { resp, err = inst.serve(cctx, areq) })
 	inst.mem.leave()
 	if err == nil {
 		h.release(inst)
@@ -468,7 +486,7 @@ func (h *Handler) release(inst *instance) {
 	if h.closed {
 		h.live--
 		h.mu.Unlock()
-		_ = inst.mod.Close(context.Background())
+		inst.close()
 	} else {
 		h.idle = append(h.idle, inst)
 		h.mu.Unlock()
@@ -483,7 +501,7 @@ func (h *Handler) discard(ctx context.Context, inst *instance, err error) ExitSt
 	if errors.Is(context.Cause(ctx), errRequestTimeout) {
 		st.Message = fmt.Sprintf("request took longer than %v: %s", h.spec.RequestTimeout, st.Message)
 	}
-	_ = inst.mod.Close(context.Background())
+	inst.close()
 	h.mu.Lock()
 	h.live--
 	h.mu.Unlock()
@@ -533,29 +551,32 @@ func (h *Handler) newInstance(ctx context.Context) (*instance, error) {
 		}
 		return nil, fmt.Errorf("wasm: handler %s: %w: %w", mod.digest, ErrInstantiate, err)
 	}
+	inst.mod = m
 	fail := func(what string, err error) (*instance, error) {
-		_ = m.Close(context.Background())
+		inst.close()
 		st := classify(ctx, err, inst.mem)
 		return nil, fmt.Errorf("wasm: handler %s: %s: %s (exit code %d) %s", mod.digest, what, st.Reason, st.Code, st.Message)
 	}
 	if inst.mem.refused {
 		return fail("instantiate", errors.New("initial memory exceeds the limit"))
 	}
-	inst.mod = m
+	inst.thread = h.spec.CPU.newGuestThread()
 	// Go's runtime and package init functions (where sdk.Handle is called)
 	// run in _initialize.
 	if init := m.ExportedFunction("_initialize"); init != nil {
-		if _, err := init.Call(ctx); err != nil {
+		inst.thread.do(func() { _, err = init.Call(ctx) })
+		if err != nil {
 			return fail("_initialize", err)
 		}
 	}
 	if v := m.ExportedFunction(abi.ExportVersion); v != nil {
-		res, err := v.Call(ctx)
+		var res []uint64
+		inst.thread.do(func() { res, err = v.Call(ctx) })
 		if err != nil {
 			return fail(abi.ExportVersion, err)
 		}
 		if uint32(res[0]) != abi.Version {
-			_ = m.Close(context.Background())
+			inst.close()
 			return nil, fmt.Errorf("wasm: handler %s: %w: ABI version %d, this host speaks %d", mod.digest, ErrNotHandler, uint32(res[0]), abi.Version)
 		}
 	}

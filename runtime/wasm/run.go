@@ -117,6 +117,10 @@ type RunSpec struct {
 	// with ErrListen before the guest runs.
 	Listeners []Listener
 
+	// CPU, when set, holds the guest to its limit and counts the guest's
+	// CPU time (see CPU); nil runs the guest unlimited and unmeasured.
+	CPU *CPU
+
 	// OnStart, when set, is called once the instance exists, just before
 	// _start runs: the guest has started. A Run that fails to instantiate
 	// (ErrInstantiate) never calls it.
@@ -242,7 +246,8 @@ func (r *Runtime) Run(ctx context.Context, mod *Module, spec RunSpec) (ExitStatu
 	if spec.OnStart != nil {
 		spec.OnStart()
 	}
-	_, err = inst.ExportedFunction("_start").Call(ctx)
+	start := inst.ExportedFunction("_start")
+	spec.CPU.run(func() { _, err = start.Call(ctx) })
 	return classify(ctx, err, mem), nil
 }
 

@@ -22,7 +22,9 @@
 // # Threading
 //
 // All methods of Runtime are safe for concurrent use. Run executes the guest
-// on the calling goroutine and returns when the guest is gone.
+// on the calling goroutine, locked to its thread when the run has a CPU, or
+// on a thread of its own when that CPU's limit is enforced (see CPU), and
+// returns when the guest is gone.
 package wasm
 
 import (
@@ -84,6 +86,15 @@ type Config struct {
 	// discards them: a library does not write to the process's log unless
 	// asked to.
 	Logger *slog.Logger
+
+	// KeepGOMAXPROCS stops the Runtime from raising GOMAXPROCS while
+	// CPU-limited guests are busy. By default it adds one P per limited
+	// guest inside a call (at most 8 per core), because a guest whose thread
+	// the kernel throttles keeps its P while it waits for quota: without
+	// the extra Ps, as many busy limited guests as GOMAXPROCS starve every
+	// other goroutine of the program. Set it when the program manages
+	// GOMAXPROCS itself. See CPU.
+	KeepGOMAXPROCS bool
 }
 
 // Runtime compiles and runs Wasm modules. It holds one wazero runtime with
@@ -115,6 +126,8 @@ type Runtime struct {
 	// gains nothing on throughput and doubles the peak memory of compiling;
 	// it also makes the on-disk cache evidence in CacheStats exact.
 	compileMu sync.Mutex
+
+	cpu cpuState // CPU limits (cpu.go)
 
 	memoryHits atomic.Uint64
 	diskHits   atomic.Uint64
@@ -168,6 +181,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		cancel:   cancel,
 		modules:  make(map[[32]byte]*compileCall),
 	}
+	r.cpu.keepProcs = cfg.KeepGOMAXPROCS
 	return r, nil
 }
 
@@ -201,6 +215,9 @@ func (r *Runtime) Close(ctx context.Context) error {
 
 	if err := r.wr.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("wasm: close wazero runtime: %w", err))
+	}
+	if err := r.closeCPU(); err != nil {
+		errs = append(errs, err)
 	}
 	if r.cache != nil {
 		if err := r.cache.Close(ctx); err != nil {

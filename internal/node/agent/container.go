@@ -39,6 +39,7 @@ type container struct {
 	prevLog  string                // the start before it
 	running  chan struct{}         // closed when the current start ends
 	attempts int                   // starts so far in this worker, for container IDs
+	cpu      containerCPU          // CPU time and the CPU limit warning (cpu.go)
 	proc     skiffrt.Process       // the current start's, while it runs
 }
 
@@ -247,7 +248,7 @@ func (c *container) prepare(ctx context.Context) (skiffrt.ContainerSpec, error) 
 		hostname = pod.Spec.Hostname
 	}
 	return skiffrt.ContainerSpec{Args: argv, Env: env, Mounts: mounts, Ports: ports, PodIP: ip,
-		MemoryLimitBytes: limit, Hostname: hostname}, nil
+		MemoryLimitBytes: limit, Hostname: hostname, CPULimitMillis: cpuLimitMillis(&c.spec)}, nil
 }
 
 // loop runs the container: pull, then start, wait, and restart as the
@@ -384,6 +385,8 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 		c.proc = nil
 		c.mu.Unlock()
 	}()
+	c.cpu.started(proc)
+	c.warnCPULimit(spec.CPULimitMillis)
 	containerID := a.cfg.Runtime.Name() + "://" + spec.ID
 	startedAt := metav1.NewTime(begin)
 	hasStartup := c.spec.StartupProbe != nil && !c.init
@@ -415,6 +418,7 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	stopProbes()
 	probes.Wait()
 	exit = proc.Status()
+	c.cpu.ended()
 	stdout.Flush()
 	stderr.Flush()
 	ranFor = time.Since(begin)

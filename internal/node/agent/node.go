@@ -84,6 +84,7 @@ func (a *Agent) describeNode() (*corev1.Node, error) {
 			},
 		},
 	}
+	a.describeCPULimits(node, now)
 	return node, nil
 }
 

@@ -9,12 +9,14 @@
 //	/oom            allocates until its memory limit stops it
 //	/waitfile?f=N   answers once /work/N exists (polling, at most 60 s):
 //	                holds the instance until the test says so
+//	/spin?ms=N      keeps its CPU busy for N ms of wall time (at most 10 s)
 package main
 
 import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/skiffhq/skiff/runtime/wasm/testdata/handlerapp"
@@ -61,6 +63,15 @@ func init() {
 			time.Sleep(10 * time.Millisecond)
 		}
 		http.Error(w, "never came", http.StatusGatewayTimeout)
+	})
+	mux.HandleFunc("/spin", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		end := time.Now().Add(time.Duration(min(ms, 10000)) * time.Millisecond)
+		n := 0
+		for time.Now().Before(end) {
+			n++
+		}
+		fmt.Fprint(w, n)
 	})
 	sdk.HandleFunc(func(w http.ResponseWriter, r *http.Request) {
 		served++
