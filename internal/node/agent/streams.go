@@ -18,7 +18,7 @@ import (
 )
 
 // The agent's side of kubectl logs, exec and port-forward: the API server
-// relays them over the bus (engine/streams), and these answer on the node.
+// relays them over the bus (internal/streams), and these answer on the node.
 
 type streamBackend struct{ a *Agent }
 
