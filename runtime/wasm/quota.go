@@ -99,22 +99,21 @@ func (f quotaFS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileM
 
 // Mkdir implements experimentalsys.FS.
 func (f quotaFS) Mkdir(path string, perm fs.FileMode) experimentalsys.Errno {
-	if !reserveAll(f.q, skiffrt.EntryBytes) {
-		return full(f.ns)
-	}
-	errno := f.FS.Mkdir(path, perm)
-	if errno != 0 {
-		f.q.Release(skiffrt.EntryBytes)
-	}
-	return errno
+	return f.newEntry(func() experimentalsys.Errno { return f.FS.Mkdir(path, perm) })
 }
 
 // Symlink implements experimentalsys.FS.
 func (f quotaFS) Symlink(target, link string) experimentalsys.Errno {
+	return f.newEntry(func() experimentalsys.Errno { return f.FS.Symlink(target, link) })
+}
+
+// newEntry reserves one entry's bytes for create, and gives them back if
+// create fails.
+func (f quotaFS) newEntry(create func() experimentalsys.Errno) experimentalsys.Errno {
 	if !reserveAll(f.q, skiffrt.EntryBytes) {
 		return full(f.ns)
 	}
-	errno := f.FS.Symlink(target, link)
+	errno := create()
 	if errno != 0 {
 		f.q.Release(skiffrt.EntryBytes)
 	}
