@@ -1,10 +1,9 @@
 package engine
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -37,23 +36,14 @@ func vmRSS(t *testing.T) int64 {
 // rawRSS is this process's resident memory in bytes as it stands.
 func rawRSS(t *testing.T) int64 {
 	t.Helper()
-	f, err := os.Open("/proc/self/status")
+	n, err := testutil.ResidentBytes()
+	if errors.Is(err, testutil.ErrNoProcStatus) {
+		t.Skip(err)
+	}
 	if err != nil {
-		t.Skipf("no /proc/self/status to read the resident memory from: %v", err)
+		t.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS in /proc/self/status")
-	return 0
+	return n
 }
 
 // deletePods deletes the pods at once and waits until they are gone.

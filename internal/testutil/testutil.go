@@ -1,11 +1,17 @@
 // Package testutil holds the helpers every skiff test shares: bounded polling
-// instead of sleeps, and a logger that writes through the test.
+// instead of sleeps, a logger that writes through the test, and the
+// process's resident memory.
 package testutil
 
 import (
+	"bufio"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -51,4 +57,29 @@ type tWriter struct{ t testing.TB }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
+}
+
+// ErrNoProcStatus: the process's resident memory cannot be read here (no
+// /proc/self/status). Tests that measure memory skip on it.
+var ErrNoProcStatus = errors.New("no /proc/self/status to read the resident memory from")
+
+// ResidentBytes is this process's resident memory (VmRSS) in bytes, as it
+// stands.
+func ResidentBytes() (int64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrNoProcStatus, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("VmRSS %q: %w", v, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc/self/status")
 }

@@ -3,34 +3,20 @@
 package wasm
 
 import (
-	"bufio"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/skiffhq/skiff/internal/testutil"
 )
 
 // vmRSS is the process's resident memory in bytes (/proc/self/status).
 func vmRSS(t *testing.T) int64 {
 	t.Helper()
-	f, err := os.Open("/proc/self/status")
+	n, err := testutil.ResidentBytes()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS in /proc/self/status")
-	return 0
+	return n
 }
 
 // TestMappedMemoryGrowsInPlace: the memory is reserved once at the limit,
