@@ -118,6 +118,21 @@ func (a *limitAllocator) refuse(size uint64) {
 	a.largestRefused = max(a.largestRefused, size)
 }
 
+// checkLimit records a grow to size past the limit and says whether the
+// memory must answer it with a refusal. It must not for the first call
+// (first), which allocates the module's initial memory: wazero cannot take
+// a refusal there (it would panic on the host). Run checks exported
+// memories before instantiating; a memory the module does not export gets
+// its initial size and Run ends the instance, OOMKilled, before the guest
+// runs. over says whether size is past the limit at all.
+func (a *limitAllocator) checkLimit(size uint64, first bool) (over, refuse bool) {
+	if a.limit == 0 || size <= a.limit {
+		return false, false
+	}
+	a.refuse(size)
+	return true, !first
+}
+
 // heapMemory is one linear memory in a Go slice that grows up to
 // alloc.limit: what non-Linux systems use, and the fallback when the host
 // refuses an address range. Growing past its capacity copies, and the Go
@@ -137,16 +152,8 @@ func (m *heapMemory) Reallocate(size uint64) []byte {
 	a := m.alloc
 	first := !m.started
 	m.started = true
-	if a.limit > 0 && size > a.limit {
-		a.refuse(size)
-		if !first {
-			return nil
-		}
-		// The first call allocates the module's initial memory and wazero
-		// cannot take a refusal there (it would panic on the host). Run
-		// checks exported memories before instantiating; a memory the
-		// module does not export gets its initial size here and Run ends
-		// the instance, OOMKilled, before the guest runs.
+	if _, refuse := a.checkLimit(size, first); refuse {
+		return nil
 	}
 	a.meter.add(int64(size) - int64(len(m.buf)))
 	if size <= uint64(cap(m.buf)) {

@@ -78,14 +78,12 @@ func (m *mappedMemory) Reallocate(size uint64) []byte {
 	}
 	first := !m.started
 	m.started = true
-	if a.limit > 0 && size > a.limit {
-		a.refuse(size)
-		if !first {
-			return nil
-		}
-		// The initial memory is over the limit and wazero cannot take a
-		// refusal for it (see heapMemory.Reallocate): the range is made
-		// large enough, and Run ends the instance before the guest runs.
+	if over, refuse := a.checkLimit(size, first); refuse {
+		return nil
+	} else if over {
+		// The initial memory is over the limit (see checkLimit): the range
+		// is made large enough, and Run ends the instance before the
+		// guest runs.
 		if size > uint64(len(m.region)) {
 			region, err := mmapReserve(size)
 			if err != nil {

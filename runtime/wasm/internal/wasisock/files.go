@@ -31,7 +31,7 @@ func limitFiles(name string, fn, fdClose api.GoModuleFunction) api.GoModuleFunct
 			// Socket numbers are above maxFileFD: fn answers for them when
 			// the Run has sockets (sockets cannot be renumbered).
 			to := uint32(stack[1])
-			if to >= maxFileFD && !(isSock(stack[1]) && sockets(ctx) != nil) {
+			if to >= maxFileFD && !isRunSocket(ctx, stack[1]) {
 				// What dup2 answers for a number past RLIMIT_NOFILE.
 				stack[0] = errnoBadf
 				return

@@ -201,6 +201,9 @@ func (t *sockTable) wait(fd int, events int16) uint64 {
 // isSock reports whether a WASI fd argument is in the sockets' range.
 func isSock(arg uint64) bool { return uint32(arg) >= abi.FirstListenerFD }
 
+// isRunSocket reports whether arg numbers a socket of a Run that has them.
+func isRunSocket(ctx context.Context, arg uint64) bool { return isSock(arg) && sockets(ctx) != nil }
+
 // sockFunc implements one WASI function for a socket descriptor; stack holds
 // the function's parameters and returns nothing but the errno.
 type sockFunc func(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64
