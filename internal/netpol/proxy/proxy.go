@@ -92,7 +92,6 @@ type Proxy struct {
 
 	services corelisters.ServiceLister
 	slices   discoverylisters.EndpointSliceLister
-	synced   []cache.InformerSynced
 	queue    workqueue.TypedRateLimitingInterface[string]
 
 	stats  counters
@@ -114,8 +113,7 @@ const (
 
 // Start builds the informers and starts serving. It does not wait for
 // them to sync: a node whose control plane is out of reach for now starts
-// all the same, and serves once the first lists arrive (WaitForSync tells
-// when).
+// all the same, and serves once the first lists arrive.
 func Start(cfg Config) (*Proxy, error) {
 	if cfg.Services == nil || cfg.EndpointSlices == nil {
 		return nil, errors.New("proxy: Services and EndpointSlices are required")
@@ -151,7 +149,7 @@ func Start(cfg Config) (*Proxy, error) {
 		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	p.services = corelisters.NewServiceLister(svcInf.GetIndexer())
 	p.slices = discoverylisters.NewEndpointSliceLister(sliceInf.GetIndexer())
-	p.synced = []cache.InformerSynced{svcInf.HasSynced, sliceInf.HasSynced}
+	synced := []cache.InformerSynced{svcInf.HasSynced, sliceInf.HasSynced}
 	if _, err := svcInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    p.enqueueService,
 		UpdateFunc: func(_, o any) { p.enqueueService(o) },
@@ -182,22 +180,13 @@ func Start(cfg Config) (*Proxy, error) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		if !cache.WaitForCacheSync(runCtx.Done(), p.synced...) {
+		if !cache.WaitForCacheSync(runCtx.Done(), synced...) {
 			return
 		}
 		for p.processNext() {
 		}
 	}()
 	return p, nil
-}
-
-// WaitForSync waits, bounded by ctx, until the proxy holds a full list of
-// Services and EndpointSlices.
-func (p *Proxy) WaitForSync(ctx context.Context) error {
-	if !cache.WaitForCacheSync(ctx.Done(), p.synced...) {
-		return fmt.Errorf("proxy: Services and EndpointSlices not synced: %w", ctx.Err())
-	}
-	return nil
 }
 
 // Stop closes every listener and every live proxied connection, and waits
