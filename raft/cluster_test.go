@@ -144,7 +144,9 @@ func (c *cluster) running() (idx []int, ss []*Store) {
 func (c *cluster) waitLeader() int {
 	c.t.Helper()
 	leader := -1
-	testutil.Eventually(c.t, 15*time.Second, func() error {
+	// Elections take well under a second here; the bound is for a CI
+	// machine running other packages' CPU-heavy tests beside this one.
+	testutil.Eventually(c.t, 30*time.Second, func() error {
 		idx, ss := c.running()
 		leader = -1
 		for k, s := range ss {

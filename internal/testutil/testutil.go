@@ -7,11 +7,11 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -43,13 +43,55 @@ func Poll(timeout time.Duration, fn func() error) error {
 	}
 }
 
-// Logger returns a logger for tests: quiet unless SKIFF_TEST_LOG is set, so a
-// failing test can be rerun with the logs on.
+// Logger returns a logger for tests. With SKIFF_TEST_LOG set it writes
+// through the test at debug level; otherwise it keeps the last
+// keptLogLines lines (info and above) and prints them only if the test
+// fails, so a failure seen once in CI comes with the logs that explain it.
 func Logger(t testing.TB) *slog.Logger {
-	if os.Getenv("SKIFF_TEST_LOG") == "" {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("SKIFF_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := &ringWriter{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the last %d log lines before the failure:\n%s", keptLogLines, r.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(r, nil))
+}
+
+// keptLogLines bounds what a quiet test logger keeps.
+const keptLogLines = 300
+
+// ringWriter keeps the last keptLogLines writes (slog writes a line at a
+// time). Components log from their own goroutines, also after the test
+// ended, so it never calls into testing.T.
+type ringWriter struct {
+	mu    sync.Mutex
+	lines []string
+	next  int
+}
+
+func (r *ringWriter) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.lines) < keptLogLines {
+		r.lines = append(r.lines, string(p))
+	} else {
+		r.lines[r.next] = string(p)
+		r.next = (r.next + 1) % keptLogLines
+	}
+	return len(p), nil
+}
+
+func (r *ringWriter) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	for i := range r.lines {
+		b.WriteString(r.lines[(r.next+i)%len(r.lines)])
+	}
+	return b.String()
 }
 
 type tWriter struct{ t testing.TB }
