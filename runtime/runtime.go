@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/netip"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -91,6 +92,60 @@ type ContainerSpec struct {
 	// CPULimitMillis caps the process's CPU in thousandths of a core
 	// (`limits.cpu: 100m` is 100); 0 means no limit. See CPULimiter.
 	CPULimitMillis int64
+	// DNS is how the container resolves names, as the agent wrote it into
+	// the container's /etc/resolv.conf (dnsPolicy and dnsConfig applied): a
+	// runtime that resolves for the guest (the Wasm runtime's
+	// sock_getaddrinfo) asks these servers with these search domains. Nil:
+	// the node's resolver.
+	DNS *DNSConfig
+	// Firewall, when set, decides which connections the container's
+	// sockets may make and take (the NetworkPolicies that select the pod).
+	// A runtime that owns its containers' sockets (Wasm) asks it for every
+	// new connection; nil allows everything.
+	Firewall Firewall
+}
+
+// DNSConfig is a container's resolver configuration, the content of its
+// /etc/resolv.conf.
+type DNSConfig struct {
+	// Nameservers are IP addresses (port 53).
+	Nameservers []string
+	// Searches are the search domains, in order.
+	Searches []string
+	// Ndots is options ndots: names with fewer dots are tried with the
+	// search domains first.
+	Ndots int
+}
+
+// Direction is which way a connection goes, seen from the pod.
+type Direction int
+
+const (
+	// Ingress: a peer connects to (or sends to) the pod.
+	Ingress Direction = iota
+	// Egress: the pod connects to (or sends to) a peer.
+	Egress
+)
+
+// Protocol is a transport protocol as NetworkPolicy names it.
+type Protocol string
+
+const (
+	TCP Protocol = "TCP"
+	UDP Protocol = "UDP"
+)
+
+// Firewall decides, connection by connection, what a pod may reach and
+// what may reach it. It is consulted when a connection is made (connect,
+// accept, the first datagram to or from a peer), so a change of policy
+// applies to new connections; established ones keep going, as with
+// Kubernetes' network plugins. Safe for concurrent use.
+type Firewall interface {
+	// Allow reports whether a connection may be made. For Ingress, peer is
+	// the remote end and port the pod's own port it reaches; for Egress,
+	// peer is the destination (its port is the one policies' ports match)
+	// and port is 0.
+	Allow(dir Direction, proto Protocol, peer netip.AddrPort, port uint16) bool
 }
 
 // TerminalSize is a terminal's size in characters.
@@ -106,6 +161,12 @@ type Mount struct {
 	// agent sets it for emptyDir volumes (sizeLimit, and the pod's
 	// ephemeral-storage limit). Nil: only the node's disk bounds it.
 	Quota DiskQuota
+	// NodeFiles marks the directory the node writes for every container
+	// (resolv.conf, hosts, hostname), mounted at /etc. The Wasm runtime
+	// pre-opens it after the container's listeners, so that listeners keep
+	// the place wazero gives them, right after the pod's volumes (fd 3 when
+	// there are none).
+	NodeFiles bool
 }
 
 // Port is one TCP port of a container.
