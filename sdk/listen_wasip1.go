@@ -8,22 +8,24 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"syscall"
-
-	"github.com/skiffhq/skiff/sdk/abi"
 )
 
 // Listener returns the i-th pre-opened listener of the pod: the i-th
 // container port, counting from 0. It fails if the host opened fewer.
+// The host says where the listeners are in the environment (LISTEN_FDS,
+// LISTEN_FDS_FIRST_FD; package sdk/abi).
 //
 // The descriptor is set non-blocking before Go sees it: os.NewFile puts a
 // descriptor under Go's network poller only when it is non-blocking already,
 // and a blocking accept would stop every goroutine of the program.
 func Listener(i int) (net.Listener, error) {
-	if i < 0 {
-		return nil, fmt.Errorf("sdk: listener %d: negative index", i)
+	first, n := listenFDs()
+	if i < 0 || i >= n {
+		return nil, fmt.Errorf("sdk: listener %d: the pod has %d", i, n)
 	}
-	fd := abi.FirstListenerFD + i
+	fd := first + i
 	if err := syscall.SetNonblock(fd, true); err != nil {
 		return nil, fmt.Errorf("sdk: listener %d (fd %d): %w", i, fd, err)
 	}
@@ -37,15 +39,25 @@ func Listener(i int) (net.Listener, error) {
 	return ln, nil
 }
 
+// listenFDs is the first listener's descriptor and how many there are, from
+// the environment (systemd's convention; fd 3 when the host says no other).
+func listenFDs() (first, n int) {
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n < 0 {
+		return 3, 0
+	}
+	first = 3
+	if f, err := strconv.Atoi(os.Getenv("LISTEN_FDS_FIRST_FD")); err == nil && f >= 3 {
+		first = f
+	}
+	return first, n
+}
+
 // Listeners returns every pre-opened listener, in container port order.
 func Listeners() ([]net.Listener, error) {
-	var out []net.Listener
-	for i := 0; ; i++ {
-		// A missing descriptor is the end of the list.
-		var st syscall.Stat_t
-		if err := syscall.Fstat(abi.FirstListenerFD+i, &st); err != nil {
-			return out, nil
-		}
+	_, n := listenFDs()
+	out := make([]net.Listener, 0, n)
+	for i := range n {
 		ln, err := Listener(i)
 		if err != nil {
 			for _, l := range out {
@@ -55,6 +67,7 @@ func Listeners() ([]net.Listener, error) {
 		}
 		out = append(out, ln)
 	}
+	return out, nil
 }
 
 // Serve serves h with net/http on every pre-opened listener and returns when

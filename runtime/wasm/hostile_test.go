@@ -34,6 +34,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -50,6 +51,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	skiffrt "github.com/skiffhq/skiff/runtime"
 	"github.com/skiffhq/skiff/sdk/abi"
 )
 
@@ -219,8 +221,8 @@ func buildToolkit(tb testing.TB) toolkit {
 	}
 	tk.subs = tk.add(slices.Concat(
 		sub(1, 0, 0, uint64(time.Millisecond), 0),
-		sub(2, 1, abi.FirstListenerFD, 0, 0),
-		sub(3, 2, abi.FirstListenerFD+1, 0, 0),
+		sub(2, 1, fl, 0, 0),
+		sub(3, 2, sk, 0, 0),
 		sub(4, 1, 0, 0, 0),
 		sub(5, 1, 3, 0, 0),
 		sub(6, 2, 1, 0, 0),
@@ -515,8 +517,8 @@ func pick(r *fuzzReader, values []uint64) uint64 {
 // Interesting argument values, by the parameter's role.
 var (
 	hostileFDs = []uint64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 64, 4095, 4096,
-		abi.FirstListenerFD, abi.FirstListenerFD + 1, abi.FirstListenerFD + 2, abi.FirstListenerFD + 3,
-		abi.FirstListenerFD - 1, 1 << 20, math.MaxInt32, 1 << 31, math.MaxUint32}
+		abi.FirstSocketFD, abi.FirstSocketFD + 1, abi.FirstSocketFD + 2, abi.FirstSocketFD + 3,
+		abi.FirstSocketFD - 1, 1 << 20, math.MaxInt32, 1 << 31, math.MaxUint32}
 	hostileLens = []uint64{0, 1, 2, 3, 4, 5, 6, 7, 8, 16, 24, 32, 48, 64, 255, 256, 4096,
 		pageSize - 1, pageSize, hostileMemLimit - 1, hostileMemLimit, 1 << 24, math.MaxInt32, 1 << 31, math.MaxUint32}
 	hostileFlags = []uint64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 31, 32, 63, 64, 127, 255,
@@ -692,6 +694,13 @@ func (e *hostileEnv) check(t *testing.T, data []byte) {
 	}
 }
 
+// loopbackOnly lets a hostile guest's sockets reach loopback addresses only.
+type loopbackOnly struct{}
+
+func (loopbackOnly) Allow(dir skiffrt.Direction, _ skiffrt.Protocol, peer netip.AddrPort, _ uint16) bool {
+	return dir == skiffrt.Ingress || peer.Addr().Unmap().IsLoopback()
+}
+
 // runCommand runs p as a command, as a pod's container runs: mounts,
 // listeners, a memory limit and a deadline.
 func (e *hostileEnv) runCommand(t *testing.T, p *hostileProgram, dirs hostileDirs) {
@@ -723,6 +732,12 @@ func (e *hostileEnv) runCommand(t *testing.T, p *hostileProgram, dirs hostileDir
 		Stderr:           &stderr,
 		MemoryLimitBytes: hostileMemLimit,
 		Listeners:        lns,
+		// The guest may open sockets of its own: they stay on this
+		// machine's loopback, and names resolve against a server that is
+		// not there (DESIGN.md: tests send nothing off loopback).
+		PodIP:    "127.0.0.1",
+		Firewall: loopbackOnly{},
+		DNS:      &skiffrt.DNSConfig{Nameservers: []string{"127.0.0.1:9"}},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hostileRunTimeout)
 	defer cancel()
@@ -1029,7 +1044,8 @@ const (
 	oCreat, oDirectory, oTrunc        = 1, 2, 8
 	fdNonblock                        = 4
 	allRights                  uint64 = math.MaxUint64
-	fl                                = abi.FirstListenerFD
+	fl                                = 5 // after stdio and the two mounts of hostileDirs
+	sk                                = abi.FirstSocketFD
 )
 
 type hostileCall struct {
@@ -1155,24 +1171,24 @@ func (e *hostileEnv) seeds(tb testing.TB) map[string][]byte {
 			call("path_filestat_set_times", 4, 0, p("ro.txt"), 0, 0, 15),
 			call("path_symlink", p("f"), 4, p("l"))),
 		"sockets": e.encode(tb, []byte{cmd | dial},
-			call("sock_accept", fl, 0, res), // fd fl+1
-			call("sock_recv", fl+1, iov, 0, res, res+4),
-			call("fd_fdstat_set_flags", fl+1, fdNonblock), // the reads below would wait for the deadline
-			call("sock_recv", fl+1, iov, 3, res, res+4),
-			call("sock_send", fl+1, hello, 0, res), call("sock_send", fl+1, hello, 1, res),
-			call("fd_read", fl+1, iov, res),
-			call("fd_fdstat_get", fl+1, res), call("fd_filestat_get", fl+1, res),
-			call("sock_shutdown", fl+1, 3), call("sock_shutdown", fl+1, 7),
-			call("fd_seek", fl+1, 0, 0, res), call("path_open", fl, 0, p("f"), 0, 0, 0, 0, res),
-			call("fd_renumber", fl+1, 5), call("fd_renumber", 0, fl),
-			call("fd_close", fl+1), call("fd_close", fl),
-			call("sock_accept", fl, 0, res), call("sock_accept", fl+2, 0, res)),
+			call("sock_accept", fl, 0, res), // fd sk
+			call("sock_recv", sk, iov, 0, res, res+4),
+			call("fd_fdstat_set_flags", sk, fdNonblock), // the reads below would wait for the deadline
+			call("sock_recv", sk, iov, 3, res, res+4),
+			call("sock_send", sk, hello, 0, res), call("sock_send", sk, hello, 1, res),
+			call("fd_read", sk, iov, res),
+			call("fd_fdstat_get", sk, res), call("fd_filestat_get", sk, res),
+			call("sock_shutdown", sk, 3), call("sock_shutdown", sk, 7),
+			call("fd_seek", sk, 0, 0, res), call("path_open", fl, 0, p("f"), 0, 0, 0, 0, res),
+			call("fd_renumber", sk, 5), call("fd_renumber", 0, fl),
+			call("fd_close", sk), call("fd_close", fl),
+			call("sock_accept", fl, 0, res), call("sock_accept", sk+1, 0, res)),
 		"sockets-faults": e.encode(tb, []byte{cmd | dial | twoListeners},
 			call("sock_accept", fl, 0, math.MaxUint32), // the connection is accepted, the result cannot be written
-			call("fd_fdstat_set_flags", fl+1, fdNonblock), call("sock_accept", fl+1, 0, res),
-			call("sock_accept", fl+1, fdNonblock, res),
-			call("sock_recv", fl+2, tk.iovs[4], 0, res, res+4), call("sock_send", fl+2, tk.iovs[5], 0, res),
-			call("fd_write", fl+2, math.MaxUint32-3, 1<<30, res),
+			call("fd_fdstat_set_flags", sk, fdNonblock), call("sock_accept", sk, 0, res),
+			call("sock_accept", sk, fdNonblock, res),
+			call("sock_recv", sk+1, tk.iovs[4], 0, res, res+4), call("sock_send", sk+1, tk.iovs[5], 0, res),
+			call("fd_write", sk+1, math.MaxUint32-3, 1<<30, res),
 			call("poll_oneoff", tk.subs, tk.events, 8, res),
 			call("fd_fdstat_get", fl, math.MaxUint32)),
 		"poll": e.encode(tb, []byte{cmd | dial},

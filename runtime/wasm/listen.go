@@ -5,16 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"strconv"
+	"strings"
 
 	"github.com/skiffhq/skiff/runtime/wasm/internal/wasisock"
-	"github.com/skiffhq/skiff/sdk/abi"
 )
-
-// FirstListenerFD is the guest file descriptor of RunSpec.Listeners[0]; the
-// i-th listener is FirstListenerFD+i, and connections the guest accepts get
-// descriptors above the listeners. See package sdk/abi for why the number is
-// so high and how a Go guest turns it into a net.Listener.
-const FirstListenerFD = abi.FirstListenerFD
 
 // ErrListen means a listener of the RunSpec could not be opened (the address
 // is in use or not assigned to this host). Nothing ran; the same spec may
@@ -22,8 +18,14 @@ const FirstListenerFD = abi.FirstListenerFD
 var ErrListen = errors.New("wasm: cannot open listener")
 
 // Listener is a TCP socket the host opens for a guest before it starts: a
-// container port, bound on the pod's IP. The guest accepts connections on it
-// through WASI's sock_accept; it cannot open sockets of its own.
+// container port, bound on the pod's IP. The guest finds the Run's
+// listeners where wazero and wasmtime put pre-opened sockets: right after
+// the pre-opened directories of the Run's mounts (fd 3 when it has none),
+// in order, and the environment says where (LISTEN_FDS, LISTEN_FDNAMES and
+// LISTEN_FDS_FIRST_FD; package sdk/abi documents it). A listener is bound
+// from the start and listens once the guest first accepts on it or polls
+// it, so until then a connection is refused, as a container's port is
+// before its server listens.
 //
 // Sockets are served by this package rather than by wazero's
 // experimental/sock, whose wazero 1.12 implementation does not work for a Go
@@ -40,13 +42,16 @@ type Listener struct {
 	// Port is the TCP port, 0..65535 (0 lets the kernel choose one, which
 	// only makes sense with TCP).
 	Port int
+	// Name is the listener's name in LISTEN_FDNAMES (the container port's
+	// name); "" names it "port-<Port>".
+	Name string
 
 	// TCP, when set, is an already open listener to serve instead of opening
 	// Host:Port. Run serves a duplicate of its descriptor and closes only the
-	// duplicate: the caller keeps TCP and closes it. While the caller holds
-	// it, connections queue in the kernel between Runs (a restarting pod
-	// loses none); closing it between Runs refuses them as a dead container
-	// does.
+	// duplicate: the caller keeps TCP and closes it. It listens already, so
+	// connections queue in the kernel before the guest accepts and between
+	// Runs (a restarting server loses none): an embedder's choice, unlike a
+	// pod's port.
 	TCP *net.TCPListener
 }
 
@@ -61,17 +66,65 @@ func validateListeners(ls []Listener) error {
 	return nil
 }
 
-// openSockets opens the Run's listeners and returns ctx carrying them for the
-// WASI functions (package wasisock serves them), and a release function that
-// closes every socket of the Run. Without listeners it returns ctx unchanged.
-func openSockets(ctx context.Context, ls []Listener) (context.Context, func(), error) {
-	hostListeners := make([]wasisock.Listener, len(ls))
-	for i, l := range ls {
-		hostListeners[i] = wasisock.Listener(l)
+// openSockets opens the Run's sockets and returns ctx carrying them for
+// the WASI functions, and a release function that closes every socket of
+// the Run.
+func openSockets(ctx context.Context, spec RunSpec) (context.Context, func(), error) {
+	cfg := wasisock.Config{FirstListenerFD: firstListenerFD(spec.Mounts), Firewall: spec.Firewall}
+	for _, l := range spec.Listeners {
+		cfg.Listeners = append(cfg.Listeners, wasisock.Listener{Host: l.Host, Port: l.Port, TCP: l.TCP})
 	}
-	ctx, release, err := wasisock.Open(ctx, hostListeners)
+	if spec.PodIP != "" {
+		ip, err := netip.ParseAddr(spec.PodIP)
+		if err != nil {
+			return ctx, nil, fmt.Errorf("%w: pod IP %q: %w", ErrInvalidSpec, spec.PodIP, err)
+		}
+		cfg.PodIP = ip.Unmap()
+	}
+	if d := spec.DNS; d != nil && len(d.Nameservers) > 0 {
+		cfg.Resolver = &wasisock.Resolver{Nameservers: d.Nameservers, Searches: d.Searches, Ndots: d.Ndots}
+	}
+	ctx, release, err := wasisock.Open(ctx, cfg)
 	if err != nil {
 		return ctx, nil, fmt.Errorf("%w: %w", ErrListen, err)
 	}
 	return ctx, release, nil
+}
+
+// firstListenerFD is the guest descriptor of a Run's first listener: after
+// stdio and the pre-opened directories of its mounts (the node's files,
+// NodeFiles, come after the listeners).
+func firstListenerFD(ms []Mount) uint32 {
+	n := uint32(3)
+	for _, m := range ms {
+		if !m.NodeFiles {
+			n++
+		}
+	}
+	return n
+}
+
+// listenerEnv is the environment that tells the guest where its listeners
+// are, in the systemd socket-activation convention (wasmtime --listenfd):
+// LISTEN_FDS, LISTEN_FDNAMES, and LISTEN_FDS_FIRST_FD (systemfd's
+// extension, for listeners that are not at fd 3). LISTEN_PID is what a Go
+// wasip1 guest's os.Getpid returns (always 3), so Go's socket-activation
+// packages, which compare the two, accept the listeners.
+func listenerEnv(spec RunSpec) []string {
+	if len(spec.Listeners) == 0 {
+		return nil
+	}
+	names := make([]string, len(spec.Listeners))
+	for i, l := range spec.Listeners {
+		names[i] = l.Name
+		if names[i] == "" {
+			names[i] = "port-" + strconv.Itoa(l.Port)
+		}
+	}
+	return []string{
+		"LISTEN_FDS=" + strconv.Itoa(len(spec.Listeners)),
+		"LISTEN_FDNAMES=" + strings.Join(names, ":"),
+		"LISTEN_FDS_FIRST_FD=" + strconv.FormatUint(uint64(firstListenerFD(spec.Mounts)), 10),
+		"LISTEN_PID=3",
+	}
 }

@@ -140,14 +140,16 @@ func (p *PodRuntime) module(img skiffrt.Image) (*Module, error) {
 
 func runSpec(spec skiffrt.ContainerSpec) RunSpec {
 	rs := RunSpec{Args: spec.Args, Env: spec.Env, Stdin: spec.Stdin, Stdout: spec.Stdout, Stderr: spec.Stderr,
-		MemoryLimitBytes: spec.MemoryLimitBytes, Hostname: spec.Hostname}
+		MemoryLimitBytes: spec.MemoryLimitBytes, Hostname: spec.Hostname,
+		PodIP: spec.PodIP, DNS: spec.DNS, Firewall: spec.Firewall}
 	for _, m := range spec.Mounts {
-		rs.Mounts = append(rs.Mounts, Mount{HostPath: m.HostPath, GuestPath: m.GuestPath, ReadOnly: m.ReadOnly, Quota: m.Quota})
+		rs.Mounts = append(rs.Mounts, Mount{HostPath: m.HostPath, GuestPath: m.GuestPath, ReadOnly: m.ReadOnly,
+			Quota: m.Quota, NodeFiles: m.NodeFiles})
 	}
 	// Container ports are listeners on the pod IP, in the order of the
-	// container's ports: the guest finds port i at FirstListenerFD+i.
+	// container's ports, named as the ports are.
 	for _, p := range spec.Ports {
-		rs.Listeners = append(rs.Listeners, Listener{Host: spec.PodIP, Port: int(p.Port)})
+		rs.Listeners = append(rs.Listeners, Listener{Host: spec.PodIP, Port: int(p.Port), Name: p.Name})
 	}
 	return rs
 }

@@ -112,10 +112,23 @@ type RunSpec struct {
 	Hostname string
 
 	// Listeners are TCP sockets opened for the guest before it starts (the
-	// container's ports), at guest descriptors FirstListenerFD and up, in
-	// order. See Listener. An address that cannot be bound fails the Run
+	// container's ports), right after the pre-opened directories of Mounts,
+	// in order. See Listener. An address that cannot be bound fails the Run
 	// with ErrListen before the guest runs.
 	Listeners []Listener
+
+	// PodIP, when set, is the pod's address for the sockets the guest opens
+	// itself (the WasmEdge sockets extension, package sdk/abi): a bind to
+	// the wildcard or to localhost binds it, a connection to localhost
+	// reaches it, and a connection to a loopback destination leaves from
+	// it. "": the host's addresses, unchanged.
+	PodIP string
+	// DNS is the guest's resolver configuration: sock_getaddrinfo resolves
+	// with it. Nil: the host's resolver.
+	DNS *skiffrt.DNSConfig
+	// Firewall, when set, is asked for every connection the guest's sockets
+	// make or take (NetworkPolicy); nil allows everything.
+	Firewall skiffrt.Firewall
 
 	// CPU, when set, holds the guest to its limit and counts the guest's
 	// CPU time (see CPU); nil runs the guest unlimited and unmeasured.
@@ -151,6 +164,10 @@ type Mount struct {
 	// through it: a write, truncate or create that would take the directory
 	// past it fails with ENOSPC and writes nothing past it (see quotaFS).
 	Quota skiffrt.DiskQuota
+	// NodeFiles marks the node's files for the guest (resolv.conf, hosts):
+	// pre-opened after the Run's listeners rather than before them, so the
+	// listeners keep their place right after the pod's volumes.
+	NodeFiles bool
 }
 
 // ExitStatus is how a Run ended, in the terms of a terminated container.
@@ -201,7 +218,7 @@ func (r *Runtime) Run(ctx context.Context, mod *Module, spec RunSpec) (ExitStatu
 	stop := context.AfterFunc(r.life, func() { cancel(ErrClosed) })
 	defer stop()
 	// The guest's sockets live in ctx, where the WASI functions find them.
-	ctx, closeSockets, err := openSockets(ctx, spec.Listeners)
+	ctx, closeSockets, err := openSockets(ctx, spec)
 	if err != nil {
 		return ExitStatus{}, fmt.Errorf("wasm: run %s: %w", mod.digest, err)
 	}
@@ -347,6 +364,31 @@ func truncate(s string) string {
 	return strings.ToValidUTF8(s[:maxMessage], "")
 }
 
+// listenerPlaceholder holds a listener's descriptor number in wazero's
+// table of pre-opens. It is a type of its own because wazero drops mounts of
+// a bare UnimplementedFS.
+type listenerPlaceholder struct {
+	experimentalsys.UnimplementedFS
+}
+
+// mountFS is the file system the guest sees for m.
+func mountFS(m Mount, ns *wasisock.NoSpace) (experimentalsys.FS, error) {
+	fi, err := os.Stat(m.HostPath)
+	if err != nil {
+		return nil, fmt.Errorf("%w: mount %q: %w", ErrInvalidSpec, m.GuestPath, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%w: mount %q: host path %s is not a directory", ErrInvalidSpec, m.GuestPath, m.HostPath)
+	}
+	var dir experimentalsys.FS = confinedFS{sysfs.DirFS(m.HostPath)}
+	if m.ReadOnly {
+		dir = readOnlyFS{&sysfs.ReadFS{FS: dir}}
+	} else if m.Quota != nil {
+		dir = quotaFS{FS: dir, q: m.Quota, ns: ns}
+	}
+	return dir, nil
+}
+
 // baseModuleConfig is the part of every instance's configuration that does
 // not depend on the RunSpec.
 func baseModuleConfig() wazero.ModuleConfig {
@@ -386,6 +428,10 @@ func (r *Runtime) moduleConfig(spec RunSpec) (wazero.ModuleConfig, error) {
 		// First, so that an explicit HOSTNAME in Env overrides it.
 		mc = mc.WithEnv("HOSTNAME", spec.Hostname)
 	}
+	for _, kv := range listenerEnv(spec) {
+		k, v, _ := strings.Cut(kv, "=")
+		mc = mc.WithEnv(k, v)
+	}
 	for _, kv := range spec.Env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
@@ -397,11 +443,12 @@ func (r *Runtime) moduleConfig(spec RunSpec) (wazero.ModuleConfig, error) {
 		mc = mc.WithEnv(k, v)
 	}
 
-	if len(spec.Mounts) > 0 {
+	if len(spec.Mounts) > 0 || len(spec.Listeners) > 0 {
 		// wazero's FSConfig implementation also offers WithSysFSMount
 		// (documented in experimental/sysfs), which readOnlyFS needs.
 		fsc := wazero.NewFSConfig().(sysfs.FSConfig)
 		seen := make(map[string]bool, len(spec.Mounts))
+		var nodeFiles []Mount
 		for _, m := range spec.Mounts {
 			if !path.IsAbs(m.GuestPath) || path.Clean(m.GuestPath) != m.GuestPath {
 				return nil, fmt.Errorf("%w: mount guest path %q is not a clean absolute path", ErrInvalidSpec, m.GuestPath)
@@ -410,18 +457,28 @@ func (r *Runtime) moduleConfig(spec RunSpec) (wazero.ModuleConfig, error) {
 				return nil, fmt.Errorf("%w: two mounts at guest path %q", ErrInvalidSpec, m.GuestPath)
 			}
 			seen[m.GuestPath] = true
-			fi, err := os.Stat(m.HostPath)
+			if m.NodeFiles {
+				nodeFiles = append(nodeFiles, m)
+				continue
+			}
+			dir, err := mountFS(m, spec.noSpace)
 			if err != nil {
-				return nil, fmt.Errorf("%w: mount %q: %w", ErrInvalidSpec, m.GuestPath, err)
+				return nil, err
 			}
-			if !fi.IsDir() {
-				return nil, fmt.Errorf("%w: mount %q: host path %s is not a directory", ErrInvalidSpec, m.GuestPath, m.HostPath)
-			}
-			var dir experimentalsys.FS = confinedFS{sysfs.DirFS(m.HostPath)}
-			if m.ReadOnly {
-				dir = readOnlyFS{&sysfs.ReadFS{FS: dir}}
-			} else if m.Quota != nil {
-				dir = quotaFS{FS: dir, q: m.Quota, ns: spec.noSpace}
+			fsc = fsc.WithSysFSMount(dir, m.GuestPath).(sysfs.FSConfig)
+		}
+		// The listeners' descriptors come next. wazero numbers pre-opens
+		// in order and has no other way to keep a number free, so each
+		// listener holds its place with a pre-open that the socket
+		// functions answer for (package wasisock): the guest never reaches
+		// what is behind it.
+		for i := range spec.Listeners {
+			fsc = fsc.WithSysFSMount(listenerPlaceholder{}, fmt.Sprintf("/.skiff/listener-%d", i)).(sysfs.FSConfig)
+		}
+		for _, m := range nodeFiles {
+			dir, err := mountFS(m, spec.noSpace)
+			if err != nil {
+				return nil, err
 			}
 			fsc = fsc.WithSysFSMount(dir, m.GuestPath).(sysfs.FSConfig)
 		}

@@ -48,18 +48,76 @@
 // # Pre-opened listeners (commands)
 //
 // A command module that serves TCP gets one listening socket per container
-// port, in the order of the pod's ports, at guest file descriptors
-// FirstListenerFD, FirstListenerFD+1, ...; connections it accepts get
-// descriptors above those. A Go guest uses
+// port, in the order of the pod's ports, where wazero and wasmtime put
+// pre-opened sockets: right after the pre-opened directories of the pod's
+// volumes (at fd 3 when the pod has none). The environment says where, in
+// the systemd socket-activation convention that wasmtime's --listenfd
+// follows:
+//
+//	LISTEN_FDS=2                 // how many
+//	LISTEN_FDNAMES=http:metrics  // the container ports' names ("port-8080" for an unnamed one)
+//	LISTEN_FDS_FIRST_FD=5        // the first one's descriptor (systemfd's extension)
+//	LISTEN_PID=<the guest's getpid>
+//
+// A listener reports itself to fd_prestat_get as pre-opened with a tag of 1
+// (not a directory, as WasmEdge reports pre-opened sockets), so Go's runtime
+// and wasi-libc skip it while they look for directories; the directory the
+// node pre-opens after the listeners (/etc, with resolv.conf and hosts) is
+// found. A Go guest finds its listeners with
 //
 //	syscall.SetNonblock(fd, true) // see below
 //	ln, err := net.FileListener(os.NewFile(uintptr(fd), ""))
 //
-// (the sdk package's Listener does this). The descriptors are far above the
-// ones WASI hands out for files (which count up from 3), so the two never
-// meet. Setting non-blocking mode first matters for Go: os.NewFile registers
-// a descriptor with Go's network poller only when it is already non-blocking,
-// and a blocking accept stops every goroutine of a wasip1 program.
+// (the sdk package's Listener does this), or by trying net.FileListener on
+// the descriptors from 3 up, which fails on directories and files. Setting
+// non-blocking mode first matters for Go: os.NewFile registers a descriptor
+// with Go's network poller only when it is already non-blocking, and a
+// blocking accept stops every goroutine of a wasip1 program.
+//
+// A listener is bound from the start but listens only once the guest first
+// accepts on it or polls it: until then a connection to the port is refused,
+// as a container's port is before its server listens, so a tcpSocket probe
+// and a Service's endpoints mean what they mean on Kubernetes.
+//
+// Connections the guest accepts, and sockets it opens, get descriptors from
+// FirstSocketFD up.
+//
+// # Sockets the guest opens (the WasmEdge sockets extension)
+//
+// The host provides the WasmEdge sockets extension to WASI preview1 (its
+// second version, as WasmEdge 0.12+, wasi-go and github.com/stealthrocket/net
+// have it), in module wasi_snapshot_preview1; every parameter is an i32 and
+// every function returns an errno:
+//
+//	sock_open(af, socktype, *fd)                       // af 1 IPv4, 2 IPv6; socktype 1 datagram, 2 stream
+//	sock_bind(fd, *addr, port)
+//	sock_listen(fd, backlog)
+//	sock_connect(fd, *addr, port)                      // EINPROGRESS when non-blocking
+//	sock_getlocaladdr(fd, *addr, *port)
+//	sock_getpeeraddr(fd, *addr, *port)
+//	sock_recv_from(fd, iovs, iovs_len, *addr, riflags, *port, *nread, *roflags)
+//	sock_send_to(fd, iovs, iovs_len, *addr, port, siflags, *nwritten)
+//	sock_getsockopt(fd, level, name, *value, value_len) // int options; level 0 SOL_SOCKET, 6 TCP
+//	sock_setsockopt(fd, level, name, *value, value_len)
+//	sock_getaddrinfo(*node, node_len, *service, service_len, *hints, **res, max_res, *nres)
+//
+// plus preview1's sock_accept, sock_recv, sock_send, sock_shutdown, fd_read,
+// fd_write, fd_close, fd_fdstat_set_flags (non-blocking mode) and
+// poll_oneoff, which all work on these sockets. An address argument points
+// to a buffer descriptor (u32 pointer, u32 length): a length of 4 or 16 is a
+// bare IPv4 or IPv6 address, 128 a little-endian u16 family followed by the
+// address; results are written in the 128-byte form. SO_ERROR reads as a
+// WASI errno. sock_getaddrinfo resolves through the pod's cluster DNS with
+// its search domains; it fills the guest's linked list of addrinfo entries
+// (u16 flags, u8 family, u8 socktype, u32 protocol, u32 addrlen, u32 addr,
+// u32 canonname, u32 canonname_len, u32 next), each addr pointing to (u32
+// family, u32 data_len, u32 data) with the port (big-endian u16) and the
+// address in data.
+//
+// The pod's network applies: a bind to the wildcard or to localhost binds
+// the pod IP; a connection to localhost reaches the pod itself; connections
+// leave from the pod IP; NetworkPolicy refuses a connection with
+// ECONNREFUSED and drops a datagram silently.
 package abi
 
 import (
@@ -78,11 +136,12 @@ const (
 	ExportHandle  = "skiff_http_handle"
 )
 
-// FirstListenerFD is the guest file descriptor of the first pre-opened
-// listener. It is 2^24: WASI runtimes number open files from 3 up, lowest
-// free first, and each open file holds a host descriptor, so a guest cannot
-// reach this number with files before the host's descriptor limit stops it.
-const FirstListenerFD = 1 << 24
+// FirstSocketFD is the guest file descriptor of the first socket the guest
+// accepts or opens. It is 2^24: WASI runtimes number open files from 3 up,
+// lowest free first, and each open file holds a host descriptor, so a guest
+// cannot reach this number with files before the host's descriptor limit
+// stops it.
+const FirstSocketFD = 1 << 24
 
 // Request is an HTTP request as it crosses the ABI.
 type Request struct {

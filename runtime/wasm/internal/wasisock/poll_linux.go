@@ -6,8 +6,6 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 	"golang.org/x/sys/unix"
-
-	"github.com/skiffhq/skiff/sdk/abi"
 )
 
 // pollOneoff is poll_oneoff(in, out, nsubscriptions, result.nevents).
@@ -19,7 +17,7 @@ func pollOneoff(ctx context.Context, mod api.Module, stack []uint64, orig api.Go
 		stack[0] = e
 	case a.clockOnly():
 		stack[0] = sleepClocks(ctx, mod, a)
-	case t == nil || !a.hasSockets():
+	case t == nil || !t.hasSockets(a):
 		// Files and stdin only: wazero's semantics, unchanged.
 		orig.Call(ctx, mod, stack)
 	default:
@@ -27,9 +25,9 @@ func pollOneoff(ctx context.Context, mod api.Module, stack []uint64, orig api.Go
 	}
 }
 
-func (a pollArgs) hasSockets() bool {
+func (t *sockTable) hasSockets(a pollArgs) bool {
 	for _, s := range a.subs {
-		if s.typ != eventtypeClock && s.fd >= abi.FirstListenerFD {
+		if s.typ != eventtypeClock && t.files[s.fd] != nil {
 			return true
 		}
 	}
@@ -49,14 +47,20 @@ func (t *sockTable) poll(ctx context.Context, mod api.Module, a pollArgs) uint64
 		if s.typ == eventtypeClock {
 			continue
 		}
-		if s.fd < abi.FirstListenerFD {
+		f := t.files[s.fd]
+		if f == nil {
 			putEvent(a.out[n*eventSize:], s.userdata, errnoSuccess, s.typ, false)
 			n++
 			continue
 		}
-		f := t.files[s.fd]
-		if f == nil {
+		if f.closed {
 			putEvent(a.out[n*eventSize:], s.userdata, errnoBadf, s.typ, false)
+			n++
+			continue
+		}
+		// Polling a listener is using it: it listens from now on.
+		if e := f.startListening(); e != errnoSuccess {
+			putEvent(a.out[n*eventSize:], s.userdata, uint16(e), s.typ, false)
 			n++
 			continue
 		}
@@ -67,8 +71,12 @@ func (t *sockTable) poll(ctx context.Context, mod api.Module, a pollArgs) uint64
 		slot[i] = len(pfds)
 		pfds = append(pfds, unix.PollFd{Fd: int32(f.fd), Events: ev})
 	}
+	wakeFD, err := t.wakeFD()
+	if err != nil {
+		return toErrno(err)
+	}
 	wake := len(pfds)
-	pfds = append(pfds, unix.PollFd{Fd: int32(t.wake), Events: unix.POLLIN})
+	pfds = append(pfds, unix.PollFd{Fd: int32(wakeFD), Events: unix.POLLIN})
 
 	timeout := a.minTimeout() // -1: none
 	if n > 0 || ctx.Err() != nil {

@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,20 +47,24 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"golang.org/x/sys/unix"
 
+	skiffrt "github.com/skiffhq/skiff/runtime"
 	"github.com/skiffhq/skiff/sdk/abi"
 )
 
-// maxConns bounds the connections one Run holds open at once, so a guest
-// that never closes what it accepts cannot use up the node's descriptors;
-// accept answers EMFILE beyond it, as a process at its limit sees.
+// maxConns bounds the sockets one Run holds open at once besides its
+// listeners (accepted, opened with sock_open), so a guest that never closes
+// them cannot use up the node's descriptors; accept and sock_open answer
+// EMFILE beyond it, as a process at its limit sees.
 const maxConns = 4096
 
 // WASI file types and flags used for sockets.
 const (
+	filetypeSocketDgram  = 5
 	filetypeSocketStream = 6
 	fdflagNonblock       = 1 << 2
 	riflagRecvPeek       = 1 << 0
 	riflagRecvWaitall    = 1 << 1
+	roflagDataTruncated  = 1 << 0
 	sdflagRD             = 1 << 0
 	sdflagWR             = 1 << 1
 
@@ -77,13 +82,14 @@ type sockCtxKey struct{}
 // functions run on the Run's goroutine, so only the wake descriptor is
 // touched from elsewhere (mu).
 type sockTable struct {
-	files      map[uint32]*sockFile // by guest fd
-	nListeners int
-	conns      int
+	files map[uint32]*sockFile // by guest fd
+	conns int                  // sockets other than the pre-opened listeners
+	cfg   Config
 
 	mu         sync.Mutex
-	wake       int // eventfd, readable once the Run's context is done
+	wake       int // eventfd, readable once the Run's context is done; -1 until needed
 	wakeClosed bool
+	done       bool // the Run's context ended
 }
 
 // sockFile is one guest socket descriptor.
@@ -91,28 +97,58 @@ type sockFile struct {
 	fd       int  // host descriptor, always non-blocking
 	listener bool // accepts rather than reads
 	nonblock bool // the guest's view: EAGAIN instead of waiting
+	dgram    bool // SOCK_DGRAM
+	// preopened: one of the Run's listeners, in the guest's table from the
+	// start (and a pre-opened file to fd_prestat_get).
+	preopened bool
+	// bound: the socket has a local address (bind, listen, connect), so a
+	// connect need not give it the pod's.
+	bound bool
+	// closed: a pre-opened listener the guest closed; its number answers
+	// EBADF.
+	closed bool
+	// pendingListen: a listener bound at start that listens once the guest
+	// first accepts or polls it (listenBacklog).
+	pendingListen bool
 }
 
-// Open opens the Run's listeners and returns ctx carrying them for the WASI
-// functions, and a release function that closes every socket of the Run.
-// Without listeners it returns ctx unchanged.
-func Open(ctx context.Context, ls []Listener) (context.Context, func(), error) {
-	if len(ls) == 0 {
-		return ctx, func() {}, nil
-	}
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		return ctx, nil, fmt.Errorf("eventfd: %w", err)
-	}
-	t := &sockTable{files: make(map[uint32]*sockFile, len(ls)), wake: wake}
-	for i, l := range ls {
-		fd, err := listenerFD(l)
+// listenBacklog is the accept queue of a listener: the kernel caps it at
+// net.core.somaxconn.
+const listenBacklog = 4096
+
+// Config is what a Run's sockets need from the Run.
+type Config struct {
+	// Listeners are pre-opened at guest descriptors FirstListenerFD and up.
+	Listeners []Listener
+	// FirstListenerFD is the guest descriptor of Listeners[0]: right after
+	// the Run's pre-opened directories, where wazero and wasmtime put them.
+	FirstListenerFD uint32
+	// PodIP, when valid, is the address the guest's sockets are the
+	// pod's on: binds to the wildcard or to localhost bind it, connections
+	// to localhost reach it, and connections to loopback destinations leave
+	// from it. Zero: the host's addresses, unchanged.
+	PodIP netip.Addr
+	// Resolver answers sock_getaddrinfo; nil: the host's resolver.
+	Resolver *Resolver
+	// Firewall, when set, is asked for every connection the guest makes or
+	// takes.
+	Firewall skiffrt.Firewall
+}
+
+// Open opens the Run's listeners and returns ctx carrying its socket table
+// for the WASI functions, and a release function that closes every socket
+// of the Run. Listeners are bound, so their addresses are the Run's, but
+// they refuse connections until the guest first accepts or polls them, as a
+// container's port does before its server listens.
+func Open(ctx context.Context, cfg Config) (context.Context, func(), error) {
+	t := &sockTable{files: make(map[uint32]*sockFile, len(cfg.Listeners)), wake: -1, cfg: cfg}
+	for i, l := range cfg.Listeners {
+		f, err := listenerFile(l)
 		if err != nil {
 			t.close()
 			return ctx, nil, fmt.Errorf("listener %d: %w", i, err)
 		}
-		t.files[abi.FirstListenerFD+uint32(i)] = &sockFile{fd: fd, listener: true}
-		t.nListeners++
+		t.files[cfg.FirstListenerFD+uint32(i)] = f
 	}
 	stop := context.AfterFunc(ctx, t.signal)
 	return context.WithValue(ctx, sockCtxKey{}, t), func() {
@@ -121,17 +157,72 @@ func Open(ctx context.Context, ls []Listener) (context.Context, func(), error) {
 	}, nil
 }
 
-// listenerFD returns a host descriptor of its own for l, non-blocking.
-func listenerFD(l Listener) (int, error) {
-	tl := l.TCP
-	if tl == nil {
-		ln, err := net.Listen("tcp", net.JoinHostPort(l.Host, strconv.Itoa(l.Port)))
+// listenerFile returns the socket of a pre-opened listener: a duplicate of
+// l.TCP (listening already), or a new socket bound to Host:Port that listens
+// on first use.
+func listenerFile(l Listener) (*sockFile, error) {
+	if l.TCP != nil {
+		fd, err := dupListener(l.TCP)
 		if err != nil {
-			return -1, err
+			return nil, err
 		}
-		tl = ln.(*net.TCPListener)
-		defer tl.Close() // the duplicate below keeps the socket
+		return &sockFile{fd: fd, listener: true, preopened: true, bound: true}, nil
 	}
+	ip, err := listenIP(l.Host)
+	if err != nil {
+		return nil, err
+	}
+	domain := unix.AF_INET6
+	if ip.Is4() {
+		domain = unix.AF_INET
+	}
+	fd, err := unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	// As Go's net.Listen does: a restarted container rebinds its port at
+	// once, whatever connections of the last one are in TIME_WAIT.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("setsockopt: %w", err)
+	}
+	if domain == unix.AF_INET6 && ip.IsUnspecified() {
+		// "" listens on every address, IPv4 too, as net.Listen(":port").
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
+	}
+	if err := unix.Bind(fd, sockaddr(netip.AddrPortFrom(ip, uint16(l.Port)))); err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("bind %s: %w", net.JoinHostPort(l.Host, strconv.Itoa(l.Port)), err)
+	}
+	// Until it listens, a bound socket with SO_REUSEADDR shares its port
+	// with any other such socket, which could listen first and take it:
+	// without the option the address stays the Run's. startListening sets
+	// it again just before listening.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 0); err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("setsockopt: %w", err)
+	}
+	return &sockFile{fd: fd, listener: true, preopened: true, bound: true, pendingListen: true}, nil
+}
+
+// listenIP is the address a listener binds for host: an IP, a name the
+// host resolves, or "" for every address.
+func listenIP(host string) (netip.Addr, error) {
+	if host == "" {
+		return netip.IPv6Unspecified(), nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap(), nil
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
+	if err != nil || len(ips) == 0 {
+		return netip.Addr{}, fmt.Errorf("resolve %s: %w", host, err)
+	}
+	return ips[0].Unmap(), nil
+}
+
+// dupListener returns a non-blocking descriptor of its own for tl.
+func dupListener(tl *net.TCPListener) (int, error) {
 	raw, err := tl.SyscallConn()
 	if err != nil {
 		return -1, err
@@ -155,14 +246,69 @@ func listenerFD(l Listener) (int, error) {
 	return fd, nil
 }
 
+// startListening makes a pre-opened listener listen, the first time the
+// guest accepts or polls it.
+func (f *sockFile) startListening() uint64 {
+	if !f.pendingListen {
+		return errnoSuccess
+	}
+	// With SO_REUSEADDR, listen succeeds beside connections of an earlier
+	// Run still in TIME_WAIT (listenerFile cleared it after binding).
+	if err := unix.SetsockoptInt(f.fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return toErrno(err)
+	}
+	if err := unix.Listen(f.fd, listenBacklog); err != nil {
+		return toErrno(err)
+	}
+	f.pendingListen = false
+	return errnoSuccess
+}
+
+// add puts a new socket into the table at the lowest free descriptor from
+// abi.FirstSocketFD, far above the numbers wazero gives files.
+func (t *sockTable) add(f *sockFile) uint32 {
+	gfd := uint32(abi.FirstSocketFD)
+	for t.files[gfd] != nil {
+		gfd++
+	}
+	t.files[gfd] = f
+	t.conns++
+	return gfd
+}
+
+// wakeFD returns the eventfd that the end of the Run's context makes
+// readable, created the first time a wait needs it (most Runs never wait on
+// a socket).
+func (t *sockTable) wakeFD() (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.wake >= 0 || t.wakeClosed {
+		return t.wake, nil
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return -1, err
+	}
+	t.wake = wake
+	if t.done {
+		signalEventfd(wake)
+	}
+	return wake, nil
+}
+
+func signalEventfd(fd int) {
+	var one [8]byte
+	one[0] = 1 // host byte order is little-endian on every platform wazero compiles for
+	_, _ = unix.Write(fd, one[:])
+}
+
 // signal wakes any wait of the Run: its context is done.
 func (t *sockTable) signal() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.wakeClosed {
-		var one [8]byte
-		one[0] = 1 // host byte order is little-endian on every platform wazero compiles for
-		_, _ = unix.Write(t.wake, one[:])
+	t.done = true
+	if t.wake >= 0 && !t.wakeClosed {
+		signalEventfd(t.wake)
 	}
 }
 
@@ -175,14 +321,20 @@ func (t *sockTable) close() {
 	defer t.mu.Unlock()
 	if !t.wakeClosed {
 		t.wakeClosed = true
-		_ = unix.Close(t.wake)
+		if t.wake >= 0 {
+			_ = unix.Close(t.wake)
+		}
 	}
 }
 
 // wait blocks until the host descriptor fd has events, or the Run's context
 // ends (EINTR, after which wazero ends the guest).
 func (t *sockTable) wait(fd int, events int16) uint64 {
-	pfds := []unix.PollFd{{Fd: int32(fd), Events: events}, {Fd: int32(t.wake), Events: unix.POLLIN}}
+	wake, err := t.wakeFD()
+	if err != nil {
+		return toErrno(err)
+	}
+	pfds := []unix.PollFd{{Fd: int32(fd), Events: events}, {Fd: int32(wake), Events: unix.POLLIN}}
 	for {
 		_, err := unix.Ppoll(pfds, nil, nil)
 		if err == unix.EINTR {
@@ -198,11 +350,11 @@ func (t *sockTable) wait(fd int, events int16) uint64 {
 	}
 }
 
-// isSock reports whether a WASI fd argument is in the sockets' range.
-func isSock(arg uint64) bool { return uint32(arg) >= abi.FirstListenerFD }
-
-// isRunSocket reports whether arg numbers a socket of a Run that has them.
-func isRunSocket(ctx context.Context, arg uint64) bool { return isSock(arg) && sockets(ctx) != nil }
+// isRunSocket reports whether arg numbers a socket of the Run.
+func isRunSocket(ctx context.Context, arg uint64) bool {
+	t := sockets(ctx)
+	return t != nil && t.files[uint32(arg)] != nil
+}
 
 // sockFunc implements one WASI function for a socket descriptor; stack holds
 // the function's parameters and returns nothing but the errno.
@@ -220,6 +372,7 @@ var sockFuncs = map[string]sockFunc{
 	"sock_recv":           sockRecv,
 	"sock_send":           sockSend,
 	"sock_shutdown":       sockShutdown,
+	"fd_prestat_get":      sockPrestatGet,
 }
 
 // sockErrno is what the other descriptor functions answer for a socket, as
@@ -230,7 +383,7 @@ func sockErrno(name string) uint64 {
 		return errnoSpipe
 	case name == "fd_readdir", strings.HasPrefix(name, "path_"):
 		return errnoNotdir
-	case name == "fd_prestat_get", name == "fd_prestat_dir_name":
+	case name == "fd_prestat_dir_name":
 		return errnoBadf // not a pre-opened directory
 	}
 	return errnoInval
@@ -246,11 +399,9 @@ func wrapWASI(name string, orig api.GoModuleFunction) api.GoModuleFunction {
 		})
 	case name == "fd_renumber":
 		return api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
-			if isSock(stack[0]) || isSock(stack[1]) {
-				if sockets(ctx) != nil {
-					stack[0] = errnoNotsup
-					return
-				}
+			if isRunSocket(ctx, stack[0]) || isRunSocket(ctx, stack[1]) {
+				stack[0] = errnoNotsup
+				return
 			}
 			orig.Call(ctx, mod, stack)
 		})
@@ -258,20 +409,17 @@ func wrapWASI(name string, orig api.GoModuleFunction) api.GoModuleFunction {
 		impl := sockFuncs[name]
 		errno := sockErrno(name)
 		return api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
-			// The first parameter of each is a descriptor; files and
-			// stdio are far below the sockets, so they cost one compare.
-			if !isSock(stack[0]) {
-				orig.Call(ctx, mod, stack)
-				return
-			}
+			// The first parameter of each is a descriptor: a socket's
+			// when the Run's table has it, a file's (wazero's) otherwise.
 			t := sockets(ctx)
-			if t == nil {
-				orig.Call(ctx, mod, stack)
-				return
+			var f *sockFile
+			if t != nil {
+				f = t.files[uint32(stack[0])]
 			}
-			f := t.files[uint32(stack[0])]
 			switch {
 			case f == nil:
+				orig.Call(ctx, mod, stack)
+			case f.closed:
 				stack[0] = errnoBadf
 			case impl == nil:
 				stack[0] = errno
@@ -446,14 +594,36 @@ func sockSend(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64 
 	return writeIovecs(t, f, mod.Memory(), uint32(stack[1]), uint32(stack[2]), uint32(stack[4]))
 }
 
-// sockClose is fd_close(fd).
+// sockClose is fd_close(fd). A pre-opened listener's number stays taken
+// (closed) rather than uncovering the placeholder behind it in wazero's
+// table (see runtime/wasm's listener placement).
 func sockClose(t *sockTable, f *sockFile, _ api.Module, stack []uint64) uint64 {
-	delete(t.files, uint32(stack[0]))
-	if !f.listener {
+	if f.preopened {
+		f.closed = true
+	} else {
+		delete(t.files, uint32(stack[0]))
 		t.conns--
 	}
 	if err := unix.Close(f.fd); err != nil {
 		return toErrno(err)
+	}
+	return errnoSuccess
+}
+
+// sockPrestatGet is fd_prestat_get(fd, result.prestat). A pre-opened
+// listener is pre-opened but not a directory: its tag is 1, which no
+// preview1 type has, and what WasmEdge answers for its pre-opened sockets.
+// Go's runtime and wasi-libc skip such an entry and go on looking for
+// directories at the following descriptors, where they would stop at EBADF;
+// so the directories the node pre-opens after the listeners are found.
+func sockPrestatGet(_ *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64 {
+	if !f.preopened {
+		return errnoBadf
+	}
+	var prestat [8]byte
+	prestat[0] = 1
+	if !mod.Memory().Write(uint32(stack[1]), prestat[:]) {
+		return errnoFault
 	}
 	return errnoSuccess
 }
@@ -489,12 +659,23 @@ func sockAccept(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint6
 	if t.conns >= maxConns {
 		return errnoMfile
 	}
+	if e := f.startListening(); e != errnoSuccess {
+		return e
+	}
 	var nfd int
 	for {
 		var err error
-		nfd, _, err = unix.Accept4(f.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		var peer unix.Sockaddr
+		nfd, peer, err = unix.Accept4(f.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err == nil {
-			break
+			if t.allowIngress(nfd, peer, skiffrt.TCP) {
+				break
+			}
+			// Refused by policy: the connection never reaches the module,
+			// and the caller sees a reset, as behind a dropping firewall
+			// once its handshake had been answered.
+			_ = unix.Close(nfd)
+			continue
 		}
 		switch {
 		case err == unix.EINTR, err == unix.ECONNABORTED:
@@ -507,16 +688,11 @@ func sockAccept(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint6
 			return toErrno(err)
 		}
 	}
-	gfd := uint32(abi.FirstListenerFD + t.nListeners)
-	for t.files[gfd] != nil {
-		gfd++
-	}
+	gfd := t.add(&sockFile{fd: nfd, nonblock: flags&fdflagNonblock != 0, bound: true})
 	if !mod.Memory().WriteUint32Le(uint32(stack[2]), gfd) {
-		_ = unix.Close(nfd)
+		sockClose(t, t.files[gfd], mod, []uint64{uint64(gfd)})
 		return errnoFault
 	}
-	t.files[gfd] = &sockFile{fd: nfd, nonblock: flags&fdflagNonblock != 0}
-	t.conns++
 	return errnoSuccess
 }
 
@@ -524,6 +700,9 @@ func sockAccept(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint6
 func sockFdstatGet(_ *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64 {
 	var st [24]byte
 	st[0] = filetypeSocketStream
+	if f.dgram {
+		st[0] = filetypeSocketDgram
+	}
 	if f.nonblock {
 		le.PutUint16(st[2:], fdflagNonblock)
 	}
@@ -548,9 +727,12 @@ func sockFdstatSetFlags(_ *sockTable, f *sockFile, _ api.Module, stack []uint64)
 
 // sockFilestatGet is fd_filestat_get(fd, result.buf): a socket with no
 // size or times.
-func sockFilestatGet(_ *sockTable, _ *sockFile, mod api.Module, stack []uint64) uint64 {
+func sockFilestatGet(_ *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64 {
 	var st [64]byte
 	st[16] = filetypeSocketStream
+	if f.dgram {
+		st[16] = filetypeSocketDgram
+	}
 	le.PutUint64(st[24:], 1) // nlink
 	if !mod.Memory().Write(uint32(stack[1]), st[:]) {
 		return errnoFault

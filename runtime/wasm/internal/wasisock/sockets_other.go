@@ -5,14 +5,27 @@ package wasisock
 import (
 	"context"
 	"errors"
+	"net/netip"
 
 	"github.com/tetratelabs/wazero/api"
+
+	skiffrt "github.com/skiffhq/skiff/runtime"
 )
 
+// Config is what a Run's sockets need from the Run; see the Linux
+// implementation.
+type Config struct {
+	Listeners       []Listener
+	FirstListenerFD uint32
+	PodIP           netip.Addr
+	Resolver        *Resolver
+	Firewall        skiffrt.Firewall
+}
+
 // Open refuses listeners: serving them needs Linux (ppoll, accept4,
-// eventfd). Commands without listeners run everywhere.
-func Open(ctx context.Context, ls []Listener) (context.Context, func(), error) {
-	if len(ls) == 0 {
+// eventfd). Commands without listeners run everywhere, without sockets.
+func Open(ctx context.Context, cfg Config) (context.Context, func(), error) {
+	if len(cfg.Listeners) == 0 {
 		return ctx, func() {}, nil
 	}
 	return ctx, nil, errors.New("listeners need Linux")
@@ -34,6 +47,14 @@ func wrapWASI(name string, orig api.GoModuleFunction) api.GoModuleFunction {
 		default:
 			orig.Call(ctx, mod, stack)
 		}
+	})
+}
+
+// extensionFunc: guest sockets need Linux; every function of the
+// extension answers ENOSYS here.
+func extensionFunc(string) api.GoModuleFunction {
+	return api.GoModuleFunc(func(_ context.Context, _ api.Module, stack []uint64) {
+		stack[0] = errnoNosys
 	})
 }
 

@@ -25,7 +25,7 @@ import (
 )
 
 // Listener is a TCP socket to open for a guest before it starts; the i-th
-// of a Run is guest descriptor abi.FirstListenerFD+i. It has the fields of
+// of a Run is guest descriptor Config.FirstListenerFD+i. It has the fields of
 // runtime/wasm's Listener, which documents them, so one converts to the
 // other.
 type Listener struct {
@@ -87,7 +87,63 @@ func InstantiateWASI(ctx context.Context, wr wazero.Runtime) (api.Closer, error)
 			WithResultNames(def.ResultNames()...).
 			Export(name)
 	}
+	for name, n := range extensionParams {
+		params := make([]api.ValueType, n)
+		for i := range params {
+			params[i] = api.ValueTypeI32
+		}
+		b.NewFunctionBuilder().
+			WithGoModuleFunction(extensionFunc(name), params, []api.ValueType{api.ValueTypeI32}).
+			Export(name)
+	}
 	return b.Instantiate(ctx)
+}
+
+// The extension's constants (WasmEdge's wasi api.hpp numbering).
+const (
+	afUnspec = 0
+	afInet   = 1
+	afInet6  = 2
+
+	sockAny    = 0
+	sockDgram  = 1
+	sockStream = 2
+
+	solSocket = 0
+	// ipprotoTCP is the option level of TCP options in wasi-go and
+	// stealthrocket/net (Linux's number).
+	ipprotoTCP = 6
+
+	aiPassive     = 1 << 0
+	aiNumericHost = 1 << 2
+	aiNumericServ = 1 << 3
+
+	protoIP  = 0
+	protoTCP = 1
+	protoUDP = 2
+
+	// addressV2Size is the size of a WasmEdge v2 address buffer: a
+	// little-endian u16 family, then the address bytes.
+	addressV2Size = 128
+
+	errnoAfnosupport    = 5
+	errnoAddrinuse      = 3
+	errnoAddrnotavail   = 4
+	errnoInprogress     = 26
+	errnoIsconn         = 30
+	errnoNoent          = 44
+	errnoNoprotoopt     = 50
+	errnoProtonosupport = 66
+	errnoNotsock        = 57
+)
+
+// extensionParams are the functions of the WasmEdge sockets extension
+// with their parameter counts (all i32; each returns an errno): the
+// functions wazero's WASI module does not have.
+var extensionParams = map[string]int{
+	"sock_open": 3, "sock_bind": 3, "sock_listen": 2, "sock_connect": 3,
+	"sock_getlocaladdr": 3, "sock_getpeeraddr": 3, "sock_recv_from": 8, "sock_send_to": 7,
+	"sock_getsockopt": 5, "sock_setsockopt": 5, "sock_getaddrinfo": 8,
 }
 
 // WASI errno values (wasi_snapshot_preview1 numbering, not the host's).

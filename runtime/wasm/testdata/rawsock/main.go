@@ -11,15 +11,19 @@ import (
 	"os"
 	"strconv"
 	"syscall"
-
-	"github.com/skiffhq/skiff/sdk/abi"
 )
 
 func main() {
 	n, _ := strconv.Atoi(os.Args[1])
+	// The listener's descriptor, as the host announces it (sdk/abi).
+	ln, err := strconv.Atoi(os.Getenv("LISTEN_FDS_FIRST_FD"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "LISTEN_FDS_FIRST_FD:", err)
+		os.Exit(1)
+	}
 	fmt.Println("accepting")
 	for range n {
-		fd, _, err := syscall.Accept(abi.FirstListenerFD)
+		fd, _, err := syscall.Accept(ln)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "accept:", err)
 			os.Exit(1)
