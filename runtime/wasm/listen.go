@@ -70,6 +70,19 @@ func validateListeners(ls []Listener) error {
 // the WASI functions, and a release function that closes every socket of
 // the Run.
 func openSockets(ctx context.Context, spec RunSpec) (context.Context, func(), error) {
+	cfg, err := socketConfig(spec)
+	if err != nil {
+		return ctx, nil, err
+	}
+	ctx, release, err := wasisock.Open(ctx, cfg)
+	if err != nil {
+		return ctx, nil, fmt.Errorf("%w: %w", ErrListen, err)
+	}
+	return ctx, release, nil
+}
+
+// socketConfig is what the guest's sockets need from spec.
+func socketConfig(spec RunSpec) (wasisock.Config, error) {
 	cfg := wasisock.Config{FirstListenerFD: firstListenerFD(spec.Mounts), Firewall: spec.Firewall}
 	for _, l := range spec.Listeners {
 		cfg.Listeners = append(cfg.Listeners, wasisock.Listener{Host: l.Host, Port: l.Port, TCP: l.TCP})
@@ -77,18 +90,14 @@ func openSockets(ctx context.Context, spec RunSpec) (context.Context, func(), er
 	if spec.PodIP != "" {
 		ip, err := netip.ParseAddr(spec.PodIP)
 		if err != nil {
-			return ctx, nil, fmt.Errorf("%w: pod IP %q: %w", ErrInvalidSpec, spec.PodIP, err)
+			return cfg, fmt.Errorf("%w: pod IP %q: %w", ErrInvalidSpec, spec.PodIP, err)
 		}
 		cfg.PodIP = ip.Unmap()
 	}
 	if d := spec.DNS; d != nil && len(d.Nameservers) > 0 {
 		cfg.Resolver = &wasisock.Resolver{Nameservers: d.Nameservers, Searches: d.Searches, Ndots: d.Ndots}
 	}
-	ctx, release, err := wasisock.Open(ctx, cfg)
-	if err != nil {
-		return ctx, nil, fmt.Errorf("%w: %w", ErrListen, err)
-	}
-	return ctx, release, nil
+	return cfg, nil
 }
 
 // firstListenerFD is the guest descriptor of a Run's first listener: after

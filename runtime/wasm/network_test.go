@@ -283,3 +283,20 @@ func TestDialFirewall(t *testing.T) {
 		t.Fatalf("the refused server got %d calls", n)
 	}
 }
+
+// TestHandlerDialsOut: an SDK handler module calls another service while it
+// serves a request, through its instance's own sockets, from the pod IP.
+func TestHandlerDialsOut(t *testing.T) {
+	t.Parallel()
+	srv := newPeerRecorder(t)
+	const podIP = "127.84.0.4"
+	_, url := serveHandler(t, HandlerSpec{PoolSize: 2, PodIP: podIP})
+	for range 3 {
+		wantReply(t, do(t, "GET", url+"/fetch?url=http://"+srv.addr+"/x", "", nil), 200, "200 hello /x")
+	}
+	for _, from := range srv.callers() {
+		if from != podIP {
+			t.Errorf("the server saw a call from %s, want the pod IP %s", from, podIP)
+		}
+	}
+}

@@ -295,7 +295,8 @@ func (p *PodRuntime) startHandler(ctx context.Context, mod *Module, spec skiffrt
 	meter := &Meter{}
 	cpu, release := p.acquireCPU(spec)
 	h, err := p.rt.NewHandler(ctx, mod, HandlerSpec{Args: rs.Args, Env: rs.Env, Mounts: rs.Mounts, Hostname: rs.Hostname,
-		Stdout: rs.Stdout, Stderr: rs.Stderr, MemoryLimitBytes: rs.MemoryLimitBytes, Meter: meter, OnInstanceExit: onExit, CPU: cpu})
+		Stdout: rs.Stdout, Stderr: rs.Stderr, MemoryLimitBytes: rs.MemoryLimitBytes, Meter: meter, OnInstanceExit: onExit, CPU: cpu,
+		PodIP: rs.PodIP, DNS: rs.DNS, Firewall: rs.Firewall})
 	if err != nil {
 		release()
 		return nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"golang.org/x/net/http/httpguts"
 
+	skiffrt "github.com/skiffhq/skiff/runtime"
 	"github.com/skiffhq/skiff/runtime/wasm/internal/wasisock"
 	"github.com/skiffhq/skiff/sdk/abi"
 )
@@ -65,6 +66,13 @@ type HandlerSpec struct {
 	Env      []string
 	Mounts   []Mount
 	Hostname string
+
+	// PodIP, DNS and Firewall are as in RunSpec: each instance has sockets
+	// of its own (the WasmEdge sockets extension), so a handler can call
+	// other services while it serves a request.
+	PodIP    string
+	DNS      *skiffrt.DNSConfig
+	Firewall skiffrt.Firewall
 
 	// Stdout and Stderr receive every instance's fd 1 and 2 (the pod's
 	// log); nil discards. Writes of different instances are serialised, so
@@ -157,6 +165,8 @@ type Handler struct {
 	mod  *Module
 	spec HandlerSpec
 	mc   wazero.ModuleConfig
+	// socks configures each instance's sockets.
+	socks wasisock.Config
 
 	// life ends with Close or the Runtime's Close; it bounds every call
 	// into an instance.
@@ -185,12 +195,16 @@ type instance struct {
 	mem           *limitAllocator
 	buf           []byte      // the request's encoding, reused
 	thread        guestThread // where its calls run (cpu.go)
+	socks         *wasisock.Table
 }
 
 // close closes the instance and ends its thread.
 func (inst *instance) close() {
-	_ = inst.mod.Close(context.Background())
+	if inst.mod != nil {
+		_ = inst.mod.Close(context.Background())
+	}
 	inst.thread.stop()
+	inst.socks.Close()
 }
 
 // NewHandler returns a Handler serving mod, an SDK handler module (see
@@ -220,6 +234,10 @@ func (r *Runtime) NewHandler(ctx context.Context, mod *Module, spec HandlerSpec)
 	if err != nil {
 		return nil, fmt.Errorf("wasm: handler %s: %w", mod.digest, err)
 	}
+	socks, err := socketConfig(RunSpec{PodIP: spec.PodIP, DNS: spec.DNS, Firewall: spec.Firewall})
+	if err != nil {
+		return nil, fmt.Errorf("wasm: handler %s: %w", mod.digest, err)
+	}
 	r.mu.Lock()
 	closed := r.closed
 	r.mu.Unlock()
@@ -229,7 +247,7 @@ func (r *Runtime) NewHandler(ctx context.Context, mod *Module, spec HandlerSpec)
 	// Every request runs under life: its WASI functions find noSpace there.
 	life, cancel := context.WithCancelCause(wasisock.WithNoSpace(r.life, noSpace))
 	h := &Handler{
-		r: r, mod: mod, spec: spec, mc: mc,
+		r: r, mod: mod, spec: spec, mc: mc, socks: socks,
 		life: life, cancel: cancel,
 		tokens: make(chan struct{}, spec.PoolSize),
 	}
@@ -391,9 +409,11 @@ func (h *Handler) call(ctx context.Context, areq *abi.Request) (*abi.Response, i
 	cctx, cancel := context.WithTimeoutCause(h.life, h.spec.RequestTimeout, errRequestTimeout)
 	defer cancel()
 	var resp *abi.Response
+	sctx, detach := inst.socks.Attach(cctx)
 	inst.mem.enter()
-	inst.thread.do(func() { resp, err = inst.serve(cctx, areq) })
+	inst.thread.do(func() { resp, err = inst.serve(sctx, areq) })
 	inst.mem.leave()
+	detach()
 	if err == nil {
 		h.release(inst)
 		return resp, 0, ""
@@ -539,13 +559,19 @@ func (h *Handler) newInstance(ctx context.Context) (*instance, error) {
 	if !ok {
 		return nil, fmt.Errorf("wasm: handler %s: %s: %s", mod.digest, st.Reason, st.Message)
 	}
-	inst := &instance{mem: mem}
-	ctx = experimental.WithMemoryAllocator(ctx, mem)
+	socks, err := wasisock.NewTable(h.socks)
+	if err != nil {
+		return nil, fmt.Errorf("wasm: handler %s: sockets: %w", mod.digest, err)
+	}
+	inst := &instance{mem: mem, socks: socks}
+	ctx, detach := socks.Attach(experimental.WithMemoryAllocator(ctx, mem))
+	defer detach()
 	// See Run: a Free while the guest may run on the memory waits.
 	mem.enter()
 	defer mem.leave()
 	m, err := h.r.wr.InstantiateModule(ctx, mod.compiled, h.mc)
 	if err != nil {
+		socks.Close()
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("wasm: handler %s: instantiate: %w", mod.digest, err)
 		}

@@ -141,21 +141,46 @@ type Config struct {
 // they refuse connections until the guest first accepts or polls them, as a
 // container's port does before its server listens.
 func Open(ctx context.Context, cfg Config) (context.Context, func(), error) {
+	t, err := NewTable(cfg)
+	if err != nil {
+		return ctx, nil, err
+	}
+	ctx, detach := t.Attach(ctx)
+	return ctx, func() {
+		detach()
+		t.Close()
+	}, nil
+}
+
+// Table is the sockets of one guest instance, for guests whose calls come
+// under many contexts (a handler instance serves one request per call).
+type Table struct{ t *sockTable }
+
+// NewTable opens cfg's listeners into a new table.
+func NewTable(cfg Config) (*Table, error) {
 	t := &sockTable{files: make(map[uint32]*sockFile, len(cfg.Listeners)), wake: -1, cfg: cfg}
 	for i, l := range cfg.Listeners {
 		f, err := listenerFile(l)
 		if err != nil {
 			t.close()
-			return ctx, nil, fmt.Errorf("listener %d: %w", i, err)
+			return nil, fmt.Errorf("listener %d: %w", i, err)
 		}
 		t.files[cfg.FirstListenerFD+uint32(i)] = f
 	}
-	stop := context.AfterFunc(ctx, t.signal)
-	return context.WithValue(ctx, sockCtxKey{}, t), func() {
-		stop()
-		t.close()
-	}, nil
+	return &Table{t}, nil
 }
+
+// Attach returns ctx carrying the table for the WASI functions of calls
+// made with it. When ctx ends, the guest's waits on its sockets end for
+// good (the guest is being stopped): detach before ending a ctx that
+// outlives a call that returned normally.
+func (tb *Table) Attach(ctx context.Context) (context.Context, func()) {
+	stop := context.AfterFunc(ctx, tb.t.signal)
+	return context.WithValue(ctx, sockCtxKey{}, tb.t), func() { stop() }
+}
+
+// Close closes every socket of the table.
+func (tb *Table) Close() { tb.t.close() }
 
 // listenerFile returns the socket of a pre-opened listener: a duplicate of
 // l.TCP (listening already), or a new socket bound to Host:Port that listens

@@ -31,6 +31,23 @@ func Open(ctx context.Context, cfg Config) (context.Context, func(), error) {
 	return ctx, nil, errors.New("listeners need Linux")
 }
 
+// Table is the sockets of one guest instance: none here.
+type Table struct{}
+
+// NewTable refuses listeners, as Open does.
+func NewTable(cfg Config) (*Table, error) {
+	if len(cfg.Listeners) > 0 {
+		return nil, errors.New("listeners need Linux")
+	}
+	return &Table{}, nil
+}
+
+// Attach returns ctx unchanged.
+func (*Table) Attach(ctx context.Context) (context.Context, func()) { return ctx, func() {} }
+
+// Close does nothing.
+func (*Table) Close() {}
+
 // wrapWASI replaces only poll_oneoff's sleeps, so a cancelled Run wakes a
 // sleeping guest here too (see sleepClocks).
 func wrapWASI(name string, orig api.GoModuleFunction) api.GoModuleFunction {

@@ -10,10 +10,12 @@
 //	/waitfile?f=N   answers once /work/N exists (polling, at most 60 s):
 //	                holds the instance until the test says so
 //	/spin?ms=N      keeps its CPU busy for N ms of wall time (at most 10 s)
+//	/fetch?url=U    GETs U with sdk.HTTPClient and answers "<status> <body>"
 package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -37,6 +39,18 @@ func init() {
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
 		b, err := os.ReadFile("/config/message.txt")
 		fmt.Fprintf(w, "GREETING=%s message=%s err=%v", os.Getenv("GREETING"), b, err)
+	})
+	mux.HandleFunc("/fetch", func(w http.ResponseWriter, r *http.Request) {
+		c := sdk.HTTPClient()
+		c.Timeout = 10 * time.Second
+		resp, err := c.Get(r.URL.Query().Get("url"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		fmt.Fprintf(w, "%d %s", resp.StatusCode, b)
 	})
 	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) {
 		panic("on purpose")
