@@ -1211,6 +1211,12 @@ func (e *hostileEnv) seeds(tb testing.TB) map[string][]byte {
 		// stdio that is a Go reader or writer.
 		"found-stdio-set-times": e.encode(tb, []byte{cmd},
 			call("fd_filestat_set_times", 0, 0, 0, 2), call("fd_filestat_set_times", 1, 0, 0, 8)),
+		// Found by the fuzzer: a listener named as the directory of
+		// path_symlink (not the first parameter, so the socket functions
+		// did not answer for it) made wazero panic opening its place.
+		"found-symlink-at-listener": e.encode(tb, []byte{cmd},
+			call("path_symlink", p("f"), fl, p("d")), call("path_link", 3, 0, p("f"), fl, p("l")),
+			call("path_rename", 3, p("f"), fl, p("l")), call("path_open", fl, 0, p("f"), 0, 0, 0, 0, res)),
 		// Found by the fuzzer: path_remove_directory(3, "") removed the
 		// mounted host directory.
 		"found-rmdir-mount": e.encode(tb, []byte{cmd},

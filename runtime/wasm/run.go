@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"strings"
@@ -367,8 +368,19 @@ func truncate(s string) string {
 // listenerPlaceholder holds a listener's descriptor number in wazero's
 // table of pre-opens. It is a type of its own because wazero drops mounts of
 // a bare UnimplementedFS.
+//
+// Calls that name a listener in a parameter other than the first (the
+// directory of path_symlink, path_link's and path_rename's second
+// directory) reach it: it has nothing to open, which wazero's lazily
+// opened pre-opens take for a directory that is gone (ENOENT; any other
+// error there is a host panic, found by FuzzHostileGuest).
 type listenerPlaceholder struct {
 	experimentalsys.UnimplementedFS
+}
+
+// OpenFile implements experimentalsys.FS.
+func (listenerPlaceholder) OpenFile(string, experimentalsys.Oflag, fs.FileMode) (experimentalsys.File, experimentalsys.Errno) {
+	return nil, experimentalsys.ENOENT
 }
 
 // mountFS is the file system the guest sees for m.
