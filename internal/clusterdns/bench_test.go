@@ -117,4 +117,3 @@ func query(b *testing.B, addr, name string) *dns.Msg {
 	}
 	return r
 }
-
