@@ -301,15 +301,19 @@ func (s *Server) bindFailed(err error) {
 		return
 	}
 	why := "pods' lookups of cluster names will fail until it binds"
+	level := slog.LevelError
 	switch {
 	case errors.Is(err, syscall.EACCES):
 		why = "binding a port below 1024 needs root, CAP_NET_BIND_SERVICE or net.ipv4.ip_unprivileged_port_start<=53; " + why
 	case errors.Is(err, syscall.EADDRINUSE):
-		why = "another node's cluster DNS on this machine (which answers for the same cluster), or another program, holds it; " + why
+		// Expected where several nodes of a cluster share one machine: the
+		// first node's server answers for all of them.
+		level = slog.LevelWarn
+		why = "another node's cluster DNS on this machine (which answers for the same cluster), or another program, holds it"
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		why = "the address is on no interface of this machine (the proxy and the DNS bind only loopback service addresses); " + why
+		why = "the address is on no interface of this machine (the service CIDR must lie in 127.0.0.0/8 without privileged networking); " + why
 	}
-	s.log.Error("cluster DNS address not bound", "addr", s.cfg.Listen, "err", err, "why", why,
+	s.log.Log(context.Background(), level, "cluster DNS address not bound", "addr", s.cfg.Listen, "err", err, "why", why,
 		"retry_every", s.cfg.BindRetry)
 }
 
