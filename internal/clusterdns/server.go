@@ -277,14 +277,23 @@ func (s *Server) bind() error {
 	}
 	s.udp, s.tcp, s.addr = udp, tcp, addr
 	s.mu.Unlock()
+	// Wait until both serve: a miekg/dns server that has not started
+	// cannot be shut down, and Stop may come right after Start.
 	for _, srv := range []*dns.Server{udp, tcp} {
+		started, done := make(chan struct{}), make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer close(done)
 			if err := srv.ActivateAndServe(); err != nil && s.ctx.Err() == nil {
 				s.log.Error("cluster DNS stopped serving", "addr", addr, "err", err)
 			}
 		}()
+		select {
+		case <-started:
+		case <-done:
+		}
 	}
 	s.log.Info("cluster DNS serving", "addr", addr, "zone", s.zone, "upstreams", s.upstreams)
 	return nil

@@ -234,12 +234,12 @@ func TestClusterIPService(t *testing.T) {
 	// A dual-stack update adds AAAA; a delete makes the name NXDOMAIN.
 	web2 := web.DeepCopy()
 	web2.Spec.ClusterIPs = append(web2.Spec.ClusterIPs, "fd00:82::5")
-	f.services.Modify(web2)
+	f.services.Modify(web2.DeepCopy())
 	r = f.eventually(t, "web.default.svc.cluster.local.", dns.TypeAAAA, func(r *dns.Msg) bool { return len(r.Answer) == 1 })
 	if got := addrs(r); !slices.Equal(got, []string{"fd00:82::5"}) {
 		t.Fatalf("AAAA: %v", got)
 	}
-	f.services.Delete(web2)
+	f.services.Delete(web2.DeepCopy())
 	f.eventually(t, "web.default.svc.cluster.local.", dns.TypeA, func(r *dns.Msg) bool { return r.Rcode == dns.RcodeNameError })
 	wantRcode(t, f.query(t, "udp", "default.svc.cluster.local.", dns.TypeA), dns.RcodeNameError, 0)
 }
