@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	goruntime "runtime"
-	"runtime/debug"
 	"testing"
 	"time"
 
@@ -22,15 +21,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkDNSServiceA -benchtime 3s ./internal/clusterdns/
 func BenchmarkDNSServiceA(b *testing.B) {
-	mod := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == "github.com/miekg/dns" {
-				mod = d.Version
-			}
-		}
-	}
-	fmt.Printf("GOMAXPROCS=%d NumCPU=%d %s miekg/dns %s\n", goruntime.GOMAXPROCS(0), goruntime.NumCPU(), goruntime.Version(), mod)
+	fmt.Printf("GOMAXPROCS=%d NumCPU=%d %s miekg/dns %s\n", goruntime.GOMAXPROCS(0), goruntime.NumCPU(), goruntime.Version(), dns.Version)
 
 	// The embedded server, with 1000 Services so that the lookup is in a
 	// map of realistic size.
