@@ -135,7 +135,9 @@ type Config struct {
 	// kube-proxy.
 	DisableServiceProxy bool
 
-	// DisableClusterDNS leaves this node without its cluster DNS server.
+	// DisableClusterDNS leaves this node without its cluster DNS server;
+	// its pods still name the kube-dns address, answered by another node's
+	// server on the same machine or not at all (as DisableServiceProxy).
 	// Default false: every node answers cluster names on the kube-dns
 	// Service's ClusterIP (the service CIDR's tenth address), port 53, UDP
 	// and TCP, which needs root or CAP_NET_BIND_SERVICE; without them the

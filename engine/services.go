@@ -33,8 +33,12 @@ func (e *Engine) startServices(ctx context.Context) error {
 		return fmt.Errorf("service proxy bus connection: %w", err)
 	}
 	e.stoppers = append(e.stoppers, conn.Close)
+	dns := e.clusterDNS()
+	if e.cfg.DisableClusterDNS {
+		dns = ""
+	}
 	stop, err := startNodeServices(ctx, conn, nodeServices{node: e.cfg.NodeName, proxy: !e.cfg.DisableServiceProxy,
-		dns: e.clusterDNS(), domain: e.cfg.ClusterDomain}, e.log)
+		dns: dns, domain: e.cfg.ClusterDomain}, e.log)
 	if err != nil {
 		return err
 	}
@@ -42,13 +46,11 @@ func (e *Engine) startServices(ctx context.Context) error {
 	return nil
 }
 
-// clusterDNS is the kube-dns Service's ClusterIP, where this node's DNS
-// server listens and what its pods' resolv.conf names: "" with
-// DisableClusterDNS or a service CIDR too small for it.
+// clusterDNS is the kube-dns Service's ClusterIP, where nodes' DNS servers
+// listen and what pods' resolv.conf names, on every node (a node with
+// DisableClusterDNS too, as a node without its proxy still names
+// ClusterIPs): "" for a service CIDR too small for it.
 func (e *Engine) clusterDNS() string {
-	if e.cfg.DisableClusterDNS {
-		return ""
-	}
 	cidr, err := netip.ParsePrefix(e.cfg.ServiceCIDR)
 	if err != nil {
 		return ""

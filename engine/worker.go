@@ -123,9 +123,6 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	}
 	w.wasm = rt
 	dnsIP := info.ClusterDNS
-	if cfg.DisableClusterDNS {
-		dnsIP = ""
-	}
 	backoff := cfg.CrashLoopBackOff
 	if w.agent, err = agent.New(agent.Config{NodeName: cfg.NodeName, Bus: conn, Runtime: pr, DataDir: dir,
 		PodCIDR: cfg.PodCIDR, MaxPods: cfg.MaxPods, VolumeSyncPeriod: cfg.VolumeSyncPeriod,
@@ -140,6 +137,9 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 		w.agent = nil
 		w.Stop(ctx)
 		return nil, err
+	}
+	if cfg.DisableClusterDNS {
+		dnsIP = "" // the pods still name info.ClusterDNS
 	}
 	if w.stopProxy, err = startNodeServices(ctx, conn, nodeServices{node: cfg.NodeName, proxy: true, dns: dnsIP,
 		domain: info.ClusterDomain}, cfg.Logger); err != nil {
