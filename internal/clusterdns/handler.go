@@ -83,6 +83,13 @@ func (s *Server) answerZone(w dns.ResponseWriter, r *dns.Msg, q dns.Question, na
 		}
 		return s.negative(m)
 	}
+	if name == "dns-version."+s.zone {
+		// The version of the Kubernetes DNS specification answered.
+		if q.Qtype == dns.TypeTXT || q.Qtype == dns.TypeANY {
+			m.Answer = append(m.Answer, &dns.TXT{Hdr: s.hdr(q.Name, dns.TypeTXT), Txt: []string{schemaVersion}})
+		}
+		return s.negative(m)
+	}
 	e, exists := s.idx.lookup(name)
 	if !exists {
 		e, exists = s.special(name)
@@ -225,6 +232,11 @@ func (s *Server) forward(netw string, r *dns.Msg) *dns.Msg {
 	m.RecursionAvailable = true
 	return m
 }
+
+// schemaVersion is the Kubernetes DNS specification's version these
+// answers follow, which dns-version.<zone> TXT names (the specification's
+// section 2.2).
+const schemaVersion = "1.1.0"
 
 // ednsSize is the UDP payload this server offers in its answers to EDNS0
 // clients, the size DNS Flag Day 2020 settled on.

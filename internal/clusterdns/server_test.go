@@ -15,6 +15,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
 	fcache "k8s.io/client-go/tools/cache/testing"
 
 	"github.com/skiffhq/skiff/internal/testutil"
@@ -230,6 +233,10 @@ func TestClusterIPService(t *testing.T) {
 	}
 	r = f.query(t, "udp", "cluster.local.", dns.TypeSOA)
 	wantRcode(t, r, dns.RcodeSuccess, 1)
+	r = f.query(t, "udp", "dns-version.cluster.local.", dns.TypeTXT)
+	if len(r.Answer) != 1 || r.Answer[0].(*dns.TXT).Txt[0] != "1.1.0" {
+		t.Fatalf("dns-version: %v", r)
+	}
 
 	// A dual-stack update adds AAAA; a delete makes the name NXDOMAIN.
 	web2 := web.DeepCopy()
@@ -447,6 +454,49 @@ func TestBindRetry(t *testing.T) {
 	for s.Addr() != addr {
 		if time.Now().After(deadline) {
 			t.Fatal("not bound after the address was freed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Until the informers have listed, the cluster domain answers SERVFAIL
+// (a client tries again) rather than NXDOMAIN (a client would cache it).
+func TestServfailUntilSynced(t *testing.T) {
+	release := make(chan struct{})
+	services := &cache.ListWatch{
+		ListFunc: func(metav1.ListOptions) (runtime.Object, error) {
+			<-release
+			return &corev1.ServiceList{ListMeta: metav1.ListMeta{ResourceVersion: "1"}}, nil
+		},
+		WatchFunc: func(metav1.ListOptions) (watch.Interface, error) { return watch.NewFake(), nil },
+	}
+	s, err := Start(context.Background(), Config{Services: services, EndpointSlices: fcache.NewFakeControllerSource(),
+		Listen: "127.0.0.1:0", Upstreams: []string{}, Logger: testutil.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	m := new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
+	r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, s.Addr())
+	if err != nil || r.Rcode != dns.RcodeServerFailure {
+		t.Fatalf("before the list: %v, err %v; want SERVFAIL", r, err)
+	}
+	close(release)
+	released = true
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, _, err = (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, s.Addr())
+		if err == nil && r.Rcode == dns.RcodeNameError {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the list: %v, err %v; want NXDOMAIN", r, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
