@@ -135,6 +135,19 @@ type Config struct {
 	// kube-proxy.
 	DisableServiceProxy bool
 
+	// DisableClusterDNS leaves this node without its cluster DNS server;
+	// its pods still name the kube-dns address, answered by another node's
+	// server on the same machine or not at all (as DisableServiceProxy).
+	// Default false: every node answers cluster names on the kube-dns
+	// Service's ClusterIP (the service CIDR's tenth address), port 53, UDP
+	// and TCP, which needs root or CAP_NET_BIND_SERVICE; without them the
+	// node logs why and runs on, and pods' cluster names do not resolve.
+	DisableClusterDNS bool
+
+	// ClusterDomain is the cluster's DNS domain: Services are
+	// NAME.NAMESPACE.svc.ClusterDomain. Default "cluster.local".
+	ClusterDomain string
+
 	// ReadyTimeout bounds Start: how long to wait for the store to elect a
 	// leader and the bus to accept connections. Default 30s.
 	ReadyTimeout time.Duration
@@ -179,6 +192,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if _, err := netip.ParsePrefix(c.ServiceCIDR); err != nil {
 		return c, fmt.Errorf("engine config: ServiceCIDR: %w", err)
+	}
+	if c.ClusterDomain == "" {
+		c.ClusterDomain = "cluster.local"
+	}
+	if validNodeName(c.ClusterDomain) != nil {
+		return c, fmt.Errorf("engine config: ClusterDomain %q: must be a DNS subdomain (lower-case letters, digits, '-' and '.')", c.ClusterDomain)
 	}
 	if c.ReadyTimeout <= 0 {
 		c.ReadyTimeout = 30 * time.Second

@@ -249,7 +249,8 @@ func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
 		BackOffInitial:   backoff, BackOffMax: 30 * backoff,
 		HeartbeatInterval: e.cfg.NodeHeartbeatInterval, Logger: e.log,
 		DiskPressureAvailable: e.cfg.DiskPressureAvailable, DiskPressureInodesFree: e.cfg.DiskPressureInodesFree,
-		DefaultPodMemoryLimit: e.cfg.DefaultPodMemoryLimit, EvictionMemoryAvailable: e.cfg.EvictionMemoryAvailable}); err != nil {
+		DefaultPodMemoryLimit: e.cfg.DefaultPodMemoryLimit, EvictionMemoryAvailable: e.cfg.EvictionMemoryAvailable,
+		ClusterDNS: dnsList(e.clusterDNS()), ClusterDomain: e.cfg.ClusterDomain}); err != nil {
 		return err
 	}
 	return e.agent.Start(ctx)

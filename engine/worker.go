@@ -48,7 +48,10 @@ type WorkerConfig struct {
 	// 512 MiB and 100 MiB by default.
 	DefaultPodMemoryLimit   int64
 	EvictionMemoryAvailable int64
-	Logger                  *slog.Logger
+	// DisableClusterDNS is as in Config. The DNS server's address and the
+	// cluster domain come from the server, with the bus's address.
+	DisableClusterDNS bool
+	Logger            *slog.Logger
 }
 
 // Worker is a running worker node.
@@ -119,12 +122,14 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 		return nil, err
 	}
 	w.wasm = rt
+	dnsIP := info.ClusterDNS
 	backoff := cfg.CrashLoopBackOff
 	if w.agent, err = agent.New(agent.Config{NodeName: cfg.NodeName, Bus: conn, Runtime: pr, DataDir: dir,
 		PodCIDR: cfg.PodCIDR, MaxPods: cfg.MaxPods, VolumeSyncPeriod: cfg.VolumeSyncPeriod,
 		BackOffInitial: backoff, BackOffMax: 30 * backoff, HeartbeatInterval: cfg.HeartbeatInterval, Logger: cfg.Logger,
 		DiskPressureAvailable: cfg.DiskPressureAvailable, DiskPressureInodesFree: cfg.DiskPressureInodesFree,
-		DefaultPodMemoryLimit: cfg.DefaultPodMemoryLimit, EvictionMemoryAvailable: cfg.EvictionMemoryAvailable}); err != nil {
+		DefaultPodMemoryLimit: cfg.DefaultPodMemoryLimit, EvictionMemoryAvailable: cfg.EvictionMemoryAvailable,
+		ClusterDNS: dnsList(dnsIP), ClusterDomain: info.ClusterDomain}); err != nil {
 		w.Stop(ctx)
 		return nil, err
 	}
@@ -133,7 +138,11 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 		w.Stop(ctx)
 		return nil, err
 	}
-	if w.stopProxy, err = startServiceProxy(ctx, conn, cfg.NodeName, cfg.Logger); err != nil {
+	if cfg.DisableClusterDNS {
+		dnsIP = "" // the pods still name info.ClusterDNS
+	}
+	if w.stopProxy, err = startNodeServices(ctx, conn, nodeServices{node: cfg.NodeName, proxy: true, dns: dnsIP,
+		domain: info.ClusterDomain}, cfg.Logger); err != nil {
 		w.Stop(ctx)
 		return nil, err
 	}
@@ -141,8 +150,17 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	return w, nil
 }
 
+// dnsList is the agent's ClusterDNS: the one address, or none.
+func dnsList(ip string) []string {
+	if ip == "" {
+		return nil
+	}
+	return []string{ip}
+}
+
 // Stop ends the node agent (its pods stop; the control plane marks the
-// node Unknown after its grace period), the Service proxy and the runtime.
+// node Unknown after its grace period), the Service proxy, the cluster DNS
+// server and the runtime.
 func (w *Worker) Stop(ctx context.Context) error {
 	if w.stopProxy != nil {
 		w.stopProxy()

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"fmt"
 
 	skiffrt "github.com/skiffhq/skiff/runtime"
 
@@ -24,7 +25,10 @@ func (s *Server) ensureDefaults(ctx context.Context) error {
 	if err := s.ensureRuntimeClass(ctx); err != nil {
 		return err
 	}
-	return s.ensureKubernetesService(ctx)
+	if err := s.ensureKubernetesService(ctx); err != nil {
+		return err
+	}
+	return s.ensureDNSService(ctx)
 }
 
 // ensureRuntimeClass creates the RuntimeClass "wasm" (handler wasm), which
@@ -85,4 +89,50 @@ func (s *Server) ensureKubernetesService(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// The kube-dns Service: every node's cluster DNS server (internal/clusterdns)
+// listens on its ClusterIP, and pods' resolv.conf names it. It has no
+// selector (nothing is behind it but the node's own server) and keeps
+// Kubernetes' name and label, which tools look for.
+const (
+	DNSServiceNamespace = metav1.NamespaceSystem
+	DNSServiceName      = "kube-dns"
+)
+
+// ensureDNSService creates the kube-dns Service in kube-system, with the
+// service CIDR's tenth address (servicealloc.DNSIP) and ports dns/53/UDP and
+// dns-tcp/53/TCP, as a kubeadm cluster has it. A CIDR too small for it, or
+// an address some Service already holds (a cluster made before there was
+// cluster DNS), is logged and leaves the cluster without it: the API serves
+// all the same.
+func (s *Server) ensureDNSService(ctx context.Context) error {
+	ip, ok := s.services.DNSIP()
+	if !ok {
+		s.log.Warn("no kube-dns Service: the service CIDR is too small for its address (the tenth)", "service_cidr", s.cfg.ServiceCIDR)
+		return nil
+	}
+	svc := &corev1.Service{
+		TypeMeta: metav1.TypeMeta{Kind: "Service", APIVersion: "v1"},
+		ObjectMeta: metav1.ObjectMeta{Name: DNSServiceName, Namespace: DNSServiceNamespace,
+			Labels: map[string]string{"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: ip.String(),
+			Ports: []corev1.ServicePort{
+				{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(53)},
+				{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(53)},
+			}},
+	}
+	res, _ := s.reg.ForKind(corev1.SchemeGroupVersion.WithKind("Service"))
+	if _, err := s.objs.get(ctx, res, svc.Namespace, svc.Name); !apierrors.IsNotFound(err) {
+		return err
+	}
+	_, err := s.createObject(ctx, res, svc, nil, "")
+	switch {
+	case err == nil, apierrors.IsAlreadyExists(err):
+		return nil
+	case apierrors.IsInvalid(err):
+		s.log.Warn("no kube-dns Service: its address is taken", "address", ip, "err", err)
+		return nil
+	}
+	return fmt.Errorf("create the kube-dns Service: %w", err)
 }

@@ -33,7 +33,7 @@ var nodeSide = []string{
 var rules = []rule{
 	{
 		name:   "1. the node side never links the control plane",
-		parts:  append(append([]string(nil), nodeSide...), "./internal/netpol/proxy/..."),
+		parts:  append(append([]string(nil), nodeSide...), "./internal/netpol/proxy/...", "./internal/clusterdns/..."),
 		forbid: controlPlane,
 	},
 	{
@@ -55,10 +55,10 @@ var rules = []rule{
 		},
 	},
 	{
-		// It learns Services and EndpointSlices from the bus feed, so a
+		// They learn Services and EndpointSlices from the bus feed, so a
 		// worker, which has no API access, serves them too.
-		name:  "2b. the node's Service proxy uses no API client",
-		parts: []string{"./internal/netpol/proxy/..."},
+		name:  "2b. the node's Service proxy and cluster DNS use no API client",
+		parts: []string{"./internal/netpol/proxy/...", "./internal/clusterdns/..."},
 		forbid: []string{
 			"k8s.io/client-go/kubernetes",
 			"k8s.io/client-go/kubernetes/typed/...",

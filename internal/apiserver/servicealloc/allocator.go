@@ -50,6 +50,20 @@ func New(store *raft.Store, cidr netip.Prefix) *Allocator {
 // of the CIDR, which is never handed out to other Services.
 func (a *Allocator) KubernetesIP() netip.Addr { return nthAddr(a.cidr, 1) }
 
+// DNSIP is the ClusterIP of the kube-dns Service, which every node's
+// cluster DNS listens on: the tenth address of cidr (10.96.0.10 for
+// Kubernetes' default 10.96.0.0/12), never handed out to other Services.
+// ok is false when cidr is too small to hold it.
+func DNSIP(cidr netip.Prefix) (ip netip.Addr, ok bool) {
+	ip = nthAddr(cidr, dnsIPIndex)
+	return ip, cidr.Masked().Contains(ip) && ip != nthAddr(cidr, 0)
+}
+
+// DNSIP is the kube-dns Service's ClusterIP in this allocator's CIDR.
+func (a *Allocator) DNSIP() (netip.Addr, bool) { return DNSIP(a.cidr) }
+
+const dnsIPIndex = 10
+
 func clusterIPKey(ip netip.Addr) string { return allocPrefix + "clusterip/" + ip.String() }
 func nodePortKey(p int32) string        { return allocPrefix + "nodeport/" + strconv.Itoa(int(p)) }
 
@@ -140,8 +154,8 @@ func (a *Allocator) allocateNodePorts(ctx context.Context, svc *corev1.Service, 
 
 // pickClusterIP reserves a free address, starting at a random one as
 // Kubernetes does (so addresses of deleted Services are not reused at once).
-// The network address and the first one (the kubernetes Service's) are
-// never handed out.
+// The network address, the first one (the kubernetes Service's) and the
+// tenth (kube-dns's) are never handed out.
 func (a *Allocator) pickClusterIP(ctx context.Context, reserve func(string) error) (netip.Addr, error) {
 	bits := a.cidr.Addr().BitLen() - a.cidr.Bits()
 	size := uint64(1) << min(bits, 20) // enough to find a free one; bounds the loop
@@ -150,7 +164,11 @@ func (a *Allocator) pickClusterIP(ctx context.Context, reserve func(string) erro
 	}
 	start := 2 + rand.Uint64N(size-3)
 	for n := uint64(0); n < size-2; n++ {
-		ip := nthAddr(a.cidr, 2+(start-2+n)%(size-3))
+		i := 2 + (start-2+n)%(size-3)
+		if i == dnsIPIndex {
+			continue
+		}
+		ip := nthAddr(a.cidr, i)
 		err := reserve(clusterIPKey(ip))
 		if err == nil {
 			return ip, nil

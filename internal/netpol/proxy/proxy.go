@@ -103,6 +103,14 @@ type Proxy struct {
 	warned map[string]bool // service key + what, logged once until the Service goes
 }
 
+// dnsServiceKey is the kube-dns Service, which the proxy leaves alone: each
+// node's cluster DNS server (internal/clusterdns) binds its ClusterIP, port
+// 53, UDP and TCP, itself and answers there. The proxy would bind the same
+// TCP address (and clash with the DNS server, whichever came second
+// failing) only to forward to nothing: the Service has no selector and no
+// endpoints, because nothing stands behind it but the node's own server.
+const dnsServiceKey = "kube-system/kube-dns"
+
 // maxRetries bounds the quick retries of a Service whose address could not
 // be bound (taken by another process, or by a Service not yet torn down);
 // after them the informers' periodic resync retries it every resyncPeriod.
@@ -249,6 +257,9 @@ func (p *Proxy) processNext() bool {
 // sync makes one Service's listeners match its spec and endpoints. It
 // returns an error when a bind failed in a way worth retrying soon.
 func (p *Proxy) sync(key string) error {
+	if key == dnsServiceKey {
+		return nil
+	}
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		return nil

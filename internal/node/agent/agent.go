@@ -103,6 +103,19 @@ type Config struct {
 	// EvictionInterval is how often the node's memory is checked. Default
 	// 10s, the kubelet's housekeeping interval.
 	EvictionInterval time.Duration
+	// ClusterDNS are the cluster DNS servers' addresses (the kube-dns
+	// Service's ClusterIP), which pods with dnsPolicy ClusterFirst get as
+	// their nameservers, as the kubelet's clusterDNS. Empty: such pods get
+	// the node's resolvers (with a MissingClusterDNS event), as in the
+	// kubelet.
+	ClusterDNS []string
+	// ClusterDomain is the cluster's DNS domain, for pods' search paths and
+	// host names. Default "cluster.local".
+	ClusterDomain string
+	// ResolvConf is the node's resolver configuration, which pods with
+	// dnsPolicy Default get (the kubelet's --resolv-conf). Default
+	// "/etc/resolv.conf".
+	ResolvConf string
 	// OnPodsChanged, when set, is called with the pods bound to this node
 	// each time the set changes (on the bus subscription's goroutine: do
 	// not block in it).
@@ -194,6 +207,12 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.EvictionMemoryAvailable == 0 {
 		cfg.EvictionMemoryAvailable = DefaultEvictionMemoryAvailable
+	}
+	if cfg.ClusterDomain == "" {
+		cfg.ClusterDomain = "cluster.local"
+	}
+	if cfg.ResolvConf == "" {
+		cfg.ResolvConf = "/etc/resolv.conf"
 	}
 	if cfg.EvictionInterval <= 0 {
 		cfg.EvictionInterval = 10 * time.Second

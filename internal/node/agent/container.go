@@ -202,7 +202,7 @@ func (c *container) prepare(ctx context.Context) (skiffrt.ContainerSpec, error) 
 	w := c.w
 	w.mu.Lock()
 	pod := w.pod.DeepCopy()
-	ip := w.ip
+	ip, etc, dns := w.ip, w.etcDir, w.dns
 	w.mu.Unlock()
 	pod.Status.PodIP = ip
 	pod.Status.PodIPs = []corev1.PodIP{{IP: ip}}
@@ -243,12 +243,15 @@ func (c *container) prepare(ctx context.Context) (skiffrt.ContainerSpec, error) 
 	// The container's own limit, or the node's default (memory.go): the
 	// pod's spec keeps what its user wrote.
 	limit := w.a.containerMemoryLimit(&c.spec)
-	hostname := pod.Name
-	if pod.Spec.Hostname != "" {
-		hostname = pod.Spec.Hostname
+	hostname, fqdn := podHostname(pod, w.a.cfg.ClusterDomain)
+	if pod.Spec.SetHostnameAsFQDN != nil && *pod.Spec.SetHostnameAsFQDN && fqdn != "" {
+		hostname = fqdn
 	}
+	// The pod's /etc (resolv.conf, hosts, hostname) goes last: the Wasm
+	// runtime pre-opens it after the listeners (Mount.NodeFiles).
+	mounts = withNodeFiles(mounts, etc)
 	return skiffrt.ContainerSpec{Args: argv, Env: env, Mounts: mounts, Ports: ports, PodIP: ip,
-		MemoryLimitBytes: limit, Hostname: hostname, CPULimitMillis: cpuLimitMillis(&c.spec)}, nil
+		MemoryLimitBytes: limit, Hostname: hostname, CPULimitMillis: cpuLimitMillis(&c.spec), DNS: dns}, nil
 }
 
 // loop runs the container: pull, then start, wait, and restart as the

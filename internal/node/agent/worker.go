@@ -41,7 +41,9 @@ type podWorker struct {
 	grace        time.Duration
 	deleting     bool
 	storage      *volumes.Storage // the pod's emptyDirs and logs (storage.go)
-	logsCounted  bool             // the logs on disk at setUp were counted
+	etcDir       string           // the pod's resolv.conf, hosts and hostname (dns.go)
+	dns          *skiffrt.DNSConfig
+	logsCounted  bool // the logs on disk at setUp were counted
 
 	// failedReason is the pod's status.reason when failed is set: "Failed"
 	// when empty, "Evicted" after an eviction.
@@ -180,6 +182,9 @@ func (w *podWorker) setUp() {
 				quotas, err = w.trackStorage(pod, vols)
 			}
 			if err == nil {
+				err = w.setUpNodeFiles(pod, ip)
+			}
+			if err == nil {
 				w.mu.Lock()
 				w.readyToStart = true
 				for _, c := range append(append([]*container{}, w.inits...), w.containers...) {
@@ -196,6 +201,26 @@ func (w *podWorker) setUp() {
 		case <-time.After(min(time.Duration(1<<min(attempt, 6))*500*time.Millisecond, 30*time.Second)):
 		}
 	}
+}
+
+// setUpNodeFiles writes the pod's /etc files (dns.go) and keeps what its
+// containers' specs need of them.
+func (w *podWorker) setUpNodeFiles(pod *corev1.Pod, ip string) error {
+	etc, d, warnings, err := w.a.writeNodeFiles(pod, ip, w.dir)
+	for _, msg := range warnings {
+		reason := "DNSConfigForming"
+		if strings.Contains(msg, "ClusterDNS") {
+			reason = "MissingClusterDNS"
+		}
+		w.event("", corev1.EventTypeWarning, reason, msg)
+	}
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.etcDir, w.dns = etc, d.runtimeDNS()
+	w.mu.Unlock()
+	return nil
 }
 
 // refreshVolumes rewrites the pod's ConfigMap, Secret, downward API and

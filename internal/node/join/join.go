@@ -37,6 +37,12 @@ type BusInfo struct {
 	URL string `json:"url"`
 	// CA is the cluster CA (PEM) the bus's certificate chains to.
 	CA string `json:"ca,omitempty"`
+	// ClusterDNS is the kube-dns Service's ClusterIP, where every node's
+	// cluster DNS listens and what its pods' resolv.conf names; empty when
+	// the cluster has none.
+	ClusterDNS string `json:"clusterDNS,omitempty"`
+	// ClusterDomain is the cluster's DNS domain ("cluster.local").
+	ClusterDomain string `json:"clusterDomain,omitempty"`
 }
 
 // ErrNoBus: the server's bus listens nowhere (a single-node server), so no
@@ -115,9 +121,17 @@ func pool(ca []byte) (*x509.CertPool, error) {
 // answered with the host the node reached the API at, the address it
 // evidently can reach this server by.
 func Handler(url string, ca []byte) http.Handler {
+	return InfoHandler(BusInfo{URL: url, CA: string(ca)})
+}
+
+// InfoHandler is Handler with the whole answer given: info.URL is made
+// reachable as Handler says.
+func InfoHandler(info BusInfo) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(BusInfo{URL: reachable(url, r.Host), CA: string(ca)})
+		ans := info
+		ans.URL = reachable(info.URL, r.Host)
+		json.NewEncoder(w).Encode(ans)
 	})
 }
 

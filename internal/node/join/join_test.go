@@ -21,7 +21,7 @@ import (
 func TestDiscover(t *testing.T) {
 	const token = "secret"
 	caPEM := selfSignedPEM(t) // stands for the cluster CA in the answer
-	h := Handler("tls://0.0.0.0:4222", caPEM)
+	h := InfoHandler(BusInfo{URL: "tls://0.0.0.0:4222", CA: string(caPEM), ClusterDNS: "127.67.0.10", ClusterDomain: "cluster.local"})
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+token {
 			w.WriteHeader(http.StatusUnauthorized)
@@ -41,7 +41,7 @@ func TestDiscover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.URL != "tls://127.0.0.1:4222" || info.CA != string(caPEM) {
+	if info.URL != "tls://127.0.0.1:4222" || info.CA != string(caPEM) || info.ClusterDNS != "127.67.0.10" || info.ClusterDomain != "cluster.local" {
 		t.Errorf("Discover = %+v", info)
 	}
 	// With the CA the API's certificate chains to.
