@@ -172,7 +172,7 @@ type peerRecorder struct {
 func newPeerRecorder(t *testing.T) *peerRecorder {
 	t.Helper()
 	// Not 127.0.0.1: to a pod, localhost is the pod itself.
-	ln, err := net.Listen("tcp", "127.84.0.10:0")
+	ln, err := net.Listen("tcp", "127.98.0.10:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,8 +220,8 @@ func runClient(t *testing.T, spec RunSpec, args ...string) (string, ExitStatus) 
 // reading the pod's /etc/resolv.conf over the extension's UDP sockets. The
 // server sees the pod's IP as the caller.
 func TestDialOutbound(t *testing.T) {
-	const podIP, dnsIP = "127.84.0.2", "127.84.0.53"
-	fakeDNS(t, dnsIP, map[string]netip.Addr{"web.ns1.svc.cluster.local.": netip.MustParseAddr("127.84.0.10")})
+	const podIP, dnsIP = "127.98.0.2", "127.98.0.53"
+	fakeDNS(t, dnsIP, map[string]netip.Addr{"web.ns1.svc.cluster.local.": netip.MustParseAddr("127.98.0.10")})
 	srv := newPeerRecorder(t)
 	_, port, _ := net.SplitHostPort(srv.addr)
 	spec := RunSpec{
@@ -242,8 +242,8 @@ func TestDialOutbound(t *testing.T) {
 		"GET http://" + srv.addr + "/by-ip: 200 hello /by-ip",
 		"/by-name: 200 hello /by-name",
 		"/by-fqdn: 200 hello /by-fqdn",
-		"lookup web.ns1.svc.cluster.local: 127.84.0.10",
-		"lookup web: 127.84.0.10",
+		"lookup web.ns1.svc.cluster.local: 127.98.0.10",
+		"lookup web: 127.98.0.10",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -271,7 +271,7 @@ func TestDialFirewall(t *testing.T) {
 	_, dport, _ := net.SplitHostPort(denied.addr)
 	var p uint16
 	fmt.Sscan(dport, &p)
-	out, st := runClient(t, RunSpec{PodIP: "127.84.0.3", Firewall: denyPort(p)},
+	out, st := runClient(t, RunSpec{PodIP: "127.98.0.3", Firewall: denyPort(p)},
 		"http://"+allowed.addr+"/ok", "http://"+denied.addr+"/no")
 	if st.Code != 1 {
 		t.Fatalf("exit %d, want 1 (one call refused):\n%s", st.Code, out)
@@ -289,7 +289,7 @@ func TestDialFirewall(t *testing.T) {
 func TestHandlerDialsOut(t *testing.T) {
 	t.Parallel()
 	srv := newPeerRecorder(t)
-	const podIP = "127.84.0.4"
+	const podIP = "127.98.0.4"
 	_, url := serveHandler(t, HandlerSpec{PoolSize: 2, PodIP: podIP})
 	for range 3 {
 		wantReply(t, do(t, "GET", url+"/fetch?url=http://"+srv.addr+"/x", "", nil), 200, "200 hello /x")
