@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -107,9 +108,17 @@ func TestWasmPodCallsPodAndService(t *testing.T) {
 		return fmt.Errorf("no ready web pod")
 	})
 	urls := []string{"http://" + podIP + ":8080/", "http://" + svc.Spec.ClusterIP + "/"}
+	var lookups []string
+	if os.Geteuid() == 0 {
+		// The cluster DNS listens on port 53 of the kube-dns ClusterIP,
+		// which needs root: by short name and FQDN through the host's
+		// getaddrinfo, and with Go's own resolver over UDP.
+		urls = append(urls, "http://web/", "http://web.default.svc.cluster.local/")
+		lookups = []string{"lookup:web", "lookup:web.default.svc.cluster.local"}
+	}
 	client := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "client"}, Spec: corev1.PodSpec{
 		RestartPolicy: corev1.RestartPolicyNever,
-		Containers:    []corev1.Container{{Name: "c", Image: host + "/client:1", Command: append([]string{"httpclient"}, urls...)}}}}
+		Containers:    []corev1.Container{{Name: "c", Image: host + "/client:1", Command: append(append([]string{"httpclient"}, urls...), lookups...)}}}}
 	createPods(t, cs, client)
 	waitPod(t, cs, "default", "client", 90*time.Second, "Succeeded", func(p *corev1.Pod) bool {
 		if p.Status.Phase == corev1.PodFailed {
@@ -125,6 +134,12 @@ func TestWasmPodCallsPodAndService(t *testing.T) {
 	for _, u := range urls {
 		if !strings.Contains(logs, "GET "+u+": 200 hi from web-") {
 			t.Errorf("client's log lacks a 200 from %s:\n%s", u, logs)
+		}
+	}
+	for _, l := range lookups {
+		want := strings.Replace(l, ":", " ", 1) + ": " + svc.Spec.ClusterIP
+		if !strings.Contains(logs, want) {
+			t.Errorf("client's log lacks %q:\n%s", want, logs)
 		}
 	}
 }
