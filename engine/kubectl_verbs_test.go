@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// kubectl's cp, attach and debug against Wasm pods, with the real kubectl
+// binary. Pod addresses come from 127.66.228.0/22, one /24 per test.
+
+// kubectlRunner runs the installed kubectl against an engine, with its
+// own discovery cache.
+type kubectlRunner struct {
+	t          *testing.T
+	kubeconfig string
+	cacheDir   string
+}
+
+func newKubectl(t *testing.T, e *Engine) *kubectlRunner {
+	t.Helper()
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Skip("kubectl is not installed: ", err)
+	}
+	return &kubectlRunner{t: t, kubeconfig: e.KubeconfigPath(), cacheDir: t.TempDir()}
+}
+
+// run runs kubectl (bounded in time) in dir and returns its stdout, stderr
+// and exit code.
+func (k *kubectlRunner) run(dir, stdin string, args ...string) (string, string, int) {
+	k.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", k.kubeconfig, "--cache-dir", k.cacheDir}, args...)...)
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		k.t.Fatalf("kubectl %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// ok runs kubectl and fails the test unless it succeeds.
+func (k *kubectlRunner) ok(dir, stdin string, args ...string) string {
+	k.t.Helper()
+	out, errOut, code := k.run(dir, stdin, args...)
+	if code != 0 {
+		k.t.Fatalf("kubectl %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// `kubectl cp` both ways with a Wasm pod: the node serves kubectl's tar and
+// test itself, on the pod's volumes only. The module then reads what was
+// copied in, and what it wrote comes back out.
+func TestKubectlCpWasmPod(t *testing.T) {
+	host := testRegistry(t, map[string][]byte{"web:1": httpserverModule(t)})
+	e, cs := moreEngine(t, "cp-1", "127.66.228.0/24")
+	k := newKubectl(t, e)
+	c := webContainer("web", host+"/web:1")
+	c.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "cfg", MountPath: "/config", ReadOnly: true}}
+	limit := resource.MustParse("1Mi")
+	createPods(t, cs, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "box"}, Spec: corev1.PodSpec{NodeName: "cp-1",
+		Containers: []corev1.Container{c},
+		Volumes: []corev1.Volume{
+			{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &limit}}},
+			{Name: "cfg", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		}}})
+	waitPod(t, cs, "default", "box", moreWait, "runs", func(p *corev1.Pod) bool { return isRunning(p, "web") })
+
+	local := t.TempDir()
+	if err := os.WriteFile(filepath.Join(local, "hello.txt"), []byte("hello from kubectl cp\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(local, "tree", "sub"), 0o755)
+	os.WriteFile(filepath.Join(local, "tree", "sub", "deep.txt"), []byte("deep\n"), 0o644)
+
+	// Into the pod: a file to a file name, a file into a directory, a
+	// directory.
+	k.ok(local, "", "cp", "hello.txt", "box:/data/hello.txt")
+	k.ok(local, "", "cp", "hello.txt", "box:/data")
+	k.ok(local, "", "cp", "tree", "box:/data/tree")
+	// The module sees them.
+	if out := k.ok(local, "", "exec", "box", "--", "httpserver", "cat", "/data/hello.txt", "/data/tree/sub/deep.txt"); out != "hello from kubectl cp\ndeep\n" {
+		t.Fatalf("the module reads %q", out)
+	}
+	// Out of the pod: a file, and a directory.
+	k.ok(local, "", "cp", "box:/data/hello.txt", "back.txt")
+	if b, _ := os.ReadFile(filepath.Join(local, "back.txt")); string(b) != "hello from kubectl cp\n" {
+		t.Fatalf("copied back: %q", b)
+	}
+	k.ok(local, "", "cp", "box:/data/tree", "tree-back")
+	if b, _ := os.ReadFile(filepath.Join(local, "tree-back", "sub", "deep.txt")); string(b) != "deep\n" {
+		t.Fatalf("directory copied back: %q", b)
+	}
+
+	// Outside the pod's volumes there is nothing, and read-only volumes and
+	// the emptyDir's sizeLimit hold.
+	// kubectl cp prints the remote tar's stderr on its stdout, and may exit
+	// 0 (the empty archive arrives before the exit code, as with GNU tar in
+	// a container); exec shows what the node's tar answers.
+	out, _, _ := k.run(local, "", "cp", "box:/etc/passwd", "passwd")
+	if _, err := os.Stat(filepath.Join(local, "passwd")); err == nil {
+		t.Fatalf("a file from outside the pod's volumes was copied (kubectl said %q)", out)
+	}
+	_, errOut, code := k.run(local, "", "exec", "box", "--", "tar", "cf", "-", "/etc/passwd")
+	if code != 2 || !strings.Contains(errOut, "tar: /etc/passwd: Cannot stat: No such file or directory\n") {
+		t.Fatalf("tar of /etc/passwd: exit %d %s", code, errOut)
+	}
+	_, errOut, code = k.run(local, "", "cp", "hello.txt", "box:/config/hello.txt")
+	if code == 0 || !strings.Contains(errOut, "Read-only file system") {
+		t.Fatalf("cp into a read-only volume: exit %d %s", code, errOut)
+	}
+	if err := os.WriteFile(filepath.Join(local, "big"), bytes.Repeat([]byte("x"), 2<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = k.run(local, "", "cp", "big", "box:/data/big")
+	if code == 0 || !strings.Contains(errOut, "No space left on device") {
+		t.Fatalf("cp past the emptyDir's sizeLimit: exit %d %s", code, errOut)
+	}
+}
