@@ -134,3 +134,33 @@ func TestKubectlCpWasmPod(t *testing.T) {
 		t.Fatalf("cp past the emptyDir's sizeLimit: exit %d %s", code, errOut)
 	}
 }
+
+// `kubectl attach -i` to a Wasm pod whose container reads its stdin
+// (stdin: true, stdinOnce: true) and echoes it: the lines come back through
+// the attach, the end of kubectl's input is the container's (stdinOnce), and
+// the container then ends; its log has the lines too.
+func TestKubectlAttachWasmPod(t *testing.T) {
+	host := testRegistry(t, map[string][]byte{"web:1": httpserverModule(t)})
+	e, cs := moreEngine(t, "attach-1", "127.66.229.0/24")
+	k := newKubectl(t, e)
+	createPods(t, cs, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "echo"}, Spec: corev1.PodSpec{NodeName: "attach-1",
+		RestartPolicy: corev1.RestartPolicyNever,
+		Containers: []corev1.Container{{Name: "echo", Image: host + "/web:1", Command: []string{"httpserver", "cat", "-"},
+			Stdin: true, StdinOnce: true}}}})
+	waitPod(t, cs, "default", "echo", moreWait, "runs", func(p *corev1.Pod) bool { return isRunning(p, "echo") })
+
+	out := k.ok("", "hello\nworld\n", "attach", "-i", "echo", "-c", "echo")
+	if !strings.Contains(out, "hello\nworld\n") {
+		t.Fatalf("kubectl attach printed %q", out)
+	}
+	p := waitPod(t, cs, "default", "echo", moreWait, "ends", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	if st := containerStatus(p.Status.ContainerStatuses, "echo"); st == nil || st.State.Terminated == nil || st.State.Terminated.ExitCode != 0 {
+		t.Fatalf("container status after stdin closed: %+v", st)
+	}
+	waitLogs(t, cs, "echo", corev1.PodLogOptions{Container: "echo"}, "hello\nworld\n")
+	// Attach to a finished pod is refused, as kubectl refuses it.
+	_, errOut, code := k.run("", "", "attach", "echo")
+	if code == 0 || !strings.Contains(errOut, "completed pod") {
+		t.Fatalf("attach to a completed pod: exit %d %s", code, errOut)
+	}
+}

@@ -41,6 +41,8 @@ type container struct {
 	attempts int                   // starts so far in this worker, for container IDs
 	cpu      containerCPU          // CPU time and the CPU limit warning (cpu.go)
 	proc     skiffrt.Process       // the current start's, while it runs
+
+	attach *attachHub // attached clients and the stdin pipe (attach.go)
 }
 
 // memoryBytes is the memory the container's process holds now, when its
@@ -55,7 +57,7 @@ func (c *container) memoryBytes() int64 {
 }
 
 func newContainer(w *podWorker, spec corev1.Container, init bool, prev *corev1.ContainerStatus) *container {
-	c := &container{w: w, spec: spec, init: init, running: closedChan()}
+	c := &container{w: w, spec: spec, init: init, running: closedChan(), attach: newAttachHub()}
 	c.status = corev1.ContainerStatus{Name: spec.Name, Image: spec.Image,
 		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}
 	if prev != nil {
@@ -349,7 +351,16 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	}
 	defer lf.Close()
 	stdout, stderr := lf.Stream("stdout"), lf.Stream("stderr")
-	spec.Stdout, spec.Stderr = stdout, stderr
+	spec.Stdout, spec.Stderr = c.attach.output(stdout, false), c.attach.output(stderr, true)
+	if c.spec.Stdin {
+		// kubectl attach writes into it (attach.go); each start gets a new
+		// one, open until stdinOnce closes it or the process ends.
+		spec.Stdin = c.attach.newStdin()
+	}
+	// A process blocked reading its stdin pipe is out of the runtime's
+	// reach: the pipe's end releases it, whenever the process ends or is
+	// stopped.
+	defer c.attach.closeStdin()
 
 	spec.OnInstanceExit = c.instanceExited
 	c.event(corev1.EventTypeNormal, "Created", "Created container "+c.spec.Name)
@@ -406,6 +417,7 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	select {
 	case <-proc.Done():
 	case <-kill: // a probe said restart (its event says which)
+		c.attach.closeStdin()
 		proc.Stop(context.Background(), c.gracePeriod())
 	case <-ctx.Done():
 		stopped = true
@@ -413,6 +425,7 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 		c.w.mu.Lock()
 		grace := c.w.grace
 		c.w.mu.Unlock()
+		c.attach.closeStdin()
 		proc.Stop(context.Background(), grace)
 	}
 	stopProbes()
