@@ -164,3 +164,83 @@ func TestKubectlAttachWasmPod(t *testing.T) {
 		t.Fatalf("attach to a completed pod: exit %d %s", code, errOut)
 	}
 }
+
+// `kubectl debug POD --image=... --target=c -- cmd`: an ephemeral container
+// runs once in the pod, with the target's volumes and environment, and its
+// output is in its log; its status is in ephemeralContainerStatuses. A
+// second one of the same name is refused, as by Kubernetes' validation.
+func TestKubectlDebugWasmPod(t *testing.T) {
+	host := testRegistry(t, map[string][]byte{"web:1": httpserverModule(t)})
+	e, cs := moreEngine(t, "debug-1", "127.66.230.0/24")
+	k := newKubectl(t, e)
+	c := webContainer("web", host+"/web:1")
+	c.Env = []corev1.EnvVar{{Name: "GREETING", Value: "hello from the target"}}
+	c.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	createPods(t, cs, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "app"}, Spec: corev1.PodSpec{NodeName: "debug-1",
+		Containers: []corev1.Container{c},
+		Volumes:    []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}}})
+	waitPod(t, cs, "default", "app", moreWait, "runs", func(p *corev1.Pod) bool { return isRunning(p, "web") })
+	local := t.TempDir()
+	os.WriteFile(filepath.Join(local, "note.txt"), []byte("a note in the volume\n"), 0o644)
+	k.ok(local, "", "cp", "note.txt", "app:/data/note.txt", "-c", "web")
+
+	k.ok(local, "", "debug", "app", "--image="+host+"/web:1", "-c", "dbg", "--target=web", "--", "httpserver", "cat", "/data/note.txt")
+	k.ok(local, "", "debug", "app", "--image="+host+"/web:1", "-c", "dbg-env", "--target=web", "--", "httpserver", "env")
+	waitLogs(t, cs, "app", corev1.PodLogOptions{Container: "dbg"}, "a note in the volume\n")
+	waitLogs(t, cs, "app", corev1.PodLogOptions{Container: "dbg-env"}, "GREETING=hello from the target")
+	if out := k.ok(local, "", "logs", "app", "-c", "dbg"); out != "a note in the volume\n" {
+		t.Fatalf("kubectl logs -c dbg: %q", out)
+	}
+	p := waitPod(t, cs, "default", "app", moreWait, "reports the debug container", func(p *corev1.Pod) bool {
+		st := containerStatus(p.Status.EphemeralContainerStatuses, "dbg")
+		return st != nil && st.State.Terminated != nil
+	})
+	if st := containerStatus(p.Status.EphemeralContainerStatuses, "dbg"); st.State.Terminated.ExitCode != 0 {
+		t.Fatalf("debug container ended %+v", st.State.Terminated)
+	}
+	if !isRunning(p, "web") || p.Status.Phase != corev1.PodRunning {
+		t.Fatalf("the pod after debugging: %s, web running %v", p.Status.Phase, isRunning(p, "web"))
+	}
+	// The subresource's validation, as Kubernetes': names are unique in the
+	// pod, an image is required, ports and resources are not for an
+	// ephemeral container, and existing ones stay as they are.
+	for _, tc := range []struct {
+		change func(p *corev1.Pod)
+		want   string
+	}{
+		{func(p *corev1.Pod) {
+			p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+				Name: "web", Image: host + "/web:1"}})
+		}, "Duplicate value"},
+		{func(p *corev1.Pod) {
+			p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+				Name: "noimage"}})
+		}, "image: Required value"},
+		{func(p *corev1.Pod) {
+			p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+				Name: "ported", Image: host + "/web:1", Ports: []corev1.ContainerPort{{ContainerPort: 9000}}}})
+		}, "ports: Forbidden"},
+		{func(p *corev1.Pod) {
+			p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+				Name: "limited", Image: host + "/web:1", Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}}}})
+		}, "resources: Forbidden"},
+		{func(p *corev1.Pod) { p.Spec.EphemeralContainers = p.Spec.EphemeralContainers[1:] }, "may not be removed"},
+		{func(p *corev1.Pod) { p.Spec.EphemeralContainers[0].Command = []string{"other"} }, "may not be changed"},
+	} {
+		cur, err := cs.CoreV1().Pods("default").Get(context.Background(), "app", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.change(cur)
+		_, err = cs.CoreV1().Pods("default").UpdateEphemeralContainers(context.Background(), "app", cur, metav1.UpdateOptions{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ephemeral containers update: %v, want %q", err, tc.want)
+		}
+	}
+	// Through the pod itself they cannot be changed at all.
+	cur, _ := cs.CoreV1().Pods("default").Get(context.Background(), "app", metav1.GetOptions{})
+	cur.Spec.EphemeralContainers = cur.Spec.EphemeralContainers[:1]
+	if _, err := cs.CoreV1().Pods("default").Update(context.Background(), cur, metav1.UpdateOptions{}); err == nil {
+		t.Error("a pod update removed an ephemeral container")
+	}
+}

@@ -23,6 +23,10 @@ type container struct {
 	w    *podWorker
 	spec corev1.Container
 	init bool
+	// ephemeral: one of kubectl debug's, run once and never restarted
+	// (ephemeral.go).
+	ephemeral bool
+	done      bool // an ephemeral container was started (guarded by w.mu)
 
 	// set by the worker before the loop starts
 	volumes map[string]string
@@ -83,6 +87,9 @@ func closedChan() chan struct{} {
 }
 
 func (c *container) fieldPath() string {
+	if c.ephemeral {
+		return "spec.ephemeralContainers{" + c.spec.Name + "}"
+	}
 	if c.init {
 		return "spec.initContainers{" + c.spec.Name + "}"
 	}
@@ -277,8 +284,8 @@ func (c *container) loop(ctx context.Context) bool {
 			continue
 		}
 		exit, started, ranFor, stopped := c.runOnce(ctx, spec)
-		if stopped {
-			return false
+		if stopped || c.ephemeral {
+			return false // an ephemeral container runs once, as in Kubernetes
 		}
 		if ranFor >= 10*time.Minute {
 			crashes = 0 // it ran long enough: back-off starts over, as in the kubelet

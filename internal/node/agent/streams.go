@@ -32,7 +32,10 @@ func (b streamBackend) container(ns, pod, uid, name string) (*container, error) 
 	if w == nil {
 		return nil, fmt.Errorf("%w: pod %q is not running on node %q", streams.ErrPodNotRunning, pod, b.a.cfg.NodeName)
 	}
-	for _, c := range append(append([]*container{}, w.inits...), w.containers...) {
+	w.mu.Lock()
+	all := append(append(append([]*container{}, w.inits...), w.containers...), w.ephemerals...)
+	w.mu.Unlock()
+	for _, c := range all {
 		if c.spec.Name == name {
 			return c, nil
 		}
