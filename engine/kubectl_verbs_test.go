@@ -3,16 +3,21 @@ package engine
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffhq/skiff/internal/testutil"
 )
 
 // kubectl's cp, attach and debug against Wasm pods, with the real kubectl
@@ -201,6 +206,13 @@ func TestKubectlDebugWasmPod(t *testing.T) {
 	if !isRunning(p, "web") || p.Status.Phase != corev1.PodRunning {
 		t.Fatalf("the pod after debugging: %s, web running %v", p.Status.Phase, isRunning(p, "web"))
 	}
+	// kubectl debug -i: the ephemeral container gets stdin, and kubectl
+	// attaches once it runs. Without stdinOnce (kubectl debug sets none)
+	// the container's input stays open after kubectl's ends, as with any
+	// runtime, so `cat -` keeps running: kubectl is stopped once the echo
+	// came back.
+	debugInteractive(t, k, local, "app", "--image="+host+"/web:1", "-c", "dbg-i", "--target=web", "--", "httpserver", "cat", "-")
+
 	// The subresource's validation, as Kubernetes': names are unique in the
 	// pod, an image is required, ports and resources are not for an
 	// ephemeral container, and existing ones stay as they are.
@@ -243,4 +255,55 @@ func TestKubectlDebugWasmPod(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("default").Update(context.Background(), cur, metav1.UpdateOptions{}); err == nil {
 		t.Error("a pod update removed an ephemeral container")
 	}
+}
+
+// debugInteractive runs `kubectl debug -i` with a line on its stdin and
+// waits (bounded) until the line comes back through the attach; then it
+// ends kubectl, its own child, by its pid.
+func debugInteractive(t *testing.T, k *kubectlRunner, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("kubectl", append([]string{"--kubeconfig", k.kubeconfig, "--cache-dir", k.cacheDir, "debug", "-i"}, args...)...)
+	cmd.Dir = dir
+	pr, pw := io.Pipe()
+	cmd.Stdin = pr
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		pw.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	// The line goes in once the container runs and kubectl attached; a
+	// line sent earlier would wait in kubectl's input until then anyway.
+	go func() { io.WriteString(pw, "ping through debug -i\n") }()
+	if err := testutil.Poll(moreWait, func() error {
+		if !strings.Contains(out.String(), "ping through debug -i") {
+			return fmt.Errorf("kubectl debug -i printed %q", out.String())
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's writes and the test's
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
