@@ -163,6 +163,13 @@ func TestKubectlAttachWasmPod(t *testing.T) {
 		t.Fatalf("container status after stdin closed: %+v", st)
 	}
 	waitLogs(t, cs, "echo", corev1.PodLogOptions{Container: "echo"}, "hello\nworld\n")
+	// kubectl run -i --rm: a pod with stdin and stdinOnce, attached to as
+	// soon as it runs, deleted afterwards.
+	out = k.ok("", "one line\n", "run", "once", "-i", "--rm", "--restart=Never", "--image="+host+"/web:1",
+		"--overrides", `{"spec":{"nodeName":"attach-1"}}`, "--command", "--", "httpserver", "cat", "-")
+	if !strings.Contains(out, "one line\n") || !strings.Contains(out, `pod "once" deleted`) {
+		t.Fatalf("kubectl run -i --rm printed %q", out)
+	}
 	// Attach to a finished pod is refused, as kubectl refuses it.
 	_, errOut, code := k.run("", "", "attach", "echo")
 	if code == 0 || !strings.Contains(errOut, "completed pod") {
