@@ -212,3 +212,32 @@ func TestTarQuota(t *testing.T) {
 		t.Fatalf("after a replace the quota counts %d, the directory holds %d", q.used, usage)
 	}
 }
+
+// The command lines kubectl sends (and the documented manual ones) parse;
+// others are usage errors.
+func TestParseTar(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want tarOpts
+	}{
+		{[]string{"cf", "-", "/data/x"}, tarOpts{mode: 'c', file: "-", names: []string{"/data/x"}}},
+		{[]string{"-xmf", "-"}, tarOpts{mode: 'x', file: "-", touch: true}},
+		{[]string{"-xmf", "-", "-C", "/data"}, tarOpts{mode: 'x', file: "-", touch: true, dir: "/data"}},
+		{[]string{"--no-same-permissions", "--no-same-owner", "-xmf", "-", "-C", "/data"},
+			tarOpts{mode: 'x', file: "-", touch: true, dir: "/data", noSamePerms: true}},
+		{[]string{"xf", "-", "-C", "/tmp/bar"}, tarOpts{mode: 'x', file: "-", dir: "/tmp/bar"}},
+		{[]string{"-xf-", "-C/data"}, tarOpts{mode: 'x', file: "-", dir: "/data"}},
+		{[]string{"-c", "-f", "-", "--", "-odd-name"}, tarOpts{mode: 'c', file: "-", names: []string{"-odd-name"}}},
+	} {
+		got, msg := parseTar(tc.args)
+		if msg != "" || got.mode != tc.want.mode || got.file != tc.want.file || got.dir != tc.want.dir ||
+			got.touch != tc.want.touch || got.noSamePerms != tc.want.noSamePerms || strings.Join(got.names, ",") != strings.Join(tc.want.names, ",") {
+			t.Errorf("parseTar(%q) = %+v %q, want %+v", tc.args, got, msg, tc.want)
+		}
+	}
+	for _, args := range [][]string{{"cvf", "-", "x"}, {"-t"}, {"cf"}, {"-c", "-x", "-f", "-"}, {"xf", "-", "member"}, {"--append"}} {
+		if _, msg := parseTar(args); msg == "" {
+			t.Errorf("parseTar(%q) accepted", args)
+		}
+	}
+}
