@@ -119,7 +119,7 @@ func (w *podWorker) update(pod *corev1.Pod) {
 			start = append(start, c)
 		}
 	}
-	w.pod.Spec.EphemeralContainers = pod.Spec.EphemeralContainers
+	w.pod.Spec.EphemeralContainers = pod.DeepCopy().Spec.EphemeralContainers
 	deleting := pod.DeletionTimestamp != nil && !w.deleting
 	if deleting {
 		w.deleting = true
