@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/internal/apiserver/podstreams"
 	"github.com/skiffhq/skiff/internal/testutil"
 )
 
@@ -29,6 +30,7 @@ type kubectlRunner struct {
 	t          *testing.T
 	kubeconfig string
 	cacheDir   string
+	env        []string // added to the environment of every run
 }
 
 func newKubectl(t *testing.T, e *Engine) *kubectlRunner {
@@ -47,6 +49,7 @@ func (k *kubectlRunner) run(dir, stdin string, args ...string) (string, string, 
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", k.kubeconfig, "--cache-dir", k.cacheDir}, args...)...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), k.env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -164,11 +167,17 @@ func TestKubectlAttachWasmPod(t *testing.T) {
 	}
 	waitLogs(t, cs, "echo", corev1.PodLogOptions{Container: "echo"}, "hello\nworld\n")
 	// kubectl run -i --rm: a pod with stdin and stdinOnce, attached to as
-	// soon as it runs, deleted afterwards.
+	// soon as it runs, deleted afterwards; here over SPDY, kubectl's
+	// fallback and older kubectls' only protocol.
+	k.env = []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false"}
 	out = k.ok("", "one line\n", "run", "once", "-i", "--rm", "--restart=Never", "--image="+host+"/web:1",
 		"--overrides", `{"spec":{"nodeName":"attach-1"}}`, "--command", "--", "httpserver", "cat", "-")
 	if !strings.Contains(out, "one line\n") || !strings.Contains(out, `pod "once" deleted`) {
 		t.Fatalf("kubectl run -i --rm printed %q", out)
+	}
+	k.env = nil
+	if up := podstreams.Upgrades(); up["attach-v5"] == 0 || up["attach-spdy"] == 0 {
+		t.Fatalf("attach protocols served: %v, want WebSocket v5 and SPDY", up)
 	}
 	// Attach to a finished pod is refused, as kubectl refuses it.
 	_, errOut, code := k.run("", "", "attach", "echo")
