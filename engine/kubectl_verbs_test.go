@@ -103,8 +103,9 @@ func TestKubectlCpWasmPod(t *testing.T) {
 	k.ok(local, "", "cp", "hello.txt", "box:/data/hello.txt")
 	k.ok(local, "", "cp", "hello.txt", "box:/data")
 	k.ok(local, "", "cp", "tree", "box:/data/tree")
+	k.ok(local, "", "cp", "--no-preserve", "hello.txt", "box:/data/plain.txt")
 	// The module sees them.
-	if out := k.ok(local, "", "exec", "box", "--", "httpserver", "cat", "/data/hello.txt", "/data/tree/sub/deep.txt"); out != "hello from kubectl cp\ndeep\n" {
+	if out := k.ok(local, "", "exec", "box", "--", "httpserver", "cat", "/data/hello.txt", "/data/tree/sub/deep.txt", "/data/plain.txt"); out != "hello from kubectl cp\ndeep\nhello from kubectl cp\n" {
 		t.Fatalf("the module reads %q", out)
 	}
 	// Out of the pod: a file, and a directory.

@@ -214,17 +214,17 @@ func runTar(ctx context.Context, args []string, v *view, st Streams) int {
 	return t.extract()
 }
 
+// guestDir is -C's directory as a guest path (relative to the root, a Wasm
+// guest's working directory).
+func (t *tarRun) guestDir() string { return path.Clean("/" + t.o.dir) }
+
 // guestPath is a command-line path as the guest means it: relative to -C,
 // or to the root (a Wasm guest's working directory).
 func (t *tarRun) guestPath(p string) string {
 	if strings.HasPrefix(p, "/") {
 		return path.Clean(p)
 	}
-	base := "/"
-	if t.o.dir != "" {
-		base = path.Clean("/" + t.o.dir)
-	}
-	return path.Join(base, p)
+	return path.Join(t.guestDir(), p)
 }
 
 // memberName is the name a path is archived under: GNU tar's, without the
@@ -249,7 +249,7 @@ func (t *tarRun) create() int {
 		return 2
 	}
 	if t.o.dir != "" {
-		if info, err := t.v.lstat(path.Clean("/" + t.o.dir)); err != nil || !info.IsDir() {
+		if info, err := t.v.stat(t.guestDir()); err != nil || !info.IsDir() {
 			if err == nil {
 				err = syscall.ENOTDIR
 			}
@@ -440,8 +440,8 @@ func (zeros) Read(p []byte) (int, error) {
 func (t *tarRun) extract() int {
 	dir := "/"
 	if t.o.dir != "" {
-		dir = path.Clean("/" + t.o.dir)
-		info, err := t.v.lstat(dir)
+		dir = t.guestDir()
+		info, err := t.v.stat(dir)
 		if err == nil && !info.IsDir() {
 			err = syscall.ENOTDIR
 		}
@@ -661,6 +661,14 @@ func (w writer) reserveEntry() error {
 
 func (w writer) mkdir(rel string, perm fs.FileMode) error {
 	if info, err := w.root.Lstat(rel); err == nil {
+		if info.Mode()&fs.ModeSymlink != 0 {
+			// A link to a directory serves as one, as GNU tar uses it;
+			// os.Root follows it only within the mount.
+			info, err = w.root.Stat(rel)
+			if err != nil {
+				return err
+			}
+		}
 		if info.IsDir() {
 			return nil
 		}

@@ -241,3 +241,29 @@ func TestParseTar(t *testing.T) {
 		}
 	}
 }
+
+// A link to a directory inside the mount serves as the directory (for -C,
+// test -d and a member's parents), as with GNU tar; os.Root keeps it there.
+func TestTarLinkedDirectory(t *testing.T) {
+	data := t.TempDir()
+	os.Mkdir(filepath.Join(data, "real"), 0o755)
+	os.Symlink("real", filepath.Join(data, "link"))
+	mounts := []skiffrt.Mount{{HostPath: data, GuestPath: "/data"}}
+	if code, _, _ := run(t, mounts, nil, "test", "-d", "/data/link"); code != 0 {
+		t.Fatalf("test -d of a link to a directory: %d", code)
+	}
+	for _, argv := range [][]string{{"tar", "xf", "-", "-C", "/data/link"}, {"tar", "xf", "-", "-C", "/data"}} {
+		name := "a.txt"
+		if argv[4] == "/data" {
+			name = "link/b.txt"
+		}
+		if code, _, stderr := run(t, mounts, archive(t, map[string]string{name: "x"}), argv...); code != 0 {
+			t.Fatalf("%q with %s: %d %s", argv, name, code, stderr)
+		}
+	}
+	for _, f := range []string{"a.txt", "b.txt"} {
+		if _, err := os.Stat(filepath.Join(data, "real", f)); err != nil {
+			t.Fatalf("extracted through the link: %v", err)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package builtin
 
 import (
 	"fmt"
-	"io/fs"
 	"path"
 	"strings"
 )
@@ -22,16 +21,7 @@ func runTest(args []string, v *view, st Streams) int {
 		p = "/" + p // a Wasm guest's working directory is the root
 	}
 	p = path.Clean(p)
-	info, err := v.lstat(p)
-	if err == nil && info.Mode()&fs.ModeSymlink != 0 {
-		// test follows links: stat the target, confined to the mount.
-		m, rel := v.resolve(p)
-		if root, rerr := m.open(); rerr == nil {
-			info, err = root.Stat(rel)
-		} else {
-			err = rerr
-		}
-	}
+	info, err := v.stat(p) // test follows links, within the mount
 	var ok bool
 	switch args[0] {
 	case "-d":

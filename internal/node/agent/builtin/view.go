@@ -139,6 +139,21 @@ func (v *view) lstat(p string) (fs.FileInfo, error) {
 	return info, err
 }
 
+// stat is lstat following a last symbolic link, within its mount (where
+// os.Root resolves it), as tar -C and test do.
+func (v *view) stat(p string) (fs.FileInfo, error) {
+	info, err := v.lstat(p)
+	if err != nil || info.Mode()&fs.ModeSymlink == 0 {
+		return info, err
+	}
+	m, rel := v.resolve(p)
+	root, err := m.open()
+	if err != nil {
+		return nil, err
+	}
+	return root.Stat(rel)
+}
+
 // errnoText is the C library's text for err, as GNU tar prints it
 // ("No such file or directory"). os.Root refuses a path that would leave
 // its directory (through "..", or a symbolic link pointing out) with an
