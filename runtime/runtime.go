@@ -222,3 +222,15 @@ var (
 // module that is an SDK handler has no entry point to run as a command).
 // The agent reports it as a shell does, exit code 126.
 var ErrCannotExec = errors.New("cannot run a command from this image")
+
+// ProgramFinder is implemented by a Runtime whose images may hold programs
+// of their own besides the one they run (an OCI image's file system holds
+// a shell, tar, …). The node agent runs a few programs itself on a
+// container's volumes when its image has none (tar and test, for kubectl
+// cp); a Runtime that does not implement ProgramFinder has images that hold
+// no other programs, as a Wasm module does.
+type ProgramFinder interface {
+	// HasProgram reports whether img holds a program of that name
+	// ("tar"), which Exec would run for an argv naming it.
+	HasProgram(img Image, name string) bool
+}

@@ -100,7 +100,7 @@ const (
 // for status, an autoscaling/v1 Scale for scale.
 func (s *Server) subresourceView(obj runtime.Object, req request) (runtime.Object, error) {
 	switch req.sub {
-	case "status":
+	case "status", "ephemeralcontainers":
 		return obj, nil
 	case "scale":
 		m := mustMeta(obj)

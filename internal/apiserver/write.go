@@ -312,7 +312,13 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		if manager != "" {
 			next = s.managers.track(req.res, cur, next, manager)
 		}
-		if errs := validation.ValidateUpdate(next, cur, req.res.Namespaced); len(errs) > 0 {
+		errs := validation.ValidateUpdate(next, cur, req.res.Namespaced)
+		if req.sub == "ephemeralcontainers" {
+			// The pod's spec changes here where an update may not change
+			// it: the subresource's own rules replace the pod update's.
+			errs = validation.ValidateEphemeralContainersUpdate(next.(*corev1.Pod), cur.(*corev1.Pod))
+		}
+		if len(errs) > 0 {
 			return nil, apierrors.NewInvalid(req.res.GVK().GroupKind(), req.name, errs)
 		}
 		if equalStored(cur, next) {
@@ -348,6 +354,14 @@ func (s *Server) mergeUpdate(req request, cur, next runtime.Object) runtime.Obje
 		// Only the status moves: start from the current object.
 		merged := cur.DeepCopyObject()
 		setStatus(merged, getStatus(next))
+		return merged
+	}
+	if req.sub == "ephemeralcontainers" {
+		// Only spec.ephemeralContainers moves, as in Kubernetes.
+		merged := cur.DeepCopyObject().(*corev1.Pod)
+		if p, ok := next.(*corev1.Pod); ok {
+			merged.Spec.EphemeralContainers = p.Spec.EphemeralContainers
+		}
 		return merged
 	}
 	nm.SetUID(cm.GetUID())

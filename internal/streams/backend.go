@@ -51,6 +51,27 @@ type Backend interface {
 	PortForward(ctx context.Context, req PortForwardRequest, conn io.ReadWriteCloser) error
 }
 
+// Attacher is implemented by a Backend that serves pods/attach: kubectl
+// attach to a running container's standard streams. ServeNode answers an
+// attach to a Backend without it with an error the user sees.
+type Attacher interface {
+	// Attach connects s to the container's process: its output from now
+	// on to s.Stdout and s.Stderr, and s.Stdin (when set) to its input,
+	// for a container whose spec asked for stdin. It returns when the
+	// container's process ends or ctx ends (the client detached).
+	Attach(ctx context.Context, req AttachRequest, s ExecStreams) error
+}
+
+// AttachRequest names the container to attach to.
+type AttachRequest struct {
+	Namespace, Pod, UID string
+	// Container is always set: the API resolved the default already.
+	Container string
+	// Stdin: ExecStreams.Stdin is set. TTY: the client wants a terminal
+	// (one output stream, and sizes on ExecStreams.Resize).
+	Stdin, TTY bool
+}
+
 // LogRequest names the container whose log to write and how.
 type LogRequest struct {
 	Namespace, Pod, UID string

@@ -118,6 +118,26 @@ func (c *Client) Exec(ctx context.Context, node string, req ExecRequest, st Exec
 	if err != nil {
 		return 0, err
 	}
+	return c.stdio(ctx, s, st, req.TTY)
+}
+
+// Attach connects st to a running container's standard streams, as
+// Backend.Attach (Attacher) on node does. It returns once the node's call
+// returned and the output was written to st.
+func (c *Client) Attach(ctx context.Context, node string, req AttachRequest, st ExecStreams) error {
+	req.Stdin = st.Stdin != nil
+	s, err := c.open(ctx, node, openRequest{Kind: kindAttach, Attach: &req, Stdout: st.Stdout != nil,
+		Stderr: st.Stderr != nil && !req.TTY})
+	if err != nil {
+		return err
+	}
+	_, err = c.stdio(ctx, s, st, req.TTY)
+	return err
+}
+
+// stdio carries an exec's or an attach's streams over session s until the
+// node's call ends.
+func (c *Client) stdio(ctx context.Context, s *session, st ExecStreams, tty bool) (int, error) {
 	defer s.abort(errClosed)
 	defer watch(ctx, s)()
 	if st.Stdin != nil {
@@ -131,7 +151,7 @@ func (c *Client) Exec(ctx context.Context, node string, req ExecRequest, st Exec
 			_ = s.closeWrite(chStdin)
 		}()
 	}
-	if st.Resize != nil && req.TTY {
+	if st.Resize != nil && tty {
 		go func() {
 			for {
 				select {
@@ -159,7 +179,7 @@ func (c *Client) Exec(ctx context.Context, node string, req ExecRequest, st Exec
 		wg.Add(1)
 		go copyOut(0, st.Stdout, chStdout)
 	}
-	if st.Stderr != nil && !req.TTY {
+	if st.Stderr != nil && !tty {
 		wg.Add(1)
 		go copyOut(1, st.Stderr, chStderr)
 	}

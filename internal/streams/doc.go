@@ -1,25 +1,26 @@
 // Package streams relays the streaming pod subresources (pods/log,
-// pods/exec, pods/portforward) from the API server to the node that runs the
-// pod, over the bus: agents reach the control plane only through NATS, so
-// the API server cannot dial a node the way Kubernetes dials a kubelet.
+// pods/exec, pods/attach, pods/portforward) from the API server to the node
+// that runs the pod, over the bus: agents reach the control plane only
+// through NATS, so the API server cannot dial a node the way Kubernetes
+// dials a kubelet.
 //
 //	kubectl ──HTTP/WebSocket/SPDY──► API server: Handlers ──► Client
 //	                                                            │ NATS
 //	node agent: Backend ◄── ServeNode ◄─────────────────────────┘
 //
 // The node agent implements Backend (its runtime's logs, exec and port
-// connections) and runs ServeNode on its bus connection; the API server
+// connections) and Attacher (attach to a running process), and runs ServeNode on its bus connection; the API server
 // serves Handlers, which check the request as Kubernetes does and call a
 // Client. The HTTP side speaks what kubectl 1.32 and older speak: logs as
-// flushed text/plain; exec over WebSocket v5.channel.k8s.io or SPDY
+// flushed text/plain; exec and attach over WebSocket v5.channel.k8s.io or SPDY
 // (the kubelet's server, k8s.io/kubelet/pkg/cri/streaming); port-forward
 // over SPDY tunnelled in a WebSocket or plain SPDY.
 //
 // # Wire protocol
 //
 // The API side opens a session with a request on
-// bus.SubjectNodeStreams ("skiff.node.<node>.streams") carrying the call (logs, exec or
-// port-forward and its request), its own inbox and its receive window; the
+// bus.SubjectNodeStreams ("skiff.node.<node>.streams") carrying the call (logs, exec,
+// attach or port-forward and its request), its own inbox and its receive window; the
 // node's stream server subscribes an inbox of its own, answers with it and
 // its window, and starts the Backend call. From then on each side publishes
 // frames to the other's inbox (see frameType): data on channels (0 stdin or

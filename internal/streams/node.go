@@ -100,6 +100,29 @@ func (n *nodeServer) open(_ context.Context, req openRequest) (openReply, error)
 			}
 			return n.b.Exec(ctx, r, st)
 		}
+	case req.Kind == kindAttach && req.Attach != nil:
+		r := *req.Attach
+		at, ok := n.b.(Attacher)
+		if !ok {
+			return openReply{}, errors.New("streams: this node does not serve attach")
+		}
+		wantOut, wantErr := req.Stdout, req.Stderr && !r.TTY
+		run = func(ctx context.Context, s *session) (int, error) {
+			var st ExecStreams
+			if r.Stdin {
+				st.Stdin = chanReader{s, chStdin}
+			}
+			if wantOut {
+				st.Stdout = chanWriter{s, chStdout}
+			}
+			if wantErr {
+				st.Stderr = chanWriter{s, chStderr}
+			}
+			if r.TTY {
+				st.Resize = s.resize
+			}
+			return 0, at.Attach(ctx, r, st)
+		}
 	case req.Kind == kindPortForward && req.PortForward != nil:
 		r := *req.PortForward
 		run = func(ctx context.Context, s *session) (int, error) {
@@ -115,7 +138,7 @@ func (n *nodeServer) open(_ context.Context, req openRequest) (openReply, error)
 	if err != nil {
 		return openReply{}, err
 	}
-	if req.Kind == kindExec && req.Exec.TTY {
+	if req.Kind == kindExec && req.Exec.TTY || req.Kind == kindAttach && req.Attach.TTY {
 		s.resize = make(chan TerminalSize, 4)
 	}
 	s.start(req.Inbox, req.Window)

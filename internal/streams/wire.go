@@ -13,6 +13,7 @@ const (
 	kindLogs        = "logs"
 	kindExec        = "exec"
 	kindPortForward = "portforward"
+	kindAttach      = "attach"
 )
 
 // openRequest asks a node to start one Backend call. The API side has
@@ -30,6 +31,7 @@ type openRequest struct {
 	Stdout      bool                `json:"stdout,omitempty"`
 	Stderr      bool                `json:"stderr,omitempty"`
 	PortForward *PortForwardRequest `json:"portForward,omitempty"`
+	Attach      *AttachRequest      `json:"attach,omitempty"`
 }
 
 // openReply answers an openRequest: the node's inbox for the session (it

@@ -23,9 +23,16 @@ import (
 )
 
 // exec serves pods/NAME/exec (GET for WebSockets, POST for SPDY).
-func (h *handlers) exec(w http.ResponseWriter, r *http.Request) {
+func (h *handlers) exec(w http.ResponseWriter, r *http.Request) { h.remoteCommand(w, r, "exec") }
+
+// attach serves pods/NAME/attach, exec's protocols on the container's
+// running process: kubectl attach, and kubectl run -i / debug -i after
+// they started the container.
+func (h *handlers) attach(w http.ResponseWriter, r *http.Request) { h.remoteCommand(w, r, "attach") }
+
+func (h *handlers) remoteCommand(w http.ResponseWriter, r *http.Request, sub string) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		methodNotAllowed(w, r, "exec")
+		methodNotAllowed(w, r, sub)
 		return
 	}
 	pod, err := h.pod(r)
@@ -34,7 +41,7 @@ func (h *handlers) exec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	x := &executor{c: h.cfg.Client, pod: pod, command: q["command"]}
+	x := &executor{c: h.cfg.Client, pod: pod, command: q["command"], attach: sub == "attach"}
 	for k, p := range map[string]*bool{"stdin": &x.stdin, "stdout": &x.stdout, "stderr": &x.stderr, "tty": &x.tty} {
 		v := q[k]
 		_ = runtime.Convert_Slice_string_To_bool(&v, p, nil) // never fails
@@ -51,7 +58,7 @@ func (h *handlers) exec(w http.ResponseWriter, r *http.Request) {
 		err = noHost(pod)
 	case !x.stdin && !x.stdout && !x.stderr:
 		err = apierrors.NewBadRequest("you must specify at least 1 of stdin, stdout, stderr")
-	case len(x.command) == 0:
+	case len(x.command) == 0 && !x.attach:
 		err = apierrors.NewBadRequest("you must specify at least one command for the container")
 	default:
 		// Before the upgrade, so that an unreachable node is an HTTP error.
@@ -65,34 +72,48 @@ func (h *handlers) exec(w http.ResponseWriter, r *http.Request) {
 	}
 	uw, ok := upgradable(w)
 	if !ok {
-		writeStatus(w, apierrors.NewBadRequest("exec needs an HTTP/1.1 connection upgrade"))
+		writeStatus(w, apierrors.NewBadRequest(sub+" needs an HTTP/1.1 connection upgrade"))
 		return
 	}
 	switch {
 	case wsstream.IsWebSocketRequestWithStreamCloseProtocol(r):
-		countUpgrade("exec-v5")
+		countUpgrade(sub + "-v5")
 		h.execV5(uw, r, x)
 		return
 	case wsstream.IsWebSocketRequest(r):
-		countUpgrade("exec-websocket")
+		countUpgrade(sub + "-websocket")
 	default:
-		countUpgrade("exec-spdy")
+		countUpgrade(sub + "-spdy")
 	}
 	// SPDY (v1–v4), and WebSocket clients older than v5: the kubelet's
 	// server.
-	kubeletrc.ServeExec(uw, r, x, pod.Name, pod.UID, x.container, x.command,
-		&kubeletrc.Options{Stdin: x.stdin, Stdout: x.stdout, Stderr: x.stderr, TTY: x.tty},
+	opts := &kubeletrc.Options{Stdin: x.stdin, Stdout: x.stdout, Stderr: x.stderr, TTY: x.tty}
+	if x.attach {
+		kubeletrc.ServeAttach(uw, r, x, pod.Name, pod.UID, x.container, opts,
+			idleTimeout, streamCreationTimeout, rcconst.SupportedStreamingProtocols)
+		return
+	}
+	kubeletrc.ServeExec(uw, r, x, pod.Name, pod.UID, x.container, x.command, opts,
 		idleTimeout, streamCreationTimeout, rcconst.SupportedStreamingProtocols)
 }
 
-// executor runs one exec request through the relay; it is the kubelet
-// server's Executor.
+// executor runs one exec or attach request through the relay; it is the
+// kubelet server's Executor and Attacher.
 type executor struct {
 	c                          *streams.Client
 	pod                        *corev1.Pod
 	container                  string
 	command                    []string
 	stdin, stdout, stderr, tty bool
+	// attach: connect to the container's running process instead of
+	// running command.
+	attach bool
+}
+
+// AttachContainer implements the kubelet's remotecommand.Attacher.
+func (x *executor) AttachContainer(ctx context.Context, _ string, _ types.UID, _ string, in io.Reader,
+	out, errw io.WriteCloser, _ bool, resize <-chan remotecommand.TerminalSize) error {
+	return x.run(ctx, in, out, errw, resize)
 }
 
 // ExecInContainer implements the kubelet's remotecommand.Executor. The
@@ -126,6 +147,10 @@ func (x *executor) run(ctx context.Context, in io.Reader, out, errw io.Writer, r
 			}
 		}()
 		st.Resize = sizes
+	}
+	if x.attach {
+		return x.c.Attach(ctx, x.pod.Spec.NodeName, streams.AttachRequest{Namespace: x.pod.Namespace, Pod: x.pod.Name,
+			UID: string(x.pod.UID), Container: x.container, Stdin: x.stdin, TTY: x.tty}, st)
 	}
 	req := streams.ExecRequest{Namespace: x.pod.Namespace, Pod: x.pod.Name, UID: string(x.pod.UID), Container: x.container,
 		Command: x.command, Stdin: x.stdin, TTY: x.tty}

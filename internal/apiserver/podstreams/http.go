@@ -42,7 +42,7 @@ type HandlerConfig struct {
 }
 
 // Handlers returns the API server's handlers of the pod subresources "log",
-// "exec" and "portforward" (apiserver.Config.PodStreams). They find the pod
+// "exec", "attach" and "portforward" (apiserver.Config.PodStreams). They find the pod
 // with apiserver.PodRefFrom, check it as the Kubernetes API server does
 // (the container, the node it is bound to), and relay to the node:
 //
@@ -52,6 +52,8 @@ type HandlerConfig struct {
 //     default), older WebSocket channel protocols, or SPDY/3.1 with the
 //     remote command protocols v1–v4 (kubectl's fallback, and older
 //     kubectls).
+//   - attach: exec's protocols, connected to the container's running
+//     process rather than a new one.
 //   - portforward: a WebSocket upgrade with SPDY/3.1+portforward.k8s.io,
 //     SPDY tunnelled in WebSocket messages (kubectl ≥ 1.31's default), the
 //     WebSocket v4 channel protocols (ports in the query), or SPDY/3.1 with
@@ -64,6 +66,7 @@ func Handlers(cfg HandlerConfig) map[string]http.Handler {
 	return map[string]http.Handler{
 		"log":         http.HandlerFunc(h.logs),
 		"exec":        http.HandlerFunc(h.exec),
+		"attach":      http.HandlerFunc(h.attach),
 		"portforward": http.HandlerFunc(h.portForward),
 	}
 }

@@ -40,7 +40,9 @@ func builtins() []Resource {
 	return []Resource{
 		core("namespaces", "namespace", "Namespace", false, []string{"ns"}, nil, statusSub),
 		core("pods", "pod", "Pod", true, []string{"po"}, all, statusSub,
+			Subresource{Name: "attach", Kind: "PodAttachOptions", Verbs: []string{"create", "get"}},
 			Subresource{Name: "binding", Kind: "Binding", Verbs: []string{"create"}},
+			Subresource{Name: "ephemeralcontainers", Kind: "Pod", Verbs: []string{"get", "patch", "update"}},
 			Subresource{Name: "eviction", Group: "policy", Version: "v1", Kind: "Eviction", Verbs: []string{"create"}},
 			Subresource{Name: "exec", Kind: "PodExecOptions", Verbs: []string{"create", "get"}},
 			Subresource{Name: "log", Kind: "Pod", Verbs: []string{"get"}},

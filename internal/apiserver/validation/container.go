@@ -62,6 +62,7 @@ func validateContainer(c *corev1.Container, p *field.Path, kind containerKind, v
 			{"ports", len(c.Ports) > 0}, {"livenessProbe", c.LivenessProbe != nil},
 			{"readinessProbe", c.ReadinessProbe != nil}, {"startupProbe", c.StartupProbe != nil},
 			{"lifecycle", c.Lifecycle != nil}, {"restartPolicy", c.RestartPolicy != nil},
+			{"resources", len(c.Resources.Limits)+len(c.Resources.Requests)+len(c.Resources.Claims) > 0},
 		} {
 			if f.set {
 				errs = append(errs, field.Forbidden(p.Child(f.name), "cannot be set for an Ephemeral Container"))

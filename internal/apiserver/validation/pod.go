@@ -440,3 +440,40 @@ func validateTopologySpread(cs []corev1.TopologySpreadConstraint, p *field.Path)
 	}
 	return errs
 }
+
+// ValidateEphemeralContainersUpdate is ValidatePodEphemeralContainersUpdate:
+// a pod changed through its ephemeralcontainers subresource may gain
+// ephemeral containers (each valid, with a name unique in the pod, and a
+// targetContainerName naming one of its containers) but not lose or change
+// one: an ephemeral container runs once and stays in the spec.
+func ValidateEphemeralContainersUpdate(pod, old *corev1.Pod) field.ErrorList {
+	specPath := field.NewPath("spec")
+	p := specPath.Child("ephemeralContainers")
+	errs := validatePodSpec(&pod.Spec, specPath, podOpts{})
+	byName := map[string]*corev1.EphemeralContainer{}
+	for i := range pod.Spec.EphemeralContainers {
+		byName[pod.Spec.EphemeralContainers[i].Name] = &pod.Spec.EphemeralContainers[i]
+	}
+	for i, oc := range old.Spec.EphemeralContainers {
+		nc, ok := byName[oc.Name]
+		switch {
+		case !ok:
+			errs = append(errs, field.Forbidden(p, fmt.Sprintf("existing ephemeral containers %q may not be removed", oc.Name)))
+		case !semanticEqual(oc, *nc):
+			errs = append(errs, field.Forbidden(p.Index(i), fmt.Sprintf("existing ephemeral containers %q may not be changed", oc.Name)))
+		}
+	}
+	for i, ec := range pod.Spec.EphemeralContainers {
+		if ec.TargetContainerName == "" {
+			continue
+		}
+		found := false
+		for _, c := range append(append([]corev1.Container{}, pod.Spec.Containers...), pod.Spec.InitContainers...) {
+			found = found || c.Name == ec.TargetContainerName
+		}
+		if !found {
+			errs = append(errs, field.NotFound(p.Index(i).Child("targetContainerName"), ec.TargetContainerName))
+		}
+	}
+	return errs
+}

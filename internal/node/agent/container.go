@@ -23,6 +23,10 @@ type container struct {
 	w    *podWorker
 	spec corev1.Container
 	init bool
+	// ephemeral: one of kubectl debug's, run once and never restarted
+	// (ephemeral.go).
+	ephemeral bool
+	done      bool // an ephemeral container was started (guarded by w.mu)
 
 	// set by the worker before the loop starts
 	volumes map[string]string
@@ -41,6 +45,8 @@ type container struct {
 	attempts int                   // starts so far in this worker, for container IDs
 	cpu      containerCPU          // CPU time and the CPU limit warning (cpu.go)
 	proc     skiffrt.Process       // the current start's, while it runs
+
+	attach *attachHub // attached clients and the stdin pipe (attach.go)
 }
 
 // memoryBytes is the memory the container's process holds now, when its
@@ -55,7 +61,7 @@ func (c *container) memoryBytes() int64 {
 }
 
 func newContainer(w *podWorker, spec corev1.Container, init bool, prev *corev1.ContainerStatus) *container {
-	c := &container{w: w, spec: spec, init: init, running: closedChan()}
+	c := &container{w: w, spec: spec, init: init, running: closedChan(), attach: newAttachHub()}
 	c.status = corev1.ContainerStatus{Name: spec.Name, Image: spec.Image,
 		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}
 	if prev != nil {
@@ -81,6 +87,9 @@ func closedChan() chan struct{} {
 }
 
 func (c *container) fieldPath() string {
+	if c.ephemeral {
+		return "spec.ephemeralContainers{" + c.spec.Name + "}"
+	}
 	if c.init {
 		return "spec.initContainers{" + c.spec.Name + "}"
 	}
@@ -278,8 +287,8 @@ func (c *container) loop(ctx context.Context) bool {
 			continue
 		}
 		exit, started, ranFor, stopped := c.runOnce(ctx, spec)
-		if stopped {
-			return false
+		if stopped || c.ephemeral {
+			return false // an ephemeral container runs once, as in Kubernetes
 		}
 		if ranFor >= 10*time.Minute {
 			crashes = 0 // it ran long enough: back-off starts over, as in the kubelet
@@ -352,7 +361,16 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	}
 	defer lf.Close()
 	stdout, stderr := lf.Stream("stdout"), lf.Stream("stderr")
-	spec.Stdout, spec.Stderr = stdout, stderr
+	spec.Stdout, spec.Stderr = c.attach.output(stdout, false), c.attach.output(stderr, true)
+	if c.spec.Stdin {
+		// kubectl attach writes into it (attach.go); each start gets a new
+		// one, open until stdinOnce closes it or the process ends.
+		spec.Stdin = c.attach.newStdin()
+	}
+	// A process blocked reading its stdin pipe is out of the runtime's
+	// reach: the pipe's end releases it, whenever the process ends or is
+	// stopped.
+	defer c.attach.closeStdin()
 
 	spec.OnInstanceExit = c.instanceExited
 	c.event(corev1.EventTypeNormal, "Created", "Created container "+c.spec.Name)
@@ -409,6 +427,7 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	select {
 	case <-proc.Done():
 	case <-kill: // a probe said restart (its event says which)
+		c.attach.closeStdin()
 		proc.Stop(context.Background(), c.gracePeriod())
 	case <-ctx.Done():
 		stopped = true
@@ -416,6 +435,7 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 		c.w.mu.Lock()
 		grace := c.w.grace
 		c.w.mu.Unlock()
+		c.attach.closeStdin()
 		proc.Stop(context.Background(), grace)
 	}
 	stopProbes()

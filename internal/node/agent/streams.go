@@ -8,10 +8,12 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/skiffhq/skiff/internal/node/agent/builtin"
 	"github.com/skiffhq/skiff/internal/node/agent/logs"
 	"github.com/skiffhq/skiff/internal/streams"
 	skiffrt "github.com/skiffhq/skiff/runtime"
@@ -30,7 +32,10 @@ func (b streamBackend) container(ns, pod, uid, name string) (*container, error) 
 	if w == nil {
 		return nil, fmt.Errorf("%w: pod %q is not running on node %q", streams.ErrPodNotRunning, pod, b.a.cfg.NodeName)
 	}
-	for _, c := range append(append([]*container{}, w.inits...), w.containers...) {
+	w.mu.Lock()
+	all := append(append(append([]*container{}, w.inits...), w.containers...), w.ephemerals...)
+	w.mu.Unlock()
+	for _, c := range all {
 		if c.spec.Name == name {
 			return c, nil
 		}
@@ -157,6 +162,9 @@ func (b streamBackend) Exec(ctx context.Context, req streams.ExecRequest, s stre
 	if spec.Stderr == nil {
 		spec.Stderr = s.Stdout // a terminal has one output stream
 	}
+	if b.builtin(img, req.Command) {
+		return builtin.Run(ctx, req.Command, spec.Mounts, builtin.Streams{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: spec.Stderr}), nil
+	}
 	st, err := b.a.cfg.Runtime.Exec(ctx, img, spec)
 	if errors.Is(err, skiffrt.ErrCannotExec) {
 		// As a shell says of a file it cannot execute: the message on
@@ -168,6 +176,20 @@ func (b streamBackend) Exec(ctx context.Context, req streams.ExecRequest, s stre
 		return 0, fmt.Errorf("exec in %s: %w", req.Container, err)
 	}
 	return st.Code, nil
+}
+
+// builtin reports whether the node runs argv itself (builtin.Has): when
+// the image holds no program of that name, as a Wasm module never does.
+// kubectl cp runs tar and test in the container; without them a module
+// would be started with "tar" as its argv and print its own usage.
+func (b streamBackend) builtin(img skiffrt.Image, argv []string) bool {
+	if !builtin.Has(argv) {
+		return false
+	}
+	if pf, ok := b.a.cfg.Runtime.(skiffrt.ProgramFinder); ok && pf.HasProgram(img, path.Base(argv[0])) {
+		return false
+	}
+	return true
 }
 
 func (b streamBackend) PortForward(ctx context.Context, req streams.PortForwardRequest, conn io.ReadWriteCloser) (err error) {

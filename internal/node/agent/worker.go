@@ -38,6 +38,12 @@ type podWorker struct {
 	failed       string // a reason that makes the pod Failed for good (an init container under Never)
 	containers   []*container
 	inits        []*container
+	ephemerals   []*container // kubectl debug's (ephemeral.go)
+	started      bool         // the containers were started: ephemerals start at once
+	stopping     bool         // no more ephemerals start: run waits for them
+	vols         map[string]string
+	quotas       map[string]skiffrt.DiskQuota
+	ephWG        sync.WaitGroup
 	grace        time.Duration
 	deleting     bool
 	storage      *volumes.Storage // the pod's emptyDirs and logs (storage.go)
@@ -75,6 +81,9 @@ func (a *Agent) newPodWorker(pod *corev1.Pod) *podWorker {
 		}
 		w.containers = append(w.containers, c)
 	}
+	for i := range pod.Spec.EphemeralContainers {
+		w.addEphemeralLocked(pod, &pod.Spec.EphemeralContainers[i])
+	}
 	return w
 }
 
@@ -104,6 +113,15 @@ func (w *podWorker) event(fieldPath, typ, reason, msg string) {
 func (w *podWorker) update(pod *corev1.Pod) {
 	w.mu.Lock()
 	w.pod.ObjectMeta = *pod.ObjectMeta.DeepCopy()
+	// Ephemeral containers are the one part of a pod's spec that grows
+	// (pods/ephemeralcontainers): kubectl debug's start as they come.
+	var start []*container
+	for i := range pod.Spec.EphemeralContainers {
+		if c := w.addEphemeralLocked(pod, &pod.Spec.EphemeralContainers[i]); c != nil && w.started && !w.deleting {
+			start = append(start, c)
+		}
+	}
+	w.pod.Spec.EphemeralContainers = pod.DeepCopy().Spec.EphemeralContainers
 	deleting := pod.DeletionTimestamp != nil && !w.deleting
 	if deleting {
 		w.deleting = true
@@ -113,6 +131,9 @@ func (w *podWorker) update(pod *corev1.Pod) {
 		}
 	}
 	w.mu.Unlock()
+	for _, c := range start {
+		w.startEphemeral(c)
+	}
 	if deleting {
 		w.cancel()
 	}
@@ -148,9 +169,20 @@ func (w *podWorker) run() {
 				c.loop(w.ctx)
 			}()
 		}
+		w.mu.Lock()
+		w.started = true
+		pending := w.pendingEphemeralsLocked()
+		w.mu.Unlock()
+		for _, c := range pending {
+			w.startEphemeral(c)
+		}
 	}
 	<-w.ctx.Done()
 	wg.Wait() // each loop stops its process within the grace period
+	w.mu.Lock()
+	w.stopping = true
+	w.mu.Unlock()
+	w.ephWG.Wait()
 	w.tearDown()
 }
 
@@ -187,6 +219,7 @@ func (w *podWorker) setUp() {
 			if err == nil {
 				w.mu.Lock()
 				w.readyToStart = true
+				w.vols, w.quotas = vols, quotas
 				for _, c := range append(append([]*container{}, w.inits...), w.containers...) {
 					c.volumes, c.quotas = vols, quotas
 				}
@@ -319,6 +352,9 @@ func (w *podWorker) status(terminated bool) protocol.PodStatus {
 	}
 	for _, c := range w.containers {
 		st.ContainerStatuses = append(st.ContainerStatuses, c.snapshot())
+	}
+	for _, c := range w.ephemerals {
+		st.EphemeralContainerStatuses = append(st.EphemeralContainerStatuses, c.snapshot())
 	}
 	st.Phase = w.phaseLocked(st.ContainerStatuses)
 	if w.failed != "" {
