@@ -278,7 +278,7 @@ func TestDecisions(t *testing.T) {
 		policies: []*networkingv1.NetworkPolicy{np("default", "ports", networkingv1.NetworkPolicySpec{
 			PodSelector: *sel("role", "db"),
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{
-				{Port: ptr.To(intstr.FromInt32(6379))},                                    // TCP by default
+				{Port: ptr.To(intstr.FromInt32(6379))},                                     // TCP by default
 				{Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To(intstr.FromInt32(53))}, // UDP only
 			}}},
 		})},

@@ -85,8 +85,8 @@ type Config struct {
 
 // Index names of the evaluator's informers.
 const (
-	ipIndex        = "ip"        // pods by each of status.podIPs; Services by each cluster IP
-	serviceIndex   = "service"   // EndpointSlices by namespace/service name
+	ipIndex        = "ip"      // pods by each of status.podIPs; Services by each cluster IP
+	serviceIndex   = "service" // EndpointSlices by namespace/service name
 	namespaceIndex = cache.NamespaceIndex
 )
 
