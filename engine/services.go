@@ -5,59 +5,93 @@ import (
 	"fmt"
 	"log/slog"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/cache"
+
 	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/netpol/policy"
 	"github.com/skiffhq/skiff/internal/netpol/proxy"
 	"github.com/skiffhq/skiff/internal/node/servicefeed"
+	skiffrt "github.com/skiffhq/skiff/runtime"
 )
 
-// startServices runs this node's userspace Service proxy, unprivileged
-// mode's load balancer, which every node runs, fed over the bus like a
-// worker's. Node ports listen on 127.0.0.1, the node address the agent
-// registers. What feeds it — the endpoints controller and the service feed
-// publisher — are control loops of the raft leader (startControllers).
-func (e *Engine) startServices(ctx context.Context) error {
-	if e.cfg.DisableServiceProxy {
-		return nil
-	}
-	// The proxy is node-side, as on a worker: the node identity.
-	conn, err := e.bus.ConnectNode(ctx, "service-proxy-"+e.cfg.NodeName)
+// startNetwork runs this node's networking that follows the cluster over
+// the bus, as a worker's does: the userspace Service proxy, unprivileged
+// mode's load balancer (unless DisableServiceProxy), and the network policy
+// evaluator, whose firewalls the node agent hands to its Wasm containers.
+// Node ports listen on 127.0.0.1, the node address the agent registers.
+// What feeds them — the endpoints controller and the service feed
+// publisher — are control loops of the raft leader (startControllers). It
+// runs before the agent, which needs the evaluator for its first pods.
+func (e *Engine) startNetwork(ctx context.Context) error {
+	// Node-side, as on a worker: the node identity.
+	conn, err := e.bus.ConnectNode(ctx, "network-"+e.cfg.NodeName)
 	if err != nil {
-		return fmt.Errorf("service proxy bus connection: %w", err)
+		return fmt.Errorf("node network bus connection: %w", err)
 	}
 	e.stoppers = append(e.stoppers, conn.Close)
-	stop, err := startServiceProxy(ctx, conn, e.cfg.NodeName, e.log)
+	n, err := startNodeNetwork(ctx, conn, e.cfg.NodeName, !e.cfg.DisableServiceProxy, e.log)
 	if err != nil {
 		return err
 	}
-	e.stoppers = append(e.stoppers, stop)
+	e.stoppers = append(e.stoppers, n.stop)
+	e.network = n
 	return nil
 }
 
-// startServiceProxy runs a node's Service proxy, fed over conn by the
-// control plane's service feed: a node needs no API access to serve
-// ClusterIPs and NodePorts, so a worker runs the same proxy as a server.
-func startServiceProxy(ctx context.Context, conn *bus.Conn, node string, log *slog.Logger) (stop func(), err error) {
-	sub, err := servicefeed.Subscribe(ctx, conn, log)
-	if err != nil {
+// nodeNetwork is a node's networking fed over the bus by the control
+// plane's service feed: a node needs no API access to serve ClusterIPs and
+// NodePorts or to enforce NetworkPolicy, so a worker runs the same as a
+// server.
+type nodeNetwork struct {
+	sub    *servicefeed.Subscriber
+	policy *policy.Evaluator
+	proxy  *proxy.Proxy // nil without a Service proxy
+}
+
+// startNodeNetwork follows the feed on conn (one subscription for all) and
+// starts the policy evaluator and, when withProxy, the Service proxy.
+func startNodeNetwork(ctx context.Context, conn *bus.Conn, node string, withProxy bool, log *slog.Logger) (n *nodeNetwork, err error) {
+	n = &nodeNetwork{}
+	if n.sub, err = servicefeed.Subscribe(ctx, conn, log); err != nil {
 		return nil, err
 	}
-	svcs, err := sub.ListerWatcher(servicefeed.Services)
-	if err != nil {
-		sub.Stop()
-		return nil, err
+	defer func() {
+		if err != nil {
+			n.stop()
+		}
+	}()
+	lws := map[string]cache.ListerWatcher{}
+	for _, res := range []string{servicefeed.Services, servicefeed.EndpointSlices, servicefeed.NetworkPolicies,
+		servicefeed.Namespaces, servicefeed.Pods} {
+		if lws[res], err = n.sub.ListerWatcher(res); err != nil {
+			return nil, err
+		}
 	}
-	slices, err := sub.ListerWatcher(servicefeed.EndpointSlices)
-	if err != nil {
-		sub.Stop()
-		return nil, err
+	if n.policy, err = policy.Start(policy.Config{NetworkPolicies: lws[servicefeed.NetworkPolicies],
+		Pods: lws[servicefeed.Pods], Namespaces: lws[servicefeed.Namespaces],
+		Services: lws[servicefeed.Services], EndpointSlices: lws[servicefeed.EndpointSlices], Logger: log}); err != nil {
+		return nil, fmt.Errorf("network policy: %w", err)
 	}
-	px, err := proxy.Start(proxy.Config{Services: svcs, EndpointSlices: slices, NodeName: node, Logger: log})
-	if err != nil {
-		sub.Stop()
-		return nil, err
+	if withProxy {
+		if n.proxy, err = proxy.Start(proxy.Config{Services: lws[servicefeed.Services],
+			EndpointSlices: lws[servicefeed.EndpointSlices], NodeName: node, Logger: log}); err != nil {
+			return nil, err
+		}
 	}
-	return func() {
-		px.Stop()
-		sub.Stop()
-	}, nil
+	return n, nil
+}
+
+// firewall is the agent's Config.Firewall: a pod's firewall from the
+// node's evaluator.
+func (n *nodeNetwork) firewall(pod *corev1.Pod) skiffrt.Firewall { return n.policy.Firewall(pod) }
+
+func (n *nodeNetwork) stop() {
+	if n.proxy != nil {
+		n.proxy.Stop()
+	}
+	if n.policy != nil {
+		n.policy.Stop()
+	}
+	n.sub.Stop()
 }

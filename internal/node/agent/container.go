@@ -247,8 +247,11 @@ func (c *container) prepare(ctx context.Context) (skiffrt.ContainerSpec, error) 
 	if pod.Spec.Hostname != "" {
 		hostname = pod.Spec.Hostname
 	}
+	// pod is this start's own copy, with the pod's address: the firewall
+	// may keep it.
 	return skiffrt.ContainerSpec{Args: argv, Env: env, Mounts: mounts, Ports: ports, PodIP: ip,
-		MemoryLimitBytes: limit, Hostname: hostname, CPULimitMillis: cpuLimitMillis(&c.spec)}, nil
+		MemoryLimitBytes: limit, Hostname: hostname, CPULimitMillis: cpuLimitMillis(&c.spec),
+		Firewall: w.a.firewall(pod)}, nil
 }
 
 // loop runs the container: pull, then start, wait, and restart as the
