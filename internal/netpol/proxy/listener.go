@@ -259,9 +259,15 @@ func (t *table) dial(l *listener, r *route, clientIP string) net.Conn {
 			order = append(order, b)
 		}
 	}
-	d := net.Dialer{Timeout: t.dialTimeout}
+	d := net.Dialer{Timeout: t.dialTimeout, LocalAddr: sourceFor(clientIP)}
 	for _, b := range order {
 		c, err := d.DialContext(t.ctx, "tcp", b)
+		if err != nil && d.LocalAddr != nil && (errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EADDRINUSE)) {
+			// The client's address cannot be ours after all: the endpoint
+			// sees the node's, as it did before source addresses were kept.
+			d.LocalAddr = nil
+			c, err = d.DialContext(t.ctx, "tcp", b)
+		}
 		if err != nil {
 			t.stats.dialErrors.Add(1)
 			if t.ctx.Err() != nil {
@@ -275,6 +281,20 @@ func (t *table) dial(l *listener, r *route, clientIP string) net.Conn {
 		return c
 	}
 	return nil
+}
+
+// sourceFor is the address the proxy dials an endpoint from for a client
+// at clientIP: the client's own when it is a loopback address (a pod's in
+// unprivileged mode, which any process on the machine may bind), so that
+// the endpoint sees who connected, as it would behind kube-proxy's DNAT:
+// NetworkPolicy ingress rules name the client pod, not the proxy. Nil (the
+// kernel's choice) otherwise.
+func sourceFor(clientIP string) net.Addr {
+	ip := net.ParseIP(clientIP)
+	if ip == nil || !ip.IsLoopback() {
+		return nil
+	}
+	return &net.TCPAddr{IP: ip}
 }
 
 // splice copies both ways until both sides are done. A side that finishes

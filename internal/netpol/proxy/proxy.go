@@ -6,7 +6,9 @@
 // which Linux routes to lo, so any such address can be bound without
 // setup) and on the node address at the node port, and splices each
 // accepted connection to an endpoint chosen round robin, honouring ClientIP
-// session affinity.
+// session affinity. It dials the endpoint from the client's own address
+// when that is a loopback one (a pod's, in unprivileged mode), so the
+// endpoint — and its NetworkPolicy — sees the client pod, not the proxy.
 //
 // What it does not do: UDP and SCTP (skipped, logged once per port), cluster
 // IPs outside loopback (skipped, logged once: it never adds addresses to

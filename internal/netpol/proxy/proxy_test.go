@@ -446,3 +446,45 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// An endpoint sees the client's address, not the proxy's, when the client
+// has a loopback address (a pod's in unprivileged mode): NetworkPolicy
+// ingress rules name the client pod.
+func TestEndpointSeesClientAddress(t *testing.T) {
+	_, cs := startEngine(t)
+	ln, err := net.Listen("tcp4", "127.66.73.1:0")
+	if err != nil {
+		t.Skipf("cannot listen on 127.66.73.1 (loopback addresses beyond 127.0.0.1 unavailable): %v", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		io.WriteString(w, host)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	port := int32(ln.Addr().(*net.TCPAddr).Port)
+	lbl := map[string]string{"app": "src"}
+	createPod(t, cs, lbl, pod{name: "src", ip: "127.66.73.1", ready: true})
+	svc := createService(t, cs, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "src"},
+		Spec: corev1.ServiceSpec{Selector: lbl, Ports: []corev1.ServicePort{{Port: 8080, TargetPort: intstr.FromInt32(port)}}}})
+	addr := clusterAddr(svc, 8080)
+
+	// A client bound to a pod address, as a Wasm pod's sockets are.
+	from := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.66.73.9")}}).DialContext}}
+	testutil.Eventually(t, wait, func() error {
+		resp, err := from.Get("http://" + addr + "/")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if string(b) != "127.66.73.9" {
+			return fmt.Errorf("endpoint saw the client at %s, want 127.66.73.9", b)
+		}
+		return nil
+	})
+}
