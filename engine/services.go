@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -75,7 +76,8 @@ func startNodeNetwork(ctx context.Context, conn *bus.Conn, node string, withProx
 	}
 	if withProxy {
 		if n.proxy, err = proxy.Start(proxy.Config{Services: lws[servicefeed.Services],
-			EndpointSlices: lws[servicefeed.EndpointSlices], NodeName: node, Logger: log}); err != nil {
+			EndpointSlices: lws[servicefeed.EndpointSlices], NodeName: node, Logger: log,
+			EndpointAllowed: n.endpointAllowed}); err != nil {
 			return nil, err
 		}
 	}
@@ -85,6 +87,13 @@ func startNodeNetwork(ctx context.Context, conn *bus.Conn, node string, withProx
 // firewall is the agent's Config.Firewall: a pod's firewall from the
 // node's evaluator.
 func (n *nodeNetwork) firewall(pod *corev1.Pod) skiffrt.Firewall { return n.policy.Firewall(pod) }
+
+// endpointAllowed is the proxy's Config.EndpointAllowed: the client pod's
+// egress policy, applied to the endpoint the proxy translates its
+// connection to (the proxy serves TCP only).
+func (n *nodeNetwork) endpointAllowed(client netip.Addr, endpoint netip.AddrPort) bool {
+	return n.policy.AllowEgressFrom(client, endpoint, corev1.ProtocolTCP)
+}
 
 func (n *nodeNetwork) stop() {
 	if n.proxy != nil {

@@ -316,3 +316,25 @@ func sliceBackends(slice *discoveryv1.EndpointSlice, name string, proto corev1.P
 	}
 	return out
 }
+
+// AllowEgressFrom reports whether the pod at src may connect to dst over
+// proto, for a node's Service proxy choosing an endpoint (dst) for a client
+// (src): the translation of a ClusterIP happens there, and Kubernetes
+// applies egress policy after it. A src that is no pod's address (a process
+// of the node) is not held to any policy. It waits for the informers' first
+// lists as a Firewall does.
+func (e *Evaluator) AllowEgressFrom(src netip.Addr, dst netip.AddrPort, proto corev1.Protocol) bool {
+	if !e.ready() {
+		return false
+	}
+	pods := e.podsAt(src.Unmap())
+	if pods[0] == nil {
+		return true
+	}
+	for _, p := range pods {
+		if e.AllowEgress(p, dst, proto) {
+			return true
+		}
+	}
+	return false
+}

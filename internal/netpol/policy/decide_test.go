@@ -477,3 +477,26 @@ func TestFirewall(t *testing.T) {
 		t.Error("the feed's pod of another UID decided for this one")
 	}
 }
+
+// The Service proxy asks for each endpoint with the client's address: a
+// pod is held to its egress policy, a node process to none.
+func TestAllowEgressFrom(t *testing.T) {
+	e := cluster(np("default", "frontend-to-db", networkingv1.NetworkPolicySpec{
+		PodSelector: *sel("role", "frontend"), PolicyTypes: types(egr),
+		Egress: []networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{{PodSelector: sel("role", "db")}}}}}))
+	for _, tc := range []struct {
+		src, dst string
+		want     bool
+	}{
+		{"10.1.0.2", "10.1.0.1:6379", true}, // frontend to db
+		{"10.1.0.2", "10.1.0.3:80", false},  // frontend to plain
+		{"10.1.0.3", "10.1.0.2:8080", true}, // plain is not isolated
+		{"127.0.0.1", "10.1.0.3:80", true},  // no pod: the node
+		{"10.1.0.9", "10.1.0.3:80", true},   // an ended pod's address is no pod's
+		{"::ffff:10.1.0.2", "10.1.0.3:80", false},
+	} {
+		if got := e.AllowEgressFrom(netip.MustParseAddr(tc.src), netip.MustParseAddrPort(tc.dst), TCP); got != tc.want {
+			t.Errorf("%s to %s: allowed %v, want %v", tc.src, tc.dst, got, tc.want)
+		}
+	}
+}

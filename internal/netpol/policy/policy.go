@@ -36,15 +36,16 @@
 // matches pod addresses too.
 //
 // Services. NetworkPolicy applies after a Service's ClusterIP has been
-// translated to a backend. Where a runtime connects to a ClusterIP (it has
-// no translation of its own: the node's Service proxy translates after the
-// connection is made), the egress decision resolves the ClusterIP and port
-// through the Service and its EndpointSlices, and allows the connection
-// when the policy allows at least one ready backend. A caller that has
-// already translated passes the backend's address, which is decided as is.
-// The proxy then picks its backend without asking the policy, so where some
-// backends are allowed and some are not, a connection may reach one that
-// is not; a proxy that filters its backends with AllowEgress closes that.
+// translated to a backend, and on a node the translation is the Service
+// proxy's, made after the pod's connection to the ClusterIP is accepted.
+// So a ClusterIP is decided in two steps. The pod's Firewall, asked for a
+// connection to a ClusterIP and port, resolves them through the Service and
+// its EndpointSlices and allows the connection when the policy allows at
+// least one ready backend (a caller that has already translated passes the
+// backend's address, which is decided as is). The proxy then asks
+// AllowEgressFrom for each backend it might choose, and sends the
+// connection only to an allowed one. The backend's own Firewall sees the
+// client pod's address for ingress: the proxy dials from it.
 package policy
 
 import (

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,6 +34,9 @@ type table struct {
 	now         func() time.Time
 	ctx         context.Context // canceled by Stop: ends dials
 	stats       *counters
+	// allow, when set, is asked for each endpoint before a client's
+	// connection is dialled to it (Config.EndpointAllowed).
+	allow func(client netip.Addr, endpoint netip.AddrPort) bool
 
 	mu        sync.Mutex // guards listeners and owned; never taken by accept loops or connections
 	listeners map[string]*listener
@@ -246,16 +250,17 @@ func (t *table) dial(l *listener, r *route, clientIP string) net.Conn {
 	if n == 0 {
 		return nil
 	}
+	allowed := t.allowedFor(clientIP)
 	var order []string
 	if r.affinity > 0 && clientIP != "" {
-		if b, ok := l.aff.get(clientIP, t.now(), r.affinity); ok && contains(r.backends, b) {
+		if b, ok := l.aff.get(clientIP, t.now(), r.affinity); ok && contains(r.backends, b) && allowed(b) {
 			order = append(order, b)
 		}
 	}
 	start := int(l.rr.Add(1)-1) % n
 	for i := 0; i < n && len(order) < maxDialAttempts; i++ {
 		b := r.backends[(start+i)%n]
-		if len(order) == 0 || order[0] != b {
+		if (len(order) == 0 || order[0] != b) && allowed(b) {
 			order = append(order, b)
 		}
 	}
@@ -281,6 +286,20 @@ func (t *table) dial(l *listener, r *route, clientIP string) net.Conn {
 		return c
 	}
 	return nil
+}
+
+// allowedFor is whether the client at clientIP may be sent to an
+// endpoint ("ip:port"): everything without Config.EndpointAllowed or a
+// client address.
+func (t *table) allowedFor(clientIP string) func(endpoint string) bool {
+	client, err := netip.ParseAddr(clientIP)
+	if t.allow == nil || err != nil {
+		return func(string) bool { return true }
+	}
+	return func(endpoint string) bool {
+		ep, err := netip.ParseAddrPort(endpoint)
+		return err == nil && t.allow(client.Unmap(), ep)
+	}
 }
 
 // sourceFor is the address the proxy dials an endpoint from for a client

@@ -64,6 +64,14 @@ type Config struct {
 	// reset as they arrive. Default 4096 (each costs two sockets and two
 	// goroutines).
 	MaxConnections int
+	// EndpointAllowed, when set, is asked before a client's connection is
+	// sent to an endpoint: endpoints it refuses are skipped, and a client
+	// refused every endpoint is reset as when none is ready. The node sets
+	// it to the client pod's NetworkPolicy egress (policy.Evaluator's
+	// AllowEgressFrom), which Kubernetes applies after the Service's
+	// translation to an endpoint: the proxy is where that translation is
+	// made. Default nil: every endpoint.
+	EndpointAllowed func(client netip.Addr, endpoint netip.AddrPort) bool
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -143,6 +151,7 @@ func Start(cfg Config) (*Proxy, error) {
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "service-proxy"})}
 	p.table = newTable(runCtx, cfg.DialTimeout, cfg.MaxConnections, &p.stats)
+	p.table.allow = cfg.EndpointAllowed
 
 	// The resync period doubles as the slow retry of binds that failed.
 	svcInf := cache.NewSharedIndexInformer(cfg.Services, &corev1.Service{}, resyncPeriod,
