@@ -16,7 +16,7 @@ import (
 // and its addresses (status.podIPs).
 func (e *Evaluator) AllowIngress(pod *corev1.Pod, peer netip.Addr, proto corev1.Protocol, port uint16) bool {
 	peer = peer.Unmap()
-	if isOwn(pod, peer) {
+	if isOwn(pod, peer) || e.isNode(peer) {
 		return true
 	}
 	pols := e.selecting(pod, networkingv1.PolicyTypeIngress)
@@ -46,7 +46,7 @@ func (e *Evaluator) AllowIngress(pod *corev1.Pod, peer netip.Addr, proto corev1.
 // backends: allowed when one of them is (see the package documentation).
 func (e *Evaluator) AllowEgress(pod *corev1.Pod, dst netip.AddrPort, proto corev1.Protocol) bool {
 	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
-	if isOwn(pod, dst.Addr()) {
+	if isOwn(pod, dst.Addr()) || e.isNode(dst.Addr()) {
 		return true
 	}
 	pols := e.selecting(pod, networkingv1.PolicyTypeEgress)
@@ -55,7 +55,7 @@ func (e *Evaluator) AllowEgress(pod *corev1.Pod, dst netip.AddrPort, proto corev
 	}
 	if backends := e.backends(dst, proto); len(backends) > 0 {
 		for _, b := range backends {
-			if isOwn(pod, b.Addr()) || e.egressTo(pols, b, proto) {
+			if isOwn(pod, b.Addr()) || e.isNode(b.Addr()) || e.egressTo(pols, b, proto) {
 				return true
 			}
 		}
@@ -254,6 +254,17 @@ func hasNamedPort(pod *corev1.Pod, name string, proto corev1.Protocol, port uint
 // itself is not filtered.
 func isOwn(pod *corev1.Pod, addr netip.Addr) bool {
 	for _, a := range podIPs(pod) {
+		if a == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// isNode is whether addr is the node's: Kubernetes always allows traffic
+// between a pod and its node.
+func (e *Evaluator) isNode(addr netip.Addr) bool {
+	for _, a := range e.nodeAddrs {
 		if a == addr {
 			return true
 		}

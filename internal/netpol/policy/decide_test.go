@@ -148,6 +148,9 @@ func TestDecisions(t *testing.T) {
 			in(client, "10.1.0.2", 8080, TCP, true), // another namespace: not selected
 			out(db, "10.1.1.1", 8080, TCP, true),    // egress not isolated
 			in(db, "10.1.0.1", 6379, TCP, true),     // its own address
+			in(db, "127.0.0.1", 6379, TCP, true),    // its node (probes)
+			in(db, "::1", 6379, TCP, true),
+			in(db, "127.0.0.2", 6379, TCP, false), // another loopback address is no node's
 		},
 	}, {
 		// docs: "Allow all ingress traffic"
@@ -163,8 +166,9 @@ func TestDecisions(t *testing.T) {
 		policies: []*networkingv1.NetworkPolicy{np("default", "default-deny-egress", networkingv1.NetworkPolicySpec{PolicyTypes: types(egr)})},
 		checks: []check{
 			out(db, "10.1.0.2", 8080, TCP, false), out(plain, "192.0.2.1", 53, UDP, false),
-			out(db, "10.1.0.1", 6379, TCP, true), // its own address
-			in(db, "10.1.0.2", 6379, TCP, true),  // ingress not isolated
+			out(db, "10.1.0.1", 6379, TCP, true),   // its own address
+			out(db, "127.0.0.1", 10250, TCP, true), // its node
+			in(db, "10.1.0.2", 6379, TCP, true),    // ingress not isolated
 			out(client, "10.1.0.1", 6379, TCP, true),
 		},
 	}, {

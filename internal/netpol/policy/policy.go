@@ -28,7 +28,10 @@
 //     port; a port is a number, a range (endPort) or a name, resolved against
 //     the destination pod's container ports (for ingress the selected pod's,
 //     for egress the peer's), with protocol TCP when none is given;
-//   - a pod's traffic to its own address is never filtered.
+//   - a pod's traffic to its own address is never filtered, nor is traffic
+//     between a pod and its node (the node's addresses, Config.NodeAddresses:
+//     in unprivileged mode 127.0.0.1, from which the agent probes and the
+//     Service proxy dials when it cannot keep the client's address).
 //
 // Peers are known by address: a peer address that is the IP of a pod
 // (running or pending: not Succeeded, Failed, or on the host network) is
@@ -76,6 +79,10 @@ type Config struct {
 	// documentation). Without them a ClusterIP is decided as any other
 	// address.
 	Services, EndpointSlices cache.ListerWatcher
+	// NodeAddresses are the addresses of the node the pods run on, whose
+	// traffic to and from its pods Kubernetes always allows. Default
+	// 127.0.0.1 and ::1, the node's addresses in unprivileged mode.
+	NodeAddresses []netip.Addr
 	// SyncTimeout bounds how long a decision made before the informers
 	// have their first lists waits for them; after it, the decision is a
 	// denial (a policy not yet known must not be bypassed). Default 5s.
@@ -101,6 +108,7 @@ type Evaluator struct {
 	services   cache.Indexer // nil without Config.Services
 	slices     cache.Indexer // nil without Config.EndpointSlices
 
+	nodeAddrs   []netip.Addr
 	syncTimeout time.Duration
 	synced      chan struct{} // closed once every informer has its first list
 	warnOnce    sync.Once
@@ -125,8 +133,11 @@ func Start(cfg Config) (*Evaluator, error) {
 		cfg.Logger = slog.Default()
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
+	if len(cfg.NodeAddresses) == 0 {
+		cfg.NodeAddresses = defaultNodeAddresses()
+	}
 	e := &Evaluator{log: cfg.Logger.With("component", "network-policy"), syncTimeout: cfg.SyncTimeout,
-		synced: make(chan struct{}), cancel: cancel}
+		nodeAddrs: cfg.NodeAddresses, synced: make(chan struct{}), cancel: cancel}
 	// No resync: nothing here acts on events, the indexes are all.
 	infs := []cache.SharedIndexInformer{
 		cache.NewSharedIndexInformer(cfg.NetworkPolicies, &networkingv1.NetworkPolicy{}, 0, policyIndexers()),
@@ -162,9 +173,11 @@ func Start(cfg Config) (*Evaluator, error) {
 // NewFromObjects is an Evaluator over a fixed set of objects
 // (NetworkPolicies, Pods, Namespaces, Services, EndpointSlices), ready at
 // once: for tests of what calls a Firewall, and of the rules themselves.
-// Other kinds of object are ignored.
+// Other kinds of object are ignored. The node's addresses are the default
+// ones (Config.NodeAddresses).
 func NewFromObjects(objs ...runtime.Object) *Evaluator {
 	e := &Evaluator{log: slog.Default().With("component", "network-policy"), synced: make(chan struct{}),
+		nodeAddrs:  defaultNodeAddresses(),
 		policies:   cache.NewIndexer(cache.MetaNamespaceKeyFunc, policyIndexers()),
 		pods:       cache.NewIndexer(cache.MetaNamespaceKeyFunc, podIndexers()),
 		namespaces: cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{}),
@@ -219,6 +232,10 @@ func (e *Evaluator) ready() bool {
 		})
 		return false
 	}
+}
+
+func defaultNodeAddresses() []netip.Addr {
+	return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}
 }
 
 func policyIndexers() cache.Indexers {
