@@ -17,7 +17,8 @@ import (
 
 // NetworkPolicyLabel labels a node with how it holds pods to their
 // NetworkPolicies: NetworkPolicyEnforcedForWasm, or "not-enforced" when
-// the agent runs without a firewall. `kubectl get nodes -L
+// the agent runs without a firewall or its runtime does not consult one
+// (runtime.FirewallEnforcer). `kubectl get nodes -L
 // skiff.dev/network-policy` shows it, and pods that rely on policy can
 // select such nodes.
 const NetworkPolicyLabel = "skiff.dev/network-policy"
@@ -31,10 +32,15 @@ func (a *Agent) describeNetworkPolicy(node *corev1.Node) {
 	if a.cfg.Runtime == nil {
 		return
 	}
-	if a.cfg.Firewall != nil {
+	enforcer, ok := a.cfg.Runtime.(skiffrt.FirewallEnforcer)
+	if a.cfg.Firewall != nil && ok && enforcer.FirewallEnforced() {
 		node.Labels[NetworkPolicyLabel] = NetworkPolicyEnforcedForWasm
-	} else {
-		node.Labels[NetworkPolicyLabel] = "not-enforced"
+		return
+	}
+	node.Labels[NetworkPolicyLabel] = "not-enforced"
+	if a.cfg.Firewall != nil {
+		a.log.Warn("NetworkPolicy not enforced on this node: the runtime does not consult the pods' firewalls",
+			"runtime", a.cfg.Runtime.Name())
 	}
 }
 

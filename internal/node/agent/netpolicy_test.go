@@ -19,6 +19,14 @@ func (recordingFirewall) Allow(skiffrt.Direction, skiffrt.Protocol, netip.AddrPo
 	return false
 }
 
+// enforcer says whether it consults firewalls, as told.
+type enforcer struct {
+	limitless
+	enforced bool
+}
+
+func (e enforcer) FirewallEnforced() bool { return e.enforced }
+
 // Each start of a container gets its pod's firewall, made for the pod with
 // the address the node gave it; the Node says whether policy is enforced.
 func TestContainerGetsItsPodsFirewall(t *testing.T) {
@@ -48,9 +56,15 @@ func TestContainerGetsItsPodsFirewall(t *testing.T) {
 
 	for _, tc := range []struct {
 		firewall bool
+		rt       skiffrt.Runtime
 		want     string
-	}{{true, NetworkPolicyEnforcedForWasm}, {false, "not-enforced"}} {
-		a := &Agent{cfg: Config{Runtime: limitless{}, MaxPods: 1}, log: slog.New(slog.DiscardHandler)}
+	}{
+		{true, enforcer{enforced: true}, NetworkPolicyEnforcedForWasm},
+		{false, enforcer{enforced: true}, "not-enforced"},
+		{true, enforcer{enforced: false}, "not-enforced"},
+		{true, limitless{}, "not-enforced"}, // a runtime that cannot say does not
+	} {
+		a := &Agent{cfg: Config{Runtime: tc.rt, MaxPods: 1}, log: slog.New(slog.DiscardHandler)}
 		if tc.firewall {
 			a.cfg.Firewall = func(*corev1.Pod) skiffrt.Firewall { return nil }
 		}
@@ -59,7 +73,7 @@ func TestContainerGetsItsPodsFirewall(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := node.Labels[NetworkPolicyLabel]; got != tc.want {
-			t.Errorf("with firewall %v: label %s = %q, want %q", tc.firewall, NetworkPolicyLabel, got, tc.want)
+			t.Errorf("with firewall %v, runtime %#v: label %s = %q, want %q", tc.firewall, tc.rt, NetworkPolicyLabel, got, tc.want)
 		}
 	}
 }
