@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/netip"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -171,15 +172,43 @@ func (e *Evaluator) namespaceLabels(name string) labels.Set {
 	return set
 }
 
-// selectorMatches converts and matches; a selector that does not convert
-// (the API server validates them, so only a corrupt object) matches
-// nothing, which errs towards isolation where a policy is broken.
+// selectorMatches is whether set matches sel, as
+// metav1.LabelSelectorAsSelector(sel).Matches(set) would answer, without
+// converting the selector: a decision matches every selector of the
+// namespace's policies, and the conversion (which validates every key and
+// value again) would cost most of a decision. An operator the API does not
+// know makes the selector match nothing; the API server validates
+// selectors, so only a corrupt object has one.
 func selectorMatches(sel *metav1.LabelSelector, set labels.Set) bool {
-	s, err := metav1.LabelSelectorAsSelector(sel)
-	if err != nil {
-		return false
+	for k, v := range sel.MatchLabels {
+		if got, ok := set[k]; !ok || got != v {
+			return false
+		}
 	}
-	return s.Matches(set)
+	for _, req := range sel.MatchExpressions {
+		got, ok := set[req.Key]
+		switch req.Operator {
+		case metav1.LabelSelectorOpIn:
+			if !ok || !slices.Contains(req.Values, got) {
+				return false
+			}
+		case metav1.LabelSelectorOpNotIn:
+			if ok && slices.Contains(req.Values, got) {
+				return false
+			}
+		case metav1.LabelSelectorOpExists:
+			if !ok {
+				return false
+			}
+		case metav1.LabelSelectorOpDoesNotExist:
+			if ok {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // inBlock is whether addr is in b's CIDR and in none of its exceptions. A

@@ -8,6 +8,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	ktypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -502,5 +503,37 @@ func TestAllowEgressFrom(t *testing.T) {
 		if got := e.AllowEgressFrom(netip.MustParseAddr(tc.src), netip.MustParseAddrPort(tc.dst), TCP); got != tc.want {
 			t.Errorf("%s to %s: allowed %v, want %v", tc.src, tc.dst, got, tc.want)
 		}
+	}
+}
+
+// selectorMatches answers as the selector's conversion does.
+func TestSelectorMatches(t *testing.T) {
+	sets := []map[string]string{nil, {"a": "1"}, {"a": "2"}, {"a": "1", "b": "x"}, {"b": "y"}}
+	req := func(key string, op metav1.LabelSelectorOperator, vals ...string) metav1.LabelSelectorRequirement {
+		return metav1.LabelSelectorRequirement{Key: key, Operator: op, Values: vals}
+	}
+	for _, s := range []*metav1.LabelSelector{
+		{},
+		{MatchLabels: map[string]string{"a": "1"}},
+		{MatchLabels: map[string]string{"a": "1", "b": "x"}},
+		{MatchExpressions: []metav1.LabelSelectorRequirement{req("a", metav1.LabelSelectorOpIn, "1", "2")}},
+		{MatchExpressions: []metav1.LabelSelectorRequirement{req("a", metav1.LabelSelectorOpNotIn, "1")}},
+		{MatchExpressions: []metav1.LabelSelectorRequirement{req("b", metav1.LabelSelectorOpExists)}},
+		{MatchExpressions: []metav1.LabelSelectorRequirement{req("b", metav1.LabelSelectorOpDoesNotExist)}},
+		{MatchLabels: map[string]string{"a": "1"}, MatchExpressions: []metav1.LabelSelectorRequirement{req("b", metav1.LabelSelectorOpNotIn, "y")}},
+	} {
+		conv, err := metav1.LabelSelectorAsSelector(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, set := range sets {
+			if got, want := selectorMatches(s, set), conv.Matches(labels.Set(set)); got != want {
+				t.Errorf("selector %v on %v: %v, want %v", s, set, got, want)
+			}
+		}
+	}
+	bad := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{req("a", "Near", "1")}}
+	if selectorMatches(bad, map[string]string{"a": "1"}) {
+		t.Error("an unknown operator matched")
 	}
 }
