@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -484,6 +485,85 @@ func TestEndpointSeesClientAddress(t *testing.T) {
 		}
 		if string(b) != "127.66.73.9" {
 			return fmt.Errorf("endpoint saw the client at %s, want 127.66.73.9", b)
+		}
+		return nil
+	})
+}
+
+// A client pod's egress NetworkPolicy decides which endpoints of a Service
+// the engine's proxy sends it to: Kubernetes applies policy after the
+// ClusterIP's translation, and the proxy is where it happens.
+func TestEgressPolicyChoosesEndpoints(t *testing.T) {
+	_, cs := startEngine(t)
+	ctx := context.Background()
+	port := backendsOnOnePort(t, "127.66.74.1", "127.66.74.2")
+	createPod(t, cs, map[string]string{"app": "np", "role": "a"}, pod{name: "np-a", ip: "127.66.74.1", ready: true})
+	createPod(t, cs, map[string]string{"app": "np", "role": "b"}, pod{name: "np-b", ip: "127.66.74.2", ready: true})
+	createPod(t, cs, map[string]string{"role": "client"}, pod{name: "np-client", ip: "127.66.74.9", ready: true})
+	svc := createService(t, cs, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "np"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "np"}, Ports: []corev1.ServicePort{{Port: 8080, TargetPort: intstr.FromInt32(port)}}}})
+	addr := clusterAddr(svc, 8080)
+	from := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.66.74.9")}}).DialContext}}
+	spreadFrom := func(n int) (map[string]int, error) {
+		got := map[string]int{}
+		for range n {
+			resp, err := from.Get("http://" + addr + "/")
+			if err != nil {
+				return got, err
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return got, err
+			}
+			got[string(b)]++
+		}
+		return got, nil
+	}
+	testutil.Eventually(t, wait, func() error {
+		got, err := spreadFrom(4)
+		if err != nil {
+			return err
+		}
+		if got["127.66.74.1"] == 0 || got["127.66.74.2"] == 0 {
+			return fmt.Errorf("answers %v without a policy, want both endpoints", got)
+		}
+		return nil
+	})
+
+	nps := cs.NetworkingV1().NetworkPolicies("default")
+	pol := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "client-to-a"}, Spec: networkingv1.NetworkPolicySpec{
+		PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "client"}},
+		PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+		Egress: []networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{
+			{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"role": "a"}}}}}}}}
+	pol, err := nps.Create(ctx, pol, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, wait, func() error {
+		got, err := spreadFrom(6)
+		if err != nil {
+			return err
+		}
+		if got["127.66.74.1"] != 6 {
+			return fmt.Errorf("answers %v with egress to role=a only", got)
+		}
+		return nil
+	})
+	// The node itself is held to no policy.
+	if got, err := spread(addr, 4); err != nil || got["127.66.74.2"] == 0 {
+		t.Errorf("from the node: answers %v (%v), want both endpoints", got, err)
+	}
+
+	pol.Spec.Egress = nil // deny all egress
+	if _, err := nps.Update(ctx, pol, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, wait, func() error {
+		if got, err := spreadFrom(1); err == nil {
+			return fmt.Errorf("answered %v with all egress denied", got)
 		}
 		return nil
 	})
