@@ -83,9 +83,10 @@ type Config struct {
 	// traffic to and from its pods Kubernetes always allows. Default
 	// 127.0.0.1 and ::1, the node's addresses in unprivileged mode.
 	NodeAddresses []netip.Addr
-	// SyncTimeout bounds how long a decision made before the informers
-	// have their first lists waits for them; after it, the decision is a
-	// denial (a policy not yet known must not be bypassed). Default 5s.
+	// SyncTimeout bounds how long after Start decisions wait for the
+	// informers' first lists; from then until the lists arrive, decisions
+	// are denials at once (a policy not yet known must not be bypassed).
+	// Default 5s.
 	SyncTimeout time.Duration
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
@@ -108,10 +109,10 @@ type Evaluator struct {
 	services   cache.Indexer // nil without Config.Services
 	slices     cache.Indexer // nil without Config.EndpointSlices
 
-	nodeAddrs   []netip.Addr
-	syncTimeout time.Duration
-	synced      chan struct{} // closed once every informer has its first list
-	warnOnce    sync.Once
+	nodeAddrs []netip.Addr
+	syncBy    time.Time     // decisions before synced wait until then, and deny after it
+	synced    chan struct{} // closed once every informer has its first list
+	warnOnce  sync.Once
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -136,7 +137,7 @@ func Start(cfg Config) (*Evaluator, error) {
 	if len(cfg.NodeAddresses) == 0 {
 		cfg.NodeAddresses = defaultNodeAddresses()
 	}
-	e := &Evaluator{log: cfg.Logger.With("component", "network-policy"), syncTimeout: cfg.SyncTimeout,
+	e := &Evaluator{log: cfg.Logger.With("component", "network-policy"), syncBy: time.Now().Add(cfg.SyncTimeout),
 		nodeAddrs: cfg.NodeAddresses, synced: make(chan struct{}), cancel: cancel}
 	// No resync: nothing here acts on events, the indexes are all.
 	infs := []cache.SharedIndexInformer{
@@ -213,25 +214,29 @@ func (e *Evaluator) Stop() {
 	e.wg.Wait()
 }
 
-// ready waits, at most SyncTimeout, for the informers' first lists.
+// ready is whether the informers have their first lists, waiting for them
+// until SyncTimeout after Start: one deadline for all decisions, so that a
+// node whose control plane is out of reach denies at once rather than
+// stalling every connection.
 func (e *Evaluator) ready() bool {
 	select {
 	case <-e.synced:
 		return true
 	default:
 	}
-	t := time.NewTimer(e.syncTimeout)
-	defer t.Stop()
-	select {
-	case <-e.synced:
-		return true
-	case <-t.C:
-		e.warnOnce.Do(func() {
-			e.log.Warn("network policies not known yet; denying pods' connections until the feed answers",
-				"waited", e.syncTimeout)
-		})
-		return false
+	if wait := time.Until(e.syncBy); wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-e.synced:
+			return true
+		case <-t.C:
+		}
 	}
+	e.warnOnce.Do(func() {
+		e.log.Warn("network policies not known yet; denying pods' connections until the feed answers")
+	})
+	return false
 }
 
 func defaultNodeAddresses() []netip.Addr {
