@@ -33,7 +33,9 @@ func lw(list runtime.Object) cache.ListerWatcher {
 // policy not yet known must not be bypassed. Once they have, an unisolated
 // pod is allowed everything.
 func TestDecisionsWaitForTheFirstLists(t *testing.T) {
-	pods := func() cache.ListerWatcher { return lw(&corev1.PodList{ListMeta: metav1.ListMeta{ResourceVersion: "1"}}) }
+	pods := func() cache.ListerWatcher {
+		return lw(&corev1.PodList{ListMeta: metav1.ListMeta{ResourceVersion: "1"}})
+	}
 	namespaces := func() cache.ListerWatcher {
 		return lw(&corev1.NamespaceList{ListMeta: metav1.ListMeta{ResourceVersion: "1"}})
 	}
