@@ -17,8 +17,9 @@
 // Kubernetes API over HTTPS (Config.APIListen) with the controllers and the
 // scheduler on the raft leader; and this machine's node: the node agent
 // running Wasm pods in wazero (package github.com/skiffhq/skiff/runtime/wasm)
-// and the Service proxy. StartWorker runs only a node, joined to a server
-// over its bus, as `skiff agent` does. Everything else lives under
+// and the Service proxy, with the pods' NetworkPolicies decided on the
+// node (package internal/netpol/policy). StartWorker runs only a node,
+// joined to a server over its bus, as `skiff agent` does. Everything else lives under
 // internal/: an embedding program drives the cluster through the
 // Kubernetes API (Clientset, DynamicClient, RESTConfig), records events
 // with EventRecorder, and puts Wasm modules in the embedded registry with

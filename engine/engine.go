@@ -57,6 +57,7 @@ type Engine struct {
 	gate    *controller.LeaderGate // runs loops on the raft leader
 	loops   *controlLoops
 	agent   *agent.Agent
+	network *nodeNetwork // the Service proxy and network policy, fed over the bus
 	nodesrv *server.Server
 	wasm    *wasm.Runtime
 	conns   []*bus.Conn
@@ -171,10 +172,10 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err := e.startControllers(ctx, cpConn); err != nil {
 		return err
 	}
-	if err := e.startNodes(ctx, cpConn); err != nil {
+	if err := e.startNetwork(ctx); err != nil {
 		return err
 	}
-	if err := e.startServices(ctx); err != nil {
+	if err := e.startNodes(ctx, cpConn); err != nil {
 		return err
 	}
 	kc, err := e.api.Kubeconfig()
@@ -250,7 +251,8 @@ func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
 		HeartbeatInterval: e.cfg.NodeHeartbeatInterval, Logger: e.log,
 		DiskPressureAvailable: e.cfg.DiskPressureAvailable, DiskPressureInodesFree: e.cfg.DiskPressureInodesFree,
 		DefaultPodMemoryLimit: e.cfg.DefaultPodMemoryLimit, EvictionMemoryAvailable: e.cfg.EvictionMemoryAvailable,
-		ClusterDNS: dnsList(e.clusterDNS()), ClusterDomain: e.cfg.ClusterDomain}); err != nil {
+		ClusterDNS: dnsList(e.clusterDNS()), ClusterDomain: e.cfg.ClusterDomain,
+		Firewall: e.network.firewall}); err != nil {
 		return err
 	}
 	return e.agent.Start(ctx)
@@ -309,6 +311,7 @@ func (e *Engine) stopLocked() error {
 		e.stoppers[i]()
 	}
 	e.stoppers = nil
+	e.network = nil // stopped with the stoppers
 	if e.agent != nil {
 		e.agent.Stop()
 		e.agent = nil

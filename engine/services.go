@@ -7,42 +7,45 @@ import (
 	"net"
 	"net/netip"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/skiffhq/skiff/internal/apiserver/servicealloc"
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/clusterdns"
+	"github.com/skiffhq/skiff/internal/netpol/policy"
 	"github.com/skiffhq/skiff/internal/netpol/proxy"
 	"github.com/skiffhq/skiff/internal/node/servicefeed"
+	skiffrt "github.com/skiffhq/skiff/runtime"
 )
 
-// startServices runs this node's userspace Service proxy, unprivileged
-// mode's load balancer, and its cluster DNS server, which every node runs,
-// fed over the bus like a worker's. Node ports listen on 127.0.0.1, the
-// node address the agent registers. What feeds them — the endpoints
-// controller and the service feed publisher — are control loops of the raft
-// leader (startControllers).
-func (e *Engine) startServices(ctx context.Context) error {
-	if e.cfg.DisableServiceProxy && e.cfg.DisableClusterDNS {
-		return nil
-	}
-	// The proxy and the DNS server are node-side, as on a worker: the node
-	// identity.
-	conn, err := e.bus.ConnectNode(ctx, "service-proxy-"+e.cfg.NodeName)
+// startNetwork runs this node's networking that follows the cluster over
+// the bus, as a worker's does: the userspace Service proxy, unprivileged
+// mode's load balancer (unless DisableServiceProxy), the cluster DNS server
+// (unless DisableClusterDNS), and the network policy evaluator, whose
+// firewalls the node agent hands to its Wasm containers. Node ports listen
+// on 127.0.0.1, the node address the agent registers. What feeds them —
+// the endpoints controller and the service feed publisher — are control
+// loops of the raft leader (startControllers). It runs before the agent,
+// which needs the evaluator for its first pods.
+func (e *Engine) startNetwork(ctx context.Context) error {
+	// Node-side, as on a worker: the node identity.
+	conn, err := e.bus.ConnectNode(ctx, "network-"+e.cfg.NodeName)
 	if err != nil {
-		return fmt.Errorf("service proxy bus connection: %w", err)
+		return fmt.Errorf("node network bus connection: %w", err)
 	}
 	e.stoppers = append(e.stoppers, conn.Close)
 	dns := e.clusterDNS()
 	if e.cfg.DisableClusterDNS {
 		dns = ""
 	}
-	stop, err := startNodeServices(ctx, conn, nodeServices{node: e.cfg.NodeName, proxy: !e.cfg.DisableServiceProxy,
+	n, err := startNodeNetwork(ctx, conn, nodeServices{node: e.cfg.NodeName, proxy: !e.cfg.DisableServiceProxy,
 		dns: dns, domain: e.cfg.ClusterDomain}, e.log)
 	if err != nil {
 		return err
 	}
-	e.stoppers = append(e.stoppers, stop)
+	e.stoppers = append(e.stoppers, n.stop)
+	e.network = n
 	return nil
 }
 
@@ -70,57 +73,81 @@ type nodeServices struct {
 	domain string // the cluster domain
 }
 
-// startNodeServices runs a node's Service proxy and cluster DNS server, fed
-// over conn by the control plane's service feed: a node needs no API access
-// to serve ClusterIPs, NodePorts and cluster names, so a worker runs the
-// same as a server. A DNS server that cannot bind its address (port 53
+// nodeNetwork is a node's networking fed over the bus by the control
+// plane's service feed: a node needs no API access to serve ClusterIPs,
+// NodePorts and cluster names or to enforce NetworkPolicy, so a worker runs
+// the same as a server.
+type nodeNetwork struct {
+	sub    *servicefeed.Subscriber
+	policy *policy.Evaluator
+	proxy  *proxy.Proxy       // nil without a Service proxy
+	dns    *clusterdns.Server // nil without cluster DNS
+}
+
+// startNodeNetwork follows the feed on conn (one subscription for all) and
+// starts the policy evaluator and, as ns says, the Service proxy and the
+// cluster DNS server. A DNS server that cannot bind its address (port 53
 // needs privileges; another node on the same machine may hold it) logs why
 // and retries, and the node runs on.
-func startNodeServices(ctx context.Context, conn *bus.Conn, ns nodeServices, log *slog.Logger) (stop func(), err error) {
-	sub, err := servicefeed.Subscribe(ctx, conn, log)
-	if err != nil {
+func startNodeNetwork(ctx context.Context, conn *bus.Conn, ns nodeServices, log *slog.Logger) (n *nodeNetwork, err error) {
+	n = &nodeNetwork{}
+	if n.sub, err = servicefeed.Subscribe(ctx, conn, log); err != nil {
 		return nil, err
 	}
-	var stops []func()
-	stopAll := func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
+	defer func() {
+		if err != nil {
+			n.stop()
+		}
+	}()
+	lws := map[string]cache.ListerWatcher{}
+	for _, res := range []string{servicefeed.Services, servicefeed.EndpointSlices, servicefeed.NetworkPolicies,
+		servicefeed.Namespaces, servicefeed.Pods} {
+		if lws[res], err = n.sub.ListerWatcher(res); err != nil {
+			return nil, err
 		}
 	}
-	stops = append(stops, sub.Stop)
-	feeds := func() (svcs, slices cache.ListerWatcher, err error) {
-		if svcs, err = sub.ListerWatcher(servicefeed.Services); err != nil {
-			return nil, nil, err
-		}
-		slices, err = sub.ListerWatcher(servicefeed.EndpointSlices)
-		return svcs, slices, err
+	if n.policy, err = policy.Start(policy.Config{NetworkPolicies: lws[servicefeed.NetworkPolicies],
+		Pods: lws[servicefeed.Pods], Namespaces: lws[servicefeed.Namespaces],
+		Services: lws[servicefeed.Services], EndpointSlices: lws[servicefeed.EndpointSlices], Logger: log}); err != nil {
+		return nil, fmt.Errorf("network policy: %w", err)
 	}
 	if ns.proxy {
-		svcs, slices, err := feeds()
-		if err != nil {
-			stopAll()
+		if n.proxy, err = proxy.Start(proxy.Config{Services: lws[servicefeed.Services],
+			EndpointSlices: lws[servicefeed.EndpointSlices], NodeName: ns.node, Logger: log,
+			EndpointAllowed: n.endpointAllowed}); err != nil {
 			return nil, err
 		}
-		px, err := proxy.Start(proxy.Config{Services: svcs, EndpointSlices: slices, NodeName: ns.node, Logger: log})
-		if err != nil {
-			stopAll()
-			return nil, err
-		}
-		stops = append(stops, px.Stop)
 	}
 	if ns.dns != "" {
-		svcs, slices, err := feeds()
-		if err != nil {
-			stopAll()
-			return nil, err
+		if n.dns, err = clusterdns.Start(ctx, clusterdns.Config{Services: lws[servicefeed.Services],
+			EndpointSlices: lws[servicefeed.EndpointSlices], Listen: net.JoinHostPort(ns.dns, "53"),
+			Domain: ns.domain, Logger: log}); err != nil {
+			return nil, fmt.Errorf("cluster DNS: %w", err)
 		}
-		srv, err := clusterdns.Start(ctx, clusterdns.Config{Services: svcs, EndpointSlices: slices,
-			Listen: net.JoinHostPort(ns.dns, "53"), Domain: ns.domain, Logger: log})
-		if err != nil {
-			stopAll()
-			return nil, err
-		}
-		stops = append(stops, srv.Stop)
 	}
-	return stopAll, nil
+	return n, nil
+}
+
+// firewall is the agent's Config.Firewall: a pod's firewall from the
+// node's evaluator.
+func (n *nodeNetwork) firewall(pod *corev1.Pod) skiffrt.Firewall { return n.policy.Firewall(pod) }
+
+// endpointAllowed is the proxy's Config.EndpointAllowed: the client pod's
+// egress policy, applied to the endpoint the proxy translates its
+// connection to (the proxy serves TCP only).
+func (n *nodeNetwork) endpointAllowed(client netip.Addr, endpoint netip.AddrPort) bool {
+	return n.policy.AllowEgressFrom(client, endpoint, corev1.ProtocolTCP)
+}
+
+func (n *nodeNetwork) stop() {
+	if n.dns != nil {
+		n.dns.Stop()
+	}
+	if n.proxy != nil {
+		n.proxy.Stop()
+	}
+	if n.policy != nil {
+		n.policy.Stop()
+	}
+	n.sub.Stop()
 }

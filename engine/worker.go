@@ -56,11 +56,11 @@ type WorkerConfig struct {
 
 // Worker is a running worker node.
 type Worker struct {
-	conn      *bus.Conn
-	agent     *agent.Agent
-	wasm      *wasm.Runtime
-	stopProxy func()
-	lock      *dirlock.Lock
+	conn    *bus.Conn
+	agent   *agent.Agent
+	wasm    *wasm.Runtime
+	network *nodeNetwork
+	lock    *dirlock.Lock
 }
 
 // ErrNoBus: the server's bus listens nowhere (a single-node server), so no
@@ -69,8 +69,8 @@ var ErrNoBus = join.ErrNoBus
 
 // StartWorker finds the server's bus through its API port, connects with
 // the token, registers the node, starts running the pods bound to it and
-// serves the cluster's Services on the node (its proxy is fed over the
-// bus, as a server node's is).
+// serves the cluster's Services on the node and holds its Wasm pods to
+// their NetworkPolicies (both fed over the bus, as a server node's are).
 func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	if cfg.Server == "" || cfg.Token == "" || cfg.DataDir == "" {
 		return nil, errors.New("worker: Server, Token and DataDir are required")
@@ -123,26 +123,30 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	}
 	w.wasm = rt
 	dnsIP := info.ClusterDNS
+	serveDNS := dnsIP
+	if cfg.DisableClusterDNS {
+		serveDNS = "" // the pods still name info.ClusterDNS
+	}
+	// The Service proxy, the cluster DNS and network policy start before
+	// the agent, which hands its containers the policy's firewalls.
+	if w.network, err = startNodeNetwork(ctx, conn, nodeServices{node: cfg.NodeName, proxy: true, dns: serveDNS,
+		domain: info.ClusterDomain}, cfg.Logger); err != nil {
+		w.Stop(ctx)
+		return nil, err
+	}
 	backoff := cfg.CrashLoopBackOff
 	if w.agent, err = agent.New(agent.Config{NodeName: cfg.NodeName, Bus: conn, Runtime: pr, DataDir: dir,
 		PodCIDR: cfg.PodCIDR, MaxPods: cfg.MaxPods, VolumeSyncPeriod: cfg.VolumeSyncPeriod,
 		BackOffInitial: backoff, BackOffMax: 30 * backoff, HeartbeatInterval: cfg.HeartbeatInterval, Logger: cfg.Logger,
 		DiskPressureAvailable: cfg.DiskPressureAvailable, DiskPressureInodesFree: cfg.DiskPressureInodesFree,
 		DefaultPodMemoryLimit: cfg.DefaultPodMemoryLimit, EvictionMemoryAvailable: cfg.EvictionMemoryAvailable,
-		ClusterDNS: dnsList(dnsIP), ClusterDomain: info.ClusterDomain}); err != nil {
+		ClusterDNS: dnsList(dnsIP), ClusterDomain: info.ClusterDomain,
+		Firewall: w.network.firewall}); err != nil {
 		w.Stop(ctx)
 		return nil, err
 	}
 	if err := w.agent.Start(ctx); err != nil {
 		w.agent = nil
-		w.Stop(ctx)
-		return nil, err
-	}
-	if cfg.DisableClusterDNS {
-		dnsIP = "" // the pods still name info.ClusterDNS
-	}
-	if w.stopProxy, err = startNodeServices(ctx, conn, nodeServices{node: cfg.NodeName, proxy: true, dns: dnsIP,
-		domain: info.ClusterDomain}, cfg.Logger); err != nil {
 		w.Stop(ctx)
 		return nil, err
 	}
@@ -160,10 +164,10 @@ func dnsList(ip string) []string {
 
 // Stop ends the node agent (its pods stop; the control plane marks the
 // node Unknown after its grace period), the Service proxy, the cluster DNS
-// server and the runtime.
+// server, network policy and the runtime.
 func (w *Worker) Stop(ctx context.Context) error {
-	if w.stopProxy != nil {
-		w.stopProxy()
+	if w.network != nil {
+		w.network.stop()
 	}
 	if w.agent != nil {
 		w.agent.Stop()

@@ -20,9 +20,10 @@ const (
 	// SubjectRegistry carries the embedded image registry's HTTP API, one
 	// request per message (request/reply; see imageregistry).
 	SubjectRegistry = "skiff.registry.http"
-	// SubjectFeedEvents carries the control plane's feed of Services and
-	// EndpointSlices to every node's Service proxy (published, no reply;
-	// see internal/node/servicefeed).
+	// SubjectFeedEvents carries the control plane's feed of Services,
+	// EndpointSlices, NetworkPolicies, Namespaces and Pods to every node's
+	// Service proxy and network policy (published, no reply; see
+	// internal/node/servicefeed).
 	SubjectFeedEvents = "skiff.feed.events"
 	// SubjectFeedList is request/reply for the feed's full set of one
 	// resource, asked by a node when it starts or has missed an event.

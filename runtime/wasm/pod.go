@@ -362,3 +362,8 @@ func (hp *handlerProcess) Stop(ctx context.Context, grace time.Duration) skiffrt
 	})
 	return hp.Status()
 }
+
+// FirewallEnforced reports that the Wasm runtime asks ContainerSpec.Firewall
+// about every connection its guests make or take (package sdk/abi): the
+// engine owns every socket of a Wasm pod.
+func (p *PodRuntime) FirewallEnforced() bool { return true }

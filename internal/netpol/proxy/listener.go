@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,6 +34,9 @@ type table struct {
 	now         func() time.Time
 	ctx         context.Context // canceled by Stop: ends dials
 	stats       *counters
+	// allow, when set, is asked for each endpoint before a client's
+	// connection is dialled to it (Config.EndpointAllowed).
+	allow func(client netip.Addr, endpoint netip.AddrPort) bool
 
 	mu        sync.Mutex // guards listeners and owned; never taken by accept loops or connections
 	listeners map[string]*listener
@@ -246,22 +250,29 @@ func (t *table) dial(l *listener, r *route, clientIP string) net.Conn {
 	if n == 0 {
 		return nil
 	}
+	allowed := t.allowedFor(clientIP)
 	var order []string
 	if r.affinity > 0 && clientIP != "" {
-		if b, ok := l.aff.get(clientIP, t.now(), r.affinity); ok && contains(r.backends, b) {
+		if b, ok := l.aff.get(clientIP, t.now(), r.affinity); ok && contains(r.backends, b) && allowed(b) {
 			order = append(order, b)
 		}
 	}
 	start := int(l.rr.Add(1)-1) % n
 	for i := 0; i < n && len(order) < maxDialAttempts; i++ {
 		b := r.backends[(start+i)%n]
-		if len(order) == 0 || order[0] != b {
+		if (len(order) == 0 || order[0] != b) && allowed(b) {
 			order = append(order, b)
 		}
 	}
-	d := net.Dialer{Timeout: t.dialTimeout}
+	d := net.Dialer{Timeout: t.dialTimeout, LocalAddr: sourceFor(clientIP)}
 	for _, b := range order {
 		c, err := d.DialContext(t.ctx, "tcp", b)
+		if err != nil && d.LocalAddr != nil && (errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EADDRINUSE)) {
+			// The client's address cannot be ours after all: the endpoint
+			// sees the node's, as it did before source addresses were kept.
+			d.LocalAddr = nil
+			c, err = d.DialContext(t.ctx, "tcp", b)
+		}
 		if err != nil {
 			t.stats.dialErrors.Add(1)
 			if t.ctx.Err() != nil {
@@ -275,6 +286,34 @@ func (t *table) dial(l *listener, r *route, clientIP string) net.Conn {
 		return c
 	}
 	return nil
+}
+
+// allowedFor is whether the client at clientIP may be sent to an
+// endpoint ("ip:port"): everything without Config.EndpointAllowed or a
+// client address.
+func (t *table) allowedFor(clientIP string) func(endpoint string) bool {
+	client, err := netip.ParseAddr(clientIP)
+	if t.allow == nil || err != nil {
+		return func(string) bool { return true }
+	}
+	return func(endpoint string) bool {
+		ep, err := netip.ParseAddrPort(endpoint)
+		return err == nil && t.allow(client.Unmap(), ep)
+	}
+}
+
+// sourceFor is the address the proxy dials an endpoint from for a client
+// at clientIP: the client's own when it is a loopback address (a pod's in
+// unprivileged mode, which any process on the machine may bind), so that
+// the endpoint sees who connected, as it would behind kube-proxy's DNAT:
+// NetworkPolicy ingress rules name the client pod, not the proxy. Nil (the
+// kernel's choice) otherwise.
+func sourceFor(clientIP string) net.Addr {
+	ip := net.ParseIP(clientIP)
+	if ip == nil || !ip.IsLoopback() {
+		return nil
+	}
+	return &net.TCPAddr{IP: ip}
 }
 
 // splice copies both ways until both sides are done. A side that finishes

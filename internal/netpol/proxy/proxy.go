@@ -6,7 +6,9 @@
 // which Linux routes to lo, so any such address can be bound without
 // setup) and on the node address at the node port, and splices each
 // accepted connection to an endpoint chosen round robin, honouring ClientIP
-// session affinity.
+// session affinity. It dials the endpoint from the client's own address
+// when that is a loopback one (a pod's, in unprivileged mode), so the
+// endpoint — and its NetworkPolicy — sees the client pod, not the proxy.
 //
 // What it does not do: UDP and SCTP (skipped, logged once per port), cluster
 // IPs outside loopback (skipped, logged once: it never adds addresses to
@@ -62,6 +64,14 @@ type Config struct {
 	// reset as they arrive. Default 4096 (each costs two sockets and two
 	// goroutines).
 	MaxConnections int
+	// EndpointAllowed, when set, is asked before a client's connection is
+	// sent to an endpoint: endpoints it refuses are skipped, and a client
+	// refused every endpoint is reset as when none is ready. The node sets
+	// it to the client pod's NetworkPolicy egress (policy.Evaluator's
+	// AllowEgressFrom), which Kubernetes applies after the Service's
+	// translation to an endpoint: the proxy is where that translation is
+	// made. Default nil: every endpoint.
+	EndpointAllowed func(client netip.Addr, endpoint netip.AddrPort) bool
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -149,6 +159,7 @@ func Start(cfg Config) (*Proxy, error) {
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "service-proxy"})}
 	p.table = newTable(runCtx, cfg.DialTimeout, cfg.MaxConnections, &p.stats)
+	p.table.allow = cfg.EndpointAllowed
 
 	// The resync period doubles as the slow retry of binds that failed.
 	svcInf := cache.NewSharedIndexInformer(cfg.Services, &corev1.Service{}, resyncPeriod,

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -445,4 +446,125 @@ func TestStopClosesConnections(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// An endpoint sees the client's address, not the proxy's, when the client
+// has a loopback address (a pod's in unprivileged mode): NetworkPolicy
+// ingress rules name the client pod.
+func TestEndpointSeesClientAddress(t *testing.T) {
+	_, cs := startEngine(t)
+	ln, err := net.Listen("tcp4", "127.66.73.1:0")
+	if err != nil {
+		t.Skipf("cannot listen on 127.66.73.1 (loopback addresses beyond 127.0.0.1 unavailable): %v", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		io.WriteString(w, host)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	port := int32(ln.Addr().(*net.TCPAddr).Port)
+	lbl := map[string]string{"app": "src"}
+	createPod(t, cs, lbl, pod{name: "src", ip: "127.66.73.1", ready: true})
+	svc := createService(t, cs, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "src"},
+		Spec: corev1.ServiceSpec{Selector: lbl, Ports: []corev1.ServicePort{{Port: 8080, TargetPort: intstr.FromInt32(port)}}}})
+	addr := clusterAddr(svc, 8080)
+
+	// A client bound to a pod address, as a Wasm pod's sockets are.
+	from := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.66.73.9")}}).DialContext}}
+	testutil.Eventually(t, wait, func() error {
+		resp, err := from.Get("http://" + addr + "/")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if string(b) != "127.66.73.9" {
+			return fmt.Errorf("endpoint saw the client at %s, want 127.66.73.9", b)
+		}
+		return nil
+	})
+}
+
+// A client pod's egress NetworkPolicy decides which endpoints of a Service
+// the engine's proxy sends it to: Kubernetes applies policy after the
+// ClusterIP's translation, and the proxy is where it happens.
+func TestEgressPolicyChoosesEndpoints(t *testing.T) {
+	_, cs := startEngine(t)
+	ctx := context.Background()
+	port := backendsOnOnePort(t, "127.66.74.1", "127.66.74.2")
+	createPod(t, cs, map[string]string{"app": "np", "role": "a"}, pod{name: "np-a", ip: "127.66.74.1", ready: true})
+	createPod(t, cs, map[string]string{"app": "np", "role": "b"}, pod{name: "np-b", ip: "127.66.74.2", ready: true})
+	createPod(t, cs, map[string]string{"role": "client"}, pod{name: "np-client", ip: "127.66.74.9", ready: true})
+	svc := createService(t, cs, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "np"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "np"}, Ports: []corev1.ServicePort{{Port: 8080, TargetPort: intstr.FromInt32(port)}}}})
+	addr := clusterAddr(svc, 8080)
+	from := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.66.74.9")}}).DialContext}}
+	spreadFrom := func(n int) (map[string]int, error) {
+		got := map[string]int{}
+		for range n {
+			resp, err := from.Get("http://" + addr + "/")
+			if err != nil {
+				return got, err
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return got, err
+			}
+			got[string(b)]++
+		}
+		return got, nil
+	}
+	testutil.Eventually(t, wait, func() error {
+		got, err := spreadFrom(4)
+		if err != nil {
+			return err
+		}
+		if got["127.66.74.1"] == 0 || got["127.66.74.2"] == 0 {
+			return fmt.Errorf("answers %v without a policy, want both endpoints", got)
+		}
+		return nil
+	})
+
+	nps := cs.NetworkingV1().NetworkPolicies("default")
+	pol := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "client-to-a"}, Spec: networkingv1.NetworkPolicySpec{
+		PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "client"}},
+		PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+		Egress: []networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{
+			{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"role": "a"}}}}}}}}
+	pol, err := nps.Create(ctx, pol, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, wait, func() error {
+		got, err := spreadFrom(6)
+		if err != nil {
+			return err
+		}
+		if got["127.66.74.1"] != 6 {
+			return fmt.Errorf("answers %v with egress to role=a only", got)
+		}
+		return nil
+	})
+	// The node itself is held to no policy.
+	if got, err := spread(addr, 4); err != nil || got["127.66.74.2"] == 0 {
+		t.Errorf("from the node: answers %v (%v), want both endpoints", got, err)
+	}
+
+	pol.Spec.Egress = nil // deny all egress
+	if _, err := nps.Update(ctx, pol, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, wait, func() error {
+		if got, err := spreadFrom(1); err == nil {
+			return fmt.Errorf("answered %v with all egress denied", got)
+		}
+		return nil
+	})
 }

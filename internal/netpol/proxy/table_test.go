@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,5 +236,47 @@ func TestAffinityTable(t *testing.T) {
 	a.set("c3", "e3", later, ttl) // the expired ones make room
 	if e, ok := a.get("c3", later, ttl); !ok || e != "e3" || a.len() != 1 {
 		t.Fatalf("after sweep: %q %t len %d", e, ok, a.len())
+	}
+}
+
+// Endpoints the client may not reach (its NetworkPolicy egress) are
+// skipped; a client allowed none is reset. The endpoint is asked with the
+// client's address, which the endpoint also sees.
+func TestEndpointAllowed(t *testing.T) {
+	tb, c := newTestTable(t, 100)
+	a := echoServer(t, "127.66.72.3:0", "a")
+	b := echoServer(t, "127.66.72.4:0", "b")
+	addr := deadAddr(t, "127.71.0.2")
+	var asked atomic.Int32
+	tb.allow = func(client netip.Addr, endpoint netip.AddrPort) bool {
+		asked.Add(1)
+		return endpoint.String() == b && client == netip.MustParseAddr("127.0.0.1")
+	}
+	if errs := tb.apply("test/svc", []frontend{front(t, addr, a, b)}); len(errs) != 0 {
+		t.Fatal(errs[0])
+	}
+	for i := range 4 {
+		got, err := hello(addr)
+		if err != nil || got != "b\n" {
+			t.Fatalf("connection %d: %q %v, want only the allowed endpoint b", i, got, err)
+		}
+	}
+	if asked.Load() == 0 {
+		t.Fatal("EndpointAllowed never asked")
+	}
+
+	// A client from another address is allowed neither endpoint.
+	d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.66.72.9")}}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if n, err := conn.Read(make([]byte, 8)); err == nil {
+		t.Fatalf("a client allowed no endpoint read %d bytes", n)
+	}
+	if c.dropped.Load() != 1 || c.dialErrors.Load() != 0 {
+		t.Fatalf("dropped %d, dial errors %d; want 1 and 0", c.dropped.Load(), c.dialErrors.Load())
 	}
 }

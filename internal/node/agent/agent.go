@@ -120,6 +120,12 @@ type Config struct {
 	// each time the set changes (on the bus subscription's goroutine: do
 	// not block in it).
 	OnPodsChanged func([]corev1.Pod)
+	// Firewall, when set, gives the firewall of a pod (its NetworkPolicies)
+	// to each of its containers (runtime.ContainerSpec.Firewall). It gets
+	// the pod with the address the node gave it in status.podIPs, and may
+	// keep it. Nil: no policy is enforced, and the node's
+	// NetworkPolicyLabel says so.
+	Firewall func(pod *corev1.Pod) skiffrt.Firewall
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 }

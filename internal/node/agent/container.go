@@ -259,8 +259,11 @@ func (c *container) prepare(ctx context.Context) (skiffrt.ContainerSpec, error) 
 	// The pod's /etc (resolv.conf, hosts, hostname) goes last: the Wasm
 	// runtime pre-opens it after the listeners (Mount.NodeFiles).
 	mounts = withNodeFiles(mounts, etc)
+	// pod is this start's own copy, with the pod's address: the firewall
+	// may keep it.
 	return skiffrt.ContainerSpec{Args: argv, Env: env, Mounts: mounts, Ports: ports, PodIP: ip,
-		MemoryLimitBytes: limit, Hostname: hostname, CPULimitMillis: cpuLimitMillis(&c.spec), DNS: dns}, nil
+		MemoryLimitBytes: limit, Hostname: hostname, CPULimitMillis: cpuLimitMillis(&c.spec), DNS: dns,
+		Firewall: w.a.firewall(pod)}, nil
 }
 
 // loop runs the container: pull, then start, wait, and restart as the

@@ -85,6 +85,7 @@ func (a *Agent) describeNode() (*corev1.Node, error) {
 		},
 	}
 	a.describeCPULimits(node, now)
+	a.describeNetworkPolicy(node)
 	return node, nil
 }
 

@@ -130,11 +130,12 @@ type ObjectResponse struct {
 }
 
 // FeedEvent is one change to the cluster-wide objects every node's
-// networking follows (Services and EndpointSlices), published by the
-// control plane on the feed's events subject for all nodes at once. Seq
-// counts the events of one control plane instance (Epoch) across all
-// resources, so a node that sees a gap in Seq, or another Epoch, has
-// missed something and lists again. A tick (Type "") carries no object: it
+// networking follows (Services and EndpointSlices for the Service proxy;
+// NetworkPolicies, Namespaces and stripped Pods for network policy),
+// published by the control plane on the feed's events subject for all
+// nodes at once. Seq counts the events of one control plane instance
+// (Epoch) across all resources, so a node that sees a gap in Seq, or
+// another Epoch, has missed something and lists again. A tick (Type "") carries no object: it
 // repeats the last Seq sent, so a node that missed the last events notices
 // within a tick even when nothing else changes.
 type FeedEvent struct {
@@ -146,7 +147,8 @@ type FeedEvent struct {
 }
 
 // FeedListRequest asks for every object of Resource in the feed
-// ("services" or "endpointslices").
+// ("services", "endpointslices", "networkpolicies", "namespaces" or
+// "pods").
 type FeedListRequest struct {
 	Resource string `json:"resource"`
 }

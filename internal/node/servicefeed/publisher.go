@@ -1,8 +1,15 @@
 // Package servicefeed carries the cluster-wide objects a node's networking
-// follows — Services and EndpointSlices — from the control plane to every
-// node over the bus, so a node's Service proxy needs no API access: agents
-// reach the control plane only through the bus (DESIGN.md), and a worker
-// serves ClusterIPs and NodePorts as a server does.
+// follows — Services and EndpointSlices for the Service proxy;
+// NetworkPolicies, Namespaces and Pods for network policy — from the
+// control plane to every node over the bus, so a node needs no API access
+// for them: agents reach the control plane only through the bus
+// (DESIGN.md), and a worker serves ClusterIPs and NodePorts, and enforces
+// policy, as a server does.
+//
+// Pods travel stripped to what policy reads (StripPod): every pod change
+// reaches every node, so the feed carries a pod's identity, labels,
+// container ports, phase and addresses, and publishes a change only when
+// one of those changed (not for every status or condition update).
 //
 // The control plane's Publisher watches the API and publishes each change
 // as a numbered event to all nodes at once, and answers full lists. A
@@ -26,6 +33,9 @@ import (
 
 	"github.com/skiffhq/skiff/internal/informer"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -37,8 +47,11 @@ import (
 
 // The resources the feed carries, as FeedEvent.Resource names them.
 const (
-	Services       = "services"
-	EndpointSlices = "endpointslices"
+	Services        = "services"
+	EndpointSlices  = "endpointslices"
+	NetworkPolicies = "networkpolicies"
+	Namespaces      = "namespaces"
+	Pods            = "pods"
 )
 
 // PublisherConfig configures the control plane's side.
@@ -69,7 +82,7 @@ type Publisher struct {
 	done   chan struct{}
 }
 
-// StartPublisher watches Services and EndpointSlices and, once its
+// StartPublisher watches the feed's resources and, once its
 // informers have synced (bounded by ctx), publishes their changes and
 // answers list requests.
 func StartPublisher(ctx context.Context, cfg PublisherConfig) (*Publisher, error) {
@@ -91,16 +104,30 @@ func StartPublisher(ctx context.Context, cfg PublisherConfig) (*Publisher, error
 
 	factory := informers.NewSharedInformerFactory(cfg.Client, 0)
 	infs := map[string]cache.SharedIndexInformer{
-		Services:       factory.Core().V1().Services().Informer(),
-		EndpointSlices: factory.Discovery().V1().EndpointSlices().Informer(),
+		Services:        factory.Core().V1().Services().Informer(),
+		EndpointSlices:  factory.Discovery().V1().EndpointSlices().Informer(),
+		NetworkPolicies: factory.Networking().V1().NetworkPolicies().Informer(),
+		Namespaces:      factory.Core().V1().Namespaces().Informer(),
+		Pods:            factory.Core().V1().Pods().Informer(),
+	}
+	// The publisher keeps pods as it sends them: smaller, and an update
+	// that changed nothing the feed carries compares equal.
+	if err := infs[Pods].SetTransform(stripPodTransform); err != nil {
+		cancel()
+		return nil, fmt.Errorf("servicefeed: %w", err)
 	}
 	var synced []cache.InformerSynced
 	for res, inf := range infs {
 		p.stores[res] = inf.GetStore()
 		synced = append(synced, inf.HasSynced)
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(o any) { p.publish(res, watch.Added, o) },
-			UpdateFunc: func(_, o any) { p.publish(res, watch.Modified, o) },
+			AddFunc: func(o any) { p.publish(res, watch.Added, o) },
+			UpdateFunc: func(old, o any) {
+				if res == Pods && samePod(old, o) {
+					return
+				}
+				p.publish(res, watch.Modified, o)
+			},
 			DeleteFunc: func(o any) {
 				if obj, ok := informer.ObjectOf[any](o); ok {
 					p.publish(res, watch.Deleted, obj)
@@ -195,4 +222,53 @@ func (p *Publisher) list(_ context.Context, req protocol.FeedListRequest) (proto
 		resp.Items = append(resp.Items, raw)
 	}
 	return resp, nil
+}
+
+// StripPod is pod as the feed carries it: what NetworkPolicy reads of a
+// pod (its identity and labels, which select it; its containers' ports,
+// which named ports name; its phase and addresses, which make it a peer)
+// and no more. Whatever else a node needs of its own pods comes with them
+// from the dispatcher.
+func StripPod(pod *corev1.Pod) *corev1.Pod {
+	out := &corev1.Pod{
+		TypeMeta: pod.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID,
+			ResourceVersion: pod.ResourceVersion, Labels: pod.Labels, DeletionTimestamp: pod.DeletionTimestamp},
+		Spec:   corev1.PodSpec{NodeName: pod.Spec.NodeName, HostNetwork: pod.Spec.HostNetwork},
+		Status: corev1.PodStatus{Phase: pod.Status.Phase, PodIP: pod.Status.PodIP, PodIPs: pod.Status.PodIPs},
+	}
+	strip := func(cs []corev1.Container) []corev1.Container {
+		var out []corev1.Container
+		for _, c := range cs {
+			if len(c.Ports) > 0 {
+				out = append(out, corev1.Container{Name: c.Name, Ports: c.Ports})
+			}
+		}
+		return out
+	}
+	out.Spec.Containers = strip(pod.Spec.Containers)
+	out.Spec.InitContainers = strip(pod.Spec.InitContainers)
+	return out
+}
+
+// stripPodTransform is StripPod as an informer's transform; tombstones and
+// anything else pass unchanged.
+func stripPodTransform(o any) (any, error) {
+	if pod, ok := o.(*corev1.Pod); ok {
+		return StripPod(pod), nil
+	}
+	return o, nil
+}
+
+// samePod is whether two stripped pods differ only in resourceVersion, so
+// the update is none for the feed.
+func samePod(a, b any) bool {
+	pa, ok1 := a.(*corev1.Pod)
+	pb, ok2 := b.(*corev1.Pod)
+	if !ok1 || !ok2 {
+		return false
+	}
+	ca, cb := *pa, *pb
+	ca.ResourceVersion, cb.ResourceVersion = "", ""
+	return equality.Semantic.DeepEqual(&ca, &cb)
 }

@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -56,6 +57,27 @@ var kinds = map[string]kind{
 		newObj: func() runtime.Object { return &discoveryv1.EndpointSlice{} },
 		newList: func(rv string, items []json.RawMessage) (runtime.Object, error) {
 			l := &discoveryv1.EndpointSliceList{ListMeta: metav1.ListMeta{ResourceVersion: rv}}
+			return l, decodeInto(items, &l.Items)
+		},
+	},
+	NetworkPolicies: {
+		newObj: func() runtime.Object { return &networkingv1.NetworkPolicy{} },
+		newList: func(rv string, items []json.RawMessage) (runtime.Object, error) {
+			l := &networkingv1.NetworkPolicyList{ListMeta: metav1.ListMeta{ResourceVersion: rv}}
+			return l, decodeInto(items, &l.Items)
+		},
+	},
+	Namespaces: {
+		newObj: func() runtime.Object { return &corev1.Namespace{} },
+		newList: func(rv string, items []json.RawMessage) (runtime.Object, error) {
+			l := &corev1.NamespaceList{ListMeta: metav1.ListMeta{ResourceVersion: rv}}
+			return l, decodeInto(items, &l.Items)
+		},
+	},
+	Pods: {
+		newObj: func() runtime.Object { return &corev1.Pod{} },
+		newList: func(rv string, items []json.RawMessage) (runtime.Object, error) {
+			l := &corev1.PodList{ListMeta: metav1.ListMeta{ResourceVersion: rv}}
 			return l, decodeInto(items, &l.Items)
 		},
 	},
@@ -127,8 +149,10 @@ func (s *Subscriber) handle(ev protocol.FeedEvent) {
 	}
 }
 
-// ListerWatcher returns a client-go ListerWatcher of resource (Services or
-// EndpointSlices) over the feed, for a shared informer.
+// ListerWatcher returns a client-go ListerWatcher of resource (one of the
+// resource constants: Services, EndpointSlices, NetworkPolicies, Namespaces,
+// Pods; pods come stripped, see StripPod) over the feed, for a shared
+// informer.
 func (s *Subscriber) ListerWatcher(resource string) (cache.ListerWatcher, error) {
 	k, ok := kinds[resource]
 	if !ok {
