@@ -130,7 +130,7 @@ func TestWasmPodRunsWithEnvAndVolumes(t *testing.T) {
 	}
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "printenv"}, Spec: corev1.PodSpec{
 		NodeName: "wasm-1", RestartPolicy: corev1.RestartPolicyNever,
-		Containers: []corev1.Container{{Name: "main", Image: host + "/printenv:1", Args: []string{"printenv"},
+		Containers: []corev1.Container{{Name: "main", Image: host + "/printenv:1",
 			EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
 			Env: []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 				{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
@@ -169,7 +169,7 @@ func TestWasmPodCrashLoopAndOOM(t *testing.T) {
 	}
 	ctx := context.Background()
 	crash := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "crasher"}, Spec: corev1.PodSpec{NodeName: "wasm-2",
-		Containers: []corev1.Container{{Name: "c", Image: host + "/exitcode:1", Args: []string{"exitcode", "3"}}}}}
+		Containers: []corev1.Container{{Name: "c", Image: host + "/exitcode:1", Args: []string{"3"}}}}}
 	bomb := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bomb"}, Spec: corev1.PodSpec{NodeName: "wasm-2", RestartPolicy: corev1.RestartPolicyNever,
 		Containers: []corev1.Container{{Name: "b", Image: host + "/membomb:1",
 			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")}}}}}}

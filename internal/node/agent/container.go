@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -220,20 +221,7 @@ func (c *container) prepare(ctx context.Context) (skiffrt.ContainerSpec, error) 
 		return skiffrt.ContainerSpec{}, err
 	}
 	vals := envMap(env)
-	cmd, args := c.spec.Command, c.spec.Args
-	if len(cmd) == 0 {
-		cmd = img.Entrypoint
-		if len(args) == 0 {
-			args = img.Cmd
-		}
-	}
-	argv := make([]string, 0, len(cmd)+len(args)+1)
-	for _, s := range append(append([]string{}, cmd...), args...) {
-		argv = append(argv, expand(s, vals))
-	}
-	if len(argv) == 0 {
-		argv = []string{c.spec.Name} // argv[0] is the program name; a module needs one
-	}
+	argv := containerArgv(&c.spec, img.Entrypoint, img.Cmd, vals)
 	var ports []skiffrt.Port
 	for _, p := range c.spec.Ports {
 		if p.Protocol == "" || p.Protocol == corev1.ProtocolTCP {
@@ -498,3 +486,48 @@ func (c *container) gracePeriod() time.Duration {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// containerArgv builds argv as Kubernetes does from the image's Entrypoint
+// and Cmd and the container's command and args ($(VAR) expanded with vals):
+// command replaces Entrypoint and drops Cmd, args replace Cmd. A Wasm module
+// usually has no Entrypoint (`skiff image import` records none, so one
+// module's image has one digest whatever it is named), and in a container
+// the entrypoint is the program that becomes argv[0]. So when neither
+// command nor Entrypoint names a program, argv[0] is the module's name, as
+// the entrypoint would be, and args (or Cmd) follow it as os.Args[1:]:
+// `args: [a, b]` must not turn "a" into the program name.
+func containerArgv(c *corev1.Container, entrypoint, cmd []string, vals map[string]string) []string {
+	prog, args := c.Command, c.Args
+	if len(prog) == 0 {
+		prog = entrypoint
+		if len(args) == 0 {
+			args = cmd
+		}
+	}
+	if len(prog) == 0 {
+		prog = []string{moduleName(c.Image, c.Name)}
+	}
+	argv := make([]string, 0, len(prog)+len(args))
+	for _, s := range prog {
+		argv = append(argv, expand(s, vals))
+	}
+	for _, s := range args {
+		argv = append(argv, expand(s, vals))
+	}
+	return argv
+}
+
+// moduleName is the program name of an image: its repository's last path
+// element without tag or digest ("registry.skiff.local/tools/hello:1" ->
+// "hello"), or fallback (the container's name) when the reference has none.
+func moduleName(ref, fallback string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndexByte(ref, '/'); i >= 0 {
+		ref = ref[i+1:]
+	}
+	ref, _, _ = strings.Cut(ref, ":")
+	if ref == "" {
+		return fallback
+	}
+	return ref
+}
