@@ -24,6 +24,7 @@ import (
 	"github.com/skiffhq/skiff/internal/dirlock"
 	"github.com/skiffhq/skiff/internal/node/agent"
 	"github.com/skiffhq/skiff/internal/node/server"
+	"github.com/skiffhq/skiff/internal/node/servicefeed"
 	"github.com/skiffhq/skiff/raft"
 	"github.com/skiffhq/skiff/runtime/image"
 	"github.com/skiffhq/skiff/runtime/wasm"
@@ -57,6 +58,8 @@ type Engine struct {
 	gate    *controller.LeaderGate // runs loops on the raft leader
 	loops   *controlLoops
 	agent   *agent.Agent
+	svcFeed *servicefeed.Subscriber   // the agent's Services, for their env vars
+	svcs    *servicefeed.ServiceCache // over svcFeed
 	nodesrv *server.Server
 	wasm    *wasm.Runtime
 	conns   []*bus.Conn
@@ -242,8 +245,14 @@ func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
 	if err != nil {
 		return err
 	}
+	if e.svcFeed, err = servicefeed.Subscribe(ctx, agentConn, e.log); err != nil {
+		return fmt.Errorf("agent service feed: %w", err)
+	}
+	if e.svcs, err = e.svcFeed.StartServiceCache(); err != nil {
+		return err
+	}
 	backoff := e.cfg.CrashLoopBackOff
-	if e.agent, err = agent.New(agent.Config{NodeName: e.cfg.NodeName, Bus: agentConn, Runtime: rt,
+	if e.agent, err = agent.New(agent.Config{NodeName: e.cfg.NodeName, Bus: agentConn, Runtime: rt, Services: e.svcs,
 		DataDir: filepath.Join(e.cfg.DataDir, agentSubdir), PodCIDR: e.cfg.PodCIDR, MaxPods: e.cfg.MaxPods,
 		VolumeSyncPeriod: e.cfg.VolumeSyncPeriod,
 		BackOffInitial:   backoff, BackOffMax: 30 * backoff,
@@ -311,6 +320,14 @@ func (e *Engine) stopLocked() error {
 	if e.agent != nil {
 		e.agent.Stop()
 		e.agent = nil
+	}
+	if e.svcs != nil { // after the agent, which reads it
+		e.svcs.Stop()
+		e.svcs = nil
+	}
+	if e.svcFeed != nil {
+		e.svcFeed.Stop()
+		e.svcFeed = nil
 	}
 	if e.wasm != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

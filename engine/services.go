@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/netpol/proxy"
 	"github.com/skiffhq/skiff/internal/node/servicefeed"
 )
@@ -25,39 +24,38 @@ func (e *Engine) startServices(ctx context.Context) error {
 		return fmt.Errorf("service proxy bus connection: %w", err)
 	}
 	e.stoppers = append(e.stoppers, conn.Close)
-	stop, err := startServiceProxy(ctx, conn, e.cfg.NodeName, e.log)
+	sub, err := servicefeed.Subscribe(ctx, conn, e.log)
 	if err != nil {
 		return err
 	}
-	e.stoppers = append(e.stoppers, stop)
+	stop, err := startServiceProxy(sub, e.cfg.NodeName, e.log)
+	if err != nil {
+		sub.Stop()
+		return err
+	}
+	e.stoppers = append(e.stoppers, func() {
+		stop()
+		sub.Stop()
+	})
 	return nil
 }
 
-// startServiceProxy runs a node's Service proxy, fed over conn by the
-// control plane's service feed: a node needs no API access to serve
-// ClusterIPs and NodePorts, so a worker runs the same proxy as a server.
-func startServiceProxy(ctx context.Context, conn *bus.Conn, node string, log *slog.Logger) (stop func(), err error) {
-	sub, err := servicefeed.Subscribe(ctx, conn, log)
-	if err != nil {
-		return nil, err
-	}
+// startServiceProxy runs a node's Service proxy, fed by sub, the control
+// plane's service feed: a node needs no API access to serve ClusterIPs and
+// NodePorts, so a worker runs the same proxy as a server. The caller stops
+// sub after stop.
+func startServiceProxy(sub *servicefeed.Subscriber, node string, log *slog.Logger) (stop func(), err error) {
 	svcs, err := sub.ListerWatcher(servicefeed.Services)
 	if err != nil {
-		sub.Stop()
 		return nil, err
 	}
 	slices, err := sub.ListerWatcher(servicefeed.EndpointSlices)
 	if err != nil {
-		sub.Stop()
 		return nil, err
 	}
 	px, err := proxy.Start(proxy.Config{Services: svcs, EndpointSlices: slices, NodeName: node, Logger: log})
 	if err != nil {
-		sub.Stop()
 		return nil, err
 	}
-	return func() {
-		px.Stop()
-		sub.Stop()
-	}, nil
+	return px.Stop, nil
 }

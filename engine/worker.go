@@ -13,6 +13,7 @@ import (
 	"github.com/skiffhq/skiff/internal/dirlock"
 	"github.com/skiffhq/skiff/internal/node/agent"
 	"github.com/skiffhq/skiff/internal/node/join"
+	"github.com/skiffhq/skiff/internal/node/servicefeed"
 	"github.com/skiffhq/skiff/runtime/wasm"
 )
 
@@ -57,6 +58,8 @@ type Worker struct {
 	agent     *agent.Agent
 	wasm      *wasm.Runtime
 	stopProxy func()
+	svcFeed   *servicefeed.Subscriber   // the agent's and the proxy's
+	svcs      *servicefeed.ServiceCache // the agent's, over svcFeed
 	lock      *dirlock.Lock
 }
 
@@ -119,8 +122,18 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 		return nil, err
 	}
 	w.wasm = rt
+	// One subscription to the service feed serves the agent (Service
+	// environment variables) and the proxy.
+	if w.svcFeed, err = servicefeed.Subscribe(ctx, conn, cfg.Logger); err != nil {
+		w.Stop(ctx)
+		return nil, fmt.Errorf("worker: service feed: %w", err)
+	}
+	if w.svcs, err = w.svcFeed.StartServiceCache(); err != nil {
+		w.Stop(ctx)
+		return nil, err
+	}
 	backoff := cfg.CrashLoopBackOff
-	if w.agent, err = agent.New(agent.Config{NodeName: cfg.NodeName, Bus: conn, Runtime: pr, DataDir: dir,
+	if w.agent, err = agent.New(agent.Config{NodeName: cfg.NodeName, Bus: conn, Runtime: pr, DataDir: dir, Services: w.svcs,
 		PodCIDR: cfg.PodCIDR, MaxPods: cfg.MaxPods, VolumeSyncPeriod: cfg.VolumeSyncPeriod,
 		BackOffInitial: backoff, BackOffMax: 30 * backoff, HeartbeatInterval: cfg.HeartbeatInterval, Logger: cfg.Logger,
 		DiskPressureAvailable: cfg.DiskPressureAvailable, DiskPressureInodesFree: cfg.DiskPressureInodesFree,
@@ -133,7 +146,7 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 		w.Stop(ctx)
 		return nil, err
 	}
-	if w.stopProxy, err = startServiceProxy(ctx, conn, cfg.NodeName, cfg.Logger); err != nil {
+	if w.stopProxy, err = startServiceProxy(w.svcFeed, cfg.NodeName, cfg.Logger); err != nil {
 		w.Stop(ctx)
 		return nil, err
 	}
@@ -149,6 +162,12 @@ func (w *Worker) Stop(ctx context.Context) error {
 	}
 	if w.agent != nil {
 		w.agent.Stop()
+	}
+	if w.svcs != nil {
+		w.svcs.Stop()
+	}
+	if w.svcFeed != nil {
+		w.svcFeed.Stop()
 	}
 	var err error
 	if w.wasm != nil {

@@ -103,6 +103,11 @@ type Config struct {
 	// EvictionInterval is how often the node's memory is checked. Default
 	// 10s, the kubelet's housekeeping interval.
 	EvictionInterval time.Duration
+	// Services are the cluster's Services, for the Service environment
+	// variables of containers (FOO_SERVICE_HOST, ...): the node's service
+	// feed (servicefeed.ServiceCache), since the node side has no API
+	// client. Nil: containers get no Service variables.
+	Services ServiceSource
 	// OnPodsChanged, when set, is called with the pods bound to this node
 	// each time the set changes (on the bus subscription's goroutine: do
 	// not block in it).
