@@ -22,6 +22,7 @@ import (
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/controllers/controller"
 	"github.com/skiffhq/skiff/internal/dirlock"
+	"github.com/skiffhq/skiff/internal/netranges"
 	"github.com/skiffhq/skiff/internal/node/agent"
 	"github.com/skiffhq/skiff/internal/node/server"
 	"github.com/skiffhq/skiff/internal/node/servicefeed"
@@ -52,6 +53,11 @@ type Engine struct {
 	mu      sync.Mutex
 	started bool
 	lock    *dirlock.Lock // DataDir, for this process only
+	// given holds the ranges as the user gave them (cfg gets the resolved
+	// ones at Start), so a second Start chooses as the first did.
+	given      Config
+	rangeClaim *netranges.Claim // this process's pod and Service ranges on the machine
+
 	store   *raft.Store
 	bus     *bus.Server
 	api     *apiserver.Server
@@ -78,7 +84,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: c, log: c.Logger.With("node", c.NodeName)}, nil
+	return &Engine{cfg: c, given: c, log: c.Logger.With("node", c.NodeName)}, nil
 }
 
 // Config returns the configuration with every default filled in.
@@ -106,6 +112,9 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	if e.lock, err = dirlock.Acquire(e.cfg.DataDir); err != nil {
+		return err
+	}
+	if err := e.resolveRanges(); err != nil {
 		return err
 	}
 	name, err := loadOrCreate(filepath.Join(e.cfg.DataDir, nodeNameFile), e.cfg.NodeName)
@@ -368,6 +377,8 @@ func (e *Engine) stopLocked() error {
 		}
 		e.store = nil
 	}
+	e.rangeClaim.Release() // the proxy and the pods have unbound
+	e.rangeClaim = nil
 	e.lock.Release() // last: nothing of this engine touches DataDir any more
 	e.lock = nil
 	return errors.Join(errs...)

@@ -355,12 +355,16 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	begin := time.Now()
 	proc, err := a.cfg.Runtime.Start(ctx, img, spec)
 	if err != nil {
-		c.event(corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
+		msg := err.Error()
+		if errors.Is(err, skiffrt.ErrPortUnavailable) {
+			msg = portUnavailableMessage(spec.PodIP, err)
+		}
+		c.event(corev1.EventTypeWarning, "Failed", "Error: "+msg)
 		now := metav1.Now()
-		exit = skiffrt.ExitStatus{Code: 128, Reason: "StartError", Message: err.Error()}
+		exit = skiffrt.ExitStatus{Code: 128, Reason: "StartError", Message: msg}
 		c.setStatus(func(s *corev1.ContainerStatus) {
 			s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 128, Reason: "StartError",
-				Message: err.Error(), StartedAt: now, FinishedAt: now}}
+				Message: msg, StartedAt: now, FinishedAt: now}}
 		})
 		return exit, false, 0, ctx.Err() != nil
 	}
@@ -530,4 +534,14 @@ func moduleName(ref, fallback string) string {
 		return fallback
 	}
 	return ref
+}
+
+// portUnavailableMessage says why a container whose port could not be
+// bound did not start, and what usually causes it: pod IPs are loopback
+// addresses that every process of the machine shares, so the likely holder
+// is another skiff with the same pod range, which the user can fix.
+func portUnavailableMessage(podIP string, err error) string {
+	return fmt.Sprintf("cannot listen on the container's ports at the pod IP %s: %v. Another process on this node holds "+
+		"the address; with loopback pod addresses that is usually another skiff using the same pod range "+
+		"(give each its own --cluster-pod-cidr, or give neither one and each chooses a free range)", podIP, err)
 }
