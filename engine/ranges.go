@@ -51,6 +51,14 @@ func (e *Engine) resolveRanges() error {
 		return err
 	}
 	e.rangeClaim = claim
+	for _, r := range [][3]string{{"cluster_pod_cidr", recorded.PodCIDR, got.PodCIDR}, {"service_cidr", recorded.ServiceCIDR, got.ServiceCIDR}} {
+		if r[1] != "" && r[1] != r[2] {
+			// Stored objects keep their addresses: Services' ClusterIPs
+			// and nodes' pod ranges from the old range stay as they are.
+			e.log.Warn("address range changed from the one recorded in the data directory; objects keep the addresses they have",
+				"range", r[0], "recorded", r[1], "now", r[2])
+		}
+	}
 	e.cfg.ClusterPodCIDR, e.cfg.ServiceCIDR = got.PodCIDR, got.ServiceCIDR
 	if got != recorded {
 		b, err := json.MarshalIndent(got, "", "  ")
