@@ -87,7 +87,9 @@ func New(cfg Config) (*Engine, error) {
 	return &Engine{cfg: c, given: c, log: c.Logger.With("node", c.NodeName)}, nil
 }
 
-// Config returns the configuration with every default filled in.
+// Config returns the configuration with every default filled in. The
+// address ranges (ClusterPodCIDR, ServiceCIDR) are settled by Start, which
+// may choose them: read them after it.
 func (e *Engine) Config() Config { return e.cfg }
 
 // Start opens the data directory, starts the store and the bus, and returns
