@@ -49,8 +49,10 @@ type Config struct {
 	APIListen string
 
 	// ServiceCIDR is the range Service ClusterIPs are allocated from.
-	// Default "127.67.0.0/16": inside loopback, so it works with no
-	// privileges and sends nothing off the machine.
+	// Default: "127.67.0.0/16" if no other skiff on this machine uses it,
+	// else the next free loopback /16 (see ClusterPodCIDR); inside
+	// loopback, so it works with no privileges and sends nothing off the
+	// machine. Config() shows the range chosen once Start has run.
 	ServiceCIDR string
 
 	// NodeHeartbeatInterval is how often this member's node agent tells the
@@ -70,9 +72,23 @@ type Config struct {
 	PodCIDR string
 
 	// ClusterPodCIDR is the range the control plane carves nodes' pod
-	// ranges from (a /20 each) when they ask for none. Default
-	// "127.66.0.0/16".
+	// ranges from (a /20 each) when they ask for none. Default: the /16
+	// around PodCIDR when that is set; else "127.66.0.0/16" (with
+	// ServiceCIDR "127.67.0.0/16") when no other skiff on this machine
+	// uses it, else the next free pair of loopback /16s in 127.64.0.0/10.
+	// Loopback is shared by every process of a machine, so two servers
+	// with the same ranges would hand out the same addresses. The ranges
+	// chosen at the first Start are recorded in DataDir
+	// (network-ranges.json) and kept at every restart; ranges set here
+	// are always used as given. Config() shows them once Start has run.
 	ClusterPodCIDR string
+
+	// AddressClaimDir is the machine-wide directory where running skiffs
+	// claim their loopback ranges (a locked file per /16, held while the
+	// engine runs). Default /run/skiff/ranges when writable, else
+	// skiff-ranges in the temporary directory. Every skiff on a machine
+	// must use the same one.
+	AddressClaimDir string
 
 	// BusListen is where the bus accepts agents of other nodes
 	// ("host:port", port 0 for any). The listener uses TLS with a
@@ -187,11 +203,15 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("engine config: %s %q: %w", name, addr, err)
 		}
 	}
-	if c.ServiceCIDR == "" {
-		c.ServiceCIDR = "127.67.0.0/16"
-	}
-	if _, err := netip.ParsePrefix(c.ServiceCIDR); err != nil {
-		return c, fmt.Errorf("engine config: ServiceCIDR: %w", err)
+	// Empty ranges are chosen at Start (ranges.go): the choice depends on
+	// the data directory and on the other skiffs running then.
+	for name, cidr := range map[string]string{"ServiceCIDR": c.ServiceCIDR, "ClusterPodCIDR": c.ClusterPodCIDR, "PodCIDR": c.PodCIDR} {
+		if cidr == "" {
+			continue
+		}
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			return c, fmt.Errorf("engine config: %s: %w", name, err)
+		}
 	}
 	if c.ClusterDomain == "" {
 		c.ClusterDomain = "cluster.local"

@@ -66,7 +66,7 @@ func TestWasmPodCPULimit(t *testing.T) {
 	}
 
 	spinPod := func(name string, limit string) *corev1.Pod {
-		c := corev1.Container{Name: "spin", Image: host + "/spin:1", Args: []string{"spin"}}
+		c := corev1.Container{Name: "spin", Image: host + "/spin:1"}
 		if limit != "" {
 			c.Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(limit)}
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/controllers/controller"
 	"github.com/skiffhq/skiff/internal/dirlock"
+	"github.com/skiffhq/skiff/internal/netranges"
 	"github.com/skiffhq/skiff/internal/node/agent"
 	"github.com/skiffhq/skiff/internal/node/server"
 	"github.com/skiffhq/skiff/raft"
@@ -51,6 +52,11 @@ type Engine struct {
 	mu      sync.Mutex
 	started bool
 	lock    *dirlock.Lock // DataDir, for this process only
+	// given holds the ranges as the user gave them (cfg gets the resolved
+	// ones at Start), so a second Start chooses as the first did.
+	given      Config
+	rangeClaim *netranges.Claim // this process's pod and Service ranges on the machine
+
 	store   *raft.Store
 	bus     *bus.Server
 	api     *apiserver.Server
@@ -76,10 +82,12 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: c, log: c.Logger.With("node", c.NodeName)}, nil
+	return &Engine{cfg: c, given: c, log: c.Logger.With("node", c.NodeName)}, nil
 }
 
-// Config returns the configuration with every default filled in.
+// Config returns the configuration with every default filled in. The
+// address ranges (ClusterPodCIDR, ServiceCIDR) are settled by Start, which
+// may choose them: read them after it.
 func (e *Engine) Config() Config { return e.cfg }
 
 // Start opens the data directory, starts the store and the bus, and returns
@@ -104,6 +112,9 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	if e.lock, err = dirlock.Acquire(e.cfg.DataDir); err != nil {
+		return err
+	}
+	if err := e.resolveRanges(); err != nil {
 		return err
 	}
 	name, err := loadOrCreate(filepath.Join(e.cfg.DataDir, nodeNameFile), e.cfg.NodeName)
@@ -244,7 +255,7 @@ func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
 		return err
 	}
 	backoff := e.cfg.CrashLoopBackOff
-	if e.agent, err = agent.New(agent.Config{NodeName: e.cfg.NodeName, Bus: agentConn, Runtime: rt,
+	if e.agent, err = agent.New(agent.Config{NodeName: e.cfg.NodeName, Bus: agentConn, Runtime: rt, Services: e.network.svcs,
 		DataDir: filepath.Join(e.cfg.DataDir, agentSubdir), PodCIDR: e.cfg.PodCIDR, MaxPods: e.cfg.MaxPods,
 		VolumeSyncPeriod: e.cfg.VolumeSyncPeriod,
 		BackOffInitial:   backoff, BackOffMax: 30 * backoff,
@@ -355,6 +366,8 @@ func (e *Engine) stopLocked() error {
 		}
 		e.store = nil
 	}
+	e.rangeClaim.Release() // the proxy and the pods have unbound
+	e.rangeClaim = nil
 	e.lock.Release() // last: nothing of this engine touches DataDir any more
 	e.lock = nil
 	return errors.Join(errs...)

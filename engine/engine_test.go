@@ -98,6 +98,7 @@ func TestConfigValidation(t *testing.T) {
 		"bad raft bind":   {DataDir: "x", NodeName: "a", RaftBind: "nonsense"},
 		"bad api address": {DataDir: "x", NodeName: "a", APIListen: "6443"},
 		"bad cidr":        {DataDir: "x", NodeName: "a", ServiceCIDR: "10.0.0.0/99"},
+		"bad pod cidr":    {DataDir: "x", NodeName: "a", ClusterPodCIDR: "127.66.0.0"},
 	} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: New accepted %+v", name, cfg)
@@ -108,7 +109,8 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := e.Config()
-	if !filepath.IsAbs(c.DataDir) || c.RaftBind != "" || c.ServiceCIDR != "127.67.0.0/16" ||
+	// The ranges are chosen at Start (ranges_test.go), not by New.
+	if !filepath.IsAbs(c.DataDir) || c.RaftBind != "" || c.ServiceCIDR != "" || c.ClusterPodCIDR != "" ||
 		c.ReadyTimeout != 30*time.Second {
 		t.Fatalf("defaults not filled: %+v", c)
 	}

@@ -68,7 +68,7 @@ func deletePods(t *testing.T, cs kubernetes.Interface, names ...string) {
 
 func bombPod(name, image string, maxMiB int) *corev1.Pod {
 	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
-		Containers: []corev1.Container{{Name: "bomb", Image: image, Args: []string{"membomb", strconv.Itoa(maxMiB)}}}}}
+		Containers: []corev1.Container{{Name: "bomb", Image: image, Args: []string{strconv.Itoa(maxMiB)}}}}}
 }
 
 // TestWasmPodWithoutLimitIsBoundedAndReturnsMemory is the memory hardening's

@@ -173,12 +173,12 @@ func TestWasmPodInitContainers(t *testing.T) {
 	_, cs := moreEngine(t, "more-1", "127.66.192.0/22")
 	const node = "more-1"
 	ok := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "init-ok"}, Spec: corev1.PodSpec{NodeName: node,
-		InitContainers: []corev1.Container{{Name: "setup", Image: host + "/printenv:1", Args: []string{"printenv"},
+		InitContainers: []corev1.Container{{Name: "setup", Image: host + "/printenv:1",
 			Env: []corev1.EnvVar{{Name: "GREETING", Value: "from the init container"}}}},
 		Containers: []corev1.Container{{Name: "main", Image: host + "/sleeper:1"}}}}
 	bad := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "init-bad"}, Spec: corev1.PodSpec{NodeName: node,
 		RestartPolicy:  corev1.RestartPolicyNever,
-		InitContainers: []corev1.Container{{Name: "setup", Image: host + "/exitcode:1", Args: []string{"exitcode", "3"}}},
+		InitContainers: []corev1.Container{{Name: "setup", Image: host + "/exitcode:1", Args: []string{"3"}}},
 		Containers:     []corev1.Container{{Name: "main", Image: host + "/sleeper:1"}}}}
 	createPods(t, cs, ok, bad)
 
@@ -241,7 +241,7 @@ func TestWasmPodRestartOnFailure(t *testing.T) {
 	pod := func(name, code string) *corev1.Pod {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{NodeName: "more-2",
 			RestartPolicy: corev1.RestartPolicyOnFailure,
-			Containers:    []corev1.Container{{Name: "c", Image: host + "/exitcode:1", Args: []string{"exitcode", code}}}}}
+			Containers:    []corev1.Container{{Name: "c", Image: host + "/exitcode:1", Args: []string{code}}}}}
 	}
 	createPods(t, cs, pod("exit0", "0"), pod("exit2", "2"))
 
@@ -421,7 +421,7 @@ func TestWasmPodLogs(t *testing.T) {
 	two := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "two"}, Spec: corev1.PodSpec{NodeName: "more-4",
 		RestartPolicy: corev1.RestartPolicyNever,
 		Containers: []corev1.Container{
-			{Name: "env", Image: host + "/printenv:1", Args: []string{"printenv"}, Env: []corev1.EnvVar{{Name: "GREETING", Value: "two containers"}}},
+			{Name: "env", Image: host + "/printenv:1", Env: []corev1.EnvVar{{Name: "GREETING", Value: "two containers"}}},
 			{Name: "sleep", Image: host + "/sleeper:1"}}}}
 	web := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.PodSpec{NodeName: "more-4",
 		Containers: []corev1.Container{webContainer("web", host+"/web:1")}}}
@@ -641,7 +641,7 @@ func TestWasmPodExec(t *testing.T) {
 	t.Run("completed pod", func(t *testing.T) {
 		createPods(t, cs, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "done"}, Spec: corev1.PodSpec{NodeName: "more-5",
 			RestartPolicy: corev1.RestartPolicyNever,
-			Containers:    []corev1.Container{{Name: "web", Image: host + "/web:1", Args: []string{"httpserver", "env"}}}}})
+			Containers:    []corev1.Container{{Name: "web", Image: host + "/web:1", Args: []string{"env"}}}}})
 		waitPod(t, cs, "default", "done", moreWait, "succeeds", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
 		out, errOut, err := run(t, "websocket", "done", "httpserver", "env")
 		if err == nil {
@@ -670,7 +670,7 @@ func TestWasmPodProjectedVolumes(t *testing.T) {
 		Labels: map[string]string{"app": "dw", "tier": "front-end"}, Annotations: map[string]string{"note": "an annotation"}},
 		Spec: corev1.PodSpec{NodeName: "more-6", RestartPolicy: corev1.RestartPolicyNever,
 			Containers: []corev1.Container{{Name: "cat", Image: host + "/web:1",
-				Args:         []string{"httpserver", "cat", "/etc/podinfo/labels", "/etc/podinfo/annotations", "/etc/podinfo/name"},
+				Args:         []string{"cat", "/etc/podinfo/labels", "/etc/podinfo/annotations", "/etc/podinfo/name"},
 				VolumeMounts: []corev1.VolumeMount{{Name: "podinfo", MountPath: "/etc/podinfo"}}}},
 			Volumes: []corev1.Volume{{Name: "podinfo", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
 				Items: []corev1.DownwardAPIVolumeFile{
@@ -681,8 +681,8 @@ func TestWasmPodProjectedVolumes(t *testing.T) {
 	projected := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "projected"}, Spec: corev1.PodSpec{NodeName: "more-6",
 		RestartPolicy: corev1.RestartPolicyNever,
 		Containers: []corev1.Container{
-			{Name: "printenv", Image: host + "/printenv:1", Args: []string{"printenv"}, VolumeMounts: mount},
-			{Name: "cat", Image: host + "/web:1", Args: []string{"httpserver", "cat", "/config/sub/extra.txt", "/config/podname", "/config/other"},
+			{Name: "printenv", Image: host + "/printenv:1", VolumeMounts: mount},
+			{Name: "cat", Image: host + "/web:1", Args: []string{"cat", "/config/sub/extra.txt", "/config/podname", "/config/other"},
 				VolumeMounts: mount}},
 		Volumes: []corev1.Volume{{Name: "proj", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 			Sources: []corev1.VolumeProjection{

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,7 +131,7 @@ func TestWasmPodRunsWithEnvAndVolumes(t *testing.T) {
 	}
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "printenv"}, Spec: corev1.PodSpec{
 		NodeName: "wasm-1", RestartPolicy: corev1.RestartPolicyNever,
-		Containers: []corev1.Container{{Name: "main", Image: host + "/printenv:1", Args: []string{"printenv"},
+		Containers: []corev1.Container{{Name: "main", Image: host + "/printenv:1",
 			EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
 			Env: []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 				{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
@@ -141,8 +142,8 @@ func TestWasmPodRunsWithEnvAndVolumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := waitPod(t, cs, "default", "printenv", 60*time.Second, "succeeds", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
-	if !strings.HasPrefix(p.Status.PodIP, "127.66.") {
-		t.Errorf("podIP = %q, want one in 127.66.0.0/16", p.Status.PodIP)
+	if r := netip.MustParsePrefix(e.Config().ClusterPodCIDR); !r.Contains(netip.MustParseAddr(p.Status.PodIP)) {
+		t.Errorf("podIP = %q, want one in the cluster's pod range %s", p.Status.PodIP, r)
 	}
 	cst := p.Status.ContainerStatuses
 	if len(cst) != 1 || cst[0].State.Terminated == nil || cst[0].State.Terminated.ExitCode != 0 || !strings.HasPrefix(cst[0].ContainerID, "wasm://") {
@@ -181,7 +182,7 @@ func TestWasmPodCrashLoopAndOOM(t *testing.T) {
 	}
 	ctx := context.Background()
 	crash := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "crasher"}, Spec: corev1.PodSpec{NodeName: "wasm-2",
-		Containers: []corev1.Container{{Name: "c", Image: host + "/exitcode:1", Args: []string{"exitcode", "3"}}}}}
+		Containers: []corev1.Container{{Name: "c", Image: host + "/exitcode:1", Args: []string{"3"}}}}}
 	bomb := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bomb"}, Spec: corev1.PodSpec{NodeName: "wasm-2", RestartPolicy: corev1.RestartPolicyNever,
 		Containers: []corev1.Container{{Name: "b", Image: host + "/membomb:1",
 			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")}}}}}}

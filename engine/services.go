@@ -82,6 +82,9 @@ type nodeNetwork struct {
 	policy *policy.Evaluator
 	proxy  *proxy.Proxy       // nil without a Service proxy
 	dns    *clusterdns.Server // nil without cluster DNS
+	// svcs are the Services for the agent's Service environment
+	// variables.
+	svcs *servicefeed.ServiceCache
 }
 
 // startNodeNetwork follows the feed on conn (one subscription for all) and
@@ -110,6 +113,9 @@ func startNodeNetwork(ctx context.Context, conn *bus.Conn, ns nodeServices, log 
 		Pods: lws[servicefeed.Pods], Namespaces: lws[servicefeed.Namespaces],
 		Services: lws[servicefeed.Services], EndpointSlices: lws[servicefeed.EndpointSlices], Logger: log}); err != nil {
 		return nil, fmt.Errorf("network policy: %w", err)
+	}
+	if n.svcs, err = n.sub.StartServiceCache(); err != nil {
+		return nil, fmt.Errorf("service cache: %w", err)
 	}
 	if ns.proxy {
 		if n.proxy, err = proxy.Start(proxy.Config{Services: lws[servicefeed.Services],
@@ -148,6 +154,9 @@ func (n *nodeNetwork) stop() {
 	}
 	if n.policy != nil {
 		n.policy.Stop()
+	}
+	if n.svcs != nil {
+		n.svcs.Stop()
 	}
 	n.sub.Stop()
 }

@@ -90,6 +90,16 @@ func TestWorkerServesServices(t *testing.T) {
 		})
 	}
 
+	// The worker's pods get the Services' environment variables from the
+	// same feed, as a kubelet would give them.
+	createPods(t, cs, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "edge-env"},
+		Spec: corev1.PodSpec{RuntimeClassName: &wasm, NodeSelector: map[string]string{"kubernetes.io/hostname": "svc-edge"},
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers:    []corev1.Container{{Name: "env", Image: img, Args: []string{"env"}}}}})
+	waitPod(t, cs, "default", "edge-env", moreWait, "succeeds on svc-edge", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	waitLogs(t, cs, "edge-env", corev1.PodLogOptions{}, "EDGE_WEB_SERVICE_HOST="+svc.Spec.ClusterIP+"\n",
+		"EDGE_WEB_PORT=tcp://"+net.JoinHostPort(svc.Spec.ClusterIP, "8080")+"\n", "KUBERNETES_SERVICE_HOST=")
+
 	// A change to the endpoints follows: with the pod gone the Service has
 	// no endpoint, and the proxy resets connections rather than serving.
 	if err := cs.CoreV1().Pods("default").Delete(ctx, "edge-web", metav1.DeleteOptions{}); err != nil {

@@ -37,7 +37,7 @@ func TestWasmPodEmptyDirSizeLimit(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "filler"}, Spec: corev1.PodSpec{
 		NodeName: "disk-1", RestartPolicy: corev1.RestartPolicyNever,
 		Containers: []corev1.Container{{Name: "main", Image: host + "/filler:1",
-			Args:         []string{"filler", "/scratch", "64"}, // the guest never writes more than 64 MiB, whatever it is asked
+			Args:         []string{"/scratch", "64"}, // the guest never writes more than 64 MiB, whatever it is asked
 			VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}}},
 		Volumes: []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{
 			EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &limit}}}},

@@ -135,7 +135,7 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 		return nil, err
 	}
 	backoff := cfg.CrashLoopBackOff
-	if w.agent, err = agent.New(agent.Config{NodeName: cfg.NodeName, Bus: conn, Runtime: pr, DataDir: dir,
+	if w.agent, err = agent.New(agent.Config{NodeName: cfg.NodeName, Bus: conn, Runtime: pr, DataDir: dir, Services: w.network.svcs,
 		PodCIDR: cfg.PodCIDR, MaxPods: cfg.MaxPods, VolumeSyncPeriod: cfg.VolumeSyncPeriod,
 		BackOffInitial: backoff, BackOffMax: 30 * backoff, HeartbeatInterval: cfg.HeartbeatInterval, Logger: cfg.Logger,
 		DiskPressureAvailable: cfg.DiskPressureAvailable, DiskPressureInodesFree: cfg.DiskPressureInodesFree,

@@ -218,6 +218,12 @@ var (
 	ErrImageNotSupported = errors.New("image not supported by this runtime")
 )
 
+// ErrPortUnavailable: Start could not listen on a container port at the
+// pod IP (the address is in use, or not this host's). Nothing ran; the
+// same spec may work once the address is free. The agent says so in the
+// container's state and a Warning event.
+var ErrPortUnavailable = errors.New("container port unavailable")
+
 // ErrCannotExec: Exec cannot run a process from this image (a Wasm
 // module that is an SDK handler has no entry point to run as a command).
 // The agent reports it as a shell does, exit code 126.

@@ -40,7 +40,9 @@ NAME is a repository path without a registry host ("hello", "demo/app");
 TAG defaults to "latest". The image has one
 application/vnd.wasm.content.layer.v1+wasm layer and a wasip1/wasm config and
 no timestamps, as a node's own import builds it, so the same module gives the
-same digest everywhere.
+same digest everywhere. It records no entrypoint: pods without "command" get
+argv[0] = the module's name (NAME's last path element, "app" for demo/app),
+as a container's entrypoint would be, and their "args" after it.
 
 The kubeconfig is --kubeconfig, else $KUBECONFIG, else ~/.kube/config; the
 push goes to its server over HTTPS with its CA and credentials.

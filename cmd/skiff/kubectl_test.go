@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -531,16 +532,29 @@ func TestKubectlServicesGetAddresses(t *testing.T) {
 	c.ok("", "create", "namespace", ns)
 	c.ok("", "create", "service", "clusterip", "web", "-n", ns, "--tcp=80:8080")
 	c.ok("", "create", "service", "nodeport", "edge", "-n", ns, "--tcp=443:8443")
+	// The server chose its service range (none was given) and recorded it.
+	var ranges struct {
+		ServiceCIDR string `json:"serviceCIDR"`
+	}
+	if b, err := os.ReadFile(filepath.Join(c.dir, "network-ranges.json")); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(b, &ranges); err != nil {
+		t.Fatal(err)
+	}
+	svcRange, err := netip.ParsePrefix(ranges.ServiceCIDR)
+	if err != nil {
+		t.Fatalf("recorded service range: %v", err)
+	}
 	ip := c.ok("", "get", "svc", "web", "-n", ns, "-o", "jsonpath={.spec.clusterIP}")
-	if !strings.HasPrefix(ip, "127.67.") {
-		t.Fatalf("ClusterIP %q not from the service CIDR", ip)
+	if a, err := netip.ParseAddr(ip); err != nil || !svcRange.Contains(a) {
+		t.Fatalf("ClusterIP %q not from the service CIDR %s", ip, svcRange)
 	}
 	np := c.ok("", "get", "svc", "edge", "-n", ns, "-o", "jsonpath={.spec.ports[0].nodePort}")
 	if np < "30000" || np > "32767" || len(np) != 5 {
 		t.Fatalf("NodePort %q", np)
 	}
 	table := c.ok("", "get", "svc", "-n", ns)
-	if !regexp.MustCompile(`(?m)^edge\s+NodePort\s+127\.67\.\S+\s+<none>\s+443:` + np + `/TCP\s+`).MatchString(table) {
+	if !regexp.MustCompile(`(?m)^edge\s+NodePort\s+127\.\S+\s+<none>\s+443:` + np + `/TCP\s+`).MatchString(table) {
 		t.Fatalf("service table:\n%s", table)
 	}
 	// The same ClusterIP cannot be taken twice.
@@ -562,7 +576,7 @@ func TestKubectlServicesGetAddresses(t *testing.T) {
 		t.Fatalf("NodePort after switching back: %q (the freed %s went to another service)", got, np)
 	}
 	// The kubernetes Service has the first address.
-	if got := c.ok("", "get", "svc", "kubernetes", "-n", "default", "-o", "jsonpath={.spec.clusterIP}"); got != "127.67.0.1" {
+	if got := c.ok("", "get", "svc", "kubernetes", "-n", "default", "-o", "jsonpath={.spec.clusterIP}"); got != svcRange.Addr().Next().String() {
 		t.Fatalf("kubernetes service ClusterIP %q", got)
 	}
 }

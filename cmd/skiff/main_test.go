@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,6 +124,43 @@ func TestSecondServerOnTheSameDataDirExits(t *testing.T) {
 	for _, want := range []string{dir, fmt.Sprintf("process %d", first.Process.Pid), "in use"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the second server's error lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// Two `skiff server`s on one machine, given no ranges, choose disjoint pod
+// and Service ranges and record them in their data directories.
+func TestTwoServersChooseDisjointRanges(t *testing.T) {
+	type ranges struct {
+		ClusterPodCIDR string `json:"clusterPodCIDR"`
+		ServiceCIDR    string `json:"serviceCIDR"`
+	}
+	var got []netip.Prefix
+	for _, name := range []string{"ranges-one", "ranges-two"} {
+		dir := t.TempDir()
+		startProcess(t, `msg="engine ready"`, "server", "--data-dir", dir, "--node-name", name,
+			"--api-listen", "127.0.0.1:0", "--bus-listen", "none", "--image-hosts", "loopback")
+		b, err := os.ReadFile(filepath.Join(dir, "network-ranges.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r ranges
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		for _, s := range []string{r.ClusterPodCIDR, r.ServiceCIDR} {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				t.Fatalf("%s records %q: %v", name, b, err)
+			}
+			got = append(got, p)
+		}
+	}
+	for i := range got {
+		for j := i + 1; j < len(got); j++ {
+			if got[i].Overlaps(got[j]) {
+				t.Fatalf("the servers' ranges overlap: %v", got)
+			}
 		}
 	}
 }

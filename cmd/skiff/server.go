@@ -65,14 +65,16 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.RaftBind, "raft-listen", "",
 		"HOST:PORT where raft and write forwarding listen, with mutual TLS from the cluster CA (default none: a single server needs no raft port; set it on a server to be clustered later)")
 	f.StringVar(&cfg.APIListen, "api-listen", "127.0.0.1:6443", "HTTPS address of the Kubernetes API")
-	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "127.67.0.0/16", "range Service ClusterIPs are allocated from")
+	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "",
+		"range Service ClusterIPs are allocated from (default: 127.67.0.0/16, or the next loopback /16 no other skiff on this machine uses; chosen at the first start and kept in the data directory)")
 	f.StringVar(&cfg.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain (Services are NAME.NAMESPACE.svc.DOMAIN)")
 	f.BoolVar(&cfg.DisableClusterDNS, "no-cluster-dns", false,
 		"run no cluster DNS server on this node (it listens on the kube-dns ClusterIP, port 53, which needs root or CAP_NET_BIND_SERVICE)")
 	f.StringVar(&busListen, "bus-listen", "", `where agents of other nodes reach the bus, HOST:PORT (default the API's host, any port; "none" for no agents)`)
 	f.BoolVar(&withDemo, "demo", false, "also run the demo app (a Deployment of Wasm pods behind a Service) and say how to reach it")
 	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "range this node's pod IPs come from (default: a /20 of --cluster-pod-cidr)")
-	f.StringVar(&cfg.ClusterPodCIDR, "cluster-pod-cidr", "127.66.0.0/16", "range every node's pod range is carved from")
+	f.StringVar(&cfg.ClusterPodCIDR, "cluster-pod-cidr", "",
+		"range every node's pod range is carved from (default: 127.66.0.0/16, or the next loopback /16 no other skiff on this machine uses; chosen at the first start and kept in the data directory)")
 	f.StringSliceVar(&cfg.ImageHosts, "image-hosts", nil,
 		`registries this node may pull from (host or host:port, "loopback" for any on a loopback address; default all)`)
 	f.IntVar(&cfg.MaxPods, "max-pods", 110, "pods this node accepts")

@@ -2,20 +2,27 @@ package wasm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
 
+	skiffrt "github.com/skiffhq/skiff/runtime"
 	"github.com/skiffhq/skiff/runtime/wasm/internal/wasisock"
 )
 
 // ErrListen means a listener of the RunSpec could not be opened (the address
 // is in use or not assigned to this host). Nothing ran; the same spec may
 // work once the address is free.
-var ErrListen = errors.New("wasm: cannot open listener")
+// It is a runtime.ErrPortUnavailable too, which the node agent reports.
+var ErrListen error = listenError{}
+
+type listenError struct{}
+
+func (listenError) Error() string { return "wasm: cannot open listener" }
+
+func (listenError) Is(target error) bool { return target == skiffrt.ErrPortUnavailable }
 
 // Listener is a TCP socket the host opens for a guest before it starts: a
 // container port, bound on the pod's IP. The guest finds the Run's

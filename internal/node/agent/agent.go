@@ -116,6 +116,11 @@ type Config struct {
 	// dnsPolicy Default get (the kubelet's --resolv-conf). Default
 	// "/etc/resolv.conf".
 	ResolvConf string
+	// Services are the cluster's Services, for the Service environment
+	// variables of containers (FOO_SERVICE_HOST, ...): the node's service
+	// feed (servicefeed.ServiceCache), since the node side has no API
+	// client. Nil: containers get no Service variables.
+	Services ServiceSource
 	// OnPodsChanged, when set, is called with the pods bound to this node
 	// each time the set changes (on the bus subscription's goroutine: do
 	// not block in it).

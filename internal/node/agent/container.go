@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -229,20 +230,7 @@ func (c *container) prepare(ctx context.Context) (skiffrt.ContainerSpec, error) 
 		return skiffrt.ContainerSpec{}, err
 	}
 	vals := envMap(env)
-	cmd, args := c.spec.Command, c.spec.Args
-	if len(cmd) == 0 {
-		cmd = img.Entrypoint
-		if len(args) == 0 {
-			args = img.Cmd
-		}
-	}
-	argv := make([]string, 0, len(cmd)+len(args)+1)
-	for _, s := range append(append([]string{}, cmd...), args...) {
-		argv = append(argv, expand(s, vals))
-	}
-	if len(argv) == 0 {
-		argv = []string{c.spec.Name} // argv[0] is the program name; a module needs one
-	}
+	argv := containerArgv(&c.spec, img.Entrypoint, img.Cmd, vals)
 	var ports []skiffrt.Port
 	for _, p := range c.spec.Ports {
 		if p.Protocol == "" || p.Protocol == corev1.ProtocolTCP {
@@ -391,12 +379,16 @@ func (c *container) runOnce(ctx context.Context, spec skiffrt.ContainerSpec) (ex
 	begin := time.Now()
 	proc, err := a.cfg.Runtime.Start(ctx, img, spec)
 	if err != nil {
-		c.event(corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
+		msg := err.Error()
+		if errors.Is(err, skiffrt.ErrPortUnavailable) {
+			msg = portUnavailableMessage(spec.PodIP, err)
+		}
+		c.event(corev1.EventTypeWarning, "Failed", "Error: "+msg)
 		now := metav1.Now()
-		exit = skiffrt.ExitStatus{Code: 128, Reason: "StartError", Message: err.Error()}
+		exit = skiffrt.ExitStatus{Code: 128, Reason: "StartError", Message: msg}
 		c.setStatus(func(s *corev1.ContainerStatus) {
 			s.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 128, Reason: "StartError",
-				Message: err.Error(), StartedAt: now, FinishedAt: now}}
+				Message: msg, StartedAt: now, FinishedAt: now}}
 		})
 		return exit, false, 0, ctx.Err() != nil
 	}
@@ -524,3 +516,58 @@ func (c *container) gracePeriod() time.Duration {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// containerArgv builds argv as Kubernetes does from the image's Entrypoint
+// and Cmd and the container's command and args ($(VAR) expanded with vals):
+// command replaces Entrypoint and drops Cmd, args replace Cmd. A Wasm module
+// usually has no Entrypoint (`skiff image import` records none, so one
+// module's image has one digest whatever it is named), and in a container
+// the entrypoint is the program that becomes argv[0]. So when neither
+// command nor Entrypoint names a program, argv[0] is the module's name, as
+// the entrypoint would be, and args (or Cmd) follow it as os.Args[1:]:
+// `args: [a, b]` must not turn "a" into the program name.
+func containerArgv(c *corev1.Container, entrypoint, cmd []string, vals map[string]string) []string {
+	prog, args := c.Command, c.Args
+	if len(prog) == 0 {
+		prog = entrypoint
+		if len(args) == 0 {
+			args = cmd
+		}
+	}
+	if len(prog) == 0 {
+		prog = []string{moduleName(c.Image, c.Name)}
+	}
+	argv := make([]string, 0, len(prog)+len(args))
+	for _, s := range prog {
+		argv = append(argv, expand(s, vals))
+	}
+	for _, s := range args {
+		argv = append(argv, expand(s, vals))
+	}
+	return argv
+}
+
+// moduleName is the program name of an image: its repository's last path
+// element without tag or digest ("registry.skiff.local/tools/hello:1" ->
+// "hello"), or fallback (the container's name) when the reference has none.
+func moduleName(ref, fallback string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndexByte(ref, '/'); i >= 0 {
+		ref = ref[i+1:]
+	}
+	ref, _, _ = strings.Cut(ref, ":")
+	if ref == "" {
+		return fallback
+	}
+	return ref
+}
+
+// portUnavailableMessage says why a container whose port could not be
+// bound did not start, and what usually causes it: pod IPs are loopback
+// addresses that every process of the machine shares, so the likely holder
+// is another skiff with the same pod range, which the user can fix.
+func portUnavailableMessage(podIP string, err error) string {
+	return fmt.Sprintf("cannot listen on the container's ports at the pod IP %s: %v. Another process on this node holds "+
+		"the address; with loopback pod addresses that is usually another skiff using the same pod range "+
+		"(give each its own --cluster-pod-cidr, or give neither one and each chooses a free range)", podIP, err)
+}

@@ -13,7 +13,8 @@ import (
 )
 
 // containerEnv builds a container's environment the way a kubelet does:
-// the image's env, then envFrom sources in order, then env entries, later
+// the image's env, then the Service variables (serviceenv.go), then envFrom
+// sources in order, then env entries, later
 // keys replacing earlier ones; $(VAR) in values refers to variables defined
 // before it.
 func (a *Agent) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, imageEnv []string, objs *objects) ([]string, error) {
@@ -34,6 +35,17 @@ func (a *Agent) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 		k, v, _ := strings.Cut(kv, "=")
 		set(k, v)
 		delete(refs, k)
+	}
+	// The Service variables come next: the pod's own env and envFrom
+	// replace them, and $(VAR) sees them, as the kubelet's expansion looks
+	// in the container's variables, then the Services'. They replace the
+	// image's env, which the runtime merges under the kubelet's.
+	svcEnv, err := a.serviceEnv(ctx, pod)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range sortedKeys(svcEnv) {
+		set(k, svcEnv[k])
 	}
 	for _, src := range c.EnvFrom {
 		var data map[string]string
