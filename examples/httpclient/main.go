@@ -7,7 +7,8 @@
 // argument "lookup:<name>" resolves name with Go's own resolver, which reads
 // the pod's /etc/resolv.conf and asks the cluster DNS over UDP through the
 // same sockets: "lookup <name>: <addresses>". With "-loop" first it repeats
-// the list every second, forever; otherwise it exits, 1 if any call failed.
+// the list every second, forever, each time on new connections; otherwise it
+// exits, 1 if any call failed.
 package main
 
 import (
@@ -31,6 +32,14 @@ func main() {
 	}
 	client := sdk.HTTPClient()
 	client.Timeout = 5 * time.Second
+	if loop {
+		// Each round on new connections, so that a NetworkPolicy change
+		// shows in the next round (established connections keep going,
+		// as on Kubernetes).
+		t := sdk.Transport.(*http.Transport).Clone()
+		t.DisableKeepAlives = true
+		client.Transport = t
+	}
 	for {
 		failed := false
 		for _, a := range args {
