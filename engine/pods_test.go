@@ -166,7 +166,7 @@ func TestWasmPodRunsWithEnvAndVolumes(t *testing.T) {
 	}
 	etc := filepath.Join(e.Config().DataDir, agentSubdir, "pods", string(p.UID), "etc")
 	for name, want := range map[string]string{"hostname": "printenv\n",
-		"resolv.conf": "nameserver 127.67.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local"} {
+		"resolv.conf": "nameserver " + e.clusterDNS() + "\nsearch default.svc.cluster.local svc.cluster.local cluster.local"} {
 		if b, err := os.ReadFile(filepath.Join(etc, name)); err != nil || !strings.HasPrefix(string(b), want) {
 			t.Errorf("the pod's /etc/%s = %q (%v), want it to start with %q", name, b, err, want)
 		}
