@@ -129,17 +129,20 @@ func TestSecondServerOnTheSameDataDirExits(t *testing.T) {
 }
 
 // Two `skiff server`s on one machine, given no ranges, choose disjoint pod
-// and Service ranges and record them in their data directories.
+// and Service ranges and record them in their data directories, and both
+// run a Deployment serving the same container port at once, with kubectl.
 func TestTwoServersChooseDisjointRanges(t *testing.T) {
 	type ranges struct {
 		ClusterPodCIDR string `json:"clusterPodCIDR"`
 		ServiceCIDR    string `json:"serviceCIDR"`
 	}
 	var got []netip.Prefix
+	var clusters []*cluster
 	for _, name := range []string{"ranges-one", "ranges-two"} {
 		dir := t.TempDir()
 		startProcess(t, `msg="engine ready"`, "server", "--data-dir", dir, "--node-name", name,
 			"--api-listen", "127.0.0.1:0", "--bus-listen", "none", "--image-hosts", "loopback")
+		clusters = append(clusters, &cluster{t: t, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig.yaml"), cacheDir: t.TempDir()})
 		b, err := os.ReadFile(filepath.Join(dir, "network-ranges.json"))
 		if err != nil {
 			t.Fatal(err)
@@ -160,6 +163,37 @@ func TestTwoServersChooseDisjointRanges(t *testing.T) {
 		for j := i + 1; j < len(got); j++ {
 			if got[i].Overlaps(got[j]) {
 				t.Fatalf("the servers' ranges overlap: %v", got)
+			}
+		}
+	}
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Skip("kubectl is not installed: ", err)
+	}
+	const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: web:1, ports: [{containerPort: 8080, name: http}],
+         readinessProbe: {tcpSocket: {port: http}, periodSeconds: 1}}
+`
+	for _, c := range clusters {
+		c.importModule("../../examples/httpserver", "web:1")
+		c.ok(deployment, "apply", "-f", "-")
+	}
+	for i, c := range clusters {
+		c.ok("", "rollout", "status", "deployment/web", "--timeout=120s")
+		for _, ip := range strings.Fields(c.ok("", "get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].status.podIP}")) {
+			if a, err := netip.ParseAddr(ip); err != nil || !got[2*i].Contains(a) {
+				t.Errorf("server %d's pod IP %q is not in its range %v", i, ip, got[2*i])
+			}
+			if code, _, err := httpGet("http://" + ip + ":8080/"); err != nil || code != 200 {
+				t.Errorf("GET %s:8080: %d %v", ip, code, err)
 			}
 		}
 	}
