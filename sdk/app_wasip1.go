@@ -102,7 +102,7 @@ func statusError(op string, st uint32) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-func strPtr(s string) unsafe.Pointer  { return unsafe.Pointer(unsafe.StringData(s)) }
+func strPtr(s string) unsafe.Pointer   { return unsafe.Pointer(unsafe.StringData(s)) }
 func bytesPtr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
 
 // takeResult copies the host's result slot out.
