@@ -39,7 +39,7 @@ const (
 	StatusLimit       = 5 // too many subscriptions or watches
 	StatusUnavailable = 6 // no service, or nobody answered a request
 	StatusBadID       = 7 // no such subscription or watch
-	StatusError       = 8 // the service failed (the pod's log may say why)
+	StatusError       = 8 // the service failed (the node's log says why)
 )
 
 // Limits of the messaging and key-value functions.
