@@ -16,12 +16,12 @@ import (
 	"github.com/skiffhq/skiff/internal/wasmbuild"
 )
 
-// appsEngine is an engine on ranges of its own (pods 127.95.0.0/22,
-// Services 127.96.0.0/16), with namespaces shop and other.
+// appsEngine is an engine on ranges of its own (pods 127.87.0.0/22,
+// Services 127.88.0.0/16), with namespaces shop and other.
 func appsEngine(t *testing.T) kubernetes.Interface {
 	t.Helper()
-	e := startEngine(t, Config{DataDir: t.TempDir(), NodeName: "apps-1", PodCIDR: "127.95.0.0/22",
-		ServiceCIDR: "127.96.0.0/16", CrashLoopBackOff: 200 * time.Millisecond})
+	e := startEngine(t, Config{DataDir: t.TempDir(), NodeName: "apps-1", PodCIDR: "127.87.0.0/22",
+		ServiceCIDR: "127.88.0.0/16", CrashLoopBackOff: 200 * time.Millisecond})
 	cs, err := e.Clientset()
 	if err != nil {
 		t.Fatal(err)
