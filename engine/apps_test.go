@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -92,7 +93,8 @@ func waitExit(t *testing.T, cs kubernetes.Interface, ns, pod string) (int32, str
 // TestWasmPodsMessagingAndKV runs examples/messaging and examples/kvcounter
 // as pods: two pods of a namespace exchange a request and its reply; two
 // pods increment one counter with compare-and-set and a third reads the
-// sum while a fourth watches it change; and a namespace's subjects and keys
+// sum while a fourth watches it change, and an SDK handler pod (the same
+// example built as a reactor) increments it over HTTP; and a namespace's subjects and keys
 // are invisible from another namespace: a listener there on every subject
 // hears none of it, a request there finds nobody, a read there finds no
 // key. Each of those would fail if the host's namespace mapping broke.
@@ -100,6 +102,7 @@ func TestWasmPodsMessagingAndKV(t *testing.T) {
 	host := testRegistry(t, map[string][]byte{
 		"messaging:1": wasmbuild.Build(t, "../examples/messaging", false),
 		"kvcounter:1": wasmbuild.Build(t, "../examples/kvcounter", false),
+		"kvweb:1":     wasmbuild.Build(t, "../examples/kvcounter", true),
 	})
 	msg, kv := host+"/messaging:1", host+"/kvcounter:1"
 	cs := appsEngine(t)
@@ -134,6 +137,29 @@ func TestWasmPodsMessagingAndKV(t *testing.T) {
 	if code, logs := waitExit(t, cs, "shop", "watcher"); code != 0 || !strings.Contains(logs, "hits -> ") {
 		t.Fatalf("watcher exited %d, want a change of hits:\n%s", code, logs)
 	}
+
+	// The same store from an SDK handler module, served by the host.
+	web := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"}, Spec: corev1.PodSpec{NodeName: "apps-1",
+		Containers: []corev1.Container{{Name: "c", Image: host + "/kvweb:1", Ports: []corev1.ContainerPort{{ContainerPort: 8080}}}}}}
+	if _, err := cs.CoreV1().Pods("shop").Create(context.Background(), web, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ip := waitPod(t, cs, "shop", "web", 90*time.Second, "running with an IP", func(p *corev1.Pod) bool {
+		return p.Status.PodIP != "" && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Running != nil
+	}).Status.PodIP
+	client := &http.Client{Timeout: 30 * time.Second}
+	testutil.Eventually(t, 30*time.Second, func() error {
+		resp, err := client.Post("http://"+ip+":8080/incr/hits", "text/plain", nil)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || string(b) != "11\n" {
+			t.Fatalf("POST /incr/hits on the handler pod = %d %q, want 11", resp.StatusCode, b)
+		}
+		return nil
+	})
 
 	// Nothing of shop reaches other.
 	appPod(t, cs, "other", "reader", kv, true, "kvcounter", "get", "hits")
