@@ -1,7 +1,10 @@
 package bus
 
 import (
+	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -78,4 +81,41 @@ func natsMatches(pattern, subject string) bool {
 		}
 	}
 	return len(p) == len(s)
+}
+
+// TestServeConcurrent: requests are handled at once, up to the workers:
+// each of these handlers waits until all of them have started.
+func TestServeConcurrent(t *testing.T) {
+	s := start(t, Config{Name: "concurrent"})
+	srv, cli := inProc(t, s, "server"), inProc(t, s, "client")
+	const n = 4
+	var started sync.WaitGroup
+	started.Add(n)
+	sub, err := ServeConcurrent(context.Background(), srv, "skiff.test.concurrent", "q", n, func(ctx context.Context, req int) (int, error) {
+		started.Done()
+		started.Wait()
+		return req * 2, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	if err := srv.Flush(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			got, err := Request[int, int](testCtx(t), cli, "skiff.test.concurrent", i)
+			if err == nil && got != 2*i {
+				err = fmt.Errorf("reply %d, want %d", got, 2*i)
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -32,6 +32,11 @@ import (
 // bus's JetStreamMaxStore besides.
 const DefaultMaxBucketBytes = 64 << 20
 
+// workers is how many operations one server runs at once: each write
+// waits for JetStream's fsync, so operations of different pods should not
+// queue behind one another; JetStream orders writes of one key itself.
+const workers = 16
+
 // Config of the service.
 type Config struct {
 	// Bus is a control-plane connection to a bus server with JetStream.
@@ -76,7 +81,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "kvserver"), js: js, buckets: map[string]jetstream.KeyValue{}}
 	// The service outlives Start's ctx: it runs until Stop.
-	s.sub, err = bus.Serve(context.WithoutCancel(ctx), cfg.Bus, bus.SubjectKV, "kvserver", s.serve)
+	s.sub, err = bus.ServeConcurrent(context.WithoutCancel(ctx), cfg.Bus, bus.SubjectKV, "kvserver", workers, s.serve)
 	if err != nil {
 		return nil, fmt.Errorf("kvserver: %w", err)
 	}
