@@ -58,8 +58,9 @@
 // neither see nor answer them. Subjects are dot-separated tokens of
 // printable ASCII; keys letters, digits and "-/_=." (package abi has the
 // rules and limits: 1 MiB messages, 512 KiB values). Requests are answered
-// by a subscriber's Respond. Without a bus (the runtime used alone) every
-// call fails with ErrUnavailable, as does a request nobody subscribes to.
+// by a subscriber's Respond. Where the host offers no such services
+// (runtime/wasm embedded without a runtime.AppServices) every call fails
+// with ErrUnavailable, as does a request nobody subscribes to.
 //
 // Waiting (Request, Subscription.Next, Watcher.Next) blocks the whole
 // program, which has one thread under wasip1: Next waits in 50 ms slices
