@@ -85,12 +85,16 @@ func nodePermissions() *bus.Permissions {
 			bus.SubjectFeedList,       // the Service feed's full lists
 			bus.SubjectRegistry,       // pulls from the embedded registry
 			bus.InboxSubjects,         // replies: stream frames, registry acks
+			bus.SubjectAppsAny,        // pods' messaging, each under its namespace
+			bus.SubjectKV,             // pods' key-value operations
 		},
 		Subscribe: []string{
 			bus.SubjectNodePodsAny,    // pod events
 			bus.SubjectNodeStreamsAny, // logs, exec, port-forward opens
 			bus.SubjectFeedEvents,     // the Service feed
 			bus.InboxSubjects,         // replies
+			bus.SubjectAppsAny,        // pods' messaging, each under its namespace
+			bus.SubjectKVEventsAny,    // changes of pods' key-value stores (watches)
 		},
 	}
 }

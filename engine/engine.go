@@ -24,6 +24,7 @@ import (
 	"github.com/skiffhq/skiff/internal/dirlock"
 	"github.com/skiffhq/skiff/internal/netranges"
 	"github.com/skiffhq/skiff/internal/node/agent"
+	"github.com/skiffhq/skiff/internal/node/kvserver"
 	"github.com/skiffhq/skiff/internal/node/server"
 	"github.com/skiffhq/skiff/raft"
 	"github.com/skiffhq/skiff/runtime/image"
@@ -243,6 +244,13 @@ func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
 	if e.nodesrv, err = server.Start(ctx, server.Config{Bus: cp, Client: cs, Logger: e.log}); err != nil {
 		return err
 	}
+	// Pods' key-value stores, in the bus's JetStream (nodes have none):
+	// every server serves the nodes' requests, as the node server does.
+	kv, err := kvserver.Start(ctx, kvserver.Config{Bus: cp, Replicas: e.registryReplicas(), Logger: e.log})
+	if err != nil {
+		return err
+	}
+	e.stoppers = append(e.stoppers, kv.Stop)
 	// This node's agent is held to the node identity's rules, as a worker's
 	// is: it needs nothing more.
 	agentConn, err := e.bus.ConnectNode(ctx, "agent-"+e.cfg.NodeName)

@@ -103,6 +103,10 @@ type ContainerSpec struct {
 	// A runtime that owns its containers' sockets (Wasm) asks it for every
 	// new connection; nil allows everything.
 	Firewall Firewall
+	// App, when set, is the messaging and key-value services the guest may
+	// use (see AppServices), scoped to the pod's namespace. Nil: the
+	// runtime offers none, and says so to a guest that asks.
+	App AppServices
 }
 
 // DNSConfig is a container's resolver configuration, the content of its

@@ -35,6 +35,40 @@
 //
 // or, for every port at once, sdk.Serve(mux).
 //
+// # Messaging and key-value
+//
+// A pod's guest, command or handler module, talks to the other pods of its
+// namespace over the cluster's bus and keeps state in its namespace's
+// key-value store:
+//
+//	sdk.Publish("orders.new", data)                       // to every subscriber
+//	reply, err := sdk.Request(ctx, "prices.get", data)    // the first answer, until ctx's deadline
+//	sub, err := sdk.Subscribe("orders.>")                 // "*" one token, ">" the rest
+//	m, err := sub.Next(ctx)                               // then m.Respond(answer) to a request
+//	sub, err := sdk.QueueSubscribe("orders.new", "workers") // replicas share the messages
+//
+//	kv := sdk.KV()
+//	e, err := kv.Get("hits")                              // ErrNotFound when absent
+//	rev, err := kv.Create("hits", []byte("1"))            // ErrExists when present
+//	rev, err = kv.Update("hits", []byte("2"), e.Revision) // ErrExists when someone wrote first: retry
+//	w, err := kv.Watch("hits")                            // changes from now on: Watch, then Get
+//
+// Subjects and keys are the namespace's own: the host places them under
+// the pod's namespace, so pods of another namespace using the same names
+// neither see nor answer them. Subjects are dot-separated tokens of
+// printable ASCII; keys letters, digits and "-/_=." (package abi has the
+// rules and limits: 1 MiB messages, 512 KiB values). Requests are answered
+// by a subscriber's Respond. Where the host offers no such services
+// (runtime/wasm embedded without a runtime.AppServices) every call fails
+// with ErrUnavailable, as does a request nobody subscribes to.
+//
+// Waiting (Request, Subscription.Next, Watcher.Next) blocks the whole
+// program, which has one thread under wasip1: Next waits in 50 ms slices
+// and lets other goroutines run between them, Request blocks for its
+// round trip. Messages a subscription receives wait in the host, bounded;
+// the oldest are dropped when the program does not keep up
+// (Message.Dropped says how many).
+//
 // # Environment
 //
 // A pod's env and envFrom arrive as the environment, its volumes as

@@ -12,6 +12,7 @@ var controlPlane = []string{
 	"./internal/node/dispatch/...",
 	"./internal/node/lifecycle/...",
 	"./internal/node/server/...",
+	"./internal/node/kvserver/...",
 	"./engine/...",
 	"github.com/hashicorp/raft/...",
 	"github.com/hashicorp/raft-wal/...",
@@ -95,7 +96,7 @@ var rules = []rule{
 	{
 		// controllertest starts a whole engine for the controllers' tests.
 		name:   "5. control-plane pieces outside the API server reach its state only through client-go",
-		parts:  []string{"./internal/controllers/...", "./internal/scheduler/...", "./internal/node/dispatch/...", "./internal/node/lifecycle/...", "./internal/node/server/...", "./internal/imageregistry/..."},
+		parts:  []string{"./internal/controllers/...", "./internal/scheduler/...", "./internal/node/dispatch/...", "./internal/node/lifecycle/...", "./internal/node/server/...", "./internal/node/kvserver/...", "./internal/imageregistry/..."},
 		exempt: []string{"./internal/controllers/controllertest"},
 		forbid: []string{"./raft/...", "./internal/apiserver/...", "./engine/...", "github.com/hashicorp/raft/...", "github.com/hashicorp/raft-wal/..."},
 	},

@@ -300,3 +300,33 @@ func serveOne[Req, Resp any](ctx context.Context, log *slog.Logger, m *nats.Msg,
 	b, _ := json.Marshal(envelope{Data: data}) // data is valid JSON
 	return b
 }
+
+// ServeConcurrent is Serve with up to workers requests handled at once,
+// for a responder whose requests wait on I/O (a store's fsync) and would
+// queue behind each other. When all workers are busy the subscription
+// waits, and NATS buffers what arrives meanwhile (a slow consumer beyond).
+func ServeConcurrent[Req, Resp any](ctx context.Context, c *Conn, subject, queue string, workers int,
+	fn func(ctx context.Context, req Req) (Resp, error)) (*Subscription, error) {
+	if workers < 1 {
+		workers = 1
+	}
+	sem := make(chan struct{}, workers)
+	s, err := subscribe(ctx, c, subject, queue, func(m *nats.Msg) {
+		if m.Reply == "" {
+			c.log.Warn("bus: dropping request without reply subject", "subject", m.Subject)
+			return
+		}
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			b := serveOne(ctx, c.log, m, fn)
+			if err := m.Respond(b); err != nil {
+				c.log.Warn("bus: reply failed", "subject", m.Subject, "err", err)
+			}
+		}()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: serve %s: %w", subject, err)
+	}
+	return s, nil
+}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/skiffhq/skiff/sdk/abi"
 )
 
 // Every subject the engine uses is defined here and nowhere else. All
@@ -147,3 +149,66 @@ func ValidToken(s string) error {
 	}
 	return nil
 }
+
+// Subjects of the applications' messaging and key-value (the host module
+// "skiff" of Wasm pods, package sdk/abi). A guest names its own subjects
+// ("orders.new"); the node agent places them under its pod's namespace,
+// SubjectApp, so a pod reaches only its namespace's subjects, never another
+// namespace's nor the engine's (which are outside "skiff.apps.").
+const (
+	appsPrefix = "skiff.apps."
+	// SubjectAppsAny matches every namespace's application subjects: what
+	// node agents publish and subscribe to on behalf of their pods.
+	SubjectAppsAny = appsPrefix + ">"
+	// SubjectKV is request/reply for a key-value operation of a pod,
+	// served by every server's key-value service as one queue group
+	// (protocol.KVRequest → protocol.KVResponse): nodes have no JetStream.
+	SubjectKV = "skiff.kv.ops"
+	// kvEventsPrefix + namespace + "." + key carries each change of a
+	// namespace's key-value store, republished by JetStream as it stores
+	// it (see internal/node/kvserver): what a watch subscribes to.
+	kvEventsPrefix = "skiff.kvevents."
+	// SubjectKVEventsAny matches SubjectKVEvents of every namespace.
+	SubjectKVEventsAny = kvEventsPrefix + ">"
+)
+
+// SubjectApp is the bus subject of a guest's subject in namespace:
+// "skiff.apps.<namespace>.<subject>". subject must pass abi.ValidSubject
+// (with wildcards when the caller subscribes), so it can neither leave the
+// namespace's subtree nor match outside it.
+func SubjectApp(namespace, subject string, wildcards bool) (string, error) {
+	if err := ValidToken(namespace); err != nil {
+		return "", fmt.Errorf("namespace: %w", err)
+	}
+	if err := abi.ValidSubject(subject, wildcards); err != nil {
+		return "", err
+	}
+	return appsPrefix + namespace + "." + subject, nil
+}
+
+// AppSubjectOf is the guest's subject of a bus subject of namespace, or
+// false when the bus subject is not one of the namespace's.
+func AppSubjectOf(namespace, subject string) (string, bool) {
+	s, ok := strings.CutPrefix(subject, appsPrefix+namespace+".")
+	if !ok || abi.ValidSubject(s, false) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// SubjectKVEvents is where the changes of the keys pattern matches in
+// namespace's store arrive: "skiff.kvevents.<namespace>.<pattern>".
+// pattern is a key or a subject pattern over the key's parts.
+func SubjectKVEvents(namespace, pattern string) (string, error) {
+	if err := ValidToken(namespace); err != nil {
+		return "", fmt.Errorf("namespace: %w", err)
+	}
+	if err := abi.ValidSubject(pattern, true); err != nil {
+		return "", err
+	}
+	return kvEventsPrefix + namespace + "." + pattern, nil
+}
+
+// KVEventsPrefix is the prefix of namespace's SubjectKVEvents, for the
+// JetStream republish that feeds them.
+func KVEventsPrefix(namespace string) string { return kvEventsPrefix + namespace + "." }

@@ -52,6 +52,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	skiffrt "github.com/skiffhq/skiff/runtime"
+	"github.com/skiffhq/skiff/runtime/memapp"
 	"github.com/skiffhq/skiff/sdk/abi"
 )
 
@@ -62,6 +63,7 @@ import (
 var hostileHostModules = map[string]string{
 	// expression passed to NewHostModuleBuilder in the runtime's source: module name
 	"wasi_snapshot_preview1.ModuleName": wasi_snapshot_preview1.ModuleName,
+	"abi.HostModule":                    abi.HostModule,
 }
 
 // The guest's memory layout. The program area and the blob are filled from
@@ -738,6 +740,9 @@ func (e *hostileEnv) runCommand(t *testing.T, p *hostileProgram, dirs hostileDir
 		PodIP:    "127.0.0.1",
 		Firewall: loopbackOnly{},
 		DNS:      &skiffrt.DNSConfig{Nameservers: []string{"127.0.0.1:9"}},
+		// Messaging and key-value in memory: the guest's messages reach
+		// its own subscriptions.
+		App: memapp.New().Namespace("hostile"),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hostileRunTimeout)
 	defer cancel()
@@ -767,6 +772,7 @@ func (e *hostileEnv) runHandler(t *testing.T, p *hostileProgram, dirs hostileDir
 		QueueSize:        1,
 		QueueTimeout:     hostileHang,
 		RequestTimeout:   hostileRunTimeout,
+		App:              memapp.New().Namespace("hostile"),
 		OnInstanceExit: func(st ExitStatus) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -1132,6 +1138,21 @@ func (e *hostileEnv) seeds(tb testing.TB) map[string][]byte {
 	ok := tk.responses[0].packed()
 	return map[string][]byte{
 		"empty": e.encode(tb, []byte{cmd}),
+		// Messaging and key-value (host module skiff): a subscription that
+		// gets the guest's own message, a request nobody answers in time,
+		// compare-and-set, a watch, and ids and lengths that are wrong.
+		"app": e.encode(tb, []byte{cmd},
+			call("skiff_msg_subscribe", p("d"), p(""), res), call("skiff_msg_publish", p("d"), p(""), p("f")),
+			call("skiff_msg_next", 1, 100, res), call("skiff_result_read", tk.buf, 17), call("skiff_result_read", tk.buf, 18),
+			call("skiff_msg_request", p("d"), p("f"), 100, res), call("skiff_kv_watch", p("d"), res),
+			call("skiff_kv_put", p("d"), p("f"), res), call("skiff_kv_get", p("d"), res),
+			call("skiff_kv_create", p("d"), p("f"), res), call("skiff_kv_update", p("d"), p("f"), 1, res),
+			call("skiff_kv_update", p("d"), p("f"), 7, res), call("skiff_kv_delete", p("d")),
+			call("skiff_kv_next", 2, 0, res), call("skiff_msg_next", 2, 0, res), call("skiff_msg_unsubscribe", 1),
+			call("skiff_kv_unwatch", 2), call("skiff_msg_next", 1, 1000, res),
+			call("skiff_msg_publish", p(".."), p(""), p("f")), call("skiff_kv_get", p("../sentinel"), res),
+			call("skiff_msg_request", p("d"), 0, math.MaxUint32, math.MaxUint32, res),
+			call("skiff_msg_subscribe", p("d"), p(strings.Repeat("a", 300)), hostileMemLimit-2)),
 		"hello": e.encode(tb, []byte{cmd}, call("fd_write", 1, hello, res)),
 		"exit":  e.encode(tb, []byte{cmd}, call("proc_exit", 3), call("fd_write", 1, hello, res)),
 		"memory": e.encode(tb, []byte{cmd},

@@ -141,7 +141,7 @@ func (p *PodRuntime) module(img skiffrt.Image) (*Module, error) {
 func runSpec(spec skiffrt.ContainerSpec) RunSpec {
 	rs := RunSpec{Args: spec.Args, Env: spec.Env, Stdin: spec.Stdin, Stdout: spec.Stdout, Stderr: spec.Stderr,
 		MemoryLimitBytes: spec.MemoryLimitBytes, Hostname: spec.Hostname,
-		PodIP: spec.PodIP, DNS: spec.DNS, Firewall: spec.Firewall}
+		PodIP: spec.PodIP, DNS: spec.DNS, Firewall: spec.Firewall, App: spec.App}
 	for _, m := range spec.Mounts {
 		rs.Mounts = append(rs.Mounts, Mount{HostPath: m.HostPath, GuestPath: m.GuestPath, ReadOnly: m.ReadOnly,
 			Quota: m.Quota, NodeFiles: m.NodeFiles})
@@ -296,7 +296,7 @@ func (p *PodRuntime) startHandler(ctx context.Context, mod *Module, spec skiffrt
 	cpu, release := p.acquireCPU(spec)
 	h, err := p.rt.NewHandler(ctx, mod, HandlerSpec{Args: rs.Args, Env: rs.Env, Mounts: rs.Mounts, Hostname: rs.Hostname,
 		Stdout: rs.Stdout, Stderr: rs.Stderr, MemoryLimitBytes: rs.MemoryLimitBytes, Meter: meter, OnInstanceExit: onExit, CPU: cpu,
-		PodIP: rs.PodIP, DNS: rs.DNS, Firewall: rs.Firewall})
+		PodIP: rs.PodIP, DNS: rs.DNS, Firewall: rs.Firewall, App: rs.App})
 	if err != nil {
 		release()
 		return nil, err

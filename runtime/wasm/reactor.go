@@ -125,6 +125,10 @@ type HandlerSpec struct {
 	// an OS thread of its own in the CPU's cgroup, and its calls are handed
 	// to it.
 	CPU *CPU
+
+	// App is as in RunSpec; each instance has subscriptions and watches of
+	// its own, which live as long as the instance (across requests).
+	App skiffrt.AppServices
 }
 
 func (s *HandlerSpec) setDefaults() {
@@ -196,6 +200,7 @@ type instance struct {
 	buf           []byte      // the request's encoding, reused
 	thread        guestThread // where its calls run (cpu.go)
 	socks         *wasisock.Table
+	app           *appState
 }
 
 // close closes the instance and ends its thread.
@@ -205,6 +210,7 @@ func (inst *instance) close() {
 	}
 	inst.thread.stop()
 	inst.socks.Close()
+	inst.app.close()
 }
 
 // NewHandler returns a Handler serving mod, an SDK handler module (see
@@ -410,6 +416,7 @@ func (h *Handler) call(ctx context.Context, areq *abi.Request) (*abi.Response, i
 	defer cancel()
 	var resp *abi.Response
 	sctx, detach := inst.socks.Attach(cctx)
+	sctx = attachApp(sctx, inst.app)
 	inst.mem.enter()
 	inst.thread.do(func() { resp, err = inst.serve(sctx, areq) })
 	inst.mem.leave()
@@ -566,6 +573,7 @@ func (h *Handler) newInstance(ctx context.Context) (*instance, error) {
 	inst := &instance{mem: mem, socks: socks}
 	ctx, detach := socks.Attach(experimental.WithMemoryAllocator(ctx, mem))
 	defer detach()
+	ctx, inst.app = withApp(ctx, h.spec.App)
 	// See Run: a Free while the guest may run on the memory waits.
 	mem.enter()
 	defer mem.leave()

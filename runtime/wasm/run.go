@@ -135,6 +135,12 @@ type RunSpec struct {
 	// CPU time (see CPU); nil runs the guest unlimited and unmeasured.
 	CPU *CPU
 
+	// App, when set, backs the host module "skiff" (messaging and
+	// key-value, package sdk/abi) for this guest; its subscriptions and
+	// watches end with the Run. Nil: those functions answer
+	// StatusUnavailable.
+	App skiffrt.AppServices
+
 	// OnStart, when set, is called once the instance exists, just before
 	// _start runs: the guest has started. A Run that fails to instantiate
 	// (ErrInstantiate) never calls it.
@@ -225,6 +231,8 @@ func (r *Runtime) Run(ctx context.Context, mod *Module, spec RunSpec) (ExitStatu
 	}
 	defer closeSockets()
 	ctx = wasisock.WithNoSpace(ctx, spec.noSpace)
+	ctx, app := withApp(ctx, spec.App)
+	defer app.close()
 
 	mem, st, ok := newAllocator(mod, spec.MemoryLimitBytes, spec.Meter)
 	if !ok {

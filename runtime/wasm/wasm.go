@@ -169,6 +169,14 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		}
 		return nil, fmt.Errorf("wasm: instantiate WASI preview1: %w", err)
 	}
+	// Messaging and key-value (app.go), for the guests whose spec has App.
+	if err := instantiateApp(ctx, wr); err != nil {
+		_ = wr.Close(ctx)
+		if cache != nil {
+			_ = cache.Close(ctx)
+		}
+		return nil, fmt.Errorf("wasm: %w", err)
+	}
 
 	life, cancel := context.WithCancelCause(context.Background())
 	r := &Runtime{

@@ -118,6 +118,75 @@
 // the pod IP; a connection to localhost reaches the pod itself; connections
 // leave from the pod IP; NetworkPolicy refuses a connection with
 // ECONNREFUSED and drops a datagram silently.
+//
+// # Messaging and key-value (host module "skiff")
+//
+// A guest, a command or a handler module alike, may import these functions
+// from the host module named HostModule. Every parameter is an i32 unless
+// it says i64; every function returns an i32 status (Status*: 0 is success).
+// A pointer and its length that do not lie inside the guest's memory,
+// names that break the syntax below or data over the limits answer
+// StatusInvalid and do nothing.
+//
+//	skiff_msg_publish(subject, subject_len, reply, reply_len, data, data_len)
+//	skiff_msg_request(subject, subject_len, data, data_len, timeout_ms, *result_len)
+//	skiff_msg_subscribe(subject, subject_len, queue, queue_len, *id)
+//	skiff_msg_next(id, timeout_ms, *result_len)
+//	skiff_msg_unsubscribe(id)
+//	skiff_kv_get(key, key_len, *result_len)
+//	skiff_kv_put(key, key_len, value, value_len, *revision u64)
+//	skiff_kv_create(key, key_len, value, value_len, *revision u64)
+//	skiff_kv_update(key, key_len, value, value_len, revision i64, *revision u64)
+//	skiff_kv_delete(key, key_len)
+//	skiff_kv_watch(key, key_len, *id)
+//	skiff_kv_next(id, timeout_ms, *result_len)
+//	skiff_kv_unwatch(id)
+//	skiff_result_read(buf, buf_len)
+//
+// Subjects are the guest's own: the host places them under the pod's
+// namespace, so "orders.new" in namespace shop is a subject no pod of
+// another namespace can publish to or receive from, and no guest reaches
+// the engine's own subjects. See ValidSubject for the syntax. A reply
+// subject (publish's reply, a received message's reply) is such a subject
+// too; a message whose reply lies outside the namespace arrives without
+// one. A queue name (subscribe) makes the subscribers of one queue share
+// the messages, one each, as NATS queue groups do; empty is a plain
+// subscription.
+//
+// Functions that produce bytes (request, next, get) write their length to
+// *result_len and keep them in the instance's one result slot, until the
+// guest copies them out with skiff_result_read (buf_len must be the result's
+// length; the slot is then empty) or until the next function that produces
+// a result replaces them. A message result is the encoding of Message
+// (AppendMessage), a key-value result that of Entry (AppendEntry).
+//
+// Waiting: request, next and kv_next wait up to timeout_ms milliseconds
+// (at most MaxTimeoutMillis; 0 does not wait) and answer StatusTimeout
+// when nothing came. A wait blocks the calling instance, which for a
+// wasip1 guest is every goroutine of the program (it has one thread), so
+// a guest that also serves should wait in short slices. A wait also ends
+// when the run ends (the pod stops, a handler's request times out).
+//
+// Bounds: at most MaxSubscriptions subscriptions and watches per instance
+// (StatusLimit beyond); each keeps at most MaxQueued messages not yet
+// taken with next, all of them together at most MaxQueuedBytes bytes, and
+// past that drops its oldest ones (the next message taken says how many:
+// see Message.Dropped).
+//
+// Key-value: one store per namespace, shared by its pods. Keys follow
+// ValidKey; values are at most MaxValueSize bytes. Every write gets a new
+// revision, a number that grows with every write to the namespace's store.
+// get of a missing or deleted key answers StatusNotFound. create writes
+// only when the key is absent (or deleted), else StatusExists; update
+// writes only when the key's revision is the one given, else StatusExists
+// (compare-and-set: read, compute, update, retry on StatusExists). watch
+// takes a key or a pattern with the subject wildcards (ValidSubject's
+// rules apply to it with '.' separating tokens) and delivers each later
+// change (puts and deletes, Entry.Deleted) from then on; it does not
+// replay current values, so watch first and get second.
+//
+// A pod whose node offers none of this (the runtime used on its own)
+// answers StatusUnavailable everywhere; so does a request nobody answers.
 package abi
 
 import (

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffhq/skiff/internal/node/agent/appservices"
 	"github.com/skiffhq/skiff/internal/node/agent/prober"
 	"github.com/skiffhq/skiff/internal/node/agent/volumes"
 	skiffrt "github.com/skiffhq/skiff/runtime"
@@ -247,11 +248,17 @@ func (c *container) prepare(ctx context.Context) (skiffrt.ContainerSpec, error) 
 	// The pod's /etc (resolv.conf, hosts, hostname) goes last: the Wasm
 	// runtime pre-opens it after the listeners (Mount.NodeFiles).
 	mounts = withNodeFiles(mounts, etc)
+	// Messaging and key-value, scoped to the pod's namespace
+	// (appservices): the guest names subjects and keys of its own.
+	app, err := appservices.New(w.a.cfg.Bus, pod.Namespace, w.a.log)
+	if err != nil {
+		return skiffrt.ContainerSpec{}, err
+	}
 	// pod is this start's own copy, with the pod's address: the firewall
 	// may keep it.
 	return skiffrt.ContainerSpec{Args: argv, Env: env, Mounts: mounts, Ports: ports, PodIP: ip,
 		MemoryLimitBytes: limit, Hostname: hostname, CPULimitMillis: cpuLimitMillis(&c.spec), DNS: dns,
-		Firewall: w.a.firewall(pod)}, nil
+		Firewall: w.a.firewall(pod), App: app}, nil
 }
 
 // loop runs the container: pull, then start, wait, and restart as the

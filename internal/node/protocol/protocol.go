@@ -160,3 +160,40 @@ type FeedList struct {
 	Seq   uint64            `json:"seq"`
 	Items []json.RawMessage `json:"items"`
 }
+
+// Key-value operations of pods (bus.SubjectKV), forwarded by the node
+// agent to the control plane's key-value service: nodes have no
+// JetStream.
+const (
+	KVGet    = "get"
+	KVPut    = "put"
+	KVCreate = "create"
+	KVUpdate = "update"
+	KVDelete = "delete"
+)
+
+// KVRequest is one key-value operation on a namespace's store.
+type KVRequest struct {
+	Namespace string `json:"namespace"`
+	Op        string `json:"op"`
+	Key       string `json:"key"`
+	Value     []byte `json:"value,omitempty"`
+	// Revision is the revision an update expects the key to have.
+	Revision uint64 `json:"revision,omitempty"`
+}
+
+// Outcomes of a KVRequest other than success, in KVResponse.Code.
+const (
+	KVNotFound = "NotFound" // get: absent or deleted
+	KVExists   = "Exists"   // create: present; update: another revision
+	KVInvalid  = "Invalid"  // a key, value or namespace the service refuses
+)
+
+// KVResponse answers a KVRequest: the key's value and revision (get), or
+// the new revision (writes), or Code.
+type KVResponse struct {
+	Code     string `json:"code,omitempty"`
+	Message  string `json:"message,omitempty"`
+	Value    []byte `json:"value,omitempty"`
+	Revision uint64 `json:"revision,omitempty"`
+}
