@@ -323,31 +323,34 @@ func (t *sockTable) putName(mod api.Module, stack []uint64, name func(int) (unix
 	return writeAddress(mod.Memory(), uint32(stack[1]), uint32(stack[2]), ap)
 }
 
+// dataArgs are the socket (fd, stack[0]) and the guest's buffers (iovs,
+// iovs_len: stack[1], stack[2]) of sock_recv_from and sock_send_to.
+func (t *sockTable) dataArgs(mod api.Module, stack []uint64) (*sockFile, [][]byte, uint64) {
+	f, e := t.socketOf(stack[0])
+	if e != errnoSuccess {
+		return nil, nil, e
+	}
+	if f.listener {
+		return nil, nil, errnoNotconn
+	}
+	bufs, e := iovecs(mod.Memory(), uint32(stack[1]), uint32(stack[2]))
+	if e != errnoSuccess {
+		return nil, nil, e
+	}
+	return f, bufs, errnoSuccess
+}
+
 // sockRecvFrom is sock_recv_from(fd, iovs, iovs_len, addr, flags,
 // result.port, result.nread, result.oflags).
 func sockRecvFrom(_ context.Context, t *sockTable, mod api.Module, stack []uint64) uint64 {
-	f, e := t.socketOf(stack[0])
+	f, bufs, e := t.dataArgs(mod, stack)
 	if e != errnoSuccess {
 		return e
-	}
-	if f.listener {
-		return errnoNotconn
 	}
 	mem := mod.Memory()
-	bufs, e := iovecs(mem, uint32(stack[1]), uint32(stack[2]))
+	flags, e := recvFlags(uint32(stack[4]))
 	if e != errnoSuccess {
 		return e
-	}
-	riflags := uint32(stack[4])
-	if riflags&^(riflagRecvPeek|riflagRecvWaitall) != 0 {
-		return errnoInval
-	}
-	flags := 0
-	if riflags&riflagRecvPeek != 0 {
-		flags |= unix.MSG_PEEK
-	}
-	if riflags&riflagRecvWaitall != 0 {
-		flags |= unix.MSG_WAITALL
 	}
 	var n, recvflags int
 	var from unix.Sockaddr
@@ -396,18 +399,11 @@ func sockRecvFrom(_ context.Context, t *sockTable, mod api.Module, stack []uint6
 // sockSendTo is sock_send_to(fd, iovs, iovs_len, addr, port, flags,
 // result.nwritten).
 func sockSendTo(_ context.Context, t *sockTable, mod api.Module, stack []uint64) uint64 {
-	f, e := t.socketOf(stack[0])
+	f, bufs, e := t.dataArgs(mod, stack)
 	if e != errnoSuccess {
 		return e
-	}
-	if f.listener {
-		return errnoNotconn
 	}
 	mem := mod.Memory()
-	bufs, e := iovecs(mem, uint32(stack[1]), uint32(stack[2]))
-	if e != errnoSuccess {
-		return e
-	}
 	var to unix.Sockaddr
 	if f.dgram {
 		ap, e := readAddress(mem, uint32(stack[3]), uint32(stack[4]))

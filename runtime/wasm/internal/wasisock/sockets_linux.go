@@ -585,16 +585,9 @@ func sockRecv(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64 
 	if e != errnoSuccess {
 		return e
 	}
-	riflags := uint16(stack[3])
-	if riflags&^(riflagRecvPeek|riflagRecvWaitall) != 0 {
-		return errnoInval
-	}
-	flags := 0
-	if riflags&riflagRecvPeek != 0 {
-		flags |= unix.MSG_PEEK
-	}
-	if riflags&riflagRecvWaitall != 0 {
-		flags |= unix.MSG_WAITALL
+	flags, e := recvFlags(uint32(uint16(stack[3])))
+	if e != errnoSuccess {
+		return e
 	}
 	n, e := t.readv(f, bufs, flags)
 	if e != errnoSuccess {
@@ -605,6 +598,21 @@ func sockRecv(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint64 
 		return errnoFault
 	}
 	return errnoSuccess
+}
+
+// recvFlags are the host's recv flags for WASI riflags.
+func recvFlags(riflags uint32) (int, uint64) {
+	if riflags&^(riflagRecvPeek|riflagRecvWaitall) != 0 {
+		return 0, errnoInval
+	}
+	flags := 0
+	if riflags&riflagRecvPeek != 0 {
+		flags |= unix.MSG_PEEK
+	}
+	if riflags&riflagRecvWaitall != 0 {
+		flags |= unix.MSG_WAITALL
+	}
+	return flags, errnoSuccess
 }
 
 // sockSend is sock_send(fd, si_data, si_data_len, si_flags,
