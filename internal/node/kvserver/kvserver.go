@@ -85,6 +85,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kvserver: %w", err)
 	}
+	// The server knows the subscription once Start returns: a request
+	// made just after gets an answer, not "no responders".
+	if err := cfg.Bus.Flush(ctx); err != nil {
+		s.sub.Stop()
+		return nil, fmt.Errorf("kvserver: flush: %w", err)
+	}
 	return s, nil
 }
 
