@@ -76,7 +76,7 @@ func TestWasmPodCPULimit(t *testing.T) {
 	web := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.PodSpec{NodeName: node,
 		Containers: []corev1.Container{webContainer("web", host+"/web:1")}}}
 	createPods(t, cs, web, spinPod("limited", "100m"))
-	p := waitPod(t, cs, "default", "web", moreWait, "serves", func(p *corev1.Pod) bool { return isRunning(p, "web") })
+	p := waitPod(t, cs, "default", "web", moreWait, "serves", isReady)
 	webURL := "http://" + net.JoinHostPort(p.Status.PodIP, "8080") + "/"
 	waitPod(t, cs, "default", "limited", moreWait, "runs", func(p *corev1.Pod) bool { return isRunning(p, "spin") })
 	waitLogs(t, cs, "limited", corev1.PodLogOptions{}, "spinning")

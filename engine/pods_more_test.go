@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,10 +64,14 @@ func httpserverModule(t *testing.T) []byte {
 	return wasmbuild.Build(t, "../examples/httpserver", false)
 }
 
-// webContainer is the httpserver example serving port 8080 (named "http").
+// webContainer is the httpserver example serving port 8080 (named "http"),
+// Ready once the port takes connections (it refuses them until the module
+// first accepts, as a container's port does).
 func webContainer(name, image string) corev1.Container {
 	return corev1.Container{Name: name, Image: image,
-		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}
+		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("http")}},
+			PeriodSeconds: 1}}
 }
 
 // podLogs reads a container's log through the API, the agent's stream
@@ -482,8 +487,16 @@ func TestWasmPodLogs(t *testing.T) {
 	t.Run("previous", func(t *testing.T) {
 		p := waitPod(t, cs, "default", "web", moreWait, "runs", func(p *corev1.Pod) bool { return isRunning(p, "web") })
 		waitLogs(t, cs, "web", corev1.PodLogOptions{}, "serving on the container ports")
-		// /crash makes the module exit 1; the response never comes.
-		httpGet("http://" + net.JoinHostPort(p.Status.PodIP, "8080") + "/crash")
+		// /crash makes the module exit 1; the response never comes. The
+		// port refuses connections until the module first accepts, which is
+		// after it printed that line: ask again while it refuses.
+		testutil.Eventually(t, 20*time.Second, func() error {
+			_, err := httpGet("http://" + net.JoinHostPort(p.Status.PodIP, "8080") + "/crash")
+			if err != nil && errors.Is(err, syscall.ECONNREFUSED) {
+				return err
+			}
+			return nil
+		})
 		waitPod(t, cs, "default", "web", moreWait, "restarted and running", func(p *corev1.Pod) bool {
 			return isRunning(p, "web") && p.Status.ContainerStatuses[0].RestartCount == 1
 		})
@@ -532,9 +545,19 @@ func TestWasmPodLogs(t *testing.T) {
 		// the stream is following.
 		next("serving on the container ports")
 		path := fmt.Sprintf("/followed-%d", time.Now().UnixNano())
-		if _, err := httpGet("http://" + net.JoinHostPort(p.Status.PodIP, "8080") + path); err == nil {
-			t.Fatalf("GET %s succeeded; the module serves no such page", path) // 404 is expected, and logged
-		}
+		// The module prints that line before it first accepts, and its port
+		// refuses connections until then, as a container's does: ask until
+		// it answers (404 is expected, and logged).
+		testutil.Eventually(t, 20*time.Second, func() error {
+			_, err := httpGet("http://" + net.JoinHostPort(p.Status.PodIP, "8080") + path)
+			if err == nil {
+				t.Fatalf("GET %s succeeded; the module serves no such page", path)
+			}
+			if !strings.Contains(err.Error(), "404") {
+				return err
+			}
+			return nil
+		})
 		next("GET " + path)
 	})
 }

@@ -224,6 +224,7 @@ func TestListenerExit(t *testing.T) {
 		Listeners: []Listener{{Host: "127.0.0.1", Port: mustPort(t, addr)}},
 	})
 	r.waitOutput(t, "serving 1 listeners\n")
+	waitListening(t, addr)
 	c := &http.Client{Timeout: 30 * time.Second}
 	_, _ = get(c, "http://"+addr+"/exit") // the connection dies with the guest
 	wantStatus(t, r.wait(t), 3, ReasonError)
@@ -231,6 +232,20 @@ func TestListenerExit(t *testing.T) {
 		conn.Close()
 		t.Fatalf("listener %s still accepts after the guest exited", addr)
 	}
+}
+
+// waitListening waits until addr accepts a connection: a Run's listener
+// listens only once the guest first accepts, which is after the guest says
+// it serves.
+func waitListening(tb testing.TB, addr string) {
+	tb.Helper()
+	testutil.Eventually(tb, 10*time.Second, func() error {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
 }
 
 func mustPort(tb testing.TB, addr string) int {

@@ -73,6 +73,7 @@ func TestPortableListenerPlacement(t *testing.T) {
 				Listeners: []Listener{{Host: "127.0.0.1", Port: mustPort(t, addr), Name: "http"}},
 			})
 			r.waitOutput(t, "serving "+tc.mode)
+			waitListening(t, addr)
 			c := &http.Client{Timeout: 10 * time.Second}
 			body, err := get(c, "http://"+addr+"/")
 			if err != nil {
