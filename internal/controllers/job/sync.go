@@ -110,18 +110,19 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 
 	var manageErr error
+	delta := 0 // pods created less pods deleted: the status counts them as Kubernetes does
 	switch {
 	case job.DeletionTimestamp != nil:
 	case findCondition(st.Conditions, batchv1.JobFailureTarget) != nil || findCondition(st.Conditions, batchv1.JobSuccessCriteriaMet) != nil:
 		if needsSync {
-			manageErr = c.deletePods(ctx, job, key, s.active)
+			delta, manageErr = c.deletePods(ctx, job, key, s.active)
 		}
 		if len(s.active) == 0 && len(s.terminating) == 0 {
 			c.finish(job, st, now)
 		}
 	case suspended:
 		if needsSync {
-			manageErr = c.deletePods(ctx, job, key, s.active)
+			delta, manageErr = c.deletePods(ctx, job, key, s.active)
 		}
 		if cond := findCondition(st.Conditions, batchv1.JobSuspended); cond == nil || cond.Status != corev1.ConditionTrue {
 			setCondition(st, batchv1.JobSuspended, corev1.ConditionTrue, reasonSuspended, "Job suspended", now)
@@ -141,9 +142,10 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			c.queue.AddAfter(key, st.StartTime.Add(time.Duration(*ads)*time.Second).Sub(now))
 		}
 		if needsSync {
-			manageErr = c.manage(ctx, job, key, s, now)
+			delta, manageErr = c.manage(ctx, job, key, s, now)
 		}
 	}
+	st.Active = int32(max(len(s.active)+delta, 0))
 	if err := c.updateStatus(ctx, job, *st); err != nil {
 		return errors.Join(manageErr, err)
 	}
@@ -399,7 +401,7 @@ func (c *Controller) claimPods(ctx context.Context, job *batchv1.Job, sel labels
 // manage creates and deletes pods so that as many run as the Job wants:
 // spec.parallelism, fewer when fewer completions are left, none while the
 // back-off after a failure lasts.
-func (c *Controller) manage(ctx context.Context, job *batchv1.Job, key string, s summary, now time.Time) error {
+func (c *Controller) manage(ctx context.Context, job *batchv1.Job, key string, s summary, now time.Time) (int, error) {
 	want := int(parallelism(job))
 	switch {
 	case job.Spec.Completions != nil:
@@ -422,13 +424,13 @@ func (c *Controller) manage(ctx context.Context, job *batchv1.Job, key string, s
 	}
 	n := min(want-len(active), BurstPods)
 	if n <= 0 {
-		return nil
+		return 0, nil
 	}
 	if s.failed > 0 {
 		delay := min(DefaultBackoff<<min(s.failed-1, 16), MaxBackoff)
 		if left := s.lastFailure.Add(delay).Sub(now); left > 0 {
 			c.queue.AddAfter(key, left)
-			return nil
+			return 0, nil
 		}
 	}
 	indexes := make([]int, n)
@@ -508,8 +510,9 @@ func newPod(job *batchv1.Job, index int) (*corev1.Pod, error) {
 	return pod, nil
 }
 
-// createPods creates one pod per entry of indexes, in parallel.
-func (c *Controller) createPods(ctx context.Context, job *batchv1.Job, key string, indexes []int) error {
+// createPods creates one pod per entry of indexes, in parallel, and
+// returns how many it created.
+func (c *Controller) createPods(ctx context.Context, job *batchv1.Job, key string, indexes []int) (int, error) {
 	// Expect first: the informer may see a pod before Create returns.
 	c.expect.ExpectCreations(key, len(indexes))
 	errs := make([]error, len(indexes))
@@ -525,7 +528,17 @@ func (c *Controller) createPods(ctx context.Context, job *batchv1.Job, key strin
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return countNil(errs), errors.Join(errs...)
+}
+
+func countNil(errs []error) int {
+	n := 0
+	for _, err := range errs {
+		if err == nil {
+			n++
+		}
+	}
+	return n
 }
 
 func (c *Controller) createPod(ctx context.Context, job *batchv1.Job, index int) error {
@@ -545,10 +558,11 @@ func (c *Controller) createPod(ctx context.Context, job *batchv1.Job, index int)
 	return nil
 }
 
-// deletePods deletes pods (at most BurstPods), in parallel.
-func (c *Controller) deletePods(ctx context.Context, job *batchv1.Job, key string, pods []*corev1.Pod) error {
+// deletePods deletes pods (at most BurstPods), in parallel, and returns
+// minus how many it deleted.
+func (c *Controller) deletePods(ctx context.Context, job *batchv1.Job, key string, pods []*corev1.Pod) (int, error) {
 	if len(pods) == 0 {
-		return nil
+		return 0, nil
 	}
 	pods = pods[:min(len(pods), BurstPods)]
 	keys := make([]string, len(pods))
@@ -577,7 +591,7 @@ func (c *Controller) deletePods(ctx context.Context, job *batchv1.Job, key strin
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return -countNil(errs), errors.Join(errs...)
 }
 
 func findCondition(cs []batchv1.JobCondition, t batchv1.JobConditionType) *batchv1.JobCondition {
