@@ -163,7 +163,9 @@ func newCronJob(name, schedule string) *batchv1.CronJob {
 	}
 }
 
-func minute(m int) time.Time { return created.Truncate(time.Minute).Add(time.Duration(m) * time.Minute) }
+func minute(m int) time.Time {
+	return created.Truncate(time.Minute).Add(time.Duration(m) * time.Minute)
+}
 
 func ptr[T any](v T) *T { return &v }
 
