@@ -172,4 +172,3 @@ func TestJobsRunWasmPods(t *testing.T) {
 		return nil
 	})
 }
-
