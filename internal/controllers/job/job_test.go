@@ -544,3 +544,35 @@ func hasEvent(f *fixture, prefix string) bool {
 		}
 	}
 }
+
+// A Job another controller manages (spec.managedBy) is left alone.
+func TestJobManagedByAnother(t *testing.T) {
+	job := newJob("other", ptr[int32](1), ptr[int32](1))
+	job.Spec.ManagedBy = ptr("example.com/queue")
+	f := newFixture(t, job)
+	if j := f.sync("other"); len(f.podList()) != 0 || j.Status.StartTime != nil {
+		t.Fatalf("%d pods, status %+v", len(f.podList()), j.Status)
+	}
+}
+
+// An Indexed Job keeps one pod per index: a second pod for an index is
+// deleted.
+func TestJobIndexedDuplicate(t *testing.T) {
+	job := newJob("dup", ptr[int32](2), ptr[int32](2))
+	job.Spec.CompletionMode = ptr(batchv1.IndexedCompletion)
+	f := newFixture(t, job)
+	f.sync("dup")
+	p := f.active()[0].DeepCopy()
+	p.Name, p.UID, p.ResourceVersion = "dup-extra", "dup-extra-uid", ""
+	if _, err := f.client.CoreV1().Pods("default").Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.sync("dup")
+	idx := map[string]int{}
+	for _, p := range f.active() {
+		idx[p.Annotations[CompletionIndexAnnotation]]++
+	}
+	if len(f.active()) != 2 || idx["0"] != 1 || idx["1"] != 1 {
+		t.Fatalf("indexes %v", idx)
+	}
+}

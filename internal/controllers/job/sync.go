@@ -60,6 +60,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	if m := job.Spec.ManagedBy; m != nil && *m != batchv1.JobControllerName {
+		return nil // another controller's, as spec.managedBy says
+	}
 	if IsFinished(job) {
 		return c.expire(ctx, key, job)
 	}
@@ -226,7 +229,14 @@ func summarize(job *batchv1.Job, pods []*corev1.Pod) summary {
 	s := summary{succeededIdx: map[int]bool{}}
 	indexed := isIndexed(job)
 	for _, p := range pods {
+		finished := p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 		switch {
+		case p.DeletionTimestamp != nil:
+			// On its way out, and then forgotten (see the package doc):
+			// counted neither as active nor as finished.
+			if !finished {
+				s.terminating = append(s.terminating, p)
+			}
 		case p.Status.Phase == corev1.PodSucceeded:
 			if !indexed {
 				s.succeeded++
@@ -245,8 +255,6 @@ func summarize(job *batchv1.Job, pods []*corev1.Pod) summary {
 			if t := finishedAt(p); t.After(s.lastFailure) {
 				s.lastFailure = t
 			}
-		case p.DeletionTimestamp != nil:
-			s.terminating = append(s.terminating, p)
 		default:
 			s.active = append(s.active, p)
 			if controller.IsPodReady(p) {
