@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"github.com/skiffhq/skiff/internal/atomicfile"
 )
 
@@ -170,6 +172,10 @@ type Config struct {
 
 	// Logger receives every component's logs. Default slog.Default().
 	Logger *slog.Logger
+
+	// cronJobClock is the CronJob controller's clock, for the engine's
+	// tests, which cannot wait for a real minute; nil is the real clock.
+	cronJobClock clock.Clock
 }
 
 // withDefaults validates c and fills the defaults. It touches nothing on disk.

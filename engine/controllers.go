@@ -13,11 +13,14 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
 
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/controllers/controller"
+	"github.com/skiffhq/skiff/internal/controllers/cronjob"
 	"github.com/skiffhq/skiff/internal/controllers/deployment"
 	"github.com/skiffhq/skiff/internal/controllers/endpoints"
+	"github.com/skiffhq/skiff/internal/controllers/job"
 	"github.com/skiffhq/skiff/internal/controllers/replicaset"
 	"github.com/skiffhq/skiff/internal/node/dispatch"
 	"github.com/skiffhq/skiff/internal/node/lifecycle"
@@ -43,7 +46,7 @@ const (
 
 // startControllers runs the control loops against this member's API, on
 // the raft leader only: the scheduler, the workload controllers
-// (ReplicaSet, Deployment), the endpoints controller, the node lifecycle
+// (ReplicaSet, Deployment, Job, CronJob), the endpoints controller, the node lifecycle
 // (registrations, pod ranges, Unknown on silence), the pod dispatcher and
 // the service feed to the nodes' proxies.
 // Two members doing any of these would fight (docs/rationale.md). cp is
@@ -63,7 +66,8 @@ func (e *Engine) startControllers(ctx context.Context, cp *bus.Conn) error {
 		recorder: func(component string) record.EventRecorder {
 			return events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component, Host: e.cfg.NodeName})
 		},
-		nodes: lifecycle.Config{GracePeriod: e.cfg.NodeGracePeriod, ClusterPodCIDR: e.cfg.ClusterPodCIDR, Logger: e.log}}
+		nodes:     lifecycle.Config{GracePeriod: e.cfg.NodeGracePeriod, ClusterPodCIDR: e.cfg.ClusterPodCIDR, Logger: e.log},
+		cronClock: e.cfg.cronJobClock}
 	e.gate = &controller.LeaderGate{
 		// The seam for more than one server: today a single member is
 		// always the leader; with several, only the raft leader's loops run.
@@ -93,6 +97,8 @@ type controlLoops struct {
 	recorder func(component string) record.EventRecorder
 	nodes    lifecycle.Config // Bus and Client are filled in
 	log      *slog.Logger
+	// cronClock is the CronJob controller's clock; nil is the real one.
+	cronClock clock.Clock
 
 	mu       sync.Mutex
 	dispatch *dispatch.Dispatcher // the running term's, for tests; nil between terms
@@ -116,6 +122,7 @@ func (l *controlLoops) run(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactory(l.client, informerResync)
 	pods, nodeInf := factory.Core().V1().Pods(), factory.Core().V1().Nodes()
 	rss, deploys := factory.Apps().V1().ReplicaSets(), factory.Apps().V1().Deployments()
+	jobs, cronJobs := factory.Batch().V1().Jobs(), factory.Batch().V1().CronJobs()
 	services, endpointsInf := factory.Core().V1().Services(), factory.Core().V1().Endpoints()
 	// Only the endpoints controller reads EndpointSlices, and only its own.
 	slices := endpoints.ManagedSlices(factory)
@@ -133,6 +140,15 @@ func (l *controlLoops) run(ctx context.Context) error {
 	}
 	dc, err := deployment.New(deployment.Config{Client: cs, Deployments: deploys, ReplicaSets: rss, Pods: pods,
 		Recorder: l.recorder(deployment.Name), Logger: log})
+	if err != nil {
+		return err
+	}
+	jc, err := job.New(job.Config{Client: cs, Pods: pods, Jobs: jobs, Recorder: l.recorder(job.Name), Logger: log})
+	if err != nil {
+		return err
+	}
+	cjc, err := cronjob.New(cronjob.Config{Client: cs, CronJobs: cronJobs, Jobs: jobs,
+		Recorder: l.recorder(cronjob.Name), Logger: log, Clock: l.cronClock})
 	if err != nil {
 		return err
 	}
@@ -162,6 +178,8 @@ func (l *controlLoops) run(ctx context.Context) error {
 		func(ctx context.Context) error { sched.Run(ctx); return nil },
 		func(ctx context.Context) error { rsc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { dc.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { jc.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { cjc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { ec.Run(ctx, controllerWorkers); return nil },
 		disp.Run,
 		// Every node's Service proxy follows this feed. It keeps
