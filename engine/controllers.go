@@ -19,6 +19,7 @@ import (
 	"github.com/skiffhq/skiff/internal/controllers/deployment"
 	"github.com/skiffhq/skiff/internal/controllers/endpoints"
 	"github.com/skiffhq/skiff/internal/controllers/replicaset"
+	"github.com/skiffhq/skiff/internal/controllers/volume"
 	"github.com/skiffhq/skiff/internal/node/dispatch"
 	"github.com/skiffhq/skiff/internal/node/lifecycle"
 	"github.com/skiffhq/skiff/internal/node/servicefeed"
@@ -43,7 +44,8 @@ const (
 
 // startControllers runs the control loops against this member's API, on
 // the raft leader only: the scheduler, the workload controllers
-// (ReplicaSet, Deployment), the endpoints controller, the node lifecycle
+// (ReplicaSet, Deployment), the endpoints controller, the local-path volume
+// provisioner, the node lifecycle
 // (registrations, pod ranges, Unknown on silence), the pod dispatcher and
 // the service feed to the nodes' proxies.
 // Two members doing any of these would fight (docs/rationale.md). cp is
@@ -121,7 +123,10 @@ func (l *controlLoops) run(ctx context.Context) error {
 	slices := endpoints.ManagedSlices(factory)
 	cs, log := l.client, l.log
 
+	claims, volumes := factory.Core().V1().PersistentVolumeClaims(), factory.Core().V1().PersistentVolumes()
+	classes := factory.Storage().V1().StorageClasses()
 	sched, err := scheduler.New(scheduler.Config{Client: cs, Pods: pods, Nodes: nodeInf,
+		Claims: claims, Volumes: volumes, StorageClasses: classes,
 		Recorder: l.recorder(scheduler.Name), Logger: log})
 	if err != nil {
 		return err
@@ -138,6 +143,11 @@ func (l *controlLoops) run(ctx context.Context) error {
 	}
 	ec, err := endpoints.New(endpoints.Config{Client: cs, Services: services, Pods: pods, Nodes: nodeInf,
 		Endpoints: endpointsInf, EndpointSlices: slices, Recorder: l.recorder(endpoints.Name), Logger: log})
+	if err != nil {
+		return err
+	}
+	vc, err := volume.New(volume.Config{Client: cs, Claims: claims, Volumes: volumes, Nodes: nodeInf,
+		StorageClasses: classes, Recorder: l.recorder(volume.Name), Logger: log})
 	if err != nil {
 		return err
 	}
@@ -163,6 +173,7 @@ func (l *controlLoops) run(ctx context.Context) error {
 		func(ctx context.Context) error { rsc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { dc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { ec.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { vc.Run(ctx, 1); return nil },
 		disp.Run,
 		// Every node's Service proxy follows this feed. It keeps
 		// informers of its own: it needs every EndpointSlice, where the

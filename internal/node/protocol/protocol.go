@@ -114,10 +114,11 @@ type StatusAck struct {
 }
 
 // ObjectRequest asks for a ConfigMap or Secret a pod bound to Node uses
-// (env, envFrom, volumes, imagePullSecrets).
+// (env, envFrom, volumes, imagePullSecrets), or for the PersistentVolume
+// bound to a PersistentVolumeClaim one of its volumes names.
 type ObjectRequest struct {
 	Node      string `json:"node"`
-	Kind      string `json:"kind"` // ConfigMap or Secret
+	Kind      string `json:"kind"` // ConfigMap, Secret or PersistentVolumeClaim
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 }
@@ -126,7 +127,10 @@ type ObjectRequest struct {
 type ObjectResponse struct {
 	ConfigMap *corev1.ConfigMap `json:"configMap,omitempty"`
 	Secret    *corev1.Secret    `json:"secret,omitempty"`
-	NotFound  bool              `json:"notFound,omitempty"`
+	// PersistentVolume answers a PersistentVolumeClaim: the volume the
+	// claim is bound to, on the asking node.
+	PersistentVolume *corev1.PersistentVolume `json:"persistentVolume,omitempty"`
+	NotFound         bool                     `json:"notFound,omitempty"`
 }
 
 // FeedEvent is one change to the cluster-wide objects every node's

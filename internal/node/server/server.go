@@ -27,6 +27,7 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/controllers/controller"
@@ -246,6 +247,8 @@ func (s *Server) object(ctx context.Context, req protocol.ObjectRequest) (protoc
 		resp.ConfigMap, err = s.cfg.Client.CoreV1().ConfigMaps(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
 	case "Secret":
 		resp.Secret, err = s.cfg.Client.CoreV1().Secrets(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+	case "PersistentVolumeClaim":
+		resp.PersistentVolume, err = s.claimVolume(ctx, req)
 	default:
 		return resp, fmt.Errorf("nodeserver: kind %q is not served to nodes", req.Kind)
 	}
@@ -295,6 +298,8 @@ func podReferences(p *corev1.Pod, kind, name string) bool {
 	}
 	for _, v := range p.Spec.Volumes {
 		switch {
+		case v.PersistentVolumeClaim != nil:
+			visit("PersistentVolumeClaim", v.PersistentVolumeClaim.ClaimName)
 		case v.ConfigMap != nil:
 			visit("ConfigMap", v.ConfigMap.Name)
 		case v.Secret != nil:
@@ -333,4 +338,35 @@ func podReferences(p *corev1.Pod, kind, name string) bool {
 		}
 	}
 	return found
+}
+
+// claimVolume is the volume bound to the claim, if it may be used on the
+// asking node (its node affinity, if any, matches the node).
+func (s *Server) claimVolume(ctx context.Context, req protocol.ObjectRequest) (*corev1.PersistentVolume, error) {
+	pvc, err := s.cfg.Client.CoreV1().PersistentVolumeClaims(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if pvc.Spec.VolumeName == "" || pvc.Status.Phase != corev1.ClaimBound {
+		return nil, fmt.Errorf("persistentvolumeclaim %s/%s is not bound yet", req.Namespace, req.Name)
+	}
+	pv, err := s.cfg.Client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("persistentvolume %s of claim %s/%s: %w", pvc.Spec.VolumeName, req.Namespace, req.Name, err)
+	} else if err != nil {
+		return nil, err
+	}
+	if ref := pv.Spec.ClaimRef; ref == nil || ref.Namespace != pvc.Namespace || ref.Name != pvc.Name {
+		return nil, fmt.Errorf("persistentvolume %s is not bound to claim %s/%s", pv.Name, req.Namespace, req.Name)
+	}
+	if na := pv.Spec.NodeAffinity; na != nil && na.Required != nil {
+		node, err := s.cfg.Client.CoreV1().Nodes().Get(ctx, req.Node, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", req.Node, err)
+		}
+		if ok, err := corev1helpers.MatchNodeSelectorTerms(node, na.Required); err != nil || !ok {
+			return nil, fmt.Errorf("persistentvolume %s is not on node %s", pv.Name, req.Node)
+		}
+	}
+	return pv, nil
 }
