@@ -19,6 +19,7 @@ import (
 	"github.com/skiffhq/skiff/internal/controllers/deployment"
 	"github.com/skiffhq/skiff/internal/controllers/endpoints"
 	"github.com/skiffhq/skiff/internal/controllers/replicaset"
+	"github.com/skiffhq/skiff/internal/controllers/statefulset"
 	"github.com/skiffhq/skiff/internal/controllers/volume"
 	"github.com/skiffhq/skiff/internal/node/dispatch"
 	"github.com/skiffhq/skiff/internal/node/lifecycle"
@@ -44,8 +45,8 @@ const (
 
 // startControllers runs the control loops against this member's API, on
 // the raft leader only: the scheduler, the workload controllers
-// (ReplicaSet, Deployment), the endpoints controller, the local-path volume
-// provisioner, the node lifecycle
+// (ReplicaSet, Deployment, StatefulSet), the endpoints controller, the
+// local-path volume provisioner, the node lifecycle
 // (registrations, pod ranges, Unknown on silence), the pod dispatcher and
 // the service feed to the nodes' proxies.
 // Two members doing any of these would fight (docs/rationale.md). cp is
@@ -146,6 +147,12 @@ func (l *controlLoops) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	sc, err := statefulset.New(statefulset.Config{Client: cs, Pods: pods, StatefulSets: factory.Apps().V1().StatefulSets(),
+		Revisions: factory.Apps().V1().ControllerRevisions(), Claims: claims,
+		Recorder: l.recorder(statefulset.Name), Logger: log})
+	if err != nil {
+		return err
+	}
 	vc, err := volume.New(volume.Config{Client: cs, Claims: claims, Volumes: volumes, Nodes: nodeInf,
 		StorageClasses: classes, Recorder: l.recorder(volume.Name), Logger: log})
 	if err != nil {
@@ -173,6 +180,7 @@ func (l *controlLoops) run(ctx context.Context) error {
 		func(ctx context.Context) error { rsc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { dc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { ec.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { sc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { vc.Run(ctx, 1); return nil },
 		disp.Run,
 		// Every node's Service proxy follows this feed. It keeps
