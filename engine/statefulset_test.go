@@ -25,13 +25,16 @@ import (
 // volumeClaimTemplate comes up in order (each pod created once the one
 // before is Ready), each with its claim Bound to a local volume the
 // provisioner made on the node; a file in a pod's volume survives the
-// pod's deletion and is read by the module in its replacement. Its own
+// pod's deletion and is read by the module in its replacement. Scaled down,
+// the highest ordinal goes and its claim stays; the claim deleted, its
+// volume is deleted (reclaim Delete) and the node removes the directory.
+// Its own
 // ranges: pods 127.107.0.0/22, Services 127.108.0.0/16.
 func TestStatefulSetWithVolumes(t *testing.T) {
 	host := testRegistry(t, map[string][]byte{"web:1": httpserverModule(t)})
 	dataDir := t.TempDir()
 	e := startEngine(t, Config{DataDir: dataDir, NodeName: "sts-1", PodCIDR: "127.107.0.0/22",
-		ServiceCIDR: "127.108.0.0/16", CrashLoopBackOff: 200 * time.Millisecond})
+		ServiceCIDR: "127.108.0.0/16", CrashLoopBackOff: 200 * time.Millisecond, VolumeSyncPeriod: time.Second})
 	cs, err := e.Clientset()
 	if err != nil {
 		t.Fatal(err)
@@ -161,4 +164,52 @@ func TestStatefulSetWithVolumes(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Scale to 2: db-2 goes, its claim and volume stay.
+	var dir2 string
+	if pvc, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "data-db-2", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	} else if pv, err := cs.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	} else {
+		dir2 = pv.Spec.Local.Path
+	}
+	if _, err := os.Stat(dir2); err != nil {
+		t.Fatalf("db-2's volume directory: %v", err)
+	}
+	scale, err := cs.AppsV1().StatefulSets("default").GetScale(ctx, "db", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scale.Spec.Replicas = 2
+	if _, err := cs.AppsV1().StatefulSets("default").UpdateScale(ctx, "db", scale, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, wait, func() error {
+		if _, err := cs.CoreV1().Pods("default").Get(ctx, "db-2", metav1.GetOptions{}); err == nil {
+			return fmt.Errorf("db-2 still there")
+		}
+		for _, name := range []string{"db-0", "db-1"} {
+			if p, err := cs.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
+				return fmt.Errorf("%s gone with db-2: %v", name, err)
+			}
+		}
+		return nil
+	})
+	if _, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "data-db-2", metav1.GetOptions{}); err != nil {
+		t.Fatalf("db-2's claim after scale-down: %v", err)
+	}
+	// The claim deleted: its volume goes, then its directory.
+	if err := cs.CoreV1().PersistentVolumeClaims("default").Delete(ctx, "data-db-2", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, wait, func() error {
+		if _, err := os.Stat(dir2); !os.IsNotExist(err) {
+			return fmt.Errorf("db-2's volume directory still there: %v", err)
+		}
+		return nil
+	})
+	if _, err := os.Stat(hostDir); err != nil {
+		t.Errorf("db-1's volume directory: %v", err)
+	}
 }

@@ -117,8 +117,11 @@ type StatusAck struct {
 // (env, envFrom, volumes, imagePullSecrets), or for the PersistentVolume
 // bound to a PersistentVolumeClaim one of its volumes names.
 type ObjectRequest struct {
-	Node      string `json:"node"`
-	Kind      string `json:"kind"` // ConfigMap, Secret or PersistentVolumeClaim
+	Node string `json:"node"`
+	// Kind is ConfigMap, Secret or PersistentVolumeClaim; or LocalVolumes
+	// (no Namespace, no Name): the local paths of every PersistentVolume
+	// on Node, so the node can remove the directories of deleted ones.
+	Kind      string `json:"kind"`
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 }
@@ -130,7 +133,9 @@ type ObjectResponse struct {
 	// PersistentVolume answers a PersistentVolumeClaim: the volume the
 	// claim is bound to, on the asking node.
 	PersistentVolume *corev1.PersistentVolume `json:"persistentVolume,omitempty"`
-	NotFound         bool                     `json:"notFound,omitempty"`
+	// LocalVolumePaths answers LocalVolumes.
+	LocalVolumePaths []string `json:"localVolumePaths,omitempty"`
+	NotFound         bool     `json:"notFound,omitempty"`
 }
 
 // FeedEvent is one change to the cluster-wide objects every node's

@@ -233,6 +233,10 @@ func equalStatus(a, b corev1.PodStatus) bool {
 // uses it: a node reads what its pods need and nothing else, as
 // Kubernetes' node authorizer allows.
 func (s *Server) object(ctx context.Context, req protocol.ObjectRequest) (protocol.ObjectResponse, error) {
+	if req.Kind == "LocalVolumes" {
+		paths, err := s.localVolumePaths(ctx, req.Node)
+		return protocol.ObjectResponse{LocalVolumePaths: paths}, err
+	}
 	ok, err := s.referenced(ctx, req)
 	if err != nil {
 		return protocol.ObjectResponse{}, err
@@ -369,4 +373,28 @@ func (s *Server) claimVolume(ctx context.Context, req protocol.ObjectRequest) (*
 		}
 	}
 	return pv, nil
+}
+
+// localVolumePaths are the local paths of the PersistentVolumes whose node
+// affinity names node: what the node keeps of its local-volumes directory.
+func (s *Server) localVolumePaths(ctx context.Context, node string) ([]string, error) {
+	n, err := s.cfg.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", node, err)
+	}
+	list, err := s.cfg.Client.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list persistent volumes: %w", err)
+	}
+	var out []string
+	for i := range list.Items {
+		pv := &list.Items[i]
+		if pv.Spec.Local == nil || pv.Spec.NodeAffinity == nil || pv.Spec.NodeAffinity.Required == nil {
+			continue
+		}
+		if ok, err := corev1helpers.MatchNodeSelectorTerms(n, pv.Spec.NodeAffinity.Required); err == nil && ok {
+			out = append(out, pv.Spec.Local.Path)
+		}
+	}
+	return out, nil
 }
