@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/skiffhq/skiff/internal/bus"
@@ -99,7 +100,7 @@ func (a *Agent) removeDeletedVolumes(ctx context.Context) error {
 	}
 	for _, e := range entries {
 		p := filepath.Join(dir, e.Name())
-		if keep[p] {
+		if keepsAny(p, keep) {
 			continue
 		}
 		info, err := e.Info()
@@ -131,4 +132,14 @@ func (m *podManager) mountedDirs() []string {
 		w.mu.Unlock()
 	}
 	return out
+}
+
+// keepsAny: dir is, or holds, a path to keep.
+func keepsAny(dir string, keep map[string]bool) bool {
+	for p := range keep {
+		if p == dir || strings.HasPrefix(p, dir+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
 }
