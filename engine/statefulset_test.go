@@ -28,7 +28,7 @@ import (
 // pod's deletion and is read by the module in its replacement. Scaled down,
 // the highest ordinal goes and its claim stays; the claim deleted, its
 // volume is deleted (reclaim Delete) and the node removes the directory.
-// Its own
+// kubectl rollout status, history and undo work on it. Its own
 // ranges: pods 127.107.0.0/22, Services 127.108.0.0/16.
 func TestStatefulSetWithVolumes(t *testing.T) {
 	host := testRegistry(t, map[string][]byte{"web:1": httpserverModule(t)})
@@ -211,5 +211,44 @@ func TestStatefulSetWithVolumes(t *testing.T) {
 	})
 	if _, err := os.Stat(hostDir); err != nil {
 		t.Errorf("db-1's volume directory: %v", err)
+	}
+
+	// kubectl's rollouts: a template change rolls both pods, history lists
+	// the revisions, undo goes back.
+	k := newKubectl(t, e)
+	dir := t.TempDir()
+	k.ok(dir, "", "rollout", "status", "statefulset/db", "--timeout=60s")
+	k.ok(dir, "", "set", "env", "statefulset/db", "GREETING=hello")
+	if out := k.ok(dir, "", "rollout", "status", "statefulset/db", "--timeout=90s"); !strings.Contains(out, "partitioned roll out complete") &&
+		!strings.Contains(out, "rolling update complete") {
+		t.Errorf("rollout status: %s", out)
+	}
+	s, err := cs.AppsV1().StatefulSets("default").Get(ctx, "db", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Status.CurrentRevision != s.Status.UpdateRevision || s.Status.UpdatedReplicas != 2 {
+		t.Errorf("after the rollout: %+v", s.Status)
+	}
+	for _, name := range []string{"db-0", "db-1"} {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Labels[appsv1.ControllerRevisionHashLabelKey] != s.Status.UpdateRevision || len(p.Spec.Containers[0].Env) != 1 {
+			t.Errorf("%s after the rollout: revision %s env %v", name, p.Labels[appsv1.ControllerRevisionHashLabelKey], p.Spec.Containers[0].Env)
+		}
+	}
+	if out := k.ok(dir, "", "rollout", "history", "statefulset/db"); !strings.Contains(out, "1 ") || !strings.Contains(out, "2 ") {
+		t.Errorf("rollout history: %s", out)
+	}
+	k.ok(dir, "", "rollout", "undo", "statefulset/db")
+	k.ok(dir, "", "rollout", "status", "statefulset/db", "--timeout=90s")
+	p, err := cs.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Spec.Containers[0].Env) != 0 {
+		t.Errorf("db-0 after undo: env %v", p.Spec.Containers[0].Env)
 	}
 }
