@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +17,8 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/skiffhq/skiff/internal/controllers/controller"
 )
 
 // harness drives one controller against a fake clientset: before each
@@ -32,7 +35,8 @@ func newHarness(t *testing.T, set *appsv1.StatefulSet) *harness {
 	if _, err := cs.AppsV1().StatefulSets(set.Namespace).Create(context.Background(), set, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, cs: cs, c: &Controller{client: cs, recorder: record.NewFakeRecorder(1000), log: slog.Default()}}
+	return &harness{t: t, cs: cs, c: &Controller{client: cs, recorder: record.NewFakeRecorder(1000), log: slog.Default(),
+		queue: controller.NewQueue("statefulset-test")}}
 }
 
 func (h *harness) refresh() {
@@ -336,4 +340,23 @@ func TestClaimRetentionWhenScaled(t *testing.T) {
 	if !found {
 		t.Errorf("condemned claim owners = %+v", c1.OwnerReferences)
 	}
+}
+
+// TestOrderedWaitsForMinReadySeconds: the next ordinal waits until the
+// one before has been Ready for minReadySeconds.
+func TestOrderedWaitsForMinReadySeconds(t *testing.T) {
+	set := newSet(2, appsv1.OrderedReadyPodManagement)
+	set.Spec.MinReadySeconds = 30
+	h := newHarness(t, set)
+	h.sync()
+	h.ready("db-0")
+	h.sync()
+	want(t, "db-0 ready, not available", h.names(), "db-0")
+	p := h.pods()["db-0"]
+	p.Status.Conditions[0].LastTransitionTime = metav1.NewTime(time.Now().Add(-time.Minute))
+	if _, err := h.cs.CoreV1().Pods("default").UpdateStatus(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.sync()
+	want(t, "db-0 available", h.names(), "db-0", "db-1")
 }

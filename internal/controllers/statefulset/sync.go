@@ -66,6 +66,15 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return err
 	}
 	manageErr := c.manage(ctx, set, pods, current, update)
+	if set.Spec.MinReadySeconds > 0 {
+		// Ready but not yet available: that comes with time alone.
+		for _, p := range pods {
+			if controller.IsPodReady(p) && !controller.IsPodAvailable(p, set.Spec.MinReadySeconds, time.Now()) {
+				c.queue.AddAfter(key, time.Duration(set.Spec.MinReadySeconds)*time.Second+time.Second)
+				break
+			}
+		}
+	}
 	if err := c.writeStatus(ctx, set, current, update, collisions); err != nil {
 		return errors.Join(manageErr, err)
 	}
@@ -141,6 +150,12 @@ func ClaimName(t string, set *appsv1.StatefulSet, ord int) string {
 
 func runningAndReady(p *corev1.Pod) bool {
 	return p.Status.Phase == corev1.PodRunning && controller.IsPodReady(p)
+}
+
+// runningAndAvailable: Running and Ready for minReadySeconds, what the
+// ordered policy waits for before the next ordinal, as in Kubernetes.
+func runningAndAvailable(set *appsv1.StatefulSet, p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodRunning && controller.IsPodAvailable(p, set.Spec.MinReadySeconds, time.Now())
 }
 
 func terminating(p *corev1.Pod) bool { return p.DeletionTimestamp != nil }
@@ -340,7 +355,7 @@ func (c *Controller) manage(ctx context.Context, set *appsv1.StatefulSet, pods [
 		if err := c.ensureClaims(ctx, set, ord); err != nil {
 			errs = append(errs, err)
 		}
-		if monotonic && (terminating(pod) || !runningAndReady(pod)) {
+		if monotonic && (terminating(pod) || !runningAndAvailable(set, pod)) {
 			return errors.Join(errs...) // wait for it before the next
 		}
 	}
@@ -398,7 +413,7 @@ func (c *Controller) manage(ctx context.Context, set *appsv1.StatefulSet, pods [
 			}
 			return c.deletePod(ctx, set, pod)
 		}
-		if terminating(pod) || !runningAndReady(pod) {
+		if terminating(pod) || !runningAndAvailable(set, pod) {
 			return nil // wait for the updated pod
 		}
 	}
