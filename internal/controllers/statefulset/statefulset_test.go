@@ -360,3 +360,25 @@ func TestOrderedWaitsForMinReadySeconds(t *testing.T) {
 	h.sync()
 	want(t, "db-0 available", h.names(), "db-0", "db-1")
 }
+
+// TestAdoptsOrphanAndLabelsIt: an orphan pod named for an ordinal and
+// matching the selector is adopted and given its identity labels.
+func TestAdoptsOrphanAndLabelsIt(t *testing.T) {
+	set := newSet(1, appsv1.ParallelPodManagement)
+	h := newHarness(t, set)
+	orphan := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "db-0", Namespace: "default", Labels: map[string]string{"app": "db"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "db", Image: "db:1"}}}}
+	if _, err := h.cs.CoreV1().Pods("default").Create(context.Background(), orphan, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.sync()
+	p := h.pods()["db-0"]
+	if ref := metav1.GetControllerOf(p); ref == nil || ref.Name != "db" {
+		t.Errorf("orphan not adopted: %+v", p.OwnerReferences)
+	}
+	h.sync()
+	p = h.pods()["db-0"]
+	if p.Labels[podNameLabel] != "db-0" || p.Labels[podIndexLabel] != "0" {
+		t.Errorf("labels = %v", p.Labels)
+	}
+}

@@ -281,6 +281,21 @@ func (c *Controller) deletePod(ctx context.Context, set *appsv1.StatefulSet, pod
 	return nil
 }
 
+// ensureIdentity puts back the labels that name a pod's ordinal, if an
+// adopted pod lacks them or someone took them off (Service selectors may
+// use them).
+func (c *Controller) ensureIdentity(ctx context.Context, pod *corev1.Pod, ord int) error {
+	if terminating(pod) || (pod.Labels[podNameLabel] == pod.Name && pod.Labels[podIndexLabel] == strconv.Itoa(ord)) {
+		return nil
+	}
+	patch := fmt.Appendf(nil, `{"metadata":{"labels":{%q:%q,%q:%q}}}`, podNameLabel, pod.Name, podIndexLabel, strconv.Itoa(ord))
+	if _, err := c.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil &&
+		!apierrors.IsNotFound(err) {
+		return fmt.Errorf("label pod %s with its identity: %w", pod.Name, err)
+	}
+	return nil
+}
+
 // releaseClaimsOnScaleDown gives a condemned pod's claims the pod as owner
 // when whenScaled is Delete, so they go with it.
 func (c *Controller) releaseClaimsOnScaleDown(ctx context.Context, set *appsv1.StatefulSet, pod *corev1.Pod, ord int) error {
@@ -353,6 +368,9 @@ func (c *Controller) manage(ctx context.Context, set *appsv1.StatefulSet, pods [
 			continue
 		}
 		if err := c.ensureClaims(ctx, set, ord); err != nil {
+			errs = append(errs, err)
+		}
+		if err := c.ensureIdentity(ctx, pod, ord); err != nil {
 			errs = append(errs, err)
 		}
 		if monotonic && (terminating(pod) || !runningAndAvailable(set, pod)) {
