@@ -22,6 +22,8 @@ import (
 	"github.com/skiffhq/skiff/internal/controllers/endpoints"
 	"github.com/skiffhq/skiff/internal/controllers/job"
 	"github.com/skiffhq/skiff/internal/controllers/replicaset"
+	"github.com/skiffhq/skiff/internal/controllers/statefulset"
+	"github.com/skiffhq/skiff/internal/controllers/volume"
 	"github.com/skiffhq/skiff/internal/node/dispatch"
 	"github.com/skiffhq/skiff/internal/node/lifecycle"
 	"github.com/skiffhq/skiff/internal/node/servicefeed"
@@ -46,7 +48,8 @@ const (
 
 // startControllers runs the control loops against this member's API, on
 // the raft leader only: the scheduler, the workload controllers
-// (ReplicaSet, Deployment, Job, CronJob), the endpoints controller, the node lifecycle
+// (ReplicaSet, Deployment, StatefulSet, Job, CronJob), the endpoints
+// controller, the local-path volume provisioner, the node lifecycle
 // (registrations, pod ranges, Unknown on silence), the pod dispatcher and
 // the service feed to the nodes' proxies.
 // Two members doing any of these would fight (docs/rationale.md). cp is
@@ -128,7 +131,10 @@ func (l *controlLoops) run(ctx context.Context) error {
 	slices := endpoints.ManagedSlices(factory)
 	cs, log := l.client, l.log
 
+	claims, volumes := factory.Core().V1().PersistentVolumeClaims(), factory.Core().V1().PersistentVolumes()
+	classes := factory.Storage().V1().StorageClasses()
 	sched, err := scheduler.New(scheduler.Config{Client: cs, Pods: pods, Nodes: nodeInf,
+		Claims: claims, Volumes: volumes, StorageClasses: classes,
 		Recorder: l.recorder(scheduler.Name), Logger: log})
 	if err != nil {
 		return err
@@ -157,6 +163,17 @@ func (l *controlLoops) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	sc, err := statefulset.New(statefulset.Config{Client: cs, Pods: pods, StatefulSets: factory.Apps().V1().StatefulSets(),
+		Revisions: factory.Apps().V1().ControllerRevisions(), Claims: claims,
+		Recorder: l.recorder(statefulset.Name), Logger: log})
+	if err != nil {
+		return err
+	}
+	vc, err := volume.New(volume.Config{Client: cs, Claims: claims, Volumes: volumes, Nodes: nodeInf,
+		StorageClasses: classes, Recorder: l.recorder(volume.Name), Logger: log})
+	if err != nil {
+		return err
+	}
 	disp, err := dispatch.New(dispatch.Config{Bus: l.bus, Pods: pods, Logger: log})
 	if err != nil {
 		return err
@@ -181,6 +198,8 @@ func (l *controlLoops) run(ctx context.Context) error {
 		func(ctx context.Context) error { jc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { cjc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { ec.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { sc.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { vc.Run(ctx, 1); return nil },
 		disp.Run,
 		// Every node's Service proxy follows this feed. It keeps
 		// informers of its own: it needs every EndpointSlice, where the

@@ -25,6 +25,9 @@ func (s *Server) ensureDefaults(ctx context.Context) error {
 	if err := s.ensureRuntimeClass(ctx); err != nil {
 		return err
 	}
+	if err := s.ensureStorageClass(ctx); err != nil {
+		return err
+	}
 	if err := s.ensureKubernetesService(ctx); err != nil {
 		return err
 	}

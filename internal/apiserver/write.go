@@ -184,6 +184,11 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 			return nil, err
 		}
 	}
+	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
+		if err := s.applyDefaultStorageClass(ctx, pvc); err != nil {
+			return nil, err
+		}
+	}
 	if manager != "" {
 		empty, err := s.scheme.New(res.GVK())
 		if err != nil {

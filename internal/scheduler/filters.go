@@ -36,6 +36,7 @@ var filters = []filter{
 	{"TaintToleration", fitsTaints},
 	{"NodeAffinity", fitsAffinity},
 	{"RuntimeClass", fitsRuntimeClass},
+	{"VolumeBinding", fitsVolumes},
 	{"NodeResourcesFit", fitsResources},
 }
 

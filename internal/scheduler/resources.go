@@ -51,6 +51,7 @@ type podInfo struct {
 	requests resources // real requests: for fitting
 	nonZero  resources // with scoring defaults: for ranking
 	affinity nodeaffinity.RequiredNodeAffinity
+	claims   *claimConstraints // nil: no claims to honour
 }
 
 func newPodInfo(pod *corev1.Pod) *podInfo {

@@ -30,8 +30,10 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	coreinformers "k8s.io/client-go/informers/core/v1"
+	storageinformers "k8s.io/client-go/informers/storage/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	storagelisters "k8s.io/client-go/listers/storage/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -62,6 +64,12 @@ type Config struct {
 	Nodes    coreinformers.NodeInformer // required
 	Recorder record.EventRecorder       // required
 	Logger   *slog.Logger               // default slog.Default()
+	// Claims, Volumes and StorageClasses, all or none, let pods with
+	// PersistentVolumeClaims be placed (VolumeBinding); without them such
+	// pods wait.
+	Claims         coreinformers.PersistentVolumeClaimInformer
+	Volumes        coreinformers.PersistentVolumeInformer
+	StorageClasses storageinformers.StorageClassInformer
 }
 
 // Scheduler places pods on nodes. Its event handlers run on the
@@ -75,6 +83,9 @@ type Scheduler struct {
 	log      *slog.Logger
 	queue    workqueue.TypedRateLimitingInterface[string]
 	loop     *controller.Loop
+	claims   corelisters.PersistentVolumeClaimLister // nil without Config.Claims
+	volumes  corelisters.PersistentVolumeLister      // nil without Config.Claims
+	classes  storagelisters.StorageClassLister       // nil without Config.Claims
 
 	mu sync.Mutex
 	// assumed are pods bound by this scheduler that the pod informer has
@@ -126,8 +137,22 @@ func New(cfg Config) (*Scheduler, error) {
 	}); err != nil {
 		return nil, err
 	}
-	s.loop = &controller.Loop{Name: Name, Queue: s.queue, Sync: s.schedule, Log: s.log,
-		Synced: []cache.InformerSynced{podInf.HasSynced, nodeInf.HasSynced}}
+	synced := []cache.InformerSynced{podInf.HasSynced, nodeInf.HasSynced}
+	if cfg.Claims != nil && cfg.Volumes != nil && cfg.StorageClasses != nil {
+		s.claims, s.volumes, s.classes = cfg.Claims.Lister(), cfg.Volumes.Lister(), cfg.StorageClasses.Lister()
+		// A claim or volume that appears or binds may let a waiting pod fit.
+		for _, inf := range []cache.SharedIndexInformer{cfg.Claims.Informer(), cfg.Volumes.Informer()} {
+			if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+				AddFunc:    func(any) { s.retryWaiting("volume or claim added") },
+				UpdateFunc: func(any, any) { s.retryWaiting("volume or claim changed") },
+			}); err != nil {
+				return nil, err
+			}
+			synced = append(synced, inf.HasSynced)
+		}
+		synced = append(synced, cfg.StorageClasses.Informer().HasSynced)
+	}
+	s.loop = &controller.Loop{Name: Name, Queue: s.queue, Sync: s.schedule, Log: s.log, Synced: synced}
 	return s, nil
 }
 
@@ -261,7 +286,14 @@ func (s *Scheduler) schedule(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	node, msg := place(pod, infos)
+	claims, msg, err := s.podClaims(pod)
+	if err != nil {
+		return err
+	}
+	node := ""
+	if msg == "" {
+		node, msg = placeWith(pod, claims, infos)
+	}
 	if node == "" {
 		a := attempt{count: prev.count + 1, last: time.Now()}
 		s.mu.Lock()
@@ -272,6 +304,9 @@ func (s *Scheduler) schedule(ctx context.Context, key string) error {
 		}
 		s.mu.Unlock()
 		return s.unschedulable(ctx, pod, msg)
+	}
+	if err := s.selectNode(ctx, claims, node); err != nil {
+		return err
 	}
 	err = s.client.CoreV1().Pods(ns).Bind(ctx, &corev1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: ns, UID: pod.UID},
@@ -327,10 +362,16 @@ func (s *Scheduler) nodeInfos(nodes []*corev1.Node) (map[string]*nodeInfo, error
 // place runs the filters and the scores over infos: the chosen node, or ""
 // and why none fits.
 func place(pod *corev1.Pod, infos map[string]*nodeInfo) (string, string) {
+	return placeWith(pod, nil, infos)
+}
+
+// placeWith is place honouring the pod's claims.
+func placeWith(pod *corev1.Pod, claims *claimConstraints, infos map[string]*nodeInfo) (string, string) {
 	if len(infos) == 0 {
 		return "", "no nodes available to schedule pods"
 	}
 	p := newPodInfo(pod)
+	p.claims = claims
 	reasons := map[string]int{}
 	type ranked struct {
 		*nodeInfo

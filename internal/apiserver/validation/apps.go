@@ -211,7 +211,7 @@ func validateStatefulSet(s, old *appsv1.StatefulSet) field.ErrorList {
 		errs = append(errs, dnsLabel(spec.ServiceName, sp.Child("serviceName"))...)
 	}
 	errs = append(errs, validateWorkloadSelector(spec.Selector, &spec.Template, sp, "statefulset")...)
-	errs = append(errs, validateWorkloadTemplate(&spec.Template, sp.Child("template"), "StatefulSet")...)
+	errs = append(errs, validateWorkloadTemplate(statefulSetPodTemplate(s), sp.Child("template"), "StatefulSet")...)
 	for i := range spec.VolumeClaimTemplates {
 		vp := sp.Child("volumeClaimTemplates").Index(i)
 		vct := &spec.VolumeClaimTemplates[i]
@@ -235,6 +235,38 @@ func validateStatefulSet(s, old *appsv1.StatefulSet) field.ErrorList {
 			"'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"))
 	}
 	return errs
+}
+
+// statefulSetPodTemplate is the template as the controller makes pods of
+// it: each volumeClaimTemplate is a persistentVolumeClaim volume of that
+// name (replacing a template volume of the same name), so containers may
+// mount it. Kubernetes skips the template's pod spec for StatefulSets for
+// this reason; skiff checks the spec the pods will have instead.
+func statefulSetPodTemplate(s *appsv1.StatefulSet) *corev1.PodTemplateSpec {
+	if len(s.Spec.VolumeClaimTemplates) == 0 {
+		return &s.Spec.Template
+	}
+	t := s.Spec.Template.DeepCopy()
+	claims := map[string]bool{}
+	for i := range s.Spec.VolumeClaimTemplates {
+		claims[s.Spec.VolumeClaimTemplates[i].Name] = true
+	}
+	vols := t.Spec.Volumes[:0]
+	for _, v := range t.Spec.Volumes {
+		if !claims[v.Name] {
+			vols = append(vols, v)
+		}
+	}
+	for i := range s.Spec.VolumeClaimTemplates {
+		name := s.Spec.VolumeClaimTemplates[i].Name
+		if name == "" {
+			continue // reported on the claim template
+		}
+		vols = append(vols, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: name + "-" + s.Name + "-0"}}})
+	}
+	t.Spec.Volumes = vols
+	return t
 }
 
 // validateControllerRevision: a revision number that is not negative and

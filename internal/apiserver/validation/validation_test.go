@@ -859,6 +859,16 @@ func TestValidateApps(t *testing.T) {
 		{name: "statefulset valid", obj: newStatefulSet(), namespaced: true},
 		{name: "statefulset bad pod management", obj: with(newStatefulSet(), func(s *appsv1.StatefulSet) { s.Spec.PodManagementPolicy = "Random" }), namespaced: true,
 			want: []want{{"spec.podManagementPolicy", field.ErrorTypeInvalid, "must be 'OrderedReady' or 'Parallel'"}}},
+		{name: "statefulset mounts its claim template", obj: with(newStatefulSet(), func(s *appsv1.StatefulSet) {
+			s.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+		}), namespaced: true},
+		{name: "statefulset claim template replaces a template volume", obj: with(newStatefulSet(), func(s *appsv1.StatefulSet) {
+			s.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+			s.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+		}), namespaced: true},
+		{name: "statefulset mounts an unknown volume", obj: with(newStatefulSet(), func(s *appsv1.StatefulSet) {
+			s.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "logs", MountPath: "/logs"}}
+		}), namespaced: true, want: []want{{"spec.template.spec.containers[0].volumeMounts[0].name", field.ErrorTypeNotFound, ""}}},
 		{name: "statefulset claim without storage", obj: with(newStatefulSet(), func(s *appsv1.StatefulSet) {
 			s.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests = nil
 		}), namespaced: true, want: []want{{"spec.volumeClaimTemplates[0].spec.resources[storage]", field.ErrorTypeRequired, ""}}},

@@ -305,6 +305,9 @@ func (a *Agent) Start(ctx context.Context) error {
 	// A reconnect may have lost events: sync again.
 	a.cfg.Bus.NATS().SetReconnectHandler(func(*nats.Conn) { a.requestResync() })
 	go a.heartbeats(runCtx, done)
+	if a.cfg.Runtime != nil && a.cfg.DataDir != "" {
+		go a.collectLocalVolumes(runCtx)
+	}
 	if a.cfg.Runtime != nil && a.cfg.EvictionMemoryAvailable > 0 {
 		go a.watchMemory(runCtx)
 	}

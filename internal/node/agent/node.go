@@ -66,7 +66,7 @@ func (a *Agent) describeNode() (*corev1.Node, error) {
 	host, _ := os.Hostname()
 	node := &corev1.Node{
 		TypeMeta:   metav1.TypeMeta{Kind: "Node", APIVersion: "v1"},
-		ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Labels: labels, Annotations: a.nodeAnnotations()},
 		Status: corev1.NodeStatus{
 			Capacity: capacity, Allocatable: allocatable.DeepCopy(),
 			Addresses: append([]corev1.NodeAddress{{Type: corev1.NodeHostName, Address: host}}, a.cfg.Addresses...),

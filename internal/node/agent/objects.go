@@ -76,3 +76,16 @@ func (o *objects) Secret(ctx context.Context, name string) (*corev1.Secret, erro
 	o.secrets[name] = resp.Secret
 	return resp.Secret, nil
 }
+
+// ClaimVolume implements volumes.Objects: the control plane resolves the
+// claim to its bound volume.
+func (o *objects) ClaimVolume(ctx context.Context, claim string) (*corev1.PersistentVolume, error) {
+	resp, err := o.fetch(ctx, "PersistentVolumeClaim", claim)
+	if err != nil {
+		return nil, err
+	}
+	if resp.PersistentVolume == nil {
+		return nil, fmt.Errorf("persistentvolumeclaim %q: no volume", claim)
+	}
+	return resp.PersistentVolume, nil
+}

@@ -139,6 +139,12 @@ func (c *Controller) register(ctx context.Context, r protocol.Registration) (pro
 		for k, v := range want.Labels {
 			cur.Labels[k] = v
 		}
+		if len(want.Annotations) > 0 && cur.Annotations == nil {
+			cur.Annotations = map[string]string{}
+		}
+		for k, v := range want.Annotations {
+			cur.Annotations[k] = v
+		}
 		if r.PodCIDR != "" && cur.Spec.PodCIDR != r.PodCIDR {
 			cur.Spec.PodCIDR, cur.Spec.PodCIDRs = r.PodCIDR, []string{r.PodCIDR} // the agent's own configuration wins
 		}

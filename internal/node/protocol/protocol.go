@@ -114,10 +114,14 @@ type StatusAck struct {
 }
 
 // ObjectRequest asks for a ConfigMap or Secret a pod bound to Node uses
-// (env, envFrom, volumes, imagePullSecrets).
+// (env, envFrom, volumes, imagePullSecrets), or for the PersistentVolume
+// bound to a PersistentVolumeClaim one of its volumes names.
 type ObjectRequest struct {
-	Node      string `json:"node"`
-	Kind      string `json:"kind"` // ConfigMap or Secret
+	Node string `json:"node"`
+	// Kind is ConfigMap, Secret or PersistentVolumeClaim; or LocalVolumes
+	// (no Namespace, no Name): the local paths of every PersistentVolume
+	// on Node, so the node can remove the directories of deleted ones.
+	Kind      string `json:"kind"`
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 }
@@ -126,7 +130,12 @@ type ObjectRequest struct {
 type ObjectResponse struct {
 	ConfigMap *corev1.ConfigMap `json:"configMap,omitempty"`
 	Secret    *corev1.Secret    `json:"secret,omitempty"`
-	NotFound  bool              `json:"notFound,omitempty"`
+	// PersistentVolume answers a PersistentVolumeClaim: the volume the
+	// claim is bound to, on the asking node.
+	PersistentVolume *corev1.PersistentVolume `json:"persistentVolume,omitempty"`
+	// LocalVolumePaths answers LocalVolumes.
+	LocalVolumePaths []string `json:"localVolumePaths,omitempty"`
+	NotFound         bool     `json:"notFound,omitempty"`
 }
 
 // FeedEvent is one change to the cluster-wide objects every node's

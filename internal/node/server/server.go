@@ -27,6 +27,7 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/controllers/controller"
@@ -232,6 +233,10 @@ func equalStatus(a, b corev1.PodStatus) bool {
 // uses it: a node reads what its pods need and nothing else, as
 // Kubernetes' node authorizer allows.
 func (s *Server) object(ctx context.Context, req protocol.ObjectRequest) (protocol.ObjectResponse, error) {
+	if req.Kind == "LocalVolumes" {
+		paths, err := s.localVolumePaths(ctx, req.Node)
+		return protocol.ObjectResponse{LocalVolumePaths: paths}, err
+	}
 	ok, err := s.referenced(ctx, req)
 	if err != nil {
 		return protocol.ObjectResponse{}, err
@@ -246,6 +251,8 @@ func (s *Server) object(ctx context.Context, req protocol.ObjectRequest) (protoc
 		resp.ConfigMap, err = s.cfg.Client.CoreV1().ConfigMaps(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
 	case "Secret":
 		resp.Secret, err = s.cfg.Client.CoreV1().Secrets(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+	case "PersistentVolumeClaim":
+		resp.PersistentVolume, err = s.claimVolume(ctx, req)
 	default:
 		return resp, fmt.Errorf("nodeserver: kind %q is not served to nodes", req.Kind)
 	}
@@ -295,6 +302,8 @@ func podReferences(p *corev1.Pod, kind, name string) bool {
 	}
 	for _, v := range p.Spec.Volumes {
 		switch {
+		case v.PersistentVolumeClaim != nil:
+			visit("PersistentVolumeClaim", v.PersistentVolumeClaim.ClaimName)
 		case v.ConfigMap != nil:
 			visit("ConfigMap", v.ConfigMap.Name)
 		case v.Secret != nil:
@@ -333,4 +342,59 @@ func podReferences(p *corev1.Pod, kind, name string) bool {
 		}
 	}
 	return found
+}
+
+// claimVolume is the volume bound to the claim, if it may be used on the
+// asking node (its node affinity, if any, matches the node).
+func (s *Server) claimVolume(ctx context.Context, req protocol.ObjectRequest) (*corev1.PersistentVolume, error) {
+	pvc, err := s.cfg.Client.CoreV1().PersistentVolumeClaims(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if pvc.Spec.VolumeName == "" || pvc.Status.Phase != corev1.ClaimBound {
+		return nil, fmt.Errorf("persistentvolumeclaim %s/%s is not bound yet", req.Namespace, req.Name)
+	}
+	pv, err := s.cfg.Client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("persistentvolume %s of claim %s/%s: %w", pvc.Spec.VolumeName, req.Namespace, req.Name, err)
+	} else if err != nil {
+		return nil, err
+	}
+	if ref := pv.Spec.ClaimRef; ref == nil || ref.Namespace != pvc.Namespace || ref.Name != pvc.Name {
+		return nil, fmt.Errorf("persistentvolume %s is not bound to claim %s/%s", pv.Name, req.Namespace, req.Name)
+	}
+	if na := pv.Spec.NodeAffinity; na != nil && na.Required != nil {
+		node, err := s.cfg.Client.CoreV1().Nodes().Get(ctx, req.Node, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", req.Node, err)
+		}
+		if ok, err := corev1helpers.MatchNodeSelectorTerms(node, na.Required); err != nil || !ok {
+			return nil, fmt.Errorf("persistentvolume %s is not on node %s", pv.Name, req.Node)
+		}
+	}
+	return pv, nil
+}
+
+// localVolumePaths are the local paths of the PersistentVolumes whose node
+// affinity names node: what the node keeps of its local-volumes directory.
+func (s *Server) localVolumePaths(ctx context.Context, node string) ([]string, error) {
+	n, err := s.cfg.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", node, err)
+	}
+	list, err := s.cfg.Client.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list persistent volumes: %w", err)
+	}
+	var out []string
+	for i := range list.Items {
+		pv := &list.Items[i]
+		if pv.Spec.Local == nil || pv.Spec.NodeAffinity == nil || pv.Spec.NodeAffinity.Required == nil {
+			continue
+		}
+		if ok, err := corev1helpers.MatchNodeSelectorTerms(n, pv.Spec.NodeAffinity.Required); err == nil && ok {
+			out = append(out, pv.Spec.Local.Path)
+		}
+	}
+	return out, nil
 }

@@ -30,6 +30,9 @@ import (
 type Objects interface {
 	ConfigMap(ctx context.Context, name string) (*corev1.ConfigMap, error)
 	Secret(ctx context.Context, name string) (*corev1.Secret, error)
+	// ClaimVolume is the PersistentVolume the claim is bound to; an
+	// unbound claim is an error.
+	ClaimVolume(ctx context.Context, claim string) (*corev1.PersistentVolume, error)
 }
 
 // ErrNotFound: the ConfigMap or Secret a volume names does not exist.
@@ -67,6 +70,9 @@ func SetUpVolume(ctx context.Context, pod *corev1.Pod, dir string, v corev1.Volu
 	if v.HostPath != nil {
 		return hostPathVolume(v.HostPath)
 	}
+	if v.PersistentVolumeClaim != nil {
+		return claimVolume(ctx, objs, v.PersistentVolumeClaim.ClaimName)
+	}
 	path := filepath.Join(dir, "volumes", v.Name)
 	if err := os.MkdirAll(path, 0o755); err != nil {
 		return "", err
@@ -100,8 +106,6 @@ func SetUpVolume(ctx context.Context, pod *corev1.Pod, dir string, v corev1.Volu
 			}
 			files = append(files, more...)
 		}
-	case v.PersistentVolumeClaim != nil:
-		return "", errors.New("persistentVolumeClaim volumes are not supported yet")
 	default:
 		return "", errors.New("volume type not supported by the Wasm runtime")
 	}
@@ -328,7 +332,7 @@ func MountsWithQuotas(pod *corev1.Pod, c *corev1.Container, vols map[string]stri
 			host = sub
 		}
 		v := kinds[m.Name]
-		ro := m.ReadOnly || NodeWritten(v)
+		ro := m.ReadOnly || NodeWritten(v) || (v != nil && v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ReadOnly)
 		mount := skiffrt.Mount{HostPath: host, GuestPath: m.MountPath, ReadOnly: ro}
 		if !ro {
 			mount.Quota = quotas[m.Name]
@@ -376,4 +380,30 @@ func subPathDir(root, subPath string) (string, error) {
 		}
 	}
 	return cur, nil
+}
+
+// claimVolume is the host directory of the volume bound to the claim: a
+// local (or hostPath) PersistentVolume on this node, its directory made if
+// missing. The volume outlives the pod: nothing here removes it.
+func claimVolume(ctx context.Context, objs Objects, claim string) (string, error) {
+	pv, err := objs.ClaimVolume(ctx, claim)
+	if err != nil {
+		return "", err
+	}
+	var path string
+	switch {
+	case pv.Spec.Local != nil:
+		path = pv.Spec.Local.Path
+	case pv.Spec.HostPath != nil:
+		path = pv.Spec.HostPath.Path
+	default:
+		return "", fmt.Errorf("persistentvolume %s: only local and hostPath volumes are supported", pv.Name)
+	}
+	if !filepath.IsAbs(path) {
+		return "", fmt.Errorf("persistentvolume %s: path %q is not absolute", pv.Name, path)
+	}
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return "", fmt.Errorf("persistentvolume %s: %w", pv.Name, err)
+	}
+	return path, nil
 }

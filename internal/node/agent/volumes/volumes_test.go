@@ -29,6 +29,14 @@ func fileExists(p string) bool {
 type fakeObjects struct {
 	configMaps map[string]*corev1.ConfigMap
 	secrets    map[string]*corev1.Secret
+	volumes    map[string]*corev1.PersistentVolume // by claim
+}
+
+func (o fakeObjects) ClaimVolume(_ context.Context, claim string) (*corev1.PersistentVolume, error) {
+	if pv, ok := o.volumes[claim]; ok {
+		return pv, nil
+	}
+	return nil, fmt.Errorf("%s %q %w", "PersistentVolumeClaim", claim, ErrNotFound)
 }
 
 func (o fakeObjects) ConfigMap(_ context.Context, name string) (*corev1.ConfigMap, error) {
@@ -391,5 +399,39 @@ func TestSetUpVolumes(t *testing.T) {
 		if _, err := SetUp(ctx, p, t.TempDir(), sources); err == nil || !strings.Contains(err.Error(), `volume "v"`) {
 			t.Errorf("%s: error %v, want one naming the volume", name, err)
 		}
+	}
+}
+
+// TestClaimVolume: a persistentVolumeClaim volume is its bound local
+// volume's directory, made if missing and kept apart from the pod's
+// directory; an unbound or missing claim is an error; a read-only claim
+// mounts read-only.
+func TestClaimVolume(t *testing.T) {
+	podDir, local := t.TempDir(), filepath.Join(t.TempDir(), "local-volumes", "pvc-1")
+	objs := fakeObjects{volumes: map[string]*corev1.PersistentVolume{"data-db-0": {
+		ObjectMeta: metav1.ObjectMeta{Name: "pvc-1"},
+		Spec: corev1.PersistentVolumeSpec{PersistentVolumeSource: corev1.PersistentVolumeSource{
+			Local: &corev1.LocalVolumeSource{Path: local}}}}}}
+	pod := &corev1.Pod{Spec: corev1.PodSpec{
+		Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data-db-0", ReadOnly: true}}}},
+		Containers: []corev1.Container{{Name: "c", VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}}}}
+	got, err := SetUp(context.Background(), pod, podDir, Sources{Objects: objs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["data"] != local || !fileExists(local) {
+		t.Fatalf("volume dir = %q (exists %v), want %q", got["data"], fileExists(local), local)
+	}
+	mounts, err := MountsWithQuotas(pod, &pod.Spec.Containers[0], got, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mounts) != 1 || mounts[0].HostPath != local || !mounts[0].ReadOnly {
+		t.Errorf("mounts = %+v", mounts)
+	}
+	pod.Spec.Volumes[0].PersistentVolumeClaim.ClaimName = "missing"
+	if _, err := SetUp(context.Background(), pod, podDir, Sources{Objects: objs}); err == nil {
+		t.Error("a missing claim mounted")
 	}
 }
