@@ -16,6 +16,7 @@ import (
 
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/controllers/controller"
+	"github.com/skiffhq/skiff/internal/controllers/daemonset"
 	"github.com/skiffhq/skiff/internal/controllers/deployment"
 	"github.com/skiffhq/skiff/internal/controllers/endpoints"
 	"github.com/skiffhq/skiff/internal/controllers/replicaset"
@@ -43,7 +44,7 @@ const (
 
 // startControllers runs the control loops against this member's API, on
 // the raft leader only: the scheduler, the workload controllers
-// (ReplicaSet, Deployment), the endpoints controller, the node lifecycle
+// (ReplicaSet, Deployment, DaemonSet), the endpoints controller, the node lifecycle
 // (registrations, pod ranges, Unknown on silence), the pod dispatcher and
 // the service feed to the nodes' proxies.
 // Two members doing any of these would fight (docs/rationale.md). cp is
@@ -131,6 +132,12 @@ func (l *controlLoops) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	dsc, err := daemonset.New(daemonset.Config{Client: cs, Pods: pods, Nodes: nodeInf,
+		DaemonSets: factory.Apps().V1().DaemonSets(), Revisions: factory.Apps().V1().ControllerRevisions(),
+		Recorder: l.recorder(daemonset.Name), Logger: log})
+	if err != nil {
+		return err
+	}
 	dc, err := deployment.New(deployment.Config{Client: cs, Deployments: deploys, ReplicaSets: rss, Pods: pods,
 		Recorder: l.recorder(deployment.Name), Logger: log})
 	if err != nil {
@@ -162,6 +169,7 @@ func (l *controlLoops) run(ctx context.Context) error {
 		func(ctx context.Context) error { sched.Run(ctx); return nil },
 		func(ctx context.Context) error { rsc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { dc.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { dsc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { ec.Run(ctx, controllerWorkers); return nil },
 		disp.Run,
 		// Every node's Service proxy follows this feed. It keeps
