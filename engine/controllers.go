@@ -8,10 +8,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/skiffhq/skiff/internal/bus"
@@ -19,6 +22,7 @@ import (
 	"github.com/skiffhq/skiff/internal/controllers/daemonset"
 	"github.com/skiffhq/skiff/internal/controllers/deployment"
 	"github.com/skiffhq/skiff/internal/controllers/endpoints"
+	"github.com/skiffhq/skiff/internal/controllers/garbagecollector"
 	"github.com/skiffhq/skiff/internal/controllers/replicaset"
 	"github.com/skiffhq/skiff/internal/node/dispatch"
 	"github.com/skiffhq/skiff/internal/node/lifecycle"
@@ -44,7 +48,7 @@ const (
 
 // startControllers runs the control loops against this member's API, on
 // the raft leader only: the scheduler, the workload controllers
-// (ReplicaSet, Deployment, DaemonSet), the endpoints controller, the node lifecycle
+// (ReplicaSet, Deployment, DaemonSet), the garbage collector, the endpoints controller, the node lifecycle
 // (registrations, pod ranges, Unknown on silence), the pod dispatcher and
 // the service feed to the nodes' proxies.
 // Two members doing any of these would fight (docs/rationale.md). cp is
@@ -58,9 +62,13 @@ func (e *Engine) startControllers(ctx context.Context, cp *bus.Conn) error {
 	if err != nil {
 		return fmt.Errorf("controllers clientset: %w", err)
 	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("controllers dynamic client: %w", err)
+	}
 	events := e.eventBroadcasterLocked(cs)
 	log := e.log.With("component", "controllers")
-	e.loops = &controlLoops{client: cs, bus: cp, log: log,
+	e.loops = &controlLoops{client: cs, dynamic: dyn, bus: cp, log: log,
 		recorder: func(component string) record.EventRecorder {
 			return events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component, Host: e.cfg.NodeName})
 		},
@@ -90,6 +98,7 @@ func (e *Engine) eventBroadcasterLocked(cs kubernetes.Interface) record.EventBro
 // controlLoops is what each term of leadership builds its loops from.
 type controlLoops struct {
 	client   kubernetes.Interface
+	dynamic  dynamic.Interface // the garbage collector's
 	bus      *bus.Conn
 	recorder func(component string) record.EventRecorder
 	nodes    lifecycle.Config // Bus and Client are filled in
@@ -148,6 +157,10 @@ func (l *controlLoops) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	gc, err := l.garbageCollector()
+	if err != nil {
+		return err
+	}
 	disp, err := dispatch.New(dispatch.Config{Bus: l.bus, Pods: pods, Logger: log})
 	if err != nil {
 		return err
@@ -170,6 +183,7 @@ func (l *controlLoops) run(ctx context.Context) error {
 		func(ctx context.Context) error { rsc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { dc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { dsc.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { gc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { ec.Run(ctx, controllerWorkers); return nil },
 		disp.Run,
 		// Every node's Service proxy follows this feed. It keeps
@@ -200,6 +214,20 @@ func (l *controlLoops) run(ctx context.Context) error {
 		return context.Cause(runCtx) // a loop failed
 	}
 	return nil
+}
+
+// garbageCollector builds the term's garbage collector over every resource
+// the API serves (its own informers, cut down to metadata), or over the
+// built-in workload and configuration resources if discovery fails.
+func (l *controlLoops) garbageCollector() (*garbagecollector.Collector, error) {
+	res, err := garbagecollector.DiscoverResources(l.client.Discovery())
+	if err != nil {
+		l.log.Warn("garbage collector: discovery failed, watching the built-in resources only", "err", err)
+		res = garbagecollector.DefaultResources
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(l.client.Discovery()))
+	return garbagecollector.New(garbagecollector.Config{Client: l.dynamic, Resources: res, Mapper: mapper,
+		Resync: informerResync, Logger: l.log})
 }
 
 // dispatcher is the running term's pod dispatcher, or nil between terms.
