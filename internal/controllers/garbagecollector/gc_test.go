@@ -61,7 +61,9 @@ func TestPropagation(t *testing.T) {
 	c := controllertest.Start(t)
 	ctx := context.Background()
 	cms := c.Client.CoreV1().ConfigMaps(ns)
-	policy := func(p metav1.DeletionPropagation) metav1.DeleteOptions { return metav1.DeleteOptions{PropagationPolicy: &p} }
+	policy := func(p metav1.DeletionPropagation) metav1.DeleteOptions {
+		return metav1.DeleteOptions{PropagationPolicy: &p}
+	}
 
 	t.Run("background", func(t *testing.T) {
 		owner := createCM(t, c, "bg-owner")
