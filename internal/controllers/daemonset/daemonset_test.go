@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -140,7 +141,7 @@ func TestDaemonSet(t *testing.T) {
 	c.AddNode(t, "fake-a", edge, nil)
 	c.AddNode(t, "fake-b", edge, nil)
 	c.AddNode(t, "fake-other", map[string]string{"role": "core"}, nil)
-	c.StartKubelet(t, nodes...)
+	k := c.StartKubelet(t, nodes...)
 	ctx := context.Background()
 	ds, err := c.Client.AppsV1().DaemonSets("default").Create(ctx, newDS("agent"), metav1.CreateOptions{})
 	if err != nil {
@@ -207,9 +208,51 @@ func TestDaemonSet(t *testing.T) {
 	})
 
 	all := []string{"fake-a", "fake-b", "fake-c"}
+	// images counts the active pods by node and image.
+	images := func() map[string][]string {
+		out := map[string][]string{}
+		for n, ps := range podsByNode(t, c, "agent") {
+			for _, p := range ps {
+				out[n] = append(out[n], p.Spec.Containers[0].Image)
+			}
+			sort.Strings(out[n])
+		}
+		return out
+	}
+	// holdBack checks that, with the new pods held unready by the kubelet,
+	// the rollout stops at want (per node, its pods' images) for a while,
+	// then lets every pod become ready.
+	holdBack := func(t *testing.T, want func(map[string][]string) error) {
+		t.Helper()
+		testutil.Eventually(t, controllertest.Timeout, func() error { return want(images()) })
+		time.Sleep(time.Second) // several syncs: the rollout must go no further
+		if err := want(images()); err != nil {
+			t.Fatalf("the rollout went past its bound: %v", err)
+		}
+		k.SetReady(func(*corev1.Pod) bool { return true })
+	}
+	count := func(m map[string][]string, images ...string) int {
+		n := 0
+		for _, imgs := range m {
+			if fmt.Sprint(imgs) == fmt.Sprint(images) {
+				n++
+			}
+		}
+		return n
+	}
+
 	t.Run("rolling update", func(t *testing.T) {
 		before := hash()
+		k.SetReady(func(p *corev1.Pod) bool { return p.Spec.Containers[0].Image != "example.invalid/agent:2" })
 		updateDS(t, c, "agent", func(ds *appsv1.DaemonSet) { ds.Spec.Template.Spec.Containers[0].Image = "example.invalid/agent:2" })
+		// maxUnavailable 1: one node gets a new pod, which stays unready;
+		// the other two keep their old ones.
+		holdBack(t, func(m map[string][]string) error {
+			if count(m, "example.invalid/agent:2") != 1 || count(m, "example.invalid/agent:1") != 2 {
+				return fmt.Errorf("pods by node %v", m)
+			}
+			return nil
+		})
 		waitNodes(t, c, "agent", all, hash)
 		if hash() == before {
 			t.Fatal("no new revision")
@@ -222,10 +265,19 @@ func TestDaemonSet(t *testing.T) {
 	})
 
 	t.Run("rolling update with surge", func(t *testing.T) {
+		k.SetReady(func(p *corev1.Pod) bool { return p.Spec.Containers[0].Image != "example.invalid/agent:3" })
 		updateDS(t, c, "agent", func(ds *appsv1.DaemonSet) {
 			ds.Spec.UpdateStrategy.RollingUpdate = &appsv1.RollingUpdateDaemonSet{
 				MaxSurge: ptr(intstr.FromInt32(1)), MaxUnavailable: ptr(intstr.FromInt32(0))}
 			ds.Spec.Template.Spec.Containers[0].Image = "example.invalid/agent:3"
+		})
+		// maxSurge 1, maxUnavailable 0: one node runs a new pod beside its
+		// old one until the new one is available; no old pod goes before.
+		holdBack(t, func(m map[string][]string) error {
+			if count(m, "example.invalid/agent:2", "example.invalid/agent:3") != 1 || count(m, "example.invalid/agent:2") != 2 {
+				return fmt.Errorf("pods by node %v", m)
+			}
+			return nil
 		})
 		waitNodes(t, c, "agent", all, hash)
 	})
