@@ -331,6 +331,25 @@ func TestDaemonSet(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("node deleted", func(t *testing.T) {
+		if err := c.Client.CoreV1().Nodes().Delete(ctx, "fake-c", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		testutil.Eventually(t, controllertest.Timeout, func() error {
+			if ps := podsByNode(t, c, "agent")["fake-c"]; len(ps) != 0 {
+				return fmt.Errorf("%d pods left for the deleted node", len(ps))
+			}
+			got, err := c.Client.AppsV1().DaemonSets("default").Get(ctx, "agent", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if got.Status.DesiredNumberScheduled != 2 {
+				return fmt.Errorf("status %+v", got.Status)
+			}
+			return nil
+		})
+	})
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -119,8 +119,8 @@ func (c *Controller) claimPods(ctx context.Context, ds *appsv1.DaemonSet, sel la
 }
 
 // nodeStates sorts pods by the node they are for, beside whether the
-// DaemonSet belongs on each node; stray are the active pods for no node
-// or for a node that no longer exists.
+// DaemonSet belongs on each node; stray are the active pods for a node
+// that no longer exists.
 func (c *Controller) nodeStates(ds *appsv1.DaemonSet, pods []*corev1.Pod) ([]*nodeState, []*corev1.Pod, error) {
 	nodes, err := c.nodes.List(labels.Everything())
 	if err != nil {
@@ -138,11 +138,18 @@ func (c *Controller) nodeStates(ds *appsv1.DaemonSet, pods []*corev1.Pod) ([]*no
 	sort.Slice(states, func(i, j int) bool { return states[i].name < states[j].name })
 	var stray []*corev1.Pod
 	for _, p := range pods {
-		if s := byName[targetNode(p)]; s != nil {
+		target := targetNode(p)
+		switch s := byName[target]; {
+		case s != nil:
 			s.pods = append(s.pods, p)
-		} else if controller.IsPodActive(p) {
+		case target != "" && controller.IsPodActive(p):
+			// For a node that is gone. Kubernetes deletes only the
+			// unbound ones and leaves bound ones to its pod garbage
+			// collector, which skiff does not have yet.
 			stray = append(stray, p)
 		}
+		// A pod for no node (adopted by its labels) is not a daemon pod
+		// of any node: ignored, as upstream.
 	}
 	for _, s := range states {
 		sort.SliceStable(s.pods, func(i, j int) bool { return olderFirst(s.pods[i], s.pods[j]) })
