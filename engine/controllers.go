@@ -8,18 +8,23 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/controllers/controller"
 	"github.com/skiffhq/skiff/internal/controllers/cronjob"
+	"github.com/skiffhq/skiff/internal/controllers/daemonset"
 	"github.com/skiffhq/skiff/internal/controllers/deployment"
 	"github.com/skiffhq/skiff/internal/controllers/endpoints"
+	"github.com/skiffhq/skiff/internal/controllers/garbagecollector"
 	"github.com/skiffhq/skiff/internal/controllers/job"
 	"github.com/skiffhq/skiff/internal/controllers/replicaset"
 	"github.com/skiffhq/skiff/internal/controllers/statefulset"
@@ -48,8 +53,9 @@ const (
 
 // startControllers runs the control loops against this member's API, on
 // the raft leader only: the scheduler, the workload controllers
-// (ReplicaSet, Deployment, StatefulSet, Job, CronJob), the endpoints
-// controller, the local-path volume provisioner, the node lifecycle
+// (ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob), the
+// garbage collector, the endpoints controller, the local-path volume
+// provisioner, the node lifecycle
 // (registrations, pod ranges, Unknown on silence), the pod dispatcher and
 // the service feed to the nodes' proxies.
 // Two members doing any of these would fight (docs/rationale.md). cp is
@@ -63,9 +69,13 @@ func (e *Engine) startControllers(ctx context.Context, cp *bus.Conn) error {
 	if err != nil {
 		return fmt.Errorf("controllers clientset: %w", err)
 	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("controllers dynamic client: %w", err)
+	}
 	events := e.eventBroadcasterLocked(cs)
 	log := e.log.With("component", "controllers")
-	e.loops = &controlLoops{client: cs, bus: cp, log: log,
+	e.loops = &controlLoops{client: cs, dynamic: dyn, bus: cp, log: log,
 		recorder: func(component string) record.EventRecorder {
 			return events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component, Host: e.cfg.NodeName})
 		},
@@ -96,6 +106,7 @@ func (e *Engine) eventBroadcasterLocked(cs kubernetes.Interface) record.EventBro
 // controlLoops is what each term of leadership builds its loops from.
 type controlLoops struct {
 	client   kubernetes.Interface
+	dynamic  dynamic.Interface // the garbage collector's
 	bus      *bus.Conn
 	recorder func(component string) record.EventRecorder
 	nodes    lifecycle.Config // Bus and Client are filled in
@@ -144,6 +155,12 @@ func (l *controlLoops) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	dsc, err := daemonset.New(daemonset.Config{Client: cs, Pods: pods, Nodes: nodeInf,
+		DaemonSets: factory.Apps().V1().DaemonSets(), Revisions: factory.Apps().V1().ControllerRevisions(),
+		Recorder: l.recorder(daemonset.Name), Logger: log})
+	if err != nil {
+		return err
+	}
 	dc, err := deployment.New(deployment.Config{Client: cs, Deployments: deploys, ReplicaSets: rss, Pods: pods,
 		Recorder: l.recorder(deployment.Name), Logger: log})
 	if err != nil {
@@ -174,6 +191,10 @@ func (l *controlLoops) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	gc, err := l.garbageCollector()
+	if err != nil {
+		return err
+	}
 	disp, err := dispatch.New(dispatch.Config{Bus: l.bus, Pods: pods, Logger: log})
 	if err != nil {
 		return err
@@ -197,6 +218,8 @@ func (l *controlLoops) run(ctx context.Context) error {
 		func(ctx context.Context) error { dc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { jc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { cjc.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { dsc.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { gc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { ec.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { sc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { vc.Run(ctx, 1); return nil },
@@ -229,6 +252,20 @@ func (l *controlLoops) run(ctx context.Context) error {
 		return context.Cause(runCtx) // a loop failed
 	}
 	return nil
+}
+
+// garbageCollector builds the term's garbage collector over every resource
+// the API serves (its own informers, cut down to metadata), or over the
+// built-in workload and configuration resources if discovery fails.
+func (l *controlLoops) garbageCollector() (*garbagecollector.Collector, error) {
+	res, err := garbagecollector.DiscoverResources(l.client.Discovery())
+	if err != nil {
+		l.log.Warn("garbage collector: discovery failed, watching the built-in resources only", "err", err)
+		res = garbagecollector.DefaultResources
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(l.client.Discovery()))
+	return garbagecollector.New(garbagecollector.Config{Client: l.dynamic, Resources: res, Mapper: mapper,
+		Resync: informerResync, Logger: l.log})
 }
 
 // dispatcher is the running term's pod dispatcher, or nil between terms.

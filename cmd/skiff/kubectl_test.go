@@ -442,16 +442,26 @@ func TestKubectlDeletePropagation(t *testing.T) {
 			"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"%s","uid":"%s"}]}}`, policy, ns, owner, uid)
 		c.ok(dep, "create", "-f", "-")
 		c.ok("", "delete", "configmap", owner, "-n", ns, "--cascade="+policy)
-		r := c.kubectl("", "get", "configmap", "dep-"+policy, "-n", ns, "-o", "jsonpath={.metadata.ownerReferences}")
-		switch policy {
-		case "orphan":
-			if r.code != 0 || r.out != "" {
-				t.Fatalf("orphan: dependent %+v", r)
+		// The garbage collector handles the dependent, after kubectl's
+		// delete returned (background) or before (foreground, orphan:
+		// kubectl waits for the owner, which waits for the collector).
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			r := c.kubectl("", "get", "configmap", "dep-"+policy, "-n", ns, "-o", "jsonpath={.metadata.ownerReferences}")
+			var err error
+			switch {
+			case policy == "orphan" && (r.code != 0 || r.out != ""):
+				err = fmt.Errorf("orphan: dependent %+v", r)
+			case policy != "orphan" && r.code == 0:
+				err = fmt.Errorf("%s: dependent still there: %s", policy, r.out)
 			}
-		default:
-			if r.code == 0 {
-				t.Fatalf("%s: dependent still there: %s", policy, r.out)
+			if err == nil {
+				break
 			}
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
 
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
@@ -478,7 +477,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, req request) err
 // deleteObject deletes one object with Kubernetes' semantics: preconditions
 // on uid and resourceVersion; an object with finalizers (or a foreground
 // deletion) only gets a deletionTimestamp and stays until they are removed;
-// dependents (by ownerReferences) are deleted with it, or orphaned.
+// dependents (by ownerReferences) are left to the garbage collector.
 func (s *Server) deleteObject(r *http.Request, req request, opts metav1.DeleteOptions) (runtime.Object, error) {
 	ctx := r.Context()
 	dry, err := dryRun(r)
@@ -511,33 +510,13 @@ func (s *Server) deleteObject(r *http.Request, req request, opts metav1.DeleteOp
 		} else if opts.OrphanDependents != nil && *opts.OrphanDependents {
 			policy = metav1.DeletePropagationOrphan
 		}
-		// Dependents go after their owner (background, orphan), so that no
-		// controller sees a live owner without its dependents and recreates
-		// them. A foreground deletion is the other way round: the owner is
-		// marked deleting first (controllers leave a deleting owner alone),
-		// then its dependents go, then it does.
-		uid := m.GetUID()
-		if policy == metav1.DeletePropagationForeground {
-			if m.GetDeletionTimestamp() == nil {
-				now := metav1.NewTime(time.Now())
-				m.SetDeletionTimestamp(&now)
-				zero := int64(0)
-				m.SetDeletionGracePeriodSeconds(&zero)
-				if _, err := s.objs.update(ctx, req.res, req.ns, req.name, cur, curRV); err != nil {
-					if apierrors.IsConflict(err) && attempt < maxRetries {
-						continue
-					}
-					return nil, err
-				}
-			}
-			if err := s.handleDependents(r, uid, policy); err != nil {
-				return nil, err
-			}
-			if cur, err = s.objs.get(ctx, req.res, req.ns, req.name); err != nil {
-				return nil, err
-			}
-			m = mustMeta(cur)
-			curRV, _ = parseRV(m.GetResourceVersion())
+		// Dependents are the garbage collector's (internal/controllers/
+		// garbagecollector), as in Kubernetes: a Background deletion
+		// removes the object now and the collector deletes what it owned;
+		// Foreground and Orphan leave it marked, with the finalizer that
+		// tells the collector to delete or release its dependents first.
+		if m.GetDeletionTimestamp() == nil {
+			setDeletionFinalizers(m, policy)
 		}
 		if req.res.Resource == "namespaces" && req.res.Group == "" {
 			if err := s.emptyNamespace(r, req.name); err != nil {
@@ -547,11 +526,6 @@ func (s *Server) deleteObject(r *http.Request, req request, opts metav1.DeleteOp
 		out, err := s.removeOrMark(ctx, req, cur, curRV, opts)
 		if apierrors.IsConflict(err) && attempt < maxRetries {
 			continue
-		}
-		if err == nil && policy != metav1.DeletePropagationForeground {
-			if err := s.handleDependents(r, uid, policy); err != nil {
-				return nil, err
-			}
 		}
 		return out, err
 	}
@@ -587,61 +561,26 @@ func (s *Server) remove(ctx context.Context, req request, rev int64) (runtime.Ob
 	return out, err
 }
 
-// handleDependents deletes (or, for Orphan, releases) the objects whose
-// ownerReferences name uid. Until the garbage-collector controller exists
-// this happens inline, so foreground, background and orphan deletions all
-// leave the state Kubernetes would reach.
-func (s *Server) handleDependents(r *http.Request, uid types.UID, policy metav1.DeletionPropagation) error {
-	for _, res := range s.reg.All() {
-		if !res.Stored() {
-			continue
-		}
-		page, err := s.cfg.Store.List(r.Context(), prefix(res, ""), raft.ListOptions{})
-		if err != nil {
-			return storeError(err, res, "")
-		}
-		for _, kv := range page.KVs {
-			if !encrypted(res) && !bytes.Contains(kv.Value, []byte(uid)) {
-				continue // cheap pre-filter: a dependent carries the owner's uid
-			}
-			obj, err := s.objs.decode(res, kv)
-			if err != nil {
-				return err
-			}
-			m := mustMeta(obj)
-			owned := -1
-			for i, ref := range m.GetOwnerReferences() {
-				if ref.UID == uid {
-					owned = i
-				}
-			}
-			if owned < 0 {
-				continue
-			}
-			dep := request{res: res, ns: m.GetNamespace(), name: m.GetName()}
-			if policy == metav1.DeletePropagationOrphan {
-				_, err = s.guaranteedUpdate(r, dep, 0, "garbage-collector", func(cur runtime.Object) (runtime.Object, error) {
-					cm := mustMeta(cur)
-					refs := cm.GetOwnerReferences()
-					var kept []metav1.OwnerReference
-					for _, ref := range refs {
-						if ref.UID != uid {
-							kept = append(kept, ref)
-						}
-					}
-					cm.SetOwnerReferences(kept)
-					return cur, nil
-				})
-			} else {
-				p := policy
-				_, err = s.deleteObject(r, dep, metav1.DeleteOptions{PropagationPolicy: &p})
-			}
-			if err != nil && !apierrors.IsNotFound(err) {
-				return err
-			}
+// setDeletionFinalizers adds the garbage collector's finalizer for policy
+// and drops the other one, as Kubernetes' deletionFinalizersForGarbageCollection.
+func setDeletionFinalizers(m metav1.Object, policy metav1.DeletionPropagation) {
+	want := ""
+	switch policy {
+	case metav1.DeletePropagationForeground:
+		want = metav1.FinalizerDeleteDependents
+	case metav1.DeletePropagationOrphan:
+		want = metav1.FinalizerOrphanDependents
+	}
+	var fs []string
+	for _, f := range m.GetFinalizers() {
+		if f != metav1.FinalizerDeleteDependents && f != metav1.FinalizerOrphanDependents {
+			fs = append(fs, f)
 		}
 	}
-	return nil
+	if want != "" {
+		fs = append(fs, want)
+	}
+	m.SetFinalizers(fs)
 }
 
 // emptyNamespace deletes everything in a namespace before the namespace

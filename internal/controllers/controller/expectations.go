@@ -59,6 +59,19 @@ func (e *Expectations) ExpectDeletions(key string, objs []string) {
 	e.m[key] = x
 }
 
+// Expect replaces what key awaits with n creations and the deletion of
+// objs together, for a controller that does both in one sync (a DaemonSet
+// replaces pods on some nodes while creating them on others).
+func (e *Expectations) Expect(key string, n int, objs []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	x := &expectation{adds: n, dels: make(map[string]struct{}, len(objs)), at: time.Now()}
+	for _, o := range objs {
+		x.dels[o] = struct{}{}
+	}
+	e.m[key] = x
+}
+
 // CreationObserved counts one awaited creation as seen (or as never coming,
 // when the create call failed).
 func (e *Expectations) CreationObserved(key string) {
