@@ -523,3 +523,68 @@ func TestDeploymentProgressDeadline(t *testing.T) {
 	k.SetReady(func(*corev1.Pod) bool { return true })
 	waitComplete(t, c, "stuck")
 }
+
+// TestDeploymentRollsBackOnProgressDeadline: a Deployment that opts in goes
+// back to its last available revision when a rollout exceeds its progress
+// deadline; one that does not stays stuck, as on Kubernetes.
+func TestDeploymentRollsBackOnProgressDeadline(t *testing.T) {
+	c := controllertest.Start(t)
+	c.AddNode(t, "fake-1", nil, nil)
+	k := c.StartKubelet(t, "fake-1")
+	k.SetReady(func(p *corev1.Pod) bool { return p.Spec.Containers[0].Image != "example.invalid/app:2" })
+	ctx := context.Background()
+	for _, name := range []string{"self", "plain"} {
+		d := newDeployment(name, 2, "example.invalid/app:1")
+		d.Spec.ProgressDeadlineSeconds = new(int32)
+		*d.Spec.ProgressDeadlineSeconds = 2
+		if name == "self" {
+			d.Annotations = map[string]string{deployment.RollbackOnFailureAnnotation: "true"}
+		}
+		if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitComplete(t, c, name)
+	}
+	testutil.Eventually(t, controllertest.Timeout, func() error {
+		got, err := c.Client.AppsV1().Deployments(ns).Get(ctx, "self", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if got.Annotations[deployment.LastAvailableRevisionAnnotation] != "1" {
+			return fmt.Errorf("annotations %v", got.Annotations)
+		}
+		return nil
+	})
+	for _, name := range []string{"self", "plain"} {
+		updateDeployment(t, c, name, func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "example.invalid/app:2" })
+	}
+	// The opted-in one comes back to app:1 and completes on its old
+	// revision, renumbered; the other reports the deadline and stays.
+	testutil.Eventually(t, controllertest.Timeout, func() error {
+		got, err := c.Client.AppsV1().Deployments(ns).Get(ctx, "self", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if img := got.Spec.Template.Spec.Containers[0].Image; img != "example.invalid/app:1" {
+			return fmt.Errorf("template image %s", img)
+		}
+		return nil
+	})
+	self := waitComplete(t, c, "self")
+	if rev := self.Annotations[deployment.RevisionAnnotation]; rev != "3" {
+		t.Errorf("revision after the rollback = %q, want 3 (revision 1 renumbered)", rev)
+	}
+	testutil.Eventually(t, controllertest.Timeout, func() error {
+		got, err := c.Client.AppsV1().Deployments(ns).Get(ctx, "plain", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if pr := condition(got, appsv1.DeploymentProgressing); pr == nil || pr.Reason != "ProgressDeadlineExceeded" {
+			return fmt.Errorf("Progressing %+v", pr)
+		}
+		if img := got.Spec.Template.Spec.Containers[0].Image; img != "example.invalid/app:2" {
+			t.Fatalf("a Deployment that did not opt in was rolled back to %s", img)
+		}
+		return nil
+	})
+}

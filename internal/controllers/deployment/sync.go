@@ -68,6 +68,15 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if scaling {
 		return c.syncScale(ctx, d, rsList)
 	}
+	// An opted-in Deployment remembers what became available, and goes back
+	// to it when a rollout is stuck (selfrollback.go); the write brings it
+	// back here.
+	if wrote, err := c.recordAvailable(ctx, d); wrote || err != nil {
+		return err
+	}
+	if wrote, err := c.rollBackIfStuck(ctx, d, rsList); wrote || err != nil {
+		return err
+	}
 	if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
 		return c.rolloutRecreate(ctx, d, rsList, c.podsByReplicaSet(d, sel, rsList))
 	}
