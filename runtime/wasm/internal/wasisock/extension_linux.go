@@ -93,7 +93,7 @@ func sockOpen(_ context.Context, t *sockTable, mod api.Module, stack []uint64) u
 	if err != nil {
 		return toErrno(err)
 	}
-	gfd := t.add(&sockFile{fd: fd, dgram: typ == unix.SOCK_DGRAM})
+	gfd := t.add(&sockFile{fd: fd, dgram: typ == unix.SOCK_DGRAM, inet6: domain == unix.AF_INET6})
 	if !mod.Memory().WriteUint32Le(uint32(stack[2]), gfd) {
 		sockClose(t, t.files[gfd], mod, []uint64{uint64(gfd)})
 		return errnoFault
@@ -115,7 +115,7 @@ func sockBind(_ context.Context, t *sockTable, mod api.Module, stack []uint64) u
 	if e != errnoSuccess {
 		return e
 	}
-	if err := unix.Bind(f.fd, sockaddrFor(f.fd, ap)); err != nil {
+	if err := unix.Bind(f.fd, sockaddrFor(f.inet6, ap)); err != nil {
 		return toErrno(err)
 	}
 	f.bound = true
@@ -134,7 +134,7 @@ func (t *sockTable) bindAddress(f *sockFile, ap netip.AddrPort) (netip.AddrPort,
 	ip := ap.Addr().Unmap()
 	switch {
 	case ip.IsUnspecified(), ip.IsLoopback() && (ip == netip.IPv6Loopback() || ip == netip.MustParseAddr("127.0.0.1")):
-		return netip.AddrPortFrom(t.podAddrFor(f, ap.Addr()), ap.Port()), errnoSuccess
+		return netip.AddrPortFrom(t.podAddrFor(ap.Addr()), ap.Port()), errnoSuccess
 	case ip == pod:
 		return ap, errnoSuccess
 	}
@@ -143,7 +143,7 @@ func (t *sockTable) bindAddress(f *sockFile, ap netip.AddrPort) (netip.AddrPort,
 
 // podAddrFor is the pod IP in the family of like (an IPv6 socket reaches an
 // IPv4 pod IP as ::ffff:a.b.c.d).
-func (t *sockTable) podAddrFor(_ *sockFile, like netip.Addr) netip.Addr {
+func (t *sockTable) podAddrFor(like netip.Addr) netip.Addr {
 	pod := t.cfg.PodIP
 	if like.Is6() && pod.Is4() {
 		return netip.AddrFrom16(pod.As16())
@@ -183,13 +183,11 @@ func (t *sockTable) bindToPod(f *sockFile, like netip.Addr) uint64 {
 	if !t.cfg.PodIP.IsValid() {
 		return errnoSuccess
 	}
-	if sa, err := unix.Getsockname(f.fd); err == nil {
-		if _, ok := sa.(*unix.SockaddrInet6); ok {
-			like = netip.IPv6Unspecified()
-		}
+	if f.inet6 {
+		like = netip.IPv6Unspecified()
 	}
-	ap := netip.AddrPortFrom(t.podAddrFor(f, like), 0)
-	if err := unix.Bind(f.fd, sockaddrFor(f.fd, ap)); err != nil {
+	ap := netip.AddrPortFrom(t.podAddrFor(like), 0)
+	if err := unix.Bind(f.fd, sockaddrFor(f.inet6, ap)); err != nil {
 		return toErrno(err)
 	}
 	f.bound = true
@@ -204,7 +202,7 @@ func (t *sockTable) destination(f *sockFile, ap netip.AddrPort) netip.AddrPort {
 	}
 	ip := ap.Addr().Unmap()
 	if ip == netip.MustParseAddr("127.0.0.1") || ap.Addr() == netip.IPv6Loopback() {
-		return netip.AddrPortFrom(t.podAddrFor(f, ap.Addr()), ap.Port())
+		return netip.AddrPortFrom(t.podAddrFor(ap.Addr()), ap.Port())
 	}
 	return ap
 }
@@ -273,7 +271,7 @@ func sockConnect(_ context.Context, t *sockTable, mod api.Module, stack []uint64
 	if e := t.prepareEgress(f, dst); e != errnoSuccess {
 		return e
 	}
-	err := unix.Connect(f.fd, sockaddrFor(f.fd, dst))
+	err := unix.Connect(f.fd, sockaddrFor(f.inet6, dst))
 	f.bound = true
 	switch {
 	case err == nil:
@@ -417,7 +415,7 @@ func sockSendTo(_ context.Context, t *sockTable, mod api.Module, stack []uint64)
 			if e := t.prepareEgress(f, dst); e != errnoSuccess {
 				return e
 			}
-			to = sockaddrFor(f.fd, dst)
+			to = sockaddrFor(f.inet6, dst)
 		}
 	}
 	for {
@@ -618,13 +616,11 @@ func writeAddress(mem api.Memory, addr, port uint32, ap netip.AddrPort) uint64 {
 	return errnoSuccess
 }
 
-// sockaddrFor is ap as a host address for the socket fd: an IPv6 socket
-// takes IPv4 addresses in their mapped form.
-func sockaddrFor(fd int, ap netip.AddrPort) unix.Sockaddr {
-	if sa, err := unix.Getsockname(fd); err == nil {
-		if _, v6 := sa.(*unix.SockaddrInet6); v6 {
-			return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
-		}
+// sockaddrFor is ap as a host address for a socket of the family inet6
+// says: an IPv6 socket takes IPv4 addresses in their mapped form.
+func sockaddrFor(inet6 bool, ap netip.AddrPort) unix.Sockaddr {
+	if inet6 {
+		return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
 	}
 	return sockaddr(ap)
 }

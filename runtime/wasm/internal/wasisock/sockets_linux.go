@@ -98,6 +98,9 @@ type sockFile struct {
 	listener bool // accepts rather than reads
 	nonblock bool // the guest's view: EAGAIN instead of waiting
 	dgram    bool // SOCK_DGRAM
+	// inet6: an AF_INET6 socket, which takes IPv4 addresses in their
+	// mapped form (kept here so that no send asks the kernel).
+	inet6 bool
 	// preopened: one of the Run's listeners, in the guest's table from the
 	// start (and a pre-opened file to fd_prestat_get).
 	preopened bool
@@ -191,7 +194,15 @@ func listenerFile(l Listener) (*sockFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &sockFile{fd: fd, listener: true, preopened: true, bound: true}, nil
+		// The caller's socket may be of either family (net.Listen picks
+		// it): ask the kernel, once.
+		sa, err := unix.Getsockname(fd)
+		if err != nil {
+			_ = unix.Close(fd)
+			return nil, fmt.Errorf("getsockname: %w", err)
+		}
+		_, inet6 := sa.(*unix.SockaddrInet6)
+		return &sockFile{fd: fd, listener: true, preopened: true, bound: true, inet6: inet6}, nil
 	}
 	ip, err := listenIP(l.Host)
 	if err != nil {
@@ -215,7 +226,7 @@ func listenerFile(l Listener) (*sockFile, error) {
 		// "" listens on every address, IPv4 too, as net.Listen(":port").
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
 	}
-	if err := unix.Bind(fd, sockaddr(netip.AddrPortFrom(ip, uint16(l.Port)))); err != nil {
+	if err := unix.Bind(fd, sockaddrFor(domain == unix.AF_INET6, netip.AddrPortFrom(ip, uint16(l.Port)))); err != nil {
 		_ = unix.Close(fd)
 		return nil, fmt.Errorf("bind %s: %w", net.JoinHostPort(l.Host, strconv.Itoa(l.Port)), err)
 	}
@@ -227,7 +238,7 @@ func listenerFile(l Listener) (*sockFile, error) {
 		_ = unix.Close(fd)
 		return nil, fmt.Errorf("setsockopt: %w", err)
 	}
-	return &sockFile{fd: fd, listener: true, preopened: true, bound: true, pendingListen: true}, nil
+	return &sockFile{fd: fd, listener: true, preopened: true, bound: true, pendingListen: true, inet6: domain == unix.AF_INET6}, nil
 }
 
 // listenIP is the address a listener binds for host: an IP, a name the
@@ -721,7 +732,7 @@ func sockAccept(t *sockTable, f *sockFile, mod api.Module, stack []uint64) uint6
 			return toErrno(err)
 		}
 	}
-	gfd := t.add(&sockFile{fd: nfd, nonblock: flags&fdflagNonblock != 0, bound: true})
+	gfd := t.add(&sockFile{fd: nfd, nonblock: flags&fdflagNonblock != 0, bound: true, inet6: f.inet6})
 	if !mod.Memory().WriteUint32Le(uint32(stack[2]), gfd) {
 		sockClose(t, t.files[gfd], mod, []uint64{uint64(gfd)})
 		return errnoFault
