@@ -41,6 +41,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	case segs[0] == "apis" && len(segs) == 2:
 		s.groupInfo(w, segs[1])
 		return
+	case segs[0] == "apis" && s.extraGroup(segs[1]) != nil:
+		s.serveExtra(w, r, s.extraGroup(segs[1]), segs)
+		return
 	case segs[0] == "api" && len(segs) >= 2:
 		gv, rest = schema.GroupVersion{Version: segs[1]}, segs[2:]
 	case segs[0] == "apis" && len(segs) >= 3:
