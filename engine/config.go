@@ -62,6 +62,14 @@ type Config struct {
 	// frequency.
 	NodeHeartbeatInterval time.Duration
 
+	// MetricsInterval is how often this member's node reports what its pods
+	// and the node use, for the metrics APIs (`kubectl top`,
+	// metrics.k8s.io, custom.metrics.k8s.io): rates are over one interval,
+	// and a pod shows in them one interval after it starts. The API server
+	// forgets a pod or node not reported for three intervals of its own.
+	// Default 10s, metrics-server's resolution.
+	MetricsInterval time.Duration
+
 	// NodeGracePeriod is how long a node may stay silent before its
 	// conditions become Unknown. Default 40s, Kubernetes'
 	// node-monitor-grace-period.
