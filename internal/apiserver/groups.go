@@ -87,6 +87,11 @@ func (s *Server) serveExtra(w http.ResponseWriter, r *http.Request, g *APIGroup,
 		writeError(w, apierrors.NewMethodNotSupported(schema.GroupResource{Group: g.Name, Resource: segs[3]}, r.Method))
 		return
 	}
+	if watch := r.URL.Query().Get("watch"); watch == "true" || watch == "1" {
+		// Values computed per request have no resourceVersion to watch from.
+		writeError(w, apierrors.NewMethodNotSupported(schema.GroupResource{Group: g.Name, Resource: segs[3]}, "watch"))
+		return
+	}
 	obj, err := v.Serve(r, segs[3:])
 	if err != nil {
 		writeError(w, err)
