@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/restmapper"
+	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 	"k8s.io/metrics/pkg/client/custom_metrics"
 
 	"github.com/skiffhq/skiff/internal/testutil"
@@ -148,11 +149,32 @@ func TestKubectlTopAndCustomMetrics(t *testing.T) {
 		t.Errorf("GET nodes/nosuch metrics: exit %d: %s", code, errOut)
 	}
 
-	// The custom metrics API, as an autoscaler reads it.
+	// The resource metrics API through client-go's metrics clientset, as
+	// an autoscaler reads it, with protobuf asked for first (the server
+	// answers JSON, which the client decodes as well).
 	cfg, err := e.RESTConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
+	pcfg := *cfg
+	pcfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	mc, err := metricsclient.NewForConfig(&pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pml, err := mc.MetricsV1beta1().PodMetricses("default").List(ctx, metav1.ListOptions{LabelSelector: "app=spin"})
+	if err != nil || len(pml.Items) != 1 || pml.Items[0].Name != "busy" || len(pml.Items[0].Containers) != 1 ||
+		pml.Items[0].Containers[0].Usage.Cpu().IsZero() || pml.Items[0].Window.Duration <= 0 {
+		t.Errorf("PodMetricses(default).List(app=spin): %+v, %v", pml, err)
+	}
+	if nm, err := mc.MetricsV1beta1().NodeMetricses().Get(ctx, node, metav1.GetOptions{}); err != nil || nm.Usage.Memory().IsZero() {
+		t.Errorf("NodeMetricses().Get(%s): %+v, %v", node, nm, err)
+	}
+	if _, err := mc.MetricsV1beta1().PodMetricses("default").Get(ctx, "nosuch", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("PodMetricses().Get(nosuch): %v, want NotFound", err)
+	}
+
+	// The custom metrics API, as an autoscaler reads it.
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -238,5 +260,4 @@ func TestKubectlTopAndCustomMetrics(t *testing.T) {
 	if _, err := cm.GetForObject(podGK, "web", "nosuch_metric", labels.Everything()); !apierrors.IsNotFound(err) {
 		t.Errorf("an unknown metric: %v, want NotFound", err)
 	}
-	_ = ctx
 }
