@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -259,5 +260,46 @@ func TestKubectlTopAndCustomMetrics(t *testing.T) {
 	}
 	if _, err := cm.GetForObject(podGK, "web", "nosuch_metric", labels.Everything()); !apierrors.IsNotFound(err) {
 		t.Errorf("an unknown metric: %v, want NotFound", err)
+	}
+}
+
+// TestWorkerReportsUsage: a worker on its own bus connection (TLS, the node
+// identity and its permissions) reports its usage, and the server serves
+// it as the worker node's NodeMetrics.
+func TestWorkerReportsUsage(t *testing.T) {
+	ctx := context.Background()
+	e := startEngine(t, Config{DataDir: t.TempDir(), NodeName: "metrics-cp", APIListen: "127.0.0.1:0", BusListen: "127.0.0.1:0",
+		ServiceCIDR: "127.115.0.0/16", ClusterPodCIDR: "127.114.0.0/16", DisableServiceProxy: true, MetricsInterval: time.Second})
+	apiURL, err := url.Parse(e.api.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := StartWorker(ctx, WorkerConfig{Server: apiURL.Host, Token: e.token, DataDir: t.TempDir(), NodeName: "metrics-edge",
+		ImageHosts: []string{"loopback"}, MetricsInterval: time.Second, Logger: testutil.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Stop(context.Background()) })
+	cfg, err := e.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := metricsclient.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, func() error {
+		nm, err := mc.MetricsV1beta1().NodeMetricses().Get(ctx, "metrics-edge", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if nm.Usage.Memory().IsZero() || nm.Window.Duration <= 0 {
+			t.Fatalf("worker's node metrics %+v", nm)
+		}
+		return nil
+	})
+	list, err := mc.MetricsV1beta1().NodeMetricses().List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/hostname=metrics-edge"})
+	if err != nil || len(list.Items) != 1 || list.Items[0].Name != "metrics-edge" {
+		t.Errorf("nodes labelled metrics-edge: %+v, %v", list, err)
 	}
 }
