@@ -184,7 +184,7 @@ func newHarness(t *testing.T, w *world, hpa *autoscalingv2.HorizontalPodAutoscal
 	}
 	kube := kubefake.NewSimpleClientset(objs...)
 	factory := informers.NewSharedInformerFactory(kube, 0)
-	mapper := meta.NewDefaultRESTMapper(nil)
+	mapper := meta.NewDefaultRESTMapper([]schema.GroupVersion{{Group: "apps", Version: "v1"}})
 	mapper.Add(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}, meta.RESTScopeNamespace)
 	events := record.NewFakeRecorder(100)
 	ctl, err := New(Config{Client: kube, HPAs: factory.Autoscaling().V2().HorizontalPodAutoscalers(),
