@@ -99,7 +99,43 @@ func TestHPAWithoutMetricsAPI(t *testing.T) {
 		t.Errorf("replicas changed to %d without metrics", *d.Spec.Replicas)
 	}
 
+	// Only the periodic sync can see a target scaled by hand (the HPA did
+	// not change): above maxReplicas, it is brought back through the scale
+	// subresource even without metrics.
 	k := newKubectl(t, e)
+	k.ok("", "", "scale", "deployment", "web", "--replicas=8")
+	testutil.Eventually(t, 60*time.Second, func() error {
+		d, err := cs.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if *d.Spec.Replicas != 5 {
+			return fmt.Errorf("replicas %d, want 5", *d.Spec.Replicas)
+		}
+		return nil
+	})
+	testutil.Eventually(t, 60*time.Second, func() error {
+		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=web,reason=SuccessfulRescale"})
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs.Items {
+			if ev.Message == "New size: 5; reason: Current number of replicas above Spec.MaxReplicas" && ev.Source.Component == "horizontal-pod-autoscaler" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no rescale event among %d", len(evs.Items))
+	})
+	// Scaled to zero by hand, the target is left alone.
+	k.ok("", "", "scale", "deployment", "web", "--replicas=0")
+	waitHPACondition(t, cs, "web", autoscalingv2.ScalingActive, corev1.ConditionFalse, "ScalingDisabled")
+	if d, err = cs.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if *d.Spec.Replicas != 0 {
+		t.Errorf("a target scaled to zero was scaled to %d", *d.Spec.Replicas)
+	}
+
 	hpaDeployment(t, cs, "api", 3)
 	k.ok("", "", "autoscale", "deployment", "api", "--cpu-percent=50", "--min=1", "--max=5")
 	v1, err := cs.AutoscalingV1().HorizontalPodAutoscalers("default").Get(ctx, "api", metav1.GetOptions{})
