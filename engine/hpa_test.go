@@ -126,6 +126,12 @@ func TestHPAWithoutMetricsAPI(t *testing.T) {
 		}
 		return fmt.Errorf("no rescale event among %d", len(evs.Items))
 	})
+	desc := k.ok("", "", "describe", "hpa", "web")
+	for _, want := range []string{"ScalingActive", "FailedGetResourceMetric", "SuccessfulRescale", "New size: 5; reason: Current number of replicas above Spec.MaxReplicas"} {
+		if !strings.Contains(desc, want) {
+			t.Errorf("kubectl describe hpa lacks %q:\n%s", want, desc)
+		}
+	}
 	// Scaled to zero by hand, the target is left alone.
 	k.ok("", "", "scale", "deployment", "web", "--replicas=0")
 	waitHPACondition(t, cs, "web", autoscalingv2.ScalingActive, corev1.ConditionFalse, "ScalingDisabled")

@@ -222,3 +222,50 @@ func TestControllerPartialMetrics(t *testing.T) {
 		t.Errorf("ScalingActive %+v", c)
 	}
 }
+
+func TestControllerTargetMissing(t *testing.T) {
+	w := newWorld()
+	threePodsAt(w, 100)
+	w.targetMissing = true
+	h := newHarness(t, w, cpuHPA("web", 50, 1, 10))
+	hpa, err := h.sync("web")
+	if err == nil {
+		t.Fatal("sync succeeded without a target")
+	}
+	c := condition(hpa, autoscalingv2.AbleToScale)
+	if c == nil || c.Status != corev1.ConditionFalse || c.Reason != "FailedGetScale" ||
+		!strings.HasPrefix(c.Message, "the HPA controller was unable to get the target's current scale: ") {
+		t.Errorf("AbleToScale %+v", c)
+	}
+	if ev := h.drainEvents(); len(ev) == 0 || !strings.HasPrefix(ev[0], "Warning FailedGetScale ") {
+		t.Errorf("events %q", ev)
+	}
+}
+
+func TestControllerContainerResourceAverageValue(t *testing.T) {
+	w := newWorld()
+	threePodsAt(w, 100)
+	const mi = int64(1 << 20)
+	for _, p := range w.pods {
+		w.mem[p.Name] = 96 * mi * 1000 // 96Mi against 32Mi: 9
+	}
+	hpa := cpuHPA("web", 50, 1, 20)
+	target := resourceQuantity("32Mi")
+	hpa.Spec.Metrics = []autoscalingv2.MetricSpec{{Type: autoscalingv2.ContainerResourceMetricSourceType,
+		ContainerResource: &autoscalingv2.ContainerResourceMetricSource{Name: corev1.ResourceMemory, Container: "web",
+			Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: &target}}}}
+	hpa.Spec.Behavior = &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleUp: rules(0, autoscalingv2.MaxChangePolicySelect, pods(10, 15))}
+	h := newHarness(t, w, hpa)
+	got, err := h.sync("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.replicas != 9 {
+		t.Fatalf("replicas %d, want 9", w.replicas)
+	}
+	st := got.Status.CurrentMetrics
+	if len(st) != 1 || st[0].ContainerResource == nil || st[0].ContainerResource.Container != "web" ||
+		st[0].ContainerResource.Current.AverageValue.Value() != 96*mi {
+		t.Errorf("current metrics %+v", st)
+	}
+}

@@ -47,6 +47,8 @@ type world struct {
 	cpu, mem, rps map[string]int64
 	// resourceErr and customErr fail the metrics APIs.
 	resourceErr, customErr error
+	// targetMissing makes the scale subresource answer 404.
+	targetMissing bool
 	scaleUpdates           int
 
 	resource *metricsfake.Clientset
@@ -112,6 +114,9 @@ func newWorld() *world {
 	})
 	w.scales = &scalefake.FakeScaleClient{}
 	w.scales.AddReactor("get", "deployments", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if w.targetMissing {
+			return true, nil, apierrors.NewNotFound(schema.GroupResource{Group: "apps", Resource: "deployments"}, "web")
+		}
 		return true, w.scale(), nil
 	})
 	w.scales.AddReactor("update", "deployments", func(a clienttesting.Action) (bool, runtime.Object, error) {
@@ -262,3 +267,5 @@ func condition(h *autoscalingv2.HorizontalPodAutoscaler, typ autoscalingv2.Horiz
 func errNotFound(what string) error {
 	return apierrors.NewNotFound(schema.GroupResource{Resource: what}, "")
 }
+
+func resourceQuantity(s string) resource.Quantity { return resource.MustParse(s) }
