@@ -49,7 +49,7 @@ type world struct {
 	resourceErr, customErr error
 	// targetMissing makes the scale subresource answer 404.
 	targetMissing bool
-	scaleUpdates           int
+	scaleUpdates  int
 
 	resource *metricsfake.Clientset
 	custom   *customfake.FakeCustomMetricsClient
