@@ -32,10 +32,16 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return fmt.Errorf("get hpa %s: %w", key, err)
 	}
-	// The queue keeps one pending add per key, the earliest, so this
-	// never piles up however often the HPA is synced in between.
+	// The next evaluation is a period on, failed or not, as in Kubernetes
+	// (whose HPA queue's rate limiter is the period): a quicker retry would
+	// only repeat the failure's events while metrics are missing. The
+	// queue keeps one pending add per key, the earliest, so this never
+	// piles up however often the HPA is synced in between.
 	c.queue.AddAfter(key, c.period)
-	return c.reconcile(ctx, key, hpa)
+	if err := c.reconcile(ctx, key, hpa); err != nil && ctx.Err() == nil {
+		c.log.Debug("hpa not reconciled, next try in a sync period", "hpa", key, "err", err)
+	}
+	return nil
 }
 
 // reconcile is Kubernetes' reconcileAutoscaler: read the target's scale,
