@@ -82,6 +82,47 @@ func TestResourceUtilizationReplicas(t *testing.T) {
 			// Ready ones at 100% of 50%: 2000/3000 = 66% -> ceil(1.32*3) = 4,
 			// where counting the starting pod's burn would give 6.
 		}, 3, 50, 4, 100},
+		{"a pod past initialization that was never ready counts as idle on a scale-up", func(w *world) {
+			for i := range 2 {
+				p := w.addPod(string(rune('a'+i)), 1000)
+				w.cpu[p.Name] = 1000
+			}
+			p := w.addPod("never-ready", 1000, func(p *corev1.Pod) {
+				start := metav1.NewTime(t0.Add(-10 * time.Minute))
+				p.Status.StartTime = &start
+				// Turned unready 10 s after its start: within the initial
+				// readiness delay, so it has never been ready.
+				p.Status.Conditions[0].Status = corev1.ConditionFalse
+				p.Status.Conditions[0].LastTransitionTime = metav1.NewTime(start.Add(10 * time.Second))
+			})
+			w.cpu[p.Name] = 1000
+		}, 3, 50, 4, 100},
+		{"a pod past initialization that was ready once counts as measured", func(w *world) {
+			for i := range 2 {
+				p := w.addPod(string(rune('a'+i)), 1000)
+				w.cpu[p.Name] = 1000
+			}
+			p := w.addPod("was-ready", 1000, func(p *corev1.Pod) {
+				start := metav1.NewTime(t0.Add(-10 * time.Minute))
+				p.Status.StartTime = &start
+				p.Status.Conditions[0].Status = corev1.ConditionFalse
+				p.Status.Conditions[0].LastTransitionTime = metav1.NewTime(start.Add(2 * time.Minute))
+			})
+			w.cpu[p.Name] = 1000
+		}, 3, 50, 6, 100},
+		{"an initializing pod's sample from before a full window of readiness counts as idle", func(w *world) {
+			for i := range 2 {
+				p := w.addPod(string(rune('a'+i)), 1000)
+				w.cpu[p.Name] = 1000
+			}
+			p := w.addPod("just-ready", 1000, func(p *corev1.Pod) {
+				start := metav1.NewTime(t0.Add(-2 * time.Minute))
+				p.Status.StartTime = &start
+				// Ready 10 s ago: the 30 s sample window still covers start-up.
+				p.Status.Conditions[0].LastTransitionTime = metav1.NewTime(t0.Add(-10 * time.Second))
+			})
+			w.cpu[p.Name] = 1000
+		}, 3, 50, 4, 100},
 		{"pending, failed and deleted pods are left out", func(w *world) {
 			for i := range 2 {
 				p := w.addPod(string(rune('a'+i)), 1000)
