@@ -1,6 +1,7 @@
 package podautoscaler
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -267,5 +268,20 @@ func TestControllerContainerResourceAverageValue(t *testing.T) {
 	if len(st) != 1 || st[0].ContainerResource == nil || st[0].ContainerResource.Container != "web" ||
 		st[0].ContainerResource.Current.AverageValue.Value() != 96*mi {
 		t.Errorf("current metrics %+v", st)
+	}
+}
+
+func TestControllerForgetsDeletedHPA(t *testing.T) {
+	w := newWorld()
+	threePodsAt(w, 10)
+	h := newHarness(t, w, cpuHPA("web", 50, 1, 10))
+	h.ctl.history.recordInitial(ns+"/gone", 3)
+	if err := h.ctl.sync(context.Background(), ns+"/gone"); err != nil {
+		t.Fatal(err)
+	}
+	h.ctl.history.mu.Lock()
+	defer h.ctl.history.mu.Unlock()
+	if _, ok := h.ctl.history.recommendations[ns+"/gone"]; ok {
+		t.Error("a deleted HPA's recommendations were kept")
 	}
 }
