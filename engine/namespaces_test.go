@@ -112,11 +112,26 @@ func TestNamespaceDeletionEmptiesThenRemoves(t *testing.T) {
 			return fmt.Errorf("discovery condition %+v", c)
 		}
 		for _, list := range []func() (int, error){
-			func() (int, error) { l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); return len(l.Items), err },
-			func() (int, error) { l, err := cs.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{}); return len(l.Items), err },
-			func() (int, error) { l, err := cs.CoreV1().Services(ns).List(ctx, metav1.ListOptions{}); return len(l.Items), err },
-			func() (int, error) { l, err := cs.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{}); return len(l.Items), err },
-			func() (int, error) { l, err := cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{}); return len(l.Items) - 1, err },
+			func() (int, error) {
+				l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+				return len(l.Items), err
+			},
+			func() (int, error) {
+				l, err := cs.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+				return len(l.Items), err
+			},
+			func() (int, error) {
+				l, err := cs.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+				return len(l.Items), err
+			},
+			func() (int, error) {
+				l, err := cs.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{})
+				return len(l.Items), err
+			},
+			func() (int, error) {
+				l, err := cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+				return len(l.Items) - 1, err
+			},
 		} {
 			if n, err := list(); err != nil || n != 0 {
 				return fmt.Errorf("%d objects left (%v)", n, err)
