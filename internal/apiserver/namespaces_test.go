@@ -69,6 +69,9 @@ func TestNamespaceLifecycle(t *testing.T) {
 		t.Fatalf("create in a terminating namespace: %v", err)
 	}
 
+	if err := cs.CoreV1().RESTClient().Get().Resource("namespaces").Name("life").SubResource("finalize").Do(ctx).Error(); !apierrors.IsMethodNotSupported(err) {
+		t.Fatalf("GET namespaces/life/finalize: %v", err)
+	}
 	// The controller's part: /finalize takes the finalizer off; the
 	// metadata finalizer still holds the namespace.
 	ns.Spec.Finalizers = nil
