@@ -71,12 +71,19 @@ func gone(obj runtime.Object) bool {
 	return true
 }
 
+// immortalNamespaces may not be deleted: the NamespaceLifecycle
+// admission's list (the cluster's own Services and DNS live in them).
+var immortalNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic}
+
 // deleteNamespace is the namespace REST storage's Delete: the first call
 // marks the namespace Terminating (deleteObject has added the garbage
 // collector's finalizer for the policy) and returns it; a namespace whose finalizers are all gone is
 // removed. The namespace controller does the rest.
 func (s *Server) deleteNamespace(ctx context.Context, req request, cur runtime.Object, curRV int64) (runtime.Object, error) {
 	ns := cur.(*corev1.Namespace)
+	if slices.Contains(immortalNamespaces, ns.Name) {
+		return nil, apierrors.NewForbidden(req.res.GroupResource(), ns.Name, fmt.Errorf("this namespace may not be deleted"))
+	}
 	if ns.DeletionTimestamp == nil {
 		now := metav1.NewTime(time.Now())
 		ns.DeletionTimestamp = &now

@@ -93,6 +93,22 @@ func TestNamespaceLifecycle(t *testing.T) {
 	}
 }
 
+// The cluster's own namespaces may not be deleted, as Kubernetes'
+// NamespaceLifecycle admission refuses.
+func TestImmortalNamespaces(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	nss := kubernetes.NewForConfigOrDie(cfg).CoreV1().Namespaces()
+	ctx := context.Background()
+	for _, name := range []string{"default", "kube-system", "kube-public"} {
+		if err := nss.Delete(ctx, name, metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {
+			t.Fatalf("delete %s: %v", name, err)
+		}
+		if ns, err := nss.Get(ctx, name, metav1.GetOptions{}); err != nil || ns.DeletionTimestamp != nil {
+			t.Fatalf("%s after a refused delete: %v %v", name, ns, err)
+		}
+	}
+}
+
 // A namespace a client finalized before deleting it has nothing to wait
 // for: DELETE removes it.
 func TestNamespaceWithoutFinalizersGoesAtOnce(t *testing.T) {
