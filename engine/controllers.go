@@ -31,6 +31,7 @@ import (
 	"github.com/skiffhq/skiff/internal/controllers/endpoints"
 	"github.com/skiffhq/skiff/internal/controllers/garbagecollector"
 	"github.com/skiffhq/skiff/internal/controllers/job"
+	"github.com/skiffhq/skiff/internal/controllers/namespace"
 	"github.com/skiffhq/skiff/internal/controllers/podautoscaler"
 	"github.com/skiffhq/skiff/internal/controllers/replicaset"
 	"github.com/skiffhq/skiff/internal/controllers/statefulset"
@@ -61,7 +62,7 @@ const (
 // the raft leader only: the scheduler, the workload controllers
 // (ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob), the
 // HorizontalPodAutoscaler controller, the
-// garbage collector, the endpoints controller, the local-path volume
+// garbage collector, the namespace controller, the endpoints controller, the local-path volume
 // provisioner, the node lifecycle
 // (registrations, pod ranges, Unknown on silence), the pod dispatcher and
 // the service feed to the nodes' proxies.
@@ -113,7 +114,7 @@ func (e *Engine) eventBroadcasterLocked(cs kubernetes.Interface) record.EventBro
 // controlLoops is what each term of leadership builds its loops from.
 type controlLoops struct {
 	client   kubernetes.Interface
-	dynamic  dynamic.Interface // the garbage collector's
+	dynamic  dynamic.Interface // the garbage collector's and the namespace controller's
 	bus      *bus.Conn
 	recorder func(component string) record.EventRecorder
 	nodes    lifecycle.Config // Bus and Client are filled in
@@ -206,6 +207,11 @@ func (l *controlLoops) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	nsc, err := namespace.New(namespace.Config{Client: cs, Dynamic: l.dynamic,
+		Namespaces: factory.Core().V1().Namespaces(), Pods: pods, Logger: log})
+	if err != nil {
+		return err
+	}
 	gc, err := l.garbageCollector()
 	if err != nil {
 		return err
@@ -235,6 +241,7 @@ func (l *controlLoops) run(ctx context.Context) error {
 		func(ctx context.Context) error { cjc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { dsc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { gc.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { nsc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { ec.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { sc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { vc.Run(ctx, 1); return nil },

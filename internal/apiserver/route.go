@@ -141,6 +141,9 @@ func PodRefFrom(r *http.Request) (PodRef, bool) {
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, req request) {
 	var err error
 	switch {
+	case req.sub == "finalize" && r.Method != http.MethodPut:
+		// namespaces/<name>/finalize is update-only, as in Kubernetes.
+		err = apierrors.NewMethodNotSupported(req.res.GroupResource(), r.Method)
 	case req.name == "" && r.Method == http.MethodGet && r.URL.Query().Get("watch") == "true":
 		err = s.watch(w, r, req)
 	case req.name == "" && r.Method == http.MethodGet:
