@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -163,5 +164,30 @@ func TestDeleteCollectionDeletesEveryMatch(t *testing.T) {
 		if cm.Labels["batch"] != "keep" {
 			t.Fatalf("%s left", cm.Name)
 		}
+	}
+}
+
+// A namespace stored before namespaces carried the kubernetes finalizer
+// gets it on the next start, so deleting it empties it first instead of
+// leaving its objects behind.
+func TestOldNamespacesGetTheFinalizer(t *testing.T) {
+	s, cfg := newTestServer(t, 1000)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nsRes, _ := s.reg.Get(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"})
+	old := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "old"}}
+	old.SetGroupVersionKind(nsRes.GVK())
+	if _, err := s.objs.create(ctx, nsRes, "", "old", old); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ensureDefaults(ctx); err != nil { // the next start
+		t.Fatal(err)
+	}
+	got, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().Namespaces().Get(ctx, "old", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Spec.Finalizers, []corev1.FinalizerName{corev1.FinalizerKubernetes}) {
+		t.Fatalf("spec.finalizers after a start: %v", got.Spec.Finalizers)
 	}
 }
