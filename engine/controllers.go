@@ -23,6 +23,7 @@ import (
 	"github.com/skiffhq/skiff/internal/controllers/cronjob"
 	"github.com/skiffhq/skiff/internal/controllers/daemonset"
 	"github.com/skiffhq/skiff/internal/controllers/deployment"
+	"github.com/skiffhq/skiff/internal/controllers/disruption"
 	"github.com/skiffhq/skiff/internal/controllers/endpoints"
 	"github.com/skiffhq/skiff/internal/controllers/garbagecollector"
 	"github.com/skiffhq/skiff/internal/controllers/job"
@@ -55,7 +56,8 @@ const (
 // the raft leader only: the scheduler, the workload controllers
 // (ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob), the
 // garbage collector, the endpoints controller, the local-path volume
-// provisioner, the node lifecycle
+// provisioner, the disruption controller (PodDisruptionBudget status), the
+// node lifecycle
 // (registrations, pod ranges, Unknown on silence), the pod dispatcher and
 // the service feed to the nodes' proxies.
 // Two members doing any of these would fight (docs/rationale.md). cp is
@@ -191,6 +193,13 @@ func (l *controlLoops) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pdbs := factory.Policy().V1().PodDisruptionBudgets()
+	pdbc, err := disruption.New(disruption.Config{Client: cs, Pods: pods, PDBs: pdbs, ReplicaSets: rss,
+		Deployments: deploys, StatefulSets: factory.Apps().V1().StatefulSets(),
+		Recorder: l.recorder(disruption.Name), Logger: log})
+	if err != nil {
+		return err
+	}
 	gc, err := l.garbageCollector()
 	if err != nil {
 		return err
@@ -223,6 +232,7 @@ func (l *controlLoops) run(ctx context.Context) error {
 		func(ctx context.Context) error { ec.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { sc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { vc.Run(ctx, 1); return nil },
+		func(ctx context.Context) error { pdbc.Run(ctx, controllerWorkers); return nil },
 		disp.Run,
 		// Every node's Service proxy follows this feed. It keeps
 		// informers of its own: it needs every EndpointSlice, where the
