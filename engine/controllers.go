@@ -146,8 +146,9 @@ func (l *controlLoops) run(ctx context.Context) error {
 
 	claims, volumes := factory.Core().V1().PersistentVolumeClaims(), factory.Core().V1().PersistentVolumes()
 	classes := factory.Storage().V1().StorageClasses()
+	pdbs := factory.Policy().V1().PodDisruptionBudgets()
 	sched, err := scheduler.New(scheduler.Config{Client: cs, Pods: pods, Nodes: nodeInf,
-		Claims: claims, Volumes: volumes, StorageClasses: classes,
+		Claims: claims, Volumes: volumes, StorageClasses: classes, PodDisruptionBudgets: pdbs,
 		Recorder: l.recorder(scheduler.Name), Logger: log})
 	if err != nil {
 		return err
@@ -193,7 +194,6 @@ func (l *controlLoops) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pdbs := factory.Policy().V1().PodDisruptionBudgets()
 	pdbc, err := disruption.New(disruption.Config{Client: cs, Pods: pods, PDBs: pdbs, ReplicaSets: rss,
 		Deployments: deploys, StatefulSets: factory.Apps().V1().StatefulSets(),
 		Recorder: l.recorder(disruption.Name), Logger: log})
