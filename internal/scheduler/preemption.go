@@ -107,6 +107,28 @@ func (s *Scheduler) preempt(ctx context.Context, pod *corev1.Pod, claims *claimC
 	return updated, "", nil
 }
 
+// addNominated counts, on each node, the pods nominated to it (waiting for
+// their victims to go) whose priority is at least pod's, as Kubernetes'
+// addNominatedPods: the room a preemption freed is kept for the pod that
+// paid for it, rather than taken by the next pod of lower priority (a
+// victim's own replacement, often), which would only be preempted again.
+func (s *Scheduler) addNominated(pod *corev1.Pod, infos map[string]*nodeInfo) {
+	if s.preemption == nil {
+		return
+	}
+	prio := corev1helpers.PodPriority(pod)
+	for _, o := range s.preemption.pods.List() {
+		n, ok := o.(*corev1.Pod)
+		if !ok || n.Status.NominatedNodeName == "" || n.UID == pod.UID || !responsible(n) ||
+			corev1helpers.PodPriority(n) < prio {
+			continue
+		}
+		if ni := infos[n.Status.NominatedNodeName]; ni != nil {
+			ni.place(n)
+		}
+	}
+}
+
 // eligible is Kubernetes' PodEligibleToPreemptOthers: "" if pod may
 // preempt, else why not. A pod whose earlier preemption is still under way
 // (a lower-priority pod on its nominated node terminating) waits for it

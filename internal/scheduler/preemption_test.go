@@ -12,6 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/skiffhq/skiff/internal/controllers/controller"
 )
 
 var preemptEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -206,5 +209,32 @@ func TestPreemptionOverManyNodes(t *testing.T) {
 	want := "preemption: 0/60 nodes are available: 1 Preemption is not helpful for scheduling, 59 No preemption victims found for incoming pod."
 	if got != want {
 		t.Errorf("message\n %s\nwant\n %s", got, want)
+	}
+}
+
+// TestNominatedRoomIsKept: a node's room freed for a nominated pod is not
+// given to a pod of lower priority, but is to one of higher.
+func TestNominatedRoomIsKept(t *testing.T) {
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{controller.NodeNameIndex: controller.IndexByNodeName})
+	nominated := preemptPod("nominated", "", 100, "2", 0)
+	nominated.Status = corev1.PodStatus{Phase: corev1.PodPending, NominatedNodeName: "n"}
+	if err := idx.Add(nominated); err != nil {
+		t.Fatal(err)
+	}
+	s := &Scheduler{preemption: &preemptor{pods: idx}}
+	for _, tc := range []struct {
+		pod  *corev1.Pod
+		want string
+	}{
+		{preemptPod("lower", "", 10, "1", 0), ""},
+		{preemptPod("equal", "", 100, "1", 0), ""},
+		{preemptPod("higher", "", 200, "1", 0), "n"},
+		{nominated, "n"}, // its own room
+	} {
+		infos, _ := preemptCluster([]*corev1.Node{preemptNode("n", "2")}, nil)
+		s.addNominated(tc.pod, infos)
+		if got, _ := place(tc.pod, infos); got != tc.want {
+			t.Errorf("%s placed on %q, want %q", tc.pod.Name, got, tc.want)
+		}
 	}
 }

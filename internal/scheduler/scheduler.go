@@ -306,6 +306,7 @@ func (s *Scheduler) schedule(ctx context.Context, key string) error {
 	}
 	node := ""
 	if msg == "" {
+		s.addNominated(pod, infos)
 		node, msg = placeWith(pod, claims, infos)
 	}
 	if node == "" && claims != nil && len(infos) > 0 {
