@@ -275,31 +275,34 @@ func selectVictims(pod *corev1.Pod, claims *claimConstraints, node *corev1.Node,
 	if len(potential) == 0 {
 		return candidate{}, []string{msgNoVictims}
 	}
-	// The node's state is built afresh from the pods that stay for each
-	// question, through nodeInfo's own place.
-	state := func() *nodeInfo {
+	// The node's state goes through nodeInfo's own place: a pod given
+	// back is added to it; only when that fails is it built again from
+	// the pods that stay, so no copy of a nodeInfo is ever needed.
+	build := func() *nodeInfo {
 		ni := &nodeInfo{node: node}
 		for _, k := range kept {
 			ni.place(k)
 		}
 		return ni
 	}
+	ni := build()
 	fits := func() bool {
-		name, _ := placeWith(pod, claims, map[string]*nodeInfo{node.Name: state()})
+		name, _ := placeWith(pod, claims, map[string]*nodeInfo{node.Name: ni})
 		return name != ""
 	}
 	if !fits() {
-		return candidate{}, filterReasons(pod, claims, state())
+		return candidate{}, filterReasons(pod, claims, ni)
 	}
 	sort.SliceStable(potential, func(i, j int) bool { return moreImportant(potential[i], potential[j]) })
 	violating, safe := splitByBudget(potential, pdbs)
 	c := candidate{node: node.Name}
 	reprieve := func(v *corev1.Pod) bool {
-		kept = append(kept, v)
+		ni.place(v)
 		if fits() {
+			kept = append(kept, v)
 			return true
 		}
-		kept = kept[:len(kept)-1]
+		ni = build()
 		c.victims = append(c.victims, v)
 		return false
 	}
