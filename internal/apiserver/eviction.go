@@ -25,9 +25,9 @@ const maxDisruptedPods = 2000
 // current generation): it is spent here, disruptionsAllowed one less and
 // the pod listed in disruptedPods, so two evictions racing cannot both use
 // the last disruption, and the controller counts the pod as gone until it
-// is. A Ready-less pod is let go without spending when the budget is met
+// is. A dry run checks the budgets but spends nothing. A Ready-less pod is let go without spending when the budget is met
 // anyway (IfHealthyBudget) or always (AlwaysAllow).
-func (s *Server) spendDisruptionBudgets(ctx context.Context, pod *corev1.Pod) error {
+func (s *Server) spendDisruptionBudgets(ctx context.Context, pod *corev1.Pod, dry bool) error {
 	if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded ||
 		pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodPending {
 		return nil
@@ -53,7 +53,7 @@ func (s *Server) spendDisruptionBudgets(ctx context.Context, pod *corev1.Pod) er
 				continue
 			}
 		}
-		if err := s.spendBudget(ctx, pdb, pod.Name); err != nil {
+		if err := s.spendBudget(ctx, pdb, pod.Name, dry); err != nil {
 			return err
 		}
 	}
@@ -63,7 +63,7 @@ func (s *Server) spendDisruptionBudgets(ctx context.Context, pod *corev1.Pod) er
 // spendBudget takes one disruption from pdb for the pod named, or answers
 // why not: 429 while the budget allows none (or its status is older than
 // its spec), as Kubernetes' checkAndDecrement.
-func (s *Server) spendBudget(ctx context.Context, pdb *policyv1.PodDisruptionBudget, podName string) error {
+func (s *Server) spendBudget(ctx context.Context, pdb *policyv1.PodDisruptionBudget, podName string, dry bool) error {
 	tooMany := func(cause string) error {
 		err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 10)
 		err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes,
@@ -81,6 +81,9 @@ func (s *Server) spendBudget(ctx context.Context, pdb *policyv1.PodDisruptionBud
 	case pdb.Status.DisruptionsAllowed == 0:
 		return tooMany(fmt.Sprintf("The disruption budget %s needs %d healthy pods and has %d currently",
 			pdb.Name, pdb.Status.DesiredHealthy, pdb.Status.CurrentHealthy))
+	}
+	if dry {
+		return nil
 	}
 	cp := pdb.DeepCopy()
 	cp.Status.DisruptionsAllowed--

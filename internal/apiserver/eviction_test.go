@@ -55,6 +55,18 @@ func TestEvictionSpendsBudget(t *testing.T) {
 	if _, err := pdbs.UpdateStatus(ctx, pdb, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// A dry run (kubectl drain --dry-run=server) spends nothing and
+	// deletes nothing.
+	if err := pods.EvictV1(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "a"},
+		DeleteOptions: &metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}}); err != nil {
+		t.Fatalf("dry-run eviction: %v", err)
+	}
+	if got, err := pdbs.Get(ctx, "web", metav1.GetOptions{}); err != nil || got.Status.DisruptionsAllowed != 1 {
+		t.Fatalf("budget after a dry run: %v %+v", err, got.Status)
+	}
+	if p, err := pods.Get(ctx, "a", metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
+		t.Fatalf("a dry-run eviction deleted the pod: %v", err)
+	}
 	if err := evict("a"); err != nil {
 		t.Fatalf("first eviction: %v", err)
 	}

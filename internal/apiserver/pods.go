@@ -103,8 +103,21 @@ func (s *Server) evict(w http.ResponseWriter, r *http.Request, req request, ev *
 	if err != nil {
 		return err
 	}
-	if err := s.spendDisruptionBudgets(r.Context(), cur.(*corev1.Pod)); err != nil {
+	dry, err := dryRun(r)
+	if err != nil {
 		return err
+	}
+	if ev.DeleteOptions != nil && len(ev.DeleteOptions.DryRun) > 0 {
+		// kubectl drain --dry-run=server asks in the body, where the
+		// delete below would not look.
+		dry = true
+	}
+	if err := s.spendDisruptionBudgets(r.Context(), cur.(*corev1.Pod), dry); err != nil {
+		return err
+	}
+	if dry {
+		writeJSON(w, http.StatusCreated, successStatus())
+		return nil
 	}
 	opts := metav1.DeleteOptions{}
 	if ev.DeleteOptions != nil {
