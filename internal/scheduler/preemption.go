@@ -91,6 +91,7 @@ func (s *Scheduler) preempt(ctx context.Context, pod *corev1.Pod, claims *claimC
 			return pod, "", err
 		}
 	}
+	s.unnominateLower(ctx, pod, best.node)
 	s.log.Info("preempting", "pod", controller.PodKey(pod), "node", best.node, "victims", len(best.victims), "budget_violations", best.violations)
 	if pod.Status.NominatedNodeName == best.node {
 		return pod, "", nil
@@ -125,6 +126,28 @@ func (s *Scheduler) addNominated(pod *corev1.Pod, infos map[string]*nodeInfo) {
 		}
 		if ni := infos[n.Status.NominatedNodeName]; ni != nil {
 			ni.place(n)
+		}
+	}
+}
+
+// unnominateLower clears the nomination of pods of lower priority than pod
+// to node, as Kubernetes' prepareCandidate does: the room they waited for
+// is now pod's, and they had better look elsewhere (or preempt again).
+// Failures are logged only: a stale nomination costs a retry, not a wrong
+// placement.
+func (s *Scheduler) unnominateLower(ctx context.Context, pod *corev1.Pod, node string) {
+	prio := corev1helpers.PodPriority(pod)
+	for _, o := range s.preemption.pods.List() {
+		n, ok := o.(*corev1.Pod)
+		if !ok || n.Status.NominatedNodeName != node || n.UID == pod.UID || n.Spec.NodeName != "" ||
+			corev1helpers.PodPriority(n) >= prio {
+			continue
+		}
+		cp := n.DeepCopy()
+		cp.Status.NominatedNodeName = ""
+		_, err := s.client.CoreV1().Pods(n.Namespace).UpdateStatus(ctx, cp, metav1.UpdateOptions{})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			s.log.Warn("clear a nomination", "pod", controller.PodKey(n), "node", node, "err", err)
 		}
 	}
 }

@@ -1,7 +1,9 @@
 package scheduler
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +14,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 
 	"github.com/skiffhq/skiff/internal/controllers/controller"
 )
@@ -260,5 +265,75 @@ func BenchmarkPreemption(b *testing.B) {
 		if c := pickCandidate(cands); len(c.victims) != 5 {
 			b.Fatalf("victims %d, want 5", len(c.victims))
 		}
+	}
+}
+
+// TestPreemptActs: preempt marks the victim DisruptionTarget, deletes it,
+// records Preempted, nominates the pod and clears the nomination of a
+// pod of lower priority waiting for the same node; a pod of
+// preemptionPolicy Never does nothing.
+func TestPreemptActs(t *testing.T) {
+	node := preemptNode("n", "2")
+	victim := preemptPod("victim", "n", 1, "2", 0)
+	waiting := preemptPod("waiting", "", 5, "1", 0)
+	waiting.Status = corev1.PodStatus{Phase: corev1.PodPending, NominatedNodeName: "n"}
+	hi := preemptPod("hi", "", 100, "1", 0)
+	hi.Status = corev1.PodStatus{Phase: corev1.PodPending}
+	polite := preemptPod("polite", "", 100, "1", 0)
+	never := corev1.PreemptNever
+	polite.Spec.PreemptionPolicy = &never
+	cs := fake.NewSimpleClientset(victim, waiting, hi, polite)
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{controller.NodeNameIndex: controller.IndexByNodeName})
+	for _, p := range []*corev1.Pod{victim, waiting, hi, polite} {
+		if err := idx.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := record.NewFakeRecorder(10)
+	s := &Scheduler{client: cs, recorder: rec, log: slog.New(slog.DiscardHandler), preemption: &preemptor{pods: idx}}
+	ctx := context.Background()
+	infos, _ := preemptCluster([]*corev1.Node{node}, []*corev1.Pod{victim})
+
+	if _, msg, err := s.preempt(ctx, polite, &claimConstraints{}, infos); err != nil || msg != "preemption: "+msgPolicyNever {
+		t.Fatalf("Never: %q %v", msg, err)
+	}
+	if len(cs.Actions()) != 0 {
+		t.Fatalf("a Never pod acted: %v", cs.Actions())
+	}
+
+	got, msg, err := s.preempt(ctx, hi, &claimConstraints{}, infos)
+	if err != nil || msg != "" {
+		t.Fatalf("preempt: %q %v", msg, err)
+	}
+	if got.Status.NominatedNodeName != "n" {
+		t.Errorf("returned pod nominated to %q, want n", got.Status.NominatedNodeName)
+	}
+	var marked, deleted, cleared bool
+	for _, a := range cs.Actions() {
+		switch a := a.(type) {
+		case k8stesting.UpdateAction:
+			p := a.GetObject().(*corev1.Pod)
+			if p.Name == "victim" {
+				for _, c := range p.Status.Conditions {
+					marked = marked || (c.Type == corev1.DisruptionTarget && c.Reason == corev1.PodReasonPreemptionByScheduler)
+				}
+			}
+			if p.Name == "waiting" && p.Status.NominatedNodeName == "" {
+				cleared = true
+			}
+		case k8stesting.DeleteAction:
+			if a.GetName() == "victim" {
+				if !marked {
+					t.Error("victim deleted before it was marked")
+				}
+				deleted = true
+			}
+		}
+	}
+	if !marked || !deleted || !cleared {
+		t.Errorf("marked %v deleted %v lower nomination cleared %v; actions %v", marked, deleted, cleared, cs.Actions())
+	}
+	if ev := <-rec.Events; !strings.Contains(ev, "Preempted Preempted by pod uid-hi on node n") {
+		t.Errorf("event %q", ev)
 	}
 }
