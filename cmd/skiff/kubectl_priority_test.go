@@ -20,6 +20,7 @@ func TestKubectlPriorityAndBudgets(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^NAME\s+VALUE\s+GLOBAL-DEFAULT\s+AGE\s+PREEMPTIONPOLICY\n(.*\n)*system-node-critical\s+2000001000\s+false\s+\S+\s+PreemptLowerPriority$`).MatchString(strings.TrimSpace(pcs)) {
 		t.Fatalf("get priorityclass:\n%s", pcs)
 	}
+	contains(t, "explain", c.ok("", "explain", "priorityclass.preemptionPolicy"), "PreemptLowerPriority")
 	c.ok("", "create", "priorityclass", "batch-high", "--value=1000", "--description=urgent work")
 	pod := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"NAME","namespace":"prio"},
 		"spec":{"priorityClassName":"CLASS","nodeSelector":{"nowhere":"true"},"containers":[{"name":"c","image":"example.com/a:1"}]}}`
