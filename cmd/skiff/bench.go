@@ -8,6 +8,7 @@ import (
 	"github.com/skiffhq/skiff/internal/apibench"
 	"github.com/skiffhq/skiff/internal/demo"
 	"github.com/skiffhq/skiff/internal/demoapp"
+	"github.com/skiffhq/skiff/internal/nsbench"
 	"github.com/skiffhq/skiff/internal/podbench"
 	"github.com/skiffhq/skiff/internal/storebench"
 )
@@ -66,6 +67,21 @@ func newBenchCmd() *cobra.Command {
 	pf.IntVar(&p.Concurrency, "concurrency", 0, "concurrent creating clients (default 16)")
 	pf.IntVar(&p.Requests, "requests", 0, "requests per side of the handler comparison (default 20000)")
 	pf.StringVar(&p.Dir, "dir", "", "the engine's data directory (default a temporary directory)")
-	cmd.AddCommand(store, api, pods)
+	var n nsbench.Options
+	namespaces := &cobra.Command{
+		Use:   "namespace",
+		Short: "Time to delete a namespace of 1,000 and 10,000 objects (namespace controller) vs as many raw store deletes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := nsbench.Run(cmd.Context(), n, cmd.OutOrStdout())
+			return err
+		},
+	}
+	nf := namespaces.Flags()
+	nf.IntSliceVar(&n.Sizes, "objects", nil, "objects per namespace, one namespace each (default 1000,10000)")
+	nf.IntVar(&n.Concurrency, "concurrency", 0, "concurrent creating clients and raw store deleters (default 16)")
+	nf.DurationVar(&n.Timeout, "timeout", 0, "bound on each namespace's deletion (default 10m)")
+	nf.StringVar(&n.Dir, "dir", "", "where to put the data (default a temporary directory)")
+	cmd.AddCommand(store, api, pods, namespaces)
 	return cmd
 }
