@@ -28,6 +28,7 @@ import (
 	"github.com/skiffhq/skiff/internal/controllers/cronjob"
 	"github.com/skiffhq/skiff/internal/controllers/daemonset"
 	"github.com/skiffhq/skiff/internal/controllers/deployment"
+	"github.com/skiffhq/skiff/internal/controllers/disruption"
 	"github.com/skiffhq/skiff/internal/controllers/endpoints"
 	"github.com/skiffhq/skiff/internal/controllers/garbagecollector"
 	"github.com/skiffhq/skiff/internal/controllers/job"
@@ -63,7 +64,8 @@ const (
 // (ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob), the
 // HorizontalPodAutoscaler controller, the
 // garbage collector, the namespace controller, the endpoints controller, the local-path volume
-// provisioner, the node lifecycle
+// provisioner, the disruption controller (PodDisruptionBudget status), the
+// node lifecycle
 // (registrations, pod ranges, Unknown on silence), the pod dispatcher and
 // the service feed to the nodes' proxies.
 // Two members doing any of these would fight (docs/rationale.md). cp is
@@ -156,8 +158,9 @@ func (l *controlLoops) run(ctx context.Context) error {
 
 	claims, volumes := factory.Core().V1().PersistentVolumeClaims(), factory.Core().V1().PersistentVolumes()
 	classes := factory.Storage().V1().StorageClasses()
+	pdbs := factory.Policy().V1().PodDisruptionBudgets()
 	sched, err := scheduler.New(scheduler.Config{Client: cs, Pods: pods, Nodes: nodeInf,
-		Claims: claims, Volumes: volumes, StorageClasses: classes,
+		Claims: claims, Volumes: volumes, StorageClasses: classes, PodDisruptionBudgets: pdbs,
 		Recorder: l.recorder(scheduler.Name), Logger: log})
 	if err != nil {
 		return err
@@ -203,6 +206,12 @@ func (l *controlLoops) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pdbc, err := disruption.New(disruption.Config{Client: cs, Pods: pods, PDBs: pdbs, ReplicaSets: rss,
+		Deployments: deploys, StatefulSets: factory.Apps().V1().StatefulSets(),
+		Recorder: l.recorder(disruption.Name), Logger: log})
+	if err != nil {
+		return err
+	}
 	hpac, err := l.podAutoscaler(factory)
 	if err != nil {
 		return err
@@ -245,6 +254,7 @@ func (l *controlLoops) run(ctx context.Context) error {
 		func(ctx context.Context) error { ec.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { sc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { vc.Run(ctx, 1); return nil },
+		func(ctx context.Context) error { pdbc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { hpac.Run(ctx, controllerWorkers); return nil },
 		disp.Run,
 		// Every node's Service proxy follows this feed. It keeps

@@ -31,6 +31,9 @@ func (s *Server) ensureDefaults(ctx context.Context) error {
 	if err := s.ensureStorageClass(ctx); err != nil {
 		return err
 	}
+	if err := s.ensurePriorityClasses(ctx); err != nil {
+		return err
+	}
 	if err := s.ensureKubernetesService(ctx); err != nil {
 		return err
 	}

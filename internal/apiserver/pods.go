@@ -9,9 +9,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // createSub serves POST on a subresource: pods/binding and pods/eviction.
@@ -98,31 +96,28 @@ func successStatus() *metav1.Status {
 }
 
 // evict deletes a pod unless a PodDisruptionBudget covering it allows no
-// disruption now (429, as Kubernetes answers, so kubectl drain retries).
+// disruption now (429, as Kubernetes answers, so kubectl drain retries);
+// the budget's status is spent first (eviction.go).
 func (s *Server) evict(w http.ResponseWriter, r *http.Request, req request, ev *policyv1.Eviction) error {
 	cur, err := s.objs.get(r.Context(), req.res, req.ns, req.name)
 	if err != nil {
 		return err
 	}
-	pod := cur.(*corev1.Pod)
-	terminal := pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
-	if !terminal && pod.DeletionTimestamp == nil {
-		pdbRes, _ := s.reg.Get(schema.GroupVersionResource{Group: "policy", Version: "v1", Resource: "poddisruptionbudgets"})
-		pdbs, err := s.objs.list(r.Context(), pdbRes, req.ns)
-		if err != nil {
-			return err
-		}
-		for _, obj := range pdbs {
-			pdb := obj.(*policyv1.PodDisruptionBudget)
-			sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-			if err != nil || !sel.Matches(labels.Set(pod.Labels)) {
-				continue
-			}
-			if pdb.Status.ObservedGeneration < pdb.Generation || pdb.Status.DisruptionsAllowed < 1 {
-				return apierrors.NewTooManyRequests(fmt.Sprintf(
-					"Cannot evict pod as it would violate the pod's disruption budget %s.", pdb.Name), 10)
-			}
-		}
+	dry, err := dryRun(r)
+	if err != nil {
+		return err
+	}
+	if ev.DeleteOptions != nil && len(ev.DeleteOptions.DryRun) > 0 {
+		// kubectl drain --dry-run=server asks in the body, where the
+		// delete below would not look.
+		dry = true
+	}
+	if err := s.spendDisruptionBudgets(r.Context(), cur.(*corev1.Pod), dry); err != nil {
+		return err
+	}
+	if dry {
+		writeJSON(w, http.StatusCreated, successStatus())
+		return nil
 	}
 	opts := metav1.DeleteOptions{}
 	if ev.DeleteOptions != nil {

@@ -52,6 +52,12 @@ func TestBindingEvictionAndGracefulDelete(t *testing.T) {
 	evict := func(name string) error {
 		return pods.EvictV1(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: name}})
 	}
+	// A Pending pod needs no budget (Kubernetes' canIgnorePDB): make it
+	// run, as its node would.
+	p.Status.Phase = corev1.PodRunning
+	if _, err := pods.UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	if err := evict("a"); !apierrors.IsTooManyRequests(err) {
 		t.Fatalf("eviction against a budget: %v", err)
 	}

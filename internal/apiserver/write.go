@@ -16,6 +16,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -183,7 +184,15 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 	if pod, ok := obj.(*corev1.Pod); ok && res.Namespaced {
 		// Mutating admission, after defaulting and before validation, as
 		// in Kubernetes; its changes belong to the request's manager.
+		if err := s.admitPodPriority(ctx, pod); err != nil {
+			return nil, err
+		}
 		if err := s.applyLimitRanges(ctx, pod); err != nil {
+			return nil, err
+		}
+	}
+	if pc, ok := obj.(*schedulingv1.PriorityClass); ok {
+		if err := s.admitPriorityClass(ctx, pc); err != nil {
 			return nil, err
 		}
 	}
@@ -315,6 +324,11 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		}
 		if len(errs) > 0 {
 			return nil, apierrors.NewInvalid(req.res.GVK().GroupKind(), req.name, errs)
+		}
+		if pc, ok := next.(*schedulingv1.PriorityClass); ok {
+			if err := s.admitPriorityClass(ctx, pc); err != nil {
+				return nil, err
+			}
 		}
 		if equalStored(cur, next) {
 			return cur, nil // nothing changed: no write, the same resourceVersion

@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	coreinformers "k8s.io/client-go/informers/core/v1"
+	policyinformers "k8s.io/client-go/informers/policy/v1"
 	storageinformers "k8s.io/client-go/informers/storage/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -70,6 +71,9 @@ type Config struct {
 	Claims         coreinformers.PersistentVolumeClaimInformer
 	Volumes        coreinformers.PersistentVolumeInformer
 	StorageClasses storageinformers.StorageClassInformer
+	// PodDisruptionBudgets, when set, are respected by preemption
+	// (preemption.go), which deletes lower-priority pods to make room.
+	PodDisruptionBudgets policyinformers.PodDisruptionBudgetInformer
 }
 
 // Scheduler places pods on nodes. Its event handlers run on the
@@ -86,6 +90,8 @@ type Scheduler struct {
 	claims   corelisters.PersistentVolumeClaimLister // nil without Config.Claims
 	volumes  corelisters.PersistentVolumeLister      // nil without Config.Claims
 	classes  storagelisters.StorageClassLister       // nil without Config.Claims
+	// preemption is what preemption.go reads.
+	preemption *preemptor
 
 	mu sync.Mutex
 	// assumed are pods bound by this scheduler that the pod informer has
@@ -151,6 +157,14 @@ func New(cfg Config) (*Scheduler, error) {
 			synced = append(synced, inf.HasSynced)
 		}
 		synced = append(synced, cfg.StorageClasses.Informer().HasSynced)
+	}
+	preemption, err := newPreemptor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.preemption = preemption
+	if cfg.PodDisruptionBudgets != nil {
+		synced = append(synced, cfg.PodDisruptionBudgets.Informer().HasSynced)
 	}
 	s.loop = &controller.Loop{Name: Name, Queue: s.queue, Sync: s.schedule, Log: s.log, Synced: synced}
 	return s, nil
@@ -292,7 +306,17 @@ func (s *Scheduler) schedule(ctx context.Context, key string) error {
 	}
 	node := ""
 	if msg == "" {
+		s.addNominated(pod, infos)
 		node, msg = placeWith(pod, claims, infos)
+	}
+	if node == "" && claims != nil && len(infos) > 0 {
+		var more string
+		if pod, more, err = s.preempt(ctx, pod, claims, infos); err != nil {
+			return err
+		}
+		if more != "" {
+			msg += " " + more
+		}
 	}
 	if node == "" {
 		a := attempt{count: prev.count + 1, last: time.Now()}

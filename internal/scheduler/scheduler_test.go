@@ -118,7 +118,8 @@ func TestUnschedulableUntilLabelAppears(t *testing.T) {
 	c.AddNode(t, "fake-1", nil, nil)
 	schedulerSees(t, c, "fake-1", "Insufficient cpu") // else the message counts one node
 	createPod(t, c, "picky", func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"disk": "ssd"} })
-	want := "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
+	want := "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector. " +
+		"preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
 	ev := c.WaitEvent(t, "default", "Pod", "picky", "FailedScheduling", nil)
 	if ev.Message != want || ev.Type != corev1.EventTypeWarning {
 		t.Fatalf("FailedScheduling %q (%s), want %q", ev.Message, ev.Type, want)
@@ -172,7 +173,8 @@ func TestResourcesAndRetryOnPodDeletion(t *testing.T) {
 	createPod(t, c, "first", req)
 	createPod(t, c, "second", req)
 	ev := c.WaitEvent(t, "default", "Pod", "second", "FailedScheduling", nil)
-	if want := "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) didn't match Pod's node affinity/selector."; ev.Message != want {
+	if want := "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) didn't match Pod's node affinity/selector. " +
+		"preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling."; ev.Message != want {
 		t.Fatalf("FailedScheduling %q, want %q", ev.Message, want)
 	}
 	if p := waitBound(t, c, "first"); p.Spec.NodeName != "small" {
@@ -236,7 +238,7 @@ func TestTaintsCordonAndRuntimeClass(t *testing.T) {
 	ev := c.WaitEvent(t, "default", "Pod", "wasm-2", "FailedScheduling", nil)
 	want := `0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, ` +
 		`1 node(s) didn't offer runtime class "wasm", 1 node(s) had untolerated taint {dedicated: infra}, ` +
-		`1 node(s) were unschedulable.`
+		`1 node(s) were unschedulable. preemption: 0/4 nodes are available: 4 Preemption is not helpful for scheduling.`
 	if ev.Message != want {
 		t.Fatalf("FailedScheduling %q, want %q", ev.Message, want)
 	}

@@ -14,6 +14,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -81,6 +82,19 @@ func init() {
 		ageColumn,
 	}, func(rc *nodev1.RuntimeClass, now time.Time) []any {
 		return []any{rc.Name, rc.Handler, age(rc.CreationTimestamp, now)}
+	}))
+	register("scheduling.k8s.io", "PriorityClass", typed([]metav1.TableColumnDefinition{
+		nameColumn,
+		col("Value", "integer", schedulingv1.PriorityClass{}.SwaggerDoc()["value"]),
+		col("Global-Default", "boolean", schedulingv1.PriorityClass{}.SwaggerDoc()["globalDefault"]),
+		ageColumn,
+		col("PreemptionPolicy", "string", schedulingv1.PriorityClass{}.SwaggerDoc()["preemptionPolicy"]),
+	}, func(pc *schedulingv1.PriorityClass, now time.Time) []any {
+		policy := ""
+		if pc.PreemptionPolicy != nil {
+			policy = string(*pc.PreemptionPolicy)
+		}
+		return []any{pc.Name, int64(pc.Value), pc.GlobalDefault, age(pc.CreationTimestamp, now), policy}
 	}))
 	register("storage.k8s.io", "StorageClass", typed([]metav1.TableColumnDefinition{
 		nameColumn,

@@ -19,6 +19,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -397,6 +398,9 @@ func otherCases() []cellCase {
 			[]any{"e", "IPv6", "<unset>", "<unset>", "60m"}},
 		{"runtimeclass", &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "gvisor", CreationTimestamp: ago(time.Hour)}, Handler: "runsc"},
 			[]any{"gvisor", "runsc", "60m"}},
+		{"priorityclass", &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "high", CreationTimestamp: ago(time.Hour)},
+			Value: 1000, GlobalDefault: true, PreemptionPolicy: ptr(corev1.PreemptNever)},
+			[]any{"high", int64(1000), true, "60m", "Never"}},
 		{"storageclass default", &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "local-path", CreationTimestamp: ago(time.Hour),
 			Annotations: map[string]string{defaultClassAnnotation: "true"}},
 			Provisioner: "rancher.io/local-path", VolumeBindingMode: ptr(storagev1.VolumeBindingWaitForFirstConsumer)},

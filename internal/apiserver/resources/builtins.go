@@ -80,6 +80,7 @@ func builtins() []Resource {
 		in("node.k8s.io", "v1", core("runtimeclasses", "runtimeclass", "RuntimeClass", false, nil, nil)),
 		in("storage.k8s.io", "v1", core("storageclasses", "storageclass", "StorageClass", false, []string{"sc"}, nil)),
 		in("coordination.k8s.io", "v1", core("leases", "lease", "Lease", true, nil, nil)),
+		in("scheduling.k8s.io", "v1", core("priorityclasses", "priorityclass", "PriorityClass", false, []string{"pc"}, nil)),
 		in("policy", "v1", core("poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", true, []string{"pdb"}, nil, statusSub)),
 
 		in("rbac.authorization.k8s.io", "v1", core("roles", "role", "Role", true, nil, nil)),

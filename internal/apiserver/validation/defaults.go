@@ -11,6 +11,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -41,6 +42,8 @@ func defaultObject(obj runtime.Object) {
 		}
 	case *corev1.Secret:
 		defaultSecret(o)
+	case *schedulingv1.PriorityClass:
+		defaultPriorityClass(o)
 	case *corev1.Namespace:
 		// SetDefaults_Namespace: the immutable name label lets namespace
 		// selectors pick a namespace by name.

@@ -52,6 +52,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -236,6 +237,8 @@ func validateOtherGroups(obj, old runtime.Object) field.ErrorList {
 		return validateLease(o)
 	case *policyv1.PodDisruptionBudget:
 		return validatePDB(o)
+	case *schedulingv1.PriorityClass:
+		return validatePriorityClass(o, oldAs[*schedulingv1.PriorityClass](old))
 	case *rbacv1.Role:
 		return validatePolicyRules(o.Rules, true, field.NewPath("rules"))
 	case *rbacv1.ClusterRole:

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
 )
 
 // PodDeletionCostAnnotation lets a user rank pods for scale-down: lower
@@ -24,6 +25,16 @@ func IndexByNodeName(obj any) ([]string, error) {
 		return []string{p.Spec.NodeName}, nil
 	}
 	return nil, nil
+}
+
+// AddNodeNameIndex adds IndexByNodeName to a pod informer unless an earlier
+// user of the same shared informer has: client-go refuses an index added
+// twice, and the scheduler and the dispatcher share the term's informer.
+func AddNodeNameIndex(inf cache.SharedIndexInformer) error {
+	if _, ok := inf.GetIndexer().GetIndexers()[NodeNameIndex]; ok {
+		return nil
+	}
+	return inf.AddIndexers(cache.Indexers{NodeNameIndex: IndexByNodeName})
 }
 
 // PodReadyCondition is the pod's Ready condition, or nil.

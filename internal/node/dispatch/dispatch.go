@@ -64,7 +64,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d := &Dispatcher{cfg: cfg, log: cfg.Logger.With("component", "dispatch"), epoch: hex.EncodeToString(b),
 		seq: map[string]uint64{}}
 	inf := cfg.Pods.Informer()
-	if err := inf.AddIndexers(cache.Indexers{controller.NodeNameIndex: controller.IndexByNodeName}); err != nil {
+	if err := controller.AddNodeNameIndex(inf); err != nil {
 		return nil, fmt.Errorf("dispatch: %w", err)
 	}
 	d.pods, d.synced = inf.GetIndexer(), inf.HasSynced
