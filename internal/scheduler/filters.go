@@ -36,8 +36,11 @@ var filters = []filter{
 	{"TaintToleration", fitsTaints},
 	{"NodeAffinity", fitsAffinity},
 	{"RuntimeClass", fitsRuntimeClass},
+	{"NodePorts", fitsPorts},
 	{"VolumeBinding", fitsVolumes},
 	{"NodeResourcesFit", fitsResources},
+	{"PodTopologySpread", fitsSpread},
+	{"InterPodAffinity", fitsInterPodAffinity},
 }
 
 func fitsUnschedulable(p *podInfo, n *nodeInfo) []string {
