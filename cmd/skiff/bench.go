@@ -9,6 +9,7 @@ import (
 	"github.com/skiffhq/skiff/internal/demo"
 	"github.com/skiffhq/skiff/internal/demoapp"
 	"github.com/skiffhq/skiff/internal/podbench"
+	"github.com/skiffhq/skiff/internal/schedbench"
 	"github.com/skiffhq/skiff/internal/storebench"
 )
 
@@ -66,6 +67,21 @@ func newBenchCmd() *cobra.Command {
 	pf.IntVar(&p.Concurrency, "concurrency", 0, "concurrent creating clients (default 16)")
 	pf.IntVar(&p.Requests, "requests", 0, "requests per side of the handler comparison (default 20000)")
 	pf.StringVar(&p.Dir, "dir", "", "the engine's data directory (default a temporary directory)")
-	cmd.AddCommand(store, api, pods)
+	var sb schedbench.Options
+	sched := &cobra.Command{
+		Use:   "sched",
+		Short: "Pods bound per second over many fake nodes vs the store's raw write rate",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := schedbench.Run(cmd.Context(), sb, cmd.OutOrStdout())
+			return err
+		},
+	}
+	sf := sched.Flags()
+	sf.IntSliceVar(&sb.Nodes, "nodes", nil, "fake node counts (default 100,1000)")
+	sf.IntSliceVar(&sb.Pods, "pods", nil, "pending pods per scenario (default 1000,10000)")
+	sf.IntVar(&sb.Writers, "writers", 0, "concurrent writers creating pods and measuring the store (default 64)")
+	sf.StringVar(&sb.Dir, "dir", "", "where to put the data (default a temporary directory)")
+	cmd.AddCommand(store, api, pods, sched)
 	return cmd
 }
