@@ -151,12 +151,14 @@ func scenario(ctx context.Context, o Options, nodes, pods int) (Result, error) {
 		return res, fmt.Errorf("create pods: %w", err)
 	}
 
-	sctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
+	// The engine's event path: the Scheduled events are writes too. The
+	// broadcaster stops after the scheduler (deferred first, runs last).
 	events := record.NewBroadcaster()
 	defer events.Shutdown()
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
 	factory := informers.NewSharedInformerFactory(cs, 0)
 	podInf := factory.Core().V1().Pods()
 	var bound atomic.Int64

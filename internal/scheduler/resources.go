@@ -88,6 +88,27 @@ type nodeInfo struct {
 	list         []*corev1.Pod
 	withAffinity []*corev1.Pod
 	ports        map[hostPort]int // host ports in use, by how many pods
+
+	// alloc is node's allocatable as integers, worked out once per Node
+	// object (allocFor) rather than per decision: a decision reads it for
+	// every node, and a ResourceList lookup and Quantity conversion cost
+	// more than the arithmetic.
+	allocFor *corev1.Node
+	alloc    allocatable
+}
+
+type allocatable struct {
+	milliCPU, memory, pods int64
+}
+
+// allocatable is the node's allocatable, cached per Node object.
+func (n *nodeInfo) allocatable() allocatable {
+	if n.allocFor != n.node {
+		a := n.node.Status.Allocatable
+		n.alloc = allocatable{milliCPU: a.Cpu().MilliValue(), memory: a.Memory().Value(), pods: a.Pods().Value()}
+		n.allocFor = n.node
+	}
+	return n.alloc
 }
 
 func (n *nodeInfo) place(pod *corev1.Pod) {

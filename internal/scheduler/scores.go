@@ -60,15 +60,15 @@ func scoreNodes(p *podInfo, fit []*nodeInfo) []int64 {
 // placing the pod, counting requests with the scoring defaults, so empty
 // nodes win and request-less pods still spread.
 func leastAllocated(p *podInfo, n *nodeInfo) int64 {
-	alloc := n.node.Status.Allocatable
+	alloc := n.allocatable()
 	free := func(capacity, used int64) int64 {
 		if capacity <= 0 || used > capacity {
 			return 0
 		}
 		return (capacity - used) * maxNodeScore / capacity
 	}
-	cpu := free(alloc.Cpu().MilliValue(), n.nonZero.milliCPU+p.nonZero.milliCPU)
-	mem := free(alloc.Memory().Value(), n.nonZero.memory+p.nonZero.memory)
+	cpu := free(alloc.milliCPU, n.nonZero.milliCPU+p.nonZero.milliCPU)
+	mem := free(alloc.memory, n.nonZero.memory+p.nonZero.memory)
 	return (cpu + mem) / 2
 }
 
@@ -76,15 +76,15 @@ func leastAllocated(p *podInfo, n *nodeInfo) int64 {
 // nodes whose cpu and memory would be used in like shares after placing
 // the pod score higher (the real requests, as Kubernetes counts them).
 func balancedAllocation(p *podInfo, n *nodeInfo) int64 {
-	alloc := n.node.Status.Allocatable
+	alloc := n.allocatable()
 	frac := func(capacity, used int64) float64 {
 		if capacity <= 0 {
 			return 1
 		}
 		return min(float64(used)/float64(capacity), 1)
 	}
-	cpu := frac(alloc.Cpu().MilliValue(), n.requested.milliCPU+p.requests.milliCPU)
-	mem := frac(alloc.Memory().Value(), n.requested.memory+p.requests.memory)
+	cpu := frac(alloc.milliCPU, n.requested.milliCPU+p.requests.milliCPU)
+	mem := frac(alloc.memory, n.requested.memory+p.requests.memory)
 	std := math.Abs((cpu - mem) / 2)
 	return int64((1 - std) * maxNodeScore)
 }
