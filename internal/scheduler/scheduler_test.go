@@ -241,3 +241,39 @@ func TestTaintsCordonAndRuntimeClass(t *testing.T) {
 		t.Fatalf("FailedScheduling %q, want %q", ev.Message, want)
 	}
 }
+
+// Through the real engine: pods with required anti-affinity created in a
+// burst land one per node, though each decision runs before the previous
+// binding is seen (the cache's assumed pods keep them apart), and the one
+// too many gets Kubernetes' words for it.
+func TestAntiAffinityEndToEnd(t *testing.T) {
+	c := controllertest.Start(t)
+	for _, n := range []string{"aa-0", "aa-1", "aa-2"} {
+		c.AddNode(t, n, nil, nil)
+		schedulerSees(t, c, n, "Insufficient cpu")
+	}
+	web := map[string]string{"app": "web"}
+	spread := func(p *corev1.Pod) {
+		p.Labels = web
+		p.Spec.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+			RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+				TopologyKey: corev1.LabelHostname, LabelSelector: &metav1.LabelSelector{MatchLabels: web}}}}}
+	}
+	for i := range 4 {
+		createPod(t, c, fmt.Sprintf("web-%d", i), spread)
+	}
+	seen := map[string]string{}
+	for i := range 4 {
+		name := fmt.Sprintf("web-%d", i)
+		p := waitBound(t, c, name)
+		if other, ok := seen[p.Spec.NodeName]; ok {
+			t.Fatalf("%s and %s both on %s", other, name, p.Spec.NodeName)
+		}
+		seen[p.Spec.NodeName] = name
+	}
+	createPod(t, c, "web-4", spread)
+	want := "0/4 nodes are available: 4 node(s) didn't match pod anti-affinity rules."
+	if ev := c.WaitEvent(t, "default", "Pod", "web-4", "FailedScheduling", nil); ev.Message != want {
+		t.Fatalf("FailedScheduling %q, want %q", ev.Message, want)
+	}
+}
