@@ -41,12 +41,16 @@ import (
 
 // Options of a run. Zero values take the defaults.
 type Options struct {
-	Nodes   []int         // fake node counts; default 100, 1000
-	Pods    []int         // pending pods per scenario; default 1000, 10000
-	Writers int           // concurrent writers creating pods and measuring the store; default 64
-	Timeout time.Duration // bound on each scenario's wait for every pod to bind; default 5m
-	Dir     string        // where the stores live; default a temporary directory
-	Logger  *slog.Logger
+	Nodes   []int // fake node counts; default 100, 1000
+	Pods    []int // pending pods per scenario; default 1000, 10000
+	Writers int   // concurrent writers creating pods and measuring the store; default 64
+	// MinStoreWrites is the fewest raw store writes measured, whatever
+	// the pod count: a few hundred are over before the store's batching
+	// settles. Default 10000.
+	MinStoreWrites int
+	Timeout        time.Duration // bound on each scenario's wait for every pod to bind; default 5m
+	Dir            string        // where the stores live; default a temporary directory
+	Logger         *slog.Logger
 }
 
 // Result is one scenario.
@@ -55,6 +59,7 @@ type Result struct {
 	Elapsed     time.Duration // scheduler start to the last pod seen bound
 	PerSecond   float64       // pods bound per second
 	StoreWrites float64       // raw store creates per second, same store, same run
+	APIBinds    float64       // Bindings per second written straight through the API, no scheduler
 }
 
 // Run measures every (nodes, pods) scenario, each on a fresh store, and
@@ -69,6 +74,9 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Result, error) {
 	if o.Writers <= 0 {
 		o.Writers = 64
 	}
+	if o.MinStoreWrites <= 0 {
+		o.MinStoreWrites = 10000
+	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Minute
 	}
@@ -78,10 +86,11 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Result, error) {
 	fmt.Fprintf(w, "skiff scheduler benchmark\ngo %s %s/%s  GOMAXPROCS=%d %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH,
 		runtime.GOMAXPROCS(0), versions())
 	fmt.Fprintf(w, "fake Ready nodes (64 cpu, 256Gi, 110 pods), pending pods (100m, 128Mi) created by %d writers before the scheduler starts;\n", o.Writers)
-	fmt.Fprintln(w, "bound/s: scheduler start to the last pod seen bound by a watch; store: raw creates of pod-sized values, the same store, same writers")
+	fmt.Fprintf(w, "bound/s: scheduler start to the last pod seen bound by a watch; store: raw creates of pod-sized values (at least %d), the same store, same writers;\n", o.MinStoreWrites)
+	fmt.Fprintln(w, "api binds/s: the same number of Bindings written straight through the API by the same writers, no scheduler (another scheduler's pods, to a node that is not there)")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	defer tw.Flush()
-	fmt.Fprintln(tw, "nodes\tpods\tseconds\tbound/s\tstore writes/s\tbound/store\t")
+	fmt.Fprintln(tw, "nodes\tpods\tseconds\tbound/s\tstore writes/s\tbound/store\tapi binds/s\tbound/api binds\t")
 	var out []Result
 	for _, n := range o.Nodes {
 		for _, p := range o.Pods {
@@ -89,7 +98,8 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Result, error) {
 			if err != nil {
 				return out, fmt.Errorf("%d nodes, %d pods: %w", n, p, err)
 			}
-			fmt.Fprintf(tw, "%d\t%d\t%.2f\t%.0f\t%.0f\t%.2f\t\n", n, p, r.Elapsed.Seconds(), r.PerSecond, r.StoreWrites, r.PerSecond/r.StoreWrites)
+			fmt.Fprintf(tw, "%d\t%d\t%.2f\t%.0f\t%.0f\t%.2f\t%.0f\t%.2f\t\n", n, p, r.Elapsed.Seconds(), r.PerSecond,
+				r.StoreWrites, r.PerSecond/r.StoreWrites, r.APIBinds, r.PerSecond/r.APIBinds)
 			out = append(out, r)
 		}
 	}
@@ -129,14 +139,35 @@ func scenario(ctx context.Context, o Options, nodes, pods int) (Result, error) {
 
 	// The store's raw rate first, on values the size of a pod.
 	value, _ := json.Marshal(pendingPod(0))
+	raw := max(pods, o.MinStoreWrites)
 	start := time.Now()
-	if err := parallel(ctx, pods, o.Writers, func(i int) error {
+	if err := parallel(ctx, raw, o.Writers, func(i int) error {
 		_, err := st.Create(ctx, fmt.Sprintf("/bench/raw/%d", i), value)
 		return err
 	}); err != nil {
 		return res, fmt.Errorf("raw store writes: %w", err)
 	}
-	res.StoreWrites = float64(pods) / time.Since(start).Seconds()
+	res.StoreWrites = float64(raw) / time.Since(start).Seconds()
+
+	// The API's own rate for the scheduler's write: Bindings of pods this
+	// scheduler leaves alone, to a node name no Node has (a binding does
+	// not check it), so they take no room from the scheduler's nodes.
+	if err := parallel(ctx, pods, o.Writers, func(i int) error {
+		p := pendingPod(i)
+		p.Name, p.Spec.SchedulerName = fmt.Sprintf("direct-%d", i), "bench-direct"
+		_, err := cs.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return res, fmt.Errorf("create pods to bind directly: %w", err)
+	}
+	start = time.Now()
+	if err := parallel(ctx, pods, o.Writers, func(i int) error {
+		return cs.CoreV1().Pods("default").Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("direct-%d", i)},
+			Target: corev1.ObjectReference{Kind: "Node", Name: "bench-absent-node"}}, metav1.CreateOptions{})
+	}); err != nil {
+		return res, fmt.Errorf("direct bindings: %w", err)
+	}
+	res.APIBinds = float64(pods) / time.Since(start).Seconds()
 
 	if err := parallel(ctx, nodes, o.Writers, func(i int) error {
 		_, err := cs.CoreV1().Nodes().Create(ctx, fakeNode(i), metav1.CreateOptions{})
