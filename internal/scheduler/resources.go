@@ -92,7 +92,9 @@ type nodeInfo struct {
 	// alloc is node's allocatable as integers, worked out once per Node
 	// object (allocFor) rather than per decision: a decision reads it for
 	// every node, and a ResourceList lookup and Quantity conversion cost
-	// more than the arithmetic.
+	// more than the arithmetic. Node objects are never changed in place
+	// (the informer's are shared and read-only): a changed node is a new
+	// object, which recomputes it.
 	allocFor *corev1.Node
 	alloc    allocatable
 }
