@@ -140,6 +140,22 @@ func TestPlacementRules(t *testing.T) {
 				WhenUnsatisfiable: corev1.DoNotSchedule, LabelSelector: &metav1.LabelSelector{MatchLabels: app}}}
 			return p
 		}, "node-3", nil},
+		{"spread nodeTaintsPolicy: Ignore counts a tainted empty node as the minimum, Honor does not", func() map[string]*nodeInfo {
+			m := cluster(3, 0)
+			m["node-0"].place(labelled(app))
+			m["node-1"].place(labelled(app))
+			m["node-1"].place(labelled(app))
+			m["node-2"].node.Spec.Taints = []corev1.Taint{{Key: "gpu", Effect: corev1.TaintEffectNoSchedule}}
+			return m
+		}, func() *corev1.Pod {
+			// Ignore (the default) would make node-2's 0 the minimum, so
+			// node-0 (1+1-0 > 1) would fail and no node would fit.
+			p := labelled(app)
+			honor := corev1.NodeInclusionPolicyHonor
+			p.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: corev1.LabelHostname,
+				WhenUnsatisfiable: corev1.DoNotSchedule, LabelSelector: &metav1.LabelSelector{MatchLabels: app}, NodeTaintsPolicy: &honor}}
+			return p
+		}, "node-0", nil},
 		{"spread matchLabelKeys: only pods of the same revision count", func() map[string]*nodeInfo {
 			m := cluster(2, 0)
 			m["node-0"].place(labelled(map[string]string{"app": "web", "rev": "1"}))
@@ -223,6 +239,19 @@ func TestFailedSchedulingMessages(t *testing.T) {
 				WhenUnsatisfiable: corev1.DoNotSchedule, LabelSelector: &metav1.LabelSelector{MatchLabels: app}}}
 			return p
 		}, "0/4 nodes are available: 1 node(s) didn't match pod topology spread constraints (missing required label), 1 node(s) were unschedulable, 2 node(s) didn't match pod topology spread constraints."},
+		{"spread nodeTaintsPolicy Ignore (default): the tainted empty node is the minimum", func() map[string]*nodeInfo {
+			m := cluster(3, 0)
+			m["node-0"].place(labelled(app))
+			m["node-1"].place(labelled(app))
+			m["node-1"].place(labelled(app))
+			m["node-2"].node.Spec.Taints = []corev1.Taint{{Key: "gpu", Effect: corev1.TaintEffectNoSchedule}}
+			return m
+		}, func() *corev1.Pod {
+			p := labelled(app)
+			p.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: corev1.LabelHostname,
+				WhenUnsatisfiable: corev1.DoNotSchedule, LabelSelector: &metav1.LabelSelector{MatchLabels: app}}}
+			return p
+		}, "0/3 nodes are available: 1 node(s) had untolerated taint {gpu: }, 2 node(s) didn't match pod topology spread constraints."},
 		{"minDomains above the domains makes the global minimum 0", func() map[string]*nodeInfo {
 			m := cluster(2, 2)
 			m["node-0"].place(labelled(app))
