@@ -1,14 +1,19 @@
-// Package scheduler is skiff's minimal default scheduler: it binds each pod
-// that names it (schedulerName default-scheduler, or none) and has no node
-// yet to a node that is Ready and schedulable, whose taints the pod
-// tolerates, that matches the pod's nodeSelector and required node
-// affinity, offers its runtime class, and has room for its requests;
-// among those it picks the least allocated. A pod that fits nowhere gets a
-// FailedScheduling event and PodScheduled=False (Unschedulable), and is
-// tried again, with back-off, when nodes or pods change.
+// Package scheduler is skiff's default scheduler: it binds each pod that
+// names it (schedulerName default-scheduler, or none) and has no node yet
+// to a node, with the filters and weighted scores of Kubernetes 1.32's
+// default profile (node readiness, cordons and taints, nodeSelector and
+// node affinity, RuntimeClass, host ports, PersistentVolumeClaims,
+// requests, topology spread, inter-pod affinity and anti-affinity). A pod
+// that fits nowhere gets a FailedScheduling event in Kubernetes' words and
+// PodScheduled=False (Unschedulable), and is tried again, with back-off,
+// when nodes or pods change.
 //
 // Placement is a pipeline as in Kubernetes and Nomad: named filters
 // (filters.go), then named, weighted scores (scores.go), then the binding.
+// Decisions read an indexed cache (cache.go) kept by the informers'
+// events, so each costs O(nodes); one worker decides one pod at a time and
+// assumes it on its node, and a bounded pool of goroutines writes the
+// bindings meanwhile.
 package scheduler
 
 import (
