@@ -68,7 +68,7 @@ func busCertHosts(listenHost string) []string {
 // nodePermissions are the subjects a node agent uses, in the direction it
 // uses them; the bus refuses the node identity everything else. A node asks
 // the control plane (sync, status, objects, register, the Service feed's
-// list, the registry over HTTP) and publishes heartbeats; it receives its
+// list, the registry over HTTP) and publishes heartbeats and usage reports; it receives its
 // pod events, stream opens and the Service feed. So a node can neither
 // answer requests meant for the control plane (and hand another node pods
 // or Secrets) nor push pod events to another node, nor touch JetStream.
@@ -78,6 +78,7 @@ func nodePermissions() *bus.Permissions {
 	return &bus.Permissions{
 		Publish: []string{
 			bus.SubjectHeartbeatAny,   // heartbeats
+			bus.SubjectNodeUsageAny,   // usage reports for the metrics APIs
 			bus.SubjectNodeSyncAny,    // full pod sync
 			bus.SubjectNodeStatusAny,  // pod status and events
 			bus.SubjectNodeObjectsAny, // ConfigMaps and Secrets

@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiffhq/skiff/internal/atomicfile"
+	"github.com/skiffhq/skiff/internal/controllers/podautoscaler"
 )
 
 // Config is everything an Engine needs. The engine reads no flags, no
@@ -62,6 +63,14 @@ type Config struct {
 	// frequency.
 	NodeHeartbeatInterval time.Duration
 
+	// MetricsInterval is how often this member's node reports what its pods
+	// and the node use, for the metrics APIs (`kubectl top`,
+	// metrics.k8s.io, custom.metrics.k8s.io): rates are over one interval,
+	// and a pod shows in them one interval after it starts. The API server
+	// forgets a pod or node not reported for three intervals of its own.
+	// Default 10s, metrics-server's resolution.
+	MetricsInterval time.Duration
+
 	// NodeGracePeriod is how long a node may stay silent before its
 	// conditions become Unknown. Default 40s, Kubernetes'
 	// node-monitor-grace-period.
@@ -103,6 +112,11 @@ type Config struct {
 	// VolumeSyncPeriod is how often running pods' ConfigMap and Secret
 	// volumes are refreshed. Default 1m, the kubelet's sync period.
 	VolumeSyncPeriod time.Duration
+
+	// HPASyncPeriod is how often the HorizontalPodAutoscaler controller
+	// evaluates every HPA against its metrics. Default 15s, Kubernetes'
+	// --horizontal-pod-autoscaler-sync-period; tests shorten it.
+	HPASyncPeriod time.Duration
 
 	// MaxPods is this node's pod capacity. Default 110, the kubelet's.
 	MaxPods int
@@ -224,6 +238,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if validNodeName(c.ClusterDomain) != nil {
 		return c, fmt.Errorf("engine config: ClusterDomain %q: must be a DNS subdomain (lower-case letters, digits, '-' and '.')", c.ClusterDomain)
+	}
+	if c.HPASyncPeriod <= 0 {
+		c.HPASyncPeriod = podautoscaler.DefaultSyncPeriod
 	}
 	if c.ReadyTimeout <= 0 {
 		c.ReadyTimeout = 30 * time.Second

@@ -14,8 +14,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/scale"
 	"k8s.io/client-go/tools/record"
+	cmv1beta2 "k8s.io/metrics/pkg/apis/custom_metrics/v1beta2"
+	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
+	custommetrics "k8s.io/metrics/pkg/client/custom_metrics"
 	"k8s.io/utils/clock"
 
 	"github.com/skiffhq/skiff/internal/bus"
@@ -26,6 +31,8 @@ import (
 	"github.com/skiffhq/skiff/internal/controllers/endpoints"
 	"github.com/skiffhq/skiff/internal/controllers/garbagecollector"
 	"github.com/skiffhq/skiff/internal/controllers/job"
+	"github.com/skiffhq/skiff/internal/controllers/namespace"
+	"github.com/skiffhq/skiff/internal/controllers/podautoscaler"
 	"github.com/skiffhq/skiff/internal/controllers/replicaset"
 	"github.com/skiffhq/skiff/internal/controllers/statefulset"
 	"github.com/skiffhq/skiff/internal/controllers/volume"
@@ -54,7 +61,8 @@ const (
 // startControllers runs the control loops against this member's API, on
 // the raft leader only: the scheduler, the workload controllers
 // (ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob), the
-// garbage collector, the endpoints controller, the local-path volume
+// HorizontalPodAutoscaler controller, the
+// garbage collector, the namespace controller, the endpoints controller, the local-path volume
 // provisioner, the node lifecycle
 // (registrations, pod ranges, Unknown on silence), the pod dispatcher and
 // the service feed to the nodes' proxies.
@@ -80,7 +88,7 @@ func (e *Engine) startControllers(ctx context.Context, cp *bus.Conn) error {
 			return events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component, Host: e.cfg.NodeName})
 		},
 		nodes:     lifecycle.Config{GracePeriod: e.cfg.NodeGracePeriod, ClusterPodCIDR: e.cfg.ClusterPodCIDR, Logger: e.log},
-		cronClock: e.cfg.cronJobClock}
+		cronClock: e.cfg.cronJobClock, rest: cfg, hpaSync: e.cfg.HPASyncPeriod}
 	e.gate = &controller.LeaderGate{
 		// The seam for more than one server: today a single member is
 		// always the leader; with several, only the raft leader's loops run.
@@ -106,13 +114,17 @@ func (e *Engine) eventBroadcasterLocked(cs kubernetes.Interface) record.EventBro
 // controlLoops is what each term of leadership builds its loops from.
 type controlLoops struct {
 	client   kubernetes.Interface
-	dynamic  dynamic.Interface // the garbage collector's
+	dynamic  dynamic.Interface // the garbage collector's and the namespace controller's
 	bus      *bus.Conn
 	recorder func(component string) record.EventRecorder
 	nodes    lifecycle.Config // Bus and Client are filled in
 	log      *slog.Logger
 	// cronClock is the CronJob controller's clock; nil is the real one.
 	cronClock clock.Clock
+	// rest is the in-process API's config, for the clients the
+	// autoscaler builds per term (scale subresource, metrics APIs).
+	rest    *rest.Config
+	hpaSync time.Duration
 
 	mu       sync.Mutex
 	dispatch *dispatch.Dispatcher // the running term's, for tests; nil between terms
@@ -191,6 +203,15 @@ func (l *controlLoops) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	hpac, err := l.podAutoscaler(factory)
+	if err != nil {
+		return err
+	}
+	nsc, err := namespace.New(namespace.Config{Client: cs, Dynamic: l.dynamic,
+		Namespaces: factory.Core().V1().Namespaces(), Pods: pods, Logger: log})
+	if err != nil {
+		return err
+	}
 	gc, err := l.garbageCollector()
 	if err != nil {
 		return err
@@ -220,9 +241,11 @@ func (l *controlLoops) run(ctx context.Context) error {
 		func(ctx context.Context) error { cjc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { dsc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { gc.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { nsc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { ec.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { sc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { vc.Run(ctx, 1); return nil },
+		func(ctx context.Context) error { hpac.Run(ctx, controllerWorkers); return nil },
 		disp.Run,
 		// Every node's Service proxy follows this feed. It keeps
 		// informers of its own: it needs every EndpointSlice, where the
@@ -266,6 +289,33 @@ func (l *controlLoops) garbageCollector() (*garbagecollector.Collector, error) {
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(l.client.Discovery()))
 	return garbagecollector.New(garbagecollector.Config{Client: l.dynamic, Resources: res, Mapper: mapper,
 		Resync: informerResync, Logger: l.log})
+}
+
+// podAutoscaler builds the term's HorizontalPodAutoscaler controller. It
+// reads metrics only through the metrics APIs' client-go clients, so it
+// works with whatever serves metrics.k8s.io and custom.metrics.k8s.io
+// (v1beta2, fixed: discovery would pin the version at a moment the API
+// may not be served yet); until they are served, HPAs report
+// ScalingActive False and scale nothing.
+func (l *controlLoops) podAutoscaler(factory informers.SharedInformerFactory) (*podautoscaler.Controller, error) {
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(l.client.Discovery()))
+	scales, err := scale.NewForConfig(l.rest, mapper, dynamic.LegacyAPIPathResolverFunc,
+		scale.NewDiscoveryScaleKindResolver(l.client.Discovery()))
+	if err != nil {
+		return nil, fmt.Errorf("autoscaler scale client: %w", err)
+	}
+	resourceMetrics, err := metricsclient.NewForConfig(l.rest)
+	if err != nil {
+		return nil, fmt.Errorf("autoscaler resource metrics client: %w", err)
+	}
+	customMetrics, err := custommetrics.NewForVersionForConfig(rest.CopyConfig(l.rest), mapper, cmv1beta2.SchemeGroupVersion)
+	if err != nil {
+		return nil, fmt.Errorf("autoscaler custom metrics client: %w", err)
+	}
+	return podautoscaler.New(podautoscaler.Config{Client: l.client,
+		HPAs: factory.Autoscaling().V2().HorizontalPodAutoscalers(), Pods: factory.Core().V1().Pods(),
+		Scales: scales, Mapper: mapper, ResourceMetrics: resourceMetrics.MetricsV1beta1(), CustomMetrics: customMetrics,
+		Recorder: l.recorder(podautoscaler.Name), Logger: l.log, SyncPeriod: l.hpaSync})
 }
 
 // dispatcher is the running term's pod dispatcher, or nil between terms.

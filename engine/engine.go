@@ -166,8 +166,13 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	metricsGroups, err := e.metricsGroups(ctx)
+	if err != nil {
+		return err
+	}
 	e.api, err = apiserver.New(apiserver.Config{Listen: e.cfg.APIListen, PKIDir: filepath.Join(e.cfg.DataDir, pkiSubdir),
-		Token: e.token, Store: e.store, ServiceCIDR: e.cfg.ServiceCIDR, Logger: e.log, Routes: routes, PodStreams: streams})
+		Token: e.token, Store: e.store, ServiceCIDR: e.cfg.ServiceCIDR, Logger: e.log, Routes: routes, PodStreams: streams,
+		Groups: metricsGroups})
 	if err != nil {
 		return err
 	}
@@ -267,7 +272,7 @@ func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
 		DataDir: filepath.Join(e.cfg.DataDir, agentSubdir), PodCIDR: e.cfg.PodCIDR, MaxPods: e.cfg.MaxPods,
 		VolumeSyncPeriod: e.cfg.VolumeSyncPeriod,
 		BackOffInitial:   backoff, BackOffMax: 30 * backoff,
-		HeartbeatInterval: e.cfg.NodeHeartbeatInterval, Logger: e.log,
+		HeartbeatInterval: e.cfg.NodeHeartbeatInterval, UsageInterval: e.cfg.MetricsInterval, Logger: e.log,
 		DiskPressureAvailable: e.cfg.DiskPressureAvailable, DiskPressureInodesFree: e.cfg.DiskPressureInodesFree,
 		DefaultPodMemoryLimit: e.cfg.DefaultPodMemoryLimit, EvictionMemoryAvailable: e.cfg.EvictionMemoryAvailable,
 		ClusterDNS: dnsList(e.clusterDNS()), ClusterDomain: e.cfg.ClusterDomain,

@@ -44,6 +44,8 @@ type WorkerConfig struct {
 	DiskPressureAvailable, DiskPressureInodesFree float64
 	// HeartbeatInterval is as Config.NodeHeartbeatInterval.
 	HeartbeatInterval time.Duration
+	// MetricsInterval is as Config.MetricsInterval.
+	MetricsInterval time.Duration
 	// DefaultPodMemoryLimit and EvictionMemoryAvailable are as in Config:
 	// 512 MiB and 100 MiB by default.
 	DefaultPodMemoryLimit   int64
@@ -137,7 +139,7 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	backoff := cfg.CrashLoopBackOff
 	if w.agent, err = agent.New(agent.Config{NodeName: cfg.NodeName, Bus: conn, Runtime: pr, DataDir: dir, Services: w.network.svcs,
 		PodCIDR: cfg.PodCIDR, MaxPods: cfg.MaxPods, VolumeSyncPeriod: cfg.VolumeSyncPeriod,
-		BackOffInitial: backoff, BackOffMax: 30 * backoff, HeartbeatInterval: cfg.HeartbeatInterval, Logger: cfg.Logger,
+		BackOffInitial: backoff, BackOffMax: 30 * backoff, HeartbeatInterval: cfg.HeartbeatInterval, UsageInterval: cfg.MetricsInterval, Logger: cfg.Logger,
 		DiskPressureAvailable: cfg.DiskPressureAvailable, DiskPressureInodesFree: cfg.DiskPressureInodesFree,
 		DefaultPodMemoryLimit: cfg.DefaultPodMemoryLimit, EvictionMemoryAvailable: cfg.EvictionMemoryAvailable,
 		ClusterDNS: dnsList(dnsIP), ClusterDomain: info.ClusterDomain,

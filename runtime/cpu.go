@@ -19,3 +19,14 @@ type CPUMeter interface {
 	// keeps its last value once the process has ended.
 	CPUUsage() time.Duration
 }
+
+// RequestCounter is implemented by a Process whose runtime serves HTTP for
+// the workload (a Wasm SDK handler module: the host owns the listener) and
+// so can count the requests it serves, for a requests-per-second metric.
+// A process that serves its own sockets cannot be counted without reading
+// its traffic, so it does not implement it.
+type RequestCounter interface {
+	// HTTPRequests is the number of HTTP requests the process was handed
+	// since it started, whatever their answer; it never decreases.
+	HTTPRequests() uint64
+}

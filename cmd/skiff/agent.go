@@ -75,6 +75,8 @@ DATA-DIR/pki/ca.crt) to check both.`,
 		`registries this node may pull from (host or host:port, "loopback" for any on a loopback address; default all)`)
 	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "range this node's pod IPs come from (default: allocated by the server)")
 	f.IntVar(&cfg.MaxPods, "max-pods", 110, "pods this node accepts")
+	f.DurationVar(&cfg.MetricsInterval, "metrics-interval", 10*time.Second,
+		"how often this node reports its pods' usage for kubectl top and the metrics APIs (rates are over one interval)")
 	f.BoolVar(&cfg.DisableClusterDNS, "no-cluster-dns", false,
 		"run no cluster DNS server on this node (it listens on the kube-dns ClusterIP, port 53, which needs root or CAP_NET_BIND_SERVICE)")
 	addMemoryFlags(cmd, &cfg.DefaultPodMemoryLimit, &cfg.EvictionMemoryAvailable)

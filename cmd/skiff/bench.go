@@ -8,6 +8,7 @@ import (
 	"github.com/skiffhq/skiff/internal/apibench"
 	"github.com/skiffhq/skiff/internal/demo"
 	"github.com/skiffhq/skiff/internal/demoapp"
+	"github.com/skiffhq/skiff/internal/nsbench"
 	"github.com/skiffhq/skiff/internal/podbench"
 	"github.com/skiffhq/skiff/internal/schedbench"
 	"github.com/skiffhq/skiff/internal/storebench"
@@ -67,6 +68,21 @@ func newBenchCmd() *cobra.Command {
 	pf.IntVar(&p.Concurrency, "concurrency", 0, "concurrent creating clients (default 16)")
 	pf.IntVar(&p.Requests, "requests", 0, "requests per side of the handler comparison (default 20000)")
 	pf.StringVar(&p.Dir, "dir", "", "the engine's data directory (default a temporary directory)")
+	var n nsbench.Options
+	namespaces := &cobra.Command{
+		Use:   "namespace",
+		Short: "Time to delete a namespace of 1,000 and 10,000 objects (namespace controller) vs as many raw store deletes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := nsbench.Run(cmd.Context(), n, cmd.OutOrStdout())
+			return err
+		},
+	}
+	nf := namespaces.Flags()
+	nf.IntSliceVar(&n.Sizes, "objects", nil, "objects per namespace, one namespace each (default 1000,10000)")
+	nf.IntVar(&n.Concurrency, "concurrency", 0, "concurrent creating clients and raw store deleters (default 16)")
+	nf.DurationVar(&n.Timeout, "timeout", 0, "bound on each namespace's deletion (default 10m)")
+	nf.StringVar(&n.Dir, "dir", "", "where to put the data (default a temporary directory)")
 	var sb schedbench.Options
 	sched := &cobra.Command{
 		Use:   "sched",
@@ -82,6 +98,6 @@ func newBenchCmd() *cobra.Command {
 	sf.IntSliceVar(&sb.Pods, "pods", nil, "pending pods per scenario (default 1000,10000)")
 	sf.IntVar(&sb.Writers, "writers", 0, "concurrent writers creating pods and measuring the store (default 64)")
 	sf.StringVar(&sb.Dir, "dir", "", "where to put the data (default a temporary directory)")
-	cmd.AddCommand(store, api, pods, sched)
+	cmd.AddCommand(store, api, pods, namespaces, sched)
 	return cmd
 }

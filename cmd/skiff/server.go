@@ -78,6 +78,8 @@ func newServerCmd() *cobra.Command {
 	f.StringSliceVar(&cfg.ImageHosts, "image-hosts", nil,
 		`registries this node may pull from (host or host:port, "loopback" for any on a loopback address; default all)`)
 	f.IntVar(&cfg.MaxPods, "max-pods", 110, "pods this node accepts")
+	f.DurationVar(&cfg.MetricsInterval, "metrics-interval", 10*time.Second,
+		"how often this node reports its pods' usage for kubectl top and the metrics APIs (rates are over one interval)")
 	addMemoryFlags(cmd, &cfg.DefaultPodMemoryLimit, &cfg.EvictionMemoryAvailable)
 	f.DurationVar(&cfg.CrashLoopBackOff, "crash-loop-backoff", 10*time.Second,
 		"first delay before a crashed container restarts; it doubles up to 30 times this (the kubelet's 10s..5m)")

@@ -3,7 +3,10 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 
+	"github.com/skiffhq/skiff/internal/apiserver/resources"
 	skiffrt "github.com/skiffhq/skiff/runtime"
 
 	corev1 "k8s.io/api/core/v1"
@@ -68,6 +71,33 @@ func (s *Server) ensureNamespaces(ctx context.Context) error {
 		ns.SetGroupVersionKind(nsRes.GVK())
 		if _, err := s.createObject(ctx, nsRes, ns, nil, ""); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
+		}
+	}
+	return s.finalizeOldNamespaces(ctx, nsRes)
+}
+
+// finalizeOldNamespaces gives the "kubernetes" finalizer to namespaces
+// created before namespaces carried it: without it their DELETE would drop
+// them at once and leave their objects behind, unreachable. A namespace
+// already being deleted is left as it is; a conflict means another server
+// (or a client) wrote it meanwhile, and the next start looks again.
+func (s *Server) finalizeOldNamespaces(ctx context.Context, nsRes *resources.Resource) error {
+	all, err := s.objs.list(ctx, nsRes, "")
+	if err != nil {
+		return err
+	}
+	for _, obj := range all {
+		ns := obj.(*corev1.Namespace)
+		if ns.DeletionTimestamp != nil || slices.Contains(ns.Spec.Finalizers, corev1.FinalizerKubernetes) {
+			continue
+		}
+		rev, err := strconv.ParseInt(ns.ResourceVersion, 10, 64)
+		if err != nil {
+			return fmt.Errorf("namespace %s: resourceVersion %q: %w", ns.Name, ns.ResourceVersion, err)
+		}
+		ns.Spec.Finalizers = append(ns.Spec.Finalizers, corev1.FinalizerKubernetes)
+		if _, err := s.objs.update(ctx, nsRes, "", ns.Name, ns, rev); err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("namespace %s: add the kubernetes finalizer: %w", ns.Name, err)
 		}
 	}
 	return nil

@@ -59,6 +59,11 @@ func (s *Server) discoveryRoot(w http.ResponseWriter, r *http.Request, core bool
 			}
 			list.Items = append(list.Items, item)
 		}
+		if !core {
+			for i := range s.cfg.Groups {
+				list.Items = append(list.Items, extraAggregated(&s.cfg.Groups[i]))
+			}
+		}
 		b, _ := json.Marshal(&list)
 		w.Header().Set("Content-Type", aggregatedV2)
 		w.Header().Set("Vary", "Accept")
@@ -75,6 +80,9 @@ func (s *Server) discoveryRoot(w http.ResponseWriter, r *http.Request, core bool
 	list := metav1.APIGroupList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"}}
 	for _, g := range groups {
 		list.Groups = append(list.Groups, apiGroup(g))
+	}
+	for i := range s.cfg.Groups {
+		list.Groups = append(list.Groups, apiGroup(s.cfg.Groups[i].groupVersions()))
 	}
 	writeJSON(w, http.StatusOK, &list)
 }
@@ -160,6 +168,11 @@ func (s *Server) groupInfo(w http.ResponseWriter, group string) {
 			writeJSON(w, http.StatusOK, &ag)
 			return
 		}
+	}
+	if g := s.extraGroup(group); g != nil {
+		ag := apiGroup(g.groupVersions())
+		writeJSON(w, http.StatusOK, &ag)
+		return
 	}
 	writeError(w, notFoundPath("/apis/"+group))
 }

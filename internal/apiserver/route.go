@@ -41,6 +41,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	case segs[0] == "apis" && len(segs) == 2:
 		s.groupInfo(w, segs[1])
 		return
+	case segs[0] == "apis" && s.extraGroup(segs[1]) != nil:
+		s.serveExtra(w, r, s.extraGroup(segs[1]), segs)
+		return
 	case segs[0] == "api" && len(segs) >= 2:
 		gv, rest = schema.GroupVersion{Version: segs[1]}, segs[2:]
 	case segs[0] == "apis" && len(segs) >= 3:
@@ -138,6 +141,9 @@ func PodRefFrom(r *http.Request) (PodRef, bool) {
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, req request) {
 	var err error
 	switch {
+	case req.sub == "finalize" && r.Method != http.MethodPut:
+		// namespaces/<name>/finalize is update-only, as in Kubernetes.
+		err = apierrors.NewMethodNotSupported(req.res.GroupResource(), r.Method)
 	case req.name == "" && r.Method == http.MethodGet && r.URL.Query().Get("watch") == "true":
 		err = s.watch(w, r, req)
 	case req.name == "" && r.Method == http.MethodGet:

@@ -59,6 +59,11 @@ type Config struct {
 	// "/v2/"). They do their own authentication: OCI clients authenticate
 	// their own way.
 	Routes map[string]http.Handler
+	// Groups are API groups served by functions of their own beside the
+	// stored resources (metrics.k8s.io, custom.metrics.k8s.io): read-only,
+	// in discovery, never stored. Their names must differ from the stored
+	// groups'.
+	Groups []APIGroup
 }
 
 // Server is a running (or ready to start) API server.
@@ -112,6 +117,16 @@ func New(cfg Config) (*Server, error) {
 	reg, err := resources.New(scheme)
 	if err != nil {
 		return nil, fmt.Errorf("apiserver: %w", err)
+	}
+	for _, g := range cfg.Groups {
+		for _, stored := range reg.Groups() {
+			if g.Name == stored.Group {
+				return nil, fmt.Errorf("apiserver: group %q is served from the store already", g.Name)
+			}
+		}
+		if len(g.Versions) == 0 {
+			return nil, fmt.Errorf("apiserver: group %q has no versions", g.Name)
+		}
 	}
 	certs, err := pki.LoadOrCreate(cfg.PKIDir, certHosts(host))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/applyconfigurations"
 	"sigs.k8s.io/yaml"
 
+	"github.com/skiffhq/skiff/internal/apiserver/conversion"
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
 )
 
@@ -38,7 +39,7 @@ func (f *fieldManagers) get(gvk schema.GroupVersionKind) (*managedfields.FieldMa
 	if fm, ok := f.byGV[gvk]; ok {
 		return fm, nil
 	}
-	fm, err := managedfields.NewDefaultFieldManager(f.converter, f.scheme, f.scheme, f.scheme, gvk, gvk.GroupVersion(), "", nil)
+	fm, err := managedfields.NewDefaultFieldManager(f.converter, versionConvertor{f.scheme}, f.scheme, f.scheme, gvk, gvk.GroupVersion(), "", nil)
 	if err != nil {
 		return nil, fmt.Errorf("field manager for %s: %w", gvk, err)
 	}
@@ -47,6 +48,23 @@ func (f *fieldManagers) get(gvk schema.GroupVersionKind) (*managedfields.FieldMa
 	}
 	f.byGV[gvk] = fm
 	return fm, nil
+}
+
+// versionConvertor is the scheme plus the conversions it does not hold
+// (package conversion's, autoscaling/v1 and v2): managedFields recorded
+// through one version of an HPA are converted when the other version
+// writes it, as when the autoscaler updates the status of an HPA that
+// kubectl autoscale created as v1.
+type versionConvertor struct{ *runtime.Scheme }
+
+func (c versionConvertor) ConvertToVersion(in runtime.Object, target runtime.GroupVersioner) (runtime.Object, error) {
+	kinds, _, err := c.Scheme.ObjectKinds(in)
+	if err == nil && len(kinds) > 0 && kinds[0].Group == "autoscaling" && kinds[0].Kind == "HorizontalPodAutoscaler" {
+		if to, ok := target.KindForGroupVersionKinds(kinds); ok && to.Version != kinds[0].Version {
+			return conversion.Convert(in, to)
+		}
+	}
+	return c.Scheme.ConvertToVersion(in, target)
 }
 
 // track records manager's ownership of what changed from live to next. A

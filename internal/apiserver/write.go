@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,7 +26,6 @@ import (
 
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
 	"github.com/skiffhq/skiff/internal/apiserver/validation"
-	"github.com/skiffhq/skiff/raft"
 )
 
 // maxBody bounds a request body, as the apiserver's 3 MiB limit does: an
@@ -176,6 +177,9 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 	m.SetDeletionTimestamp(nil)
 	m.SetDeletionGracePeriodSeconds(nil)
 	validation.Default(obj)
+	if ns, ok := obj.(*corev1.Namespace); ok {
+		prepareNamespaceCreate(ns)
+	}
 	if pod, ok := obj.(*corev1.Pod); ok && res.Namespaced {
 		// Mutating admission, after defaulting and before validation, as
 		// in Kubernetes; its changes belong to the request's manager.
@@ -201,7 +205,7 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 		return nil, apierrors.NewInvalid(res.GVK().GroupKind(), m.GetName(), errs)
 	}
 	if res.Namespaced {
-		if err := s.namespaceAcceptsObjects(ctx, m.GetNamespace()); err != nil {
+		if err := s.namespaceAcceptsObjects(ctx, res, m.GetNamespace(), m.GetName()); err != nil {
 			return nil, err
 		}
 	}
@@ -223,19 +227,6 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 		return created, err
 	}
 	return s.objs.create(ctx, res, m.GetNamespace(), m.GetName(), obj)
-}
-
-func (s *Server) namespaceAcceptsObjects(ctx context.Context, name string) error {
-	nsRes, _ := s.reg.Get(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"})
-	obj, err := s.objs.get(ctx, nsRes, "", name)
-	if err != nil {
-		return err
-	}
-	if ns := obj.(*corev1.Namespace); ns.DeletionTimestamp != nil {
-		return apierrors.NewForbidden(nsRes.GroupResource(), name,
-			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", name))
-	}
-	return nil
 }
 
 // maxRetries bounds the read-modify-write loop of updates without a
@@ -331,8 +322,7 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		if dry, err := dryRun(r); err != nil || dry {
 			return next, err
 		}
-		nm := mustMeta(next)
-		if nm.GetDeletionTimestamp() != nil && len(nm.GetFinalizers()) == 0 {
+		if gone(next) {
 			// The last finalizer is gone: the object goes away now.
 			return s.remove(ctx, req, curRV)
 		}
@@ -358,6 +348,9 @@ func (s *Server) mergeUpdate(req request, cur, next runtime.Object) runtime.Obje
 		// Only the status moves: start from the current object.
 		merged := cur.DeepCopyObject()
 		setStatus(merged, getStatus(next))
+		return merged
+	}
+	if merged, ok := mergeNamespaceUpdate(req.sub, cur, next); ok {
 		return merged
 	}
 	if req.sub == "ephemeralcontainers" {
@@ -479,15 +472,26 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, req request) err
 // deletion) only gets a deletionTimestamp and stays until they are removed;
 // dependents (by ownerReferences) are left to the garbage collector.
 func (s *Server) deleteObject(r *http.Request, req request, opts metav1.DeleteOptions) (runtime.Object, error) {
+	return s.deleteListed(r, req, opts, nil)
+}
+
+// deleteListed is deleteObject starting from listed, the object as a list
+// just read it (nil: read it here): a collection's deletion saves one
+// linearizable read per object, and the compare-and-swap on its revision
+// still catches a change since the list (then it reads and retries).
+func (s *Server) deleteListed(r *http.Request, req request, opts metav1.DeleteOptions, listed runtime.Object) (runtime.Object, error) {
 	ctx := r.Context()
 	dry, err := dryRun(r)
 	if err != nil {
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		cur, err := s.objs.get(ctx, req.res, req.ns, req.name)
-		if err != nil {
-			return nil, err
+		cur := listed
+		listed = nil
+		if cur == nil {
+			if cur, err = s.objs.get(ctx, req.res, req.ns, req.name); err != nil {
+				return nil, err
+			}
 		}
 		m := mustMeta(cur)
 		curRV, _ := parseRV(m.GetResourceVersion())
@@ -518,12 +522,12 @@ func (s *Server) deleteObject(r *http.Request, req request, opts metav1.DeleteOp
 		if m.GetDeletionTimestamp() == nil {
 			setDeletionFinalizers(m, policy)
 		}
-		if req.res.Resource == "namespaces" && req.res.Group == "" {
-			if err := s.emptyNamespace(r, req.name); err != nil {
-				return nil, err
-			}
+		var out runtime.Object
+		if isNamespaces(req.res) {
+			out, err = s.deleteNamespace(ctx, req, cur, curRV)
+		} else {
+			out, err = s.removeOrMark(ctx, req, cur, curRV, opts)
 		}
-		out, err := s.removeOrMark(ctx, req, cur, curRV, opts)
 		if apierrors.IsConflict(err) && attempt < maxRetries {
 			continue
 		}
@@ -583,28 +587,14 @@ func setDeletionFinalizers(m metav1.Object, policy metav1.DeletionPropagation) {
 	m.SetFinalizers(fs)
 }
 
-// emptyNamespace deletes everything in a namespace before the namespace
-// itself goes, as the namespace controller does.
-func (s *Server) emptyNamespace(r *http.Request, ns string) error {
-	for _, res := range s.reg.All() {
-		if !res.Namespaced || !res.Stored() {
-			continue
-		}
-		page, err := s.cfg.Store.List(r.Context(), prefix(res, ns), raft.ListOptions{})
-		if err != nil {
-			return storeError(err, res, "")
-		}
-		for _, kv := range page.KVs {
-			name := kv.Key[strings.LastIndexByte(kv.Key, '/')+1:]
-			bg := metav1.DeletePropagationBackground
-			if _, err := s.deleteObject(r, request{res: res, ns: ns, name: name}, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
-				return err
-			}
-		}
-	}
-	return nil
-}
+// deleteCollectionWorkers is how many deletions of one collection are in
+// flight at once: enough for the store's group commit to pack many into one
+// raft entry, few enough to leave the other requests their share.
+const deleteCollectionWorkers = 16
 
+// deleteCollection deletes every object of the collection the selectors
+// match, from one list: each object as deleteObject would (finalizers,
+// graceful pod termination, propagation), several at a time.
 func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, req request) error {
 	sel, err := parseSelector(r)
 	if err != nil {
@@ -618,15 +608,42 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, req re
 	if err != nil {
 		return err
 	}
-	var deleted []runtime.Object
+	matched := objs[:0]
 	for _, obj := range objs {
-		if !sel.matches(obj) {
-			continue
+		if sel.matches(obj) {
+			matched = append(matched, obj)
 		}
-		m := mustMeta(obj)
-		out, err := s.deleteObject(r, request{res: req.res, ns: m.GetNamespace(), name: m.GetName()}, opts)
-		if err != nil && !apierrors.IsNotFound(err) {
-			return err
+	}
+	results := make([]runtime.Object, len(matched))
+	errs := make([]error, len(matched))
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range min(deleteCollectionWorkers, len(matched)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= len(matched) {
+					return
+				}
+				m := mustMeta(matched[i])
+				out, err := s.deleteListed(r, request{res: req.res, ns: m.GetNamespace(), name: m.GetName()}, opts, matched[i])
+				if err != nil && !apierrors.IsNotFound(err) {
+					errs[i] = err
+					failed.Store(true) // as the serial loop did: stop at the first failure
+					return
+				}
+				results[i] = out
+			}
+		}()
+	}
+	wg.Wait()
+	var deleted []runtime.Object
+	for i, out := range results {
+		if errs[i] != nil {
+			return errs[i]
 		}
 		if out != nil {
 			deleted = append(deleted, out)

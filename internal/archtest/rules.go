@@ -2,8 +2,9 @@ package archtest
 
 // controlPlane is what node-side code links none of: the store, the API
 // server, the loops that act through it (controllers, scheduler) and the
-// pieces that serve nodes from it (dispatch, lifecycle, server), engine,
-// which wires them all, and the libraries only they need.
+// pieces that serve nodes from it (dispatch, lifecycle, server, the
+// metrics store and APIs), engine, which wires them all, and the
+// libraries only they need.
 var controlPlane = []string{
 	"./raft/...",
 	"./internal/apiserver/...",
@@ -13,6 +14,7 @@ var controlPlane = []string{
 	"./internal/node/lifecycle/...",
 	"./internal/node/server/...",
 	"./internal/node/kvserver/...",
+	"./internal/metrics/...",
 	"./engine/...",
 	"github.com/hashicorp/raft/...",
 	"github.com/hashicorp/raft-wal/...",

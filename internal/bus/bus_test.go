@@ -613,6 +613,7 @@ func TestSubjects(t *testing.T) {
 		"skiff.node.node-1.objects": SubjectNodeObjects,
 		"skiff.node.node-1.streams": SubjectNodeStreams,
 		"skiff.heartbeat.node-1":    SubjectHeartbeat,
+		"skiff.node.node-1.usage":   SubjectNodeUsage,
 	}
 	for want, f := range helpers {
 		if got, err := f("node-1"); got != want || err != nil {
@@ -640,6 +641,14 @@ func TestSubjects(t *testing.T) {
 	if n, ok := HeartbeatNode("skiff.node.x.sync"); ok {
 		t.Errorf("HeartbeatNode of a sync subject = %q", n)
 	}
+	if n, ok := UsageNode("skiff.node.edge-1_site_example.usage"); !ok || n != "edge-1.site.example" {
+		t.Errorf("UsageNode = %q, %v", n, ok)
+	}
+	for _, s := range []string{"skiff.node.x.sync", "skiff.node.a.b.usage", "skiff.heartbeat.x", "skiff.node..usage"} {
+		if n, ok := UsageNode(s); ok {
+			t.Errorf("UsageNode(%q) = %q", s, n)
+		}
+	}
 }
 
 // Each wildcard matches its per-node subject, for any node, and no other
@@ -650,9 +659,10 @@ func TestSubjectWildcards(t *testing.T) {
 		SubjectNodeStatusAny:  SubjectNodeStatus,
 		SubjectNodeObjectsAny: SubjectNodeObjects,
 		SubjectHeartbeatAny:   SubjectHeartbeat,
+		SubjectNodeUsageAny:   SubjectNodeUsage,
 	}
 	all := []func(string) (string, error){SubjectNodePods, SubjectNodeSync, SubjectNodeStatus, SubjectNodeObjects,
-		SubjectNodeStreams, SubjectHeartbeat}
+		SubjectNodeStreams, SubjectHeartbeat, SubjectNodeUsage}
 	for wildcard, own := range perNode {
 		want, _ := own("edge-1.site.example")
 		for _, f := range all {

@@ -41,6 +41,7 @@ const (
 	objectsSuffix   = ".objects"
 	streamsSuffix   = ".streams"
 	heartbeatPrefix = "skiff.heartbeat."
+	usageSuffix     = ".usage"
 )
 
 // SubjectNodePods is "skiff.node.<node>.pods": the control plane pushes the
@@ -108,6 +109,29 @@ const SubjectHeartbeatAny = heartbeatPrefix + "*"
 // it is not a heartbeat subject.
 func HeartbeatNode(subject string) (string, bool) {
 	tok, ok := strings.CutPrefix(subject, heartbeatPrefix)
+	if !ok || ValidToken(tok) != nil {
+		return "", false
+	}
+	return NodeFromToken(tok), true
+}
+
+// SubjectNodeUsage is "skiff.node.<node>.usage": the node agent's usage
+// reports (protocol.UsageReport; published, no reply), which every API
+// server's metrics store follows.
+func SubjectNodeUsage(node string) (string, error) {
+	return nodeSubject(nodePrefix, node, usageSuffix)
+}
+
+// SubjectNodeUsageAny matches SubjectNodeUsage of every node.
+const SubjectNodeUsageAny = nodePrefix + "*" + usageSuffix
+
+// UsageNode is the node whose SubjectNodeUsage subject is, or false.
+func UsageNode(subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, nodePrefix)
+	if !ok {
+		return "", false
+	}
+	tok, ok := strings.CutSuffix(rest, usageSuffix)
 	if !ok || ValidToken(tok) != nil {
 		return "", false
 	}

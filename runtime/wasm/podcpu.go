@@ -11,6 +11,8 @@ var (
 	_ skiffrt.CPULimiter = (*PodRuntime)(nil)
 	_ skiffrt.CPUMeter   = (*commandProcess)(nil)
 	_ skiffrt.CPUMeter   = (*handlerProcess)(nil)
+
+	_ skiffrt.RequestCounter = (*handlerProcess)(nil)
 )
 
 // CPULimitEnforced reports whether containers are held to limits.cpu on
@@ -79,3 +81,6 @@ func (c *commandProcess) CPUUsage() time.Duration { return c.cpu.Usage() }
 // CPUUsage is the CPU time of the handler's instances and of the execs
 // into its container so far.
 func (hp *handlerProcess) CPUUsage() time.Duration { return hp.cpu.Usage() }
+
+// HTTPRequests is the number of requests the handler was handed so far.
+func (hp *handlerProcess) HTTPRequests() uint64 { return hp.h.requests.Load() }

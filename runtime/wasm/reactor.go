@@ -159,6 +159,7 @@ type HandlerStats struct {
 	Discarded uint64 // instances that exited, trapped, hit their memory limit or timed out
 	OOMKilled uint64 // of Discarded, those that hit the memory limit
 	Rejected  uint64 // requests answered 503 (queue full, queue timeout, closed)
+	Requests  uint64 // requests handed to ServeHTTP, whatever their answer
 }
 
 // Handler serves HTTP requests by calling an SDK handler module, one request
@@ -189,7 +190,7 @@ type Handler struct {
 	closed bool
 	calls  sync.WaitGroup // requests holding a token
 
-	created, discarded, oomKilled, rejected atomic.Uint64
+	created, discarded, oomKilled, rejected, requests atomic.Uint64
 }
 
 // instance is one instantiated handler module.
@@ -286,6 +287,7 @@ func (h *Handler) Stats() HandlerStats {
 		Discarded: h.discarded.Load(),
 		OOMKilled: h.oomKilled.Load(),
 		Rejected:  h.rejected.Load(),
+		Requests:  h.requests.Load(),
 	}
 }
 
@@ -326,6 +328,9 @@ func (h *Handler) Close(ctx context.Context) error {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	// Every request counts, answered or refused: the load the pod is
+	// under is what an autoscaler on requests per second needs to see.
+	h.requests.Add(1)
 	// Read the body before taking an instance: a slow client must not hold
 	// one.
 	body, err := io.ReadAll(io.LimitReader(req.Body, h.spec.MaxRequestBodyBytes+1))

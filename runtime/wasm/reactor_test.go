@@ -269,6 +269,9 @@ func TestHandlerConcurrent(t *testing.T) {
 	if s.Instances > 3 || s.Discarded != 3 || s.Rejected != 0 {
 		t.Errorf("stats %+v: want at most 3 instances, 3 discarded (the exits), none rejected", s)
 	}
+	if s.Requests != clients*requests {
+		t.Errorf("%d requests counted, want %d (every one, failed ones too)", s.Requests, clients*requests)
+	}
 }
 
 // TestHandlerQueue: with the only instance busy, one request waits in the
@@ -307,8 +310,8 @@ func TestHandlerQueue(t *testing.T) {
 	}
 	wantReply(t, <-busy, 200, "found")
 	wantReply(t, <-queued, 200, "hello /queued from ")
-	if s := h.Stats(); s.Rejected != 1 || s.Created != 1 {
-		t.Errorf("stats %+v, want 1 rejected, 1 created", s)
+	if s := h.Stats(); s.Rejected != 1 || s.Created != 1 || s.Requests != 3 {
+		t.Errorf("stats %+v, want 1 rejected, 1 created, 3 requests (the refused one too)", s)
 	}
 }
 

@@ -38,7 +38,8 @@ func builtins() []Resource {
 		return r
 	}
 	return []Resource{
-		core("namespaces", "namespace", "Namespace", false, []string{"ns"}, nil, statusSub),
+		core("namespaces", "namespace", "Namespace", false, []string{"ns"}, nil,
+			Subresource{Name: "finalize", Kind: "Namespace", Verbs: []string{"update"}}, statusSub),
 		core("pods", "pod", "Pod", true, []string{"po"}, all, statusSub,
 			Subresource{Name: "attach", Kind: "PodAttachOptions", Verbs: []string{"create", "get"}},
 			Subresource{Name: "binding", Kind: "Binding", Verbs: []string{"create"}},

@@ -32,7 +32,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiffhq/skiff/internal/controllers/controller"
-	"github.com/skiffhq/skiff/internal/informer"
 )
 
 // Name is the controller's name, as its events' source.
@@ -97,9 +96,13 @@ func New(cfg Config) (*Controller, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod,
-	}); err != nil {
+	pods := &controller.PodOwnerHandler[*appsv1.DaemonSet]{Kind: kind, Queue: c.queue, Expectations: c.expect,
+		Get: func(ns, name string) (*appsv1.DaemonSet, error) { return c.dsLister.DaemonSets(ns).Get(name) },
+		List: func(ns string) ([]*appsv1.DaemonSet, error) {
+			return c.dsLister.DaemonSets(ns).List(labels.Everything())
+		},
+		Selector: func(ds *appsv1.DaemonSet) *metav1.LabelSelector { return ds.Spec.Selector }}
+	if _, err := podInf.AddEventHandler(pods.Funcs()); err != nil {
 		return nil, err
 	}
 	if _, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -144,78 +147,4 @@ func (c *Controller) enqueueAll() {
 func nodeChanged(old, cur *corev1.Node) bool {
 	return !labels.Equals(old.Labels, cur.Labels) || old.Spec.Unschedulable != cur.Spec.Unschedulable ||
 		!equality.Semantic.DeepEqual(old.Spec.Taints, cur.Spec.Taints)
-}
-
-func (c *Controller) resolve(ns string, ref *metav1.OwnerReference) *appsv1.DaemonSet {
-	ds, _ := controller.Resolve(ref, kind, c.dsLister.DaemonSets(ns).Get)
-	return ds
-}
-
-func (c *Controller) selecting(pod *corev1.Pod) []*appsv1.DaemonSet {
-	all, err := c.dsLister.DaemonSets(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return nil
-	}
-	return controller.Selecting(all, func(ds *appsv1.DaemonSet) *metav1.LabelSelector { return ds.Spec.Selector }, pod.Labels)
-}
-
-func (c *Controller) addPod(obj any) {
-	pod := obj.(*corev1.Pod)
-	if pod.DeletionTimestamp != nil {
-		c.deletePod(pod)
-		return
-	}
-	if ref := metav1.GetControllerOf(pod); ref != nil {
-		if ds := c.resolve(pod.Namespace, ref); ds != nil {
-			key := controller.KeyOf(ds)
-			c.expect.CreationObserved(key)
-			c.queue.Add(key)
-		}
-		return
-	}
-	for _, ds := range c.selecting(pod) {
-		c.enqueue(ds)
-	}
-}
-
-func (c *Controller) updatePod(old, cur any) {
-	oldPod, pod := old.(*corev1.Pod), cur.(*corev1.Pod)
-	if pod.ResourceVersion == oldPod.ResourceVersion {
-		return
-	}
-	if pod.DeletionTimestamp != nil {
-		c.deletePod(pod)
-		return
-	}
-	curRef, oldRef := metav1.GetControllerOf(pod), metav1.GetControllerOf(oldPod)
-	if oldRef != nil && (curRef == nil || curRef.UID != oldRef.UID) {
-		if ds := c.resolve(oldPod.Namespace, oldRef); ds != nil {
-			c.enqueue(ds)
-		}
-	}
-	if curRef != nil {
-		if ds := c.resolve(pod.Namespace, curRef); ds != nil {
-			c.enqueue(ds)
-		}
-		return
-	}
-	if !labels.Equals(pod.Labels, oldPod.Labels) || oldRef != nil {
-		for _, ds := range c.selecting(pod) {
-			c.enqueue(ds)
-		}
-	}
-}
-
-func (c *Controller) deletePod(obj any) {
-	pod, ok := informer.ObjectOf[*corev1.Pod](obj)
-	if !ok {
-		return
-	}
-	ds := c.resolve(pod.Namespace, metav1.GetControllerOf(pod))
-	if ds == nil {
-		return
-	}
-	key := controller.KeyOf(ds)
-	c.expect.DeletionObserved(key, controller.PodKey(pod))
-	c.queue.Add(key)
 }

@@ -19,7 +19,6 @@ import (
 	"log/slog"
 
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	batchinformers "k8s.io/client-go/informers/batch/v1"
@@ -33,7 +32,6 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiffhq/skiff/internal/controllers/controller"
-	"github.com/skiffhq/skiff/internal/informer"
 )
 
 // Name is the controller's name, as its events' source.
@@ -75,7 +73,9 @@ type Controller struct {
 	clock    clock.Clock
 	queue    workqueue.TypedRateLimitingInterface[string]
 	expect   *controller.Expectations
-	loop     *controller.Loop
+	// podEvents turns pod events into Job keys.
+	podEvents cache.ResourceEventHandlerFuncs
+	loop      *controller.Loop
 }
 
 // New registers the controller's handlers on the informers, which the
@@ -107,9 +107,12 @@ func New(cfg Config) (*Controller, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod,
-	}); err != nil {
+	pods := &controller.PodOwnerHandler[*batchv1.Job]{Kind: kind, Queue: c.queue, Expectations: c.expect,
+		Get:      func(ns, name string) (*batchv1.Job, error) { return c.jobs.Jobs(ns).Get(name) },
+		List:     func(ns string) ([]*batchv1.Job, error) { return c.jobs.Jobs(ns).List(labels.Everything()) },
+		Selector: func(j *batchv1.Job) *metav1.LabelSelector { return j.Spec.Selector }}
+	c.podEvents = pods.Funcs()
+	if _, err := podInf.AddEventHandler(c.podEvents); err != nil {
 		return nil, err
 	}
 	c.loop = &controller.Loop{Name: Name, Queue: c.queue, Sync: c.sync, Log: c.log,
@@ -124,82 +127,4 @@ func (c *Controller) enqueue(obj any) {
 	if key := controller.KeyOf(obj); key != "" {
 		c.queue.Add(key)
 	}
-}
-
-func (c *Controller) resolve(ns string, ref *metav1.OwnerReference) *batchv1.Job {
-	j, _ := controller.Resolve(ref, kind, c.jobs.Jobs(ns).Get)
-	return j
-}
-
-func (c *Controller) selecting(pod *corev1.Pod) []*batchv1.Job {
-	all, err := c.jobs.Jobs(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return nil
-	}
-	return controller.Selecting(all, func(j *batchv1.Job) *metav1.LabelSelector { return j.Spec.Selector }, pod.Labels)
-}
-
-func (c *Controller) addPod(obj any) {
-	pod := obj.(*corev1.Pod)
-	if pod.DeletionTimestamp != nil {
-		c.deletePod(pod)
-		return
-	}
-	if ref := metav1.GetControllerOf(pod); ref != nil {
-		if j := c.resolve(pod.Namespace, ref); j != nil {
-			key := controller.KeyOf(j)
-			c.expect.CreationObserved(key)
-			c.queue.Add(key)
-		}
-		return
-	}
-	for _, j := range c.selecting(pod) {
-		c.enqueue(j)
-	}
-}
-
-func (c *Controller) updatePod(old, cur any) {
-	oldPod, pod := old.(*corev1.Pod), cur.(*corev1.Pod)
-	if pod.ResourceVersion == oldPod.ResourceVersion {
-		return
-	}
-	if pod.DeletionTimestamp != nil && oldPod.DeletionTimestamp == nil {
-		c.deletePod(pod) // terminating: no longer active
-		return
-	}
-	curRef, oldRef := metav1.GetControllerOf(pod), metav1.GetControllerOf(oldPod)
-	if oldRef != nil && (curRef == nil || curRef.UID != oldRef.UID) {
-		if j := c.resolve(oldPod.Namespace, oldRef); j != nil {
-			c.enqueue(j)
-		}
-	}
-	if curRef != nil {
-		if j := c.resolve(pod.Namespace, curRef); j != nil {
-			c.enqueue(j)
-		}
-		return
-	}
-	if !labels.Equals(pod.Labels, oldPod.Labels) || oldRef != nil {
-		for _, j := range c.selecting(pod) {
-			c.enqueue(j)
-		}
-	}
-}
-
-func (c *Controller) deletePod(obj any) {
-	pod, ok := informer.ObjectOf[*corev1.Pod](obj)
-	if !ok {
-		return
-	}
-	ref := metav1.GetControllerOf(pod)
-	if ref == nil {
-		return
-	}
-	j := c.resolve(pod.Namespace, ref)
-	if j == nil {
-		return
-	}
-	key := controller.KeyOf(j)
-	c.expect.DeletionObserved(key, controller.PodKey(pod))
-	c.queue.Add(key)
 }

@@ -91,19 +91,19 @@ func (f *fixture) refresh() {
 		old, ok, _ := f.pods.GetByKey(key)
 		if !ok {
 			_ = f.pods.Add(p)
-			f.c.addPod(p)
+			f.c.podEvents.OnAdd(p, false)
 			continue
 		}
 		_ = f.pods.Update(p)
 		if op := old.(*corev1.Pod); op.ResourceVersion != p.ResourceVersion || op.Status.Phase != p.Status.Phase {
-			f.c.updatePod(op, p)
+			f.c.podEvents.OnUpdate(op, p)
 		}
 	}
 	for _, obj := range f.pods.List() {
 		p := obj.(*corev1.Pod)
 		if !seen[p.Namespace+"/"+p.Name] {
 			_ = f.pods.Delete(p)
-			f.c.deletePod(p)
+			f.c.podEvents.OnDelete(p)
 		}
 	}
 }

@@ -11,12 +11,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"time"
-
-	"github.com/skiffhq/skiff/internal/informer"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	appsinformers "k8s.io/client-go/informers/apps/v1"
@@ -90,9 +86,16 @@ func New(cfg Config) (*Controller, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod,
-	}); err != nil {
+	pods := &controller.PodOwnerHandler[*appsv1.ReplicaSet]{Kind: kind, Queue: c.queue, Expectations: c.expect,
+		Get: func(ns, name string) (*appsv1.ReplicaSet, error) { return c.rsLister.ReplicaSets(ns).Get(name) },
+		List: func(ns string) ([]*appsv1.ReplicaSet, error) {
+			return c.rsLister.ReplicaSets(ns).List(labels.Everything())
+		},
+		Selector: func(rs *appsv1.ReplicaSet) *metav1.LabelSelector { return rs.Spec.Selector },
+		// A pod that just became ready turns available minReadySeconds
+		// later, with no event to say so: look again then.
+		MinReadySeconds: func(rs *appsv1.ReplicaSet) int32 { return rs.Spec.MinReadySeconds }}
+	if _, err := podInf.AddEventHandler(pods.Funcs()); err != nil {
 		return nil, err
 	}
 	c.loop = &controller.Loop{Name: Name, Queue: c.queue, Sync: c.sync, Log: c.log,
@@ -108,98 +111,4 @@ func (c *Controller) enqueue(obj any) {
 	if key := controller.KeyOf(obj); key != "" {
 		c.queue.Add(key)
 	}
-}
-
-// resolve is the ReplicaSet ref names in ns, if it still is that one.
-func (c *Controller) resolve(ns string, ref *metav1.OwnerReference) *appsv1.ReplicaSet {
-	rs, _ := controller.Resolve(ref, kind, c.rsLister.ReplicaSets(ns).Get)
-	return rs
-}
-
-// selecting lists the ReplicaSets whose selector matches an orphan pod:
-// each of them may want to adopt it.
-func (c *Controller) selecting(pod *corev1.Pod) []*appsv1.ReplicaSet {
-	all, err := c.rsLister.ReplicaSets(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return nil
-	}
-	return controller.Selecting(all, func(rs *appsv1.ReplicaSet) *metav1.LabelSelector { return rs.Spec.Selector }, pod.Labels)
-}
-
-func (c *Controller) addPod(obj any) {
-	pod := obj.(*corev1.Pod)
-	if pod.DeletionTimestamp != nil {
-		c.deletePod(pod) // seen for the first time already terminating (a relist)
-		return
-	}
-	if ref := metav1.GetControllerOf(pod); ref != nil {
-		if rs := c.resolve(pod.Namespace, ref); rs != nil {
-			key := controller.KeyOf(rs)
-			c.expect.CreationObserved(key)
-			c.queue.Add(key)
-		}
-		return
-	}
-	for _, rs := range c.selecting(pod) {
-		c.enqueue(rs)
-	}
-}
-
-func (c *Controller) updatePod(old, cur any) {
-	oldPod, pod := old.(*corev1.Pod), cur.(*corev1.Pod)
-	if pod.ResourceVersion == oldPod.ResourceVersion {
-		return // a resync: nothing changed
-	}
-	labelsChanged := !labels.Equals(pod.Labels, oldPod.Labels)
-	if pod.DeletionTimestamp != nil {
-		// Terminating counts as deleted: the pod no longer is a replica,
-		// and the kubelet may take its grace period to remove it.
-		c.deletePod(pod)
-		if labelsChanged {
-			c.deletePod(oldPod)
-		}
-		return
-	}
-	curRef, oldRef := metav1.GetControllerOf(pod), metav1.GetControllerOf(oldPod)
-	if oldRef != nil && (curRef == nil || curRef.UID != oldRef.UID) {
-		if rs := c.resolve(oldPod.Namespace, oldRef); rs != nil {
-			c.enqueue(rs) // released: the old owner may need a replacement
-		}
-	}
-	if curRef != nil {
-		rs := c.resolve(pod.Namespace, curRef)
-		if rs == nil {
-			return
-		}
-		c.enqueue(rs)
-		// A pod that just became ready turns available minReadySeconds
-		// later, with no event to say so: look again then.
-		if rs.Spec.MinReadySeconds > 0 && !controller.IsPodReady(oldPod) && controller.IsPodReady(pod) {
-			c.queue.AddAfter(controller.KeyOf(rs), time.Duration(rs.Spec.MinReadySeconds)*time.Second+time.Second)
-		}
-		return
-	}
-	if labelsChanged || oldRef != nil {
-		for _, rs := range c.selecting(pod) {
-			c.enqueue(rs)
-		}
-	}
-}
-
-func (c *Controller) deletePod(obj any) {
-	pod, ok := informer.ObjectOf[*corev1.Pod](obj)
-	if !ok {
-		return
-	}
-	ref := metav1.GetControllerOf(pod)
-	if ref == nil {
-		return
-	}
-	rs := c.resolve(pod.Namespace, ref)
-	if rs == nil {
-		return
-	}
-	key := controller.KeyOf(rs)
-	c.expect.DeletionObserved(key, controller.PodKey(pod))
-	c.queue.Add(key)
 }

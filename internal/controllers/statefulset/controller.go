@@ -16,10 +16,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	appsinformers "k8s.io/client-go/informers/apps/v1"
@@ -32,7 +30,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiffhq/skiff/internal/controllers/controller"
-	"github.com/skiffhq/skiff/internal/informer"
 )
 
 // Name is the controller's name, as its events' source.
@@ -83,25 +80,15 @@ func New(cfg Config) (*Controller, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.podChanged,
-		UpdateFunc: func(old, cur any) {
-			if old.(*corev1.Pod).ResourceVersion == cur.(*corev1.Pod).ResourceVersion {
-				return
-			}
-			oldRef, curRef := metav1.GetControllerOf(old.(*corev1.Pod)), metav1.GetControllerOf(cur.(*corev1.Pod))
-			if oldRef != nil && (curRef == nil || curRef.UID != oldRef.UID) {
-				c.podChanged(old) // released: its old owner looks again
-			}
-			c.podChanged(cur)
-			if p := cur.(*corev1.Pod); !controller.IsPodReady(old.(*corev1.Pod)) && controller.IsPodReady(p) {
-				if set := c.owner(p); set != nil && set.Spec.MinReadySeconds > 0 {
-					c.queue.AddAfter(controller.KeyOf(set), time.Duration(set.Spec.MinReadySeconds)*time.Second+time.Second)
-				}
-			}
+	// No expectations (docs/rationale.md says why).
+	pods := &controller.PodOwnerHandler[*appsv1.StatefulSet]{Kind: kind, Queue: c.queue,
+		Get: func(ns, name string) (*appsv1.StatefulSet, error) { return c.sets.StatefulSets(ns).Get(name) },
+		List: func(ns string) ([]*appsv1.StatefulSet, error) {
+			return c.sets.StatefulSets(ns).List(labels.Everything())
 		},
-		DeleteFunc: c.podChanged,
-	}); err != nil {
+		Selector:        func(set *appsv1.StatefulSet) *metav1.LabelSelector { return set.Spec.Selector },
+		MinReadySeconds: func(set *appsv1.StatefulSet) int32 { return set.Spec.MinReadySeconds }}
+	if _, err := podInf.AddEventHandler(pods.Funcs()); err != nil {
 		return nil, err
 	}
 	c.loop = &controller.Loop{Name: Name, Queue: c.queue, Sync: c.sync, Log: c.log,
@@ -116,32 +103,5 @@ func (c *Controller) Run(ctx context.Context, workers int) { c.loop.Run(ctx, wor
 func (c *Controller) enqueue(obj any) {
 	if key := controller.KeyOf(obj); key != "" {
 		c.queue.Add(key)
-	}
-}
-
-func (c *Controller) owner(pod *corev1.Pod) *appsv1.StatefulSet {
-	set, _ := controller.Resolve(metav1.GetControllerOf(pod), kind, c.sets.StatefulSets(pod.Namespace).Get)
-	return set
-}
-
-// podChanged queues the pod's StatefulSet, or for an orphan every one
-// that selects it (each may adopt it).
-func (c *Controller) podChanged(obj any) {
-	pod, ok := informer.ObjectOf[*corev1.Pod](obj)
-	if !ok {
-		return
-	}
-	if ref := metav1.GetControllerOf(pod); ref != nil {
-		if set := c.owner(pod); set != nil {
-			c.enqueue(set)
-		}
-		return
-	}
-	all, err := c.sets.StatefulSets(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return
-	}
-	for _, set := range controller.Selecting(all, func(s *appsv1.StatefulSet) *metav1.LabelSelector { return s.Spec.Selector }, pod.Labels) {
-		c.enqueue(set)
 	}
 }

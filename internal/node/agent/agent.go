@@ -84,6 +84,10 @@ type Config struct {
 	// HeartbeatInterval is how often the agent says it is alive. Default
 	// 10s, Kubernetes' node status update frequency.
 	HeartbeatInterval time.Duration
+	// UsageInterval is how often the agent reports what its pods and the
+	// node use, for the metrics APIs (usage.go). Default
+	// DefaultUsageInterval (10s, metrics-server's resolution).
+	UsageInterval time.Duration
 	// DefaultPodMemoryLimit caps, in bytes, the memory of each Wasm
 	// container that sets no resources.limits.memory (after any
 	// LimitRange default the API server applied). The pod keeps what its
@@ -154,6 +158,8 @@ type Agent struct {
 	// readMemory reads the node's memory (nodestats.ReadMemory; tests replace
 	// it).
 	readMemory func() (nodestats.Memory, error)
+	// readCPU reads the machine's CPU time (nodestats.ReadCPU).
+	readCPU func() (uint64, error)
 	// heartbeatNow asks for a heartbeat at once: a condition changed.
 	heartbeatNow chan struct{}
 
@@ -179,6 +185,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 10 * time.Second
+	}
+	if cfg.UsageInterval <= 0 {
+		cfg.UsageInterval = DefaultUsageInterval
 	}
 	if cfg.Addresses == nil {
 		cfg.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}
@@ -232,7 +241,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, errors.New("agent: DataDir is required with a Runtime")
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName),
-		readMemory: nodestats.ReadMemory, heartbeatNow: make(chan struct{}, 1)}
+		readMemory: nodestats.ReadMemory, readCPU: nodestats.ReadCPU, heartbeatNow: make(chan struct{}, 1)}
 	for _, addr := range cfg.Addresses {
 		if addr.Type == corev1.NodeInternalIP && a.hostIP == "" {
 			a.hostIP = addr.Address
@@ -304,7 +313,14 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.mu.Unlock()
 	// A reconnect may have lost events: sync again.
 	a.cfg.Bus.NATS().SetReconnectHandler(func(*nats.Conn) { a.requestResync() })
-	go a.heartbeats(runCtx, done)
+	hbDone, usageDone := make(chan struct{}), make(chan struct{})
+	go a.heartbeats(runCtx, hbDone)
+	go a.reportUsage(runCtx, usageDone)
+	go func() {
+		<-hbDone
+		<-usageDone
+		close(done)
+	}()
 	if a.cfg.Runtime != nil && a.cfg.DataDir != "" {
 		go a.collectLocalVolumes(runCtx)
 	}

@@ -62,24 +62,32 @@ func cpuLimitMillis(c *corev1.Container) int64 {
 	return 0
 }
 
-// containerCPU is a container's CPU time across its starts, and whether
-// its pod was told that its limit is not held.
+// containerCPU is a container's CPU time and served HTTP requests across
+// its starts, and whether its pod was told that its limit is not held.
 type containerCPU struct {
 	mu     sync.Mutex
 	done   time.Duration    // of the starts that ended
 	proc   skiffrt.CPUMeter // of the current start; nil when none or not measured
 	warned bool
+
+	reqsDone uint64                 // HTTP requests of the starts that ended
+	reqs     skiffrt.RequestCounter // of the current start; nil when none or not counted
+	counted  bool                   // some start's requests were counted
 }
 
-// started follows the CPU time of a new start of the container.
+// started follows the CPU time (and requests) of a new start of the
+// container.
 func (cc *containerCPU) started(p skiffrt.Process) {
 	m, _ := p.(skiffrt.CPUMeter)
+	rc, _ := p.(skiffrt.RequestCounter)
 	cc.mu.Lock()
 	cc.proc = m
+	cc.reqs = rc
+	cc.counted = cc.counted || rc != nil
 	cc.mu.Unlock()
 }
 
-// ended adds the ended start's CPU time to the container's.
+// ended adds the ended start's CPU time and requests to the container's.
 func (cc *containerCPU) ended() {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
@@ -87,6 +95,22 @@ func (cc *containerCPU) ended() {
 		cc.done += cc.proc.CPUUsage()
 		cc.proc = nil
 	}
+	if cc.reqs != nil {
+		cc.reqsDone += cc.reqs.HTTPRequests()
+		cc.reqs = nil
+	}
+}
+
+// httpRequests is the container's served HTTP requests across its starts;
+// ok is false when its runtime never counted them.
+func (cc *containerCPU) httpRequests() (n uint64, ok bool) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	n = cc.reqsDone
+	if cc.reqs != nil {
+		n += cc.reqs.HTTPRequests()
+	}
+	return n, cc.counted
 }
 
 func (cc *containerCPU) usage() time.Duration {

@@ -206,3 +206,42 @@ type KVResponse struct {
 	Value    []byte `json:"value,omitempty"`
 	Revision uint64 `json:"revision,omitempty"`
 }
+
+// UsageReport is what a node's agent measured of its pods and of itself,
+// published every usage interval on the node's usage subject for the
+// metrics APIs (metrics.k8s.io, custom.metrics.k8s.io) that every API server
+// serves. Counters are cumulative, so a lost report costs resolution, not
+// correctness: the control plane derives rates from two samples.
+type UsageReport struct {
+	Node string `json:"node"`
+	// Time is when the node read the numbers, by the node's clock: rates
+	// are over the node's own time between two reports.
+	Time time.Time `json:"time"`
+	// CPUNanos is the machine's CPU time (user, nice, system, irq, softirq,
+	// steal; /proc/stat) in nanoseconds since boot; 0 when unknown.
+	CPUNanos uint64 `json:"cpuNanos,omitempty"`
+	// MemoryBytes is the node's memory in use (total - available).
+	MemoryBytes int64      `json:"memoryBytes,omitempty"`
+	Pods        []PodUsage `json:"pods,omitempty"`
+}
+
+// PodUsage is one pod's containers' usage.
+type PodUsage struct {
+	Namespace  string           `json:"namespace"`
+	Name       string           `json:"name"`
+	UID        string           `json:"uid"`
+	Containers []ContainerUsage `json:"containers"`
+}
+
+// ContainerUsage is one container's usage, across its restarts.
+type ContainerUsage struct {
+	Name string `json:"name"`
+	// CPUNanos is the CPU time used since the pod started on the node.
+	CPUNanos uint64 `json:"cpuNanos"`
+	// MemoryBytes is the working set now (a Wasm guest's linear memory).
+	MemoryBytes int64 `json:"memoryBytes"`
+	// HTTPRequests counts the HTTP requests served since the pod started on
+	// the node; nil when the runtime does not count them (a command module
+	// serving its own sockets), which is not the same as none.
+	HTTPRequests *uint64 `json:"httpRequests,omitempty"`
+}
