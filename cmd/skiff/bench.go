@@ -10,6 +10,7 @@ import (
 	"github.com/skiffhq/skiff/internal/demoapp"
 	"github.com/skiffhq/skiff/internal/nsbench"
 	"github.com/skiffhq/skiff/internal/podbench"
+	"github.com/skiffhq/skiff/internal/schedbench"
 	"github.com/skiffhq/skiff/internal/storebench"
 )
 
@@ -82,6 +83,21 @@ func newBenchCmd() *cobra.Command {
 	nf.IntVar(&n.Concurrency, "concurrency", 0, "concurrent creating clients and raw store deleters (default 16)")
 	nf.DurationVar(&n.Timeout, "timeout", 0, "bound on each namespace's deletion (default 10m)")
 	nf.StringVar(&n.Dir, "dir", "", "where to put the data (default a temporary directory)")
-	cmd.AddCommand(store, api, pods, namespaces)
+	var sb schedbench.Options
+	sched := &cobra.Command{
+		Use:   "sched",
+		Short: "Pods bound per second over many fake nodes vs the store's raw write rate",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := schedbench.Run(cmd.Context(), sb, cmd.OutOrStdout())
+			return err
+		},
+	}
+	sf := sched.Flags()
+	sf.IntSliceVar(&sb.Nodes, "nodes", nil, "fake node counts (default 100,1000)")
+	sf.IntSliceVar(&sb.Pods, "pods", nil, "pending pods per scenario (default 1000,10000)")
+	sf.IntVar(&sb.Writers, "writers", 0, "concurrent writers creating pods and measuring the store (default 64)")
+	sf.StringVar(&sb.Dir, "dir", "", "where to put the data (default a temporary directory)")
+	cmd.AddCommand(store, api, pods, namespaces, sched)
 	return cmd
 }

@@ -36,8 +36,11 @@ var filters = []filter{
 	{"TaintToleration", fitsTaints},
 	{"NodeAffinity", fitsAffinity},
 	{"RuntimeClass", fitsRuntimeClass},
+	{"NodePorts", fitsPorts},
 	{"VolumeBinding", fitsVolumes},
 	{"NodeResourcesFit", fitsResources},
+	{"PodTopologySpread", fitsSpread},
+	{"InterPodAffinity", fitsInterPodAffinity},
 }
 
 func fitsUnschedulable(p *podInfo, n *nodeInfo) []string {
@@ -119,14 +122,14 @@ func fitsRuntimeClass(p *podInfo, n *nodeInfo) []string {
 // allocatable leaves after the requests of the pods already on it.
 func fitsResources(p *podInfo, n *nodeInfo) []string {
 	var out []string
-	alloc := n.node.Status.Allocatable
-	if int64(n.pods+1) > alloc.Pods().Value() {
+	alloc := n.allocatable()
+	if int64(n.pods+1) > alloc.pods {
 		out = append(out, "Too many pods")
 	}
-	if p.requests.milliCPU > 0 && n.requested.milliCPU+p.requests.milliCPU > alloc.Cpu().MilliValue() {
+	if p.requests.milliCPU > 0 && n.requested.milliCPU+p.requests.milliCPU > alloc.milliCPU {
 		out = append(out, "Insufficient cpu")
 	}
-	if p.requests.memory > 0 && n.requested.memory+p.requests.memory > alloc.Memory().Value() {
+	if p.requests.memory > 0 && n.requested.memory+p.requests.memory > alloc.memory {
 		out = append(out, "Insufficient memory")
 	}
 	return out

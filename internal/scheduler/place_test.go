@@ -213,17 +213,17 @@ func TestScores(t *testing.T) {
 		node  func() *nodeInfo
 		want  int64
 	}{
-		{"NodeResourcesLeastAllocated", "a quarter of each taken", testPod("1", "2Gi"),
+		{"NodeResourcesFit", "a quarter of each taken", testPod("1", "2Gi"),
 			func() *nodeInfo { return &nodeInfo{node: testNode("n", nil, "4", "8Gi", 110)} }, (75 + 75) / 2},
-		{"NodeResourcesLeastAllocated", "nothing requested counts as 100m and 200Mi, on the node too", testPod("", ""), func() *nodeInfo {
+		{"NodeResourcesFit", "nothing requested counts as 100m and 200Mi, on the node too", testPod("", ""), func() *nodeInfo {
 			n := &nodeInfo{node: testNode("n", nil, "1", "1000Mi", 110)}
 			n.place(testPod("", ""))
 			return n
 		}, (80 + 60) / 2},
-		{"NodeResourcesLeastAllocated", "over-committed cpu scores 0, not below", testPod("3", ""), func() *nodeInfo {
+		{"NodeResourcesFit", "over-committed cpu scores 0, not below", testPod("3", ""), func() *nodeInfo {
 			return &nodeInfo{node: testNode("n", nil, "2", "8Gi", 110)}
 		}, (0 + 97) / 2},
-		{"NodeResourcesLeastAllocated", "no allocatable", testPod("1", "1Gi"), func() *nodeInfo {
+		{"NodeResourcesFit", "no allocatable", testPod("1", "1Gi"), func() *nodeInfo {
 			return &nodeInfo{node: testNode("n", nil, "0", "0", 110)}
 		}, 0},
 	} {

@@ -66,26 +66,47 @@ type candidate struct {
 	violations int           // victims whose deletion breaks a budget
 }
 
-// preempt tries to make room for pod, which fits nowhere, by deleting pods
-// of lower priority. It returns the pod as it now is (nominated, if
-// preemption went ahead) and the message to add to FailedScheduling ("" if
-// preemption went ahead).
-func (s *Scheduler) preempt(ctx context.Context, pod *corev1.Pod, claims *claimConstraints, infos map[string]*nodeInfo) (*corev1.Pod, string, error) {
+// preemptionPlan is what a preemption will do: the victims to delete on
+// one node, or why there is none to do (msg, for FailedScheduling).
+type preemptionPlan struct {
+	best candidate
+	msg  string
+}
+
+// planPreemption is the pure half of preemption, run while the cache is
+// held so that infos (the cache's nodes) hold still: whether pod, which
+// fits nowhere, may preempt, and the best node and victims if so. nil when
+// preemption is off.
+func (s *Scheduler) planPreemption(pod *corev1.Pod, claims *claimConstraints, infos map[string]*nodeInfo) (*preemptionPlan, error) {
 	if s.preemption == nil {
-		return pod, "", nil
+		return nil, nil
 	}
 	if msg := s.preemption.eligible(pod); msg != "" {
-		return pod, "preemption: " + msg, nil
+		return &preemptionPlan{msg: "preemption: " + msg}, nil
 	}
 	pdbs, err := s.preemption.budgets()
 	if err != nil {
-		return pod, "", err
+		return nil, err
 	}
 	cands, reasons := findCandidates(pod, claims, infos, s.preemption.podsOn, pdbs)
 	if len(cands) == 0 {
-		return pod, "preemption: " + unschedulableMessage(len(infos), reasons), nil
+		return &preemptionPlan{msg: "preemption: " + unschedulableMessage(len(infos), reasons)}, nil
 	}
-	best := pickCandidate(cands)
+	return &preemptionPlan{best: pickCandidate(cands)}, nil
+}
+
+// preempt carries out a plan: deletes its victims and nominates pod to
+// their node. It returns the pod as it now is (nominated, if preemption
+// went ahead) and the message to add to FailedScheduling ("" if
+// preemption went ahead).
+func (s *Scheduler) preempt(ctx context.Context, pod *corev1.Pod, plan *preemptionPlan) (*corev1.Pod, string, error) {
+	if plan == nil {
+		return pod, "", nil
+	}
+	if plan.msg != "" {
+		return pod, plan.msg, nil
+	}
+	best := plan.best
 	for _, v := range best.victims {
 		if err := s.evictVictim(ctx, pod, v, best.node); err != nil {
 			return pod, "", err
@@ -106,28 +127,6 @@ func (s *Scheduler) preempt(ctx context.Context, pod *corev1.Pod, claims *claimC
 		return pod, "", fmt.Errorf("nominate %s for %s: %w", best.node, controller.PodKey(pod), err)
 	}
 	return updated, "", nil
-}
-
-// addNominated counts, on each node, the pods nominated to it (waiting for
-// their victims to go) whose priority is at least pod's, as Kubernetes'
-// addNominatedPods: the room a preemption freed is kept for the pod that
-// paid for it, rather than taken by the next pod of lower priority (a
-// victim's own replacement, often), which would only be preempted again.
-func (s *Scheduler) addNominated(pod *corev1.Pod, infos map[string]*nodeInfo) {
-	if s.preemption == nil {
-		return
-	}
-	prio := corev1helpers.PodPriority(pod)
-	for _, o := range s.preemption.pods.List() {
-		n, ok := o.(*corev1.Pod)
-		if !ok || n.Status.NominatedNodeName == "" || n.UID == pod.UID || !responsible(n) ||
-			corev1helpers.PodPriority(n) < prio {
-			continue
-		}
-		if ni := infos[n.Status.NominatedNodeName]; ni != nil {
-			ni.place(n)
-		}
-	}
 }
 
 // unnominateLower clears the nomination of pods of lower priority than pod

@@ -220,13 +220,8 @@ func TestPreemptionOverManyNodes(t *testing.T) {
 // TestNominatedRoomIsKept: a node's room freed for a nominated pod is not
 // given to a pod of lower priority, but is to one of higher.
 func TestNominatedRoomIsKept(t *testing.T) {
-	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{controller.NodeNameIndex: controller.IndexByNodeName})
 	nominated := preemptPod("nominated", "", 100, "2", 0)
 	nominated.Status = corev1.PodStatus{Phase: corev1.PodPending, NominatedNodeName: "n"}
-	if err := idx.Add(nominated); err != nil {
-		t.Fatal(err)
-	}
-	s := &Scheduler{preemption: &preemptor{pods: idx}}
 	for _, tc := range []struct {
 		pod  *corev1.Pod
 		want string
@@ -236,11 +231,24 @@ func TestNominatedRoomIsKept(t *testing.T) {
 		{preemptPod("higher", "", 200, "1", 0), "n"},
 		{nominated, "n"}, // its own room
 	} {
-		infos, _ := preemptCluster([]*corev1.Node{preemptNode("n", "2")}, nil)
-		s.addNominated(tc.pod, infos)
-		if got, _ := place(tc.pod, infos); got != tc.want {
+		c := newPodCache()
+		c.nodes, _ = preemptCluster([]*corev1.Node{preemptNode("n", "2")}, nil)
+		c.setPod(nominated)
+		if got, _ := place(tc.pod, c.withNominatedLocked(tc.pod)); got != tc.want {
 			t.Errorf("%s placed on %q, want %q", tc.pod.Name, got, tc.want)
 		}
+		if n := c.nodes["n"]; n.pods != 0 {
+			t.Errorf("the cache's own node counts %d pods after %s looked: the nominated pod leaked into it", n.pods, tc.pod.Name)
+		}
+	}
+	// A nominated pod that is bound (or gone) holds no room any more.
+	c := newPodCache()
+	c.nodes, _ = preemptCluster([]*corev1.Node{preemptNode("n", "2")}, nil)
+	c.setPod(nominated)
+	c.deletePod(nominated)
+	lower := preemptPod("lower", "", 10, "1", 0)
+	if got, _ := place(lower, c.withNominatedLocked(lower)); got != "n" {
+		t.Errorf("room still kept for a deleted nominated pod")
 	}
 }
 
@@ -294,14 +302,14 @@ func TestPreemptActs(t *testing.T) {
 	ctx := context.Background()
 	infos, _ := preemptCluster([]*corev1.Node{node}, []*corev1.Pod{victim})
 
-	if _, msg, err := s.preempt(ctx, polite, &claimConstraints{}, infos); err != nil || msg != "preemption: "+msgPolicyNever {
+	if _, msg, err := planAndPreempt(t, s, ctx, polite, infos); err != nil || msg != "preemption: "+msgPolicyNever {
 		t.Fatalf("Never: %q %v", msg, err)
 	}
 	if len(cs.Actions()) != 0 {
 		t.Fatalf("a Never pod acted: %v", cs.Actions())
 	}
 
-	got, msg, err := s.preempt(ctx, hi, &claimConstraints{}, infos)
+	got, msg, err := planAndPreempt(t, s, ctx, hi, infos)
 	if err != nil || msg != "" {
 		t.Fatalf("preempt: %q %v", msg, err)
 	}
@@ -336,4 +344,14 @@ func TestPreemptActs(t *testing.T) {
 	if ev := <-rec.Events; !strings.Contains(ev, "Preempted Preempted by pod uid-hi on node n") {
 		t.Errorf("event %q", ev)
 	}
+}
+
+// planAndPreempt plans a preemption for pod over infos and carries it out.
+func planAndPreempt(t *testing.T, s *Scheduler, ctx context.Context, pod *corev1.Pod, infos map[string]*nodeInfo) (*corev1.Pod, string, error) {
+	t.Helper()
+	plan, err := s.planPreemption(pod, &claimConstraints{}, infos)
+	if err != nil {
+		return pod, "", err
+	}
+	return s.preempt(ctx, pod, plan)
 }

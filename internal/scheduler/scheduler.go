@@ -1,14 +1,19 @@
-// Package scheduler is skiff's minimal default scheduler: it binds each pod
-// that names it (schedulerName default-scheduler, or none) and has no node
-// yet to a node that is Ready and schedulable, whose taints the pod
-// tolerates, that matches the pod's nodeSelector and required node
-// affinity, offers its runtime class, and has room for its requests;
-// among those it picks the least allocated. A pod that fits nowhere gets a
-// FailedScheduling event and PodScheduled=False (Unschedulable), and is
-// tried again, with back-off, when nodes or pods change.
+// Package scheduler is skiff's default scheduler: it binds each pod that
+// names it (schedulerName default-scheduler, or none) and has no node yet
+// to a node, with the filters and weighted scores of Kubernetes 1.32's
+// default profile (node readiness, cordons and taints, nodeSelector and
+// node affinity, RuntimeClass, host ports, PersistentVolumeClaims,
+// requests, topology spread, inter-pod affinity and anti-affinity). A pod
+// that fits nowhere gets a FailedScheduling event in Kubernetes' words and
+// PodScheduled=False (Unschedulable), and is tried again, with back-off,
+// when nodes or pods change.
 //
 // Placement is a pipeline as in Kubernetes and Nomad: named filters
 // (filters.go), then named, weighted scores (scores.go), then the binding.
+// Decisions read an indexed cache (cache.go) kept by the informers'
+// events, so each costs O(nodes); one worker decides one pod at a time and
+// assumes it on its node, and a bounded pool of goroutines writes the
+// bindings meanwhile.
 package scheduler
 
 import (
@@ -28,7 +33,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	policyinformers "k8s.io/client-go/informers/policy/v1"
 	storageinformers "k8s.io/client-go/informers/storage/v1"
@@ -93,10 +97,16 @@ type Scheduler struct {
 	// preemption is what preemption.go reads.
 	preemption *preemptor
 
+	// cache is the indexed view decisions read: pods by node, their
+	// requests, ports and labels, and the pods assumed while they bind.
+	cache *podCache
+	// binds limits the bindings in flight: decisions go on while up to
+	// cap(binds) pods are written, as Kubernetes binds in goroutines.
+	binds    chan struct{}
+	bindsWG  sync.WaitGroup
+	bindsCtx context.Context // Run's: binding stops with the scheduler
+
 	mu sync.Mutex
-	// assumed are pods bound by this scheduler that the pod informer has
-	// not yet shown bound: they already take room on their node.
-	assumed map[types.UID]*corev1.Pod
 	// waiting are the pods that fit nowhere, until a change may let them.
 	waiting map[string]attempt
 	// moves counts retryWaiting calls. A change seen while a pod was being
@@ -111,7 +121,16 @@ type Scheduler struct {
 type attempt struct {
 	count int
 	last  time.Time
+	// podAffinity: the pod has pod affinity terms, or spread constraints,
+	// so a pod bound anywhere may let it fit.
+	podAffinity bool
 }
+
+// MaxBindsInFlight bounds the binding goroutines. Each binding is one
+// store write; enough in flight lets the store batch them into one raft
+// entry (group commit), and the bound keeps a burst of pods from opening
+// thousands of requests.
+const MaxBindsInFlight = 64
 
 // New registers the scheduler's handlers on the informers, which the
 // caller starts.
@@ -125,7 +144,8 @@ func New(cfg Config) (*Scheduler, error) {
 	s := &Scheduler{
 		client: cfg.Client, pods: cfg.Pods.Lister(), nodes: cfg.Nodes.Lister(), recorder: cfg.Recorder,
 		log: cfg.Logger.With("component", "scheduler"), queue: controller.NewQueue("scheduler"),
-		assumed: map[types.UID]*corev1.Pod{}, waiting: map[string]attempt{},
+		cache: newPodCache(), binds: make(chan struct{}, MaxBindsInFlight), waiting: map[string]attempt{},
+		bindsCtx: context.Background(),
 	}
 	podInf, nodeInf := cfg.Pods.Informer(), cfg.Nodes.Informer()
 	if _, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -134,10 +154,19 @@ func New(cfg Config) (*Scheduler, error) {
 		return nil, err
 	}
 	if _, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { s.retryWaiting("node added") },
+		AddFunc: func(obj any) {
+			s.cache.setNode(obj.(*corev1.Node))
+			s.retryWaiting("node added")
+		},
 		UpdateFunc: func(old, cur any) {
+			s.cache.setNode(cur.(*corev1.Node))
 			if nodeChanged(old.(*corev1.Node), cur.(*corev1.Node)) {
 				s.retryWaiting("node changed")
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if n, ok := informer.ObjectOf[*corev1.Node](obj); ok {
+				s.cache.deleteNode(n.Name)
 			}
 		},
 	}); err != nil {
@@ -170,8 +199,11 @@ func New(cfg Config) (*Scheduler, error) {
 	return s, nil
 }
 
-// Run schedules until ctx ends.
+// Run schedules until ctx ends, and returns once the bindings in flight
+// have ended too. It is called once.
 func (s *Scheduler) Run(ctx context.Context) {
+	s.bindsCtx = ctx // before the loop starts: no worker reads it yet
+	defer s.bindsWG.Wait()
 	go func() {
 		t := time.NewTicker(FlushInterval)
 		defer t.Stop()
@@ -195,19 +227,24 @@ func responsible(pod *corev1.Pod) bool {
 }
 
 func (s *Scheduler) addPod(obj any) {
-	if pod := obj.(*corev1.Pod); responsible(pod) {
+	pod := obj.(*corev1.Pod)
+	s.cache.setPod(pod)
+	if responsible(pod) {
 		s.queue.Add(controller.KeyOf(pod))
+	} else if occupies(pod) {
+		s.retryAffinityWaiting()
 	}
 }
 
 func (s *Scheduler) updatePod(old, cur any) {
 	oldPod, pod := old.(*corev1.Pod), cur.(*corev1.Pod)
+	s.cache.setPod(pod)
 	if pod.Spec.NodeName != "" {
-		s.mu.Lock()
-		delete(s.assumed, pod.UID) // the informer has caught up
-		s.mu.Unlock()
-		if occupies(oldPod) && !occupies(pod) {
+		switch {
+		case occupies(oldPod) && !occupies(pod):
 			s.retryWaiting("pod finished")
+		case oldPod.Spec.NodeName == "" || !labels.Equals(oldPod.Labels, pod.Labels):
+			s.retryAffinityWaiting() // newly bound, or relabelled
 		}
 		return
 	}
@@ -223,9 +260,9 @@ func (s *Scheduler) deletePod(obj any) {
 	if !ok {
 		return
 	}
+	wasAssumed := s.cache.isAssumed(pod.UID)
+	s.cache.deletePod(pod)
 	s.mu.Lock()
-	_, wasAssumed := s.assumed[pod.UID]
-	delete(s.assumed, pod.UID)
 	delete(s.waiting, controller.KeyOf(pod))
 	s.mu.Unlock()
 	if pod.Spec.NodeName != "" || wasAssumed {
@@ -259,6 +296,22 @@ func (s *Scheduler) retryWaiting(why string) {
 	}
 }
 
+// retryAffinityWaiting queues again the waiting pods that a newly bound or
+// relabelled pod may let fit: those with pod affinity terms or spread
+// constraints. Others cannot gain from another pod's arrival, and retrying
+// them on every binding would churn them in a burst.
+func (s *Scheduler) retryAffinityWaiting() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.moves++
+	for key, a := range s.waiting {
+		if a.podAffinity {
+			delete(s.waiting, key)
+			s.requeueLocked(key, a)
+		}
+	}
+}
+
 // requeueLocked queues a pod that fit nowhere no sooner than its back-off
 // after its last attempt. s.mu is held.
 func (s *Scheduler) requeueLocked(key string, a attempt) {
@@ -284,34 +337,40 @@ func (s *Scheduler) schedule(ctx context.Context, key string) error {
 		return err
 	}
 	s.mu.Lock()
-	_, isAssumed := s.assumed[pod.UID]
 	prev := s.waiting[key]
 	delete(s.waiting, key)
-	moves := s.moves // before the listers are read below
+	moves := s.moves // before the cache is read below
 	s.mu.Unlock()
-	if isAssumed || !responsible(pod) {
+	if !responsible(pod) || s.cache.isAssumed(pod.UID) {
 		return nil
-	}
-	nodes, err := s.nodes.List(labels.Everything())
-	if err != nil {
-		return err
-	}
-	infos, err := s.nodeInfos(nodes)
-	if err != nil {
-		return err
 	}
 	claims, msg, err := s.podClaims(pod)
 	if err != nil {
 		return err
 	}
 	node := ""
+	var bound *corev1.Pod
+	var plan *preemptionPlan
 	if msg == "" {
-		s.addNominated(pod, infos)
+		s.cache.mu.Lock()
+		infos := s.cache.withNominatedLocked(pod)
 		node, msg = placeWith(pod, claims, infos)
+		if node != "" {
+			// Assumed before the next decision: it sees this pod's room taken.
+			bound = pod.DeepCopy()
+			bound.Spec.NodeName = node
+			s.cache.assumeLocked(bound)
+		} else if claims != nil && len(infos) > 0 {
+			plan, err = s.planPreemption(pod, claims, infos)
+		}
+		s.cache.mu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
-	if node == "" && claims != nil && len(infos) > 0 {
+	if node == "" && plan != nil {
 		var more string
-		if pod, more, err = s.preempt(ctx, pod, claims, infos); err != nil {
+		if pod, more, err = s.preempt(ctx, pod, plan); err != nil {
 			return err
 		}
 		if more != "" {
@@ -319,7 +378,7 @@ func (s *Scheduler) schedule(ctx context.Context, key string) error {
 		}
 	}
 	if node == "" {
-		a := attempt{count: prev.count + 1, last: time.Now()}
+		a := attempt{count: prev.count + 1, last: time.Now(), podAffinity: hasPodAffinity(pod) || len(pod.Spec.TopologySpreadConstraints) > 0}
 		s.mu.Lock()
 		if s.moves != moves {
 			s.requeueLocked(key, a) // something changed meanwhile: look again
@@ -329,58 +388,51 @@ func (s *Scheduler) schedule(ctx context.Context, key string) error {
 		s.mu.Unlock()
 		return s.unschedulable(ctx, pod, msg)
 	}
-	if err := s.selectNode(ctx, claims, node); err != nil {
-		return err
+	select {
+	case s.binds <- struct{}{}:
+	case <-ctx.Done():
+		s.cache.forget(pod.UID)
+		return ctx.Err()
 	}
-	err = s.client.CoreV1().Pods(ns).Bind(ctx, &corev1.Binding{
-		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: ns, UID: pod.UID},
-		Target:     corev1.ObjectReference{Kind: "Node", Name: node},
-	}, metav1.CreateOptions{})
-	switch {
-	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
-		return nil // deleted, or bound meanwhile: nothing to place
-	case err != nil:
-		s.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedScheduling", "Binding rejected: %v", err)
-		return fmt.Errorf("bind %s to %s: %w", key, node, err)
-	}
-	bound := pod.DeepCopy()
-	bound.Spec.NodeName = node
-	s.mu.Lock()
-	s.assumed[pod.UID] = bound
-	s.mu.Unlock()
-	s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", ns, pod.Name, node)
-	s.log.Debug("scheduled", "pod", key, "node", node)
+	s.bindsWG.Add(1)
+	go func() {
+		defer func() { <-s.binds; s.bindsWG.Done() }()
+		s.bind(s.bindsCtx, key, bound, claims)
+	}()
 	return nil
 }
 
-// nodeInfos sums, for each node, the pods bound to it, counting the
-// assumed pods the informer does not yet show bound.
-func (s *Scheduler) nodeInfos(nodes []*corev1.Node) (map[string]*nodeInfo, error) {
-	infos := make(map[string]*nodeInfo, len(nodes))
-	for _, n := range nodes {
-		infos[n.Name] = &nodeInfo{node: n}
+// bind writes the decision for pod (its copy with the chosen node): the
+// claims' selected node, then the Binding. On failure the assumption is
+// forgotten and the pod queued again, as Kubernetes' binding cycle does.
+func (s *Scheduler) bind(ctx context.Context, key string, pod *corev1.Pod, claims *claimConstraints) {
+	node := pod.Spec.NodeName
+	err := s.selectNode(ctx, claims, node)
+	if err == nil {
+		err = s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
+			ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
+			Target:     corev1.ObjectReference{Kind: "Node", Name: node},
+		}, metav1.CreateOptions{})
 	}
-	pods, err := s.pods.List(labels.Everything())
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range pods {
-		if n := infos[p.Spec.NodeName]; n != nil && occupies(p) {
-			n.place(p)
+	switch {
+	case err == nil:
+		s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, node)
+		s.log.Debug("scheduled", "pod", key, "node", node)
+		return
+	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+		// Deleted, or bound meanwhile: the informer brings the truth.
+		s.cache.forget(pod.UID)
+		s.queue.Add(key)
+	default:
+		s.cache.forget(pod.UID)
+		if ctx.Err() != nil {
+			return // stopping: the next leader starts from its own lists
 		}
+		s.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedScheduling", "Binding rejected: %v", err)
+		s.log.Warn("binding failed", "pod", key, "node", node, "err", fmt.Errorf("bind %s to %s: %w", key, node, err))
+		s.queue.AddRateLimited(key)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for uid, p := range s.assumed {
-		cur, err := s.pods.Pods(p.Namespace).Get(p.Name)
-		if err != nil || cur.UID != uid {
-			continue // gone: the delete handler drops it
-		}
-		if n := infos[p.Spec.NodeName]; n != nil && cur.Spec.NodeName == "" {
-			n.place(p)
-		}
-	}
-	return infos, nil
+	s.retryWaiting("binding undone") // its room is free again
 }
 
 // place runs the filters and the scores over infos: the chosen node, or ""
@@ -389,20 +441,25 @@ func place(pod *corev1.Pod, infos map[string]*nodeInfo) (string, string) {
 	return placeWith(pod, nil, infos)
 }
 
-// placeWith is place honouring the pod's claims.
+// placeWith is place honouring the pod's claims. infos are the nodes to
+// consider, with the pods on them; placeWith only reads them.
 func placeWith(pod *corev1.Pod, claims *claimConstraints, infos map[string]*nodeInfo) (string, string) {
 	if len(infos) == 0 {
 		return "", "no nodes available to schedule pods"
 	}
 	p := newPodInfo(pod)
 	p.claims = claims
+	// PreFilter: the counts over the cluster that pod affinity and spread
+	// constraints compare against.
+	p.inter = newInterPodState(pod, infos)
+	p.spread = newSpreadState(p, infos)
 	reasons := map[string]int{}
-	type ranked struct {
-		*nodeInfo
-		score int64
-	}
-	var fit []ranked
+	want := feasibleToFind(len(infos))
+	fit := make([]*nodeInfo, 0, want)
 	for _, n := range infos {
+		if len(fit) == want {
+			break
+		}
 		var why []string
 		for _, f := range filters {
 			if why = f.fn(p, n); len(why) > 0 {
@@ -410,7 +467,7 @@ func placeWith(pod *corev1.Pod, claims *claimConstraints, infos map[string]*node
 			}
 		}
 		if len(why) == 0 {
-			fit = append(fit, ranked{n, totalScore(p, n)})
+			fit = append(fit, n)
 		}
 		for _, r := range why {
 			reasons[r]++
@@ -419,18 +476,54 @@ func placeWith(pod *corev1.Pod, claims *claimConstraints, infos map[string]*node
 	if len(fit) == 0 {
 		return "", unschedulableMessage(len(infos), reasons)
 	}
+	if len(fit) == 1 {
+		return fit[0].node.Name, "" // nothing to rank, as Kubernetes skips scoring
+	}
+	if len(p.spread.soft) > 0 {
+		p.spreadScore = newSpreadScorer(p, fit, infos)
+	}
+	total := scoreNodes(p, fit)
 	// Best score first; ties to the node with fewer pods, then by name, so
 	// the choice is reproducible.
-	sort.Slice(fit, func(i, j int) bool {
-		if fit[i].score != fit[j].score {
-			return fit[i].score > fit[j].score
+	best := 0
+	for i := 1; i < len(fit); i++ {
+		a, b := fit[i], fit[best]
+		switch {
+		case total[i] != total[best]:
+			if total[i] > total[best] {
+				best = i
+			}
+		case a.pods != b.pods:
+			if a.pods < b.pods {
+				best = i
+			}
+		case a.node.Name < b.node.Name:
+			best = i
 		}
-		if fit[i].pods != fit[j].pods {
-			return fit[i].pods < fit[j].pods
-		}
-		return fit[i].node.Name < fit[j].node.Name
-	})
-	return fit[0].node.Name, ""
+	}
+	return fit[best].node.Name, ""
+}
+
+// Kubernetes' adaptive percentageOfNodesToScore: in a large cluster a
+// decision stops filtering once it has found this many feasible nodes and
+// ranks only those, trading the best node for a good one found sooner.
+const (
+	minFeasibleNodesToFind           = 100
+	minFeasibleNodesPercentageToFind = 5
+)
+
+// feasibleToFind is how many feasible nodes a decision among n looks for,
+// as Kubernetes' numFeasibleNodesToFind computes it with the default
+// (adaptive) percentage: all of them up to 100 nodes, 42% of 1,000, 10%
+// of 5,000, never under 5% or 100 nodes. The nodes are visited in map
+// order, which Go randomizes, so the ones left out differ each time as
+// Kubernetes' rotating start index makes them.
+func feasibleToFind(n int) int {
+	if n < minFeasibleNodesToFind {
+		return n
+	}
+	pct := max(50-n/125, minFeasibleNodesPercentageToFind)
+	return max(n*pct/100, minFeasibleNodesToFind)
 }
 
 // unschedulableMessage is Kubernetes' FailedScheduling text:

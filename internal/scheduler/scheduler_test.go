@@ -243,3 +243,88 @@ func TestTaintsCordonAndRuntimeClass(t *testing.T) {
 		t.Fatalf("FailedScheduling %q, want %q", ev.Message, want)
 	}
 }
+
+// Through the real engine: pods with required anti-affinity created in a
+// burst land one per node, though each decision runs before the previous
+// binding is seen (the cache's assumed pods keep them apart), and the one
+// too many gets Kubernetes' words for it.
+func TestAntiAffinityEndToEnd(t *testing.T) {
+	c := controllertest.Start(t)
+	for _, n := range []string{"aa-0", "aa-1", "aa-2"} {
+		c.AddNode(t, n, nil, nil)
+		schedulerSees(t, c, n, "Insufficient cpu")
+	}
+	web := map[string]string{"app": "web"}
+	spread := func(p *corev1.Pod) {
+		p.Labels = web
+		p.Spec.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+			RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+				TopologyKey: corev1.LabelHostname, LabelSelector: &metav1.LabelSelector{MatchLabels: web}}}}}
+	}
+	for i := range 4 {
+		createPod(t, c, fmt.Sprintf("web-%d", i), spread)
+	}
+	seen := map[string]string{}
+	for i := range 4 {
+		name := fmt.Sprintf("web-%d", i)
+		p := waitBound(t, c, name)
+		if other, ok := seen[p.Spec.NodeName]; ok {
+			t.Fatalf("%s and %s both on %s", other, name, p.Spec.NodeName)
+		}
+		seen[p.Spec.NodeName] = name
+	}
+	createPod(t, c, "web-4", spread)
+	want := "0/4 nodes are available: 4 node(s) didn't match pod anti-affinity rules. " +
+		"preemption: 0/4 nodes are available: 4 No preemption victims found for incoming pod."
+	if ev := c.WaitEvent(t, "default", "Pod", "web-4", "FailedScheduling", nil); ev.Message != want {
+		t.Fatalf("FailedScheduling %q, want %q", ev.Message, want)
+	}
+}
+
+// Through the real engine: pods asking for the same host port, created in
+// a burst, take one fake node each (the host ports of pods assumed but not
+// yet seen bound count), and the rest wait with Kubernetes' words.
+func TestHostPortsEndToEnd(t *testing.T) {
+	c := controllertest.Start(t)
+	nodes := []string{"hp-0", "hp-1", "hp-2"}
+	for _, n := range nodes {
+		c.AddNode(t, n, nil, nil)
+		schedulerSees(t, c, n, "Insufficient cpu")
+	}
+	withPort := func(p *corev1.Pod) {
+		p.Spec.NodeSelector = map[string]string{controllertest.FakeNodeLabel: "true"}
+		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080, HostPort: 18080}}
+	}
+	for i := range 5 {
+		createPod(t, c, fmt.Sprintf("hp-%d", i), withPort)
+	}
+	want := "0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 3 node(s) didn't have free ports for the requested pod ports. " +
+		"preemption: 0/4 nodes are available: 1 Preemption is not helpful for scheduling, 3 No preemption victims found for incoming pod."
+	var bound []string
+	testutil.Eventually(t, controllertest.Timeout, func() error {
+		bound = bound[:0]
+		waiting := 0
+		for i := range 5 {
+			p, err := c.Client.CoreV1().Pods("default").Get(context.Background(), fmt.Sprintf("hp-%d", i), metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if p.Spec.NodeName != "" {
+				bound = append(bound, p.Spec.NodeName)
+			} else if cond := podScheduled(p); cond != nil && cond.Message == want {
+				waiting++
+			}
+		}
+		if len(bound) != 3 || waiting != 2 {
+			return fmt.Errorf("bound to %v, %d waiting with the message", bound, waiting)
+		}
+		return nil
+	})
+	seen := map[string]bool{}
+	for _, n := range bound {
+		if seen[n] {
+			t.Fatalf("two pods with host port 18080 on %s: %v", n, bound)
+		}
+		seen[n] = true
+	}
+}
