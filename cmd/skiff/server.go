@@ -38,6 +38,13 @@ func newServerCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s left its cluster\n", cfg.DataDir)
 				return nil
 			}
+			if cfg.NodeName == "" {
+				// A restart needs only --data-dir: the name is the one
+				// the directory was first started with.
+				if b, err := os.ReadFile(filepath.Join(cfg.DataDir, "node-name")); err == nil {
+					cfg.NodeName = strings.TrimSpace(string(b))
+				}
+			}
 			if err := joinFlags(&cfg, tokenFile, caFile); err != nil {
 				return err
 			}
@@ -91,7 +98,7 @@ func newServerCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "where the server keeps its state")
-	f.StringVar(&cfg.NodeName, "node-name", "", "this member's name (default: the host name)")
+	f.StringVar(&cfg.NodeName, "node-name", "", "this member's name (default: the one DATA-DIR was first started with, else the host name)")
 	f.StringVar(&raftListen, "raft-listen", "",
 		`HOST:PORT where raft and write forwarding listen, with mutual TLS from the cluster CA (default the API's host, a port chosen at the first start and kept in the data directory; "none" for a single server that no other may join)`)
 	f.StringVar(&cfg.BusClusterListen, "bus-route-listen", "",
