@@ -48,6 +48,14 @@ type Config struct {
 	// its listener there and needs no RaftBind on restarts.
 	RaftBind string
 
+	// RaftHeartbeatTimeout is how long a follower waits for the leader
+	// before it stands for election (raft's heartbeat and election
+	// timeout; the leader's lease is half): the time a cluster takes to
+	// notice a dead leader, so most of its failover time. Default 1s,
+	// raft's own, safe on slow links; `skiff server` uses 500ms (see
+	// docs/rationale.md).
+	RaftHeartbeatTimeout time.Duration
+
 	// Join is the API address ("host:port") of a running server of the
 	// cluster this one is to join as a voter. Only the first start uses
 	// it: the joining server fetches the cluster's bootstrap data (CA,

@@ -213,8 +213,15 @@ func TestThreeServersFromCommandLine(t *testing.T) {
 	var failover []time.Duration
 	for k := range kills {
 		victim := servers[k%3]
+		wasLeader := false
+		if ms, err := join.Members(ctx, victim.api, tok, nil); err == nil {
+			for _, m := range ms {
+				wasLeader = wasLeader || m.Leader && m.ID == victim.name
+			}
+		}
 		victim.kill(t)
 		killed := time.Now()
+		before := len(failover)
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for _, s := range servers {
@@ -238,6 +245,7 @@ func TestThreeServersFromCommandLine(t *testing.T) {
 			}()
 		}
 		wg.Wait()
+		t.Logf("kill %d: %s (leader: %v); writable through the survivors after %v", k, victim.name, wasLeader, failover[before:])
 		// Written while the victim is down; it must read it after its restart.
 		survivor := servers[(k+1)%3]
 		if err := survivor.putConfigMap(ctx, fmt.Sprintf("while-%s-down-%d", victim.name, k), "missed"); err != nil {
