@@ -316,7 +316,7 @@ func validNodeName(n string) error {
 const (
 	raftSubdir     = "raft"            // the store's log (wal/) and snapshots
 	nodeNameFile   = "node-name"       // the NodeName this directory belongs to
-	tokenFile      = "token"           // the cluster secret: the admin's API bearer token, the bus's node password
+	tokenFile      = "token"           // the cluster token (join.Token): its secret is the admin's API bearer token, the bus's node password
 	pkiSubdir      = "pki"             // cluster CA, the API's and the bus's serving certificates, the raft peer certificate, Secrets' keys
 	kubeconfigFile = "kubeconfig.yaml" // the admin kubeconfig
 	agentSubdir    = "node"            // the node agent's: module store, compile cache, pod volumes and logs
