@@ -52,7 +52,7 @@ type Config struct {
 	// before it stands for election (raft's heartbeat and election
 	// timeout; the leader's lease is half): the time a cluster takes to
 	// notice a dead leader, so most of its failover time. Default 1s,
-	// raft's own, safe on slow links; `skiff server` uses 500ms (see
+	// raft's own, safe on slow links; `skiff server` uses 300ms (see
 	// docs/rationale.md).
 	RaftHeartbeatTimeout time.Duration
 

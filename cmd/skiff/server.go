@@ -103,7 +103,7 @@ func newServerCmd() *cobra.Command {
 		`HOST:PORT where raft and write forwarding listen, with mutual TLS from the cluster CA (default the API's host, a port chosen at the first start and kept in the data directory; "none" for a single server that no other may join)`)
 	f.StringVar(&cfg.BusClusterListen, "bus-route-listen", "",
 		"HOST:PORT where the bus accepts routes from the other servers' buses, with mutual TLS from the cluster CA (default the raft listener's host, a port chosen at the first start and kept in the data directory)")
-	f.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", 500*time.Millisecond,
+	f.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", 300*time.Millisecond,
 		"how long servers wait for the raft leader before electing another: most of the time a cluster takes to fail over (raise it on slow links)")
 	f.StringVar(&cfg.Join, "join", "", "HOST:PORT of a running server's API: join its cluster as a raft voter (first start only; a restart needs only --data-dir)")
 	f.StringVar(&cfg.JoinToken, "token", "", "with --join: the cluster token (the server's DATA-DIR/token, K10...::server:...)")
