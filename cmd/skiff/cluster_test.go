@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -273,6 +274,39 @@ func TestThreeServersFromCommandLine(t *testing.T) {
 	t.Logf("writable again after kill -9 of a server, through each survivor (%d kills, %d writes): p50 %v, p99 %v (goal p50 <= 1s); "+
 		"after the %d kills of the leader: p50 %v, p99 %v",
 		kills, len(failover), pct(failover, 0.5), pct(failover, 0.99), len(leaderFailover)/2, pct(leaderFailover, 0.5), pct(leaderFailover, 0.99))
+
+	// The control loops moved with leadership: a Deployment made now gets
+	// its one ReplicaSet from whichever server leads after the kills.
+	var leader *clusterServer
+	if ms, err := join.Members(ctx, servers[0].api, tok, nil); err == nil {
+		for _, m := range ms {
+			for _, s := range servers {
+				if m.Leader && m.ID == s.name {
+					leader = s
+				}
+			}
+		}
+	}
+	if leader != nil {
+		t.Logf("the leader after the kills: %s", leader.name)
+	}
+	one := int32(1)
+	if _, err := servers[1].cs.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "after-kills"},
+		Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "after-kills"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "after-kills"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "not-pulled:1"}}}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := until(150, func() error {
+		rs, err := servers[2].cs.AppsV1().ReplicaSets("default").List(ctx, metav1.ListOptions{LabelSelector: "app=after-kills"})
+		if err == nil && len(rs.Items) != 1 {
+			err = fmt.Errorf("%d ReplicaSets, want 1", len(rs.Items))
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("the Deployment made after the kills: %v", err)
+	}
 
 	// kubectl delete node of a server removes it from raft; it exits, and
 	// the other two stay writable.
