@@ -22,6 +22,7 @@ import (
 	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/internal/atomicfile"
 	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/dirlock"
 	"github.com/skiffhq/skiff/internal/imageregistry"
 	"github.com/skiffhq/skiff/internal/node/join"
 	"github.com/skiffhq/skiff/raft"
@@ -59,6 +60,10 @@ var ErrRemoved = errors.New("this server was removed from the cluster")
 type clusterState struct {
 	// Joined: this server joined another's cluster and was made a voter.
 	Joined bool `json:"joined,omitempty"`
+	// Left: this server was removed from its cluster (kubectl delete
+	// node, --leave). It does not start again: its raft log names a
+	// cluster that no longer counts it.
+	Left bool `json:"left,omitempty"`
 	// RaftAddr, BusRoute and BusListen are the bound listeners.
 	RaftAddr  string `json:"raftAddr,omitempty"`
 	BusRoute  string `json:"busRoute,omitempty"`
@@ -141,6 +146,10 @@ func (e *Engine) prepareCluster(ctx context.Context) error {
 	st, err := readClusterState(e.clusterPath())
 	if err != nil {
 		return err
+	}
+	if st.Left {
+		return fmt.Errorf("%s belongs to a server that left its cluster (kubectl delete node or --leave): "+
+			"to join again, start with an empty data directory and --join", e.cfg.DataDir)
 	}
 	e.cl = &clusterMember{state: st, removed: make(chan struct{})}
 	e.cl.joining = e.cfg.Join != "" && !st.Joined
@@ -493,6 +502,12 @@ func (e *Engine) removeServer(ctx context.Context, name string, deleteNode bool)
 		e.log.Warn("server record not deleted", "server", name, "err", err)
 	}
 	if name == e.cfg.NodeName {
+		e.cl.mu.Lock()
+		e.cl.state.Left = true
+		if err := e.saveClusterLocked(); err != nil {
+			e.log.Warn("left the cluster, but not recorded", "err", err)
+		}
+		e.cl.mu.Unlock()
 		e.cl.removedOnce.Do(func() { close(e.cl.removed) })
 	}
 	if !found {
@@ -683,7 +698,19 @@ func Leave(ctx context.Context, dataDir string) error {
 		}
 		err := join.RemoveMember(ctx, p.API, string(tok), nil, self)
 		if err == nil {
-			return nil
+			// A running server records it itself, when it sees its Node
+			// go; a stopped one is recorded here.
+			lock, err := dirlock.Acquire(dataDir)
+			if err != nil {
+				return nil
+			}
+			defer lock.Release()
+			st.Left = true
+			b, err := json.MarshalIndent(st, "", "  ")
+			if err != nil {
+				return err
+			}
+			return atomicfile.Write(filepath.Join(dataDir, clusterFile), append(b, '\n'))
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", p.Name, err))
 		if ctx.Err() != nil {

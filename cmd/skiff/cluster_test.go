@@ -390,7 +390,7 @@ func TestJoinRefusedThenRetried(t *testing.T) {
 	}
 	out, err := exec.CommandContext(ctx, buildSkiffOnce(t), "server", "--data-dir", dir, "--leave").CombinedOutput()
 	if err != nil {
-		t.Fatalf("skiff server --leave: %v\n%s", err, out)
+		t.Fatalf("skiff server --leave: %v\n%s", err, lastLines(string(out), 8))
 	}
 	if ids, err := memberIDs(ctx, first, tok); err != nil || !slices.Equal(ids, []string{"srv-1"}) {
 		t.Fatalf("members after --leave: %v %v", ids, err)
@@ -404,6 +404,11 @@ func TestJoinRefusedThenRetried(t *testing.T) {
 	}
 	if err := first.putConfigMap(ctx, "after-leave", "z"); err != nil {
 		t.Errorf("write after --leave: %v", err)
+	}
+	// A server that left does not start again on its old data directory.
+	out, err = exec.CommandContext(ctx, buildSkiffOnce(t), "server", "--data-dir", dir, "--api-listen", api).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "left its cluster") {
+		t.Errorf("restart after --leave: %v, want a refusal saying it left:\n%s", err, lastLines(string(out), 5))
 	}
 }
 
