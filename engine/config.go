@@ -109,6 +109,15 @@ type Config struct {
 	// nowhere: a single node talks to itself in process.
 	BusListen string
 
+	// Token is the cluster token an operator chose, in either form: the
+	// bare secret or the full "K10<sha256 of the CA>::server:<secret>"
+	// (join.Token). At the first start its secret becomes the cluster's;
+	// later it must match the one in DataDir/token, and a CA hash must be
+	// this cluster's CA, or Start fails (ErrTokenMismatch). Default "": a
+	// fresh random secret the first time, the recorded one after. Either
+	// way DataDir/token holds the full form, which agents join with.
+	Token string
+
 	// VolumeSyncPeriod is how often running pods' ConfigMap and Secret
 	// volumes are refreshed. Default 1m, the kubelet's sync period.
 	VolumeSyncPeriod time.Duration

@@ -28,7 +28,7 @@ import (
 // after it, behind the token check, answering info.
 func testCluster(t *testing.T, secret string, info func() BusInfo) (addr string, caPEM []byte, caDER []byte) {
 	t.Helper()
-	cert, caPEM, err := pki.LoadOrCreateServingCert(t.TempDir(), "api", []string{"127.0.0.1"})
+	cert, caPEM, err := pki.LoadOrCreateServingCert(t.TempDir(), "api", []string{testHost})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +43,8 @@ func testCluster(t *testing.T, secret string, info func() BusInfo) (addr string,
 		}
 		InfoHandler(i).ServeHTTP(w, r)
 	}))
+	srv.Listener.Close()
+	srv.Listener = listen(t)
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -64,7 +66,7 @@ func TestDiscover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.URL != "tls://127.0.0.1:4222" || info.CA != string(caPEM) || info.ClusterDNS != "127.67.0.10" || info.ClusterDomain != "cluster.local" {
+	if info.URL != "tls://"+testHost+":4222" || info.CA != string(caPEM) || info.ClusterDNS != "127.67.0.10" || info.ClusterDomain != "cluster.local" {
 		t.Errorf("Discover = %+v", info)
 	}
 	// A bare secret works with the CA given, and is refused without: no
@@ -111,7 +113,7 @@ func TestDiscover(t *testing.T) {
 	}
 
 	// A server of the pinned CA that hands out another bus CA is refused.
-	liar, _, liarCA := testCluster(t, secret, func() BusInfo { return BusInfo{URL: "tls://127.0.0.1:1", CA: string(other)} })
+	liar, _, liarCA := testCluster(t, secret, func() BusInfo { return BusInfo{URL: "tls://" + testHost + ":1", CA: string(other)} })
 	if _, err := Discover(ctx, liar, NewToken(liarCA, secret).String(), nil); !errors.Is(err, ErrCAMismatch) {
 		t.Errorf("a bus CA other than the token's: %v, want ErrCAMismatch", err)
 	}
@@ -200,9 +202,13 @@ func TestDiscoverAnyAndBusDialer(t *testing.T) {
 	}
 }
 
+// testHost is the loopback address this package's tests listen on: in
+// the range set aside for them, apart from other tests on the machine.
+const testHost = "127.126.0.1"
+
 func listen(t *testing.T) net.Listener {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", testHost+":0")
 	if err != nil {
 		t.Fatal(err)
 	}

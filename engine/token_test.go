@@ -1,0 +1,126 @@
+package engine
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiffhq/skiff/internal/node/join"
+	"github.com/skiffhq/skiff/internal/testutil"
+)
+
+// tokenTestConfig is an engine in this test's loopback ranges.
+func tokenTestConfig(t *testing.T, dir, token string) Config {
+	return Config{DataDir: dir, NodeName: "tok-1", APIListen: "127.126.0.1:0", ClusterPodCIDR: "127.126.0.0/16",
+		ServiceCIDR: "127.127.0.0/16", DisableClusterDNS: true, Token: token, Logger: testutil.Logger(t)}
+}
+
+// An old data directory's bare secret is kept and DataDir/token rewritten
+// in the form that pins the CA; the API takes either as a bearer token;
+// a Config.Token that is not the cluster's is refused.
+func TestTokenPinsTheClusterCA(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("old-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	e, err := New(tokenTestConfig(t, dir, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop(ctx)
+
+	caPEM, err := os.ReadFile(filepath.Join(dir, "pki", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(caPEM)
+	ca, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, _ := os.ReadFile(filepath.Join(dir, "token"))
+	want := join.NewToken(ca.Raw, "old-secret").String()
+	if strings.TrimSpace(string(file)) != want || e.JoinToken() != want {
+		t.Fatalf("DataDir/token = %q, JoinToken %q; want %q", file, e.JoinToken(), want)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "token")); fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %v, want 0600", fi.Mode().Perm())
+	}
+
+	// The kubeconfig (the secret) and both forms of the token as a bearer
+	// token reach the API and the bus info; anything else is refused.
+	rc, err := clientcmd.BuildConfigFromFlags("", e.KubeconfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.BearerToken != "old-secret" {
+		t.Errorf("kubeconfig token %q, want the secret", rc.BearerToken)
+	}
+	for _, tc := range []struct {
+		bearer string
+		want   int
+	}{{"old-secret", 200}, {want, 200}, {"wrong", 401}, {join.NewToken([]byte("x"), "old-secret").String(), 401}} {
+		c := rest.CopyConfig(rc)
+		c.BearerToken = tc.bearer
+		hc, err := rest.HTTPClientFor(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{"/api/v1/namespaces", join.BusInfoPath} {
+			resp, err := hc.Get(rc.Host + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("GET %s with bearer %q: %d, want %d", path, tc.bearer, resp.StatusCode, tc.want)
+			}
+		}
+	}
+	if err := e.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Config.Token must be this cluster's: the secret or the full token.
+	for _, tc := range []struct {
+		token string
+		err   error
+	}{{"another", ErrTokenMismatch}, {join.NewToken([]byte("another CA"), "old-secret").String(), ErrTokenMismatch},
+		{"old-secret", nil}, {want, nil}} {
+		e, err := New(tokenTestConfig(t, dir, tc.token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = e.Start(ctx)
+		e.Stop(ctx)
+		if !errors.Is(err, tc.err) {
+			t.Errorf("Start with Token %q: %v, want %v", tc.token, err, tc.err)
+		}
+	}
+
+	// A new directory takes the secret given.
+	dir2 := t.TempDir()
+	e2, err := New(tokenTestConfig(t, dir2, "chosen-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Stop(ctx)
+	if tok, err := join.ParseToken(e2.JoinToken()); err != nil || tok.Secret != "chosen-secret" || tok.CAHash == nil {
+		t.Errorf("new directory's token %q (%v), want the chosen secret with the CA's hash", e2.JoinToken(), err)
+	}
+}
