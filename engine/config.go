@@ -105,8 +105,11 @@ type Config struct {
 	// ("host:port", port 0 for any). The listener uses TLS with a
 	// certificate from the cluster CA (DataDir/pki/bus.crt); agents connect
 	// as the bus's node identity with the cluster token, and find the
-	// address and the CA at the API's /skiff/v1/bus. Default "" listens
-	// nowhere: a single node talks to itself in process.
+	// address and the CA at the API's /skiff/v1/bus. Port 0 picks a free
+	// port the first time and the same one at every restart after (it is
+	// recorded in DataDir/bus-listen), so agents whose servers are all down
+	// still find it; a port given wins. Default "" listens nowhere: a
+	// single node talks to itself in process.
 	BusListen string
 
 	// Token is the cluster token an operator chose, in either form: the
@@ -284,7 +287,7 @@ func validNodeName(n string) error {
 const (
 	raftSubdir     = "raft"            // the store's log (wal/) and snapshots
 	nodeNameFile   = "node-name"       // the NodeName this directory belongs to
-	tokenFile      = "token"           // the cluster secret: the admin's API bearer token, the bus's node password
+	tokenFile      = "token"           // the cluster token: the CA's hash and the secret (the admin's API bearer token, the bus's node password)
 	pkiSubdir      = "pki"             // cluster CA, the API's and the bus's serving certificates, the raft peer certificate, Secrets' keys
 	kubeconfigFile = "kubeconfig.yaml" // the admin kubeconfig
 	agentSubdir    = "node"            // the node agent's: module store, compile cache, pod volumes and logs

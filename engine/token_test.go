@@ -19,8 +19,8 @@ import (
 
 // tokenTestConfig is an engine in this test's loopback ranges.
 func tokenTestConfig(t *testing.T, dir, token string) Config {
-	return Config{DataDir: dir, NodeName: "tok-1", APIListen: "127.126.0.1:0", ClusterPodCIDR: "127.126.0.0/16",
-		ServiceCIDR: "127.127.0.0/16", DisableClusterDNS: true, Token: token, Logger: testutil.Logger(t)}
+	return Config{DataDir: dir, NodeName: "tok-1", APIListen: "127.126.201.1:0", ClusterPodCIDR: "127.126.0.0/17",
+		ServiceCIDR: "127.127.0.0/17", DisableClusterDNS: true, Token: token, Logger: testutil.Logger(t)}
 }
 
 // An old data directory's bare secret is kept and DataDir/token rewritten

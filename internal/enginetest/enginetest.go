@@ -48,9 +48,13 @@ func DialBus(ctx context.Context, e *engine.Engine, name string) (*bus.Conn, err
 	if err != nil {
 		return nil, err
 	}
+	parsed, err := join.ParseToken(tok) // the bus's password is the secret alone
+	if err != nil {
+		return nil, fmt.Errorf("enginetest: %w", err)
+	}
 	tlsConf, err := info.TLSConfig(cluster.CertificateAuthorityData)
 	if err != nil {
 		return nil, err
 	}
-	return bus.Dial(ctx, info.URL, tok, name, tlsConf)
+	return bus.Dial(ctx, info.URL, parsed.Secret, name, tlsConf)
 }

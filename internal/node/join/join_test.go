@@ -10,11 +10,13 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -156,6 +158,9 @@ func TestDiscoverAnyAndBusDialer(t *testing.T) {
 	addr, _, caDER := testCluster(t, secret, func() BusInfo {
 		mu.Lock()
 		defer mu.Unlock()
+		if current == "" {
+			return BusInfo{} // a server whose bus listens nowhere
+		}
 		return BusInfo{URL: "tls://" + current}
 	})
 	token := NewToken(caDER, secret).String()
@@ -199,6 +204,40 @@ func TestDiscoverAnyAndBusDialer(t *testing.T) {
 	dialAt(busB) // a reconnect asks the API again
 	if d.Addr() != busB.Addr().String() {
 		t.Errorf("Addr = %s after re-discovery", d.Addr())
+	}
+
+	// The API names a bus that refuses: its answer is the truth, and the
+	// old port is not tried.
+	closed := listen(t)
+	closed.Close()
+	mu.Lock()
+	current = closed.Addr().String()
+	mu.Unlock()
+	if c, err := d.Dial("tcp", "ignored:1"); err == nil {
+		c.Close()
+		t.Fatalf("dialled %s, want the refusal of %s", c.RemoteAddr(), closed.Addr())
+	}
+	// No API server answers (none names a bus): every bus address known is
+	// tried, the last that worked first.
+	mu.Lock()
+	current = ""
+	mu.Unlock()
+	dialAt(busB)
+	busB.Close()
+	dialAt(busA)
+}
+
+func TestBusDialerBoundsWhatItKnows(t *testing.T) {
+	d := &BusDialer{addrs: []string{"a:1"}}
+	for i := range 3 * maxBusAddrs {
+		d.promote([]string{fmt.Sprintf("h%d:1", i)})
+	}
+	if len(d.addrs) != maxBusAddrs || d.addrs[0] != fmt.Sprintf("h%d:1", 3*maxBusAddrs-1) {
+		t.Errorf("addresses known: %v", d.addrs)
+	}
+	d.promote([]string{"x:1", d.addrs[3]})
+	if len(d.addrs) != maxBusAddrs || d.addrs[0] != "x:1" || slices.Index(d.addrs, d.addrs[1]) != 1 {
+		t.Errorf("after promote: %v", d.addrs)
 	}
 }
 
