@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // freeLoopbackAddr is host with a port free now.
@@ -93,7 +95,7 @@ func TestBusPortStableAcrossRestarts(t *testing.T) {
 
 // A worker whose server comes back with its bus on another port finds it
 // again through the API, on the same bus connection (its pods carry on),
-// and re-syncs its pods.
+// re-syncs its pods and registers its Node again.
 func TestWorkerFollowsAMovedBus(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -111,6 +113,15 @@ func TestWorkerFollowsAMovedBus(t *testing.T) {
 		t.Fatalf("worker connected to %s, want %s", got, want)
 	}
 	resyncs := w.agent.Resyncs()
+	// The Node goes while the worker is away: it registers again when it
+	// is back, as a kubelet does.
+	cs, err := e.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CoreV1().Nodes().Delete(ctx, "mover", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	e.Stop(ctx)
 
 	cfg.BusListen = freeLoopbackAddr(t, "127.126.201.1") // another port than the recorded one
@@ -119,12 +130,18 @@ func TestWorkerFollowsAMovedBus(t *testing.T) {
 	if busHostPort(t, e) != cfg.BusListen {
 		t.Fatalf("bus at %s, want %s", busHostPort(t, e), cfg.BusListen)
 	}
+	cs2, err := e.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var last string
 	for range 300 { // 30s at most
 		nc := w.conn.NATS()
 		last = fmt.Sprintf("connected %v to %q, %d resyncs", nc.IsConnected(), nc.ConnectedAddr(), w.agent.Resyncs())
-		if nc.IsConnected() && nc.ConnectedAddr() == cfg.BusListen && w.agent.Resyncs() > resyncs {
-			t.Logf("worker on the moved bus %.1fs after the server's start began", time.Since(start).Seconds())
+		_, nodeErr := cs2.CoreV1().Nodes().Get(ctx, "mover", metav1.GetOptions{})
+		last += fmt.Sprintf(", Node: %v", nodeErr)
+		if nc.IsConnected() && nc.ConnectedAddr() == cfg.BusListen && w.agent.Resyncs() > resyncs && nodeErr == nil {
+			t.Logf("worker on the moved bus and registered again %.1fs after the server's start began", time.Since(start).Seconds())
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
