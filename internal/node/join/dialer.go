@@ -35,6 +35,7 @@ type BusDialer struct {
 	servers []string // the API servers, the last that answered first
 	addrs   []string // the bus addresses known, the last answer's first; at most maxBusAddrs
 	dials   int
+	quiet   bool // a failed discovery was logged at Warn; the next ones go to Debug until one succeeds
 }
 
 // maxBusAddrs bounds the bus addresses a dialer remembers: a cluster's
@@ -133,9 +134,21 @@ func (d *BusDialer) rediscover(servers []string) []string {
 	info, server, err := DiscoverAny(ctx, servers, d.token, d.ca)
 	cancel()
 	if err != nil {
-		d.log.Warn("bus: no server told where the bus is; trying every bus address known", "bus", d.Addr(), "err", err)
+		// Once per outage at Warn: the reconnects go on every second.
+		d.mu.Lock()
+		quiet := d.quiet
+		d.quiet = true
+		d.mu.Unlock()
+		log := d.log.Warn
+		if quiet {
+			log = d.log.Debug
+		}
+		log("bus: no server told where the bus is; trying every bus address known", "bus", d.Addr(), "err", err)
 		return nil
 	}
+	d.mu.Lock()
+	d.quiet = false
+	d.mu.Unlock()
 	addrs, err := busAddrs(info)
 	if err != nil {
 		d.log.Warn("bus: a server named no usable bus", "server", server, "err", err)
