@@ -124,3 +124,26 @@ func TestTokenPinsTheClusterCA(t *testing.T) {
 		t.Errorf("new directory's token %q (%v), want the chosen secret with the CA's hash", e2.JoinToken(), err)
 	}
 }
+
+// A worker refuses a bare secret without a CA, and server addresses that
+// are not HOST:PORT, before it touches anything.
+func TestWorkerRefusesBadJoinInput(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		cfg  WorkerConfig
+		want string
+	}{
+		{WorkerConfig{Server: "127.126.201.1:1", Token: "bare-secret"}, "DATA-DIR/token"},
+		{WorkerConfig{Servers: []string{"127.126.201.1:1", "no-port"}, Token: join.NewToken([]byte("ca"), "s").String()}, `"no-port"`},
+		{WorkerConfig{Server: "127.126.201.1:1", Token: "K10abc::server:s"}, "token"},
+	} {
+		tc.cfg.DataDir = t.TempDir()
+		tc.cfg.NodeName = "refused"
+		if w, err := StartWorker(ctx, tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if w != nil {
+				w.Stop(ctx)
+			}
+			t.Errorf("StartWorker(%+v): %v, want an error with %s", tc.cfg, err, tc.want)
+		}
+	}
+}

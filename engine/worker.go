@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -92,6 +93,11 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	tok, err := join.ParseToken(cfg.Token)
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
+	}
+	for _, s := range servers {
+		if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+			return nil, fmt.Errorf("worker: server address %q: want HOST:PORT, a server's API address", s)
+		}
 	}
 	if tok.CAHash == nil && len(cfg.CA) == 0 {
 		// Checked before anything else: a bare secret must not reach a
