@@ -67,8 +67,11 @@ func (e *Engine) busListenAddr() string {
 // (from its client URL) to busListenFile.
 func (e *Engine) recordBusListen(clientURL string) error {
 	u, err := url.Parse(clientURL)
-	if err != nil || u.Port() == "" {
-		return fmt.Errorf("bus: bound address %q: %v", clientURL, err)
+	if err != nil {
+		return fmt.Errorf("bus: bound address %q: %w", clientURL, err)
+	}
+	if u.Port() == "" {
+		return fmt.Errorf("bus: bound address %q has no port", clientURL)
 	}
 	host, _, err := net.SplitHostPort(e.cfg.BusListen)
 	if err != nil {
