@@ -241,7 +241,10 @@ func TestServerRestartKeepsWorker(t *testing.T) {
 	server := startRestartServer(t, dir, api, true)
 	c := &cluster{t: t, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig.yaml"), cacheDir: filepath.Join(root, "kubectl-cache")}
 	agentLog := filepath.Join(root, "agent.log")
-	startLogged(t, agentLog, `msg="worker ready"`, "agent", "--server", api, "--token-file", filepath.Join(dir, "token"),
+	// The agent knows two servers; the first never answers (nothing listens
+	// there), so every discovery goes on to the second.
+	dead := freeAddr(t, restartAPIHost)
+	startLogged(t, agentLog, `msg="worker ready"`, "agent", "--server", dead+","+api, "--token-file", filepath.Join(dir, "token"),
 		"--data-dir", filepath.Join(root, "agent"), "--node-name", restartNodeName, "--no-cluster-dns")
 	fail := func(format string, args ...any) {
 		t.Helper()
