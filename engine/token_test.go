@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,6 +88,27 @@ func TestTokenPinsTheClusterCA(t *testing.T) {
 			if resp.StatusCode != tc.want {
 				t.Errorf("GET %s with bearer %q: %d, want %d", path, tc.bearer, resp.StatusCode, tc.want)
 			}
+		}
+	}
+	// The embedded registry takes either as the password of Basic auth,
+	// as OCI tools send it.
+	hc, err := rest.HTTPClientFor(&rest.Config{Host: rc.Host, TLSClientConfig: rc.TLSClientConfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pw, code := range map[string]int{"old-secret": 200, want: 200, "wrong": 401} {
+		req, err := http.NewRequest(http.MethodGet, rc.Host+"/v2/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("skiff", pw)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != code {
+			t.Errorf("GET /v2/ with the password %q: %d, want %d", pw, resp.StatusCode, code)
 		}
 	}
 	if err := e.Stop(ctx); err != nil {
