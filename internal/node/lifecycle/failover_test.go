@@ -34,7 +34,7 @@ func testController(t *testing.T, objs ...*corev1.Node) (*Controller, *fake.Clie
 		}
 	}
 	clk := clocktesting.NewFakeClock(time.Unix(1_000_000, 0))
-	c := newController(Config{Client: cs, GracePeriod: 4 * time.Second, Clock: clk,
+	c := newController(Config{Client: cs, GracePeriod: 4 * time.Second, LeaseRenewInterval: 2 * time.Second, Clock: clk,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Cleanup(c.renewals.Wait)
 	return c, cs, clk
@@ -161,7 +161,7 @@ func TestHeartbeatsRenewLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *l.Spec.HolderIdentity != "n1" || *l.Spec.LeaseDurationSeconds != 4 || !l.Spec.RenewTime.Time.Equal(clk.Now()) ||
+	if *l.Spec.HolderIdentity != "n1" || *l.Spec.LeaseDurationSeconds != 6 || !l.Spec.RenewTime.Time.Equal(clk.Now()) ||
 		len(l.OwnerReferences) != 1 || l.OwnerReferences[0].Kind != "Node" || l.OwnerReferences[0].UID != "uid-n1" {
 		t.Fatalf("lease %+v", l)
 	}

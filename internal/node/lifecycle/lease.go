@@ -40,9 +40,11 @@ func (c *Controller) renewLease(ctx context.Context, name string) {
 }
 
 // leaseDurationSeconds is what a Lease says its holder's silence may last:
-// the grace period, rounded up to a whole second.
+// a renew interval (renewals are that far apart) plus the grace period,
+// rounded up to a whole second; so a Lease has expired about when the
+// node went Unknown.
 func (c *Controller) leaseDurationSeconds() int32 {
-	return int32((c.cfg.GracePeriod + time.Second - 1) / time.Second)
+	return int32((c.cfg.LeaseRenewInterval + c.cfg.GracePeriod + time.Second - 1) / time.Second)
 }
 
 // writeLease creates or renews the node's Lease as a kubelet does: holder

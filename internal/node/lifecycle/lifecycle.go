@@ -46,7 +46,9 @@ type Config struct {
 	CheckInterval time.Duration
 	// LeaseRenewInterval is the least time between two renewals of a
 	// node's Lease: heartbeats come more often, and each renewal is a raft
-	// write. Default half of GracePeriod.
+	// write. Default DefaultLeaseRenewInterval, the kubelet's: the Lease is
+	// for tools that watch it; the Ready condition, which follows the bus
+	// heartbeats, is what failover acts on.
 	LeaseRenewInterval time.Duration
 	// Clock is the controller's time. Default the real clock; tests step a
 	// fake one.
@@ -62,9 +64,12 @@ type Config struct {
 }
 
 // DefaultGracePeriod is the default Config.GracePeriod: four missed
-// heartbeats at the agent's default one-second interval (Kubernetes waits
+// heartbeats at the agent's default half-second interval (Kubernetes waits
 // four of its kubelet's 10s updates). docs/rationale.md says why seconds.
-const DefaultGracePeriod = 4 * time.Second
+const DefaultGracePeriod = 2 * time.Second
+
+// DefaultLeaseRenewInterval is Config.LeaseRenewInterval's default.
+const DefaultLeaseRenewInterval = 10 * time.Second
 
 // LeaseNamespace holds the nodes' Leases, as in Kubernetes.
 const LeaseNamespace = corev1.NamespaceNodeLease
@@ -129,7 +134,7 @@ func newController(cfg Config) *Controller {
 		cfg.CheckInterval = cfg.GracePeriod / 8
 	}
 	if cfg.LeaseRenewInterval <= 0 {
-		cfg.LeaseRenewInterval = cfg.GracePeriod / 2
+		cfg.LeaseRenewInterval = DefaultLeaseRenewInterval
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
