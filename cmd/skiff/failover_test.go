@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+)
+
+// Failover with the defaults: one server and two agents; a Deployment's two
+// Wasm pods run on the agents (never on the server); `kill -9` of an agent
+// that holds one: its Node leaves Ready (Unknown), gets the unreachable
+// NoExecute taint, its pods are evicted (DisruptionTarget, deletion) and
+// the Deployment is whole again on the other agent. The test prints the
+// time from the kill to NotReady, to the taint, and to all replicas Ready
+// again elsewhere; it asserts none of them.
+func TestAgentLossMovesPods(t *testing.T) {
+	dir := t.TempDir()
+	startProcess(t, `msg="engine ready"`, "server", "--data-dir", dir, "--node-name", "cp", "--api-listen", "127.125.200.1:0",
+		"--image-hosts", "loopback", "--cluster-pod-cidr", "127.124.0.0/16", "--service-cidr", "127.125.0.0/17")
+	kubeconfig := filepath.Join(dir, "kubeconfig.yaml")
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents := map[string]*agentProc{}
+	for _, name := range []string{"edge-1", "edge-2"} {
+		cmd := startProcess(t, `msg="worker ready"`, "agent", "--server", strings.TrimPrefix(rc.Host, "https://"),
+			"--token-file", filepath.Join(dir, "token"), "--data-dir", t.TempDir(), "--node-name", name,
+			"--image-hosts", "loopback", "--no-cluster-dns")
+		agents[name] = &agentProc{pid: cmd.Process.Pid, kill: func() error { return cmd.Process.Kill() }}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for name := range agents {
+		if err := until(300, func() error {
+			n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if s := readyOf(n); s != corev1.ConditionTrue {
+				return fmt.Errorf("%s Ready=%s", name, s)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	c := &cluster{t: t, dir: dir, kubeconfig: kubeconfig}
+	c.importModule("../../examples/httpserver", "web:1")
+	const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      runtimeClassName: wasm
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms:
+            - matchExpressions: [{key: kubernetes.io/hostname, operator: NotIn, values: [cp]}]
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: web}}}
+      containers:
+      - {name: web, image: web:1, ports: [{containerPort: 8080}]}
+`
+	var d appsv1.Deployment
+	if err := yaml.UnmarshalStrict([]byte(deployment), &d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.AppsV1().Deployments("default").Create(ctx, &d, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create the deployment: %v", err)
+	}
+	var before []corev1.Pod
+	if err := until(600, func() error {
+		before = readyWebPods(ctx, cs, "")
+		if len(before) != 2 {
+			return fmt.Errorf("%d web pods Ready", len(before))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The pods' tolerations came from the DefaultTolerationSeconds admission.
+	if s := tolerationSecondsOf(before[0], corev1.TaintNodeUnreachable); s != "1" {
+		t.Errorf("a web pod's unreachable toleration: %s seconds, want the default 1", s)
+	}
+	victim := before[0].Spec.NodeName
+	var onVictim []string
+	for _, p := range before {
+		if p.Spec.NodeName == victim {
+			onVictim = append(onVictim, p.Name)
+		}
+	}
+	t.Logf("pods before: %s on %s, %s on %s", before[0].Name, before[0].Spec.NodeName, before[1].Name, before[1].Spec.NodeName)
+
+	killed := time.Now()
+	if err := agents[victim].kill(); err != nil {
+		t.Fatal(err)
+	}
+	var notReadyAt, taintAt, readyAt time.Time
+	// Polled every 50ms, at most 3000 times (2.5 min): the figures are
+	// printed, never asserted.
+	for i := 0; i < 3000 && readyAt.IsZero(); i++ {
+		n, err := cs.CoreV1().Nodes().Get(ctx, victim, metav1.GetOptions{})
+		if err == nil {
+			if notReadyAt.IsZero() && readyOf(n) == corev1.ConditionUnknown {
+				notReadyAt = time.Now()
+			}
+			if taintAt.IsZero() && hasTaint(n, corev1.TaintNodeUnreachable, corev1.TaintEffectNoExecute) {
+				taintAt = time.Now()
+			}
+		}
+		if pods := readyWebPods(ctx, cs, victim); len(pods) == 2 && !taintAt.IsZero() {
+			readyAt = time.Now()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if notReadyAt.IsZero() || taintAt.IsZero() || readyAt.IsZero() {
+		t.Fatalf("after killing %s: Unknown at %v, tainted at %v, replicas Ready elsewhere at %v", victim,
+			notReadyAt, taintAt, readyAt)
+	}
+	// The lost node's pods were evicted by the taint-eviction controller:
+	// marked and deleted (Terminating, or gone once fenced).
+	for _, name := range onVictim {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+		if err == nil && p.DeletionTimestamp == nil {
+			t.Errorf("pod %s on the lost node is not being deleted", name)
+		}
+		if err == nil && !hasCondition(p, corev1.DisruptionTarget, "DeletionByTaintManager") {
+			t.Errorf("pod %s lacks the DisruptionTarget condition: %+v", name, p.Status.Conditions)
+		}
+	}
+	evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "reason=TaintManagerEviction"})
+	if err == nil && len(evs.Items) == 0 {
+		t.Errorf("no TaintManagerEviction event")
+	}
+	t.Logf("kill -9 of %s (%d pod(s)): Ready=Unknown after %v, unreachable:NoExecute after %v, 2/2 replicas Ready elsewhere after %v",
+		victim, len(onVictim), notReadyAt.Sub(killed).Round(time.Millisecond), taintAt.Sub(killed).Round(time.Millisecond),
+		readyAt.Sub(killed).Round(time.Millisecond))
+}
+
+// agentProc is an agent started by the test, killed by its own PID.
+type agentProc struct {
+	pid  int
+	kill func() error
+}
+
+func readyOf(n *corev1.Node) corev1.ConditionStatus {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status
+		}
+	}
+	return corev1.ConditionUnknown
+}
+
+func hasTaint(n *corev1.Node, key string, effect corev1.TaintEffect) bool {
+	for _, t := range n.Spec.Taints {
+		if t.Key == key && t.Effect == effect {
+			return true
+		}
+	}
+	return false
+}
+
+func hasCondition(p *corev1.Pod, typ corev1.PodConditionType, reason string) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == typ && c.Status == corev1.ConditionTrue && c.Reason == reason {
+			return true
+		}
+	}
+	return false
+}
+
+func tolerationSecondsOf(p corev1.Pod, key string) string {
+	for _, t := range p.Spec.Tolerations {
+		if t.Key == key && t.Effect == corev1.TaintEffectNoExecute && t.TolerationSeconds != nil {
+			return fmt.Sprint(*t.TolerationSeconds)
+		}
+	}
+	return "none"
+}
+
+// readyWebPods lists the web pods that are Ready, not being deleted, and
+// not on the node skip.
+func readyWebPods(ctx context.Context, cs kubernetes.Interface, skip string) []corev1.Pod {
+	list, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		return nil
+	}
+	var out []corev1.Pod
+	for _, p := range list.Items {
+		if p.DeletionTimestamp != nil || p.Spec.NodeName == "" || p.Spec.NodeName == skip {
+			continue
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
