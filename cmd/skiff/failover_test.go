@@ -10,20 +10,20 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
+
+	"github.com/skiffhq/skiff/engine"
 )
 
-// Failover with the defaults: one server and two agents; a Deployment's two
-// Wasm pods run on the agents (never on the server); `kill -9` of an agent
-// that holds one: its Node leaves Ready (Unknown), gets the unreachable
-// NoExecute taint, its pods are evicted (DisruptionTarget, deletion) and
-// the Deployment is whole again on the other agent. The test prints the
-// time from the kill to NotReady, to the taint, and to all replicas Ready
-// again elsewhere; it asserts none of them.
-func TestAgentLossMovesPods(t *testing.T) {
+// failoverCluster starts one server ("cp") and two agents ("edge-1",
+// "edge-2") with the default failover settings, on this test's loopback
+// ranges, and waits until both agents' Nodes are Ready.
+func failoverCluster(t *testing.T, ctx context.Context) (kubernetes.Interface, *cluster, map[string]*agentProc) {
+	t.Helper()
 	dir := t.TempDir()
 	startProcess(t, `msg="engine ready"`, "server", "--data-dir", dir, "--node-name", "cp", "--api-listen", "127.125.200.1:0",
 		"--image-hosts", "loopback", "--cluster-pod-cidr", "127.124.0.0/16", "--service-cidr", "127.125.0.0/17")
@@ -43,8 +43,6 @@ func TestAgentLossMovesPods(t *testing.T) {
 			"--image-hosts", "loopback", "--no-cluster-dns")
 		agents[name] = &agentProc{pid: cmd.Process.Pid, kill: func() error { return cmd.Process.Kill() }}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
 	for name := range agents {
 		if err := until(300, func() error {
 			n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
@@ -59,8 +57,20 @@ func TestAgentLossMovesPods(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return cs, &cluster{t: t, dir: dir, kubeconfig: kubeconfig}, agents
+}
 
-	c := &cluster{t: t, dir: dir, kubeconfig: kubeconfig}
+// Failover with the defaults: one server and two agents; a Deployment's two
+// Wasm pods run on the agents (never on the server); `kill -9` of an agent
+// that holds one: its Node leaves Ready (Unknown), gets the unreachable
+// NoExecute taint, its pods are evicted (DisruptionTarget, deletion) and
+// the Deployment is whole again on the other agent. The test prints the
+// time from the kill to NotReady, to the taint, and to all replicas Ready
+// again elsewhere; it asserts none of them.
+func TestAgentLossMovesPods(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cs, c, agents := failoverCluster(t, ctx)
 	c.importModule("../../examples/httpserver", "web:1")
 	const deployment = `apiVersion: apps/v1
 kind: Deployment
@@ -219,4 +229,106 @@ func readyWebPods(ctx context.Context, cs kubernetes.Interface, skip string) []c
 		}
 	}
 	return out
+}
+
+// The StatefulSet fence end to end: a StatefulSet's one Wasm pod runs on an
+// agent; `kill -9` of that agent: the pod is evicted (Terminating, as
+// nobody can confirm it stopped), deleted for good only once the agents'
+// fence timeout plus the margin has passed, and then its StatefulSet starts
+// web-0 again on the other agent: one ordinal, never two at once. The test
+// prints the time from the kill to the eviction, to the deletion and to the
+// new web-0 being Ready.
+func TestAgentLossMovesStatefulSetPodAfterFence(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cs, c, agents := failoverCluster(t, ctx)
+	c.importModule("../../examples/httpserver", "web:1")
+	const set = `apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: default}
+spec:
+  replicas: 1
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      runtimeClassName: wasm
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms:
+            - matchExpressions: [{key: kubernetes.io/hostname, operator: NotIn, values: [cp]}]
+      containers:
+      - {name: web, image: web:1, ports: [{containerPort: 8080}]}
+`
+	var sts appsv1.StatefulSet
+	if err := yaml.UnmarshalStrict([]byte(set), &sts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.AppsV1().StatefulSets("default").Create(ctx, &sts, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create the StatefulSet: %v", err)
+	}
+	var first *corev1.Pod
+	if err := until(600, func() error {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if !podReady(p) {
+			return fmt.Errorf("db-0 not Ready")
+		}
+		first = p
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	victim := first.Spec.NodeName
+	t.Logf("db-0 (%s) on %s", first.UID, victim)
+
+	killed := time.Now()
+	if err := agents[victim].kill(); err != nil {
+		t.Fatal(err)
+	}
+	var evictedAt, goneAt, readyAt time.Time
+	var second *corev1.Pod
+	// Polled every 50ms, at most 3000 times: figures printed, not asserted.
+	for i := 0; i < 3000 && readyAt.IsZero(); i++ {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
+		switch {
+		case err == nil && p.UID == first.UID:
+			if evictedAt.IsZero() && p.DeletionTimestamp != nil {
+				evictedAt = time.Now()
+			}
+		case err == nil || apierrors.IsNotFound(err):
+			if goneAt.IsZero() {
+				goneAt = time.Now()
+			}
+			if err == nil && podReady(p) {
+				readyAt, second = time.Now(), p
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if evictedAt.IsZero() || goneAt.IsZero() || readyAt.IsZero() {
+		t.Fatalf("after killing %s: db-0 evicted at %v, deleted at %v, Ready again at %v", victim, evictedAt, goneAt, readyAt)
+	}
+	if second.Spec.NodeName == victim || second.Spec.NodeName == "cp" {
+		t.Fatalf("the new db-0 runs on %s", second.Spec.NodeName)
+	}
+	if !goneAt.After(evictedAt) {
+		t.Fatal("db-0 deleted for good without being evicted first")
+	}
+	t.Logf("kill -9 of %s: db-0 evicted (Terminating) after %v, deleted for good after %v (fence %v + margin), Ready on %s after %v",
+		victim, evictedAt.Sub(killed).Round(time.Millisecond), goneAt.Sub(killed).Round(time.Millisecond),
+		engine.DefaultStatefulSetFenceTimeout, second.Spec.NodeName, readyAt.Sub(killed).Round(time.Millisecond))
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -74,6 +75,13 @@ type Controller struct {
 	log   *slog.Logger
 	queue workqueue.TypedRateLimitingInterface[string]
 	loop  *controller.Loop
+
+	// seen is when this controller first saw each NoExecute taint, by
+	// node and taint: a taint's timeAdded is stored to the second, so
+	// counting from it could evict up to a second early (with tolerations
+	// of a second or two, that matters); see observe.
+	mu   sync.Mutex
+	seen map[string]map[string]time.Time // node → taintID → first seen
 }
 
 // New registers the controller's handlers on the informers, which the
@@ -88,7 +96,7 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Controller{cfg: cfg, pods: cfg.Pods.Lister(), nodes: cfg.Nodes.Lister(),
+	c := &Controller{cfg: cfg, pods: cfg.Pods.Lister(), nodes: cfg.Nodes.Lister(), seen: map[string]map[string]time.Time{},
 		log: cfg.Logger.With("controller", Name), queue: controller.NewQueue("taint-eviction")}
 	podInf, nodeInf := cfg.Pods.Informer(), cfg.Nodes.Informer()
 	if _, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -102,6 +110,13 @@ func New(cfg Config) (*Controller, error) {
 		UpdateFunc: func(old, cur any) {
 			if !sameNoExecute(old.(*corev1.Node).Spec.Taints, cur.(*corev1.Node).Spec.Taints) {
 				c.nodeChanged(cur)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if n, ok := obj.(*corev1.Node); ok {
+				c.mu.Lock()
+				delete(c.seen, n.Name)
+				c.mu.Unlock()
 			}
 		},
 	}); err != nil {
@@ -133,7 +148,11 @@ func (c *Controller) podChanged(obj any) {
 // node would have to be shared with the other controllers' informers.
 func (c *Controller) nodeChanged(obj any) {
 	n, ok := obj.(*corev1.Node)
-	if !ok || len(noExecute(n.Spec.Taints)) == 0 {
+	if !ok {
+		return
+	}
+	c.observe(n.Name, noExecute(n.Spec.Taints), c.cfg.Clock.Now())
+	if len(noExecute(n.Spec.Taints)) == 0 {
 		return // taints gone: the pods queued for later find nothing to do
 	}
 	pods, err := c.pods.List(labels.Everything())
@@ -145,6 +164,46 @@ func (c *Controller) nodeChanged(obj any) {
 			c.queue.Add(controller.KeyOf(p))
 		}
 	}
+}
+
+// observe records when the node's NoExecute taints were first seen,
+// forgets those it no longer has, and returns the taints with timeAdded
+// set to when each surely was added: the end of its stored second, or its
+// first sight if that came earlier. A new leader thus keeps the count.
+func (c *Controller) observe(node string, taints []corev1.Taint, now time.Time) []corev1.Taint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.seen[node]
+	cur := make(map[string]time.Time, len(taints))
+	out := make([]corev1.Taint, len(taints))
+	for i, t := range taints {
+		id := t.Key + "=" + t.Value
+		if t.TimeAdded != nil {
+			id += "@" + t.TimeAdded.UTC().Format(time.RFC3339)
+		}
+		first, ok := old[id]
+		if !ok {
+			first = now
+		}
+		cur[id] = first
+		out[i] = t
+		// The taint came at or after its stored second and at or before its
+		// first sight: the earlier of its stored second's end and the first
+		// sight is never early, and at most a second late.
+		at := first
+		if t.TimeAdded != nil {
+			if end := t.TimeAdded.Add(time.Second); end.Before(at) {
+				at = end
+			}
+		}
+		out[i].TimeAdded = &metav1.Time{Time: at}
+	}
+	if len(cur) == 0 {
+		delete(c.seen, node)
+	} else {
+		c.seen[node] = cur
+	}
+	return out
 }
 
 func noExecute(taints []corev1.Taint) []corev1.Taint {
@@ -199,6 +258,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, nil
 	}
 	now := c.cfg.Clock.Now()
+	taints = c.observe(node.Name, taints, now)
 	if pod.DeletionTimestamp != nil {
 		return c.forceDeleteIfFenced(ctx, pod, taints, now)
 	}

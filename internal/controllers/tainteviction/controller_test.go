@@ -147,11 +147,13 @@ func TestUntoleratedPodEvictedAtOnce(t *testing.T) {
 }
 
 // A pod tolerating the taint for N seconds stays until timeAdded+N, counted
-// from the taint's timeAdded (not from when the controller looked), then
+// from the end of the taint's stored second (timeAdded is stored to the
+// second) rather than from when the controller looked, so a new leader keeps
+// the count, then
 // goes; a toleration without seconds keeps it for ever; a taint on another
 // key or a node without NoExecute taints evicts nothing.
 func TestTolerationSecondsCountFromTimeAdded(t *testing.T) {
-	h := newHarness(t, 0, taintedNode("n1", corev1.TaintNodeUnreachable, t0.Add(-time.Second)),
+	h := newHarness(t, 0, taintedNode("n1", corev1.TaintNodeUnreachable, t0.Add(-2*time.Second)),
 		podOn("timed", "n1", unreachableFor(ptr.To[int64](3))),
 		podOn("forever", "n1", unreachableFor(nil)),
 		podOn("other-key", "n1", corev1.Toleration{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists,
@@ -159,7 +161,7 @@ func TestTolerationSecondsCountFromTimeAdded(t *testing.T) {
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n2"}}, podOn("healthy", "n2"))
 
 	if next := h.syncPod(t, "timed"); next != 2*time.Second {
-		t.Errorf("timed pod: look again in %v, want 2s (3s from a taint added 1s ago)", next)
+		t.Errorf("timed pod: look again in %v, want 2s (3s from a taint added at most 1s ago)", next)
 	}
 	if next := h.syncPod(t, "forever"); next != 0 {
 		t.Errorf("forever pod: look again in %v", next)
@@ -218,7 +220,7 @@ func TestTerminatingPodOfUnreachableNodeForceDeletedAfterFence(t *testing.T) {
 	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "web", UID: "s", Controller: ptr.To(true)}}
 	now := metav1.NewTime(t0)
 	p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &now, ptr.To[int64](30)
-	h := newHarness(t, 5*time.Second, taintedNode("n1", corev1.TaintNodeUnreachable, t0.Add(-time.Second)), p)
+	h := newHarness(t, 5*time.Second, taintedNode("n1", corev1.TaintNodeUnreachable, t0.Add(-2*time.Second)), p)
 	if next := h.syncPod(t, "web-0"); next != 4*time.Second {
 		t.Fatalf("look again in %v, want 4s", next)
 	}
@@ -246,5 +248,27 @@ func TestTerminatingPodOfUnreachableNodeForceDeletedAfterFence(t *testing.T) {
 	}
 	if _, f := deletes(h3.cs); f != 0 {
 		t.Error("force-deleted without ForceDeleteAfter")
+	}
+}
+
+// A taint's timeAdded is stored to the second: the count starts at the end
+// of that second, or at the controller's first sight of the taint if that
+// came earlier (never before the taint was really added), and the first
+// sight is kept across later looks and forgotten with the taint.
+func TestTaintTimeNeverEarly(t *testing.T) {
+	h := newHarness(t, 0)
+	fresh := corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute, TimeAdded: ptr.To(metav1.NewTime(t0))}
+	old := corev1.Taint{Key: "old", Effect: corev1.TaintEffectNoExecute, TimeAdded: ptr.To(metav1.NewTime(t0.Add(-10 * time.Second)))}
+	got := h.c.observe("n", []corev1.Taint{fresh, old}, t0.Add(300*time.Millisecond))
+	if !got[0].TimeAdded.Time.Equal(t0.Add(300*time.Millisecond)) || !got[1].TimeAdded.Time.Equal(t0.Add(-9*time.Second)) {
+		t.Fatalf("first look: %v %v", got[0].TimeAdded.Sub(t0), got[1].TimeAdded.Sub(t0))
+	}
+	got = h.c.observe("n", []corev1.Taint{fresh}, t0.Add(2*time.Second))
+	if !got[0].TimeAdded.Time.Equal(t0.Add(300 * time.Millisecond)) {
+		t.Fatalf("second look moved the count: %v", got[0].TimeAdded.Sub(t0))
+	}
+	h.c.observe("n", nil, t0.Add(3*time.Second))
+	if len(h.c.seen) != 0 {
+		t.Fatalf("taints gone, still remembered: %v", h.c.seen)
 	}
 }
