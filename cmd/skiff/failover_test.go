@@ -32,6 +32,7 @@ func failoverCluster(t *testing.T, ctx context.Context) (kubernetes.Interface, *
 	if err != nil {
 		t.Fatal(err)
 	}
+	rc.QPS, rc.Burst = 200, 200 // the tests poll every 50ms: client-go's default 5/s would blur the figures
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		t.Fatal(err)
@@ -72,43 +73,7 @@ func TestAgentLossMovesPods(t *testing.T) {
 	defer cancel()
 	cs, c, agents := failoverCluster(t, ctx)
 	c.importModule("../../examples/httpserver", "web:1")
-	const deployment = `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: default}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      runtimeClassName: wasm
-      affinity:
-        nodeAffinity:
-          requiredDuringSchedulingIgnoredDuringExecution:
-            nodeSelectorTerms:
-            - matchExpressions: [{key: kubernetes.io/hostname, operator: NotIn, values: [cp]}]
-      topologySpreadConstraints:
-      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: web}}}
-      containers:
-      - {name: web, image: web:1, ports: [{containerPort: 8080}]}
-`
-	var d appsv1.Deployment
-	if err := yaml.UnmarshalStrict([]byte(deployment), &d); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cs.AppsV1().Deployments("default").Create(ctx, &d, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create the deployment: %v", err)
-	}
-	var before []corev1.Pod
-	if err := until(600, func() error {
-		before = readyWebPods(ctx, cs, "")
-		if len(before) != 2 {
-			return fmt.Errorf("%d web pods Ready", len(before))
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	before := startWeb(ctx, t, cs)
 	// The pods' tolerations came from the DefaultTolerationSeconds admission.
 	if s := tolerationSecondsOf(before[0], corev1.TaintNodeUnreachable); s != "1" {
 		t.Errorf("a web pod's unreachable toleration: %s seconds, want the default 1", s)
@@ -231,6 +196,50 @@ func readyWebPods(ctx context.Context, cs kubernetes.Interface, skip string) []c
 	return out
 }
 
+// startWeb creates the Deployment "web" of two Wasm pods spread over the
+// agents (never on the server) and returns them once both are Ready.
+func startWeb(ctx context.Context, t *testing.T, cs kubernetes.Interface) []corev1.Pod {
+	t.Helper()
+	const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      runtimeClassName: wasm
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms:
+            - matchExpressions: [{key: kubernetes.io/hostname, operator: NotIn, values: [cp]}]
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: web}}}
+      containers:
+      - {name: web, image: web:1, ports: [{containerPort: 8080}]}
+`
+	var d appsv1.Deployment
+	if err := yaml.UnmarshalStrict([]byte(deployment), &d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.AppsV1().Deployments("default").Create(ctx, &d, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create the deployment: %v", err)
+	}
+	var before []corev1.Pod
+	if err := until(600, func() error {
+		before = readyWebPods(ctx, cs, "")
+		if len(before) != 2 {
+			return fmt.Errorf("%d web pods Ready", len(before))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return before
+}
+
 // The StatefulSet fence end to end: a StatefulSet's one Wasm pod runs on an
 // agent; `kill -9` of that agent: the pod is evicted (Terminating, as
 // nobody can confirm it stopped), deleted for good only once the agents'
@@ -243,6 +252,14 @@ func TestAgentLossMovesStatefulSetPodAfterFence(t *testing.T) {
 	defer cancel()
 	cs, c, agents := failoverCluster(t, ctx)
 	c.importModule("../../examples/httpserver", "web:1")
+	// Both agents hold the module compiled before the clock starts (a first
+	// start pulls and compiles it: seconds on a loaded machine).
+	if warm := startWeb(ctx, t, cs); warm[0].Spec.NodeName == warm[1].Spec.NodeName {
+		t.Logf("the warm-up pods share %s: the other agent compiles the module on failover", warm[0].Spec.NodeName)
+	}
+	if err := cs.AppsV1().Deployments("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	const set = `apiVersion: apps/v1
 kind: StatefulSet
 metadata: {name: db, namespace: default}
@@ -290,7 +307,7 @@ spec:
 	if err := agents[victim].kill(); err != nil {
 		t.Fatal(err)
 	}
-	var evictedAt, goneAt, readyAt time.Time
+	var evictedAt, goneAt, createdAt, runningAt, readyAt time.Time
 	var second *corev1.Pod
 	// Polled every 50ms, at most 3000 times: figures printed, not asserted.
 	for i := 0; i < 3000 && readyAt.IsZero(); i++ {
@@ -303,6 +320,12 @@ spec:
 		case err == nil || apierrors.IsNotFound(err):
 			if goneAt.IsZero() {
 				goneAt = time.Now()
+			}
+			if err == nil && createdAt.IsZero() {
+				createdAt = time.Now()
+			}
+			if err == nil && runningAt.IsZero() && p.Status.Phase == corev1.PodRunning {
+				runningAt = time.Now()
 			}
 			if err == nil && podReady(p) {
 				readyAt, second = time.Now(), p
@@ -319,9 +342,10 @@ spec:
 	if !goneAt.After(evictedAt) {
 		t.Fatal("db-0 deleted for good without being evicted first")
 	}
-	t.Logf("kill -9 of %s: db-0 evicted (Terminating) after %v, deleted for good after %v (fence %v + margin), Ready on %s after %v",
-		victim, evictedAt.Sub(killed).Round(time.Millisecond), goneAt.Sub(killed).Round(time.Millisecond),
-		engine.DefaultStatefulSetFenceTimeout, second.Spec.NodeName, readyAt.Sub(killed).Round(time.Millisecond))
+	ms := func(at time.Time) time.Duration { return at.Sub(killed).Round(time.Millisecond) }
+	t.Logf("kill -9 of %s: db-0 evicted (Terminating) after %v, deleted for good after %v (fence %v + margin), "+
+		"created again after %v, Running on %s after %v, Ready after %v", victim, ms(evictedAt), ms(goneAt),
+		engine.DefaultStatefulSetFenceTimeout, ms(createdAt), second.Spec.NodeName, ms(runningAt), ms(readyAt))
 }
 
 func podReady(p *corev1.Pod) bool {
