@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -95,6 +96,9 @@ type Controller struct {
 	renewing map[string]bool
 	renewals sync.WaitGroup
 
+	// beats counts the heartbeats handled, for benchmarks and metrics.
+	beats atomic.Uint64
+
 	subs   []*bus.Subscription
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -147,6 +151,9 @@ func newController(cfg Config) *Controller {
 		renewed: map[string]time.Time{}, renewing: map[string]bool{},
 		started: cfg.Clock.Now(), done: make(chan struct{})}
 }
+
+// Heartbeats is how many heartbeats the controller has handled.
+func (c *Controller) Heartbeats() uint64 { return c.beats.Load() }
 
 // Stop ends the controller.
 func (c *Controller) Stop() {
@@ -302,6 +309,7 @@ func (c *Controller) heartbeat(ctx context.Context, subject string, hb protocol.
 	if !ok {
 		return
 	}
+	defer c.beats.Add(1)
 	c.mu.Lock()
 	c.lastSeen[name] = c.cfg.Clock.Now()
 	ready := c.ready[name]
