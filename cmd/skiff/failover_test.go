@@ -53,6 +53,14 @@ func failoverCluster(t *testing.T, ctx context.Context) (kubernetes.Interface, *
 			if s := readyOf(n); s != corev1.ConditionTrue {
 				return fmt.Errorf("%s Ready=%s", name, s)
 			}
+			// Heartbeats renew the node's Lease, served as coordination.k8s.io/v1.
+			l, err := cs.CoordinationV1().Leases("kube-node-lease").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("%s's Lease: %w", name, err)
+			}
+			if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != name || l.Spec.RenewTime == nil {
+				return fmt.Errorf("%s's Lease: %+v", name, l.Spec)
+			}
 			return nil
 		}); err != nil {
 			t.Fatal(err)
