@@ -401,11 +401,7 @@ func (a *Agent) heartbeats(ctx context.Context, done chan struct{}) {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
-		hb := protocol.Heartbeat{Node: a.cfg.NodeName, Time: time.Now(), Conditions: a.conditions()}
-		if err := bus.Publish(ctx, a.cfg.Bus, subject, hb); err != nil && ctx.Err() == nil {
-			a.log.Warn("heartbeat not sent", "err", err)
-		}
-		a.checkContact()
+		a.sendHeartbeat(ctx, subject)
 		select {
 		case <-ctx.Done():
 			return

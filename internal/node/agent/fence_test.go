@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/node/protocol"
 	"github.com/skiffhq/skiff/internal/testutil"
 )
 
@@ -48,10 +49,30 @@ func ownedPod(a *Agent, uid, kind string) *podWorker {
 	return w
 }
 
-// The fence: an agent in contact with its bus runs everything; cut off (the
-// bus's server gone) it keeps its pods for FenceTimeout, then stops its
-// StatefulSet pods only, starts none while fenced, and lowers the fence
-// when a round trip to a server succeeds again.
+// leader plays the control plane's lifecycle controller: it acknowledges
+// the node's heartbeats until stopped.
+func leader(t *testing.T, ctx context.Context, srv *bus.Server) func() {
+	t.Helper()
+	cp, err := srv.Connect(ctx, "control-plane")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := bus.SubscribeAcked(ctx, cp, bus.SubjectHeartbeatAny, func(context.Context, string, protocol.Heartbeat, func()) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return func() { sub.Stop(); cp.Close() }
+}
+
+// The fence: an agent whose heartbeats the control plane acknowledges runs
+// everything; cut off from it (here the bus stays up but nobody on it
+// acknowledges, as when the agent's server is cut off from the raft
+// leader) it keeps its pods for FenceTimeout, then stops its StatefulSet
+// pods only, starts none while fenced, and lowers the fence at the next
+// acknowledged heartbeat. Losing the bus itself fences too.
 func TestFenceStopsStatefulSetPodsWhenCutOff(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -63,34 +84,43 @@ func TestFenceStopsStatefulSetPodsWhenCutOff(t *testing.T) {
 	a.pods = newPodManager(a)
 	sts := ownedPod(a, "sts", "StatefulSet")
 	rs := ownedPod(a, "rs", "ReplicaSet")
+	subject, err := bus.SubjectHeartbeat("n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	beatUntilFenced := func() time.Duration {
+		t.Helper()
+		start := time.Now()
+		a.sendHeartbeat(ctx, subject)
+		if a.Fenced() {
+			t.Fatal("fenced at the first unacknowledged heartbeat, before the fence timeout")
+		}
+		// As the heartbeat loop would, bounded: 200 rounds of at most a
+		// 50ms wait for the acknowledgement and a 20ms pause.
+		for i := 0; i < 200 && !a.Fenced(); i++ {
+			a.sendHeartbeat(ctx, subject)
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !a.Fenced() {
+			t.Fatal("not fenced after being cut off")
+		}
+		return time.Since(start)
+	}
 
+	stop := leader(t, ctx, srv)
 	for range 3 {
-		a.checkContact()
+		a.sendHeartbeat(ctx, subject)
 	}
 	if a.Fenced() || sts.ctx.Err() != nil {
 		t.Fatal("fenced while in contact")
 	}
 
-	srv.Close() // cut off from every server
-	cut := time.Now()
-	a.checkContact()
-	if a.Fenced() || sts.ctx.Err() != nil {
-		t.Fatal("fenced at the first failed round trip, before the fence timeout")
+	stop() // the control plane is gone; the bus is not
+	after := beatUntilFenced()
+	if after < timeout {
+		t.Fatalf("fenced %v after the cut, before the %v fence timeout", after, timeout)
 	}
-	// Checked as the heartbeat loop would, bounded: 200 rounds of at most
-	// a 50ms round trip and a 20ms pause.
-	for i := 0; i < 200 && !a.Fenced(); i++ {
-		a.checkContact()
-		time.Sleep(20 * time.Millisecond)
-	}
-	fencedAfter := time.Since(cut)
-	if !a.Fenced() {
-		t.Fatal("not fenced after being cut off")
-	}
-	if fencedAfter < timeout {
-		t.Fatalf("fenced %v after the cut, before the %v fence timeout", fencedAfter, timeout)
-	}
-	t.Logf("fenced %v after the cut (fence timeout %v)", fencedAfter.Round(time.Millisecond), timeout)
+	t.Logf("fenced %v after the control plane went (fence timeout %v)", after.Round(time.Millisecond), timeout)
 	if sts.ctx.Err() == nil {
 		t.Fatal("the StatefulSet pod still runs behind the fence")
 	}
@@ -111,12 +141,11 @@ func TestFenceStopsStatefulSetPodsWhenCutOff(t *testing.T) {
 		t.Fatal("a StatefulSet pod started behind the fence")
 	}
 
-	// Contact again (a server is back): the fence goes down.
-	_, conn2 := fenceBus(t, ctx, "fence-test-2")
-	a.cfg.Bus = conn2
-	a.checkContact()
+	// The control plane is back: the next acknowledged heartbeat lowers it.
+	defer leader(t, ctx, srv)()
+	a.sendHeartbeat(ctx, subject)
 	if a.Fenced() {
-		t.Fatal("still fenced in contact with a server")
+		t.Fatal("still fenced in contact with the control plane")
 	}
 	a.pods.mu.Lock()
 	fenced := a.pods.fenced
@@ -124,4 +153,9 @@ func TestFenceStopsStatefulSetPodsWhenCutOff(t *testing.T) {
 	if fenced {
 		t.Fatal("the pod manager still holds StatefulSet pods back")
 	}
+
+	// The bus itself gone: fenced as well.
+	ownedPod(a, "sts2", "StatefulSet")
+	srv.Close()
+	beatUntilFenced()
 }

@@ -117,7 +117,9 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		cancel()
 		return nil, fmt.Errorf("nodes: serve registrations: %w", err)
 	}
-	hb, err := bus.Subscribe(runCtx, cfg.Bus, bus.SubjectHeartbeatAny, c.heartbeat)
+	// Acked: an agent learns that the leader heard it, which its
+	// StatefulSet fence counts on (bus.Notify).
+	hb, err := bus.SubscribeAcked(runCtx, cfg.Bus, bus.SubjectHeartbeatAny, c.heartbeatAcked)
 	if err != nil {
 		reg.Stop()
 		cancel()
@@ -305,6 +307,13 @@ func isReady(st corev1.NodeStatus) bool {
 // started, as after a control plane restart) makes sure the store says
 // Ready: a condition change, written only if it is one.
 func (c *Controller) heartbeat(ctx context.Context, subject string, hb protocol.Heartbeat) {
+	c.heartbeatAcked(ctx, subject, hb, func() {})
+}
+
+// heartbeatAcked is heartbeat, acknowledging the message as soon as the
+// node is recorded as seen: before any API call, so that the agent's wait
+// does not include them.
+func (c *Controller) heartbeatAcked(ctx context.Context, subject string, hb protocol.Heartbeat, ack func()) {
 	name, ok := bus.HeartbeatNode(subject)
 	if !ok {
 		return
@@ -314,6 +323,7 @@ func (c *Controller) heartbeat(ctx context.Context, subject string, hb protocol.
 	c.lastSeen[name] = c.cfg.Clock.Now()
 	ready := c.ready[name]
 	c.mu.Unlock()
+	ack()
 	c.renewLease(ctx, name)
 	if ready {
 		c.syncConditions(ctx, name, hb.Conditions)
