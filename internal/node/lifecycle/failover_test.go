@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/node/protocol"
 )
 
@@ -181,5 +183,53 @@ func TestHeartbeatsRenewLease(t *testing.T) {
 	l, _ = cs.CoordinationV1().Leases("kube-node-lease").Get(ctx, "n1", metav1.GetOptions{})
 	if got := l.Spec.RenewTime.Time.Sub(first); got != 2*time.Second {
 		t.Fatalf("renewTime moved by %v, want 2s", got)
+	}
+}
+
+// A running controller acknowledges heartbeats (an agent's fence counts on
+// it) once it has recorded them: bus.Notify returns, and the node is seen.
+// Without a controller nobody acknowledges.
+func TestHeartbeatsAcknowledged(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := bus.Start(ctx, bus.Config{Name: "lifecycle-ack", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cp, err := srv.Connect(ctx, "control-plane")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	agent, err := srv.ConnectNode(ctx, "agent-n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	subject, err := bus.SubjectHeartbeat("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Notify(ctx, agent, subject, protocol.Heartbeat{Node: "n1"}); !errors.Is(err, bus.ErrNoResponders) {
+		t.Fatalf("no controller: %v, want ErrNoResponders", err)
+	}
+	cs := fake.NewSimpleClientset(readyNode("n1"))
+	c, err := Start(ctx, Config{Bus: cp, Client: cs, GracePeriod: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	if err := cp.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Notify(ctx, agent, subject, protocol.Heartbeat{Node: "n1"}); err != nil {
+		t.Fatalf("heartbeat not acknowledged: %v", err)
+	}
+	c.mu.Lock()
+	_, seen := c.lastSeen["n1"]
+	c.mu.Unlock()
+	if !seen {
+		t.Fatal("acknowledged before the node was recorded as seen")
 	}
 }
