@@ -233,3 +233,27 @@ func TestHeartbeatsAcknowledged(t *testing.T) {
 		t.Fatal("acknowledged before the node was recorded as seen")
 	}
 }
+
+// After a control plane restart (a new controller), a node not heard from
+// yet gets StartupGracePeriod from the controller's start, not the short
+// grace period: its agent is reconnecting. One heard from once is back on
+// the grace period.
+func TestStartupGracePeriodAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	c, cs, clk := testController(t, readyNode("n1"), readyNode("n2")) // grace 4s, startup default 20s
+	clk.Step(5 * time.Second)
+	c.heartbeat(ctx, "skiff.heartbeat.n2", protocol.Heartbeat{Node: "n2"})
+	clk.Step(5 * time.Second) // n1: 10s since start, never heard; n2: 5s silent
+	c.checkSilence(ctx)
+	if r := condition(getNode(t, cs, "n1"), corev1.NodeReady); r.Status != corev1.ConditionTrue {
+		t.Fatalf("n1 marked %s within the startup grace period", r.Status)
+	}
+	if r := condition(getNode(t, cs, "n2"), corev1.NodeReady); r.Status != corev1.ConditionUnknown {
+		t.Fatalf("n2, heard from and then silent past the grace period: %s", r.Status)
+	}
+	clk.Step(10*time.Second + time.Millisecond)
+	c.checkSilence(ctx)
+	if r := condition(getNode(t, cs, "n1"), corev1.NodeReady); r.Status != corev1.ConditionUnknown {
+		t.Fatalf("n1 silent past the startup grace period: %s", r.Status)
+	}
+}

@@ -42,6 +42,15 @@ type Config struct {
 	// GracePeriod is how long a node may stay silent before its
 	// conditions become Unknown. Default DefaultGracePeriod.
 	GracePeriod time.Duration
+	// StartupGracePeriod is the silence allowed to a node this controller
+	// has not heard from since it started (a control plane restart, a new
+	// raft leader), counted from its start: the agents need time to
+	// reconnect (the bus's reconnect wait, a rediscovery of the bus),
+	// and a grace period of seconds would evict the pods of every worker
+	// on each restart of a server. Default 5 times GracePeriod, at least
+	// 10s. Kubernetes likewise counts a restarted controller's nodes from
+	// when it first sees them.
+	StartupGracePeriod time.Duration
 	// CheckInterval is how often silence is checked. Default an eighth of
 	// GracePeriod (Kubernetes' ratio: node-monitor-period 5s for 40s).
 	CheckInterval time.Duration
@@ -135,6 +144,9 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 func newController(cfg Config) *Controller {
 	if cfg.GracePeriod <= 0 {
 		cfg.GracePeriod = DefaultGracePeriod
+	}
+	if cfg.StartupGracePeriod <= 0 {
+		cfg.StartupGracePeriod = max(5*cfg.GracePeriod, 10*time.Second)
 	}
 	if cfg.CheckInterval <= 0 {
 		cfg.CheckInterval = cfg.GracePeriod / 8
@@ -361,8 +373,8 @@ func (c *Controller) monitor(ctx context.Context) {
 
 // checkSilence marks Unknown (with the unreachable taints) every node
 // silent for longer than GracePeriod. A node in the store that this
-// controller has not heard from since it started gets the grace period from
-// the start, as after a control plane restart.
+// controller has not heard from since it started gets StartupGracePeriod
+// from the start, as after a control plane restart.
 func (c *Controller) checkSilence(ctx context.Context) {
 	list, err := c.cfg.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -373,10 +385,11 @@ func (c *Controller) checkSilence(ctx context.Context) {
 		c.mu.Lock()
 		last, ok := c.lastSeen[n.Name]
 		c.mu.Unlock()
+		grace := c.cfg.GracePeriod
 		if !ok {
-			last = c.started
+			last, grace = c.started, max(grace, c.cfg.StartupGracePeriod)
 		}
-		if now.Sub(last) <= c.cfg.GracePeriod {
+		if now.Sub(last) <= grace {
 			continue
 		}
 		if readyStatus(n.Status) == corev1.ConditionUnknown && hasTaints(n.Spec.Taints, wantTaints(corev1.ConditionUnknown)) {
