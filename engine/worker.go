@@ -56,6 +56,11 @@ type WorkerConfig struct {
 	DiskPressureAvailable, DiskPressureInodesFree float64
 	// HeartbeatInterval is as Config.NodeHeartbeatInterval.
 	HeartbeatInterval time.Duration
+	// FenceTimeout is how long the worker may be cut off from every
+	// server before it stops its StatefulSet pods; it must not be longer
+	// than the servers' Config.StatefulSetFenceTimeout. Default
+	// DefaultStatefulSetFenceTimeout; negative: never.
+	FenceTimeout time.Duration
 	// MetricsInterval is as Config.MetricsInterval.
 	MetricsInterval time.Duration
 	// DefaultPodMemoryLimit and EvictionMemoryAvailable are as in Config:
@@ -175,7 +180,7 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	backoff := cfg.CrashLoopBackOff
 	if w.agent, err = agent.New(agent.Config{NodeName: cfg.NodeName, Bus: conn, Runtime: pr, DataDir: dir, Services: w.network.svcs,
 		PodCIDR: cfg.PodCIDR, MaxPods: cfg.MaxPods, VolumeSyncPeriod: cfg.VolumeSyncPeriod,
-		BackOffInitial: backoff, BackOffMax: 30 * backoff, HeartbeatInterval: cfg.HeartbeatInterval, UsageInterval: cfg.MetricsInterval, Logger: cfg.Logger,
+		BackOffInitial: backoff, BackOffMax: 30 * backoff, HeartbeatInterval: cfg.HeartbeatInterval, FenceTimeout: fenceTimeout(cfg.FenceTimeout), UsageInterval: cfg.MetricsInterval, Logger: cfg.Logger,
 		DiskPressureAvailable: cfg.DiskPressureAvailable, DiskPressureInodesFree: cfg.DiskPressureInodesFree,
 		DefaultPodMemoryLimit: cfg.DefaultPodMemoryLimit, EvictionMemoryAvailable: cfg.EvictionMemoryAvailable,
 		ClusterDNS: dnsList(dnsIP), ClusterDomain: info.ClusterDomain,
@@ -205,6 +210,18 @@ func workerServers(cfg WorkerConfig) []string {
 		}
 	}
 	return out
+}
+
+// fenceTimeout reads WorkerConfig.FenceTimeout: 0 the default, negative
+// off.
+func fenceTimeout(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return DefaultStatefulSetFenceTimeout
+	case d < 0:
+		return 0
+	}
+	return d
 }
 
 // dnsList is the agent's ClusterDNS: the one address, or none.

@@ -76,6 +76,7 @@ token from before the CA hash) is refused unless --ca-file gives the cluster CA 
 	f.BoolVar(&cfg.DisableClusterDNS, "no-cluster-dns", false,
 		"run no cluster DNS server on this node (it listens on the kube-dns ClusterIP, port 53, which needs root or CAP_NET_BIND_SERVICE)")
 	addMemoryFlags(cmd, &cfg.DefaultPodMemoryLimit, &cfg.EvictionMemoryAvailable)
+	addAgentFailoverFlags(cmd, &cfg)
 	f.DurationVar(&cfg.CrashLoopBackOff, "crash-loop-backoff", 10*time.Second,
 		"first delay before a crashed container restarts; it doubles up to 30 times this")
 	cmd.MarkFlagRequired("server")

@@ -69,6 +69,10 @@ type Config struct {
 	// in discovery, never stored. Their names must differ from the stored
 	// groups'.
 	Groups []APIGroup
+	// DefaultTolerationSeconds, when set, turns on the
+	// DefaultTolerationSeconds admission plugin (tolerations.go) with these
+	// values. Nil: pods get no default tolerations.
+	DefaultTolerationSeconds *DefaultTolerationSeconds
 }
 
 // Server is a running (or ready to start) API server.

@@ -82,8 +82,15 @@ type Config struct {
 	// unprivileged mode's node address (pods get loopback addresses).
 	Addresses []corev1.NodeAddress
 	// HeartbeatInterval is how often the agent says it is alive. Default
-	// 10s, Kubernetes' node status update frequency.
+	// 500ms: a heartbeat is one small bus message, and the control plane
+	// notices a silent node after a few missed ones (docs/rationale.md).
 	HeartbeatInterval time.Duration
+	// FenceTimeout is how long the agent may be cut off from every server
+	// before it stops its StatefulSet pods, so that the control plane can
+	// start their ordinals elsewhere without running one twice (fence.go).
+	// Zero: never (single-node mode, where the control plane is in
+	// process).
+	FenceTimeout time.Duration
 	// UsageInterval is how often the agent reports what its pods and the
 	// node use, for the metrics APIs (usage.go). Default
 	// DefaultUsageInterval (10s, metrics-server's resolution).
@@ -171,6 +178,7 @@ type Agent struct {
 	lastLowMemory  time.Time // the last check below the eviction threshold
 
 	mu          sync.Mutex
+	fence       fenceState
 	cancel      context.CancelFunc
 	done        chan struct{}
 	sync        *podSync
@@ -187,7 +195,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	if cfg.HeartbeatInterval <= 0 {
-		cfg.HeartbeatInterval = 10 * time.Second
+		cfg.HeartbeatInterval = 500 * time.Millisecond
 	}
 	if cfg.UsageInterval <= 0 {
 		cfg.UsageInterval = DefaultUsageInterval
@@ -438,10 +446,7 @@ func (a *Agent) heartbeats(ctx context.Context, done chan struct{}) {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
-		hb := protocol.Heartbeat{Node: a.cfg.NodeName, Time: time.Now(), Conditions: a.conditions()}
-		if err := bus.Publish(ctx, a.cfg.Bus, subject, hb); err != nil && ctx.Err() == nil {
-			a.log.Warn("heartbeat not sent", "err", err)
-		}
+		a.sendHeartbeat(ctx, subject)
 		select {
 		case <-ctx.Done():
 			return
