@@ -26,11 +26,11 @@ const (
 // with file storage in the data directory, for the embedded registry. With
 // a listener, clients must use TLS (serving is the bus certificate) and
 // connect as the node identity with the cluster token.
-func (e *Engine) busConfig(serving *tls.Certificate) bus.Config {
+func (e *Engine) busConfig(serving *tls.Certificate, listen string) bus.Config {
 	cfg := bus.Config{Name: e.cfg.NodeName, Logger: e.log, JetStreamDir: filepath.Join(e.cfg.DataDir, busSubdir),
 		NodePermissions: nodePermissions()}
 	if e.cfg.BusListen != "" {
-		cfg.Listen, cfg.Token = e.cfg.BusListen, e.token
+		cfg.Listen, cfg.Token = listen, e.token
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{*serving}, MinVersion: tls.VersionTLS12}
 		if e.cfg.BusClusterListen != "" && e.cl.peerTLS != nil {
 			// One NATS cluster of every server's bus, routes with the

@@ -19,11 +19,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/internal/atomicfile"
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/dirlock"
-	"github.com/skiffhq/skiff/internal/imageregistry"
 	"github.com/skiffhq/skiff/internal/node/join"
 	"github.com/skiffhq/skiff/raft"
 )
@@ -64,10 +62,10 @@ type clusterState struct {
 	// node, --leave). It does not start again: its raft log names a
 	// cluster that no longer counts it.
 	Left bool `json:"left,omitempty"`
-	// RaftAddr, BusRoute and BusListen are the bound listeners.
-	RaftAddr  string `json:"raftAddr,omitempty"`
-	BusRoute  string `json:"busRoute,omitempty"`
-	BusListen string `json:"busListen,omitempty"`
+	// RaftAddr and BusRoute are the bound listeners (the bus's client
+	// listener is kept in DataDir/bus-listen).
+	RaftAddr string `json:"raftAddr,omitempty"`
+	BusRoute string `json:"busRoute,omitempty"`
 	// ClusterDomain is the cluster's, for a joined server.
 	ClusterDomain string `json:"clusterDomain,omitempty"`
 	// Peers are the other servers, as last known.
@@ -189,6 +187,9 @@ func (e *Engine) prepareCluster(ctx context.Context) error {
 		if e.given.ServiceCIDR == "" {
 			e.given.ServiceCIDR = boot.ServiceCIDR
 		}
+		if e.cfg.Token == "" {
+			e.cfg.Token = e.cfg.JoinToken // the cluster's secret becomes this directory's (loadToken)
+		}
 		st.ClusterDomain = boot.ClusterDomain
 		st.Peers = slices.DeleteFunc(boot.Servers, func(s join.ServerInfo) bool { return s.Name == e.cfg.NodeName })
 		e.cl.state = st
@@ -205,10 +206,9 @@ func (e *Engine) prepareCluster(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("raft listen address %q: %w", e.cfg.RaftBind, err)
 		}
-		if e.cfg.BusListen == "" && st.BusListen == "" {
-			e.cfg.BusListen = net.JoinHostPort(host, "0")
+		if e.cfg.BusListen == "" {
+			e.cfg.BusListen = net.JoinHostPort(host, "0") // its port is kept in DataDir/bus-listen
 		}
-		e.cfg.BusListen = reuseAddr(e.cfg.BusListen, st.BusListen)
 		if e.cfg.BusClusterListen == "" {
 			e.cfg.BusClusterListen = net.JoinHostPort(host, "0")
 		}
@@ -216,51 +216,6 @@ func (e *Engine) prepareCluster(ctx context.Context) error {
 	} else {
 		e.cfg.BusClusterListen = ""
 	}
-	return nil
-}
-
-// loadToken reads DataDir/token, or makes it: the cluster secret (the
-// cluster's own when joining), written as the token that pins the cluster
-// CA (join.Token), so that the file is what nodes and servers join with.
-// A file holding the bare secret, as older versions wrote it, is rewritten
-// in the pinned form.
-func (e *Engine) loadToken() error {
-	ca, err := pki.LoadOrCreateCA(filepath.Join(e.cfg.DataDir, pkiSubdir))
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(e.cfg.DataDir, tokenFile)
-	raw, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	var secret string
-	if s := strings.TrimSpace(string(raw)); s != "" {
-		tok, err := join.ParseToken(s)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		secret = tok.Secret
-	}
-	if e.cl.joining {
-		tok, err := join.ParseToken(e.cfg.JoinToken)
-		if err != nil {
-			return err
-		}
-		secret = tok.Secret
-	}
-	if secret == "" {
-		if secret, err = loadOrCreate(path, ""); err != nil { // a fresh random secret
-			return err
-		}
-	}
-	full := join.NewToken(ca.Raw, secret).String()
-	if strings.TrimSpace(string(raw)) != full {
-		if err := atomicfile.Write(path, []byte(full+"\n")); err != nil {
-			return fmt.Errorf("write token: %w", err)
-		}
-	}
-	e.token = secret
 	return nil
 }
 
@@ -305,11 +260,6 @@ func (e *Engine) recordListeners() error {
 	defer e.cl.mu.Unlock()
 	e.cl.state.RaftAddr = e.store.Addr()
 	e.cl.state.BusRoute = e.bus.ClusterAddr()
-	if u := e.busURL(); u != "" {
-		if i := strings.Index(u, "://"); i >= 0 {
-			e.cl.state.BusListen = u[i+3:]
-		}
-	}
 	return e.saveClusterLocked()
 }
 
@@ -541,12 +491,12 @@ func (e *Engine) Members() ([]raft.Member, error) {
 // clusterRoutes are the API port's handlers for joining servers, behind the
 // cluster token.
 func (e *Engine) clusterRoutes() map[string]http.Handler {
-	members := imageregistry.Authenticate(e.token, http.HandlerFunc(e.serveMembers))
+	members := e.authenticate(http.HandlerFunc(e.serveMembers))
 	return map[string]http.Handler{
-		join.BootstrapPath:     imageregistry.Authenticate(e.token, http.HandlerFunc(e.serveBootstrap)),
+		join.BootstrapPath:     e.authenticate(http.HandlerFunc(e.serveBootstrap)),
 		join.MembersPath:       members,
 		join.MembersPath + "/": members,
-		join.BusInfoPath:       imageregistry.Authenticate(e.token, http.HandlerFunc(e.serveBusInfo)),
+		join.BusInfoPath:       e.authenticate(http.HandlerFunc(e.serveBusInfo)),
 	}
 }
 

@@ -53,7 +53,7 @@ func (e *Engine) startRegistry(ctx context.Context) (map[string]http.Handler, er
 	}
 	e.stoppers = append(e.stoppers, stop)
 	return map[string]http.Handler{
-		"/v2/": imageregistry.Authenticate(e.token, reg.Handler()),
+		"/v2/": e.authenticate(reg.Handler()),
 		// join.BusInfoPath is among clusterRoutes: it names every server's bus.
 	}, nil
 }

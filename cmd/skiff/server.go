@@ -21,8 +21,9 @@ import (
 func newServerCmd() *cobra.Command {
 	var cfg engine.Config
 	var withDemo bool
-	var busListen, raftListen, tokenFile, caFile string
+	var busListen, raftListen, caFile string
 	var leave bool
+	var tok tokenFlags
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a server: the replicated store and the bus (single node by default)",
@@ -45,7 +46,11 @@ func newServerCmd() *cobra.Command {
 					cfg.NodeName = strings.TrimSpace(string(b))
 				}
 			}
-			if err := joinFlags(&cfg, tokenFile, caFile); err != nil {
+			var err error
+			if cfg.Token, err = tok.value(); err != nil {
+				return err
+			}
+			if err := joinFlags(&cfg, caFile); err != nil {
 				return err
 			}
 			host, _, err := net.SplitHostPort(cfg.APIListen)
@@ -106,8 +111,6 @@ func newServerCmd() *cobra.Command {
 	f.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", 300*time.Millisecond,
 		"how long servers wait for the raft leader before electing another: most of the time a cluster takes to fail over (raise it on slow links)")
 	f.StringVar(&cfg.Join, "join", "", "HOST:PORT of a running server's API: join its cluster as a raft voter (first start only; a restart needs only --data-dir)")
-	f.StringVar(&cfg.JoinToken, "token", "", "with --join: the cluster token (the server's DATA-DIR/token, K10...::server:...)")
-	f.StringVar(&tokenFile, "token-file", "", "with --join: a file holding the cluster token, instead of --token")
 	f.StringVar(&caFile, "ca-file", "", "with --join and a token that is a bare secret: the cluster CA (the server's DATA-DIR/pki/ca.crt)")
 	f.BoolVar(&leave, "leave", false, "remove the server of --data-dir (running or stopped) from its cluster, through the other servers, and exit")
 	f.StringVar(&cfg.APIListen, "api-listen", "127.0.0.1:6443", "HTTPS address of the Kubernetes API")
@@ -117,6 +120,7 @@ func newServerCmd() *cobra.Command {
 	f.BoolVar(&cfg.DisableClusterDNS, "no-cluster-dns", false,
 		"run no cluster DNS server on this node (it listens on the kube-dns ClusterIP, port 53, which needs root or CAP_NET_BIND_SERVICE)")
 	f.StringVar(&busListen, "bus-listen", "", `where agents of other nodes reach the bus, HOST:PORT (default the API's host, any port; "none" for no agents)`)
+	addTokenFlags(cmd, &tok, "the cluster token or secret: the secret of a new data directory, or with --join the token of the cluster to join (a server's DATA-DIR/token); must match DATA-DIR/token after (default: a random secret, kept in DATA-DIR/token)")
 	f.BoolVar(&withDemo, "demo", false, "also run the demo app (a Deployment of Wasm pods behind a Service) and say how to reach it")
 	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "range this node's pod IPs come from (default: a /20 of --cluster-pod-cidr)")
 	f.StringVar(&cfg.ClusterPodCIDR, "cluster-pod-cidr", "",
@@ -127,6 +131,7 @@ func newServerCmd() *cobra.Command {
 	f.DurationVar(&cfg.MetricsInterval, "metrics-interval", 10*time.Second,
 		"how often this node reports its pods' usage for kubectl top and the metrics APIs (rates are over one interval)")
 	addMemoryFlags(cmd, &cfg.DefaultPodMemoryLimit, &cfg.EvictionMemoryAvailable)
+	addFailoverFlags(cmd, &cfg)
 	f.DurationVar(&cfg.CrashLoopBackOff, "crash-loop-backoff", 10*time.Second,
 		"first delay before a crashed container restarts; it doubles up to 30 times this (the kubelet's 10s..5m)")
 	return cmd
@@ -175,30 +180,25 @@ func newVersionCmd() *cobra.Command {
 	}
 }
 
-// joinFlags reads --token-file and --ca-file into cfg.
-func joinFlags(cfg *engine.Config, tokenFile, caFile string) error {
-	switch {
-	case cfg.JoinToken != "" && tokenFile != "":
-		return errors.New("give --token or --token-file, not both")
-	case tokenFile != "":
-		b, err := os.ReadFile(tokenFile)
-		if err != nil {
-			return fmt.Errorf("--token-file: %w", err)
+// joinFlags makes the token (--token, --token-file, $SKIFF_TOKEN) the one
+// to join with when --join is given, and reads --ca-file.
+func joinFlags(cfg *engine.Config, caFile string) error {
+	if cfg.Join == "" {
+		if caFile != "" {
+			return errors.New("--ca-file goes with --join")
 		}
-		cfg.JoinToken = strings.TrimSpace(string(b))
+		return nil
 	}
+	if cfg.Token == "" {
+		return errors.New("--join needs the cluster token: --token-file (or $" + tokenEnv + ", --token) with a server's DATA-DIR/token")
+	}
+	cfg.JoinToken = cfg.Token
 	if caFile != "" {
 		b, err := os.ReadFile(caFile)
 		if err != nil {
 			return fmt.Errorf("--ca-file: %w", err)
 		}
 		cfg.JoinCA = b
-	}
-	if cfg.Join == "" && (cfg.JoinToken != "" || caFile != "") {
-		return errors.New("--token, --token-file and --ca-file go with --join")
-	}
-	if cfg.Join != "" && cfg.JoinToken == "" {
-		return errors.New("--join needs the cluster token: --token-file (or --token) with the server's DATA-DIR/token")
 	}
 	return nil
 }

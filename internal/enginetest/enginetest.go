@@ -48,11 +48,11 @@ func DialBus(ctx context.Context, e *engine.Engine, name string) (*bus.Conn, err
 	if err != nil {
 		return nil, err
 	}
-	tlsConf, err := info.TLSConfig(cluster.CertificateAuthorityData)
+	parsed, err := join.ParseToken(tok) // the bus's password is the secret alone
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("enginetest: %w", err)
 	}
-	parsed, err := join.ParseToken(tok) // the file pins the CA; the bus wants the secret
+	tlsConf, err := info.TLSConfig(cluster.CertificateAuthorityData)
 	if err != nil {
 		return nil, err
 	}

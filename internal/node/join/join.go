@@ -134,8 +134,8 @@ func DiscoverAny(ctx context.Context, servers []string, token string, ca []byte)
 
 // TLSConfig is the TLS configuration a node dials the bus with: it trusts ca
 // (the CA the operator gave, PEM) or, without one, the CA the answer
-// carried, pinned from the first contact; and it checks the certificate
-// against BusServerName.
+// carried (which Discover checked against the token's pin); and it checks
+// the certificate against BusServerName.
 func (i BusInfo) TLSConfig(ca []byte) (*tls.Config, error) {
 	if len(ca) == 0 {
 		ca = []byte(i.CA)

@@ -10,11 +10,13 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +30,7 @@ import (
 // after it, behind the token check, answering info.
 func testCluster(t *testing.T, secret string, info func() BusInfo) (addr string, caPEM []byte, caDER []byte) {
 	t.Helper()
-	cert, caPEM, err := pki.LoadOrCreateServingCert(t.TempDir(), "api", []string{"127.0.0.1"})
+	cert, caPEM, err := pki.LoadOrCreateServingCert(t.TempDir(), "api", []string{testHost})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +45,8 @@ func testCluster(t *testing.T, secret string, info func() BusInfo) (addr string,
 		}
 		InfoHandler(i).ServeHTTP(w, r)
 	}))
+	srv.Listener.Close()
+	srv.Listener = listen(t)
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -64,7 +68,7 @@ func TestDiscover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.URL != "tls://127.0.0.1:4222" || info.CA != string(caPEM) || info.ClusterDNS != "127.67.0.10" || info.ClusterDomain != "cluster.local" {
+	if info.URL != "tls://"+testHost+":4222" || info.CA != string(caPEM) || info.ClusterDNS != "127.67.0.10" || info.ClusterDomain != "cluster.local" {
 		t.Errorf("Discover = %+v", info)
 	}
 	// A bare secret works with the CA given, and is refused without: no
@@ -111,7 +115,7 @@ func TestDiscover(t *testing.T) {
 	}
 
 	// A server of the pinned CA that hands out another bus CA is refused.
-	liar, _, liarCA := testCluster(t, secret, func() BusInfo { return BusInfo{URL: "tls://127.0.0.1:1", CA: string(other)} })
+	liar, _, liarCA := testCluster(t, secret, func() BusInfo { return BusInfo{URL: "tls://" + testHost + ":1", CA: string(other)} })
 	if _, err := Discover(ctx, liar, NewToken(liarCA, secret).String(), nil); !errors.Is(err, ErrCAMismatch) {
 		t.Errorf("a bus CA other than the token's: %v, want ErrCAMismatch", err)
 	}
@@ -154,6 +158,9 @@ func TestDiscoverAnyAndBusDialer(t *testing.T) {
 	addr, _, caDER := testCluster(t, secret, func() BusInfo {
 		mu.Lock()
 		defer mu.Unlock()
+		if current == "" {
+			return BusInfo{} // a server whose bus listens nowhere
+		}
 		return BusInfo{URL: "tls://" + current}
 	})
 	token := NewToken(caDER, secret).String()
@@ -198,11 +205,49 @@ func TestDiscoverAnyAndBusDialer(t *testing.T) {
 	if d.Addr() != busB.Addr().String() {
 		t.Errorf("Addr = %s after re-discovery", d.Addr())
 	}
+
+	// The API names a bus that refuses: its answer is the truth, and the
+	// old port is not tried.
+	closed := listen(t)
+	closed.Close()
+	mu.Lock()
+	current = closed.Addr().String()
+	mu.Unlock()
+	if c, err := d.Dial("tcp", "ignored:1"); err == nil {
+		c.Close()
+		t.Fatalf("dialled %s, want the refusal of %s", c.RemoteAddr(), closed.Addr())
+	}
+	// No API server answers (none names a bus): every bus address known is
+	// tried, the last that worked first.
+	mu.Lock()
+	current = ""
+	mu.Unlock()
+	dialAt(busB)
+	busB.Close()
+	dialAt(busA)
 }
+
+func TestBusDialerBoundsWhatItKnows(t *testing.T) {
+	d := &BusDialer{addrs: []string{"a:1"}}
+	for i := range 3 * maxBusAddrs {
+		d.promote([]string{fmt.Sprintf("h%d:1", i)})
+	}
+	if len(d.addrs) != maxBusAddrs || d.addrs[0] != fmt.Sprintf("h%d:1", 3*maxBusAddrs-1) {
+		t.Errorf("addresses known: %v", d.addrs)
+	}
+	d.promote([]string{"x:1", d.addrs[3]})
+	if len(d.addrs) != maxBusAddrs || d.addrs[0] != "x:1" || slices.Index(d.addrs, d.addrs[1]) != 1 {
+		t.Errorf("after promote: %v", d.addrs)
+	}
+}
+
+// testHost is the loopback address this package's tests listen on: in
+// the range set aside for them, apart from other tests on the machine.
+const testHost = "127.126.0.1"
 
 func listen(t *testing.T) net.Listener {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", testHost+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
