@@ -13,7 +13,7 @@ import (
 const registryUploadsSubdir = "registry/uploads"
 
 // registryReplicas is how many servers keep each registry object:
-// min(3, servers). The engine runs one server today.
+// min(3, servers). Each server keeps its own JetStream (startJetStreamBus), so one.
 func (e *Engine) registryReplicas() int {
 	servers := 1
 	return min(3, servers)
