@@ -111,8 +111,17 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 		lock.Release()
 		return nil, fmt.Errorf("worker: %w", err)
 	}
+	ca := cfg.CA
+	if len(ca) == 0 {
+		ca = []byte(info.CA) // pinned by the first contact
+	}
+	id, err := workerIdentity(ctx, cfg, ca, dir)
+	if err != nil {
+		lock.Release()
+		return nil, err
+	}
 	url := info.URL
-	conn, err := bus.Dial(ctx, url, cfg.Token, "agent-"+cfg.NodeName, tlsConf)
+	conn, err := bus.DialNode(ctx, url, cfg.NodeName, id.Credential, "agent-"+cfg.NodeName, tlsConf)
 	if err != nil {
 		lock.Release()
 		return nil, fmt.Errorf("worker: connect to the bus at %s: %w", url, err)
