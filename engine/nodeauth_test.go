@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -228,4 +229,69 @@ func TestNodeCannotReadAnotherNodesSecret(t *testing.T) {
 	if _, err := join.RequestCredential(ctx, apiURL.Host, "wrong-token", e.busCA, join.CredentialRequest{Node: "node-c"}); err == nil {
 		t.Error("a wrong token got a credential")
 	}
+}
+
+// A worker keeps the identity it got at join in its data directory: it
+// restarts with it, while another data directory cannot take over its name
+// with the cluster token alone.
+func TestWorkerKeepsItsIdentity(t *testing.T) {
+	ctx := context.Background()
+	e := startEngine(t, Config{DataDir: t.TempDir(), NodeName: "id-cp", APIListen: "127.128.0.2:0", BusListen: "127.128.0.2:0",
+		ServiceCIDR: "127.128.32.0/20", ClusterPodCIDR: "127.128.128.0/17", DisableServiceProxy: true, DisableClusterDNS: true})
+	cs, err := e.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiURL, err := url.Parse(e.api.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := WorkerConfig{Server: apiURL.Host, Token: e.token, DataDir: dir, NodeName: "id-edge", DisableClusterDNS: true,
+		Logger: testutil.Logger(t)}
+	nodeReady := func() {
+		t.Helper()
+		testutil.Eventually(t, moreWait, func() error {
+			n, err := cs.CoreV1().Nodes().Get(ctx, "id-edge", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					return nil
+				}
+			}
+			return errors.New("id-edge is not Ready")
+		})
+	}
+	w, err := StartWorker(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeReady()
+	id, err := nodeauth.Load(filepath.Join(dir, agentSubdir, identitySubdir))
+	if err != nil || id.Node != "id-edge" || e.nodeAuth.issuer.Verify("id-edge", id.Credential) != nil || len(id.CertPEM) == 0 {
+		t.Fatalf("kept identity %+v, %v", id, err)
+	}
+	if err := w.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another directory, same name: refused before it reaches the bus.
+	other := cfg
+	other.DataDir = t.TempDir()
+	if w2, err := StartWorker(ctx, other); !errors.Is(err, join.ErrCredentialRefused) {
+		if err == nil {
+			w2.Stop(ctx)
+		}
+		t.Fatalf("a second directory joined as id-edge: %v, want ErrCredentialRefused", err)
+	}
+
+	// The first directory restarts with what it kept.
+	w, err = StartWorker(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Stop(context.Background()) })
+	nodeReady()
 }
