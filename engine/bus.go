@@ -76,9 +76,10 @@ func busCertHosts(listenHost string) []string {
 // (the node server, dispatcher and lifecycle trust the node a subject
 // names), nor read another node's pods, streams or replies, nor answer
 // requests meant for the control plane, nor touch JetStream or $SYS.
-// Replies: a node writes to the control plane's inboxes ("_INBOX.",
-// stream frames and registry acks name them in the message, not as its
-// reply subject) and reads only its own (bus.NodeInboxSubjects).
+// Replies: a node answers each request it received once (Responses),
+// writes stream frames and registry acks only to the control plane's
+// inboxes for it (bus.ControlPlaneInboxSubjects), and reads only its own
+// inbox (bus.NodeInboxSubjects).
 func nodePermissions(node string) (*bus.Permissions, error) {
 	var own []string
 	for _, f := range []func(string) (string, error){
@@ -103,11 +104,15 @@ func nodePermissions(node string) (*bus.Permissions, error) {
 	if err != nil {
 		return nil, err
 	}
+	cpInbox, err := bus.ControlPlaneInboxSubjects(node)
+	if err != nil {
+		return nil, err
+	}
 	return &bus.Permissions{
 		Publish: append(own,
 			bus.SubjectFeedList, // the Service feed's full lists
 			bus.SubjectRegistry, // pulls from the embedded registry (read-only over the bus)
-			bus.InboxSubjects,   // the control plane's inboxes: stream frames, registry acks
+			cpInbox,             // the control plane's inboxes for it: stream frames, registry acks
 			bus.SubjectAppsAny,  // pods' messaging, each under its namespace
 			bus.SubjectKV,       // pods' key-value operations
 		),
@@ -119,7 +124,7 @@ func nodePermissions(node string) (*bus.Permissions, error) {
 			bus.SubjectAppsAny,     // pods' messaging, each under its namespace
 			bus.SubjectKVEventsAny, // changes of pods' key-value stores (watches)
 		},
-		Responses: true, // answers to the control plane's requests
+		Responses: true, // one answer to each request it received (stream opens)
 	}, nil
 }
 

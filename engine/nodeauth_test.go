@@ -154,7 +154,9 @@ func TestNodeCannotReadAnotherNodesSecret(t *testing.T) {
 	hbB, _ := bus.SubjectHeartbeat("node-b")
 	regB, _ := bus.SubjectRegister("node-b")
 	statusB, _ := bus.SubjectNodeStatus("node-b")
-	for _, subject := range []string{hbB, regB, statusB} {
+	// Nor may it write into the control plane's inboxes other than its
+	// own sessions' (another node's stream frames), nor its replies.
+	for _, subject := range []string{hbB, regB, statusB, "_INBOX.forged", "_CPINBOX_node-b.forged", "_INBOX_node-b.forged"} {
 		c := dialA()
 		if err := c.NATS().Publish(subject, []byte("{}")); err != nil {
 			t.Fatal(err)

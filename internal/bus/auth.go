@@ -1,7 +1,9 @@
 package bus
 
 import (
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -152,4 +154,50 @@ func validNodeUser(node string) error {
 	}
 	_, err := NodeInboxPrefix(node)
 	return err
+}
+
+// The control plane's inboxes for one node: where that node sends what is
+// not a reply to a message it received (stream frames to the API side of
+// a session, acks of the registry's flow control), and the only inboxes
+// other than replies a node may publish to. One prefix per node, so node A
+// cannot write into a session with node B even knowing its inbox's name.
+const cpInboxPrefix = "_CPINBOX_"
+
+// ControlPlaneInbox is a fresh inbox of the control plane for node's
+// messages: "_CPINBOX_<node token>.<128 random bits>".
+func ControlPlaneInbox(node string) (string, error) {
+	tok := NodeToken(node)
+	if err := ValidToken(tok); err != nil {
+		return "", fmt.Errorf("node name: %w", err)
+	}
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("bus: inbox: %w", err)
+	}
+	return cpInboxPrefix + tok + "." + hex.EncodeToString(b), nil
+}
+
+// ControlPlaneInboxSubjects matches ControlPlaneInbox(node): what node may
+// publish to besides its own subjects.
+func ControlPlaneInboxSubjects(node string) (string, error) {
+	tok := NodeToken(node)
+	if err := ValidToken(tok); err != nil {
+		return "", fmt.Errorf("node name: %w", err)
+	}
+	return cpInboxPrefix + tok + ".>", nil
+}
+
+// NodeOfInbox is the node whose own inbox (NodeInboxPrefix) subject is in,
+// or false: a request whose reply subject is node N's inbox can be answered
+// to N only, since only N may subscribe there.
+func NodeOfInbox(subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, nodeInboxPrefix)
+	if !ok {
+		return "", false
+	}
+	tok, _, ok := strings.Cut(rest, ".")
+	if !ok || ValidToken(tok) != nil {
+		return "", false
+	}
+	return NodeFromToken(tok), true
 }

@@ -53,7 +53,11 @@ func (c *Client) open(ctx context.Context, node string, req openRequest) (*sessi
 	if req.Kind != kindProbe {
 		// Subscribed before the open is sent, so no frame of the node's is
 		// lost.
-		if s, err = newSession(c.conn.NATS(), c.log.With("node", node, "kind", req.Kind), c.tm, false); err != nil {
+		inbox, err := bus.ControlPlaneInbox(node)
+		if err != nil {
+			return nil, err
+		}
+		if s, err = newSession(c.conn.NATS(), c.log.With("node", node, "kind", req.Kind), c.tm, false, inbox); err != nil {
 			return nil, err
 		}
 		req.Inbox, req.Window = s.inbox, c.tm.window
