@@ -45,6 +45,14 @@ func (s *Server) ConnectNodeAs(ctx context.Context, name, node, credential strin
 	if err := validNodeUser(node); err != nil {
 		return nil, fmt.Errorf("bus: connect %q: %w", name, err)
 	}
+	// Checked here first: over a net.Pipe nats.go does not see the server's
+	// refusal (both ends block writing) and would wait out ctx.
+	if s.nodes == nil {
+		return nil, fmt.Errorf("bus: connect %q: %w (the bus has no per-node identities)", name, ErrUnauthorized)
+	}
+	if _, err := s.nodes(node, credential); err != nil {
+		return nil, fmt.Errorf("bus: connect %q as node %s: %w", name, node, ErrUnauthorized)
+	}
 	inbox, _ := NodeInboxPrefix(node)
 	return s.connectAs(ctx, name, node, credential, nats.CustomInboxPrefix(inbox))
 }

@@ -171,6 +171,7 @@ type Server struct {
 	ns        *server.Server
 	cpSecret  string // controlPlaneUser's password, made at Start
 	nodeToken string // NodeUser's password: Config.Token or a random one
+	nodes     NodeAuthenticator
 	tls       bool
 	log       *slog.Logger
 	closed    atomic.Bool
@@ -214,7 +215,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ns.SetLoggerV2(nl, debug, trace, false)
 	ns.Start()
 
-	s := &Server{ns: ns, cpSecret: cpSecret, nodeToken: nodeToken, tls: cfg.TLS != nil, log: log}
+	s := &Server{ns: ns, cpSecret: cpSecret, nodeToken: nodeToken, nodes: cfg.Nodes, tls: cfg.TLS != nil, log: log}
 	if err := s.waitReady(ctx, orDefault(cfg.ReadyTimeout, DefaultReadyTimeout), nl.fatal); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("bus: start %q: %w", cfg.Name, err)
@@ -402,6 +403,10 @@ func (s *Server) Connect(ctx context.Context, name string) (*Conn, error) {
 // A server node's own agent uses it, so that it runs under the same rules
 // as every other node.
 func (s *Server) ConnectNode(ctx context.Context, name string) (*Conn, error) {
+	if s.nodes != nil {
+		// Refused before connecting: see ConnectNodeAs.
+		return nil, fmt.Errorf("bus: connect %q: %w (nodes connect as themselves)", name, ErrUnauthorized)
+	}
 	return s.connectAs(ctx, name, NodeUser, s.nodeToken)
 }
 
