@@ -21,7 +21,8 @@ func newAgentCmd() *cobra.Command {
 		Use:   "agent --server HOST:PORT --token T --data-dir DIR --node-name NAME",
 		Short: "Join a worker node: a node agent that runs the pods bound to it",
 		Long: `Join this machine to a cluster as a worker node. HOST:PORT is a server's API address; the
-agent asks it where its bus listens and connects there with the token (the server's DATA-DIR/token).
+agent asks it where its bus listens with the token (the server's DATA-DIR/token), gets the node's own
+bus credential and client certificate (kept in DATA-DIR/node/identity) and connects as itself.
 The agent then registers its Node and runs the pods the scheduler binds to it. It reaches the control
 plane only through the bus.
 
