@@ -76,10 +76,9 @@ func busCertHosts(listenHost string) []string {
 // (the node server, dispatcher and lifecycle trust the node a subject
 // names), nor read another node's pods, streams or replies, nor answer
 // requests meant for the control plane, nor touch JetStream or $SYS.
-// Replies: a node answers each request it received once (Responses),
-// writes stream frames and registry acks only to the control plane's
-// inboxes for it (bus.ControlPlaneInboxSubjects), and reads only its own
-// inbox (bus.NodeInboxSubjects).
+// Replies: a node writes answers, stream frames and registry acks only to
+// the control plane's inboxes for it (bus.ControlPlaneInboxSubjects), and
+// reads only its own inbox (bus.NodeInboxSubjects).
 func nodePermissions(node string) (*bus.Permissions, error) {
 	var own []string
 	for _, f := range []func(string) (string, error){
@@ -124,7 +123,10 @@ func nodePermissions(node string) (*bus.Permissions, error) {
 			bus.SubjectAppsAny,     // pods' messaging, each under its namespace
 			bus.SubjectKVEventsAny, // changes of pods' key-value stores (watches)
 		},
-		Responses: true, // one answer to each request it received (stream opens)
+		// No "allow responses": a node could send itself a message on
+		// skiff.apps.> naming any subject as its reply, and then publish
+		// there once. The control plane's requests to a node take their
+		// answers on cpInbox instead (bus.RequestNode).
 	}, nil
 }
 

@@ -166,6 +166,39 @@ func TestNodeCannotReadAnotherNodesSecret(t *testing.T) {
 		}
 	}
 
+	// No "allow responses" loophole: node-a sends itself a message on a
+	// shared subject naming node-b's objects subject as its reply, then
+	// "answers" it with a request for node-b's Secret. Refused.
+	{
+		c := dialA()
+		loop, err := c.NATS().SubscribeSync("skiff.apps.default.loop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		steal, err := c.NATS().SubscribeSync("_INBOX_node-a.steal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		subjB, _ := bus.SubjectNodeObjects("node-b")
+		if err := c.NATS().PublishRequest("skiff.apps.default.loop", subjB, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+		m, err := loop.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := []byte(`{"node":"node-b","kind":"Secret","namespace":"default","name":"secret-b"}`)
+		if err := c.NATS().PublishRequest(m.Reply, "_INBOX_node-a.steal", req); err != nil {
+			t.Fatal(err)
+		}
+		if !violation(c) {
+			t.Errorf("node-a published to %s as the reply of its own message", m.Reply)
+		}
+		if got, err := steal.NextMsg(2 * time.Second); err == nil {
+			t.Errorf("node-a received %q for node-b's objects", got.Data)
+		}
+	}
+
 	// Wrong credentials are refused at connect, and so is the cluster
 	// token as the old shared node identity.
 	for _, c := range []struct{ user, pass string }{

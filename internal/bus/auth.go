@@ -9,7 +9,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -21,11 +20,6 @@ import (
 // connection, on nats-server's goroutines, and must be safe for concurrent
 // use; it should not block (it runs inside the server's CONNECT handling).
 type NodeAuthenticator func(node, credential string) (*Permissions, error)
-
-// ResponseExpiry bounds how long after a request a node may answer it
-// (Permissions.Responses): the longest a control-plane request to a node
-// waits, with room to spare.
-const ResponseExpiry = 2 * time.Minute
 
 // authenticator is the bus's nats-server client authentication: the
 // control-plane identity (in process only), the shared node identity
@@ -92,11 +86,6 @@ func natsPermissions(p *Permissions) *server.Permissions {
 		Publish:   &server.SubjectPermission{Allow: slices.Clone(p.Publish)},
 		Subscribe: &server.SubjectPermission{Allow: slices.Clone(p.Subscribe)},
 	}
-	if p.Responses {
-		// One reply per request received, within ResponseExpiry: enough
-		// to answer, not to keep writing to someone else's inbox.
-		np.Response = &server.ResponsePermission{MaxMsgs: 1, Expires: ResponseExpiry}
-	}
 	return np
 }
 
@@ -105,10 +94,6 @@ func clonePermissions(p *server.Permissions) *server.Permissions {
 	c := &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: slices.Clone(p.Publish.Allow)},
 		Subscribe: &server.SubjectPermission{Allow: slices.Clone(p.Subscribe.Allow)},
-	}
-	if p.Response != nil {
-		r := *p.Response
-		c.Response = &r
 	}
 	return c
 }

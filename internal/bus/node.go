@@ -3,6 +3,8 @@ package bus
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -113,4 +115,43 @@ func ServeNode[Req, Resp any](ctx context.Context, c *Conn, subject, queue strin
 		return nil, fmt.Errorf("bus: serve %s: %w", subject, err)
 	}
 	return s, nil
+}
+
+// RequestNode is Request to node's subject with the reply to inbox, which
+// the caller makes with ControlPlaneInbox(node): the one kind of subject,
+// besides its own, that node's identity may publish to. A node therefore
+// answers the control plane without "allow responses", which would let it
+// publish once to any subject it names as the reply of a message it sends
+// itself on a shared subject (skiff.apps.>). Errors are as Request's.
+func RequestNode[Req, Resp any](ctx context.Context, c *Conn, subject, inbox string, req Req) (Resp, error) {
+	var zero Resp
+	b, err := json.Marshal(req)
+	if err != nil {
+		return zero, fmt.Errorf("bus: request %s: %w: %w", subject, ErrBadPayload, err)
+	}
+	ctx, cancel := withDefaultTimeout(ctx, DefaultRequestTimeout)
+	defer cancel()
+	sub, err := c.nc.SubscribeSync(inbox)
+	if err != nil {
+		return zero, fmt.Errorf("bus: request %s: %w", subject, err)
+	}
+	defer sub.Unsubscribe()
+	if err := sub.AutoUnsubscribe(1); err != nil {
+		return zero, fmt.Errorf("bus: request %s: %w", subject, err)
+	}
+	m := nats.NewMsg(subject)
+	m.Reply, m.Data = inbox, b
+	if err := c.nc.PublishMsg(m); err != nil {
+		return zero, fmt.Errorf("bus: request %s: %w", subject, err)
+	}
+	msg, err := sub.NextMsgWithContext(ctx)
+	// nats-server answers a request nobody is subscribed to with an empty
+	// "503" status message, which nats.go turns into ErrNoResponders.
+	if errors.Is(err, nats.ErrNoResponders) {
+		return zero, fmt.Errorf("bus: request %s: %w", subject, ErrNoResponders)
+	}
+	if err != nil {
+		return zero, fmt.Errorf("bus: request %s: %w", subject, err)
+	}
+	return decodeReply[Resp](subject, msg.Data)
 }

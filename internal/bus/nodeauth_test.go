@@ -23,7 +23,8 @@ func testNodes(creds map[string]string) NodeAuthenticator {
 		hb, _ := SubjectHeartbeat(node)
 		pods, _ := SubjectNodePods(node)
 		inbox, _ := NodeInboxSubjects(node)
-		return &Permissions{Publish: []string{objects, hb}, Subscribe: []string{pods, inbox}, Responses: true}, nil
+		cpInbox, _ := ControlPlaneInboxSubjects(node)
+		return &Permissions{Publish: []string{objects, hb, cpInbox}, Subscribe: []string{pods, inbox}}, nil
 	}
 }
 
@@ -148,8 +149,9 @@ func TestNodeOwnIdentity(t *testing.T) {
 		}
 	}
 
-	// Responses: node-a may answer a request it received once on its
-	// reply subject, whatever that is, and not twice.
+	// The control plane asks a node on the node's subject with the answer
+	// to one of its inboxes for that node (RequestNode), which is all the
+	// node may write to besides its own subjects.
 	b, err := s.ConnectNodeAs(ctx, "node-b-inproc", "node-b.example", "cred-b")
 	if err != nil {
 		t.Fatal(err)
@@ -169,41 +171,44 @@ func TestNodeOwnIdentity(t *testing.T) {
 		}
 		t.Errorf("in-process connect as the shared node identity: %v, want ErrUnauthorized", err)
 	}
-	reqs, err := b.NATS().SubscribeSync(podsB)
-	if err != nil {
+	if _, err := Serve(ctx, b, podsB, "", add); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	replies, err := cp.NATS().SubscribeSync("reply.one")
+	inbox, err := ControlPlaneInbox("node-b.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cp.NATS().PublishRequest(podsB, "reply.one", []byte("{}")); err != nil {
-		t.Fatal(err)
-	}
-	m, err := reqs.NextMsg(wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Respond([]byte("1")); err != nil {
-		t.Fatal(err)
+	if resp, err := RequestNode[addReq, addResp](ctx, cp, podsB, inbox, addReq{A: 2, B: 3}); err != nil || resp.Sum != 5 {
+		t.Fatalf("RequestNode = %+v, %v", resp, err)
 	}
 	if violation(t, b) {
 		t.Fatalf("node-b's answer refused: %v", b.NATS().LastError())
 	}
-	if err := m.Respond([]byte("2")); err != nil {
+	// An answer to the usual "_INBOX." reply is refused: node-b may not
+	// write there.
+	rctx, cancel = context.WithTimeout(ctx, time.Second)
+	if _, err := Request[addReq, addResp](rctx, cp, podsB, addReq{A: 1}); err == nil {
+		t.Error("node-b answered on the control plane's _INBOX.")
+	}
+	cancel()
+	if !violation(t, b) {
+		t.Error("no violation for node-b answering on _INBOX.")
+	}
+	// Nobody serving: ErrNoResponders (once the control plane's own ">"
+	// subscription, which would receive the request, is gone).
+	sub.Stop()
+	if err := cp.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !violation(t, b) {
-		t.Error("node-b answered the same request twice")
-	}
-	if r, err := replies.NextMsg(wait); err != nil || string(r.Data) != "1" {
-		t.Fatalf("reply = %v, %v", r, err)
-	}
-	if r, err := replies.NextMsg(200 * time.Millisecond); err == nil {
-		t.Errorf("a second reply arrived: %q", r.Data)
+	podsA, _ := SubjectNodePods("node-a")
+	inboxA, _ := ControlPlaneInbox("node-a")
+	rctx, cancel = context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	if _, err := RequestNode[addReq, addResp](rctx, cp, podsA, inboxA, addReq{}); !errors.Is(err, ErrNoResponders) {
+		t.Errorf("RequestNode with nobody serving: %v, want ErrNoResponders", err)
 	}
 }
 

@@ -64,10 +64,10 @@ const (
 type Permissions struct {
 	Publish   []string
 	Subscribe []string
-	// Responses lets the identity answer a request it received once, on
-	// the request's reply subject, whatever that subject is (NATS "allow
-	// responses"; within ResponseExpiry).
-	Responses bool
+	// NATS "allow responses" (answering once whatever reply subject a
+	// received message names) is deliberately not offered: an identity that
+	// may receive its own messages on a shared subject could name any
+	// subject as the reply and then publish there (docs/rationale.md).
 }
 
 // InboxSubjects matches the reply subjects nats.go makes (nats.NewInbox and

@@ -63,7 +63,17 @@ func (c *Client) open(ctx context.Context, node string, req openRequest) (*sessi
 		req.Inbox, req.Window = s.inbox, c.tm.window
 	}
 	octx, cancel := context.WithTimeout(ctx, c.tm.open)
-	rep, err := bus.Request[openRequest, openReply](octx, c.conn, subject, req)
+	// The answer comes to an inbox of the control plane for this node,
+	// the only place the node's identity may write to (bus.RequestNode).
+	replyInbox, err := bus.ControlPlaneInbox(node)
+	if err != nil {
+		cancel()
+		if s != nil {
+			s.finish(errClosed)
+		}
+		return nil, err
+	}
+	rep, err := bus.RequestNode[openRequest, openReply](octx, c.conn, subject, replyInbox, req)
 	cancel()
 	if err != nil {
 		if s != nil {
