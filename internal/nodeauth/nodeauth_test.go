@@ -82,3 +82,18 @@ func TestIdentityKeptInDir(t *testing.T) {
 		}
 	}
 }
+
+// What checking a credential costs the bus per connection.
+func BenchmarkVerify(b *testing.B) {
+	i, err := NewIssuer(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cred := i.Credential("edge-node-0042")
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := i.Verify("edge-node-0042", cred); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
