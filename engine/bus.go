@@ -27,11 +27,11 @@ const (
 // a listener, clients must use TLS (serving is the bus certificate) and
 // connect as their own node, with the credential they got at join
 // (nodeauth.go).
-func (e *Engine) busConfig(serving *tls.Certificate) bus.Config {
+func (e *Engine) busConfig(serving *tls.Certificate, listen string) bus.Config {
 	cfg := bus.Config{Name: e.cfg.NodeName, Logger: e.log, JetStreamDir: filepath.Join(e.cfg.DataDir, busSubdir),
 		Nodes: e.nodeAuth.authenticate}
 	if e.cfg.BusListen != "" {
-		cfg.Listen = e.cfg.BusListen
+		cfg.Listen = listen
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{*serving}, MinVersion: tls.VersionTLS12}
 	}
 	return cfg

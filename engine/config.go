@@ -17,6 +17,7 @@ import (
 
 	"github.com/skiffhq/skiff/internal/atomicfile"
 	"github.com/skiffhq/skiff/internal/controllers/podautoscaler"
+	"github.com/skiffhq/skiff/internal/node/lifecycle"
 )
 
 // Config is everything an Engine needs. The engine reads no flags, no
@@ -59,8 +60,9 @@ type Config struct {
 	ServiceCIDR string
 
 	// NodeHeartbeatInterval is how often this member's node agent tells the
-	// control plane it is alive. Default 10s, Kubernetes' node status
-	// frequency.
+	// control plane it is alive. Default 500ms: a heartbeat is a bus message,
+	// not a raft write, so a silent node can be noticed within seconds
+	// (docs/rationale.md); Kubernetes' kubelet posts every 10s.
 	NodeHeartbeatInterval time.Duration
 
 	// MetricsInterval is how often this member's node reports what its pods
@@ -72,9 +74,33 @@ type Config struct {
 	MetricsInterval time.Duration
 
 	// NodeGracePeriod is how long a node may stay silent before its
-	// conditions become Unknown. Default 40s, Kubernetes'
-	// node-monitor-grace-period.
+	// conditions become Unknown and it gets the node.kubernetes.io/unreachable
+	// taints (Kubernetes' node-monitor-grace-period). Default 2s: four missed
+	// heartbeats, where Kubernetes waits 40s (docs/rationale.md).
 	NodeGracePeriod time.Duration
+
+	// DefaultNotReadyTolerationSeconds and DefaultUnreachableTolerationSeconds
+	// are the tolerationSeconds the API gives every new pod for the
+	// node.kubernetes.io/not-ready and unreachable NoExecute taints, unless it
+	// tolerates them itself (Kubernetes' DefaultTolerationSeconds admission,
+	// --default-not-ready-toleration-seconds): how long a pod stays bound to a
+	// failed node before it is evicted and replaced elsewhere. Default 1 each,
+	// where Kubernetes gives 300 (docs/rationale.md); negative means 0, evict
+	// at once.
+	DefaultNotReadyTolerationSeconds    int64
+	DefaultUnreachableTolerationSeconds int64
+
+	// StatefulSetFenceTimeout is how long a worker may be cut off from
+	// every server before its agent stops its StatefulSet pods
+	// (WorkerConfig.FenceTimeout, which must not be longer). The control
+	// plane deletes a lost node's Terminating pods for good, letting their
+	// StatefulSet start those ordinals elsewhere, only after this plus
+	// FenceMargin since the node's last heartbeat, so one ordinal never runs
+	// twice. Default NodeGracePeriod plus DefaultUnreachableTolerationSeconds:
+	// a worker stops its StatefulSet pods when the control plane would have
+	// evicted them. Negative: never delete them for good (Kubernetes'
+	// behaviour: they wait for the node or an operator).
+	StatefulSetFenceTimeout time.Duration
 
 	// PodCIDR is the range this node's pod IPs come from. Default: a /20 of
 	// "127.66.0.0/16" that the control plane allocates to each node (the
@@ -105,9 +131,21 @@ type Config struct {
 	// ("host:port", port 0 for any). The listener uses TLS with a
 	// certificate from the cluster CA (DataDir/pki/bus.crt); agents connect
 	// as the bus's node identity with the cluster token, and find the
-	// address and the CA at the API's /skiff/v1/bus. Default "" listens
-	// nowhere: a single node talks to itself in process.
+	// address and the CA at the API's /skiff/v1/bus. Port 0 picks a free
+	// port the first time and the same one at every restart after (it is
+	// recorded in DataDir/bus-listen), so agents whose servers are all down
+	// still find it; a port given wins. Default "" listens nowhere: a
+	// single node talks to itself in process.
 	BusListen string
+
+	// Token is the cluster token an operator chose, in either form: the
+	// bare secret or the full "K10<sha256 of the CA>::server:<secret>"
+	// (join.Token). At the first start its secret becomes the cluster's;
+	// later it must match the one in DataDir/token, and a CA hash must be
+	// this cluster's CA, or Start fails (ErrTokenMismatch). Default "": a
+	// fresh random secret the first time, the recorded one after. Either
+	// way DataDir/token holds the full form, which agents join with.
+	Token string
 
 	// VolumeSyncPeriod is how often running pods' ConfigMap and Secret
 	// volumes are refreshed. Default 1m, the kubelet's sync period.
@@ -239,6 +277,17 @@ func (c Config) withDefaults() (Config, error) {
 	if validNodeName(c.ClusterDomain) != nil {
 		return c, fmt.Errorf("engine config: ClusterDomain %q: must be a DNS subdomain (lower-case letters, digits, '-' and '.')", c.ClusterDomain)
 	}
+	if c.NodeHeartbeatInterval <= 0 {
+		c.NodeHeartbeatInterval = DefaultNodeHeartbeatInterval
+	}
+	if c.NodeGracePeriod <= 0 {
+		c.NodeGracePeriod = lifecycle.DefaultGracePeriod
+	}
+	c.DefaultNotReadyTolerationSeconds = tolerationSeconds(c.DefaultNotReadyTolerationSeconds)
+	c.DefaultUnreachableTolerationSeconds = tolerationSeconds(c.DefaultUnreachableTolerationSeconds)
+	if c.StatefulSetFenceTimeout == 0 {
+		c.StatefulSetFenceTimeout = c.NodeGracePeriod + time.Duration(c.DefaultUnreachableTolerationSeconds)*time.Second
+	}
 	if c.HPASyncPeriod <= 0 {
 		c.HPASyncPeriod = podautoscaler.DefaultSyncPeriod
 	}
@@ -249,6 +298,45 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.Default()
 	}
 	return c, nil
+}
+
+// DefaultNodeHeartbeatInterval is Config.NodeHeartbeatInterval's default.
+const DefaultNodeHeartbeatInterval = 500 * time.Millisecond
+
+// DefaultStatefulSetFenceTimeout is Config.StatefulSetFenceTimeout's (and
+// WorkerConfig.FenceTimeout's) default with the other defaults.
+const DefaultStatefulSetFenceTimeout = lifecycle.DefaultGracePeriod + DefaultTolerationSeconds*time.Second
+
+// FenceMargin is what the control plane waits beyond
+// StatefulSetFenceTimeout: an agent notices it is cut off within a
+// heartbeat interval and a round-trip timeout of the moment, and stops its
+// StatefulSet pods with no grace.
+const FenceMargin = 2 * time.Second
+
+// forceDeleteAfter is how long after a node's unreachable taint is added
+// its Terminating pods are deleted for good: the taint comes a grace
+// period after the last heartbeat, so the fence timeout less that, plus
+// the margin; 0 (never) when the fence is off.
+func (c Config) forceDeleteAfter() time.Duration {
+	if c.StatefulSetFenceTimeout < 0 {
+		return 0
+	}
+	return max(c.StatefulSetFenceTimeout-c.NodeGracePeriod, 0) + FenceMargin
+}
+
+// DefaultTolerationSeconds is the default of Config's
+// DefaultNotReadyTolerationSeconds and DefaultUnreachableTolerationSeconds.
+const DefaultTolerationSeconds = 1
+
+// tolerationSeconds reads a Config toleration: 0 the default, negative 0.
+func tolerationSeconds(v int64) int64 {
+	switch {
+	case v == 0:
+		return DefaultTolerationSeconds
+	case v < 0:
+		return 0
+	}
+	return v
 }
 
 // validNodeName accepts a DNS-1123 subdomain, as Kubernetes does for Node
@@ -275,7 +363,7 @@ func validNodeName(n string) error {
 const (
 	raftSubdir     = "raft"            // the store's log (wal/) and snapshots
 	nodeNameFile   = "node-name"       // the NodeName this directory belongs to
-	tokenFile      = "token"           // the cluster secret: the admin's API bearer token, the bus's node password
+	tokenFile      = "token"           // the cluster token: the CA's hash and the secret (the admin's API bearer token, the bus's node password)
 	pkiSubdir      = "pki"             // cluster CA, the API's and the bus's serving certificates, the raft peer certificate, Secrets' keys
 	kubeconfigFile = "kubeconfig.yaml" // the admin kubeconfig
 	agentSubdir    = "node"            // the node agent's: module store, compile cache, pod volumes and logs

@@ -36,6 +36,7 @@ import (
 	"github.com/skiffhq/skiff/internal/controllers/podautoscaler"
 	"github.com/skiffhq/skiff/internal/controllers/replicaset"
 	"github.com/skiffhq/skiff/internal/controllers/statefulset"
+	"github.com/skiffhq/skiff/internal/controllers/tainteviction"
 	"github.com/skiffhq/skiff/internal/controllers/volume"
 	"github.com/skiffhq/skiff/internal/node/dispatch"
 	"github.com/skiffhq/skiff/internal/node/lifecycle"
@@ -65,6 +66,7 @@ const (
 // HorizontalPodAutoscaler controller, the
 // garbage collector, the namespace controller, the endpoints controller, the local-path volume
 // provisioner, the disruption controller (PodDisruptionBudget status), the
+// taint-eviction controller (pods off NoExecute-tainted nodes), the
 // node lifecycle
 // (registrations, pod ranges, Unknown on silence), the pod dispatcher and
 // the service feed to the nodes' proxies.
@@ -90,7 +92,7 @@ func (e *Engine) startControllers(ctx context.Context, cp *bus.Conn) error {
 			return events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component, Host: e.cfg.NodeName})
 		},
 		nodes:     lifecycle.Config{GracePeriod: e.cfg.NodeGracePeriod, ClusterPodCIDR: e.cfg.ClusterPodCIDR, Logger: e.log},
-		cronClock: e.cfg.cronJobClock, rest: cfg, hpaSync: e.cfg.HPASyncPeriod}
+		cronClock: e.cfg.cronJobClock, rest: cfg, hpaSync: e.cfg.HPASyncPeriod, forceDeleteAfter: e.cfg.forceDeleteAfter()}
 	e.gate = &controller.LeaderGate{
 		// The seam for more than one server: today a single member is
 		// always the leader; with several, only the raft leader's loops run.
@@ -127,6 +129,9 @@ type controlLoops struct {
 	// autoscaler builds per term (scale subresource, metrics APIs).
 	rest    *rest.Config
 	hpaSync time.Duration
+	// forceDeleteAfter is the taint-eviction controller's
+	// ForceDeleteAfter (Config.forceDeleteAfter).
+	forceDeleteAfter time.Duration
 
 	mu       sync.Mutex
 	dispatch *dispatch.Dispatcher // the running term's, for tests; nil between terms
@@ -212,6 +217,11 @@ func (l *controlLoops) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	tec, err := tainteviction.New(tainteviction.Config{Client: cs, Pods: pods, Nodes: nodeInf,
+		Recorder: l.recorder(tainteviction.Name), ForceDeleteAfter: l.forceDeleteAfter, Logger: log})
+	if err != nil {
+		return err
+	}
 	hpac, err := l.podAutoscaler(factory)
 	if err != nil {
 		return err
@@ -255,6 +265,7 @@ func (l *controlLoops) run(ctx context.Context) error {
 		func(ctx context.Context) error { sc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { vc.Run(ctx, 1); return nil },
 		func(ctx context.Context) error { pdbc.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { tec.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { hpac.Run(ctx, controllerWorkers); return nil },
 		disp.Run,
 		// Every node's Service proxy follows this feed. It keeps

@@ -29,7 +29,9 @@
 //
 //	lock             held by the one process using the directory (its pid inside)
 //	node-name        the member's name; a restart with another name is refused
-//	token            the cluster secret (mode 0600): the admin's API token, the bus's node password
+//	token            the cluster token (mode 0600), K10<sha256 of pki/ca.crt>::server:<secret>: what agents
+//	                 join with; the secret is the admin's API token and the bus's node password
+//	bus-listen       the bus listener's address as bound, reused at the next start (with BusListen)
 //	kubeconfig.yaml  the admin kubeconfig for kubectl
 //	pki/             the cluster CA, the API's and the bus's serving certificates, the Secret
 //	                 encryption keys, the raft peer certificate (with RaftBind)

@@ -43,6 +43,9 @@ var (
 	// ErrDataDirInUse: another process (its pid is in the message) runs an
 	// engine or worker on DataDir. Nothing was started.
 	ErrDataDirInUse = dirlock.ErrInUse
+	// ErrTokenMismatch: Config.Token is not this data directory's cluster
+	// token (another secret, or another CA's hash). Nothing was started.
+	ErrTokenMismatch = errors.New("the token given is not this cluster's (see DataDir/token)")
 )
 
 // Engine is one skiff cluster member.
@@ -70,7 +73,10 @@ type Engine struct {
 	conns   []*bus.Conn
 	events  record.EventBroadcaster // started by the first EventRecorder
 	token   string
-	busCA   []byte // the cluster CA's PEM, for joining nodes; nil without a bus listener
+	// joinToken is the token in DataDir/token: token with the cluster
+	// CA's hash, which joining nodes check the server with.
+	joinToken string
+	busCA     []byte // the cluster CA's PEM, for joining nodes; nil without a bus listener
 	// nodeAuth issues and checks nodes' own bus identities (nodeauth.go).
 	nodeAuth *nodeAuthority
 	// stoppers undo what the start* functions of the other files started,
@@ -127,7 +133,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if name != e.cfg.NodeName {
 		return fmt.Errorf("%w: %s belongs to %q, not %q", ErrNodeRenamed, e.cfg.DataDir, name, e.cfg.NodeName)
 	}
-	if e.token, err = loadOrCreate(filepath.Join(e.cfg.DataDir, tokenFile), ""); err != nil {
+	if e.token, e.joinToken, err = e.loadToken(); err != nil {
 		return err
 	}
 
@@ -156,9 +162,8 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err := e.startNodeAuthority(); err != nil {
 		return err
 	}
-	e.bus, err = bus.Start(ctx, e.busConfig(busServing))
-	if err != nil {
-		return fmt.Errorf("start bus: %w", err)
+	if e.bus, err = e.startBus(ctx, busServing); err != nil {
+		return err
 	}
 	if err := e.store.WaitLeader(ctx); err != nil {
 		return fmt.Errorf("store not ready: %w", err)
@@ -176,8 +181,9 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		return err
 	}
 	e.api, err = apiserver.New(apiserver.Config{Listen: e.cfg.APIListen, PKIDir: filepath.Join(e.cfg.DataDir, pkiSubdir),
-		Token: e.token, Store: e.store, ServiceCIDR: e.cfg.ServiceCIDR, Logger: e.log, Routes: routes, PodStreams: streams,
-		Groups: metricsGroups})
+		Token: e.token, JoinToken: e.joinToken, Store: e.store, ServiceCIDR: e.cfg.ServiceCIDR, Logger: e.log, Routes: routes, PodStreams: streams,
+		Groups: metricsGroups, DefaultTolerationSeconds: &apiserver.DefaultTolerationSeconds{
+			NotReady: e.cfg.DefaultNotReadyTolerationSeconds, Unreachable: e.cfg.DefaultUnreachableTolerationSeconds}})
 	if err != nil {
 		return err
 	}

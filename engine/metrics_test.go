@@ -274,7 +274,7 @@ func TestWorkerReportsUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := StartWorker(ctx, WorkerConfig{Server: apiURL.Host, Token: e.token, DataDir: t.TempDir(), NodeName: "metrics-edge",
+	w, err := StartWorker(ctx, WorkerConfig{Server: apiURL.Host, Token: e.joinToken, DataDir: t.TempDir(), NodeName: "metrics-edge",
 		ImageHosts: []string{"loopback"}, MetricsInterval: time.Second, Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)

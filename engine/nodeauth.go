@@ -134,7 +134,7 @@ func writeStatus(w http.ResponseWriter, err *apierrors.StatusError) {
 // workerIdentity is the worker's own identity: the one kept in its data
 // directory, or else a new one from the server (the join endpoint, with the
 // token; ca checks the server), kept for the next start.
-func workerIdentity(ctx context.Context, cfg WorkerConfig, ca []byte, dir string) (nodeauth.Identity, error) {
+func workerIdentity(ctx context.Context, cfg WorkerConfig, server string, ca []byte, dir string) (nodeauth.Identity, error) {
 	idDir := filepath.Join(dir, identitySubdir)
 	id, err := nodeauth.Load(idDir)
 	if err == nil {
@@ -150,7 +150,7 @@ func workerIdentity(ctx context.Context, cfg WorkerConfig, ca []byte, dir string
 	if err != nil {
 		return id, fmt.Errorf("worker: %w", err)
 	}
-	resp, err := join.RequestCredential(ctx, cfg.Server, cfg.Token, ca, join.CredentialRequest{Node: cfg.NodeName, CSR: string(csr)})
+	resp, err := join.RequestCredential(ctx, server, cfg.Token, ca, join.CredentialRequest{Node: cfg.NodeName, CSR: string(csr)})
 	if err != nil {
 		return id, fmt.Errorf("worker: %w", err)
 	}

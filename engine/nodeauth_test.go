@@ -282,7 +282,7 @@ func TestWorkerKeepsItsIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	cfg := WorkerConfig{Server: apiURL.Host, Token: e.token, DataDir: dir, NodeName: "id-edge", DisableClusterDNS: true,
+	cfg := WorkerConfig{Server: apiURL.Host, Token: e.joinToken, DataDir: dir, NodeName: "id-edge", DisableClusterDNS: true,
 		Logger: testutil.Logger(t)}
 	nodeReady := func() {
 		t.Helper()

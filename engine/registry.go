@@ -47,9 +47,9 @@ func (e *Engine) startRegistry(ctx context.Context) (map[string]http.Handler, er
 	}
 	e.stoppers = append(e.stoppers, stop)
 	return map[string]http.Handler{
-		"/v2/":              imageregistry.Authenticate(e.token, reg.Handler()),
-		join.CredentialPath: imageregistry.Authenticate(e.token, e.nodeAuth.credentialHandler()),
-		join.BusInfoPath: imageregistry.Authenticate(e.token, join.InfoHandler(join.BusInfo{URL: e.busURL(), CA: string(e.busCA),
+		"/v2/":              e.authenticate(reg.Handler()),
+		join.CredentialPath: e.authenticate(e.nodeAuth.credentialHandler()),
+		join.BusInfoPath: e.authenticate(join.InfoHandler(join.BusInfo{URL: e.busURL(), CA: string(e.busCA),
 			ClusterDNS: e.clusterDNS(), ClusterDomain: e.cfg.ClusterDomain})),
 	}, nil
 }

@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/dirlock"
@@ -19,9 +24,16 @@ import (
 // WorkerConfig configures a worker node: a node agent with its runtime and
 // no control plane, joined to a server over its bus (`skiff agent`).
 type WorkerConfig struct {
-	// Server is a server's API address ("host:port"). Required.
+	// Server is a server's API address ("host:port"). Server or Servers
+	// is required.
 	Server string
-	// Token is the cluster token (the server's DataDir/token). Required.
+	// Servers are more servers' API addresses, asked in turn after Server
+	// whenever the node looks for the bus: at start, and each time its bus
+	// connection breaks (a server restarted with another bus port, or died
+	// and another serves).
+	Servers []string
+	// Token is the cluster token (the server's DataDir/token), which pins
+	// the cluster CA (see join.Token); a bare secret needs CA. Required.
 	Token string
 	// DataDir holds the node's module store, compile cache, and pods'
 	// volumes and logs. Required.
@@ -29,9 +41,9 @@ type WorkerConfig struct {
 	// NodeName is the Node's name. Default: the host name, lower-cased.
 	NodeName string
 	// CA, when set, is the cluster CA (PEM) that the server's API and bus
-	// certificates must chain to. Without it the first contact trusts the
-	// API's certificate as presented, as a kubeadm join without a CA hash
-	// does, and the bus's must chain to the CA that contact sent.
+	// certificates must chain to; it must be the one Token pins, if it
+	// pins one. Without it they must chain to the CA Token pins: nothing
+	// is trusted on first use.
 	CA []byte
 	// ImageHosts, PodCIDR, MaxPods, CrashLoopBackOff and VolumeSyncPeriod
 	// are as in Config.
@@ -44,6 +56,11 @@ type WorkerConfig struct {
 	DiskPressureAvailable, DiskPressureInodesFree float64
 	// HeartbeatInterval is as Config.NodeHeartbeatInterval.
 	HeartbeatInterval time.Duration
+	// FenceTimeout is how long the worker may be cut off from every
+	// server before it stops its StatefulSet pods; it must not be longer
+	// than the servers' Config.StatefulSetFenceTimeout. Default
+	// DefaultStatefulSetFenceTimeout; negative: never.
+	FenceTimeout time.Duration
 	// MetricsInterval is as Config.MetricsInterval.
 	MetricsInterval time.Duration
 	// DefaultPodMemoryLimit and EvictionMemoryAvailable are as in Config:
@@ -74,8 +91,23 @@ var ErrNoBus = join.ErrNoBus
 // serves the cluster's Services on the node and holds its Wasm pods to
 // their NetworkPolicies (both fed over the bus, as a server node's are).
 func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
-	if cfg.Server == "" || cfg.Token == "" || cfg.DataDir == "" {
+	servers := workerServers(cfg)
+	if len(servers) == 0 || cfg.Token == "" || cfg.DataDir == "" {
 		return nil, errors.New("worker: Server, Token and DataDir are required")
+	}
+	tok, err := join.ParseToken(cfg.Token)
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	for _, s := range servers {
+		if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+			return nil, fmt.Errorf("worker: server address %q: want HOST:PORT, a server's API address", s)
+		}
+	}
+	if tok.CAHash == nil && len(cfg.CA) == 0 {
+		// Checked before anything else: a bare secret must not reach a
+		// server that nothing vouches for.
+		return nil, fmt.Errorf("worker: %w", join.ErrNoCAPin)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -99,29 +131,41 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	info, err := join.Discover(ctx, cfg.Server, cfg.Token, cfg.CA)
+	info, server, err := join.DiscoverAny(ctx, servers, cfg.Token, cfg.CA)
 	if err != nil {
 		lock.Release()
-		return nil, err
+		return nil, fmt.Errorf("worker: %w", err)
 	}
 	// The bus's certificate must chain to the CA given, or else to the one
-	// the first contact received: pinned from here on.
+	// the (checked) answer carried.
 	tlsConf, err := info.TLSConfig(cfg.CA)
 	if err != nil {
 		lock.Release()
 		return nil, fmt.Errorf("worker: %w", err)
 	}
+	// Every reconnect asks the servers again where the bus is, on the same
+	// connection: the agent's subscriptions and pods carry on, and it
+	// re-syncs once connected (agent.Start's reconnect handler).
+	dialer, err := join.NewBusDialer(info, server, servers, cfg.Token, cfg.CA, busDialTimeout, log)
+	if err != nil {
+		lock.Release()
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	// The node's own bus identity: kept in its data directory, or asked
+	// of the server that answered (checked against the CA, which the token
+	// pins).
 	ca := cfg.CA
 	if len(ca) == 0 {
-		ca = []byte(info.CA) // pinned by the first contact
+		ca = []byte(info.CA)
 	}
-	id, err := workerIdentity(ctx, cfg, ca, dir)
+	id, err := workerIdentity(ctx, cfg, server, ca, dir)
 	if err != nil {
 		lock.Release()
 		return nil, err
 	}
 	url := info.URL
-	conn, err := bus.DialNode(ctx, url, cfg.NodeName, id.Credential, "agent-"+cfg.NodeName, tlsConf)
+	conn, err := bus.DialNode(ctx, url, cfg.NodeName, id.Credential, "agent-"+cfg.NodeName, tlsConf,
+		nats.SetCustomDialer(dialer), nats.IgnoreDiscoveredServers())
 	if err != nil {
 		lock.Release()
 		return nil, fmt.Errorf("worker: connect to the bus at %s: %w", url, err)
@@ -148,7 +192,7 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	backoff := cfg.CrashLoopBackOff
 	if w.agent, err = agent.New(agent.Config{NodeName: cfg.NodeName, Bus: conn, Runtime: pr, DataDir: dir, Services: w.network.svcs,
 		PodCIDR: cfg.PodCIDR, MaxPods: cfg.MaxPods, VolumeSyncPeriod: cfg.VolumeSyncPeriod,
-		BackOffInitial: backoff, BackOffMax: 30 * backoff, HeartbeatInterval: cfg.HeartbeatInterval, UsageInterval: cfg.MetricsInterval, Logger: cfg.Logger,
+		BackOffInitial: backoff, BackOffMax: 30 * backoff, HeartbeatInterval: cfg.HeartbeatInterval, FenceTimeout: fenceTimeout(cfg.FenceTimeout), UsageInterval: cfg.MetricsInterval, Logger: cfg.Logger,
 		DiskPressureAvailable: cfg.DiskPressureAvailable, DiskPressureInodesFree: cfg.DiskPressureInodesFree,
 		DefaultPodMemoryLimit: cfg.DefaultPodMemoryLimit, EvictionMemoryAvailable: cfg.EvictionMemoryAvailable,
 		ClusterDNS: dnsList(dnsIP), ClusterDomain: info.ClusterDomain,
@@ -161,8 +205,35 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 		w.Stop(ctx)
 		return nil, err
 	}
-	log.Info("worker ready", "server", cfg.Server, "bus", url)
+	log.Info("worker ready", "server", server, "bus", url)
 	return w, nil
+}
+
+// busDialTimeout bounds each API request and TCP dial of a worker looking
+// for its bus: short, since a reconnect tries every server in turn.
+const busDialTimeout = 3 * time.Second
+
+// workerServers are Server and Servers, without blanks or repeats.
+func workerServers(cfg WorkerConfig) []string {
+	var out []string
+	for _, s := range append([]string{cfg.Server}, cfg.Servers...) {
+		if s = strings.TrimSpace(s); s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// fenceTimeout reads WorkerConfig.FenceTimeout: 0 the default, negative
+// off.
+func fenceTimeout(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return DefaultStatefulSetFenceTimeout
+	case d < 0:
+		return 0
+	}
+	return d
 }
 
 // dnsList is the agent's ClusterDNS: the one address, or none.

@@ -93,7 +93,7 @@ func TestDaemonSetCoversNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := StartWorker(ctx, WorkerConfig{Server: apiURL.Host, Token: e.token, DataDir: t.TempDir(), NodeName: "ds-edge",
+	w, err := StartWorker(ctx, WorkerConfig{Server: apiURL.Host, Token: e.joinToken, DataDir: t.TempDir(), NodeName: "ds-edge",
 		ImageHosts: []string{"loopback"}, CrashLoopBackOff: 200 * time.Millisecond, Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)

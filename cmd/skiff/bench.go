@@ -8,6 +8,7 @@ import (
 	"github.com/skiffhq/skiff/internal/apibench"
 	"github.com/skiffhq/skiff/internal/demo"
 	"github.com/skiffhq/skiff/internal/demoapp"
+	"github.com/skiffhq/skiff/internal/hbbench"
 	"github.com/skiffhq/skiff/internal/nsbench"
 	"github.com/skiffhq/skiff/internal/podbench"
 	"github.com/skiffhq/skiff/internal/schedbench"
@@ -98,6 +99,23 @@ func newBenchCmd() *cobra.Command {
 	sf.IntSliceVar(&sb.Pods, "pods", nil, "pending pods per scenario (default 1000,10000)")
 	sf.IntVar(&sb.Writers, "writers", 0, "concurrent writers creating pods and measuring the store (default 64)")
 	sf.StringVar(&sb.Dir, "dir", "", "where to put the data (default a temporary directory)")
-	cmd.AddCommand(store, api, pods, namespaces, sched)
+	var hb hbbench.Options
+	heartbeats := &cobra.Command{
+		Use:   "heartbeats",
+		Short: "Node heartbeats over the embedded bus vs the same heartbeats written to raft as Node status updates",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := hbbench.Run(cmd.Context(), hb, cmd.OutOrStdout())
+			return err
+		},
+	}
+	hf := heartbeats.Flags()
+	hf.IntVar(&hb.Agents, "agents", 0, "simulated agents, each with its own bus connection and Node (default 1000)")
+	hf.IntVar(&hb.BusRounds, "bus-rounds", 0, "heartbeats per agent over the bus (default 20)")
+	hf.IntVar(&hb.RaftRounds, "raft-rounds", 0, "heartbeats per agent written to raft (default 2)")
+	hf.IntVar(&hb.Writers, "writers", 0, "agents publishing or writing at once (default 64)")
+	hf.StringVar(&hb.APIListen, "api-listen", "", "the benchmark API server's address (default 127.0.0.1:0)")
+	hf.StringVar(&hb.Dir, "dir", "", "where to put the data (default a temporary directory)")
+	cmd.AddCommand(store, api, pods, namespaces, sched, heartbeats)
 	return cmd
 }

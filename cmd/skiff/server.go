@@ -20,12 +20,17 @@ func newServerCmd() *cobra.Command {
 	var cfg engine.Config
 	var withDemo bool
 	var busListen string
+	var tok tokenFlags
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a server: the replicated store and the bus (single node by default)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = slog.Default()
+			var err error
+			if cfg.Token, err = tok.value(); err != nil {
+				return err
+			}
 			switch busListen {
 			case "none":
 				cfg.BusListen = ""
@@ -71,6 +76,7 @@ func newServerCmd() *cobra.Command {
 	f.BoolVar(&cfg.DisableClusterDNS, "no-cluster-dns", false,
 		"run no cluster DNS server on this node (it listens on the kube-dns ClusterIP, port 53, which needs root or CAP_NET_BIND_SERVICE)")
 	f.StringVar(&busListen, "bus-listen", "", `where agents of other nodes reach the bus, HOST:PORT (default the API's host, any port; "none" for no agents)`)
+	addTokenFlags(cmd, &tok, "the cluster token or secret: the secret of a new data directory; must match DATA-DIR/token after (default: a random secret, kept in DATA-DIR/token)")
 	f.BoolVar(&withDemo, "demo", false, "also run the demo app (a Deployment of Wasm pods behind a Service) and say how to reach it")
 	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "range this node's pod IPs come from (default: a /20 of --cluster-pod-cidr)")
 	f.StringVar(&cfg.ClusterPodCIDR, "cluster-pod-cidr", "",
@@ -81,6 +87,7 @@ func newServerCmd() *cobra.Command {
 	f.DurationVar(&cfg.MetricsInterval, "metrics-interval", 10*time.Second,
 		"how often this node reports its pods' usage for kubectl top and the metrics APIs (rates are over one interval)")
 	addMemoryFlags(cmd, &cfg.DefaultPodMemoryLimit, &cfg.EvictionMemoryAvailable)
+	addFailoverFlags(cmd, &cfg)
 	f.DurationVar(&cfg.CrashLoopBackOff, "crash-loop-backoff", 10*time.Second,
 		"first delay before a crashed container restarts; it doubles up to 30 times this (the kubelet's 10s..5m)")
 	return cmd

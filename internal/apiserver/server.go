@@ -42,6 +42,11 @@ type Config struct {
 	// Token is the admin bearer token. Required: a server without
 	// credentials would hand the cluster to anyone who can reach the port.
 	Token string
+	// JoinToken, when set, is accepted as a bearer token as Token is: the
+	// cluster token in the form that also pins the CA (DataDir/token), so
+	// `kubectl --token "$(cat DATA-DIR/token)"` works as the kubeconfig
+	// (which carries Token) does.
+	JoinToken string
 	// Store holds the objects. Required.
 	Store *raft.Store
 	// ServiceCIDR is the range Service ClusterIPs are allocated from; its
@@ -64,6 +69,10 @@ type Config struct {
 	// in discovery, never stored. Their names must differ from the stored
 	// groups'.
 	Groups []APIGroup
+	// DefaultTolerationSeconds, when set, turns on the
+	// DefaultTolerationSeconds admission plugin (tolerations.go) with these
+	// values. Nil: pods get no default tolerations.
+	DefaultTolerationSeconds *DefaultTolerationSeconds
 }
 
 // Server is a running (or ready to start) API server.
@@ -277,9 +286,12 @@ func public(r *http.Request) bool {
 
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	want := []byte("Bearer " + s.cfg.Token)
+	wantJoin := []byte("Bearer " + s.cfg.JoinToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 && !public(r) {
+		ok := subtle.ConstantTimeCompare(got, want) == 1 ||
+			s.cfg.JoinToken != "" && subtle.ConstantTimeCompare(got, wantJoin) == 1
+		if !ok && !public(r) {
 			writeError(w, apierrors.NewUnauthorized("Unauthorized"))
 			return
 		}

@@ -190,6 +190,7 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 		if err := s.applyLimitRanges(ctx, pod); err != nil {
 			return nil, err
 		}
+		s.admitDefaultTolerations(pod)
 	}
 	if pc, ok := obj.(*schedulingv1.PriorityClass); ok {
 		if err := s.admitPriorityClass(ctx, pc); err != nil {

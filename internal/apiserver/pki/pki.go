@@ -177,6 +177,14 @@ func LoadOrCreateServingCert(dir, name string, hosts []string) (tls.Certificate,
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}), nil
 }
 
+// CA reads the cluster CA certificate in dir, making dir and the CA the
+// first time: the server pins it in the join token before any listener
+// starts.
+func CA(dir string) (*x509.Certificate, error) {
+	c, _, err := loadOrCreateCA(dir)
+	return c, err
+}
+
 // loadOrCreateCA reads the cluster CA in dir, making dir and the CA the
 // first time.
 func loadOrCreateCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {

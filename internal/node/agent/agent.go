@@ -82,8 +82,15 @@ type Config struct {
 	// unprivileged mode's node address (pods get loopback addresses).
 	Addresses []corev1.NodeAddress
 	// HeartbeatInterval is how often the agent says it is alive. Default
-	// 10s, Kubernetes' node status update frequency.
+	// 500ms: a heartbeat is one small bus message, and the control plane
+	// notices a silent node after a few missed ones (docs/rationale.md).
 	HeartbeatInterval time.Duration
+	// FenceTimeout is how long the agent may be cut off from every server
+	// before it stops its StatefulSet pods, so that the control plane can
+	// start their ordinals elsewhere without running one twice (fence.go).
+	// Zero: never (single-node mode, where the control plane is in
+	// process).
+	FenceTimeout time.Duration
 	// UsageInterval is how often the agent reports what its pods and the
 	// node use, for the metrics APIs (usage.go). Default
 	// DefaultUsageInterval (10s, metrics-server's resolution).
@@ -160,6 +167,9 @@ type Agent struct {
 	readMemory func() (nodestats.Memory, error)
 	// readCPU reads the machine's CPU time (nodestats.ReadCPU).
 	readCPU func() (uint64, error)
+	// reregistering is set while a registration after a reconnect runs
+	// (guarded by mu): reconnects in a row start one.
+	reregistering bool
 	// heartbeatNow asks for a heartbeat at once: a condition changed.
 	heartbeatNow chan struct{}
 
@@ -168,6 +178,7 @@ type Agent struct {
 	lastLowMemory  time.Time // the last check below the eviction threshold
 
 	mu          sync.Mutex
+	fence       fenceState
 	cancel      context.CancelFunc
 	done        chan struct{}
 	sync        *podSync
@@ -184,7 +195,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	if cfg.HeartbeatInterval <= 0 {
-		cfg.HeartbeatInterval = 10 * time.Second
+		cfg.HeartbeatInterval = 500 * time.Millisecond
 	}
 	if cfg.UsageInterval <= 0 {
 		cfg.UsageInterval = DefaultUsageInterval
@@ -311,8 +322,10 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.mu.Lock()
 	a.cancel, a.done = cancel, done
 	a.mu.Unlock()
-	// A reconnect may have lost events: sync again.
-	a.cfg.Bus.NATS().SetReconnectHandler(func(*nats.Conn) { a.requestResync() })
+	// A reconnect may have lost events: sync again. It may also be to a
+	// restarted or another server: say at once that the node lives, and
+	// register again (the Node may have been deleted meanwhile).
+	a.cfg.Bus.NATS().SetReconnectHandler(func(*nats.Conn) { a.reconnected(runCtx) })
 	hbDone, usageDone := make(chan struct{}), make(chan struct{})
 	go a.heartbeats(runCtx, hbDone)
 	go a.reportUsage(runCtx, usageDone)
@@ -328,6 +341,46 @@ func (a *Agent) Start(ctx context.Context) error {
 		go a.watchMemory(runCtx)
 	}
 	return nil
+}
+
+// reconnected is what the agent does when its bus connection comes back
+// (nats.go's reconnect goroutine calls it: nothing here blocks): a full pod
+// sync, which leaves running pods whose spec did not change alone; a
+// heartbeat now rather than at the next tick; and a registration, which
+// changes nothing for a Node that exists and recreates a deleted one, as
+// a kubelet does.
+func (a *Agent) reconnected(ctx context.Context) {
+	a.log.Info("bus connection back: re-registering and re-syncing")
+	a.requestResync()
+	select {
+	case a.heartbeatNow <- struct{}{}:
+	default:
+	}
+	a.mu.Lock()
+	busy := a.reregistering
+	a.reregistering = true
+	a.mu.Unlock()
+	if busy {
+		return
+	}
+	go func() {
+		defer func() {
+			a.mu.Lock()
+			a.reregistering = false
+			a.mu.Unlock()
+		}()
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		cidr, err := a.register(rctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.log.Warn("re-registration after a reconnect failed; heartbeats go on", "err", err)
+		case err == nil && a.ipam != nil && cidr != "" && cidr != a.ipam.prefix.String():
+			// Pods keep their addresses until they are replaced; the
+			// agent takes the new range at its next start.
+			a.log.Warn("the control plane gave this node another pod range; running pods keep theirs", "was", a.ipam.prefix, "now", cidr)
+		}
+	}()
 }
 
 // requestResync makes the pod sync fetch the full set, on its own goroutine.
@@ -397,10 +450,7 @@ func (a *Agent) heartbeats(ctx context.Context, done chan struct{}) {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
-		hb := protocol.Heartbeat{Node: a.cfg.NodeName, Time: time.Now(), Conditions: a.conditions()}
-		if err := bus.Publish(ctx, a.cfg.Bus, subject, hb); err != nil && ctx.Err() == nil {
-			a.log.Warn("heartbeat not sent", "err", err)
-		}
+		a.sendHeartbeat(ctx, subject)
 		select {
 		case <-ctx.Done():
 			return

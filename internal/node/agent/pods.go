@@ -22,6 +22,9 @@ type podManager struct {
 	// are never started again, however the next sync shows them.
 	ended  map[string]bool
 	closed bool
+	// fenced: cut off from every server too long, no StatefulSet pod
+	// runs (fence.go).
+	fenced bool
 }
 
 func newPodManager(a *Agent) *podManager {
@@ -56,7 +59,7 @@ func (m *podManager) sync(pods []corev1.Pod) {
 			}
 			continue
 		}
-		if m.ended[uid] {
+		if m.ended[uid] || m.fenced && isStatefulSetPod(pod) {
 			continue
 		}
 		fresh = append(fresh, pod)

@@ -3,13 +3,11 @@ package join
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 )
 
 // CredentialPath is where a joining node gets its own identity: POST a
@@ -44,25 +42,27 @@ type CredentialResponse struct {
 var ErrCredentialRefused = errors.New("the server refused to issue the node's credential")
 
 // RequestCredential asks the server at the API address server ("host:port")
-// for req.Node's identity, with the cluster token, checking the server's
-// certificate with ca (PEM: the CA given or pinned by Discover).
+// for req.Node's identity, with the cluster token, checking the server as
+// Discover does (ca, PEM, if given; else the CA the token pins).
 func RequestCredential(ctx context.Context, server, token string, ca []byte, req CredentialRequest) (CredentialResponse, error) {
-	p, err := pool(ca)
+	tok, err := ParseToken(token)
 	if err != nil {
 		return CredentialResponse{}, err
 	}
+	client, err := HTTPClient(tok, ca)
+	if err != nil {
+		return CredentialResponse{}, err
+	}
+	defer client.CloseIdleConnections()
 	body, err := json.Marshal(req)
 	if err != nil {
 		return CredentialResponse{}, fmt.Errorf("join: %w", err)
 	}
-	client := &http.Client{Timeout: 10 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p, MinVersion: tls.VersionTLS12}}}
-	defer client.CloseIdleConnections()
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+server+CredentialPath, bytes.NewReader(body))
 	if err != nil {
 		return CredentialResponse{}, fmt.Errorf("join: server address %q: %w", server, err)
 	}
-	hreq.Header.Set("Authorization", "Bearer "+token)
+	hreq.Header.Set("Authorization", "Bearer "+tok.Secret)
 	hreq.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(hreq)
 	if err != nil {

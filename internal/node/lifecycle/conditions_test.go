@@ -23,10 +23,10 @@ func TestHeartbeatWritesConditionChanges(t *testing.T) {
 		{Type: corev1.NodeDiskPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasNoDiskPressure"},
 	}}}
 	cs := fake.NewSimpleClientset(node)
-	c := &Controller{cfg: Config{Client: cs}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		lastSeen: map[string]time.Time{}, ready: map[string]bool{"n1": true},
-		conditions: map[string]map[corev1.NodeConditionType]corev1.ConditionStatus{
-			"n1": {corev1.NodeReady: corev1.ConditionTrue, corev1.NodeDiskPressure: corev1.ConditionFalse}}}
+	c := newController(Config{Client: cs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	c.ready["n1"] = true
+	c.conditions["n1"] = map[corev1.NodeConditionType]corev1.ConditionStatus{corev1.NodeReady: corev1.ConditionTrue, corev1.NodeDiskPressure: corev1.ConditionFalse}
+	t.Cleanup(c.renewals.Wait)
 	writes := func() int {
 		n := 0
 		for _, a := range cs.Actions() {

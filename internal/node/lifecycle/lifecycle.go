@@ -2,7 +2,12 @@
 // registrations into Node objects, keeps heartbeats in memory (they are not
 // written to the store), and marks a node's conditions Unknown when its
 // heartbeats stop for longer than the grace period, as Kubernetes' node
-// lifecycle controller does. Only condition changes are written.
+// lifecycle controller does. Only condition changes are written. With the
+// condition come the taints Kubernetes puts on such nodes
+// (node.kubernetes.io/unreachable for Unknown, node.kubernetes.io/not-ready
+// for False, each NoSchedule and NoExecute), and each node's heartbeats renew
+// its coordination.k8s.io Lease in kube-node-lease, at most every
+// LeaseRenewInterval, as a kubelet's do.
 //
 // It runs on the raft leader only, one per term of leadership: two members
 // would each allocate pod ranges from their own view (handing two nodes the
@@ -16,6 +21,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/clock"
 
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/node/protocol"
@@ -32,12 +39,30 @@ import (
 type Config struct {
 	Bus    *bus.Conn            // required
 	Client kubernetes.Interface // required
-	// GracePeriod is how long a node may stay silent before its conditions
-	// become Unknown. Default 40s, Kubernetes' node-monitor-grace-period.
+	// GracePeriod is how long a node may stay silent before its
+	// conditions become Unknown. Default DefaultGracePeriod.
 	GracePeriod time.Duration
+	// StartupGracePeriod is the silence allowed to a node this controller
+	// has not heard from since it started (a control plane restart, a new
+	// raft leader), counted from its start: the agents need time to
+	// reconnect (the bus's reconnect wait, a rediscovery of the bus),
+	// and a grace period of seconds would evict the pods of every worker
+	// on each restart of a server. Default 5 times GracePeriod, at least
+	// 10s. Kubernetes likewise counts a restarted controller's nodes from
+	// when it first sees them.
+	StartupGracePeriod time.Duration
 	// CheckInterval is how often silence is checked. Default an eighth of
-	// GracePeriod: 5s for the default 40s, Kubernetes' node-monitor-period.
+	// GracePeriod (Kubernetes' ratio: node-monitor-period 5s for 40s).
 	CheckInterval time.Duration
+	// LeaseRenewInterval is the least time between two renewals of a
+	// node's Lease: heartbeats come more often, and each renewal is a raft
+	// write. Default DefaultLeaseRenewInterval, the kubelet's: the Lease is
+	// for tools that watch it; the Ready condition, which follows the bus
+	// heartbeats, is what failover acts on.
+	LeaseRenewInterval time.Duration
+	// Clock is the controller's time. Default the real clock; tests step a
+	// fake one.
+	Clock clock.WithTicker
 	// ClusterPodCIDR is the range node pod ranges are carved from, one
 	// /NodeCIDRMaskSize each, for nodes whose agent asks for none. Default
 	// "127.66.0.0/16", the unprivileged mode's loopback range.
@@ -47,6 +72,17 @@ type Config struct {
 	NodeCIDRMaskSize int
 	Logger           *slog.Logger
 }
+
+// DefaultGracePeriod is the default Config.GracePeriod: four missed
+// heartbeats at the agent's default half-second interval (Kubernetes waits
+// four of its kubelet's 10s updates). docs/rationale.md says why seconds.
+const DefaultGracePeriod = 2 * time.Second
+
+// DefaultLeaseRenewInterval is Config.LeaseRenewInterval's default.
+const DefaultLeaseRenewInterval = 10 * time.Second
+
+// LeaseNamespace holds the nodes' Leases, as in Kubernetes.
+const LeaseNamespace = corev1.NamespaceNodeLease
 
 // Controller is the running node lifecycle.
 type Controller struct {
@@ -63,6 +99,14 @@ type Controller struct {
 	// that a heartbeat costs an API call only when one changes.
 	conditions map[string]map[corev1.NodeConditionType]corev1.ConditionStatus
 	started    time.Time
+	// renewed is when each node's Lease was last renewed (or a renewal
+	// started); renewing marks nodes with a renewal in flight.
+	renewed  map[string]time.Time
+	renewing map[string]bool
+	renewals sync.WaitGroup
+
+	// beats counts the heartbeats handled, for benchmarks and metrics.
+	beats atomic.Uint64
 
 	subs   []*bus.Subscription
 	cancel context.CancelFunc
@@ -74,18 +118,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	if cfg.Bus == nil || cfg.Client == nil {
 		return nil, errors.New("nodes: Bus and Client are required")
 	}
-	if cfg.GracePeriod <= 0 {
-		cfg.GracePeriod = 40 * time.Second
-	}
-	if cfg.CheckInterval <= 0 {
-		cfg.CheckInterval = cfg.GracePeriod / 8
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	c := &Controller{cfg: cfg, log: cfg.Logger.With("component", "node-lifecycle"), lastSeen: map[string]time.Time{},
-		ready: map[string]bool{}, conditions: map[string]map[corev1.NodeConditionType]corev1.ConditionStatus{},
-		started: time.Now(), done: make(chan struct{})}
+	c := newController(cfg)
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	reg, err := bus.ServeNode(runCtx, cfg.Bus, bus.SubjectRegisterAny, "node-lifecycle", c.register)
@@ -93,7 +126,9 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		cancel()
 		return nil, fmt.Errorf("nodes: serve registrations: %w", err)
 	}
-	hb, err := bus.Subscribe(runCtx, cfg.Bus, bus.SubjectHeartbeatAny, c.heartbeat)
+	// Acked: an agent learns that the leader heard it, which its
+	// StatefulSet fence counts on (bus.Notify).
+	hb, err := bus.SubscribeAcked(runCtx, cfg.Bus, bus.SubjectHeartbeatAny, c.heartbeatAcked)
 	if err != nil {
 		reg.Stop()
 		cancel()
@@ -104,6 +139,36 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	return c, nil
 }
 
+// newController fills cfg's defaults and builds a controller that serves
+// nothing yet.
+func newController(cfg Config) *Controller {
+	if cfg.GracePeriod <= 0 {
+		cfg.GracePeriod = DefaultGracePeriod
+	}
+	if cfg.StartupGracePeriod <= 0 {
+		cfg.StartupGracePeriod = max(5*cfg.GracePeriod, 10*time.Second)
+	}
+	if cfg.CheckInterval <= 0 {
+		cfg.CheckInterval = cfg.GracePeriod / 8
+	}
+	if cfg.LeaseRenewInterval <= 0 {
+		cfg.LeaseRenewInterval = DefaultLeaseRenewInterval
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Controller{cfg: cfg, log: cfg.Logger.With("component", "node-lifecycle"), lastSeen: map[string]time.Time{},
+		ready: map[string]bool{}, conditions: map[string]map[corev1.NodeConditionType]corev1.ConditionStatus{},
+		renewed: map[string]time.Time{}, renewing: map[string]bool{},
+		started: cfg.Clock.Now(), done: make(chan struct{})}
+}
+
+// Heartbeats is how many heartbeats the controller has handled.
+func (c *Controller) Heartbeats() uint64 { return c.beats.Load() }
+
 // Stop ends the controller.
 func (c *Controller) Stop() {
 	c.cancel()
@@ -111,6 +176,7 @@ func (c *Controller) Stop() {
 		s.Stop()
 	}
 	<-c.done
+	c.renewals.Wait()
 }
 
 // register creates or updates the Node from what its agent reports. The
@@ -168,11 +234,14 @@ func (c *Controller) register(ctx context.Context, node string, r protocol.Regis
 		}
 		return err
 	})
+	if err == nil {
+		err = c.syncTaints(ctx, want.Name)
+	}
 	if err != nil {
 		return protocol.Registered{}, fmt.Errorf("register node %s: %w", want.Name, err)
 	}
 	c.mu.Lock()
-	c.lastSeen[want.Name] = time.Now()
+	c.lastSeen[want.Name] = c.cfg.Clock.Now()
 	c.ready[want.Name] = isReady(want.Status)
 	known := map[corev1.NodeConditionType]corev1.ConditionStatus{}
 	for _, cond := range want.Status.Conditions {
@@ -252,14 +321,24 @@ func isReady(st corev1.NodeStatus) bool {
 // started, as after a control plane restart) makes sure the store says
 // Ready: a condition change, written only if it is one.
 func (c *Controller) heartbeat(ctx context.Context, subject string, hb protocol.Heartbeat) {
+	c.heartbeatAcked(ctx, subject, hb, func() {})
+}
+
+// heartbeatAcked is heartbeat, acknowledging the message as soon as the
+// node is recorded as seen: before any API call, so that the agent's wait
+// does not include them.
+func (c *Controller) heartbeatAcked(ctx context.Context, subject string, hb protocol.Heartbeat, ack func()) {
 	name, ok := bus.HeartbeatNode(subject)
 	if !ok {
 		return
 	}
+	defer c.beats.Add(1)
 	c.mu.Lock()
-	c.lastSeen[name] = time.Now()
+	c.lastSeen[name] = c.cfg.Clock.Now()
 	ready := c.ready[name]
 	c.mu.Unlock()
+	ack()
+	c.renewLease(ctx, name)
 	if ready {
 		c.syncConditions(ctx, name, hb.Conditions)
 		return
@@ -279,39 +358,51 @@ func (c *Controller) heartbeat(ctx context.Context, subject string, hb protocol.
 	}
 }
 
-// monitor marks silent nodes Unknown. A node in the store that this
-// controller has not heard from since it started gets the grace period from
-// the start, as after a control plane restart.
+// monitor marks silent nodes Unknown, every CheckInterval.
 func (c *Controller) monitor(ctx context.Context) {
 	defer close(c.done)
-	t := time.NewTicker(c.cfg.CheckInterval)
+	t := c.cfg.Clock.NewTicker(c.cfg.CheckInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
-		list, err := c.cfg.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil {
+		c.checkSilence(ctx)
+	}
+}
+
+// checkSilence marks Unknown (with the unreachable taints) every node
+// silent for longer than GracePeriod. A node in the store that this
+// controller has not heard from since it started gets StartupGracePeriod
+// from the start, as after a control plane restart.
+func (c *Controller) checkSilence(ctx context.Context) {
+	list, err := c.cfg.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return
+	}
+	now := c.cfg.Clock.Now()
+	for _, n := range list.Items {
+		c.mu.Lock()
+		last, ok := c.lastSeen[n.Name]
+		c.mu.Unlock()
+		grace := c.cfg.GracePeriod
+		if !ok {
+			last, grace = c.started, max(grace, c.cfg.StartupGracePeriod)
+		}
+		if now.Sub(last) <= grace {
 			continue
 		}
-		for _, n := range list.Items {
-			c.mu.Lock()
-			last, ok := c.lastSeen[n.Name]
-			c.mu.Unlock()
-			if !ok {
-				last = c.started
-			}
-			if time.Since(last) > c.cfg.GracePeriod {
-				c.mu.Lock()
-				c.ready[n.Name] = false
-				delete(c.conditions, n.Name)
-				c.mu.Unlock()
-				if err := c.setReady(ctx, n.Name, corev1.ConditionUnknown, "NodeStatusUnknown", "Kubelet stopped posting node status."); err != nil && ctx.Err() == nil {
-					c.log.Warn("mark node unknown", "node", n.Name, "err", err)
-				}
-			}
+		if readyStatus(n.Status) == corev1.ConditionUnknown && hasTaints(n.Spec.Taints, wantTaints(corev1.ConditionUnknown)) {
+			continue // marked already: a silent node costs no API call per check
+		}
+		c.mu.Lock()
+		c.ready[n.Name] = false
+		delete(c.conditions, n.Name)
+		c.mu.Unlock()
+		if err := c.setReady(ctx, n.Name, corev1.ConditionUnknown, "NodeStatusUnknown", "Kubelet stopped posting node status."); err != nil && ctx.Err() == nil {
+			c.log.Warn("mark node unknown", "node", n.Name, "err", err)
 		}
 	}
 }
@@ -320,13 +411,13 @@ func (c *Controller) monitor(ctx context.Context) {
 // to Unknown, every condition becomes Unknown, as Kubernetes does.
 func (c *Controller) setReady(ctx context.Context, name string, status corev1.ConditionStatus, reason, msg string) error {
 	nodes := c.cfg.Client.CoreV1().Nodes()
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		n, err := nodes.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
 		changed := false
-		now := metav1.Now()
+		now := metav1.NewTime(c.cfg.Clock.Now())
 		for i := range n.Status.Conditions {
 			cond := &n.Status.Conditions[i]
 			st, r, m := status, reason, msg
@@ -352,6 +443,12 @@ func (c *Controller) setReady(ctx context.Context, name string, status corev1.Co
 		}
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	// The taints follow the condition in a second write (spec and status
+	// are separate subresources), as Kubernetes' controller does.
+	return c.syncTaints(ctx, name)
 }
 
 // syncConditions writes the conditions a heartbeat carries (DiskPressure)
@@ -380,7 +477,7 @@ func (c *Controller) syncConditions(ctx context.Context, name string, conds []co
 		if err != nil {
 			return err
 		}
-		now := metav1.Now()
+		now := metav1.NewTime(c.cfg.Clock.Now())
 		for _, want := range changed {
 			i := 0
 			for i < len(n.Status.Conditions) && n.Status.Conditions[i].Type != want.Type {
