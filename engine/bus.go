@@ -25,12 +25,13 @@ const (
 // busConfig is the embedded NATS server's configuration. JetStream is on,
 // with file storage in the data directory, for the embedded registry. With
 // a listener, clients must use TLS (serving is the bus certificate) and
-// connect as the node identity with the cluster token.
+// connect as their own node, with the credential they got at join
+// (nodeauth.go).
 func (e *Engine) busConfig(serving *tls.Certificate, listen string) bus.Config {
 	cfg := bus.Config{Name: e.cfg.NodeName, Logger: e.log, JetStreamDir: filepath.Join(e.cfg.DataDir, busSubdir),
-		NodePermissions: nodePermissions()}
+		Nodes: e.nodeAuth.authenticate}
 	if e.cfg.BusListen != "" {
-		cfg.Listen, cfg.Token = listen, e.token
+		cfg.Listen = listen
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{*serving}, MinVersion: tls.VersionTLS12}
 		if e.cfg.BusClusterListen != "" && e.cl.peerTLS != nil {
 			// One NATS cluster of every server's bus, routes with the
@@ -76,39 +77,68 @@ func busCertHosts(listenHost string) []string {
 	return hosts
 }
 
-// nodePermissions are the subjects a node agent uses, in the direction it
-// uses them; the bus refuses the node identity everything else. A node asks
-// the control plane (sync, status, objects, register, the Service feed's
-// list, the registry over HTTP) and publishes heartbeats and usage reports; it receives its
-// pod events, stream opens and the Service feed. So a node can neither
-// answer requests meant for the control plane (and hand another node pods
-// or Secrets) nor push pod events to another node, nor touch JetStream.
-// Until each node has its own identity, a node could still speak for
-// another node; see docs/rationale.md.
-func nodePermissions() *bus.Permissions {
-	return &bus.Permissions{
-		Publish: []string{
-			bus.SubjectHeartbeatAny,   // heartbeats
-			bus.SubjectNodeUsageAny,   // usage reports for the metrics APIs
-			bus.SubjectNodeSyncAny,    // full pod sync
-			bus.SubjectNodeStatusAny,  // pod status and events
-			bus.SubjectNodeObjectsAny, // ConfigMaps and Secrets
-			bus.SubjectRegister,       // the Node object
-			bus.SubjectFeedList,       // the Service feed's full lists
-			bus.SubjectRegistry,       // pulls from the embedded registry
-			bus.InboxSubjects,         // replies: stream frames, registry acks
-			bus.SubjectAppsAny,        // pods' messaging, each under its namespace
-			bus.SubjectKV,             // pods' key-value operations
-		},
-		Subscribe: []string{
-			bus.SubjectNodePodsAny,    // pod events
-			bus.SubjectNodeStreamsAny, // logs, exec, port-forward opens
-			bus.SubjectFeedEvents,     // the Service feed
-			bus.InboxSubjects,         // replies
-			bus.SubjectAppsAny,        // pods' messaging, each under its namespace
-			bus.SubjectKVEventsAny,    // changes of pods' key-value stores (watches)
-		},
+// nodePermissions are the subjects node's own identity may use, in the
+// direction it uses them; the bus refuses it everything else. A node asks
+// the control plane about itself (sync, status, objects, register) and
+// for shared things (the Service feed's list, the registry over HTTP,
+// pods' key-value operations), and publishes its heartbeats and usage
+// reports; it receives its own pod events and stream opens, the Service
+// feed and its own replies. So a node can neither speak for another node
+// (the node server, dispatcher and lifecycle trust the node a subject
+// names), nor read another node's pods, streams or replies, nor answer
+// requests meant for the control plane, nor touch JetStream or $SYS.
+// Replies: a node writes answers, stream frames and registry acks only to
+// the control plane's inboxes for it (bus.ControlPlaneInboxSubjects), and
+// reads only its own inbox (bus.NodeInboxSubjects).
+func nodePermissions(node string) (*bus.Permissions, error) {
+	var own []string
+	for _, f := range []func(string) (string, error){
+		bus.SubjectHeartbeat, bus.SubjectNodeUsage, bus.SubjectNodeSync, bus.SubjectNodeStatus,
+		bus.SubjectNodeObjects, bus.SubjectRegister,
+	} {
+		s, err := f(node)
+		if err != nil {
+			return nil, err
+		}
+		own = append(own, s)
 	}
+	pods, err := bus.SubjectNodePods(node)
+	if err != nil {
+		return nil, err
+	}
+	streams, err := bus.SubjectNodeStreams(node)
+	if err != nil {
+		return nil, err
+	}
+	inbox, err := bus.NodeInboxSubjects(node)
+	if err != nil {
+		return nil, err
+	}
+	cpInbox, err := bus.ControlPlaneInboxSubjects(node)
+	if err != nil {
+		return nil, err
+	}
+	return &bus.Permissions{
+		Publish: append(own,
+			bus.SubjectFeedList, // the Service feed's full lists
+			bus.SubjectRegistry, // pulls from the embedded registry (read-only over the bus)
+			cpInbox,             // the control plane's inboxes for it: stream frames, registry acks
+			bus.SubjectAppsAny,  // pods' messaging, each under its namespace
+			bus.SubjectKV,       // pods' key-value operations
+		),
+		Subscribe: []string{
+			pods,                   // its pod events
+			streams,                // its logs, exec, port-forward opens
+			bus.SubjectFeedEvents,  // the Service feed
+			inbox,                  // its own replies only
+			bus.SubjectAppsAny,     // pods' messaging, each under its namespace
+			bus.SubjectKVEventsAny, // changes of pods' key-value stores (watches)
+		},
+		// No "allow responses": a node could send itself a message on
+		// skiff.apps.> naming any subject as its reply, and then publish
+		// there once. The control plane's requests to a node take their
+		// answers on cpInbox instead (bus.RequestNode).
+	}, nil
 }
 
 // busURL is the bus's client address, or "" when it listens nowhere.
@@ -123,7 +153,7 @@ func (e *Engine) busURL() string {
 // busDescription is how the "engine ready" log line names the bus.
 func (e *Engine) busDescription() string {
 	if u := e.busURL(); u != "" {
-		return u + " (nodes authenticate with the cluster token)"
+		return u + " (nodes authenticate with their own credentials)"
 	}
 	return "in-process (no listening port)"
 }

@@ -78,6 +78,8 @@ type Engine struct {
 	joinToken string
 	busCA     []byte         // the cluster CA's PEM, for joining nodes; nil without a bus listener
 	cl        *clusterMember // listeners, peers and membership (cluster.go)
+	// nodeAuth issues and checks nodes' own bus identities (nodeauth.go).
+	nodeAuth *nodeAuthority
 	// stoppers undo what the start* functions of the other files started,
 	// run last first.
 	stoppers []func()
@@ -164,6 +166,9 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		if busServing, e.busCA, err = e.busCert(); err != nil {
 			return err
 		}
+	}
+	if err := e.startNodeAuthority(); err != nil {
+		return err
 	}
 	if e.bus, err = e.startBus(ctx, busServing); err != nil {
 		return err
@@ -295,7 +300,8 @@ func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
 	e.stoppers = append(e.stoppers, kv.Stop)
 	// This node's agent is held to the node identity's rules, as a worker's
 	// is: it needs nothing more.
-	agentConn, err := e.bus.ConnectNode(ctx, "agent-"+e.cfg.NodeName)
+	e.nodeAuth.setClient(cs)
+	agentConn, err := e.connectOwnNode(ctx, "agent-"+e.cfg.NodeName)
 	if err != nil {
 		return fmt.Errorf("agent bus connection: %w", err)
 	}

@@ -128,7 +128,8 @@ func TestNoUnauthenticatedPort(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := probeNATS(busAddr, nats.Secure(tlsConf), nats.UserInfo(bus.NodeUser, token)); len(got) == 0 {
+		cred := e.nodeAuth.issuer.Credential("probe-control") // a node's own identity
+		if got := probeNATS(busAddr, nats.Secure(tlsConf), nats.UserInfo("probe-control", cred)); len(got) == 0 {
 			t.Error("the NATS probe with the node's credentials got nothing through")
 		}
 		if err := canary.Flush(ctx); err != nil {
@@ -199,6 +200,10 @@ func TestNoUnauthenticatedPort(t *testing.T) {
 			got = append(got, probeNATS(dial, nats.Secure(&tls.Config{InsecureSkipVerify: true}))...) // no credentials
 			got = append(got, probeNATS(dial, nats.Secure(&tls.Config{InsecureSkipVerify: true}),
 				nats.UserInfo(bus.NodeUser, "guessed"))...)
+			// The cluster token no longer opens the bus: nodes connect as
+			// themselves.
+			got = append(got, probeNATS(dial, nats.Secure(&tls.Config{InsecureSkipVerify: true}),
+				nats.UserInfo(bus.NodeUser, token))...)
 			got = append(got, probeNATS(dial, nats.Secure(&tls.Config{InsecureSkipVerify: true}),
 				nats.UserInfo("control-plane", ""))...)
 			for _, https := range []bool{true, false} {

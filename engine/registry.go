@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/skiffhq/skiff/internal/imageregistry"
+	"github.com/skiffhq/skiff/internal/node/join"
 )
 
 // registryUploadsSubdir holds blob uploads in progress; emptied at start.
@@ -53,7 +54,8 @@ func (e *Engine) startRegistry(ctx context.Context) (map[string]http.Handler, er
 	}
 	e.stoppers = append(e.stoppers, stop)
 	return map[string]http.Handler{
-		"/v2/": e.authenticate(reg.Handler()),
+		"/v2/":              e.authenticate(reg.Handler()),
+		join.CredentialPath: e.authenticate(e.nodeAuth.credentialHandler()),
 		// join.BusInfoPath is among clusterRoutes: it names every server's bus.
 	}, nil
 }

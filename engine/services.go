@@ -30,7 +30,7 @@ import (
 // which needs the evaluator for its first pods.
 func (e *Engine) startNetwork(ctx context.Context) error {
 	// Node-side, as on a worker: the node identity.
-	conn, err := e.bus.ConnectNode(ctx, "network-"+e.cfg.NodeName)
+	conn, err := e.connectOwnNode(ctx, "network-"+e.cfg.NodeName)
 	if err != nil {
 		return fmt.Errorf("node network bus connection: %w", err)
 	}

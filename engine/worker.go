@@ -151,8 +151,20 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 		lock.Release()
 		return nil, fmt.Errorf("worker: %w", err)
 	}
+	// The node's own bus identity: kept in its data directory, or asked
+	// of the server that answered (checked against the CA, which the token
+	// pins).
+	ca := cfg.CA
+	if len(ca) == 0 {
+		ca = []byte(info.CA)
+	}
+	id, err := workerIdentity(ctx, cfg, server, ca, dir)
+	if err != nil {
+		lock.Release()
+		return nil, err
+	}
 	url := info.URL
-	conn, err := bus.Dial(ctx, url, tok.Secret, "agent-"+cfg.NodeName, tlsConf,
+	conn, err := bus.DialNode(ctx, url, cfg.NodeName, id.Credential, "agent-"+cfg.NodeName, tlsConf,
 		nats.SetCustomDialer(dialer), nats.IgnoreDiscoveredServers())
 	if err != nil {
 		lock.Release()

@@ -22,7 +22,8 @@ func newAgentCmd() *cobra.Command {
 		Short: "Join a worker node: a node agent that runs the pods bound to it",
 		Long: `Join this machine to a cluster as a worker node. HOST:PORT is a server's API address (give
 several, or repeat --server, for a cluster of servers); the agent asks them in turn where the bus
-listens and connects there with the cluster token. The agent then registers its Node and runs the pods
+listens, gets the node's own bus credential and client certificate with the cluster token (kept in
+DATA-DIR/node/identity) and connects as itself. The agent then registers its Node and runs the pods
 the scheduler binds to it. It reaches the control plane only through the bus; whenever that connection
 breaks it asks the servers again, so it follows a server restarted on another port or moves to another
 server, and its pods keep running meanwhile.

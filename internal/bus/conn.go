@@ -155,8 +155,14 @@ func Request[Req, Resp any](ctx context.Context, c *Conn, subject string, req Re
 	if err != nil {
 		return zero, fmt.Errorf("bus: request %s: %w", subject, err)
 	}
+	return decodeReply[Resp](subject, msg.Data)
+}
+
+// decodeReply decodes a Serve responder's envelope.
+func decodeReply[Resp any](subject string, data []byte) (Resp, error) {
+	var zero Resp
 	var env envelope
-	if err := json.Unmarshal(msg.Data, &env); err != nil {
+	if err := json.Unmarshal(data, &env); err != nil {
 		return zero, fmt.Errorf("bus: request %s: reply: %w: %w", subject, ErrBadPayload, err)
 	}
 	if env.Error != "" {

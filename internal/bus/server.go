@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +64,10 @@ const (
 type Permissions struct {
 	Publish   []string
 	Subscribe []string
+	// NATS "allow responses" (answering once whatever reply subject a
+	// received message names) is deliberately not offered: an identity that
+	// may receive its own messages on a shared subject could name any
+	// subject as the reply and then publish there (docs/rationale.md).
 }
 
 // InboxSubjects matches the reply subjects nats.go makes (nats.NewInbox and
@@ -99,7 +102,7 @@ type Config struct {
 	Listen string
 
 	// Token is the node identity's password (NodeUser): what Dial presents.
-	// Required when Listen is set, so a listening bus is never open to
+	// Required when Listen is set and Nodes is not, so a listening bus is never open to
 	// anyone who can reach the port. Without a listener it may be empty: the
 	// node identity then gets a random password only ConnectNode knows.
 	Token string
@@ -107,6 +110,13 @@ type Config struct {
 	// NodePermissions are the subjects the node identity may publish and
 	// subscribe to. Default nil: DefaultNodePermissions.
 	NodePermissions *Permissions
+
+	// Nodes, when set, gives every node an identity of its own and removes
+	// the shared one (NodeUser, Token): a client connects with its node
+	// name as user and its credential as password (DialNode,
+	// ConnectNodeAs), and Nodes says whether the credential is that node's
+	// and what the node may do. Default nil: the shared node identity.
+	Nodes NodeAuthenticator
 
 	// TLS is the TLS configuration of the client listener: a serving
 	// certificate clients verify (set ClientAuth to also require client
@@ -169,6 +179,7 @@ type Server struct {
 	ns        *server.Server
 	cpSecret  string // controlPlaneUser's password, made at Start
 	nodeToken string // NodeUser's password: Config.Token or a random one
+	nodes     NodeAuthenticator
 	tls       bool
 	log       *slog.Logger
 	closed    atomic.Bool
@@ -212,7 +223,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ns.SetLoggerV2(nl, debug, trace, false)
 	ns.Start()
 
-	s := &Server{ns: ns, cpSecret: cpSecret, nodeToken: nodeToken, tls: cfg.TLS != nil, log: log}
+	s := &Server{ns: ns, cpSecret: cpSecret, nodeToken: nodeToken, nodes: cfg.Nodes, tls: cfg.TLS != nil, log: log}
 	if err := s.waitReady(ctx, orDefault(cfg.ReadyTimeout, DefaultReadyTimeout), nl.fatal); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("bus: start %q: %w", cfg.Name, err)
@@ -297,23 +308,9 @@ func (cfg Config) natsOptions(cpSecret, nodeToken string) (*server.Options, erro
 		ServerName: cfg.Name,
 		NoSigs:     true, // the embedding program owns signals
 		// No token and no anonymous user: every connection names an
-		// identity, so what it may do follows from who it is.
-		Users: []*server.User{
-			{
-				Username:               controlPlaneUser,
-				Password:               cpSecret,
-				AllowedConnectionTypes: map[string]struct{}{connTypeInProcess: {}},
-			},
-			{
-				Username: NodeUser,
-				Password: nodeToken,
-				Permissions: &server.Permissions{
-					Publish:   &server.SubjectPermission{Allow: slices.Clone(nodePerms.Publish)},
-					Subscribe: &server.SubjectPermission{Allow: slices.Clone(nodePerms.Subscribe)},
-				},
-				AllowedConnectionTypes: map[string]struct{}{connTypeStandard: {}, connTypeInProcess: {}},
-			},
-		},
+		// identity, so what it may do follows from who it is (see auth.go).
+		CustomClientAuthentication: &authenticator{cpSecret: cpSecret, nodeToken: nodeToken,
+			nodePerms: natsPermissions(nodePerms), nodes: cfg.Nodes},
 	}
 	if cfg.JetStreamDir != "" {
 		opts.JetStream = true
@@ -330,8 +327,8 @@ func (cfg Config) natsOptions(cpSecret, nodeToken string) (*server.Options, erro
 		}
 		opts.DontListen = true
 	} else {
-		if cfg.Token == "" {
-			return nil, bad("Listen %q is set but Token is empty: a listening bus must require a token", cfg.Listen)
+		if cfg.Token == "" && cfg.Nodes == nil {
+			return nil, bad("Listen %q is set but Token is empty and Nodes is nil: a listening bus must require a credential", cfg.Listen)
 		}
 		if cfg.TLS == nil {
 			return nil, bad("Listen %q is set but TLS is nil: a listening bus must use TLS", cfg.Listen)
@@ -418,10 +415,14 @@ func (s *Server) Connect(ctx context.Context, name string) (*Conn, error) {
 // A server node's own agent uses it, so that it runs under the same rules
 // as every other node.
 func (s *Server) ConnectNode(ctx context.Context, name string) (*Conn, error) {
+	if s.nodes != nil {
+		// Refused before connecting: see ConnectNodeAs.
+		return nil, fmt.Errorf("bus: connect %q: %w (nodes connect as themselves)", name, ErrUnauthorized)
+	}
 	return s.connectAs(ctx, name, NodeUser, s.nodeToken)
 }
 
-func (s *Server) connectAs(ctx context.Context, name, user, password string) (*Conn, error) {
+func (s *Server) connectAs(ctx context.Context, name, user, password string, extra ...nats.Option) (*Conn, error) {
 	if s.closed.Load() {
 		return nil, fmt.Errorf("bus: connect %q: %w", name, ErrClosed)
 	}
@@ -432,6 +433,7 @@ func (s *Server) connectAs(ctx context.Context, name, user, password string) (*C
 		nats.NoReconnect(),
 		nats.UserInfo(user, password),
 	)
+	opts = append(opts, extra...)
 	nc, err := connect(ctx, nats.DefaultURL, DefaultDialTimeout, opts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: connect %q: %w", name, err)

@@ -15,10 +15,6 @@ import (
 // that validates the node name; where the control plane serves every node
 // at once, its wildcard form (…Any) stands next to it.
 const (
-	// SubjectRegister is where a node agent registers its Node
-	// (request/reply, protocol.Registration): the control plane creates or
-	// updates the Node object and answers.
-	SubjectRegister = "skiff.nodes.register"
 	// SubjectRegistry carries the embedded image registry's HTTP API, one
 	// request per message (request/reply; see imageregistry).
 	SubjectRegistry = "skiff.registry.http"
@@ -31,6 +27,20 @@ const (
 	// resource, asked by a node when it starts or has missed an event.
 	SubjectFeedList = "skiff.feed.list"
 )
+
+// SubjectRegister is "skiff.nodes.register.<node>", where a node agent
+// registers its Node (request/reply, protocol.Registration): the control
+// plane creates or updates the Node object and answers. One subject per
+// node, so that the bus lets a node register itself only.
+func SubjectRegister(node string) (string, error) {
+	return nodeSubject(registerPrefix, node, "")
+}
+
+// SubjectRegisterAny matches SubjectRegister of every node: the node
+// lifecycle serves it.
+const SubjectRegisterAny = registerPrefix + "*"
+
+const registerPrefix = "skiff.nodes.register."
 
 // The per-node subjects are nodePrefix + node + one of these suffixes.
 const (

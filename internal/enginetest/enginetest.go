@@ -18,13 +18,15 @@ import (
 	"github.com/skiffhq/skiff/internal/node/join"
 )
 
-// DialBus connects to e's bus as a worker node named name does: it reads
+// DialBus connects to e's bus as a worker node named node does: it reads
 // the cluster token and the API address from e's data directory, asks the
-// API port where the bus listens, and dials it with the token, checking the
-// bus's certificate with the cluster CA. The connection has the node
-// identity's permissions. e must have
-// been started with Config.BusListen set ("127.0.0.1:0" in tests).
-func DialBus(ctx context.Context, e *engine.Engine, name string) (*bus.Conn, error) {
+// API port where the bus listens and for node's own credential, and dials
+// the bus as node, checking the bus's certificate with the cluster CA. The
+// connection has node's permissions (its own subjects only). node must
+// not be a Node yet (the join endpoint hands out a known node's credential
+// only to that node). e must have been started with Config.BusListen set
+// ("127.0.0.1:0" in tests).
+func DialBus(ctx context.Context, e *engine.Engine, node string) (*bus.Conn, error) {
 	dir := e.Config().DataDir
 	token, err := os.ReadFile(filepath.Join(dir, "token"))
 	if err != nil {
@@ -48,13 +50,13 @@ func DialBus(ctx context.Context, e *engine.Engine, name string) (*bus.Conn, err
 	if err != nil {
 		return nil, err
 	}
-	parsed, err := join.ParseToken(tok) // the bus's password is the secret alone
-	if err != nil {
-		return nil, fmt.Errorf("enginetest: %w", err)
-	}
 	tlsConf, err := info.TLSConfig(cluster.CertificateAuthorityData)
 	if err != nil {
 		return nil, err
 	}
-	return bus.Dial(ctx, info.URL, parsed.Secret, name, tlsConf)
+	cred, err := join.RequestCredential(ctx, u.Host, tok, cluster.CertificateAuthorityData, join.CredentialRequest{Node: node})
+	if err != nil {
+		return nil, err
+	}
+	return bus.DialNode(ctx, info.URL, node, cred.Credential, "agent-"+node, tlsConf)
 }

@@ -168,6 +168,15 @@ func (s *busServer) serve(m *nats.Msg) {
 	}
 
 	ack := nats.NewInbox() // not NewRespInbox: that subject space belongs to nats.go's request mux
+	if node, ok := bus.NodeOfInbox(m.Reply); ok {
+		// A node's request: its acks go to an inbox it may write to.
+		if ack, err = bus.ControlPlaneInbox(node); err != nil {
+			w := s.newWriter(m.Reply, "", false)
+			writeError(w, newError(http.StatusBadRequest, codeUnsupported, "bad bus request: %v", err))
+			w.finish()
+			return
+		}
+	}
 	acks := make(chan *nats.Msg, 4*busWindow)
 	sub, err := s.nc.ChanSubscribe(ack, acks)
 	if err != nil {

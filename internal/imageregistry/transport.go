@@ -81,7 +81,9 @@ func (t *busTransport) roundTrip(req *http.Request) (*http.Response, error) {
 		body = b
 	}
 
-	inbox := nats.NewInbox()
+	// The connection's own inbox prefix: a node may subscribe to its own
+	// replies only (bus.NodeInboxPrefix), never to "_INBOX.>".
+	inbox := nc.NewInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return nil, err

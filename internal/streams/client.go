@@ -53,13 +53,27 @@ func (c *Client) open(ctx context.Context, node string, req openRequest) (*sessi
 	if req.Kind != kindProbe {
 		// Subscribed before the open is sent, so no frame of the node's is
 		// lost.
-		if s, err = newSession(c.conn.NATS(), c.log.With("node", node, "kind", req.Kind), c.tm, false); err != nil {
+		inbox, err := bus.ControlPlaneInbox(node)
+		if err != nil {
+			return nil, err
+		}
+		if s, err = newSession(c.conn.NATS(), c.log.With("node", node, "kind", req.Kind), c.tm, false, inbox); err != nil {
 			return nil, err
 		}
 		req.Inbox, req.Window = s.inbox, c.tm.window
 	}
 	octx, cancel := context.WithTimeout(ctx, c.tm.open)
-	rep, err := bus.Request[openRequest, openReply](octx, c.conn, subject, req)
+	// The answer comes to an inbox of the control plane for this node,
+	// the only place the node's identity may write to (bus.RequestNode).
+	replyInbox, err := bus.ControlPlaneInbox(node)
+	if err != nil {
+		cancel()
+		if s != nil {
+			s.finish(errClosed)
+		}
+		return nil, err
+	}
+	rep, err := bus.RequestNode[openRequest, openReply](octx, c.conn, subject, replyInbox, req)
 	cancel()
 	if err != nil {
 		if s != nil {

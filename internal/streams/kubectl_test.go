@@ -78,7 +78,7 @@ func startCluster(t *testing.T) *cluster {
 	}))
 	t.Cleanup(web.Close)
 	b := &stubRuntime{target: web.Listener.Addr().String(), release: make(chan struct{})}
-	conn, err := enginetest.DialBus(ctx, e, "test-node-agent")
+	conn, err := enginetest.DialBus(ctx, e, node)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -134,7 +134,7 @@ func (n *nodeServer) open(_ context.Context, req openRequest) (openReply, error)
 	if req.Inbox == "" || req.Window <= 0 {
 		return openReply{}, errors.New("streams: open without an inbox or a window")
 	}
-	s, err := newSession(n.conn.NATS(), n.log, n.tm, true)
+	s, err := newSession(n.conn.NATS(), n.log, n.tm, true, n.conn.NATS().NewInbox())
 	if err != nil {
 		return openReply{}, err
 	}

@@ -346,7 +346,7 @@ func TestSessionRejectsGapsAndOverruns(t *testing.T) {
 		"channel": {encodeFrame(frameData, 9, 1, []byte("x"))},
 		"short":   {{1, 2}},
 	} {
-		s, err := newSession(nc, testutil.Logger(t), defaultTiming, false)
+		s, err := newSession(nc, testutil.Logger(t), defaultTiming, false, nc.NewInbox())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -107,9 +107,12 @@ func addPeak(cur, peak *atomic.Int64, delta int64) {
 	}
 }
 
-// newSession subscribes to a fresh inbox; start makes it usable.
-func newSession(nc *nats.Conn, log *slog.Logger, tm timing, node bool) (*session, error) {
-	s := &session{nc: nc, log: log, tm: tm, node: node, st: &apiStats, inbox: nc.NewInbox(),
+// newSession subscribes to inbox, a fresh one (the node side's
+// nc.NewInbox, under its own prefix; the API side's
+// bus.ControlPlaneInbox, the only inboxes of the control plane the node
+// may write to); start makes it usable.
+func newSession(nc *nats.Conn, log *slog.Logger, tm timing, node bool, inbox string) (*session, error) {
+	s := &session{nc: nc, log: log, tm: tm, node: node, st: &apiStats, inbox: inbox,
 		lastRecv: time.Now(), ended: make(chan struct{}), done: make(chan struct{})}
 	if node {
 		s.st = &nodeStats

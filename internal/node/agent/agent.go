@@ -421,9 +421,13 @@ func (a *Agent) register(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	subject, err := bus.SubjectRegister(a.cfg.NodeName)
+	if err != nil {
+		return "", fmt.Errorf("agent: %w", err)
+	}
 	for attempt := 0; ; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		res, err := bus.Request[protocol.Registration, protocol.Registered](rctx, a.cfg.Bus, bus.SubjectRegister,
+		res, err := bus.Request[protocol.Registration, protocol.Registered](rctx, a.cfg.Bus, subject,
 			protocol.Registration{Node: *node, PodCIDR: a.cfg.PodCIDR})
 		cancel()
 		if err == nil {

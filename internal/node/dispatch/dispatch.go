@@ -95,7 +95,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), d.synced) {
 		return nil // ended before it began
 	}
-	sub, err := bus.Serve(ctx, d.cfg.Bus, bus.SubjectNodeSyncAny, "dispatch", d.sync)
+	sub, err := bus.ServeNode(ctx, d.cfg.Bus, bus.SubjectNodeSyncAny, "dispatch", d.sync)
 	if err != nil {
 		return fmt.Errorf("dispatch: serve sync: %w", err)
 	}
@@ -133,10 +133,12 @@ func (d *Dispatcher) send(typ watch.EventType, o any) {
 
 // sync answers a full sync: every pod bound to the node, as of the last
 // event sent. The informer's store may already hold changes whose events
-// are still on their way; the agent applies them again harmlessly.
-func (d *Dispatcher) sync(ctx context.Context, req protocol.SyncRequest) (protocol.SyncResponse, error) {
-	if _, err := bus.SubjectNodePods(req.Node); err != nil {
-		return protocol.SyncResponse{}, err
+// are still on their way; the agent applies them again harmlessly. node
+// is the one the subject names (the requester's identity: see
+// bus.NodeOfSubject); a request for another node is refused.
+func (d *Dispatcher) sync(ctx context.Context, node string, req protocol.SyncRequest) (protocol.SyncResponse, error) {
+	if req.Node != node {
+		return protocol.SyncResponse{}, fmt.Errorf("node %s may not sync node %q's pods", node, req.Node)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -121,7 +121,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	c := newController(cfg)
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	reg, err := bus.Serve(runCtx, cfg.Bus, bus.SubjectRegister, "node-lifecycle", c.register)
+	reg, err := bus.ServeNode(runCtx, cfg.Bus, bus.SubjectRegisterAny, "node-lifecycle", c.register)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("nodes: serve registrations: %w", err)
@@ -181,10 +181,12 @@ func (c *Controller) Stop() {
 
 // register creates or updates the Node from what its agent reports. The
 // spec (taints, unschedulable, podCIDR) belongs to the cluster and is kept.
-func (c *Controller) register(ctx context.Context, r protocol.Registration) (protocol.Registered, error) {
+// node is the one the subject names, which the bus lets only that node's
+// identity publish to: a node registers itself, never another.
+func (c *Controller) register(ctx context.Context, node string, r protocol.Registration) (protocol.Registered, error) {
 	want := r.Node
-	if _, err := bus.SubjectHeartbeat(want.Name); err != nil {
-		return protocol.Registered{}, err
+	if want.Name != node {
+		return protocol.Registered{}, fmt.Errorf("node %s may not register node %q", node, want.Name)
 	}
 	nodes := c.cfg.Client.CoreV1().Nodes()
 	var uid, podCIDR string

@@ -84,13 +84,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.Stop()
 		return nil, fmt.Errorf("nodeserver: pod informer did not sync: %w", ctx.Err())
 	}
-	status, err := bus.Serve(context.Background(), cfg.Bus, bus.SubjectNodeStatusAny, "nodeserver", s.status)
+	status, err := bus.ServeNode(context.Background(), cfg.Bus, bus.SubjectNodeStatusAny, "nodeserver", s.status)
 	if err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("nodeserver: serve status: %w", err)
 	}
 	s.subs = append(s.subs, status)
-	objects, err := bus.Serve(context.Background(), cfg.Bus, bus.SubjectNodeObjectsAny, "nodeserver", s.object)
+	objects, err := bus.ServeNode(context.Background(), cfg.Bus, bus.SubjectNodeObjectsAny, "nodeserver", s.object)
 	if err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("nodeserver: serve objects: %w", err)
@@ -123,10 +123,12 @@ func (s *Server) recorder(node string) record.EventRecorder {
 
 // status writes a node's batch: each pod's status (if the pod is still the
 // one the agent runs and still bound there), the deletions it completes,
-// then its events.
-func (s *Server) status(ctx context.Context, rep protocol.StatusReport) (protocol.StatusAck, error) {
-	if _, err := bus.SubjectNodeStatus(rep.Node); err != nil {
-		return protocol.StatusAck{}, err
+// then its events. node is the one the subject names: the bus lets only
+// that node's identity publish there (bus.NodeOfSubject), so a node writes
+// the status of its own pods only, whatever its report says.
+func (s *Server) status(ctx context.Context, node string, rep protocol.StatusReport) (protocol.StatusAck, error) {
+	if rep.Node != node {
+		return protocol.StatusAck{}, fmt.Errorf("node %s may not report for node %q", node, rep.Node)
 	}
 	var ack protocol.StatusAck
 	var errs []error
@@ -231,8 +233,13 @@ func equalStatus(a, b corev1.PodStatus) bool {
 
 // object hands a node a ConfigMap or Secret, only if a pod bound to it
 // uses it: a node reads what its pods need and nothing else, as
-// Kubernetes' node authorizer allows.
-func (s *Server) object(ctx context.Context, req protocol.ObjectRequest) (protocol.ObjectResponse, error) {
+// Kubernetes' node authorizer allows. node is the one the subject names,
+// which is the asking connection's identity (bus.NodeOfSubject), not a name
+// in the request: a request for another node is refused.
+func (s *Server) object(ctx context.Context, node string, req protocol.ObjectRequest) (protocol.ObjectResponse, error) {
+	if req.Node != node {
+		return protocol.ObjectResponse{}, fmt.Errorf("node %s may not ask for node %q's objects", node, req.Node)
+	}
 	if req.Kind == "LocalVolumes" {
 		paths, err := s.localVolumePaths(ctx, req.Node)
 		return protocol.ObjectResponse{LocalVolumePaths: paths}, err
