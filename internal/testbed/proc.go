@@ -175,6 +175,14 @@ func (p *Proc) Restart(ready string, timeout time.Duration) error {
 	return p.start(ready, timeout)
 }
 
+// SetArgs changes the arguments the next Restart uses (a server that
+// joined with --join restarts without it, for instance).
+func (p *Proc) SetArgs(args ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.args = args
+}
+
 // Tail is the process's last log lines, over all its runs.
 func (p *Proc) Tail() string {
 	p.mu.Lock()
