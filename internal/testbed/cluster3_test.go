@@ -25,17 +25,17 @@ func startThree(t *testing.T, bed *testbed.Bed) []*server {
 		t.Skip("skiff server has no --join flag yet (issue 20 item 1): three servers cannot be started from the command line")
 	}
 	hosts := []*testbed.Host{bed.AddHost("s0"), bed.AddHost("s1"), bed.AddHost("s2")}
-	servers := []*server{startServer(t, hosts[0], "s0")}
+	servers := []*server{startServer(t, bed, hosts[0], "s0")}
 	token := filepath.Join(servers[0].dir, "token")
 	for i := 1; i < 3; i++ {
 		name := fmt.Sprintf("s%d", i)
-		s := startServer(t, hosts[i], name, "--join", servers[0].api, "--token-file", token)
+		s := startServer(t, bed, hosts[i], name, "--join", servers[0].api, "--token-file", token)
 		// A member that joined restarts from its data directory alone.
 		s.proc.SetArgs(serverArgs(hosts[i], name, s.dir)...)
 		servers = append(servers, s)
 	}
 	for _, s := range servers {
-		cs, _ := s.client(t, bed, 10*time.Second)
+		cs, _ := s.client(t, 10*time.Second)
 		if err := poll(90*time.Second, 500*time.Millisecond, func() error {
 			ctx, cancel := ctxT(10 * time.Second)
 			defer cancel()
@@ -64,12 +64,12 @@ func startThree(t *testing.T, bed *testbed.Bed) []*server {
 
 // leader is the index of the server whose /metrics says it is the raft
 // leader, or -1 if none answers so.
-func leader(t *testing.T, bed *testbed.Bed, servers []*server) int {
+func leader(t *testing.T, servers []*server) int {
 	for i, s := range servers {
 		if !s.proc.Running() {
 			continue
 		}
-		cs, _ := s.client(t, bed, 2*time.Second)
+		cs := s.metricsClient(t)
 		ctx, cancel := ctxT(2 * time.Second)
 		body, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 		cancel()
@@ -81,11 +81,11 @@ func leader(t *testing.T, bed *testbed.Bed, servers []*server) int {
 }
 
 // waitLeader waits (bounded) until one running server says it leads.
-func waitLeader(t *testing.T, bed *testbed.Bed, servers []*server) int {
+func waitLeader(t *testing.T, servers []*server) int {
 	t.Helper()
 	l := -1
 	if err := poll(30*time.Second, 200*time.Millisecond, func() error {
-		if l = leader(t, bed, servers); l < 0 {
+		if l = leader(t, servers); l < 0 {
 			return fmt.Errorf("no leader")
 		}
 		return nil
@@ -109,7 +109,7 @@ func TestLinearizableThreeServers(t *testing.T) {
 		switch r % 3 {
 		case 0:
 			return fault{"kill -9 the leader and restart it", func() error {
-				l := waitLeader(t, bed, servers)
+				l := waitLeader(t, servers)
 				if err := servers[l].proc.Kill(); err != nil {
 					return err
 				}
@@ -127,7 +127,7 @@ func TestLinearizableThreeServers(t *testing.T) {
 			}}
 		default:
 			return fault{"partition the leader from the other servers for 5s", func() error {
-				l := waitLeader(t, bed, servers)
+				l := waitLeader(t, servers)
 				if err := bed.Partition(hosts[l]); err != nil {
 					return err
 				}
@@ -147,7 +147,7 @@ func TestPartitionMinorityRefusesWrites(t *testing.T) {
 	bed := testbed.New(t)
 	servers := startThree(t, bed)
 	hosts := bed.Hosts()
-	l := waitLeader(t, bed, servers)
+	l := waitLeader(t, servers)
 	minority := servers[l]
 	var majority []*server
 	for i, s := range servers {
@@ -171,7 +171,7 @@ func TestPartitionMinorityRefusesWrites(t *testing.T) {
 	var acked []string
 	writable := time.Duration(0)
 	for i, s := range majority {
-		cs, _ := s.client(t, bed, 5*time.Second)
+		cs, _ := s.client(t, 5*time.Second)
 		n := 0
 		if err := poll(60*time.Second, 200*time.Millisecond, func() error {
 			n++
@@ -197,7 +197,7 @@ func TestPartitionMinorityRefusesWrites(t *testing.T) {
 	}
 	t.Logf("the majority took writes %v after the partition", writable.Round(time.Millisecond))
 
-	mcs, _ := minority.client(t, bed, 5*time.Second)
+	mcs, _ := minority.client(t, 5*time.Second)
 	var refusals []string
 	for j := range 5 {
 		name := fmt.Sprintf("minor-%d", j)

@@ -36,13 +36,13 @@ func TestIsolatedAgentKeepsServing(t *testing.T) {
 	if graceFlag {
 		extra = append(extra, "--node-monitor-grace-period", "3s")
 	}
-	srv := startServer(t, srvHost, "server", extra...)
+	srv := startServer(t, bed, srvHost, "server", extra...)
 	if _, err := edgeHost.Start("agent", workerLine, startTimeout, testbed.Skiff(t), "agent", "--server", srv.api,
 		"--token-file", filepath.Join(srv.dir, "token"), "--data-dir", filepath.Join(t.TempDir(), "edge"),
 		"--node-name", "edge", "--image-hosts", "loopback"); err != nil {
 		t.Fatal(err)
 	}
-	cs, _ := srv.client(t, bed, 10*time.Second)
+	cs, _ := srv.client(t, 10*time.Second)
 	if err := poll(90*time.Second, 500*time.Millisecond, func() error {
 		ctx, cancel := ctxT(10 * time.Second)
 		defer cancel()
@@ -54,7 +54,7 @@ func TestIsolatedAgentKeepsServing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	importModule(t, bed, srv, "../../examples/httpserver", "web:1")
+	importModule(t, srv, "../../examples/httpserver", "web:1")
 	labels := map[string]string{"app": "edge-web"}
 	dep := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "edge-web", Namespace: "default"},

@@ -32,10 +32,14 @@ const (
 
 // server is a `skiff server` process on a bed host.
 type server struct {
+	bed  *testbed.Bed
 	proc *testbed.Proc
 	host *testbed.Host
 	dir  string
 	api  string // HOST:PORT
+
+	mu      sync.Mutex
+	metrics kubernetes.Interface
 }
 
 // serverArgs are a server's flags on the bed: the API on the host's bed
@@ -47,21 +51,21 @@ func serverArgs(h *testbed.Host, name, dir string, extra ...string) []string {
 		"--cluster-pod-cidr", "127.73.0.0/16", "--service-cidr", "127.74.0.0/16", "--no-cluster-dns"}, extra...)
 }
 
-func startServer(t *testing.T, h *testbed.Host, name string, extra ...string) *server {
+func startServer(t *testing.T, bed *testbed.Bed, h *testbed.Host, name string, extra ...string) *server {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), name)
 	p, err := h.Start(name, readyLine, startTimeout, testbed.Skiff(t), serverArgs(h, name, dir, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &server{proc: p, host: h, dir: dir, api: net.JoinHostPort(h.Addr.String(), apiPort)}
+	return &server{bed: bed, proc: p, host: h, dir: dir, api: net.JoinHostPort(h.Addr.String(), apiPort)}
 }
 
 // client is a clientset for the server's API, from the server's own
 // kubeconfig, dialling from the hub namespace, with a per-request timeout.
-func (s *server) client(t *testing.T, bed *testbed.Bed, timeout time.Duration) (*kubernetes.Clientset, *rest.Config) {
+func (s *server) client(t *testing.T, timeout time.Duration) (*kubernetes.Clientset, *rest.Config) {
 	t.Helper()
-	cfg, err := bed.RestConfig(filepath.Join(s.dir, "kubeconfig.yaml"))
+	cfg, err := s.bed.RestConfig(filepath.Join(s.dir, "kubeconfig.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +81,7 @@ func (s *server) client(t *testing.T, bed *testbed.Bed, timeout time.Duration) (
 // importModule builds an example as a Wasm module and puts it into the
 // cluster's embedded registry with `skiff image import`, run in the hub
 // namespace against the server's kubeconfig.
-func importModule(t *testing.T, bed *testbed.Bed, s *server, pkg, nameTag string) {
+func importModule(t *testing.T, s *server, pkg, nameTag string) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "module.wasm")
 	if err := os.WriteFile(file, wasmbuild.Build(t, pkg, false), 0o600); err != nil {
@@ -85,7 +89,7 @@ func importModule(t *testing.T, bed *testbed.Bed, s *server, pkg, nameTag string
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := bed.Command(ctx, testbed.Skiff(t), "image", "import", "--kubeconfig", filepath.Join(s.dir, "kubeconfig.yaml"), file, nameTag).CombinedOutput()
+	out, err := s.bed.Command(ctx, testbed.Skiff(t), "image", "import", "--kubeconfig", filepath.Join(s.dir, "kubeconfig.yaml"), file, nameTag).CombinedOutput()
 	if err != nil {
 		t.Fatalf("skiff image import %s: %v\n%s", nameTag, err, out)
 	}
@@ -145,4 +149,16 @@ func ctxT(d time.Duration) (context.Context, context.CancelFunc) {
 func execCommand(ctx context.Context, name string, args ...string) (string, error) {
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	return string(out), err
+}
+
+// metricsClient is one clientset per server for the tests' frequent small
+// requests (who leads), so polling opens no new connections each time.
+func (s *server) metricsClient(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.metrics == nil {
+		s.metrics, _ = s.client(t, 2*time.Second)
+	}
+	return s.metrics
 }
