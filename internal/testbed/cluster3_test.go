@@ -113,7 +113,10 @@ func TestLinearizableThreeServers(t *testing.T) {
 				if err := servers[l].proc.Kill(); err != nil {
 					return err
 				}
-				time.Sleep(2 * time.Second)
+				killed := time.Now()
+				next := waitLeader(t, servers)
+				t.Logf("killed leader s%d; s%d leads %v later", l, next, time.Since(killed).Round(time.Millisecond))
+				time.Sleep(time.Second)
 				return servers[l].proc.Restart(readyLine, startTimeout)
 			}}
 		case 1:

@@ -308,7 +308,12 @@ func TestLinearizableOneServer(t *testing.T) {
 					return err
 				}
 				time.Sleep(time.Second)
-				return s.proc.Restart(readyLine, startTimeout)
+				started := time.Now()
+				if err := s.proc.Restart(readyLine, startTimeout); err != nil {
+					return err
+				}
+				t.Logf("s0 restarted: ready %v after its start", time.Since(started).Round(time.Millisecond))
+				return nil
 			}}
 		}
 		return fault{"cut s0's link for 3s", func() error {

@@ -53,6 +53,9 @@ func serverArgs(h *testbed.Host, name, dir string, extra ...string) []string {
 
 func startServer(t *testing.T, bed *testbed.Bed, h *testbed.Host, name string, extra ...string) *server {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skiff processes on the test bed take minutes; skipped in -short mode")
+	}
 	dir := filepath.Join(t.TempDir(), name)
 	p, err := h.Start(name, readyLine, startTimeout, testbed.Skiff(t), serverArgs(h, name, dir, extra...)...)
 	if err != nil {
