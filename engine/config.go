@@ -42,9 +42,34 @@ type Config struct {
 	// nobody needs is attack surface (loopback is reachable by every local
 	// user). Set it on a server that is to be clustered later: a restart
 	// with it keeps the data and puts the new address in the raft
-	// configuration. (Joining other servers from the command line is not
-	// there yet.)
+	// configuration. Port 0 reuses the port recorded in DataDir
+	// (cluster.json) when there is one, so peers find a restarted server
+	// where they left it. A server that joined a cluster (Join) records
+	// its listener there and needs no RaftBind on restarts.
 	RaftBind string
+
+	// Join is the API address ("host:port") of a running server of the
+	// cluster this one is to join as a voter. Only the first start uses
+	// it: the joining server fetches the cluster's bootstrap data (CA,
+	// token, Secrets' encryption keys, address ranges, cluster domain)
+	// with JoinToken, records it in DataDir, opens its raft listener
+	// (RaftBind, default the API host with a free port) and its bus route
+	// listener (BusClusterListen), and asks to be made a voter. A restart
+	// finds all of that in DataDir; Join is then ignored. Default "": a
+	// new cluster of its own, or the one DataDir belongs to.
+	Join string
+	// JoinToken is the cluster token of the server at Join (its
+	// DataDir/token). Required with Join; it becomes this server's token.
+	JoinToken string
+
+	// BusClusterListen is where this server's bus accepts routes from the
+	// other servers' buses ("host:port", port 0 for any, reused from
+	// DataDir on restarts as RaftBind's), with mutual TLS from the cluster
+	// CA. Used only by a server with a raft listener: default the raft
+	// listener's host with a free port. Routes join the servers' buses into
+	// one NATS cluster, so an agent on any server reaches the control plane
+	// on the leader.
+	BusClusterListen string
 
 	// APIListen is where the Kubernetes API is served (HTTPS). Default
 	// "127.0.0.1:6443" (loopback, the port kubectl users expect); port 0
@@ -215,7 +240,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.APIListen == "" {
 		c.APIListen = "127.0.0.1:6443"
 	}
-	for name, addr := range map[string]string{"RaftBind": c.RaftBind, "APIListen": c.APIListen} {
+	if c.Join != "" && c.JoinToken == "" {
+		return c, errors.New("engine config: Join needs JoinToken (the cluster token)")
+	}
+	for name, addr := range map[string]string{"RaftBind": c.RaftBind, "APIListen": c.APIListen, "Join": c.Join,
+		"BusClusterListen": c.BusClusterListen} {
 		if addr == "" {
 			continue // RaftBind: no listener
 		}
@@ -279,6 +308,7 @@ const (
 	pkiSubdir      = "pki"             // cluster CA, the API's and the bus's serving certificates, the raft peer certificate, Secrets' keys
 	kubeconfigFile = "kubeconfig.yaml" // the admin kubeconfig
 	agentSubdir    = "node"            // the node agent's: module store, compile cache, pod volumes and logs
+	clusterFile    = "cluster.json"    // a clustered server's listeners and peers (cluster.go)
 )
 
 // loadOrCreate reads a small secret or identity file, or writes value (or, if

@@ -1,13 +1,14 @@
 // Package join is how a node finds a cluster's bus: it asks a server's API
 // port (BusInfoPath, with the cluster token) where the bus listens and which
-// CA its certificate chains to. Worker nodes (engine.StartWorker) and the
+// CA its certificate chains to. The token pins the cluster CA (Token), so a
+// node never trusts a server on first use; BusDialer finds the bus again
+// when it moves or its server dies. Worker nodes (engine.StartWorker) and the
 // project's tests join this way.
 package join
 
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,25 +51,24 @@ type BusInfo struct {
 var ErrNoBus = errors.New("the server's bus accepts no other nodes (start it with a bus listener)")
 
 // Discover asks the server at the API address server ("host:port") where
-// its bus listens. With ca (PEM) the server's certificate must chain to it;
-// without, the first contact trusts the certificate as presented, as a
-// kubeadm join without a CA hash does, and the CA in the answer is the one
-// to pin for the bus (see TLSConfig).
+// its bus listens. token is the cluster token (see ParseToken): the
+// server's certificate must chain to the CA it pins, or to ca (PEM) when
+// given; a bare secret without ca is refused (ErrNoCAPin), and a server of
+// another CA too (ErrCAMismatch), before the secret is sent.
 func Discover(ctx context.Context, server, token string, ca []byte) (BusInfo, error) {
-	tlsConf := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} // see the doc comment
-	if len(ca) > 0 {
-		pool, err := pool(ca)
-		if err != nil {
-			return BusInfo{}, err
-		}
-		tlsConf = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tok, err := ParseToken(token)
+	if err != nil {
+		return BusInfo{}, err
 	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}
+	client, err := HTTPClient(tok, ca)
+	if err != nil {
+		return BusInfo{}, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+server+BusInfoPath, nil)
 	if err != nil {
 		return BusInfo{}, fmt.Errorf("join: server address %q: %w", server, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Authorization", "Bearer "+tok.Secret)
 	resp, err := client.Do(req)
 	if err != nil {
 		return BusInfo{}, fmt.Errorf("join: reach the server at %s: %w", server, err)
@@ -87,7 +87,45 @@ func Discover(ctx context.Context, server, token string, ca []byte) (BusInfo, er
 	if info.URL == "" {
 		return BusInfo{}, fmt.Errorf("join: %s: %w", server, ErrNoBus)
 	}
+	// The bus's CA must be the pinned one too: the answer came over a
+	// checked connection, but a server must not hand out another CA.
+	if tok.CAHash != nil && len(ca) == 0 {
+		_, certs, err := pool([]byte(info.CA))
+		if err != nil || !holdsHash(certs, tok.CAHash) {
+			return BusInfo{}, fmt.Errorf("join: %s sent a bus CA other than the token's: %w", server, ErrCAMismatch)
+		}
+	}
 	return info, nil
+}
+
+// DiscoverAny is Discover against each of servers in turn, and answers
+// with the first that replies and its address. When ctx has a deadline,
+// each server gets an equal share of what is left, so one that accepts
+// connections and never answers (a black-holed link) leaves time for the
+// rest. A refusal of the server's
+// identity (ErrCAMismatch, ErrNoCAPin) ends the search: another server of
+// the same cluster would be refused the same way, and it must be seen.
+func DiscoverAny(ctx context.Context, servers []string, token string, ca []byte) (BusInfo, string, error) {
+	if len(servers) == 0 {
+		return BusInfo{}, "", errors.New("join: no server address")
+	}
+	var errs []error
+	for i, s := range servers {
+		attempt, cancel := ctx, context.CancelFunc(func() {})
+		if d, ok := ctx.Deadline(); ok {
+			attempt, cancel = context.WithTimeout(ctx, time.Until(d)/time.Duration(len(servers)-i))
+		}
+		info, err := Discover(attempt, s, token, ca)
+		cancel()
+		if err == nil {
+			return info, s, nil
+		}
+		if errors.Is(err, ErrCAMismatch) || errors.Is(err, ErrNoCAPin) || ctx.Err() != nil {
+			return BusInfo{}, "", err
+		}
+		errs = append(errs, err)
+	}
+	return BusInfo{}, "", errors.Join(errs...)
 }
 
 // TLSConfig is the TLS configuration a node dials the bus with: it trusts ca
@@ -101,19 +139,11 @@ func (i BusInfo) TLSConfig(ca []byte) (*tls.Config, error) {
 	if len(ca) == 0 {
 		return nil, errors.New("join: no CA to check the bus's certificate with (the server sent none)")
 	}
-	p, err := pool(ca)
+	p, _, err := pool(ca)
 	if err != nil {
 		return nil, err
 	}
 	return &tls.Config{RootCAs: p, ServerName: BusServerName, MinVersion: tls.VersionTLS12}, nil
-}
-
-func pool(ca []byte) (*x509.CertPool, error) {
-	p := x509.NewCertPool()
-	if !p.AppendCertsFromPEM(ca) {
-		return nil, errors.New("join: the CA holds no PEM certificate")
-	}
-	return p, nil
 }
 
 // Handler answers BusInfoPath with url and the CA's PEM (put it behind the

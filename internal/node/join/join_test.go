@@ -10,50 +10,86 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/skiffhq/skiff/internal/apiserver/pki"
 )
 
-func TestDiscover(t *testing.T) {
-	const token = "secret"
-	caPEM := selfSignedPEM(t) // stands for the cluster CA in the answer
-	h := InfoHandler(BusInfo{URL: "tls://0.0.0.0:4222", CA: string(caPEM), ClusterDNS: "127.67.0.10", ClusterDomain: "cluster.local"})
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+token {
+// testCluster is a server's API port as skiff serves it: a serving
+// certificate from the cluster CA (the real pki package), sent with the CA
+// after it, behind the token check, answering info.
+func testCluster(t *testing.T, secret string, info func() BusInfo) (addr string, caPEM []byte, caDER []byte) {
+	t.Helper()
+	cert, caPEM, err := pki.LoadOrCreateServingCert(t.TempDir(), "api", []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+secret {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		h.ServeHTTP(w, r)
+		i := info()
+		if i.CA == "" {
+			i.CA = string(caPEM)
+		}
+		InfoHandler(i).ServeHTTP(w, r)
 	}))
-	defer srv.Close()
-	addr := strings.TrimPrefix(srv.URL, "https://")
-	serverCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "https://"), caPEM, cert.Certificate[1]
+}
+
+func TestDiscover(t *testing.T) {
+	const secret = "secret"
+	addr, caPEM, caDER := testCluster(t, secret, func() BusInfo {
+		return BusInfo{URL: "tls://0.0.0.0:4222", ClusterDNS: "127.67.0.10", ClusterDomain: "cluster.local"}
+	})
+	pinned := NewToken(caDER, secret).String()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 
-	// First contact without a CA: the answer carries the bus's CA, and an
-	// unspecified bus host becomes the host the API was reached at.
-	info, err := Discover(ctx, addr, token, nil)
+	// The token pins the CA: no CA file needed, and an unspecified bus host
+	// becomes the host the API was reached at.
+	info, err := Discover(ctx, addr, pinned, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info.URL != "tls://127.0.0.1:4222" || info.CA != string(caPEM) || info.ClusterDNS != "127.67.0.10" || info.ClusterDomain != "cluster.local" {
 		t.Errorf("Discover = %+v", info)
 	}
-	// With the CA the API's certificate chains to.
-	if _, err := Discover(ctx, addr, token, serverCA); err != nil {
-		t.Errorf("Discover with the server's CA: %v", err)
+	// A bare secret works with the CA given, and is refused without: no
+	// trust on first use.
+	if _, err := Discover(ctx, addr, secret, caPEM); err != nil {
+		t.Errorf("Discover with a bare secret and the CA: %v", err)
 	}
-	if _, err := Discover(ctx, addr, "wrong", nil); err == nil || !strings.Contains(err.Error(), "refused the token") {
-		t.Errorf("wrong token: %v", err)
+	if _, err := Discover(ctx, addr, secret, nil); !errors.Is(err, ErrNoCAPin) {
+		t.Errorf("a bare secret without a CA: %v, want ErrNoCAPin", err)
 	}
-	// A CA the API's certificate does not chain to.
-	if _, err := Discover(ctx, addr, token, selfSignedPEM(t)); err == nil {
-		t.Error("Discover trusted a certificate that does not chain to the given CA")
+	// Both given: they must agree.
+	if _, err := Discover(ctx, addr, pinned, caPEM); err != nil {
+		t.Errorf("Discover with the token and its CA: %v", err)
+	}
+	other := selfSignedPEM(t)
+	if _, err := Discover(ctx, addr, pinned, other); !errors.Is(err, ErrCAMismatch) {
+		t.Errorf("a CA other than the token's: %v, want ErrCAMismatch", err)
+	}
+	// A token of another cluster's CA is refused before the secret is sent.
+	otherBlock, _ := pem.Decode(other)
+	if _, err := Discover(ctx, addr, NewToken(otherBlock.Bytes, secret).String(), nil); !errors.Is(err, ErrCAMismatch) {
+		t.Errorf("a token for another CA: %v, want ErrCAMismatch", err)
+	}
+	if _, err := Discover(ctx, addr, NewToken(caDER, "wrong").String(), nil); err == nil || !strings.Contains(err.Error(), "refused the token") {
+		t.Errorf("wrong secret: %v", err)
 	}
 
 	// The dial trusts the operator's CA over the one received, and checks
@@ -61,7 +97,7 @@ func TestDiscover(t *testing.T) {
 	for _, tc := range []struct {
 		given []byte
 		want  string
-	}{{nil, "received"}, {serverCA, "given"}} {
+	}{{nil, "received"}, {caPEM, "given"}} {
 		conf, err := info.TLSConfig(tc.given)
 		if err != nil {
 			t.Fatalf("TLSConfig(%s): %v", tc.want, err)
@@ -74,11 +110,104 @@ func TestDiscover(t *testing.T) {
 		t.Error("TLSConfig with no CA at all succeeded")
 	}
 
-	noBus := httptest.NewTLSServer(Handler("", nil))
-	defer noBus.Close()
-	if _, err := Discover(ctx, strings.TrimPrefix(noBus.URL, "https://"), token, nil); !errors.Is(err, ErrNoBus) {
+	// A server of the pinned CA that hands out another bus CA is refused.
+	liar, _, liarCA := testCluster(t, secret, func() BusInfo { return BusInfo{URL: "tls://127.0.0.1:1", CA: string(other)} })
+	if _, err := Discover(ctx, liar, NewToken(liarCA, secret).String(), nil); !errors.Is(err, ErrCAMismatch) {
+		t.Errorf("a bus CA other than the token's: %v, want ErrCAMismatch", err)
+	}
+
+	noBus, _, noBusCA := testCluster(t, secret, func() BusInfo { return BusInfo{} })
+	if _, err := Discover(ctx, noBus, NewToken(noBusCA, secret).String(), nil); !errors.Is(err, ErrNoBus) {
 		t.Errorf("a server without a bus listener: %v, want ErrNoBus", err)
 	}
+}
+
+func TestParseToken(t *testing.T) {
+	der := []byte("not really a certificate")
+	tok := NewToken(der, "s3cret")
+	s := tok.String()
+	if !strings.HasPrefix(s, "K10") || !strings.HasSuffix(s, "::server:s3cret") || len(s) != 3+64+len("::server:s3cret") {
+		t.Errorf("token text %q", s)
+	}
+	got, err := ParseToken(" " + s + "\n")
+	if err != nil || string(got.CAHash) != string(CAHash(der)) || got.Secret != "s3cret" {
+		t.Errorf("ParseToken(%q) = %+v, %v", s, got, err)
+	}
+	if got, err := ParseToken("abc123\n"); err != nil || got.CAHash != nil || got.Secret != "abc123" || got.String() != "abc123" {
+		t.Errorf("bare secret: %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "K10abcd::server:x", "K10" + strings.Repeat("z", 64) + "::server:x",
+		"X10" + strings.Repeat("a", 64) + "::server:x", "K10" + strings.Repeat("a", 64) + "::node:x",
+		"K10" + strings.Repeat("a", 64) + "::server:"} {
+		if _, err := ParseToken(bad); err == nil {
+			t.Errorf("ParseToken(%q) accepted", bad)
+		}
+	}
+}
+
+func TestDiscoverAnyAndBusDialer(t *testing.T) {
+	const secret = "secret"
+	// Two bus listeners; the API names one, then the other.
+	busA, busB := listen(t), listen(t)
+	var mu sync.Mutex
+	current := busA.Addr().String()
+	addr, _, caDER := testCluster(t, secret, func() BusInfo {
+		mu.Lock()
+		defer mu.Unlock()
+		return BusInfo{URL: "tls://" + current}
+	})
+	token := NewToken(caDER, secret).String()
+	dead := listen(t).Addr().String() // an API address where nothing answers
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+
+	// Each server in turn: the dead one first (it accepts and never
+	// answers), then the live one, within the caller's deadline.
+	short, cancelShort := context.WithTimeout(ctx, 4*time.Second)
+	defer cancelShort()
+	info, server, err := DiscoverAny(short, []string{dead, addr}, token, nil)
+	if err != nil || server != addr || info.URL != "tls://"+busA.Addr().String() {
+		t.Fatalf("DiscoverAny = %+v, %q, %v", info, server, err)
+	}
+	// A CA refusal ends the search.
+	bad := NewToken([]byte("another CA"), secret).String()
+	if _, _, err := DiscoverAny(ctx, []string{addr, addr}, bad, nil); !errors.Is(err, ErrCAMismatch) {
+		t.Errorf("DiscoverAny with another CA's token: %v", err)
+	}
+
+	d, err := NewBusDialer(info, server, []string{dead, addr}, token, nil, 2*time.Second, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialAt := func(l net.Listener) {
+		t.Helper()
+		c, err := d.Dial("tcp", "ignored:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if c.RemoteAddr().String() != l.Addr().String() {
+			t.Fatalf("dialled %s, want %s", c.RemoteAddr(), l.Addr())
+		}
+	}
+	dialAt(busA) // the first dial: the address known
+	mu.Lock()
+	current = busB.Addr().String() // the server restarted with another bus port
+	mu.Unlock()
+	dialAt(busB) // a reconnect asks the API again
+	if d.Addr() != busB.Addr().String() {
+		t.Errorf("Addr = %s after re-discovery", d.Addr())
+	}
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
 }
 
 func selfSignedPEM(t *testing.T) []byte {
