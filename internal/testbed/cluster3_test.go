@@ -117,7 +117,7 @@ func TestLinearizableThreeServers(t *testing.T) {
 				next := waitLeader(t, servers)
 				t.Logf("killed leader s%d; s%d leads %v later", l, next, time.Since(killed).Round(time.Millisecond))
 				time.Sleep(time.Second)
-				return servers[l].proc.Restart(readyLine, startTimeout)
+				return servers[l].restart()
 			}}
 		case 1:
 			v := rng.IntN(3)

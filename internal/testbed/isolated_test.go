@@ -37,9 +37,12 @@ func TestIsolatedAgentKeepsServing(t *testing.T) {
 		extra = append(extra, "--node-monitor-grace-period", "3s")
 	}
 	srv := startServer(t, bed, srvHost, "server", extra...)
-	if _, err := edgeHost.Start("agent", workerLine, startTimeout, testbed.Skiff(t), "agent", "--server", srv.api,
-		"--token-file", filepath.Join(srv.dir, "token"), "--data-dir", filepath.Join(t.TempDir(), "edge"),
-		"--node-name", "edge", "--image-hosts", "loopback"); err != nil {
+	ctx, cancel := ctxT(startTimeout)
+	_, err := edgeHost.Start(ctx, "agent", workerLine, testbed.Skiff(t), "agent", "--server", srv.api,
+		"--token-file", filepath.Join(srv.dir, "token"), "--ca-file", filepath.Join(srv.dir, "pki", "ca.crt"),
+		"--data-dir", filepath.Join(t.TempDir(), "edge"), "--node-name", "edge", "--image-hosts", "loopback")
+	cancel()
+	if err != nil {
 		t.Fatal(err)
 	}
 	cs, _ := srv.client(t, 10*time.Second)
@@ -85,8 +88,8 @@ func TestIsolatedAgentKeepsServing(t *testing.T) {
 			},
 		},
 	}
-	ctx, cancel := ctxT(30 * time.Second)
-	_, err := cs.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{})
+	ctx, cancel = ctxT(30 * time.Second)
+	_, err = cs.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{})
 	cancel()
 	if err != nil {
 		t.Fatal(err)

@@ -309,7 +309,7 @@ func TestLinearizableOneServer(t *testing.T) {
 				}
 				time.Sleep(time.Second)
 				started := time.Now()
-				if err := s.proc.Restart(readyLine, startTimeout); err != nil {
+				if err := s.restart(); err != nil {
 					return err
 				}
 				t.Logf("s0 restarted: ready %v after its start", time.Since(started).Round(time.Millisecond))

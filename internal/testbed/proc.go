@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -40,18 +41,19 @@ type Proc struct {
 }
 
 // Start runs bin with args inside the host (ip netns exec, which replaces
-// itself with bin, so the PID is bin's) and waits, at most timeout, until a
-// line of its output contains ready ("" waits for nothing). The process is
+// itself with bin, so the PID is bin's) and waits, until ctx ends, for a
+// line of its output containing ready ("" waits for nothing). A process
+// not ready in time keeps running (the caller decides: Kill, or wait more). The process is
 // stopped at the bed's Cleanup. Its output goes to a file in the test's
 // temporary directory (the first 64 MiB) and its last lines to the failure
 // report.
-func (h *Host) Start(name, ready string, timeout time.Duration, bin string, args ...string) (*Proc, error) {
+func (h *Host) Start(ctx context.Context, name, ready string, bin string, args ...string) (*Proc, error) {
 	p := &Proc{Name: name, host: h, bin: bin, args: args}
 	p.log = filepath.Join(h.bed.t.TempDir(), name+".log")
 	h.mu.Lock()
 	h.procs = append(h.procs, p)
 	h.mu.Unlock()
-	return p, p.start(ready, timeout)
+	return p, p.start(ctx, ready)
 }
 
 // Procs are the processes started on the host.
@@ -67,7 +69,7 @@ func (p *Proc) Host() *Host { return p.host }
 // LogPath is the process's log file.
 func (p *Proc) LogPath() string { return p.log }
 
-func (p *Proc) start(ready string, timeout time.Duration) error {
+func (p *Proc) start(ctx context.Context, ready string) error {
 	p.mu.Lock()
 	if p.alive {
 		p.mu.Unlock()
@@ -113,8 +115,8 @@ func (p *Proc) start(ready string, timeout time.Duration) error {
 		return nil
 	case <-done:
 		return fmt.Errorf("%s exited before %q; its last lines:\n%s", p.Name, ready, p.Tail())
-	case <-time.After(timeout):
-		return fmt.Errorf("%s: no %q within %v; its last lines:\n%s", p.Name, ready, timeout, p.Tail())
+	case <-ctx.Done():
+		return fmt.Errorf("%s: no %q: %w; its last lines:\n%s", p.Name, ready, ctx.Err(), p.Tail())
 	}
 }
 
@@ -171,8 +173,8 @@ func (p *Proc) signalAndWait(sig syscall.Signal, wait time.Duration) error {
 // Restart starts the process again with the same arguments, in the same
 // host, once the previous run has exited (Kill or Stop it first), and waits
 // for ready as Start does.
-func (p *Proc) Restart(ready string, timeout time.Duration) error {
-	return p.start(ready, timeout)
+func (p *Proc) Restart(ctx context.Context, ready string) error {
+	return p.start(ctx, ready)
 }
 
 // SetArgs changes the arguments the next Restart uses (a server that

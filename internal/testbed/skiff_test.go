@@ -57,7 +57,9 @@ func startServer(t *testing.T, bed *testbed.Bed, h *testbed.Host, name string, e
 		t.Skip("skiff processes on the test bed take minutes; skipped in -short mode")
 	}
 	dir := filepath.Join(t.TempDir(), name)
-	p, err := h.Start(name, readyLine, startTimeout, testbed.Skiff(t), serverArgs(h, name, dir, extra...)...)
+	ctx, cancel := ctxT(startTimeout)
+	defer cancel()
+	p, err := h.Start(ctx, name, readyLine, testbed.Skiff(t), serverArgs(h, name, dir, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +145,14 @@ func poll(timeout, interval time.Duration, fn func() error) error {
 		}
 		time.Sleep(interval)
 	}
+}
+
+// restart starts a stopped server again on its data directory, waiting
+// (bounded) until it is ready.
+func (s *server) restart() error {
+	ctx, cancel := ctxT(startTimeout)
+	defer cancel()
+	return s.proc.Restart(ctx, readyLine)
 }
 
 func ctxT(d time.Duration) (context.Context, context.CancelFunc) {

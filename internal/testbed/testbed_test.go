@@ -155,7 +155,9 @@ func TestBedProcesses(t *testing.T) {
 		if err != nil {
 			t.Skip("no /proc/self/ns/net: ", err)
 		}
-		p, err := h.Start("sleeper", "up", 10*time.Second, "sh", "-c", "echo up; exec sleep 300")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p, err := h.Start(ctx, "sleeper", "up", "sh", "-c", "echo up; exec sleep 300")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,7 +175,7 @@ func TestBedProcesses(t *testing.T) {
 		if p.Running() {
 			t.Fatal("running after Kill")
 		}
-		if err := p.Restart("up", 10*time.Second); err != nil {
+		if err := p.Restart(ctx, "up"); err != nil {
 			t.Fatal(err)
 		}
 		if p.PID() == first || !p.Running() {
