@@ -32,6 +32,17 @@ func (e *Engine) busConfig(serving *tls.Certificate) bus.Config {
 	if e.cfg.BusListen != "" {
 		cfg.Listen, cfg.Token = e.cfg.BusListen, e.token
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{*serving}, MinVersion: tls.VersionTLS12}
+		if e.cfg.BusClusterListen != "" && e.cl.peerTLS != nil {
+			// One NATS cluster of every server's bus, routes with the
+			// raft peers' mutual TLS (cluster.go).
+			cfg.ClusterListen, cfg.ClusterToken, cfg.ClusterTLS = e.cfg.BusClusterListen, e.token, e.cl.peerTLS
+			cfg.Routes = e.busRoutes()
+			// nats-server's JetStream in a cluster needs two servers
+			// before it elects a leader, so a first server alone would
+			// have none: JetStream moves to a bus of its own
+			// (startJetStreamBus).
+			cfg.JetStreamDir = ""
+		}
 	}
 	return cfg
 }

@@ -61,6 +61,10 @@ type Config struct {
 	// JoinToken is the cluster token of the server at Join (its
 	// DataDir/token). Required with Join; it becomes this server's token.
 	JoinToken string
+	// JoinCA is the cluster CA (PEM) to check the server at Join with,
+	// needed only when JoinToken is a bare secret (it pins no CA). Default
+	// nil: the token's pin.
+	JoinCA []byte
 
 	// BusClusterListen is where this server's bus accepts routes from the
 	// other servers' buses ("host:port", port 0 for any, reused from

@@ -70,7 +70,8 @@ type Engine struct {
 	conns   []*bus.Conn
 	events  record.EventBroadcaster // started by the first EventRecorder
 	token   string
-	busCA   []byte // the cluster CA's PEM, for joining nodes; nil without a bus listener
+	busCA   []byte         // the cluster CA's PEM, for joining nodes; nil without a bus listener
+	cl      *clusterMember // listeners, peers and membership (cluster.go)
 	// stoppers undo what the start* functions of the other files started,
 	// run last first.
 	stoppers []func()
@@ -115,6 +116,9 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if e.lock, err = dirlock.Acquire(e.cfg.DataDir); err != nil {
 		return err
 	}
+	if err := e.prepareCluster(ctx); err != nil {
+		return err
+	}
 	if err := e.resolveRanges(); err != nil {
 		return err
 	}
@@ -125,7 +129,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if name != e.cfg.NodeName {
 		return fmt.Errorf("%w: %s belongs to %q, not %q", ErrNodeRenamed, e.cfg.DataDir, name, e.cfg.NodeName)
 	}
-	if e.token, err = loadOrCreate(filepath.Join(e.cfg.DataDir, tokenFile), ""); err != nil {
+	if err := e.loadToken(); err != nil {
 		return err
 	}
 
@@ -133,7 +137,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		ID:        e.cfg.NodeName,
 		Dir:       filepath.Join(e.cfg.DataDir, raftSubdir),
 		Bind:      e.cfg.RaftBind,
-		Bootstrap: true, // a single server forms its own cluster; ignored when state exists
+		Bootstrap: !e.cl.joining, // a single server forms its own cluster; ignored when state exists
 		Logger:    e.log,
 	}
 	if e.cfg.RaftBind != "" {
@@ -145,6 +149,9 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("start store: %w", err)
 	}
+	if err := e.joinRaft(ctx); err != nil {
+		return err
+	}
 	var busServing *tls.Certificate
 	if e.cfg.BusListen != "" {
 		if busServing, e.busCA, err = e.busCert(); err != nil {
@@ -155,12 +162,21 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("start bus: %w", err)
 	}
+	if err := e.startJetStreamBus(ctx); err != nil {
+		return err
+	}
+	if err := e.recordListeners(); err != nil {
+		return err
+	}
 	if err := e.store.WaitLeader(ctx); err != nil {
 		return fmt.Errorf("store not ready: %w", err)
 	}
 	routes, err := e.startRegistry(ctx)
 	if err != nil {
 		return err
+	}
+	for pattern, h := range e.clusterRoutes() {
+		routes[pattern] = h
 	}
 	streams, err := e.podStreams(ctx)
 	if err != nil {
@@ -202,6 +218,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err := atomicfile.Write(e.KubeconfigPath(), kc); err != nil {
 		return fmt.Errorf("write kubeconfig: %w", err)
 	}
+	e.startCluster()
 	e.started = true
 	st := e.store.Stats()
 	raftAddr := e.store.Addr()
@@ -226,10 +243,18 @@ func (e *Engine) raftTLS() (*tls.Config, error) {
 	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
 		hosts = append(hosts, host)
 	}
+	// The bus's routes use the same peer certificate: it must name their
+	// host too.
+	if rh, _, err := net.SplitHostPort(e.cfg.BusClusterListen); err == nil && rh != host {
+		if ip := net.ParseIP(rh); rh != "" && (ip == nil || !ip.IsUnspecified()) {
+			hosts = append(hosts, rh)
+		}
+	}
 	cfg, err := pki.PeerTLS(filepath.Join(e.cfg.DataDir, pkiSubdir), e.cfg.NodeName, hosts)
 	if err != nil {
 		return nil, fmt.Errorf("raft TLS: %w", err)
 	}
+	e.cl.peerTLS = cfg
 	return cfg, nil
 }
 
@@ -251,7 +276,12 @@ func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
 	}
 	// Pods' key-value stores, in the bus's JetStream (nodes have none):
 	// every server serves the nodes' requests, as the node server does.
-	kv, err := kvserver.Start(ctx, kvserver.Config{Bus: cp, Replicas: e.registryReplicas(), Logger: e.log})
+	jsConn, err := e.jetStreamConn(ctx, "kvserver")
+	if err != nil {
+		return fmt.Errorf("key-value bus connection: %w", err)
+	}
+	e.conns = append(e.conns, jsConn)
+	kv, err := kvserver.Start(ctx, kvserver.Config{Bus: cp, JetStream: jsConn, Replicas: e.registryReplicas(), Logger: e.log})
 	if err != nil {
 		return err
 	}
@@ -276,6 +306,7 @@ func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
 		DiskPressureAvailable: e.cfg.DiskPressureAvailable, DiskPressureInodesFree: e.cfg.DiskPressureInodesFree,
 		DefaultPodMemoryLimit: e.cfg.DefaultPodMemoryLimit, EvictionMemoryAvailable: e.cfg.EvictionMemoryAvailable,
 		ClusterDNS: dnsList(e.clusterDNS()), ClusterDomain: e.cfg.ClusterDomain,
+		Labels:   map[string]string{ControlPlaneLabel: ""}, // every server is a control-plane node
 		Firewall: e.network.firewall}); err != nil {
 		return err
 	}

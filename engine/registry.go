@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 
 	"github.com/skiffhq/skiff/internal/imageregistry"
-	"github.com/skiffhq/skiff/internal/node/join"
 )
 
 // registryUploadsSubdir holds blob uploads in progress; emptied at start.
@@ -24,11 +23,18 @@ func (e *Engine) registryReplicas() int {
 // serves it to node agents over the bus (bus.SubjectRegistry) and returns its
 // routes on the API port ("/v2/"), behind the cluster token.
 func (e *Engine) startRegistry(ctx context.Context) (map[string]http.Handler, error) {
-	conn, err := e.bus.Connect(ctx, "registry")
+	conn, err := e.jetStreamConn(ctx, "registry")
 	if err != nil {
 		return nil, fmt.Errorf("registry bus connection: %w", err)
 	}
 	e.stoppers = append(e.stoppers, conn.Close)
+	serveConn := conn
+	if e.cl.jsBus != nil { // JetStream on a bus of its own: serve nodes on the routed one
+		if serveConn, err = e.bus.Connect(ctx, "registry-serve"); err != nil {
+			return nil, fmt.Errorf("registry bus connection: %w", err)
+		}
+		e.stoppers = append(e.stoppers, serveConn.Close)
+	}
 	reg, err := imageregistry.Open(ctx, imageregistry.Config{
 		Bus:       conn,
 		Replicas:  e.registryReplicas(),
@@ -41,15 +47,14 @@ func (e *Engine) startRegistry(ctx context.Context) (map[string]http.Handler, er
 	e.stoppers = append(e.stoppers, reg.Close)
 	// The bus server outlives Start's ctx; so must the responder. Nodes
 	// only pull: pushes go to the API port, with the admin token.
-	stop, err := imageregistry.Serve(context.WithoutCancel(ctx), conn, readOnly(reg.Handler()), e.log)
+	stop, err := imageregistry.Serve(context.WithoutCancel(ctx), serveConn, readOnly(reg.Handler()), e.log)
 	if err != nil {
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
 	e.stoppers = append(e.stoppers, stop)
 	return map[string]http.Handler{
 		"/v2/": imageregistry.Authenticate(e.token, reg.Handler()),
-		join.BusInfoPath: imageregistry.Authenticate(e.token, join.InfoHandler(join.BusInfo{URL: e.busURL(), CA: string(e.busCA),
-			ClusterDNS: e.clusterDNS(), ClusterDomain: e.cfg.ClusterDomain})),
+		// join.BusInfoPath is among clusterRoutes: it names every server's bus.
 	}, nil
 }
 

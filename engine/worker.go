@@ -112,7 +112,14 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	url := info.URL
-	conn, err := bus.Dial(ctx, url, cfg.Token, "agent-"+cfg.NodeName, tlsConf)
+	// The bus's password is the token's secret (DataDir/token pins the CA
+	// before it: join.Token).
+	tok, err := join.ParseToken(cfg.Token)
+	if err != nil {
+		lock.Release()
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	conn, err := bus.Dial(ctx, url, tok.Secret, "agent-"+cfg.NodeName, tlsConf)
 	if err != nil {
 		lock.Release()
 		return nil, fmt.Errorf("worker: connect to the bus at %s: %w", url, err)

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,13 +21,41 @@ import (
 func newServerCmd() *cobra.Command {
 	var cfg engine.Config
 	var withDemo bool
-	var busListen string
+	var busListen, raftListen, tokenFile, caFile string
+	var leave bool
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a server: the replicated store and the bus (single node by default)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = slog.Default()
+			if leave {
+				ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
+				defer cancel()
+				if err := engine.Leave(ctx, cfg.DataDir); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s left its cluster\n", cfg.DataDir)
+				return nil
+			}
+			if err := joinFlags(&cfg, tokenFile, caFile); err != nil {
+				return err
+			}
+			host, _, err := net.SplitHostPort(cfg.APIListen)
+			if err != nil {
+				return fmt.Errorf("--api-listen %q: %w", cfg.APIListen, err)
+			}
+			switch raftListen {
+			case "none":
+				cfg.RaftBind = ""
+			case "":
+				// Ready for servers to join: raft listens where the API
+				// does, on a port chosen once and kept in the data
+				// directory, with mutual TLS from the cluster CA.
+				cfg.RaftBind = net.JoinHostPort(host, "0")
+			default:
+				cfg.RaftBind = raftListen
+			}
 			switch busListen {
 			case "none":
 				cfg.BusListen = ""
@@ -33,10 +63,6 @@ func newServerCmd() *cobra.Command {
 				// Agents join through the bus: by default it listens where the
 				// API does, on a port of its own, with TLS, for the node
 				// identity and the cluster token only.
-				host, _, err := net.SplitHostPort(cfg.APIListen)
-				if err != nil {
-					return fmt.Errorf("--api-listen %q: %w", cfg.APIListen, err)
-				}
 				cfg.BusListen = net.JoinHostPort(host, "0")
 			default:
 				cfg.BusListen = busListen
@@ -52,8 +78,12 @@ func newServerCmd() *cobra.Command {
 			if withDemo {
 				installDemo(ctx, e, cmd.OutOrStdout())
 			}
-			<-ctx.Done() // SIGINT or SIGTERM
-			slog.Info("shutting down")
+			select {
+			case <-ctx.Done(): // SIGINT or SIGTERM
+				slog.Info("shutting down")
+			case <-e.Removed():
+				slog.Info("removed from the cluster (its Node was deleted, or --leave): shutting down")
+			}
 			stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			return e.Stop(stopCtx)
@@ -62,8 +92,15 @@ func newServerCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "where the server keeps its state")
 	f.StringVar(&cfg.NodeName, "node-name", "", "this member's name (default: the host name)")
-	f.StringVar(&cfg.RaftBind, "raft-listen", "",
-		"HOST:PORT where raft and write forwarding listen, with mutual TLS from the cluster CA (default none: a single server needs no raft port; set it on a server to be clustered later)")
+	f.StringVar(&raftListen, "raft-listen", "",
+		`HOST:PORT where raft and write forwarding listen, with mutual TLS from the cluster CA (default the API's host, a port chosen at the first start and kept in the data directory; "none" for a single server that no other may join)`)
+	f.StringVar(&cfg.BusClusterListen, "bus-route-listen", "",
+		"HOST:PORT where the bus accepts routes from the other servers' buses, with mutual TLS from the cluster CA (default the raft listener's host, a port chosen at the first start and kept in the data directory)")
+	f.StringVar(&cfg.Join, "join", "", "HOST:PORT of a running server's API: join its cluster as a raft voter (first start only; a restart needs only --data-dir)")
+	f.StringVar(&cfg.JoinToken, "token", "", "with --join: the cluster token (the server's DATA-DIR/token, K10...::server:...)")
+	f.StringVar(&tokenFile, "token-file", "", "with --join: a file holding the cluster token, instead of --token")
+	f.StringVar(&caFile, "ca-file", "", "with --join and a token that is a bare secret: the cluster CA (the server's DATA-DIR/pki/ca.crt)")
+	f.BoolVar(&leave, "leave", false, "remove the server of --data-dir (running or stopped) from its cluster, through the other servers, and exit")
 	f.StringVar(&cfg.APIListen, "api-listen", "127.0.0.1:6443", "HTTPS address of the Kubernetes API")
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "",
 		"range Service ClusterIPs are allocated from (default: 127.67.0.0/16, or the next loopback /16 no other skiff on this machine uses; chosen at the first start and kept in the data directory)")
@@ -127,4 +164,32 @@ func newVersionCmd() *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), "skiff", version())
 		},
 	}
+}
+
+// joinFlags reads --token-file and --ca-file into cfg.
+func joinFlags(cfg *engine.Config, tokenFile, caFile string) error {
+	switch {
+	case cfg.JoinToken != "" && tokenFile != "":
+		return errors.New("give --token or --token-file, not both")
+	case tokenFile != "":
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return fmt.Errorf("--token-file: %w", err)
+		}
+		cfg.JoinToken = strings.TrimSpace(string(b))
+	}
+	if caFile != "" {
+		b, err := os.ReadFile(caFile)
+		if err != nil {
+			return fmt.Errorf("--ca-file: %w", err)
+		}
+		cfg.JoinCA = b
+	}
+	if cfg.Join == "" && (cfg.JoinToken != "" || caFile != "") {
+		return errors.New("--token, --token-file and --ca-file go with --join")
+	}
+	if cfg.Join != "" && cfg.JoinToken == "" {
+		return errors.New("--join needs the cluster token: --token-file (or --token) with the server's DATA-DIR/token")
+	}
+	return nil
 }

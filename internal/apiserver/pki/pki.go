@@ -203,3 +203,11 @@ func addHosts(tmpl *x509.Certificate, hosts []string) {
 		}
 	}
 }
+
+// LoadOrCreateCA returns the cluster CA certificate in dir, making dir and
+// the CA the first time: what a server needs before its API starts (the
+// join token pins the CA's hash).
+func LoadOrCreateCA(dir string) (*x509.Certificate, error) {
+	c, _, err := loadOrCreateCA(dir)
+	return c, err
+}

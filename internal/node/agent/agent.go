@@ -32,6 +32,8 @@ import (
 type Config struct {
 	// NodeName is the Node this agent runs. Required.
 	NodeName string
+	// Labels are added to the Node's own (a server's node-role label).
+	Labels map[string]string
 	// Bus is the agent's connection to the control plane. Required.
 	Bus *bus.Conn
 	// Runtime runs the node's pods. Without one the node registers, offers

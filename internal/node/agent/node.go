@@ -48,6 +48,9 @@ func (a *Agent) describeNode() (*corev1.Node, error) {
 		corev1.LabelOSStable:   runtime.GOOS,
 		corev1.LabelArchStable: runtime.GOARCH,
 	}
+	for k, v := range a.cfg.Labels {
+		labels[k] = v
+	}
 	var runtimeVersion string
 	if rt := a.cfg.Runtime; rt != nil {
 		labels[skiffrt.NodeLabel(rt.Name())] = skiffrt.NodeLabelValue

@@ -36,6 +36,10 @@ type BusInfo struct {
 	// URL is the bus's client address ("tls://host:port"); empty when the
 	// bus listens nowhere (a single node: other nodes cannot join).
 	URL string `json:"url"`
+	// URLs are the client addresses of every server's bus the cluster
+	// knows (URL among them), so a node learns where to go when its
+	// server dies. Empty from a server that is not clustered.
+	URLs []string `json:"urls,omitempty"`
 	// CA is the cluster CA (PEM) the bus's certificate chains to.
 	CA string `json:"ca,omitempty"`
 	// ClusterDNS is the kube-dns Service's ClusterIP, where every node's

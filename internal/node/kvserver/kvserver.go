@@ -42,6 +42,10 @@ type Config struct {
 	// Bus is a control-plane connection to a bus server with JetStream.
 	// Required. The service does not close it.
 	Bus *bus.Conn
+	// JetStream is the connection the buckets live behind, when it is not
+	// Bus (a clustered server keeps JetStream on a bus of its own).
+	// Default Bus.
+	JetStream *bus.Conn
 	// Replicas is how many servers keep each bucket (1 to 5). Default 1.
 	Replicas int
 	// MaxBucketBytes bounds each namespace's store; a write past it
@@ -75,7 +79,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	js, err := jetstream.New(cfg.Bus.NATS())
+	jsConn := cfg.JetStream
+	if jsConn == nil {
+		jsConn = cfg.Bus
+	}
+	js, err := jetstream.New(jsConn.NATS())
 	if err != nil {
 		return nil, fmt.Errorf("kvserver: jetstream: %w", err)
 	}
