@@ -108,9 +108,13 @@ func hasFlag(t *testing.T, cmd, flag string) bool {
 	t.Helper()
 	v, ok := helpCache.Load(cmd)
 	if !ok {
+		bin := testbed.Skiff(t) // built before the help's own time bound starts
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		out, _ := execCommand(ctx, testbed.Skiff(t), cmd, "--help")
+		out, err := execCommand(ctx, bin, cmd, "--help")
+		if err != nil {
+			t.Fatalf("skiff %s --help: %v\n%s", cmd, err, out)
+		}
 		helpCache.Store(cmd, out)
 		v = out
 	}
