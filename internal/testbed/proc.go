@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -89,9 +90,9 @@ func (p *Proc) start(ctx context.Context, ready string) error {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", p.host.NS, p.bin}, p.args...)...)
 	cmd.Stdout, cmd.Stderr = sink, sink
 	// If the test process dies without its Cleanup, the kernel kills the
-	// child. (Threads that fork are never the dialers' discarded ones.)
+	// child (see startOnForker for which thread that is tied to).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := startOnForker(cmd); err != nil {
 		f.Close()
 		p.mu.Unlock()
 		return fmt.Errorf("%s: start: %w", p.Name, err)
@@ -194,6 +195,33 @@ func (p *Proc) Tail() string {
 		return ""
 	}
 	return s.String()
+}
+
+// forker is one goroutine locked to its OS thread for the life of the test
+// binary, on which every process starts. Pdeathsig fires when the *thread*
+// that forked the child exits, not the process; the bed's dialers end
+// their threads on purpose (see dialIn), and a dialer goroutine may lock
+// whichever thread it runs on, also one that once forked a process, whose
+// exit would then kill that process. No goroutine can lock a thread that
+// another goroutine holds, so the forker's thread never ends.
+var forker struct {
+	once sync.Once
+	reqs chan func()
+}
+
+func startOnForker(cmd *exec.Cmd) error {
+	forker.once.Do(func() {
+		forker.reqs = make(chan func())
+		go func() {
+			runtime.LockOSThread() // never unlocked, never returns
+			for f := range forker.reqs {
+				f()
+			}
+		}()
+	})
+	errc := make(chan error, 1)
+	forker.reqs <- func() { errc <- cmd.Start() }
+	return <-errc
 }
 
 // logSink writes a process's output to its log file (bounded), keeps the

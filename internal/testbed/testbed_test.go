@@ -181,6 +181,27 @@ func TestBedProcesses(t *testing.T) {
 		if p.PID() == first || !p.Running() {
 			t.Fatalf("restart: pid %d (was %d), running %v", p.PID(), first, p.Running())
 		}
+		// A process started from a thread that then ends (as the dialers'
+		// threads do, staying in another namespace) lives on: its
+		// parent-death signal is tied to the thread that forked it.
+		var other *Proc
+		started := make(chan error, 1)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+			var err error
+			other, err = h.Start(ctx, "other", "up", "sh", "-c", "echo up; exec sleep 300")
+			if err == nil {
+				err = enter(filepath.Join(netnsDir, b.hub))
+			}
+			started <- err
+		}()
+		if err := <-started; err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond) // the thread's exit and a signal are not synchronous with the channel
+		if !other.Running() {
+			t.Fatalf("the process died with the thread that started it:\n%s", other.Tail())
+		}
 		if !strings.Contains(p.Tail(), "signal: killed") {
 			t.Errorf("the log does not record the kill:\n%s", p.Tail())
 		}
