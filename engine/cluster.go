@@ -17,6 +17,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/internal/atomicfile"
@@ -75,7 +76,8 @@ type clusterMember struct {
 	joining bool
 	peerTLS *tls.Config // raft's and the bus routes' mutual TLS
 
-	jsBus *bus.Server // a clustered server's JetStream, in process only (startJetStreamBus)
+	cs    kubernetes.Interface // in process, set once the API runs (not e.Clientset: Stop holds e.mu)
+	jsBus *bus.Server          // a clustered server's JetStream, in process only (startJetStreamBus)
 
 	removed     chan struct{}
 	removedOnce sync.Once
@@ -315,6 +317,13 @@ func (e *Engine) startCluster() {
 	if e.store.Addr() == "" {
 		return
 	}
+	if cfg, err := e.restConfigLocked(); err == nil {
+		if cs, err := kubernetes.NewForConfig(cfg); err == nil {
+			e.cl.mu.Lock()
+			e.cl.cs = cs
+			e.cl.mu.Unlock()
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -456,12 +465,25 @@ func (e *Engine) removeServer(ctx context.Context, name string, deleteNode bool)
 		}
 		found = found || m.ID == name
 	}
-	if found {
-		if voters <= 1 {
-			return fmt.Errorf("%s is the cluster's only server: removing it would end the cluster", name)
+	if found && voters <= 1 {
+		return fmt.Errorf("%s is the cluster's only server: removing it would end the cluster", name)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if deleteNode {
+		// The Node goes first, while the server still applies the log: its
+		// deletion is how the server itself learns it is leaving (Removed).
+		e.cl.mu.Lock()
+		cs := e.cl.cs
+		e.cl.mu.Unlock()
+		if cs == nil {
+			return errors.New("the server is still starting: try again")
 		}
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
+		if err := cs.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete the Node of %s: %w", name, err)
+		}
+	}
+	if found {
 		if err := e.store.RemoveServer(ctx, name); err != nil {
 			return fmt.Errorf("remove %s from raft: %w", name, err)
 		}
@@ -469,13 +491,6 @@ func (e *Engine) removeServer(ctx context.Context, name string, deleteNode bool)
 	}
 	if _, err := e.store.Delete(ctx, serversPrefix+name, 0); err != nil && !errors.Is(err, raft.ErrNotFound) {
 		e.log.Warn("server record not deleted", "server", name, "err", err)
-	}
-	if deleteNode {
-		if cs, err := e.Clientset(); err == nil {
-			if err := cs.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-				e.log.Warn("removed server's Node not deleted", "server", name, "err", err)
-			}
-		}
 	}
 	if name == e.cfg.NodeName {
 		e.cl.removedOnce.Do(func() { close(e.cl.removed) })

@@ -48,6 +48,14 @@ type Config struct {
 	// its listener there and needs no RaftBind on restarts.
 	RaftBind string
 
+	// RaftHeartbeatTimeout is how long a follower waits for the leader
+	// before it stands for election (raft's heartbeat and election
+	// timeout; the leader's lease is half): the time a cluster takes to
+	// notice a dead leader, so most of its failover time. Default 1s,
+	// raft's own, safe on slow links; `skiff server` uses 300ms (see
+	// docs/rationale.md).
+	RaftHeartbeatTimeout time.Duration
+
 	// Join is the API address ("host:port") of a running server of the
 	// cluster this one is to join as a voter. Only the first start uses
 	// it: the joining server fetches the cluster's bootstrap data (CA,
@@ -308,7 +316,7 @@ func validNodeName(n string) error {
 const (
 	raftSubdir     = "raft"            // the store's log (wal/) and snapshots
 	nodeNameFile   = "node-name"       // the NodeName this directory belongs to
-	tokenFile      = "token"           // the cluster secret: the admin's API bearer token, the bus's node password
+	tokenFile      = "token"           // the cluster token (join.Token): its secret is the admin's API bearer token, the bus's node password
 	pkiSubdir      = "pki"             // cluster CA, the API's and the bus's serving certificates, the raft peer certificate, Secrets' keys
 	kubeconfigFile = "kubeconfig.yaml" // the admin kubeconfig
 	agentSubdir    = "node"            // the node agent's: module store, compile cache, pod volumes and logs

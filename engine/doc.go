@@ -29,7 +29,10 @@
 //
 //	lock             held by the one process using the directory (its pid inside)
 //	node-name        the member's name; a restart with another name is refused
-//	token            the cluster secret (mode 0600): the admin's API token, the bus's node password
+//	token            the cluster token (mode 0600), K10<sha256 of the CA>::server:<secret>: the
+//	                 secret is the admin's API token and the bus's node password; servers and
+//	                 agents join with the whole token, which pins the CA
+//	cluster.json     a clustered server's listeners (kept across restarts) and its peers
 //	kubeconfig.yaml  the admin kubeconfig for kubectl
 //	pki/             the cluster CA, the API's and the bus's serving certificates, the Secret
 //	                 encryption keys, the raft peer certificate (with RaftBind)

@@ -134,11 +134,12 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	}
 
 	storeCfg := raft.Config{
-		ID:        e.cfg.NodeName,
-		Dir:       filepath.Join(e.cfg.DataDir, raftSubdir),
-		Bind:      e.cfg.RaftBind,
-		Bootstrap: !e.cl.joining, // a single server forms its own cluster; ignored when state exists
-		Logger:    e.log,
+		ID:               e.cfg.NodeName,
+		Dir:              filepath.Join(e.cfg.DataDir, raftSubdir),
+		Bind:             e.cfg.RaftBind,
+		Bootstrap:        !e.cl.joining, // a single server forms its own cluster; ignored when state exists
+		HeartbeatTimeout: e.cfg.RaftHeartbeatTimeout,
+		Logger:           e.log,
 	}
 	if e.cfg.RaftBind != "" {
 		if storeCfg.TLS, err = e.raftTLS(); err != nil {

@@ -38,6 +38,13 @@ func newServerCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s left its cluster\n", cfg.DataDir)
 				return nil
 			}
+			if cfg.NodeName == "" {
+				// A restart needs only --data-dir: the name is the one
+				// the directory was first started with.
+				if b, err := os.ReadFile(filepath.Join(cfg.DataDir, "node-name")); err == nil {
+					cfg.NodeName = strings.TrimSpace(string(b))
+				}
+			}
 			if err := joinFlags(&cfg, tokenFile, caFile); err != nil {
 				return err
 			}
@@ -91,11 +98,13 @@ func newServerCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "where the server keeps its state")
-	f.StringVar(&cfg.NodeName, "node-name", "", "this member's name (default: the host name)")
+	f.StringVar(&cfg.NodeName, "node-name", "", "this member's name (default: the one DATA-DIR was first started with, else the host name)")
 	f.StringVar(&raftListen, "raft-listen", "",
 		`HOST:PORT where raft and write forwarding listen, with mutual TLS from the cluster CA (default the API's host, a port chosen at the first start and kept in the data directory; "none" for a single server that no other may join)`)
 	f.StringVar(&cfg.BusClusterListen, "bus-route-listen", "",
 		"HOST:PORT where the bus accepts routes from the other servers' buses, with mutual TLS from the cluster CA (default the raft listener's host, a port chosen at the first start and kept in the data directory)")
+	f.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", 300*time.Millisecond,
+		"how long servers wait for the raft leader before electing another: most of the time a cluster takes to fail over (raise it on slow links)")
 	f.StringVar(&cfg.Join, "join", "", "HOST:PORT of a running server's API: join its cluster as a raft voter (first start only; a restart needs only --data-dir)")
 	f.StringVar(&cfg.JoinToken, "token", "", "with --join: the cluster token (the server's DATA-DIR/token, K10...::server:...)")
 	f.StringVar(&tokenFile, "token-file", "", "with --join: a file holding the cluster token, instead of --token")

@@ -52,5 +52,9 @@ func DialBus(ctx context.Context, e *engine.Engine, name string) (*bus.Conn, err
 	if err != nil {
 		return nil, err
 	}
-	return bus.Dial(ctx, info.URL, tok, name, tlsConf)
+	parsed, err := join.ParseToken(tok) // the file pins the CA; the bus wants the secret
+	if err != nil {
+		return nil, err
+	}
+	return bus.Dial(ctx, info.URL, parsed.Secret, name, tlsConf)
 }
