@@ -164,8 +164,8 @@ func TestPartitionMinorityRefusesWrites(t *testing.T) {
 	cutAt := time.Now()
 	t.Logf("partitioned %s (the leader) from the other two", minority.proc.Name)
 
-	create := func(cs kubernetes.Interface, name string) error {
-		ctx, cancel := ctxT(5 * time.Second)
+	create := func(cs kubernetes.Interface, name string, timeout time.Duration) error {
+		ctx, cancel := ctxT(timeout)
 		defer cancel()
 		_, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"v": name}}, metav1.CreateOptions{})
@@ -179,7 +179,10 @@ func TestPartitionMinorityRefusesWrites(t *testing.T) {
 		if err := poll(60*time.Second, 200*time.Millisecond, func() error {
 			n++
 			name := fmt.Sprintf("major-%d-%d", i, n)
-			if err := create(cs, name); err != nil {
+			// Short attempts, so the figure printed below says when the
+			// majority took writes again rather than how long one stuck
+			// request waited.
+			if err := create(cs, name, time.Second); err != nil {
 				return err
 			}
 			acked = append(acked, name)
@@ -192,7 +195,7 @@ func TestPartitionMinorityRefusesWrites(t *testing.T) {
 		}
 		for j := range 5 { // a few more, known acknowledged
 			name := fmt.Sprintf("major-%d-more-%d", i, j)
-			if err := create(cs, name); err != nil {
+			if err := create(cs, name, 5*time.Second); err != nil {
 				t.Fatalf("the majority's %s: %v", s.proc.Name, err)
 			}
 			acked = append(acked, name)
@@ -204,7 +207,7 @@ func TestPartitionMinorityRefusesWrites(t *testing.T) {
 	var refusals []string
 	for j := range 5 {
 		name := fmt.Sprintf("minor-%d", j)
-		err := create(mcs, name)
+		err := create(mcs, name, 5*time.Second)
 		if err == nil {
 			t.Errorf("the minority %s acknowledged write %s", minority.proc.Name, name)
 			continue
