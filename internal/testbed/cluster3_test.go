@@ -21,6 +21,7 @@ import (
 // where the skiff binary has no --join yet.
 func startThree(t *testing.T, bed *testbed.Bed) []*server {
 	t.Helper()
+	skipShort(t)
 	if !hasFlag(t, "server", "join") {
 		t.Skip("skiff server has no --join flag yet (issue 20 item 1): three servers cannot be started from the command line")
 	}

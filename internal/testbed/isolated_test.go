@@ -27,6 +27,7 @@ import (
 // the control plane added during the cut starts there, and the pod that
 // served through the cut was never restarted or replaced.
 func TestIsolatedAgentKeepsServing(t *testing.T) {
+	skipShort(t)
 	bed := testbed.New(t)
 	srvHost, edgeHost := bed.AddHost("server"), bed.AddHost("edge")
 	var extra []string

@@ -53,9 +53,7 @@ func serverArgs(h *testbed.Host, name, dir string, extra ...string) []string {
 
 func startServer(t *testing.T, bed *testbed.Bed, h *testbed.Host, name string, extra ...string) *server {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("skiff processes on the test bed take minutes; skipped in -short mode")
-	}
+	skipShort(t)
 	dir := filepath.Join(t.TempDir(), name)
 	ctx, cancel := ctxT(startTimeout)
 	defer cancel()
@@ -157,6 +155,15 @@ func (s *server) restart() error {
 	ctx, cancel := ctxT(startTimeout)
 	defer cancel()
 	return s.proc.Restart(ctx, readyLine)
+}
+
+// skipShort skips the tests that run skiff processes on the bed in -short
+// mode, before anything is built.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skiff processes on the test bed take minutes; skipped in -short mode")
+	}
 }
 
 func ctxT(d time.Duration) (context.Context, context.CancelFunc) {
