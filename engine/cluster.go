@@ -507,6 +507,9 @@ func (e *Engine) serveBusInfo(w http.ResponseWriter, r *http.Request) {
 			if s.BusURL != "" {
 				info.URLs = append(info.URLs, s.BusURL)
 			}
+			if s.API != "" {
+				info.Servers = append(info.Servers, s.API)
+			}
 		}
 	}
 	if info.URL != "" && !slices.Contains(info.URLs, info.URL) {

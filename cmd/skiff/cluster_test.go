@@ -275,6 +275,12 @@ func TestThreeServersFromCommandLine(t *testing.T) {
 		"after the %d kills of the leader: p50 %v, p99 %v",
 		kills, len(failover), pct(failover, 0.5), pct(failover, 0.99), len(leaderFailover)/2, pct(leaderFailover, 0.5), pct(leaderFailover, 0.99))
 
+	// The agent was given server 1 only; with server 1 gone for good, it
+	// moves to a server it learned of from the bus answer, and its
+	// heartbeats go on: its Lease is renewed and its Node stays Ready.
+	agentMovesToAnotherServer(ctx, t, servers[0], servers[1], "edge-1")
+	servers[0].start(t)
+
 	// The control loops moved with leadership: a Deployment made now gets
 	// its one ReplicaSet from whichever server leads after the kills.
 	var leader *clusterServer
@@ -415,4 +421,50 @@ func TestJoinRefusedThenRetried(t *testing.T) {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// agentMovesToAnotherServer kills gone (the only server the agent was
+// given) and waits, bounded, until the agent's Lease is renewed through
+// the others (Leases are renewed every 10 s, by the leader's lifecycle
+// controller, from the heartbeats it receives) with its Node Ready. The
+// renewal must come 2 s after the kill or later: a heartbeat sent through
+// gone before it died has been handled by then.
+func agentMovesToAnotherServer(ctx context.Context, t *testing.T, gone, via *clusterServer, node string) {
+	t.Helper()
+	gone.kill(t)
+	killed := time.Now()
+	leases := via.cs.CoordinationV1().Leases("kube-node-lease")
+	var before time.Time
+	if err := until(150, func() error {
+		l, err := leases.Get(ctx, node, metav1.GetOptions{})
+		if err == nil && l.Spec.RenewTime != nil {
+			before = l.Spec.RenewTime.Time
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("the agent's Lease with %s down: %v", gone.name, err)
+	}
+	if err := until(300, func() error { // 300 tries of 200 ms at least: beyond two renewals
+		l, err := leases.Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if l.Spec.RenewTime == nil || !l.Spec.RenewTime.Time.After(before) || !l.Spec.RenewTime.Time.After(killed.Add(2*time.Second)) {
+			return fmt.Errorf("Lease not renewed since %v", before)
+		}
+		n, err := via.cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue {
+				return fmt.Errorf("Node %s Ready=%s (%s)", node, c.Status, c.Reason)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("with %s (the agent's only given server) down: %v", gone.name, err)
+	}
+	t.Logf("with %s down, the agent's heartbeats reached the control plane through another server (Lease renewed %v after the kill)",
+		gone.name, time.Since(killed).Round(time.Millisecond))
 }

@@ -52,6 +52,7 @@ func NewBusDialer(info BusInfo, server string, servers []string, token string, c
 	}
 	d := &BusDialer{token: token, ca: ca, timeout: timeout, log: log, addrs: addrs}
 	d.servers = append([]string{server}, slices.DeleteFunc(slices.Clone(servers), func(s string) bool { return s == server })...)
+	d.learnServersLocked(info)
 	return d, nil
 }
 
@@ -74,11 +75,34 @@ func busAddrs(info BusInfo) ([]string, error) {
 	return out, nil
 }
 
-// busURLs are the bus URLs an answer names: the answering server's. (Where
-// BusInfo lists every server's bus, they go after it, so a node that knows
-// one API address still finds the others' buses when that server dies.)
+// busURLs are the bus URLs an answer names: the answering server's first,
+// then every other server's, so a node that knows one API address still
+// finds the others' buses when that server dies.
 func busURLs(info BusInfo) []string {
-	return []string{info.URL}
+	out := []string{info.URL}
+	for _, u := range info.URLs {
+		if u != "" && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// maxServers bounds the API servers a dialer asks: the ones it was given
+// and the ones the answers named.
+const maxServers = 16
+
+// learnServersLocked adds the API servers an answer names after the known ones,
+// keeping at most maxServers; the caller holds d.mu.
+func (d *BusDialer) learnServersLocked(info BusInfo) {
+	for _, s := range info.Servers {
+		if len(d.servers) >= maxServers {
+			return
+		}
+		if s != "" && !slices.Contains(d.servers, s) {
+			d.servers = append(d.servers, s)
+		}
+	}
 }
 
 // busAddr is a bus URL's host:port.
@@ -160,6 +184,7 @@ func (d *BusDialer) rediscover(servers []string) []string {
 	d.promote(addrs)
 	d.mu.Lock()
 	d.servers = append([]string{server}, slices.DeleteFunc(d.servers, func(s string) bool { return s == server })...)
+	d.learnServersLocked(info)
 	d.mu.Unlock()
 	return addrs
 }

@@ -40,6 +40,11 @@ type BusInfo struct {
 	// knows (URL among them), so a node learns where to go when its
 	// server dies. Empty from a server that is not clustered.
 	URLs []string `json:"urls,omitempty"`
+	// Servers are the API addresses ("host:port") of every server the
+	// cluster knows, so an agent given one learns the others and asks them
+	// where the bus is when its own server is gone. Empty from a server
+	// that is not clustered.
+	Servers []string `json:"servers,omitempty"`
 	// CA is the cluster CA (PEM) the bus's certificate chains to.
 	CA string `json:"ca,omitempty"`
 	// ClusterDNS is the kube-dns Service's ClusterIP, where every node's

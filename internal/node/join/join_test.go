@@ -284,3 +284,26 @@ func TestReachable(t *testing.T) {
 		}
 	}
 }
+
+// An answer naming every server's bus and API teaches a dialer given one
+// server the rest: the buses to try and the servers to ask, bounded.
+func TestBusDialerLearnsTheCluster(t *testing.T) {
+	info := BusInfo{URL: "tls://10.0.0.1:4222", URLs: []string{"tls://10.0.0.2:4222", "tls://10.0.0.1:4222", "tls://10.0.0.3:4222"},
+		Servers: []string{"10.0.0.1:6443", "10.0.0.2:6443", "10.0.0.3:6443"}}
+	d, err := NewBusDialer(info, "10.0.0.1:6443", nil, "t", nil, time.Second, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"10.0.0.1:4222", "10.0.0.2:4222", "10.0.0.3:4222"}; !slices.Equal(d.addrs, want) {
+		t.Errorf("bus addresses = %v, want %v", d.addrs, want)
+	}
+	if want := []string{"10.0.0.1:6443", "10.0.0.2:6443", "10.0.0.3:6443"}; !slices.Equal(d.servers, want) {
+		t.Errorf("servers = %v, want %v", d.servers, want)
+	}
+	for i := range 3 * maxServers {
+		d.learnServersLocked(BusInfo{Servers: []string{fmt.Sprintf("h%d:1", i)}})
+	}
+	if len(d.servers) != maxServers || d.servers[0] != "10.0.0.1:6443" {
+		t.Errorf("servers after many answers: %v", d.servers)
+	}
+}
