@@ -37,6 +37,11 @@ const (
 	peerManifestTimeout = 5 * time.Second
 	// peerBlobTimeout bounds fetching one blob from one peer.
 	peerBlobTimeout = 5 * time.Minute
+	// peerBackoff is how long pull-through skips a peer it could not
+	// reach: a server that is down or cut off must not add a timeout to
+	// every miss (most misses are images of other registries that a pod's
+	// image resolution asks about).
+	peerBackoff = 5 * time.Second
 	// maxIndexDepth bounds how deep an image index's manifests are copied
 	// or pulled (an index of indexes is legal, a deeper one is not useful).
 	maxIndexDepth = 2
@@ -85,7 +90,42 @@ func (r *Registry) peerRequest(ctx context.Context, method, url string, body io.
 	}
 	req.Header.Set("Authorization", "Bearer "+r.cfg.Peers.Token)
 	req.Header.Set(ReplicaHeader, "1")
-	return r.cfg.Peers.Client.Do(req)
+	resp, err := r.cfg.Peers.Client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUnreachable, err)
+	}
+	return resp, nil
+}
+
+// errUnreachable: a peer did not answer at all (refused, timed out).
+var errUnreachable = errors.New("peer unreachable")
+
+// downPeers are the peers pull-through skips for now (peerBackoff).
+type downPeers struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+func (d *downPeers) skip(peer string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return time.Now().Before(d.until[peer])
+}
+
+// note records how asking peer went: unreachable (while the caller's own
+// context was live) starts a backoff, anything else ends it.
+func (d *downPeers) note(ctx context.Context, peer string, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case errors.Is(err, errUnreachable) && ctx.Err() == nil:
+		if d.until == nil {
+			d.until = map[string]time.Time{}
+		}
+		d.until[peer] = time.Now().Add(peerBackoff)
+	case err == nil || errors.Is(err, errNotOnPeers):
+		delete(d.until, peer)
+	}
 }
 
 // peerStatusError describes an unexpected answer, with the start of its
@@ -235,7 +275,11 @@ func (r *Registry) pullManifest(ctx context.Context, repo, ref string, depth int
 	}
 	var errs []error
 	for _, p := range peers {
+		if r.down.skip(p) {
+			continue
+		}
 		m, err := r.fetchManifest(ctx, p, repo, ref)
+		r.down.note(ctx, p, err)
 		if errors.Is(err, errNotOnPeers) {
 			continue
 		}
@@ -352,7 +396,11 @@ func (r *Registry) pullBlob(ctx context.Context, repo, digest string) error {
 	}
 	var errs []error
 	for _, p := range peers {
+		if r.down.skip(p) {
+			continue
+		}
 		err := r.fetchBlob(ctx, p, repo, digest)
+		r.down.note(ctx, p, err)
 		if err == nil {
 			r.log.Info("registry: blob pulled through from a peer", "peer", p, "repo", repo, "digest", digest)
 			return nil

@@ -72,12 +72,14 @@ type Registry struct {
 	uploads *uploads
 
 	// Work with Peers: fan-outs in flight (a semaphore), the background
-	// work Close cancels and waits for, and one pull per object at a time.
+	// work Close cancels and waits for, one pull per object at a time, and
+	// the peers pull-through skips for a while.
 	fanOuts  chan struct{}
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
 	pulls    keyedMutex
+	down     downPeers
 }
 
 // Open creates the registry's JetStream buckets if they do not exist yet
