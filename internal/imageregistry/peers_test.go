@@ -109,6 +109,23 @@ func TestPeersFanOutAndPullThrough(t *testing.T) {
 	if got, _ := io.ReadAll(resp.Body); digestOf(got) != lone {
 		t.Fatalf("c served a blob hashing to %s, want %s", digestOf(got), lone)
 	}
+	// The replica header counts only beside the cluster token: a node's
+	// GET over the bus that carries it (and no token) is still pulled
+	// through.
+	busBlob := a.pushBlob(t, "demo/app", pseudoRandom(4<<10, 4))
+	req, err := http.NewRequestWithContext(testCtx(t), http.MethodGet, "https://"+Host+"/v2/demo/app/blobs/"+busBlob, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(ReplicaHeader, "1")
+	resp, err = (&http.Client{Transport: Transport(c.busConn(t), nil)}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if got, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK || digestOf(got) != busBlob {
+		t.Fatalf("GET over c's bus with a bare replica header: %s, %d bytes; want the blob pulled through", resp.Status, len(got))
+	}
 	// What no registry has.
 	expect(t, c.do(t, http.MethodGet, "/v2/demo/app/manifests/nope", nil), http.StatusNotFound, codeManifestUnknown)
 	expect(t, c.do(t, http.MethodGet, "/v2/demo/app/blobs/"+digestOf([]byte("nowhere")), nil), http.StatusNotFound, codeBlobUnknown)
