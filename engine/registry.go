@@ -36,7 +36,12 @@ func (e *Engine) startRegistry(ctx context.Context) (map[string]http.Handler, er
 		}
 		e.stoppers = append(e.stoppers, serveConn.Close)
 	}
+	peers, err := e.registryPeers()
+	if err != nil {
+		return nil, err
+	}
 	reg, err := imageregistry.Open(ctx, imageregistry.Config{
+		Peers:     peers,
 		Bus:       conn,
 		Replicas:  e.registryReplicas(),
 		UploadDir: filepath.Join(e.cfg.DataDir, registryUploadsSubdir),

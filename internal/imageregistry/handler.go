@@ -133,6 +133,15 @@ func (r *Registry) serveBlob(w http.ResponseWriter, req *http.Request, repo, dig
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Docker-Content-Digest", digest)
+	if r.cfg.Peers != nil && !r.replica(req) {
+		if _, err := r.store.statBlob(req.Context(), digest); errors.Is(err, errNotFound) {
+			// Missed here: a peer may have it (a server that was down
+			// during the push's fan-out). What no peer has stays a 404.
+			if err := r.pullBlob(req.Context(), repo, digest); err != nil && !errors.Is(err, errNotOnPeers) {
+				return err
+			}
+		}
+	}
 	if req.Method == http.MethodHead {
 		size, err := r.store.statBlob(req.Context(), digest)
 		if err != nil {
@@ -291,6 +300,15 @@ func (r *Registry) serveManifest(w http.ResponseWriter, req *http.Request, repo,
 		return nil
 	}
 	m, err := r.store.getManifest(ctx, repo, ref, req.Method == http.MethodGet)
+	if errors.Is(err, errNotFound) && !r.replica(req) {
+		// A local hit is served as is (fan-out keeps tags current); a miss
+		// asks the peers.
+		if perr := r.pullManifest(ctx, repo, ref, 0); perr == nil {
+			m, err = r.store.getManifest(ctx, repo, ref, req.Method == http.MethodGet)
+		} else if !errors.Is(perr, errNotOnPeers) {
+			return perr
+		}
+	}
 	if err != nil {
 		return storeError(err, unknown)
 	}
@@ -383,6 +401,9 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, repo, r
 		return err
 	}
 	r.log.Info("registry: manifest stored", "repo", repo, "tag", tag, "digest", digest, "mediaType", mediaType, "took", time.Since(start))
+	if !r.replica(req) {
+		r.fanOut(repo, tag, manifest{digest: digest, mediaType: mediaType, body: body})
+	}
 	h := w.Header()
 	h.Set("Location", "/v2/"+repo+"/manifests/"+digest)
 	h.Set("Docker-Content-Digest", digest)

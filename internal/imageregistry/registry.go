@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/skiffhq/skiff/internal/bus"
@@ -56,6 +57,10 @@ type Config struct {
 	// Logger receives stored blobs and manifests (Info) and store failures
 	// (Error). Default slog.Default().
 	Logger *slog.Logger
+	// Peers are the other servers' registries of a cluster whose servers
+	// each keep their own store: pushes are copied to them and misses are
+	// fetched from them. Nil (one server): neither happens.
+	Peers *Peers
 }
 
 // Registry is an OCI distribution registry whose content lives in JetStream.
@@ -65,6 +70,16 @@ type Registry struct {
 	log     *slog.Logger
 	store   *store
 	uploads *uploads
+
+	// Work with Peers: fan-outs in flight (a semaphore), the background
+	// work Close cancels and waits for, one pull per object at a time, and
+	// the peers pull-through skips for a while.
+	fanOuts  chan struct{}
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+	pulls    keyedMutex
+	down     downPeers
 }
 
 // Open creates the registry's JetStream buckets if they do not exist yet
@@ -107,10 +122,19 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	r := &Registry{cfg: cfg, log: cfg.Logger.With("component", "registry"), store: st}
+	if cfg.Peers != nil && (cfg.Peers.Client == nil || cfg.Peers.Token == "") {
+		return nil, errors.New("registry: Config.Peers needs a Client and a Token")
+	}
+	r := &Registry{cfg: cfg, log: cfg.Logger.With("component", "registry"), store: st, fanOuts: make(chan struct{}, maxFanOuts)}
+	r.bgCtx, r.bgCancel = context.WithCancel(context.Background())
 	r.uploads = newUploads(cfg.UploadDir, cfg.MaxUploads, cfg.UploadIdleTimeout)
 	return r, nil
 }
 
-// Close drops the uploads in progress. Requests still being served fail.
-func (r *Registry) Close() { r.uploads.closeAll() }
+// Close stops the copies to peers in progress and drops the uploads in
+// progress. Requests still being served fail.
+func (r *Registry) Close() {
+	r.bgCancel()
+	r.bg.Wait()
+	r.uploads.closeAll()
+}

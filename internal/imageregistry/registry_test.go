@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	stdlog "log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -48,6 +49,13 @@ func testCtx(t testing.TB) context.Context {
 // same dir (after stop) is a restart.
 func newEnv(t testing.TB, dir string, cfg Config) *env {
 	t.Helper()
+	return newEnvOn(t, dir, cfg, "")
+}
+
+// newEnvOn is newEnv with the HTTPS server on host (a loopback address of
+// the calling test's range; "" for httptest's 127.0.0.1).
+func newEnvOn(t testing.TB, dir string, cfg Config, host string) *env {
+	t.Helper()
 	ctx := testCtx(t)
 	log := testutil.Logger(t)
 	srv, err := bus.Start(ctx, bus.Config{Name: "registry-test", Logger: log, JetStreamDir: filepath.Join(dir, "bus")})
@@ -74,8 +82,23 @@ func newEnv(t testing.TB, dir string, cfg Config) *env {
 	// go-containerregistry also tries plain HTTP on loopback registries;
 	// the TLS listener's complaints about that are noise.
 	ts.Config.ErrorLog = stdlog.New(io.Discard, "", 0)
+	if host != "" {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			srv.Close()
+			t.Fatal(err)
+		}
+		ts.Listener.Close()
+		ts.Listener = ln
+	}
 	ts.StartTLS()
-	e := &env{dir: dir, bus: srv, conn: conn, reg: reg, busSrv: busSrv, ts: ts, host: strings.TrimPrefix(ts.URL, "https://"), client: ts.Client()}
+	client := ts.Client()
+	if host != "" { // httptest's certificate names 127.0.0.1 and example.com only
+		tr := client.Transport.(*http.Transport).Clone()
+		tr.TLSClientConfig.ServerName = "example.com"
+		client = &http.Client{Transport: tr}
+	}
+	e := &env{dir: dir, bus: srv, conn: conn, reg: reg, busSrv: busSrv, ts: ts, host: strings.TrimPrefix(ts.URL, "https://"), client: client}
 	stopped := false
 	stop := func() {
 		if stopped {
