@@ -646,7 +646,8 @@ func TestKubectlNodes(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if !regexp.MustCompile(`(?m)^kubectl-test\s+Ready\s+<none>\s+\S+\s+v1\.32\.13-skiff$`).MatchString(out) {
+	// Every server is a control-plane Node (the label kubeadm and k3s give their servers; no taint: it runs pods).
+	if !regexp.MustCompile(`(?m)^kubectl-test\s+Ready\s+control-plane\s+\S+\s+v1\.32\.13-skiff$`).MatchString(out) {
 		t.Fatalf("get nodes:\n%s", out)
 	}
 	desc := c.ok("", "describe", "node", "kubectl-test")
