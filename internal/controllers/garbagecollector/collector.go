@@ -223,28 +223,36 @@ func (c *Collector) sync(ctx context.Context, key string) error {
 	if len(it.owners) == 0 {
 		return nil
 	}
-	var solid, dangling, waiting []metav1.OwnerReference
-	for _, ref := range it.owners {
-		state, err := c.ownerState(ctx, it, ref)
-		if err != nil {
-			return err
+	solid, dangling, waiting, err := c.classifyOwners(ctx, it, it.owners)
+	if err != nil || len(dangling)+len(waiting) == 0 {
+		return err
+	}
+	// About to act on the index's view of the dependent, which may lag
+	// behind it: an orphaning owner has just dropped its reference, and the
+	// owner's removal can arrive first. Decide again on the object as it
+	// is now, as Kubernetes' collector does, so a released dependent is
+	// never deleted for a reference it no longer has.
+	fresh, err := c.client.Resource(it.gvr).Namespace(it.namespace).Get(ctx, it.name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading %s %s/%s: %w", it.gvr.Resource, it.namespace, it.name, err)
+	case fresh.GetUID() != it.uid:
+		return nil // replaced by another with the same name
+	}
+	if owners := fresh.GetOwnerReferences(); !slices.EqualFunc(owners, it.owners, sameOwnerRef) {
+		if len(owners) == 0 {
+			return nil
 		}
-		switch state {
-		case ownerPresent:
-			solid = append(solid, ref)
-		case ownerWaiting:
-			waiting = append(waiting, ref)
-		default:
-			dangling = append(dangling, ref)
+		if solid, dangling, waiting, err = c.classifyOwners(ctx, it, owners); err != nil || len(dangling)+len(waiting) == 0 {
+			return err
 		}
 	}
 	switch {
 	case len(solid) > 0:
 		// Another owner keeps it: only the references to owners that are
 		// gone or going come off.
-		if len(dangling)+len(waiting) == 0 {
-			return nil
-		}
 		drop := map[types.UID]bool{}
 		for _, r := range append(dangling, waiting...) {
 			drop[r.UID] = true
@@ -257,6 +265,28 @@ func (c *Collector) sync(ctx context.Context, key string) error {
 	default:
 		return c.delete(ctx, it, metav1.DeletePropagationBackground)
 	}
+}
+
+func sameOwnerRef(a, b metav1.OwnerReference) bool { return a.UID == b.UID }
+
+// classifyOwners sorts a dependent's owner references by their owners'
+// state: present, gone (dangling), or deleting in the foreground (waiting).
+func (c *Collector) classifyOwners(ctx context.Context, it *item, owners []metav1.OwnerReference) (solid, dangling, waiting []metav1.OwnerReference, err error) {
+	for _, ref := range owners {
+		state, err := c.ownerState(ctx, it, ref)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		switch state {
+		case ownerPresent:
+			solid = append(solid, ref)
+		case ownerWaiting:
+			waiting = append(waiting, ref)
+		default:
+			dangling = append(dangling, ref)
+		}
+	}
+	return solid, dangling, waiting, nil
 }
 
 type ownerStatus int
