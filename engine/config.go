@@ -133,10 +133,11 @@ type Config struct {
 	// plane deletes a lost node's Terminating pods for good, letting their
 	// StatefulSet start those ordinals elsewhere, only after this plus
 	// FenceMargin since the node's last heartbeat, so one ordinal never runs
-	// twice. Default NodeGracePeriod plus DefaultUnreachableTolerationSeconds:
-	// a worker stops its StatefulSet pods when the control plane would have
-	// evicted them. Negative: never delete them for good (Kubernetes'
-	// behaviour: they wait for the node or an operator).
+	// twice. Default DefaultStatefulSetFenceTimeout (15 s), or NodeGracePeriod
+	// plus DefaultUnreachableTolerationSeconds when that is longer, so a
+	// server restart does not stop every worker's StatefulSet pods.
+	// Negative: never delete them for good (Kubernetes' behaviour: they wait
+	// for the node or an operator).
 	StatefulSetFenceTimeout time.Duration
 
 	// PodCIDR is the range this node's pod IPs come from. Default: a /20 of
@@ -327,7 +328,8 @@ func (c Config) withDefaults() (Config, error) {
 	c.DefaultNotReadyTolerationSeconds = tolerationSeconds(c.DefaultNotReadyTolerationSeconds)
 	c.DefaultUnreachableTolerationSeconds = tolerationSeconds(c.DefaultUnreachableTolerationSeconds)
 	if c.StatefulSetFenceTimeout == 0 {
-		c.StatefulSetFenceTimeout = c.NodeGracePeriod + time.Duration(c.DefaultUnreachableTolerationSeconds)*time.Second
+		c.StatefulSetFenceTimeout = max(DefaultStatefulSetFenceTimeout,
+			c.NodeGracePeriod+time.Duration(c.DefaultUnreachableTolerationSeconds)*time.Second)
 	}
 	if c.HPASyncPeriod <= 0 {
 		c.HPASyncPeriod = podautoscaler.DefaultSyncPeriod
@@ -344,9 +346,13 @@ func (c Config) withDefaults() (Config, error) {
 // DefaultNodeHeartbeatInterval is Config.NodeHeartbeatInterval's default.
 const DefaultNodeHeartbeatInterval = 500 * time.Millisecond
 
-// DefaultStatefulSetFenceTimeout is Config.StatefulSetFenceTimeout's (and
-// WorkerConfig.FenceTimeout's) default with the other defaults.
-const DefaultStatefulSetFenceTimeout = lifecycle.DefaultGracePeriod + DefaultTolerationSeconds*time.Second
+// DefaultStatefulSetFenceTimeout is WorkerConfig.FenceTimeout's default,
+// and Config.StatefulSetFenceTimeout's unless the grace period and the
+// unreachable toleration add up to more. Longer than a server's restart
+// (2–3 s here) and a leader election, so neither stops a worker's
+// databases; a lost node's StatefulSet pods start elsewhere about this
+// plus FenceMargin after its last heartbeat (docs/rationale.md).
+const DefaultStatefulSetFenceTimeout = 15 * time.Second
 
 // FenceMargin is what the control plane waits beyond
 // StatefulSetFenceTimeout: an agent notices it is cut off within a

@@ -224,13 +224,30 @@ spec:
         env: [{name: GREETING, value: "hello from the edge"}]
         ports: [{containerPort: 8080}]
         readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: default}
+spec:
+  replicas: 1
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      runtimeClassName: wasm
+      nodeSelector: {kubernetes.io/hostname: ` + restartNodeName + `}
+      containers:
+      - {name: db, image: web:1, ports: [{containerPort: 8080}]}
 `
 
 // A worker survives its server's restarts (SIGTERM, kill -9, SIGTERM), each
 // with `skiff server --data-dir DIR --api-listen ADDR` alone: its Node is
 // Ready again and reachable through the bus, its pods keep their UIDs and
 // restart counts, and they answer HTTP on their pod IPs all along, the
-// outages included (edge autonomy).
+// outages included (edge autonomy). Its StatefulSet pod too: an outage as
+// long as a restart is shorter than the StatefulSet fence, so the agent
+// never stops it.
 func TestServerRestartKeepsWorker(t *testing.T) {
 	if _, err := exec.LookPath("kubectl"); err != nil {
 		t.Skip("kubectl is not installed: ", err)
@@ -254,18 +271,21 @@ func TestServerRestartKeepsWorker(t *testing.T) {
 	c.importModule("../../examples/httpserver", "web:1")
 	c.ok(restartManifest, "apply", "-f", "-")
 	c.ok("", "rollout", "status", "deployment/web", "--timeout=120s")
+	c.ok("", "rollout", "status", "statefulset/db", "--timeout=120s")
 	// name uid restartCount podIP, one line a pod
 	const podsQuery = `jsonpath={range .items[*]}{.metadata.name} {.metadata.uid} {.status.containerStatuses[0].restartCount} {.status.podIP}{"\n"}{end}`
-	before := c.ok("", "get", "pods", "-l", "app=web", "-o", podsQuery)
+	before := c.ok("", "get", "pods", "-l", "app in (web,db)", "-o", podsQuery)
 	var ips, names []string
 	for _, line := range strings.Split(strings.TrimSpace(before), "\n") {
 		f := strings.Fields(line)
 		if len(f) != 4 || f[2] != "0" {
 			fail("pods before the restarts: %q", before)
 		}
-		names, ips = append(names, f[0]), append(ips, f[3])
+		if f[0] != "db-0" {
+			names, ips = append(names, f[0]), append(ips, f[3])
+		}
 	}
-	if len(ips) != 2 {
+	if len(ips) != 2 || !strings.Contains(before, "db-0 ") {
 		fail("pods before the restarts: %q", before)
 	}
 
@@ -322,7 +342,7 @@ func TestServerRestartKeepsWorker(t *testing.T) {
 		}
 		t.Logf("restart %d (%v): server ready in %.1fs, worker Ready and reachable %.1fs after the restart began",
 			i+1, sig, up.Seconds(), time.Since(start).Seconds())
-		if after := c.ok("", "get", "pods", "-l", "app=web", "-o", podsQuery); after != before {
+		if after := c.ok("", "get", "pods", "-l", "app in (web,db)", "-o", podsQuery); after != before {
 			fail("restart %d (%v): pods changed:\nbefore:\n%s\nafter:\n%s", i+1, sig, before, after)
 		}
 	}
