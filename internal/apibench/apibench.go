@@ -10,10 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,7 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/skiffhq/skiff/internal/apiserver"
+	"github.com/skiffhq/skiff/internal/benchenv"
 	"github.com/skiffhq/skiff/internal/latency"
 	"github.com/skiffhq/skiff/raft"
 )
@@ -66,30 +63,12 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Result, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	dir, err := os.MkdirTemp(o.Dir, "skiff-apibench-")
+	env, err := benchenv.Start(ctx, o.Dir, "skiff-apibench-", "", o.Logger)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-
-	st, err := raft.Open(ctx, raft.Config{ID: "bench", Dir: filepath.Join(dir, "raft"), Bootstrap: true,
-		HeartbeatTimeout: 200 * time.Millisecond, Logger: o.Logger})
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	if err := st.WaitLeader(ctx); err != nil {
-		return nil, err
-	}
-	api, err := apiserver.New(apiserver.Config{Listen: "127.0.0.1:0", PKIDir: filepath.Join(dir, "pki"),
-		Token: "bench", Store: st, Logger: o.Logger})
-	if err != nil {
-		return nil, err
-	}
-	if err := api.Start(ctx); err != nil {
-		return nil, err
-	}
-	defer api.Close(context.Background())
+	defer env.Close()
+	st, api := env.Store, env.API
 	kc, err := api.Kubeconfig()
 	if err != nil {
 		return nil, err
@@ -109,7 +88,7 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Result, error) {
 		ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "default", UID: "00000000-0000-0000-0000-000000000000"}, Data: value})
 
 	fmt.Fprintf(w, "skiff API benchmark\ngo %s %s/%s  GOMAXPROCS=%d  %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH,
-		runtime.GOMAXPROCS(0), versions())
+		runtime.GOMAXPROCS(0), benchenv.Versions("k8s.io/client-go", "github.com/hashicorp/raft", "github.com/hashicorp/raft-wal"))
 	fmt.Fprintf(w, "%d ConfigMaps (~%d-byte objects), %d concurrent clients, %d gets, %d lists of all objects per side\n",
 		o.Objects, len(storeValue), o.Concurrency, o.Gets, o.Lists)
 	fmt.Fprintln(w, "api: client-go typed client, HTTPS on loopback, JSON; store: raft.Store calls in the same process, one server, raft-wal with fsync")
@@ -207,19 +186,4 @@ func measure(ctx context.Context, n, conc int, fn func(i int) error) (Result, er
 	}
 	slices.Sort(lat)
 	return Result{Count: n, PerSecond: float64(n) / elapsed.Seconds(), P50: latency.Percentile(lat, 50), P99: latency.Percentile(lat, 99)}, nil
-}
-
-func versions() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
-	}
-	out := ""
-	for _, d := range bi.Deps {
-		switch d.Path {
-		case "k8s.io/client-go", "github.com/hashicorp/raft", "github.com/hashicorp/raft-wal":
-			out += " " + d.Path + " " + d.Version
-		}
-	}
-	return out
 }

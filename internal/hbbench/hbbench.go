@@ -11,14 +11,10 @@ package hbbench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"text/tabwriter"
@@ -27,13 +23,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
-	"github.com/skiffhq/skiff/internal/apiserver"
+	"github.com/skiffhq/skiff/internal/benchenv"
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/node/lifecycle"
 	"github.com/skiffhq/skiff/internal/node/protocol"
-	"github.com/skiffhq/skiff/raft"
 )
 
 // Options of a run. Zero values take the defaults.
@@ -78,30 +72,12 @@ func Run(ctx context.Context, o Options, w io.Writer) (Result, error) {
 	o = o.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	dir, err := os.MkdirTemp(o.Dir, "skiff-hbbench-")
+	env, err := benchenv.Start(ctx, o.Dir, "skiff-hbbench-", o.APIListen, o.Logger)
 	if err != nil {
 		return Result{}, err
 	}
-	defer os.RemoveAll(dir)
-	st, err := raft.Open(ctx, raft.Config{ID: "bench", Dir: filepath.Join(dir, "raft"), Bootstrap: true,
-		HeartbeatTimeout: 200 * time.Millisecond, Logger: o.Logger})
-	if err != nil {
-		return Result{}, fmt.Errorf("open store: %w", err)
-	}
-	defer st.Close()
-	if err := st.WaitLeader(ctx); err != nil {
-		return Result{}, fmt.Errorf("store leader: %w", err)
-	}
-	api, err := apiserver.New(apiserver.Config{Listen: o.APIListen, PKIDir: filepath.Join(dir, "pki"),
-		Token: "bench", Store: st, Logger: o.Logger})
-	if err != nil {
-		return Result{}, err
-	}
-	if err := api.Start(ctx); err != nil {
-		return Result{}, fmt.Errorf("start API server: %w", err)
-	}
-	defer api.Close(context.Background())
-	cs, err := kubernetes.NewForConfig(&rest.Config{Host: "http://skiff.in-process", Transport: api.InProcessTransport(), QPS: -1})
+	defer env.Close()
+	cs, err := kubernetes.NewForConfig(env.InProcess())
 	if err != nil {
 		return Result{}, err
 	}
@@ -113,7 +89,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (Result, error) {
 
 	names := make([]string, o.Agents)
 	nodes := make([]*corev1.Node, o.Agents)
-	if err := parallel(ctx, o.Agents, o.Writers, func(i int) error {
+	if err := benchenv.Parallel(ctx, o.Agents, o.Writers, func(i int) error {
 		names[i] = fmt.Sprintf("node-%05d", i)
 		n, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: names[i]}}, metav1.CreateOptions{})
 		if err != nil {
@@ -127,7 +103,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (Result, error) {
 	}
 
 	fmt.Fprintf(w, "skiff heartbeat benchmark: %d agents\ngo %s %s/%s  GOMAXPROCS=%d %s\n", o.Agents, runtime.Version(),
-		runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), versions())
+		runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), benchenv.Versions("github.com/nats-io/nats-server/v2", "github.com/nats-io/nats.go", "github.com/hashicorp/raft", "github.com/hashicorp/raft-wal"))
 	fmt.Fprintf(w, "bus: each agent on its own connection to the embedded nats-server (in-process pipes), %d sending at once, "+
 		"each heartbeat acknowledged by the node lifecycle controller (leases off: see below)\n"+
 		"raft: the same heartbeat as a Node status update (lastHeartbeatTime) through the API into the raft store, %d writers\n",
@@ -239,7 +215,7 @@ func busSide(ctx context.Context, srv *bus.Server, cs kubernetes.Interface, name
 		// fence (the default) sends them: two bus messages each.
 		return bus.Notify(ctx, conns[i], subject, protocol.Heartbeat{Node: names[i], Time: time.Now(), Conditions: conditions(time.Now())[1:]})
 	}
-	if err := parallel(ctx, len(names), o.Writers, beat); err != nil {
+	if err := benchenv.Parallel(ctx, len(names), o.Writers, beat); err != nil {
 		return Side{}, err
 	}
 	if err := waitBeats(ctx, c, uint64(len(names))); err != nil {
@@ -247,7 +223,7 @@ func busSide(ctx context.Context, srv *bus.Server, cs kubernetes.Interface, name
 	}
 	total := len(names) * o.BusRounds
 	cpu0, start := cpuTime(), time.Now()
-	if err := parallel(ctx, total, o.Writers, func(i int) error { return beat(i % len(names)) }); err != nil {
+	if err := benchenv.Parallel(ctx, total, o.Writers, func(i int) error { return beat(i % len(names)) }); err != nil {
 		return Side{}, err
 	}
 	if err := waitBeats(ctx, c, uint64(len(names)+total)); err != nil {
@@ -276,7 +252,7 @@ func raftSide(ctx context.Context, cs kubernetes.Interface, nodes []*corev1.Node
 	total := len(nodes) * o.RaftRounds
 	// The bus side's controller wrote the nodes' conditions: start from
 	// their current versions (not timed).
-	if err := parallel(ctx, len(nodes), o.Writers, func(i int) error {
+	if err := benchenv.Parallel(ctx, len(nodes), o.Writers, func(i int) error {
 		n, err := cs.CoreV1().Nodes().Get(ctx, nodes[i].Name, metav1.GetOptions{})
 		nodes[i] = n
 		return err
@@ -285,7 +261,7 @@ func raftSide(ctx context.Context, cs kubernetes.Interface, nodes []*corev1.Node
 	}
 	var mu sync.Mutex
 	cpu0, start := cpuTime(), time.Now()
-	err := parallel(ctx, len(nodes), o.Writers, func(i int) error {
+	err := benchenv.Parallel(ctx, len(nodes), o.Writers, func(i int) error {
 		mu.Lock()
 		n := nodes[i]
 		mu.Unlock()
@@ -318,52 +294,4 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// parallel runs fn(0..n-1) on at most workers goroutines; the first error
-// stops the rest.
-func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(workers, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := fn(i); err != nil {
-					cancel(err)
-				}
-			}
-		}()
-	}
-	for i := 0; i < n; i++ {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			i = n
-		}
-	}
-	close(next)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
-}
-
-func versions() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
-	}
-	out := ""
-	for _, d := range bi.Deps {
-		switch d.Path {
-		case "github.com/nats-io/nats-server/v2", "github.com/nats-io/nats.go", "github.com/hashicorp/raft", "github.com/hashicorp/raft-wal":
-			out += " " + d.Path + " " + d.Version
-		}
-	}
-	return out
 }

@@ -14,12 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"runtime"
-	"runtime/debug"
-	"sync"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -32,9 +27,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
-	"github.com/skiffhq/skiff/internal/apiserver"
+	"github.com/skiffhq/skiff/internal/benchenv"
 	"github.com/skiffhq/skiff/internal/controllers/namespace"
 	"github.com/skiffhq/skiff/raft"
 )
@@ -79,31 +73,14 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Result, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	dir, err := os.MkdirTemp(o.Dir, "skiff-nsbench-")
+	env, err := benchenv.Start(ctx, o.Dir, "skiff-nsbench-", "", o.Logger)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	st, err := raft.Open(ctx, raft.Config{ID: "bench", Dir: filepath.Join(dir, "raft"), Bootstrap: true,
-		HeartbeatTimeout: 200 * time.Millisecond, Logger: o.Logger})
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	defer st.Close()
-	if err := st.WaitLeader(ctx); err != nil {
-		return nil, fmt.Errorf("store leader: %w", err)
-	}
-	api, err := apiserver.New(apiserver.Config{Listen: "127.0.0.1:0", PKIDir: filepath.Join(dir, "pki"),
-		Token: "bench", Store: st, Logger: o.Logger})
-	if err != nil {
-		return nil, err
-	}
-	if err := api.Start(ctx); err != nil {
-		return nil, fmt.Errorf("start API server: %w", err)
-	}
-	defer api.Close(context.Background())
+	defer env.Close()
+	st := env.Store
 	// In-process, as the engine's controllers and embedders reach it.
-	cfg := &rest.Config{Host: "http://skiff.in-process", Transport: api.InProcessTransport(), QPS: -1}
+	cfg := env.InProcess()
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -119,7 +96,7 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Result, error) {
 	defer stop()
 
 	fmt.Fprintf(w, "skiff namespace deletion benchmark\ngo %s %s/%s  GOMAXPROCS=%d %s\n", runtime.Version(), runtime.GOOS,
-		runtime.GOARCH, runtime.GOMAXPROCS(0), versions())
+		runtime.GOARCH, runtime.GOMAXPROCS(0), benchenv.Versions("k8s.io/client-go", "github.com/hashicorp/raft", "github.com/hashicorp/raft-wal"))
 	fmt.Fprintf(w, "objects: 40%% ConfigMaps, 30%% Secrets, 15%% headless Services, 15%% Deployments of 0 replicas; "+
 		"namespace: DELETE until gone (namespace controller, in-process API); store: raw deletes of as many keys, %d at a time\n",
 		o.Concurrency)
@@ -175,7 +152,7 @@ func measure(ctx context.Context, cs kubernetes.Interface, st *raft.Store, n int
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 		return Result{}, fmt.Errorf("create namespace: %w", err)
 	}
-	if err := parallel(ctx, n, o.Concurrency, func(i int) error { return createObject(ctx, cs, name, i) }); err != nil {
+	if err := benchenv.Parallel(ctx, n, o.Concurrency, func(i int) error { return createObject(ctx, cs, name, i) }); err != nil {
 		return Result{}, fmt.Errorf("fill namespace: %w", err)
 	}
 	ns, err := cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
@@ -210,14 +187,14 @@ func measure(ctx context.Context, cs kubernetes.Interface, st *raft.Store, n int
 		return r, err
 	}
 	key := func(i int) string { return fmt.Sprintf("/nsbench/%s/%d", name, i) }
-	if err := parallel(ctx, n, o.Concurrency, func(i int) error {
+	if err := benchenv.Parallel(ctx, n, o.Concurrency, func(i int) error {
 		_, err := st.Create(ctx, key(i), value)
 		return err
 	}); err != nil {
 		return r, fmt.Errorf("store creates: %w", err)
 	}
 	start = time.Now()
-	if err := parallel(ctx, n, o.Concurrency, func(i int) error {
+	if err := benchenv.Parallel(ctx, n, o.Concurrency, func(i int) error {
 		_, err := st.Delete(ctx, key(i), 0)
 		return err
 	}); err != nil {
@@ -274,51 +251,4 @@ func configMap(ns string, i int) *corev1.ConfigMap {
 	return &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{Kind: "ConfigMap", APIVersion: "v1"},
 		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%d", i), Namespace: ns},
 		Data:       map[string]string{"config": "key=value\nother=thing\n"}}
-}
-
-// parallel runs fn for i in [0, n) on conc goroutines; the first error
-// stops the rest.
-func parallel(ctx context.Context, n, conc int, fn func(i int) error) error {
-	var next atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var failed atomic.Bool
-	var wg sync.WaitGroup
-	for range min(conc, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil && !failed.Load() {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := fn(i); err != nil {
-					once.Do(func() { firstErr = err })
-					failed.Store(true)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
-}
-
-func versions() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
-	}
-	out := ""
-	for _, d := range bi.Deps {
-		switch d.Path {
-		case "k8s.io/client-go", "github.com/hashicorp/raft", "github.com/hashicorp/raft-wal":
-			out += " " + d.Path + " " + d.Version
-		}
-	}
-	return out
 }

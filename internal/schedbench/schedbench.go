@@ -10,14 +10,10 @@ package schedbench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -30,13 +26,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/skiffhq/skiff/internal/apiserver"
+	"github.com/skiffhq/skiff/internal/benchenv"
 	"github.com/skiffhq/skiff/internal/scheduler"
-	"github.com/skiffhq/skiff/raft"
 )
 
 // Options of a run. Zero values take the defaults.
@@ -84,7 +78,7 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Result, error) {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	fmt.Fprintf(w, "skiff scheduler benchmark\ngo %s %s/%s  GOMAXPROCS=%d %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH,
-		runtime.GOMAXPROCS(0), versions())
+		runtime.GOMAXPROCS(0), benchenv.Versions("k8s.io/client-go", "github.com/hashicorp/raft", "github.com/hashicorp/raft-wal"))
 	fmt.Fprintf(w, "fake Ready nodes (64 cpu, 256Gi, 110 pods), pending pods (100m, 128Mi) created by %d writers before the scheduler starts;\n", o.Writers)
 	fmt.Fprintf(w, "bound/s: scheduler start to the last pod seen bound by a watch; store: raw creates of pod-sized values (at least %d), the same store, same writers;\n", o.MinStoreWrites)
 	fmt.Fprintln(w, "api binds/s: the same number of Bindings written straight through the API by the same writers, no scheduler (another scheduler's pods, to a node that is not there)")
@@ -108,31 +102,14 @@ func Run(ctx context.Context, o Options, w io.Writer) ([]Result, error) {
 
 func scenario(ctx context.Context, o Options, nodes, pods int) (Result, error) {
 	res := Result{Nodes: nodes, Pods: pods}
-	dir, err := os.MkdirTemp(o.Dir, "skiff-schedbench-")
+	env, err := benchenv.Start(ctx, o.Dir, "skiff-schedbench-", "", o.Logger)
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(dir)
-	st, err := raft.Open(ctx, raft.Config{ID: "bench", Dir: filepath.Join(dir, "raft"), Bootstrap: true,
-		HeartbeatTimeout: 200 * time.Millisecond, Logger: o.Logger})
-	if err != nil {
-		return res, err
-	}
-	defer st.Close()
-	if err := st.WaitLeader(ctx); err != nil {
-		return res, err
-	}
-	api, err := apiserver.New(apiserver.Config{Listen: "127.0.0.1:0", PKIDir: filepath.Join(dir, "pki"),
-		Token: "bench", Store: st, Logger: o.Logger})
-	if err != nil {
-		return res, err
-	}
-	if err := api.Start(ctx); err != nil {
-		return res, err
-	}
-	defer api.Close(context.Background())
+	defer env.Close()
+	st := env.Store
 	// The engine's own path: client-go over the in-process transport.
-	cs, err := kubernetes.NewForConfig(&rest.Config{Host: "http://skiff.in-process", Transport: api.InProcessTransport(), QPS: -1})
+	cs, err := kubernetes.NewForConfig(env.InProcess())
 	if err != nil {
 		return res, err
 	}
@@ -141,7 +118,7 @@ func scenario(ctx context.Context, o Options, nodes, pods int) (Result, error) {
 	value, _ := json.Marshal(pendingPod(0))
 	raw := max(pods, o.MinStoreWrites)
 	start := time.Now()
-	if err := parallel(ctx, raw, o.Writers, func(i int) error {
+	if err := benchenv.Parallel(ctx, raw, o.Writers, func(i int) error {
 		_, err := st.Create(ctx, fmt.Sprintf("/bench/raw/%d", i), value)
 		return err
 	}); err != nil {
@@ -152,7 +129,7 @@ func scenario(ctx context.Context, o Options, nodes, pods int) (Result, error) {
 	// The API's own rate for the scheduler's write: Bindings of pods this
 	// scheduler leaves alone, to a node name no Node has (a binding does
 	// not check it), so they take no room from the scheduler's nodes.
-	if err := parallel(ctx, pods, o.Writers, func(i int) error {
+	if err := benchenv.Parallel(ctx, pods, o.Writers, func(i int) error {
 		p := pendingPod(i)
 		p.Name, p.Spec.SchedulerName = fmt.Sprintf("direct-%d", i), "bench-direct"
 		_, err := cs.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{})
@@ -161,7 +138,7 @@ func scenario(ctx context.Context, o Options, nodes, pods int) (Result, error) {
 		return res, fmt.Errorf("create pods to bind directly: %w", err)
 	}
 	start = time.Now()
-	if err := parallel(ctx, pods, o.Writers, func(i int) error {
+	if err := benchenv.Parallel(ctx, pods, o.Writers, func(i int) error {
 		return cs.CoreV1().Pods("default").Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("direct-%d", i)},
 			Target: corev1.ObjectReference{Kind: "Node", Name: "bench-absent-node"}}, metav1.CreateOptions{})
 	}); err != nil {
@@ -169,13 +146,13 @@ func scenario(ctx context.Context, o Options, nodes, pods int) (Result, error) {
 	}
 	res.APIBinds = float64(pods) / time.Since(start).Seconds()
 
-	if err := parallel(ctx, nodes, o.Writers, func(i int) error {
+	if err := benchenv.Parallel(ctx, nodes, o.Writers, func(i int) error {
 		_, err := cs.CoreV1().Nodes().Create(ctx, fakeNode(i), metav1.CreateOptions{})
 		return err
 	}); err != nil {
 		return res, fmt.Errorf("create nodes: %w", err)
 	}
-	if err := parallel(ctx, pods, o.Writers, func(i int) error {
+	if err := benchenv.Parallel(ctx, pods, o.Writers, func(i int) error {
 		_, err := cs.CoreV1().Pods("default").Create(ctx, pendingPod(i), metav1.CreateOptions{})
 		return err
 	}); err != nil {
@@ -246,48 +223,4 @@ func pendingPod(i int) *corev1.Pod {
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app:1",
 			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 				corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")}}}}}}
-}
-
-// parallel runs fn for i in [0, n) on conc goroutines; the first error
-// stops it.
-func parallel(ctx context.Context, n, conc int, fn func(i int) error) error {
-	var next atomic.Int64
-	var first atomic.Pointer[error]
-	var wg sync.WaitGroup
-	for range min(conc, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil && first.Load() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := fn(i); err != nil {
-					first.CompareAndSwap(nil, &err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if e := first.Load(); e != nil {
-		return *e
-	}
-	return errors.Join(ctx.Err())
-}
-
-func versions() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
-	}
-	out := ""
-	for _, d := range bi.Deps {
-		switch d.Path {
-		case "k8s.io/client-go", "github.com/hashicorp/raft", "github.com/hashicorp/raft-wal":
-			out += " " + d.Path + " " + d.Version
-		}
-	}
-	return out
 }
