@@ -25,6 +25,7 @@ require (
 	gopkg.in/evanphx/json-patch.v4 v4.12.0
 	k8s.io/api v0.32.13
 	k8s.io/apimachinery v0.32.13
+	k8s.io/apiserver v0.32.13
 	k8s.io/client-go v0.32.13
 	k8s.io/component-helpers v0.32.13
 	k8s.io/kube-openapi v0.0.0-20241105132330-32ad38e42d3f
@@ -102,7 +103,6 @@ require (
 	google.golang.org/protobuf v1.36.3 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
-	k8s.io/apiserver v0.32.13 // indirect
 	k8s.io/klog/v2 v2.130.1 // indirect
 	sigs.k8s.io/json v0.0.0-20241010143419-9aa6b5e7a4b3 // indirect
 	sigs.k8s.io/structured-merge-diff/v4 v4.4.2 // indirect

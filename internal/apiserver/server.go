@@ -8,8 +8,8 @@ package apiserver
 
 import (
 	"context"
-	"crypto/subtle"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -88,6 +88,9 @@ type Server struct {
 	managers *fieldManagers
 	metrics  *metrics
 	services *servicealloc.Allocator
+	// tokenAuthenticators resolve bearer tokens other than the cluster
+	// token, in order (authn.go).
+	tokenAuthenticators []TokenAuthenticator
 	// bookmarkInterval is how often a watch that allows bookmarks gets one.
 	bookmarkInterval time.Duration
 
@@ -185,8 +188,10 @@ func (s *Server) Start(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		// HTTP/2 is negotiated by ALPN (client-go prefers it); streaming
 		// upgrades (exec, port-forward) will ask for HTTP/1.1 themselves.
+		// Client certificates are asked for and, when given, must chain to
+		// the cluster CA: they are users (authn.go).
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{s.pki.Serving}, MinVersion: tls.VersionTLS12,
-			NextProtos: []string{"h2", "http/1.1"}},
+			NextProtos: []string{"h2", "http/1.1"}, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: s.clientCAs()},
 	}
 	s.mu.Lock()
 	s.ln, s.srv = ln, srv
@@ -257,7 +262,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, notFoundPath(r.URL.Path))
 	})
-	api := s.authenticate(s.recoverPanics(mux))
+	api := s.authenticate(s.authorize(s.recoverPanics(mux)))
 	if len(s.cfg.Routes) == 0 {
 		return api
 	}
@@ -284,19 +289,10 @@ func public(r *http.Request) bool {
 	return false
 }
 
-func (s *Server) authenticate(next http.Handler) http.Handler {
-	want := []byte("Bearer " + s.cfg.Token)
-	wantJoin := []byte("Bearer " + s.cfg.JoinToken)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		ok := subtle.ConstantTimeCompare(got, want) == 1 ||
-			s.cfg.JoinToken != "" && subtle.ConstantTimeCompare(got, wantJoin) == 1
-		if !ok && !public(r) {
-			writeError(w, apierrors.NewUnauthorized("Unauthorized"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+func (s *Server) clientCAs() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(s.pki.CA)
+	return pool
 }
 
 // recoverPanics turns a handler panic into a 500 Status for that request
