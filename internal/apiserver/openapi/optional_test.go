@@ -18,7 +18,7 @@ import (
 // omitempty disagree, against what the apiserver publishes, and that kubectl
 // validating on the client accepts an aggregated ClusterRole (no rules).
 func TestRequiredFollowsCommentTags(t *testing.T) {
-	srv, _ := newServer(t)
+	srv, _ := newV2Server(t)
 	body := v2JSON(t, srv)
 	var sw spec.Swagger
 	if err := json.Unmarshal(body, &sw); err != nil {

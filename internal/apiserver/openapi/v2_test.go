@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -27,6 +28,38 @@ import (
 
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
 )
+
+// listenV2 serves h on this helper's loopback range (127.133.0.0/16), not
+// on httptest's 127.0.0.1.
+func listenV2(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.133.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &httptest.Server{Listener: l, Config: &http.Server{Handler: h}}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// newV2Server serves a fresh handler over the built-in resource table.
+func newV2Server(t *testing.T) (*httptest.Server, *resources.Table) {
+	t.Helper()
+	s, err := resources.NewScheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := resources.New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return listenV2(t, h), reg
+}
 
 // fetchV2 gets /openapi/v2 with the given headers, without transparent
 // decompression, and fails the test on anything but 200.
@@ -83,7 +116,7 @@ func kubectlModels(t *testing.T, body []byte) (*openapi_v2.Document, protoopenap
 // that every registry kind has a definition carrying its GVK, that every
 // reference resolves, and that no v3-only keyword leaked into it.
 func TestV2DocumentIsValidSwagger(t *testing.T) {
-	srv, reg := newServer(t)
+	srv, reg := newV2Server(t)
 	body := v2JSON(t, srv)
 
 	var sw spec.Swagger
@@ -183,7 +216,7 @@ func TestV2DocumentIsValidSwagger(t *testing.T) {
 // the same JSON, and client-go's discovery client (the one kubectl uses)
 // reads it.
 func TestV2Protobuf(t *testing.T) {
-	srv, _ := newServer(t)
+	srv, _ := newV2Server(t)
 	body := v2JSON(t, srv)
 	for _, accept := range []string{mimeV2ProtobufAsked, mimeV2Protobuf, "application/json;q=0.5, " + mimeV2ProtobufAsked} {
 		resp, pb := fetchV2(t, srv, "Accept", accept)
@@ -231,7 +264,7 @@ func TestV2Protobuf(t *testing.T) {
 // TestV2HTTPBehaviour checks ETag and If-None-Match, gzip, HEAD, the 406
 // for a media type neither JSON nor protobuf, and the method check.
 func TestV2HTTPBehaviour(t *testing.T) {
-	srv, _ := newServer(t)
+	srv, _ := newV2Server(t)
 	resp, body := fetchV2(t, srv)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("no Accept: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
@@ -352,7 +385,7 @@ func v2SupportsQueryParam(doc *openapi_v2.Document, gvk schema.GroupVersionKind,
 // and PATCH carry dryRun, fieldManager and fieldValidation, with the body
 // parameter and consumes of each.
 func TestV2QueryParameters(t *testing.T) {
-	srv, reg := newServer(t)
+	srv, reg := newV2Server(t)
 	body := v2JSON(t, srv)
 	doc, _ := kubectlModels(t, body)
 	for _, res := range reg.All() {
@@ -409,7 +442,7 @@ func TestV2QueryParameters(t *testing.T) {
 // server, or kubectl older than 1.25): the manifests users apply pass, an
 // unknown field and a wrong type fail with the field named.
 func TestV2ClientSideValidation(t *testing.T) {
-	srv, _ := newServer(t)
+	srv, _ := newV2Server(t)
 	_, models := kubectlModels(t, v2JSON(t, srv))
 	validate := func(model, manifest string) []error {
 		var obj map[string]any
@@ -482,7 +515,7 @@ binaryData: {c: aGVsbG8=}
 // kubectl apply does: containers merge by name, and a three-way patch
 // built from the document changes one container, not the list.
 func TestV2PatchMetadata(t *testing.T) {
-	srv, _ := newServer(t)
+	srv, _ := newV2Server(t)
 	_, models := kubectlModels(t, v2JSON(t, srv))
 	pod := models.LookupModel("io.k8s.api.core.v1.PodSpec")
 	if pod == nil {
@@ -529,8 +562,7 @@ func TestV2FollowsRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	srv := listenV2(t, h)
 	resp, before := fetchV2(t, srv)
 	etag := resp.Header.Get("ETag")
 	if strings.Contains(string(before), "com.example.v1.Widget") {
