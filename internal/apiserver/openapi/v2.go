@@ -75,16 +75,27 @@ func fingerprintOf(docs map[string]*document) string {
 // the current v3 documents (one document for all group versions, as the
 // apiserver serves it).
 func (h *Handler) V2() (*spec.Swagger, error) {
-	sw, _, err := h.v2Encoded("")
-	return sw, err
+	e, err := h.v2Encoded("")
+	return e.swagger, err
+}
+
+// v2Encoding is one answer: the document, its bytes in the encoding asked
+// for, and the ETag and time of the document those bytes are of (read
+// together, so a rebuild between them cannot pair a body with another
+// document's ETag).
+type v2Encoding struct {
+	swagger  *spec.Swagger
+	body     []byte
+	etag     string
+	modified time.Time
 }
 
 // v2Encoded returns the current v2 document and, if encoding is not empty,
 // its bytes in that encoding ("json", "protobuf", either with "+gzip").
-func (h *Handler) v2Encoded(encoding string) (*spec.Swagger, []byte, error) {
+func (h *Handler) v2Encoded(encoding string) (v2Encoding, error) {
 	docs, _, err := h.current()
 	if err != nil {
-		return nil, nil, err
+		return v2Encoding{}, err
 	}
 	fp := fingerprintOf(docs)
 	c := &h.v2
@@ -93,21 +104,21 @@ func (h *Handler) v2Encoded(encoding string) (*spec.Swagger, []byte, error) {
 	if c.swagger == nil || c.fingerprint != fp {
 		sw, err := swaggerFromV3(docs)
 		if err != nil {
-			return nil, nil, err
+			return v2Encoding{}, err
 		}
 		body, err := json.Marshal(sw)
 		if err != nil {
-			return nil, nil, fmt.Errorf("openapi: encoding the v2 document: %w", err)
+			return v2Encoding{}, fmt.Errorf("openapi: encoding the v2 document: %w", err)
 		}
 		c.fingerprint, c.swagger, c.modified = fp, sw, time.Now()
 		c.etag = fmt.Sprintf("%X", sha512.Sum512(body))
 		c.bodies = map[string][]byte{v2JSONEncodingLabel: body}
 	}
-	if encoding == "" {
-		return c.swagger, nil, nil
+	e := v2Encoding{swagger: c.swagger, etag: c.etag, modified: c.modified}
+	if encoding != "" {
+		e.body, err = c.encode(encoding)
 	}
-	body, err := c.encode(encoding)
-	return c.swagger, body, err
+	return e, err
 }
 
 // encode returns (and keeps) the document in one encoding. Caller holds mu.
@@ -165,24 +176,21 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) {
 	if gz {
 		encoding += "+gzip"
 	}
-	_, body, err := h.v2Encoded(encoding)
+	e, err := h.v2Encoded(encoding)
 	if err != nil {
 		writeStatus(w, http.StatusInternalServerError, metav1.StatusReasonInternalError, err.Error())
 		return
 	}
-	h.v2.mu.Lock()
-	etag, modified := h.v2.etag, h.v2.modified
-	h.v2.mu.Unlock()
 	hdr := w.Header()
 	hdr.Set("Content-Type", contentType)
-	hdr.Set("ETag", strconv.Quote(etag))
+	hdr.Set("ETag", strconv.Quote(e.etag))
 	hdr.Set("Cache-Control", "no-cache, private")
 	hdr.Add("Vary", "Accept")
 	hdr.Add("Vary", "Accept-Encoding")
 	if gz {
 		hdr.Set("Content-Encoding", "gzip")
 	}
-	http.ServeContent(w, r, "", modified, bytes.NewReader(body))
+	http.ServeContent(w, r, "", e.modified, bytes.NewReader(e.body))
 }
 
 // negotiateV2 picks the encoding for an Accept header: the first of JSON and

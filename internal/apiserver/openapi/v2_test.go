@@ -3,6 +3,7 @@ package openapi
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/sha512"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +11,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -689,15 +692,96 @@ func TestV2BuildTime(t *testing.T) {
 	v3 := time.Since(start)
 	for _, enc := range []string{"json", "protobuf", "json+gzip", "protobuf+gzip"} {
 		start := time.Now()
-		_, b, err := h.v2Encoded(enc)
+		e, err := h.v2Encoded(enc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("v2 %s: %d bytes in %v (v3 documents built first in %v)", enc, len(b), time.Since(start), v3)
+		t.Logf("v2 %s: %d bytes in %v (v3 documents built first in %v)", enc, len(e.body), time.Since(start), v3)
 	}
 	start = time.Now()
-	if _, _, err := h.v2Encoded("protobuf"); err != nil {
+	if _, err := h.v2Encoded("protobuf"); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("cached v2 protobuf: %v", time.Since(start))
+}
+
+// TestV2ConcurrentRequestsDuringChange fetches the document from many
+// goroutines, released together, in JSON and protobuf, while a resource is
+// added to the registry: every answer parses, and every JSON answer's ETag
+// is the hash of that very body (a rebuild never pairs one document's ETag
+// with another's bytes).
+func TestV2ConcurrentRequestsDuringChange(t *testing.T) {
+	s, err := resources.NewScheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := resources.New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := listenV2(t, h)
+	const workers, rounds = 8, 3
+	start := make(chan struct{})
+	errs := make(chan error, workers*rounds+1)
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			client := &http.Client{Timeout: 60 * time.Second}
+			for r := 0; r < rounds; r++ {
+				accept := mimeV2JSON
+				if (i+r)%2 == 1 {
+					accept = mimeV2ProtobufAsked
+				}
+				req, _ := http.NewRequest(http.MethodGet, srv.URL+V2Path, nil)
+				req.Header.Set("Accept", accept)
+				resp, err := client.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 {
+					errs <- fmt.Errorf("%s: %d %v", accept, resp.StatusCode, err)
+					return
+				}
+				if accept == mimeV2JSON {
+					if want := strconv.Quote(fmt.Sprintf("%X", sha512.Sum512(body))); resp.Header.Get("ETag") != want {
+						errs <- fmt.Errorf("ETag %s is not the body's hash", resp.Header.Get("ETag"))
+					}
+					if _, err := openapi_v2.ParseDocument(body); err != nil {
+						errs <- err
+					}
+				} else {
+					var doc openapi_v2.Document
+					if err := proto.Unmarshal(body, &doc); err != nil || len(doc.GetDefinitions().GetAdditionalProperties()) == 0 {
+						errs <- fmt.Errorf("protobuf: %v", err)
+					}
+				}
+			}
+		}()
+	}
+	close(start)
+	if err := reg.Add(resources.Resource{Version: "v1", Resource: "podtemplates", Singular: "podtemplate", Kind: "PodTemplate", Namespaced: true}); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	sw, err := h.V2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sw.Paths.Paths["/api/v1/namespaces/{namespace}/podtemplates/{name}"]; !ok {
+		t.Error("the document after the change has no podtemplates")
+	}
 }
