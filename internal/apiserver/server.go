@@ -28,6 +28,7 @@ import (
 
 	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
+	"github.com/skiffhq/skiff/internal/apiserver/serviceaccount"
 	"github.com/skiffhq/skiff/internal/apiserver/servicealloc"
 	"github.com/skiffhq/skiff/raft"
 )
@@ -73,6 +74,14 @@ type Config struct {
 	// DefaultTolerationSeconds admission plugin (tolerations.go) with these
 	// values. Nil: pods get no default tolerations.
 	DefaultTolerationSeconds *DefaultTolerationSeconds
+	// ServiceAccountIssuer is the "iss" of ServiceAccount tokens (signed
+	// with PKIDir/sa.key). Default serviceaccount.DefaultIssuer.
+	ServiceAccountIssuer string
+	// ServiceAccountAdmission turns on the ServiceAccount admission plugin
+	// (serviceaccount_admission.go): pods get the default ServiceAccount
+	// and its token volume. It needs the ServiceAccount controller, which
+	// makes the default ServiceAccounts; off, pods are stored as given.
+	ServiceAccountAdmission bool
 }
 
 // Server is a running (or ready to start) API server.
@@ -91,6 +100,8 @@ type Server struct {
 	// tokenAuthenticators resolve bearer tokens other than the cluster
 	// token, in order (authn.go).
 	tokenAuthenticators []TokenAuthenticator
+	// saTokens mints and checks ServiceAccount tokens (authentication.go).
+	saTokens *serviceaccount.Tokens
 	// bookmarkInterval is how often a watch that allows bookmarks gets one.
 	bookmarkInterval time.Duration
 
@@ -155,6 +166,9 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(s)
 	s.services = servicealloc.New(cfg.Store, cidr)
 	s.bookmarkInterval = defaultBookmarkInterval
+	if err := s.startServiceAccounts(); err != nil {
+		return nil, fmt.Errorf("apiserver: %w", err)
+	}
 	return s, nil
 }
 
@@ -255,6 +269,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/version/", s.version)
 	mux.Handle("/openapi/v3", s.openapi)
 	mux.Handle("/openapi/v3/", s.openapi)
+	mux.Handle(serviceaccount.OpenIDConfigurationPath, s.saTokens.DiscoveryHandler())
+	mux.Handle(serviceaccount.JWKSPath, s.saTokens.DiscoveryHandler())
 	mux.HandleFunc("/api", s.serveAPI)
 	mux.HandleFunc("/api/", s.serveAPI)
 	mux.HandleFunc("/apis", s.serveAPI)
