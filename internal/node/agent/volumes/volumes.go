@@ -45,6 +45,16 @@ type Sources struct {
 	// Allocatable is the node's: a downward API file naming a resource
 	// limit the container does not set gets the node's allocatable.
 	Allocatable corev1.ResourceList
+	// Tokens gives the pod's ServiceAccount tokens (serviceAccountToken
+	// projections). Nil: such a projection fails to mount.
+	Tokens Tokens
+}
+
+// Tokens gives ServiceAccount tokens bound to a pod, as the kubelet's
+// token manager does: the same token again until it nears the end of its
+// life, then a new one, so a refresh of the volume rotates it in time.
+type Tokens interface {
+	PodToken(ctx context.Context, pod *corev1.Pod, audience string, expirationSeconds int64) (string, error)
 }
 
 // SetUp materialises every volume of the pod under dir, the pod's
@@ -98,8 +108,10 @@ func SetUpVolume(ctx context.Context, pod *corev1.Pod, dir string, v corev1.Volu
 				more, err = secretFiles(ctx, objs, src.Secret.Name, src.Secret.Items, src.Secret.Optional, v.Projected.DefaultMode)
 			case src.DownwardAPI != nil:
 				more, err = downwardFiles(pod, src.DownwardAPI.Items, v.Projected.DefaultMode, sources.Allocatable)
+			case src.ServiceAccountToken != nil:
+				more, err = tokenFiles(ctx, sources.Tokens, pod, src.ServiceAccountToken, v.Projected.DefaultMode)
 			default:
-				err = errors.New("only configMap, secret and downwardAPI projections are supported")
+				err = errors.New("only configMap, secret, downwardAPI and serviceAccountToken projections are supported")
 			}
 			if err != nil {
 				break
@@ -224,6 +236,26 @@ func secretFiles(ctx context.Context, objs Objects, name string, items []corev1.
 		return nil, err
 	}
 	return keyFiles(sec.Data, items, mode, "Secret", name)
+}
+
+// tokenFiles is a serviceAccountToken projection: the token at its path.
+func tokenFiles(ctx context.Context, tokens Tokens, pod *corev1.Pod, p *corev1.ServiceAccountTokenProjection, defaultMode *int32) ([]projectedFile, error) {
+	if tokens == nil {
+		return nil, errors.New("serviceAccountToken projection: this node has no token source")
+	}
+	mode := os.FileMode(0o644)
+	if defaultMode != nil {
+		mode = os.FileMode(*defaultMode)
+	}
+	exp := int64(3600)
+	if p.ExpirationSeconds != nil {
+		exp = *p.ExpirationSeconds
+	}
+	tok, err := tokens.PodToken(ctx, pod, p.Audience, exp)
+	if err != nil {
+		return nil, fmt.Errorf("service account token: %w", err)
+	}
+	return []projectedFile{{path: p.Path, data: []byte(tok), mode: mode}}, nil
 }
 
 func downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defaultMode *int32, allocatable corev1.ResourceList) ([]projectedFile, error) {
