@@ -199,4 +199,3 @@ func (c *Controller) ensureRootCA(ctx context.Context, ns string) error {
 func terminating(err error) bool {
 	return apierrors.IsForbidden(err) && apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause)
 }
-

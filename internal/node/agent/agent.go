@@ -159,7 +159,7 @@ type Agent struct {
 	disk        *diskMonitor // nil without a Runtime: no pods, no disk to watch
 	reports     *reporter
 	pods        *podManager
-	tokens      *podTokens // pods' ServiceAccount tokens (tokens.go)
+	tokens      *podTokens      // pods' ServiceAccount tokens (tokens.go)
 	runCtx      context.Context // ends at Stop; every pod worker's parent
 
 	rootsOnce sync.Once
