@@ -14,8 +14,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/node/protocol"
 	"github.com/skiffhq/skiff/internal/testutil"
 	"github.com/skiffhq/skiff/internal/wasmbuild"
 )
@@ -118,6 +121,36 @@ func TestServiceAccountsInNamespacesAndAdmission(t *testing.T) {
 		_, err = cs.CoreV1().ConfigMaps("sa-test").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
 		return err
 	})
+
+	// The node authorizer for tokens: the node gets a token for a pod bound
+	// to it (with the pod's UID), never for another node's pod.
+	conn, err := e.connectOwnNode(ctx, "sa-token-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ask := func(name string, uid types.UID) (protocol.ObjectResponse, error) {
+		subject, _ := bus.SubjectNodeObjects("sa-node")
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return bus.Request[protocol.ObjectRequest, protocol.ObjectResponse](rctx, conn, subject, protocol.ObjectRequest{
+			Node: "sa-node", Kind: "ServiceAccountToken", Namespace: "sa-test", Name: name, UID: string(uid), ExpirationSeconds: 3607})
+	}
+	if resp, err := ask("p1", got.UID); err == nil || !strings.Contains(err.Error(), "not bound to the node") || resp.Token != "" {
+		t.Errorf("token for a pod on another node: %v %+v", err, resp)
+	}
+	mine, err := cs.CoreV1().Pods("sa-test").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "mine"}, Spec: corev1.PodSpec{
+		NodeName: "sa-node", Containers: []corev1.Container{{Name: "a", Image: "127.0.0.1:9/none:1"}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := ask("mine", "not-its-uid"); err == nil || !strings.Contains(err.Error(), "not bound to the node") || resp.Token != "" {
+		t.Errorf("token for another pod of that name: %v %+v", err, resp)
+	}
+	resp, err := ask("mine", mine.UID)
+	if err != nil || resp.Token == "" || time.Until(resp.TokenExpiration) < time.Hour {
+		t.Errorf("token for the node's own pod: %v %+v", err, resp)
+	}
 
 	// A ServiceAccount that does not exist.
 	pod = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p2"}, Spec: corev1.PodSpec{ServiceAccountName: "nope", NodeName: "elsewhere",
