@@ -9,6 +9,8 @@ import (
 	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
+	authnv1alpha1 "k8s.io/api/authentication/v1alpha1"
+	authnv1beta1 "k8s.io/api/authentication/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -173,24 +175,28 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, req request
 	return nil
 }
 
-// authenticationGroup is authentication.k8s.io/v1: create-only reviews,
-// never stored.
+// authenticationGroup is authentication.k8s.io: create-only reviews,
+// never stored. v1 has SelfSubjectReview and TokenReview; the older
+// versions kubectl 1.26 to 1.27 ask `auth whoami` with (v1beta1,
+// v1alpha1) have SelfSubjectReview too.
 func (s *Server) authenticationGroup() APIGroup {
-	return APIGroup{Name: authnv1.GroupName, Versions: []APIGroupVersion{{
-		Version: "v1",
-		Resources: []metav1.APIResource{
-			{Name: "selfsubjectreviews", SingularName: "selfsubjectreview", Kind: "SelfSubjectReview", Verbs: []string{"create"}},
-			{Name: "tokenreviews", SingularName: "tokenreview", Kind: "TokenReview", Verbs: []string{"create"}},
-		},
-		Serve: func(r *http.Request, path []string) (runtime.Object, error) {
-			return nil, apierrors.NewMethodNotSupported(schema.GroupResource{Group: authnv1.GroupName, Resource: path[0]}, r.Method)
-		},
-		Create: s.createReview,
-	}}}
+	ssr := metav1.APIResource{Name: "selfsubjectreviews", SingularName: "selfsubjectreview", Kind: "SelfSubjectReview", Verbs: []string{"create"}}
+	tr := metav1.APIResource{Name: "tokenreviews", SingularName: "tokenreview", Kind: "TokenReview", Verbs: []string{"create"}}
+	version := func(v string, res ...metav1.APIResource) APIGroupVersion {
+		return APIGroupVersion{Version: v, Resources: res,
+			Serve: func(r *http.Request, path []string) (runtime.Object, error) {
+				return nil, apierrors.NewMethodNotSupported(schema.GroupResource{Group: authnv1.GroupName, Resource: path[0]}, r.Method)
+			},
+			Create: func(w http.ResponseWriter, r *http.Request, path []string) (runtime.Object, error) {
+				return s.createReview(w, r, v, path)
+			}}
+	}
+	return APIGroup{Name: authnv1.GroupName, Versions: []APIGroupVersion{
+		version("v1", ssr, tr), version("v1beta1", ssr), version("v1alpha1", ssr)}}
 }
 
 // createReview answers POST selfsubjectreviews and tokenreviews.
-func (s *Server) createReview(w http.ResponseWriter, r *http.Request, path []string) (runtime.Object, error) {
+func (s *Server) createReview(w http.ResponseWriter, r *http.Request, version string, path []string) (runtime.Object, error) {
 	if len(path) != 1 {
 		return nil, notFoundPath(r.URL.Path)
 	}
@@ -198,28 +204,35 @@ func (s *Server) createReview(w http.ResponseWriter, r *http.Request, path []str
 	if err != nil {
 		return nil, err
 	}
-	switch path[0] {
-	case "selfsubjectreviews":
-		in, err := s.decodeBody(w, r, authnv1.SchemeGroupVersion.WithKind("SelfSubjectReview"), body)
+	gv := schema.GroupVersion{Group: authnv1.GroupName, Version: version}
+	switch {
+	case path[0] == "selfsubjectreviews":
+		in, err := s.decodeBody(w, r, gv.WithKind("SelfSubjectReview"), body)
 		if err != nil {
 			return nil, err
 		}
-		rev := in.(*authnv1.SelfSubjectReview)
 		u, ok := UserFrom(r.Context())
 		if !ok {
 			return nil, apierrors.NewUnauthorized("Unauthorized")
 		}
-		rev.CreationTimestamp = metav1.Now()
-		rev.Status.UserInfo = userInfo(u)
-		return rev, nil
-	case "tokenreviews":
-		in, err := s.decodeBody(w, r, authnv1.SchemeGroupVersion.WithKind("TokenReview"), body)
+		now := metav1.Now()
+		switch rev := in.(type) {
+		case *authnv1.SelfSubjectReview:
+			rev.CreationTimestamp, rev.Status.UserInfo = now, userInfo(u)
+		case *authnv1beta1.SelfSubjectReview:
+			rev.CreationTimestamp, rev.Status.UserInfo = now, userInfo(u)
+		case *authnv1alpha1.SelfSubjectReview:
+			rev.CreationTimestamp, rev.Status.UserInfo = now, userInfo(u)
+		}
+		return in, nil
+	case path[0] == "tokenreviews" && version == "v1":
+		in, err := s.decodeBody(w, r, gv.WithKind("TokenReview"), body)
 		if err != nil {
 			return nil, err
 		}
 		rev := in.(*authnv1.TokenReview)
 		if rev.Spec.Token == "" {
-			return nil, apierrors.NewInvalid(authnv1.SchemeGroupVersion.WithKind("TokenReview").GroupKind(), "",
+			return nil, apierrors.NewInvalid(gv.WithKind("TokenReview").GroupKind(), "",
 				field.ErrorList{field.Required(field.NewPath("spec", "token"), "")})
 		}
 		rev.CreationTimestamp = metav1.Now()
