@@ -80,4 +80,3 @@ func userKubeconfig(dataDir string, admin []byte, user string, groups []string, 
 	}
 	return pki.UserKubeconfig(cluster.Server, cluster.CertificateAuthorityData, user, cert)
 }
-
