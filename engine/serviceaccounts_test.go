@@ -246,3 +246,58 @@ func TestWasmPodServiceAccountToken(t *testing.T) {
 		t.Errorf("the deleted pod's token: %v, want 401", err)
 	}
 }
+
+// TestServiceAccountTokenAcrossServers: a server that joins gets the
+// cluster's signing key, so a token minted through one server
+// authenticates on the other.
+func TestServiceAccountTokenAcrossServers(t *testing.T) {
+	ctx := context.Background()
+	start := func(cfg Config) *Engine {
+		t.Helper()
+		cfg.ImageHosts, cfg.Logger = []string{"loopback"}, testutil.Logger(t)
+		cfg.DisableClusterDNS, cfg.DisableServiceProxy = true, true
+		e, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Stop(context.Background()) })
+		return e
+	}
+	e1 := start(Config{DataDir: t.TempDir(), NodeName: "sa-one", APIListen: "127.134.2.1:0", RaftBind: "127.134.2.1:0",
+		BusListen: "127.134.2.1:0", BusClusterListen: "127.134.2.1:0",
+		ClusterPodCIDR: "127.134.128.0/17", ServiceCIDR: "127.134.48.0/20"})
+	apiHost := strings.TrimPrefix(e1.api.URL(), "https://")
+	e2 := start(Config{DataDir: t.TempDir(), NodeName: "sa-two", APIListen: "127.134.2.2:0",
+		Join: apiHost, JoinToken: e1.JoinToken()})
+	cs1, err := e1.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr *authnv1.TokenRequest
+	testutil.Eventually(t, 30*time.Second, func() error { // the default ServiceAccount comes from the controller
+		tr, err = cs1.CoreV1().ServiceAccounts("default").CreateToken(ctx, "default", &authnv1.TokenRequest{}, metav1.CreateOptions{})
+		return err
+	})
+	cfg, err := clientcmd.BuildConfigFromFlags("", e2.KubeconfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(cfg.Host, "https://127.134.2.2:") {
+		t.Fatalf("second server's API at %s", cfg.Host)
+	}
+	cfg.BearerToken, cfg.BearerTokenFile = tr.Status.Token, ""
+	as, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := as.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authnv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("server one's token on server two: %v", err)
+	}
+	if rev.Status.UserInfo.Username != "system:serviceaccount:default:default" {
+		t.Errorf("server two sees %+v", rev.Status.UserInfo)
+	}
+}
