@@ -68,7 +68,7 @@ type fixture struct {
 	node   *corev1.Node
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	key, err := LoadOrCreateKey(filepath.Join(t.TempDir(), "pki", KeyFile))
 	if err != nil {
@@ -90,7 +90,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) issue(t *testing.T, req Request) string {
+func (f *fixture) issue(t testing.TB, req Request) string {
 	t.Helper()
 	if req.ServiceAccount == nil {
 		req.ServiceAccount = f.sa
@@ -100,6 +100,13 @@ func (f *fixture) issue(t *testing.T, req Request) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+func (f *fixture) mustAuthenticate(t testing.TB, tok string) {
+	t.Helper()
+	if _, ok, err := f.tokens.AuthenticateToken(context.Background(), tok); !ok || err != nil {
+		t.Fatalf("authenticate: ok %v err %v", ok, err)
+	}
 }
 
 func TestTokenClaimsAndUser(t *testing.T) {
@@ -163,6 +170,7 @@ func TestTokenRefused(t *testing.T) {
 	}{
 		{"expired", func(f *fixture) string {
 			tok := f.issue(t, Request{Expiration: 10 * time.Minute})
+			f.mustAuthenticate(t, tok) // remembered as verified: the expiry still counts
 			f.now = f.now.Add(10 * time.Minute)
 			return tok
 		}, "expired"},
@@ -198,6 +206,7 @@ func TestTokenRefused(t *testing.T) {
 		}, "does not match"},
 		{"pod deleted", func(f *fixture) string {
 			tok := f.issue(t, Request{Pod: f.pod})
+			f.mustAuthenticate(t, tok) // remembered as verified: the pod still counts
 			delete(f.objs.pods, "ns1/web")
 			return tok
 		}, "pod ns1/web has been deleted"},
