@@ -159,6 +159,17 @@ func TestServiceAccountsInNamespacesAndAdmission(t *testing.T) {
 	if !apierrors.IsForbidden(err) || err.Error() != `pods "p2" is forbidden: error looking up service account sa-test/nope: serviceaccount "nope" not found` {
 		t.Errorf("missing ServiceAccount: %v", err)
 	}
+	// Mirror pods get nothing, and may not name a ServiceAccount.
+	mirror := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "mirror", Annotations: map[string]string{corev1.MirrorPodAnnotationKey: "x"}},
+		Spec: corev1.PodSpec{NodeName: "elsewhere", Containers: []corev1.Container{{Name: "a", Image: "x"}}}}
+	if p, err := cs.CoreV1().Pods("sa-test").Create(ctx, mirror, metav1.CreateOptions{}); err != nil || p.Spec.ServiceAccountName != "" || len(p.Spec.Volumes) != 0 {
+		t.Errorf("mirror pod: %v, %+v", err, p)
+	}
+	mirror.Name, mirror.Spec.ServiceAccountName = "mirror-2", "default"
+	if _, err := cs.CoreV1().Pods("sa-test").Create(ctx, mirror, metav1.CreateOptions{}); !apierrors.IsForbidden(err) ||
+		!strings.Contains(err.Error(), "a mirror pod may not reference service accounts") {
+		t.Errorf("mirror pod naming a ServiceAccount: %v", err)
+	}
 	// Opting out, on the pod or on the ServiceAccount.
 	no := false
 	if _, err := cs.CoreV1().ServiceAccounts("sa-test").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "quiet"},

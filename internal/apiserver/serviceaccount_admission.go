@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -37,10 +38,27 @@ const (
 )
 
 // admitServiceAccount is the plugin's mutation and check on a pod create.
-// Mirror pods (a node's static pods) are left alone, as in Kubernetes:
-// they run outside the API's identities.
+// Mirror pods (a node's static pods) get no ServiceAccount and may not
+// name one or project its token, as in Kubernetes: they run outside the
+// API's identities.
 func (s *Server) admitServiceAccount(ctx context.Context, pod *corev1.Pod) error {
 	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
+		forbidden := func(msg string) error {
+			return apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, pod.Name, errors.New(msg))
+		}
+		if pod.Spec.ServiceAccountName != "" {
+			return forbidden("a mirror pod may not reference service accounts")
+		}
+		for _, v := range pod.Spec.Volumes {
+			if v.Projected == nil {
+				continue
+			}
+			for _, src := range v.Projected.Sources {
+				if src.ServiceAccountToken != nil {
+					return forbidden("a mirror pod may not use ServiceAccountToken volume projections")
+				}
+			}
+		}
 		return nil
 	}
 	if pod.Spec.ServiceAccountName == "" {
