@@ -365,13 +365,37 @@ func MountsWithQuotas(pod *corev1.Pod, c *corev1.Container, vols map[string]stri
 		}
 		v := kinds[m.Name]
 		ro := m.ReadOnly || NodeWritten(v) || (v != nil && v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ReadOnly)
-		mount := skiffrt.Mount{HostPath: host, GuestPath: m.MountPath, ReadOnly: ro}
+		mount := skiffrt.Mount{HostPath: host, GuestPath: m.MountPath, ReadOnly: ro, NodeFiles: injectedTokenVolume(v, m)}
 		if !ro {
 			mount.Quota = quotas[m.Name]
 		}
 		out = append(out, mount)
 	}
 	return out, nil
+}
+
+// The ServiceAccount admission plugin's token volume, as it names and
+// mounts it (internal/apiserver/serviceaccount_admission.go).
+const (
+	tokenVolumePrefix = "kube-api-access-"
+	tokenMountPath    = "/var/run/secrets/kubernetes.io/serviceaccount"
+)
+
+// injectedTokenVolume tells the token volume the API server added to the
+// pod (not one the pod asked for): like the node's /etc files it is
+// pre-opened after the container's listeners (Mount.NodeFiles), so a
+// module finds its listeners where it found them before every pod got
+// this volume (fd 3 when the pod has no volumes of its own).
+func injectedTokenVolume(v *corev1.Volume, m corev1.VolumeMount) bool {
+	if v == nil || v.Projected == nil || !strings.HasPrefix(v.Name, tokenVolumePrefix) || m.MountPath != tokenMountPath || m.SubPath != "" {
+		return false
+	}
+	for _, src := range v.Projected.Sources {
+		if src.ServiceAccountToken != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // NodeWritten reports whether the node writes v's content (ConfigMap,
