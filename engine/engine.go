@@ -201,7 +201,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		Token: e.token, JoinToken: e.joinToken, Store: e.store, ServiceCIDR: e.cfg.ServiceCIDR, Logger: e.log, Routes: routes, PodStreams: streams,
 		Groups: metricsGroups, DefaultTolerationSeconds: &apiserver.DefaultTolerationSeconds{
 			NotReady: e.cfg.DefaultNotReadyTolerationSeconds, Unreachable: e.cfg.DefaultUnreachableTolerationSeconds},
-		ServiceAccountAdmission: true})
+		ServiceAccountAdmission: true, ClusterDomain: e.cfg.ClusterDomain})
 	if err != nil {
 		return err
 	}

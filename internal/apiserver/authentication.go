@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"time"
 
@@ -21,12 +22,21 @@ import (
 	"k8s.io/apiserver/pkg/authentication/user"
 
 	"github.com/skiffhq/skiff/internal/apiserver/serviceaccount"
+	"github.com/skiffhq/skiff/internal/apiserver/servicealloc"
 )
 
 // ServiceAccount tokens (the TokenRequest API, serviceaccounts/<name>/token)
 // and the authentication.k8s.io group (SelfSubjectReview for `kubectl auth
 // whoami`, TokenReview): identities beyond the cluster token and client
 // certificates. The tokens themselves are package serviceaccount's.
+
+// inClusterNames are the names a pod reaches the API by, which the serving
+// certificate covers as kube-apiserver's does: the kubernetes Service's
+// ClusterIP and its DNS names.
+func inClusterNames(serviceCIDR netip.Prefix, domain string) []string {
+	return []string{servicealloc.New(nil, serviceCIDR).KubernetesIP().String(),
+		"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + domain}
+}
 
 // startServiceAccounts loads the cluster's signing key from the PKI
 // directory and puts the token authenticator in the chain.
@@ -35,7 +45,11 @@ func (s *Server) startServiceAccounts() error {
 	if err != nil {
 		return err
 	}
-	s.saTokens, err = serviceaccount.New(serviceaccount.Config{Key: key, Issuer: s.cfg.ServiceAccountIssuer,
+	issuer := s.cfg.ServiceAccountIssuer
+	if issuer == "" {
+		issuer = "https://kubernetes.default.svc." + s.cfg.ClusterDomain
+	}
+	s.saTokens, err = serviceaccount.New(serviceaccount.Config{Key: key, Issuer: issuer,
 		Objects: tokenObjects{s}})
 	if err != nil {
 		return err

@@ -168,3 +168,22 @@ func TestTokenRequestAndReviews(t *testing.T) {
 		t.Errorf("openid-configuration: %s %v", body, err)
 	}
 }
+
+// TestServingCertificateForPods: the serving certificate covers the names a
+// pod reaches the API by, so kube-root-ca.crt verifies it there; the
+// issuer follows the cluster domain.
+func TestServingCertificateForPods(t *testing.T) {
+	s, _ := newTestServer(t, 100)
+	leaf := s.pki.Serving.Leaf
+	for _, name := range []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"} {
+		if err := leaf.VerifyHostname(name); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := leaf.VerifyHostname("127.67.0.1"); err != nil { // the default service CIDR's first address
+		t.Errorf("the kubernetes Service's ClusterIP: %v", err)
+	}
+	if got := s.ServiceAccountIssuer(); got != serviceaccount.DefaultIssuer {
+		t.Errorf("issuer %q, want %q", got, serviceaccount.DefaultIssuer)
+	}
+}

@@ -75,8 +75,14 @@ type Config struct {
 	// values. Nil: pods get no default tolerations.
 	DefaultTolerationSeconds *DefaultTolerationSeconds
 	// ServiceAccountIssuer is the "iss" of ServiceAccount tokens (signed
-	// with PKIDir/sa.key). Default serviceaccount.DefaultIssuer.
+	// with PKIDir/sa.key). Default https://kubernetes.default.svc.<ClusterDomain>,
+	// as kubeadm sets it.
 	ServiceAccountIssuer string
+	// ClusterDomain is the cluster's DNS domain: the serving certificate
+	// also covers kubernetes.default.svc.<ClusterDomain> (and the shorter
+	// names, and the kubernetes Service's ClusterIP), so in-cluster clients
+	// verify the API with kube-root-ca.crt. Default "cluster.local".
+	ClusterDomain string
 	// ServiceAccountAdmission turns on the ServiceAccount admission plugin
 	// (serviceaccount_admission.go): pods get the default ServiceAccount
 	// and its token volume. It needs the ServiceAccount controller, which
@@ -151,7 +157,10 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("apiserver: group %q has no versions", g.Name)
 		}
 	}
-	certs, err := pki.LoadOrCreate(cfg.PKIDir, certHosts(host))
+	if cfg.ClusterDomain == "" {
+		cfg.ClusterDomain = "cluster.local"
+	}
+	certs, err := pki.LoadOrCreate(cfg.PKIDir, append(certHosts(host), inClusterNames(cidr, cfg.ClusterDomain)...))
 	if err != nil {
 		return nil, fmt.Errorf("apiserver: %w", err)
 	}
