@@ -207,7 +207,13 @@ func TestWasmPodServiceAccountToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	createPods(t, cs, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "reader"}, Spec: corev1.PodSpec{
-		RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "main", Image: img}}}})
+		RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "main", Image: img}}}},
+		// The same from inside the pod, as client-go's in-cluster config
+		// does: the kubernetes Service, the token, ca.crt.
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "caller"}, Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "main", Image: img, Args: []string{"api"}}}}})
+	waitPod(t, cs, "default", "caller", moreWait, "succeeds", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	waitLogs(t, cs, "caller", corev1.PodLogOptions{}, "username=system:serviceaccount:default:default\n")
 	p := waitPod(t, cs, "default", "reader", moreWait, "succeeds", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
 	out := waitLogs(t, cs, "reader", corev1.PodLogOptions{}, "namespace=default\n",
 		fmt.Sprintf("ca.crt-sha256=%x\n", sha256.Sum256(e.api.CAPEM())), "token=")

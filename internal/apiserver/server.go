@@ -205,6 +205,10 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("apiserver: listen on %s: %w", s.cfg.Listen, err)
 	}
+	if err := s.ensureKubernetesEndpoints(ctx, ln.Addr()); err != nil {
+		ln.Close()
+		return fmt.Errorf("apiserver: %w", err)
+	}
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,
