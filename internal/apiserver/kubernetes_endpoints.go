@@ -121,4 +121,3 @@ func (s *Server) ensureKubernetesLegacyEndpoints(ctx context.Context, ip string,
 	}
 	return nil
 }
-
