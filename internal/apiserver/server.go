@@ -93,6 +93,8 @@ type Server struct {
 	tokenAuthenticators []TokenAuthenticator
 	// bookmarkInterval is how often a watch that allows bookmarks gets one.
 	bookmarkInterval time.Duration
+	// quotaLocks serialise quota charges per namespace (resourcequota.go).
+	quotaLocks quotaLocks
 
 	mu  sync.Mutex
 	ln  net.Listener

@@ -181,6 +181,11 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 	if ns, ok := obj.(*corev1.Namespace); ok {
 		prepareNamespaceCreate(ns)
 	}
+	if rq, ok := obj.(*corev1.ResourceQuota); ok {
+		// The quota controller computes the status; a client's is dropped,
+		// as Kubernetes' strategy does.
+		rq.Status = corev1.ResourceQuotaStatus{}
+	}
 	if pod, ok := obj.(*corev1.Pod); ok && res.Namespaced {
 		// Mutating admission, after defaulting and before validation, as
 		// in Kubernetes; its changes belong to the request's manager.
@@ -219,8 +224,17 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 			return nil, err
 		}
 	}
-	if dry, err := dryRun(r); err != nil || dry {
-		return obj, err
+	dry, err := dryRun(r)
+	if err != nil {
+		return nil, err
+	}
+	// ResourceQuota last, as Kubernetes orders its admission: only what
+	// every other plugin let through is charged.
+	if err := s.admitQuota(ctx, res, obj, nil, dry); err != nil {
+		return nil, err
+	}
+	if dry {
+		return obj, nil
 	}
 	if svc, ok := obj.(*corev1.Service); ok {
 		release, err := s.services.Allocate(ctx, svc)
@@ -334,8 +348,17 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		if equalStored(cur, next) {
 			return cur, nil // nothing changed: no write, the same resourceVersion
 		}
-		if dry, err := dryRun(r); err != nil || dry {
-			return next, err
+		dry, err := dryRun(r)
+		if err != nil {
+			return nil, err
+		}
+		if req.sub == "" || req.sub == "scale" {
+			if err := s.admitQuota(ctx, req.res, next, cur, dry); err != nil {
+				return nil, err
+			}
+		}
+		if dry {
+			return next, nil
 		}
 		if gone(next) {
 			// The last finalizer is gone: the object goes away now.
