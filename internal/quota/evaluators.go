@@ -135,8 +135,10 @@ type serviceEvaluator struct{}
 var serviceNames = []corev1.ResourceName{"count/services", corev1.ResourceServices,
 	corev1.ResourceServicesNodePorts, corev1.ResourceServicesLoadBalancers}
 
-func (serviceEvaluator) GroupResource() schema.GroupResource { return schema.GroupResource{Resource: "services"} }
-func (serviceEvaluator) HandlesUpdate() bool                 { return true }
+func (serviceEvaluator) GroupResource() schema.GroupResource {
+	return schema.GroupResource{Resource: "services"}
+}
+func (serviceEvaluator) HandlesUpdate() bool { return true }
 func (e serviceEvaluator) Matches(q *corev1.ResourceQuota, obj runtime.Object) (bool, error) {
 	return generic.Matches(q, obj, e.MatchingResources, generic.MatchesNoScopeFunc)
 }
@@ -245,7 +247,9 @@ var podPrefixes = []string{corev1.ResourceHugePagesPrefix, corev1.DefaultResourc
 var computeNames = sets.New[corev1.ResourceName](corev1.ResourceCPU, corev1.ResourceMemory,
 	corev1.ResourceRequestsCPU, corev1.ResourceRequestsMemory, corev1.ResourceLimitsCPU, corev1.ResourceLimitsMemory)
 
-func (podEvaluator) GroupResource() schema.GroupResource { return schema.GroupResource{Resource: "pods"} }
+func (podEvaluator) GroupResource() schema.GroupResource {
+	return schema.GroupResource{Resource: "pods"}
+}
 
 // HandlesUpdate is false: a pod's resources cannot change by update
 // (in-place resize is not served), so an update never costs more.

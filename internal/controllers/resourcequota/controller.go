@@ -47,12 +47,12 @@ const Name = "resourcequota-controller"
 
 // Config of a controller.
 type Config struct {
-	Client         kubernetes.Interface                       // required: quotas' status, pods, services, claims
-	Dynamic        dynamic.Interface                          // required: objects counted by count/<resource>
-	Mapper         meta.RESTMapper                            // required: count/<resource>.<group> to its version
-	ResourceQuotas coreinformers.ResourceQuotaInformer        // required
-	Pods           coreinformers.PodInformer                  // required: a pod's end releases its usage
-	Services       coreinformers.ServiceInformer              // optional: a Service's removal releases it
+	Client         kubernetes.Interface                        // required: quotas' status, pods, services, claims
+	Dynamic        dynamic.Interface                           // required: objects counted by count/<resource>
+	Mapper         meta.RESTMapper                             // required: count/<resource>.<group> to its version
+	ResourceQuotas coreinformers.ResourceQuotaInformer         // required
+	Pods           coreinformers.PodInformer                   // required: a pod's end releases its usage
+	Services       coreinformers.ServiceInformer               // optional: a Service's removal releases it
 	Claims         coreinformers.PersistentVolumeClaimInformer // optional
 	// Resync is how often every quota is recounted, for objects whose
 	// removal no informer here reports. Default 30 s.
@@ -166,7 +166,9 @@ func podUsageChanged(old, cur any) bool {
 	if o == nil || n == nil {
 		return true
 	}
-	terminal := func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed }
+	terminal := func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	}
 	return terminal(o) != terminal(n) || (o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil)
 }
 
