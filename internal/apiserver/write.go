@@ -224,6 +224,9 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 			return nil, err
 		}
 	}
+	if err := s.admitPodSecurity(ctx, res, "", obj, nil); err != nil {
+		return nil, err
+	}
 	dry, err := dryRun(r)
 	if err != nil {
 		return nil, err
@@ -347,6 +350,9 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		}
 		if equalStored(cur, next) {
 			return cur, nil // nothing changed: no write, the same resourceVersion
+		}
+		if err := s.admitPodSecurity(ctx, req.res, req.sub, next, cur); err != nil {
+			return nil, err
 		}
 		dry, err := dryRun(r)
 		if err != nil {
