@@ -149,7 +149,7 @@ func (s *Server) withAudit(next http.Handler) http.Handler {
 				io.Reader
 				io.Closer
 			}{io.TeeReader(r.Body, body), r.Body}
-			defer func() { ev.RequestObject = unknownOf(r.Header.Get("Content-Type"), body) }()
+			defer func() { ev.RequestObject = s.unknownOf(r.Header.Get("Content-Type"), body) }()
 		}
 		rec := &auditRecord{}
 		ctx := context.WithValue(r.Context(), auditKey{}, rec)
@@ -189,7 +189,7 @@ func (s *Server) withAudit(next http.Handler) http.Handler {
 				}
 			}
 			if audit.AtLeast(level, audit.LevelRequestResponse) && aw.body != nil {
-				ev.ResponseObject = unknownOf(aw.Header().Get("Content-Type"), aw.body)
+				ev.ResponseObject = s.unknownOf(aw.Header().Get("Content-Type"), aw.body)
 			}
 			rec.mu.Lock()
 			switch {
@@ -272,15 +272,15 @@ func sourceIPs(r *http.Request) []string {
 	return ips
 }
 
-// unknownOf is a body as the event's requestObject or responseObject:
-// JSON as is, YAML converted, anything else (protobuf, a body cut at the
-// size limit) left out.
-func unknownOf(contentType string, body *cappedBuffer) *runtime.Unknown {
+// unknownOf is a body as the event's requestObject or responseObject, in
+// JSON as Kubernetes logs it: JSON as is, YAML and protobuf converted; a
+// body cut at the size limit or in another type is left out.
+func (s *Server) unknownOf(contentType string, body *cappedBuffer) *runtime.Unknown {
 	if body == nil || body.Len() == 0 || body.cut {
 		return nil
 	}
 	ct, _, _ := mime.ParseMediaType(contentType)
-	raw := bytes.TrimSpace(body.Bytes())
+	raw := body.Bytes()
 	switch ct {
 	case "application/yaml":
 		j, err := yaml.YAMLToJSON(raw)
@@ -289,6 +289,14 @@ func unknownOf(contentType string, body *cappedBuffer) *runtime.Unknown {
 		}
 		raw = j
 	case "", "application/json", "application/merge-patch+json", "application/strategic-merge-patch+json", "application/json-patch+json":
+	case "application/vnd.kubernetes.protobuf":
+		obj, _, err := s.codecs.UniversalDeserializer().Decode(raw, nil, nil)
+		if err != nil {
+			return nil
+		}
+		if raw, err = json.Marshal(obj); err != nil {
+			return nil
+		}
 	case "application/apply-patch+yaml":
 		if j, err := yaml.YAMLToJSON(raw); err == nil {
 			raw = j
@@ -296,6 +304,7 @@ func unknownOf(contentType string, body *cappedBuffer) *runtime.Unknown {
 	default:
 		return nil
 	}
+	raw = bytes.TrimSpace(raw)
 	if !json.Valid(raw) {
 		return nil
 	}

@@ -17,9 +17,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
-	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"gopkg.in/natefinch/lumberjack.v2"
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 )
 
 // Level says how much of a request an event records, Kubernetes' audit
@@ -66,10 +67,12 @@ type Log struct {
 	queue   chan *auditv1.Event
 	log     *slog.Logger
 	dropped atomic.Int64
-	done    chan struct{}
-	once    sync.Once
-	mu      sync.RWMutex // held for reading by Write, for writing by Close
-	closed  bool
+	// lastWarn is when a drop was last logged (Unix ns).
+	lastWarn atomic.Int64
+	done     chan struct{}
+	once     sync.Once
+	mu       sync.RWMutex // held for reading by Write, for writing by Close
+	closed   bool
 }
 
 // Open opens (creating) the log file and starts the writer.
@@ -116,7 +119,12 @@ func (l *Log) Write(ev *auditv1.Event) {
 	select {
 	case l.queue <- ev:
 	default:
-		if n := l.dropped.Add(1); n == 1 || n%1000 == 0 {
+		n := l.dropped.Add(1)
+		// Warn at the first drop, then at most every 10 s: a full queue
+		// must not flood the log as well.
+		now := time.Now().UnixNano()
+		if last := l.lastWarn.Load(); n == 1 || now-last > int64(10*time.Second) && l.lastWarn.CompareAndSwap(last, now) {
+			l.lastWarn.Store(now)
 			l.log.Warn("audit queue full: events dropped", "dropped", n)
 		}
 	}
