@@ -19,6 +19,7 @@ import (
 	"github.com/skiffhq/skiff/internal/apiserver"
 	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/internal/atomicfile"
+	"github.com/skiffhq/skiff/internal/audit"
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/controllers/controller"
 	"github.com/skiffhq/skiff/internal/dirlock"
@@ -200,7 +201,9 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	e.api, err = apiserver.New(apiserver.Config{Listen: e.cfg.APIListen, PKIDir: filepath.Join(e.cfg.DataDir, pkiSubdir),
 		Token: e.token, JoinToken: e.joinToken, Store: e.store, ServiceCIDR: e.cfg.ServiceCIDR, Logger: e.log, Routes: routes, PodStreams: streams,
 		Groups: metricsGroups, DefaultTolerationSeconds: &apiserver.DefaultTolerationSeconds{
-			NotReady: e.cfg.DefaultNotReadyTolerationSeconds, Unreachable: e.cfg.DefaultUnreachableTolerationSeconds}})
+			NotReady: e.cfg.DefaultNotReadyTolerationSeconds, Unreachable: e.cfg.DefaultUnreachableTolerationSeconds},
+		AuditLog:   audit.Config{Path: e.cfg.AuditLogPath, MaxSizeMB: e.cfg.AuditLogMaxSizeMB, MaxBackups: e.cfg.AuditLogMaxBackups},
+		AuditLevel: audit.Level(e.cfg.AuditLevel)})
 	if err != nil {
 		return err
 	}
