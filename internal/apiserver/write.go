@@ -224,6 +224,11 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 			return nil, err
 		}
 	}
+	if res.Namespaced {
+		if err := s.validateLimitRanges(ctx, res, obj); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.admitPodSecurity(ctx, res, "", obj, nil); err != nil {
 		return nil, err
 	}
@@ -350,6 +355,13 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		}
 		if equalStored(cur, next) {
 			return cur, nil // nothing changed: no write, the same resourceVersion
+		}
+		if _, ok := next.(*corev1.PersistentVolumeClaim); ok && req.sub == "" {
+			// LimitRanger holds a claim's new size to its namespace's
+			// limits; pods' resources cannot change by update.
+			if err := s.validateLimitRanges(ctx, req.res, next); err != nil {
+				return nil, err
+			}
 		}
 		if err := s.admitPodSecurity(ctx, req.res, req.sub, next, cur); err != nil {
 			return nil, err
