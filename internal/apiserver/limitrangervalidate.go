@@ -205,4 +205,3 @@ func ratioConstraint(kind, name string, enforced resource.Quantity, requests, li
 	}
 	return nil
 }
-
