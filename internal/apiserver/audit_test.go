@@ -102,6 +102,14 @@ func TestAuditLog(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("aud").Create(ctx, privilegedPod("root"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// A watch: ResponseStarted when it begins, ResponseComplete when it ends.
+	timeout := int64(1)
+	wi, err := cs.CoreV1().ConfigMaps("aud").Watch(ctx, metav1.ListOptions{TimeoutSeconds: &timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range wi.ResultChan() { // bounded: the server ends the watch after 1 s
+	}
 	// A raw request: the Audit-ID header names its event.
 	req := httptest.NewRequest(http.MethodGet, "/api/v1/namespaces/aud/configmaps/missing", nil)
 	req.Header.Set("Authorization", "Bearer test-token")
@@ -152,6 +160,15 @@ func TestAuditLog(t *testing.T) {
 	pod := find("create", "pods", "root")
 	if !strings.Contains(pod.Annotations["pod-security.kubernetes.io/audit-violations"], `would violate PodSecurity "restricted:latest": privileged`) {
 		t.Errorf("pod create annotations: %v", pod.Annotations)
+	}
+	var stages []auditv1.Stage
+	for _, ev := range evs {
+		if ev.Verb == "watch" && ev.ObjectRef != nil && ev.ObjectRef.Resource == "configmaps" {
+			stages = append(stages, ev.Stage)
+		}
+	}
+	if len(stages) != 2 || stages[0] != auditv1.StageResponseStarted || stages[1] != auditv1.StageResponseComplete {
+		t.Errorf("watch stages: %v, want ResponseStarted then ResponseComplete", stages)
 	}
 	missing := find("get", "configmaps", "missing")
 	if string(missing.AuditID) != id || missing.ResponseStatus.Code != 404 {
