@@ -25,7 +25,7 @@ import (
 
 // newAuditedServer is newTestServer with an audit log at level, and a
 // JSON client (request bodies are logged only when they are JSON or YAML).
-func newAuditedServer(t *testing.T, level audit.Level) (*Server, *rest.Config, string) {
+func newAuditedServer(t testing.TB, level audit.Level) (*Server, *rest.Config, string) {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := raft.Open(context.Background(), raft.Config{ID: "t", Dir: dir + "/raft", Bootstrap: true,

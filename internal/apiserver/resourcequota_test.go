@@ -17,7 +17,7 @@ import (
 
 // quotaFixture makes namespace ns with a quota whose status says hard and
 // used as the quota controller would (no controller runs here).
-func quotaFixture(t *testing.T, cs kubernetes.Interface, ns string, hard, used corev1.ResourceList) {
+func quotaFixture(t testing.TB, cs kubernetes.Interface, ns string, hard, used corev1.ResourceList) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
