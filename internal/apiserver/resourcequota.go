@@ -42,7 +42,7 @@ func (l *quotaLocks) of(ns string) *sync.Mutex {
 // a dry run, which is not charged) leaves usage high until the quota
 // controller recounts, as in Kubernetes.
 func (s *Server) admitQuota(ctx context.Context, res *resources.Resource, obj, old runtime.Object, dry bool) error {
-	if !res.Namespaced || (res.Group == "" && res.Resource == "resourcequotas") {
+	if !res.Namespaced {
 		return nil
 	}
 	rqRes, ok := s.reg.Get(resourceQuotasGVR)
@@ -53,6 +53,13 @@ func (s *Server) admitQuota(ctx context.Context, res *resources.Resource, obj, o
 	ns, name := m.GetNamespace(), m.GetName()
 	ev := quota.For(res.GroupResource())
 	if old != nil && !ev.HandlesUpdate() {
+		return nil
+	}
+	// Most namespaces have no quota: a look at this server's index (no
+	// leader round trip) settles those. A quota created a moment ago on
+	// another server may be missed for that moment, as Kubernetes' informer
+	// cache may miss it.
+	if s.cfg.Store.Count(prefix(rqRes, ns)) == 0 {
 		return nil
 	}
 	lock := s.quotaLocks.of(ns)

@@ -135,6 +135,26 @@ func TestQuotaRefusals(t *testing.T) {
 	_, err = cs.CoreV1().ConfigMaps("q2").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c2"}}, metav1.CreateOptions{})
 	want(err, "exceeded quota: q, requested: count/configmaps=1, used: count/configmaps=1, limited: count/configmaps=1")
 
+	// Quotas count themselves too (resourcequotas, count/resourcequotas).
+	q, err := cs.CoreV1().ResourceQuotas("q2").Get(ctx, "q", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Spec.Hard["resourcequotas"], q.Status.Hard["resourcequotas"], q.Status.Used["resourcequotas"] = resource.MustParse("1"), resource.MustParse("1"), resource.MustParse("1")
+	if _, err := cs.CoreV1().ResourceQuotas("q2").Update(ctx, q, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if q, err = cs.CoreV1().ResourceQuotas("q2").Get(ctx, "q", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	q.Status.Hard["resourcequotas"], q.Status.Used["resourcequotas"] = resource.MustParse("1"), resource.MustParse("1")
+	if _, err := cs.CoreV1().ResourceQuotas("q2").UpdateStatus(ctx, q, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cs.CoreV1().ResourceQuotas("q2").Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "second"},
+		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("1")}}}, metav1.CreateOptions{})
+	want(err, `resourcequotas "second" is forbidden: exceeded quota: q, requested: resourcequotas=1, used: resourcequotas=1, limited: resourcequotas=1`)
+
 	// An update that raises usage is charged: a ClusterIP Service made a
 	// NodePort one with two ports needs two node ports.
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.ServiceSpec{
@@ -147,7 +167,7 @@ func TestQuotaRefusals(t *testing.T) {
 	_, err = cs.CoreV1().Services("q2").Update(ctx, svc, metav1.UpdateOptions{})
 	want(err, "exceeded quota: q, requested: services.nodeports=2, used: services.nodeports=0, limited: services.nodeports=1")
 
-	q, err := cs.CoreV1().ResourceQuotas("q2").Get(ctx, "q", metav1.GetOptions{})
+	q, err = cs.CoreV1().ResourceQuotas("q2").Get(ctx, "q", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
