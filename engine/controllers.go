@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/scale"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	cmv1beta2 "k8s.io/metrics/pkg/apis/custom_metrics/v1beta2"
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
@@ -239,7 +240,11 @@ func (l *controlLoops) run(ctx context.Context) error {
 	}
 	rqc, err := resourcequota.New(resourcequota.Config{Client: cs, Dynamic: l.dynamic,
 		Mapper:         restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cs.Discovery())),
-		ResourceQuotas: factory.Core().V1().ResourceQuotas(), Pods: pods, Services: services, Claims: claims, Logger: log})
+		ResourceQuotas: factory.Core().V1().ResourceQuotas(), Pods: pods, Services: services, Claims: claims,
+		// Informers the other loops keep anyway: no extra cache.
+		Counted: []cache.SharedIndexInformer{deploys.Informer(), rss.Informer(), jobs.Informer(), cronJobs.Informer(),
+			factory.Apps().V1().StatefulSets().Informer(), factory.Apps().V1().DaemonSets().Informer()},
+		Logger: log})
 	if err != nil {
 		return err
 	}

@@ -128,6 +128,30 @@ func TestKubectlAdmissionAndAudit(t *testing.T) {
 		c.ok(strings.ReplaceAll(pendingPod, "NAME", "c"), "create", "-n", "quota-e2e", "-f", "-")
 	})
 
+	t.Run("ObjectCounts", func(t *testing.T) {
+		c := *c
+		c.t = t
+		c.ok("", "create", "namespace", "quota-count")
+		c.ok("", "create", "quota", "apps", "-n", "quota-count", "--hard=count/deployments.apps=1")
+		used := func(want string) func() error {
+			return func() error {
+				if got := c.ok("", "get", "quota", "apps", "-n", "quota-count", "-o", `jsonpath={.status.used.count/deployments\.apps}`); got != want {
+					return fmt.Errorf("status.used[count/deployments.apps] = %q, want %q", got, want)
+				}
+				return nil
+			}
+		}
+		eventually(t, 30*time.Second, used("0"))
+		c.ok("", "create", "deployment", "one", "-n", "quota-count", "--image=example.com/a:1", "--replicas=0")
+		contains(t, "second deployment", c.fails("", "create", "deployment", "two", "-n", "quota-count", "--image=example.com/a:1", "--replicas=0"),
+			`deployments.apps "two" is forbidden: exceeded quota: apps, requested: count/deployments.apps=1, used: count/deployments.apps=1, limited: count/deployments.apps=1`)
+		// The controller counts Deployments through the dynamic client:
+		// deleting one gives its share back.
+		c.ok("", "delete", "deployment", "one", "-n", "quota-count")
+		eventually(t, 60*time.Second, used("0"))
+		c.ok("", "create", "deployment", "two", "-n", "quota-count", "--image=example.com/a:1", "--replicas=0")
+	})
+
 	t.Run("ConcurrentCreates", func(t *testing.T) {
 		c := *c
 		c.t = t

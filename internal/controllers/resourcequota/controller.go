@@ -54,6 +54,10 @@ type Config struct {
 	Pods           coreinformers.PodInformer                   // required: a pod's end releases its usage
 	Services       coreinformers.ServiceInformer               // optional: a Service's removal releases it
 	Claims         coreinformers.PersistentVolumeClaimInformer // optional
+	// Counted are informers of more resources counted by
+	// count/<resource> (the control plane's Deployments, Jobs, ...): their
+	// objects' removal recounts the namespace's quotas at once. Optional.
+	Counted []cache.SharedIndexInformer
 	// Resync is how often every quota is recounted, for objects whose
 	// removal no informer here reports. Default 30 s.
 	Resync time.Duration
@@ -153,6 +157,12 @@ func New(cfg Config) (*Controller, error) {
 		}); err != nil {
 			return nil, err
 		}
+	}
+	for _, inf := range cfg.Counted {
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: c.enqueueNamespaceOf}); err != nil {
+			return nil, err
+		}
+		synced = append(synced, inf.HasSynced)
 	}
 	c.loop = &controller.Loop{Name: Name, Queue: c.queue, Sync: c.sync, Log: c.log, Synced: synced}
 	return c, nil
