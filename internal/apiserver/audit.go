@@ -38,6 +38,7 @@ const decisionAnnotation = "authorization.k8s.io/decision"
 type auditRecord struct {
 	mu          sync.Mutex
 	annotations map[string]string
+	user        user.Info // who authentication said is calling; nil if it failed
 	authorized  bool
 }
 
@@ -108,7 +109,7 @@ func (w *headerWarnings) AddWarning(agent, text string) {
 	}
 }
 
-// withAudit writes an audit event for every authenticated request: its
+// withAudit writes an audit event for every request: its
 // ID (the Audit-ID response header, a client's own if it sent one), user,
 // verb and object, response code, timestamps and annotations; the request
 // body at Request level and the response body at RequestResponse level,
@@ -136,9 +137,6 @@ func (s *Server) withAudit(next http.Handler) http.Handler {
 		ev := &auditv1.Event{TypeMeta: metav1.TypeMeta{Kind: "Event", APIVersion: "audit.k8s.io/v1"},
 			Level: level, AuditID: types.UID(id), RequestURI: r.URL.RequestURI(), Verb: info.Verb,
 			SourceIPs: sourceIPs(r), UserAgent: r.UserAgent(), RequestReceivedTimestamp: received}
-		if u, ok := UserFrom(r.Context()); ok {
-			ev.User = userInfo(u)
-		}
 		if info.IsResourceRequest {
 			ev.ObjectRef = &auditv1.ObjectReference{Resource: info.Resource, Namespace: info.Namespace, Name: info.Name,
 				APIGroup: info.APIGroup, APIVersion: info.APIVersion, Subresource: info.Subresource}
@@ -167,6 +165,11 @@ func (s *Server) withAudit(next http.Handler) http.Handler {
 				started.ResponseStatus = &metav1.Status{Code: int32(code)}
 				started.StageTimestamp = metav1.NewMicroTime(time.Now())
 				started.Annotations = rec.snapshot()
+				rec.mu.Lock()
+				if rec.user != nil {
+					started.User = userInfo(rec.user)
+				}
+				rec.mu.Unlock()
 				s.audit.Write(&started)
 			}
 		}
@@ -201,12 +204,34 @@ func (s *Server) withAudit(next http.Handler) http.Handler {
 			}
 			rec.mu.Unlock()
 			ev.Annotations = rec.snapshot()
+			rec.mu.Lock()
+			if rec.user != nil {
+				ev.User = userInfo(rec.user)
+			}
+			rec.mu.Unlock()
 			if u := r.Header.Get("Impersonate-User"); u != "" && aw.code != http.StatusForbidden && aw.code != http.StatusUnauthorized {
 				ev.ImpersonatedUser = &authnv1.UserInfo{Username: u, Groups: r.Header.Values("Impersonate-Group")}
 			}
 			s.audit.Write(ev)
 		}()
 		next.ServeHTTP(aw, r.WithContext(ctx))
+	})
+}
+
+// withAuditUser records the authenticated caller in the request's audit
+// event. The audit filter runs before authentication so that requests
+// whose credentials are refused are logged too (401, no user), as
+// kube-apiserver's failed-authentication audit does.
+func withAuditUser(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rec, ok := r.Context().Value(auditKey{}).(*auditRecord); ok {
+			if u, ok := UserFrom(r.Context()); ok {
+				rec.mu.Lock()
+				rec.user = u
+				rec.mu.Unlock()
+			}
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

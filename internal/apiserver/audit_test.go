@@ -120,6 +120,15 @@ func TestAuditLog(t *testing.T) {
 		t.Fatalf("GET missing: %d, Audit-ID %q", rec.Code, id)
 	}
 
+	// Refused credentials are logged too: 401, no user.
+	bad := httptest.NewRequest(http.MethodGet, "/api/v1/namespaces/aud/configmaps/cm", nil)
+	bad.Header.Set("Authorization", "Bearer wrong-token")
+	rec = httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, bad)
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %d", rec.Code)
+	}
+
 	raw, _ := os.ReadFile(path)
 	evs := readAudit(t, s, path)
 	if strings.Contains(string(raw), "hunter2") || strings.Contains(string(raw), "aHVudGVyMi") {
@@ -169,6 +178,15 @@ func TestAuditLog(t *testing.T) {
 	}
 	if len(stages) != 2 || stages[0] != auditv1.StageResponseStarted || stages[1] != auditv1.StageResponseComplete {
 		t.Errorf("watch stages: %v, want ResponseStarted then ResponseComplete", stages)
+	}
+	var refused []auditv1.Event
+	for _, ev := range evs {
+		if ev.ResponseStatus != nil && ev.ResponseStatus.Code == http.StatusUnauthorized {
+			refused = append(refused, ev)
+		}
+	}
+	if len(refused) != 1 || refused[0].User.Username != "" || refused[0].ObjectRef == nil || refused[0].ObjectRef.Name != "cm" {
+		t.Errorf("events of the refused request: %+v", refused)
 	}
 	missing := find("get", "configmaps", "missing")
 	if string(missing.AuditID) != id || missing.ResponseStatus.Code != 404 {

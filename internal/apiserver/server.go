@@ -297,7 +297,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, notFoundPath(r.URL.Path))
 	})
-	api := s.authenticate(s.withAudit(s.authorize(withAuthorized(withWarnings(s.recoverPanics(mux))))))
+	api := s.withAudit(s.authenticate(withAuditUser(s.authorize(withAuthorized(withWarnings(s.recoverPanics(mux)))))))
 	if len(s.cfg.Routes) == 0 {
 		return api
 	}
