@@ -102,9 +102,7 @@ func Usage(q *corev1.ResourceQuota, ev Evaluator, objs []runtime.Object) (corev1
 		out[n] = *resource.NewQuantity(0, q.Spec.Hard[n].Format)
 	}
 	for _, obj := range objs {
-		ok, err := generic.Matches(probe, obj, ev.MatchingResources, func(sel corev1.ScopedResourceSelectorRequirement, o runtime.Object) (bool, error) {
-			return scopeOf(ev)(sel, o)
-		})
+		ok, err := generic.Matches(probe, obj, ev.MatchingResources, scopeOf(ev))
 		if err != nil {
 			return nil, err
 		}
