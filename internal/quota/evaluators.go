@@ -403,8 +403,11 @@ func podMatchesScope(sel corev1.ScopedResourceSelectorRequirement, obj runtime.O
 		return !bestEffort(pod), nil
 	case corev1.ResourceQuotaScopePriorityClass:
 		if sel.Operator == corev1.ScopeSelectorOpExists {
-			return true, nil // Kubernetes: any pod has a priority class, if only the default
+			return pod.Spec.PriorityClassName != "", nil
 		}
+		// Kubernetes matches a label selector against the one label
+		// PriorityClass=<name>, which every pod has (maybe empty): In and
+		// NotIn compare the name, DoesNotExist never matches.
 		return matchesValues(sel, pod.Spec.PriorityClassName)
 	case corev1.ResourceQuotaScopeCrossNamespacePodAffinity:
 		return usesCrossNamespaceAffinity(pod), nil

@@ -82,6 +82,18 @@ func TestCheckScopes(t *testing.T) {
 	if _, err := Check([]*corev1.ResourceQuota{term}, ev, deadline, nil); !errors.As(err, &r) {
 		t.Errorf("Terminating quota admitted a pod with a deadline: %v", err)
 	}
+	// PriorityClass by scopeSelector: In names the classes limited.
+	byClass := mkQuota(corev1.ResourceList{"pods": q("0")}, corev1.ResourceList{"pods": q("0")})
+	byClass.Spec.ScopeSelector = &corev1.ScopeSelector{MatchExpressions: []corev1.ScopedResourceSelectorRequirement{{
+		ScopeName: corev1.ResourceQuotaScopePriorityClass, Operator: corev1.ScopeSelectorOpIn, Values: []string{"high"}}}}
+	if _, err := Check([]*corev1.ResourceQuota{byClass}, ev, pod("low", nil, nil), nil); err != nil {
+		t.Errorf("PriorityClass In [high] limited a pod of no class: %v", err)
+	}
+	high := pod("high", nil, nil)
+	high.Spec.PriorityClassName = "high"
+	if _, err := Check([]*corev1.ResourceQuota{byClass}, ev, high, nil); !errors.As(err, &r) {
+		t.Errorf("PriorityClass In [high] admitted a high pod: %v", err)
+	}
 	// Scopes apply to pods only: a scoped quota does not count Services.
 	scopedSvc := mkQuota(corev1.ResourceList{"services": q("0")}, corev1.ResourceList{"services": q("0")}, corev1.ResourceQuotaScopeBestEffort)
 	if _, err := Check([]*corev1.ResourceQuota{scopedSvc}, For(schema.GroupResource{Resource: "services"}), &corev1.Service{}, nil); err != nil {
