@@ -141,13 +141,13 @@ func (s *Server) withAudit(next http.Handler) http.Handler {
 			ev.ObjectRef = &auditv1.ObjectReference{Resource: info.Resource, Namespace: info.Namespace, Name: info.Name,
 				APIGroup: info.APIGroup, APIVersion: info.APIVersion, Subresource: info.Subresource}
 		}
+		var reqBody *cappedBuffer
 		if audit.AtLeast(level, audit.LevelRequest) && r.Body != nil && r.Body != http.NoBody {
-			body := &cappedBuffer{max: maxBody}
+			reqBody = &cappedBuffer{max: maxBody}
 			r.Body = struct {
 				io.Reader
 				io.Closer
-			}{io.TeeReader(r.Body, body), r.Body}
-			defer func() { ev.RequestObject = s.unknownOf(r.Header.Get("Content-Type"), body) }()
+			}{io.TeeReader(r.Body, reqBody), r.Body}
 		}
 		rec := &auditRecord{}
 		ctx := context.WithValue(r.Context(), auditKey{}, rec)
@@ -160,7 +160,7 @@ func (s *Server) withAudit(next http.Handler) http.Handler {
 		}
 		if longRunning {
 			aw.started = func(code int) {
-				started := *ev
+				started := ev.DeepCopy()
 				started.Stage = auditv1.StageResponseStarted
 				started.ResponseStatus = &metav1.Status{Code: int32(code)}
 				started.StageTimestamp = metav1.NewMicroTime(time.Now())
@@ -170,10 +170,15 @@ func (s *Server) withAudit(next http.Handler) http.Handler {
 					started.User = userInfo(rec.user)
 				}
 				rec.mu.Unlock()
-				s.audit.Write(&started)
+				s.audit.Write(started)
 			}
 		}
+		// The event is complete before it is queued: the writer encodes it
+		// on its own goroutine.
 		defer func() {
+			if reqBody != nil {
+				ev.RequestObject = s.unknownOf(r.Header.Get("Content-Type"), reqBody)
+			}
 			ev.Stage = auditv1.StageResponseComplete
 			ev.StageTimestamp = metav1.NewMicroTime(time.Now())
 			ev.ResponseStatus = &metav1.Status{Code: int32(aw.code)}
