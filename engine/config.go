@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiffhq/skiff/internal/atomicfile"
+	"github.com/skiffhq/skiff/internal/audit"
 	"github.com/skiffhq/skiff/internal/controllers/podautoscaler"
 	"github.com/skiffhq/skiff/internal/node/lifecycle"
 )
@@ -256,6 +257,22 @@ type Config struct {
 	// NAME.NAMESPACE.svc.ClusterDomain. Default "cluster.local".
 	ClusterDomain string
 
+	// AuditLogPath, when set, turns on the API's audit log: one JSON line
+	// per request in Kubernetes' audit.k8s.io/v1 Event format
+	// (kube-apiserver's --audit-log-path). Default "": no audit log.
+	AuditLogPath string
+	// AuditLogMaxSizeMB is the size in megabytes at which the audit log is
+	// rotated, and AuditLogMaxBackups how many rotated files are kept, so
+	// the log never holds more than (backups+1) × size on disk. Defaults
+	// 100 (kube-apiserver's) and 1.
+	AuditLogMaxSizeMB  int
+	AuditLogMaxBackups int
+	// AuditLevel is how much each event records: None, Metadata (who did
+	// what to which object, and the outcome), Request (and the request's
+	// body) or RequestResponse (and the response's). Secrets and tokens are
+	// recorded at Metadata whatever the level. Default Metadata.
+	AuditLevel string
+
 	// ReadyTimeout bounds Start: how long to wait for the store to elect a
 	// leader and the bus to accept connections. Default 30s.
 	ReadyTimeout time.Duration
@@ -336,6 +353,22 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReadyTimeout <= 0 {
 		c.ReadyTimeout = 30 * time.Second
+	}
+	if c.AuditLogPath != "" {
+		if c.AuditLevel == "" {
+			c.AuditLevel = string(audit.LevelMetadata)
+		}
+		lvl, err := audit.ParseLevel(c.AuditLevel)
+		if err != nil {
+			return c, fmt.Errorf("engine config: %w", err)
+		}
+		c.AuditLevel = string(lvl)
+		if c.AuditLogPath, err = filepath.Abs(c.AuditLogPath); err != nil {
+			return c, fmt.Errorf("engine config: audit log path: %w", err)
+		}
+		if c.AuditLogMaxSizeMB < 0 || c.AuditLogMaxBackups < 0 {
+			return c, errors.New("engine config: AuditLogMaxSizeMB and AuditLogMaxBackups must not be negative")
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

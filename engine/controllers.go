@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/scale"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	cmv1beta2 "k8s.io/metrics/pkg/apis/custom_metrics/v1beta2"
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
@@ -35,6 +36,7 @@ import (
 	"github.com/skiffhq/skiff/internal/controllers/namespace"
 	"github.com/skiffhq/skiff/internal/controllers/podautoscaler"
 	"github.com/skiffhq/skiff/internal/controllers/replicaset"
+	"github.com/skiffhq/skiff/internal/controllers/resourcequota"
 	"github.com/skiffhq/skiff/internal/controllers/serviceaccount"
 	"github.com/skiffhq/skiff/internal/controllers/statefulset"
 	"github.com/skiffhq/skiff/internal/controllers/tainteviction"
@@ -67,7 +69,8 @@ const (
 // HorizontalPodAutoscaler controller, the
 // garbage collector, the namespace controller, the endpoints controller, the local-path volume
 // provisioner, the disruption controller (PodDisruptionBudget status), the
-// taint-eviction controller (pods off NoExecute-tainted nodes), the
+// taint-eviction controller (pods off NoExecute-tainted nodes), the quota
+// controller (ResourceQuota status), the
 // node lifecycle
 // (registrations, pod ranges, Unknown on silence), the pod dispatcher and
 // the service feed to the nodes' proxies.
@@ -244,6 +247,16 @@ func (l *controlLoops) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	rqc, err := resourcequota.New(resourcequota.Config{Client: cs, Dynamic: l.dynamic,
+		Mapper:         restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cs.Discovery())),
+		ResourceQuotas: factory.Core().V1().ResourceQuotas(), Pods: pods, Services: services, Claims: claims,
+		// Informers the other loops keep anyway: no extra cache.
+		Counted: []cache.SharedIndexInformer{deploys.Informer(), rss.Informer(), jobs.Informer(), cronJobs.Informer(),
+			factory.Apps().V1().StatefulSets().Informer(), factory.Apps().V1().DaemonSets().Informer()},
+		Logger: log})
+	if err != nil {
+		return err
+	}
 	disp, err := dispatch.New(dispatch.Config{Bus: l.bus, Pods: pods, Logger: log})
 	if err != nil {
 		return err
@@ -277,6 +290,7 @@ func (l *controlLoops) run(ctx context.Context) error {
 		func(ctx context.Context) error { pdbc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { tec.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { hpac.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { rqc.Run(ctx, controllerWorkers); return nil },
 		disp.Run,
 		// Every node's Service proxy follows this feed. It keeps
 		// informers of its own: it needs every EndpointSlice, where the

@@ -19,6 +19,7 @@ import (
 	"github.com/skiffhq/skiff/internal/apiserver"
 	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/internal/atomicfile"
+	"github.com/skiffhq/skiff/internal/audit"
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/controllers/controller"
 	"github.com/skiffhq/skiff/internal/dirlock"
@@ -201,7 +202,9 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		Token: e.token, JoinToken: e.joinToken, Store: e.store, ServiceCIDR: e.cfg.ServiceCIDR, Logger: e.log, Routes: routes, PodStreams: streams,
 		Groups: metricsGroups, DefaultTolerationSeconds: &apiserver.DefaultTolerationSeconds{
 			NotReady: e.cfg.DefaultNotReadyTolerationSeconds, Unreachable: e.cfg.DefaultUnreachableTolerationSeconds},
-		ServiceAccountAdmission: true, ClusterDomain: e.cfg.ClusterDomain})
+		ServiceAccountAdmission: true, ClusterDomain: e.cfg.ClusterDomain,
+		AuditLog:   audit.Config{Path: e.cfg.AuditLogPath, MaxSizeMB: e.cfg.AuditLogMaxSizeMB, MaxBackups: e.cfg.AuditLogMaxBackups},
+		AuditLevel: audit.Level(e.cfg.AuditLevel)})
 	if err != nil {
 		return err
 	}

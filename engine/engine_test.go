@@ -92,13 +92,15 @@ func mustNew(t *testing.T, cfg Config) *Engine {
 
 func TestConfigValidation(t *testing.T) {
 	for name, cfg := range map[string]Config{
-		"no data dir":     {NodeName: "a"},
-		"bad node name":   {DataDir: "x", NodeName: "Not_DNS"},
-		"dash at end":     {DataDir: "x", NodeName: "node-"},
-		"bad raft bind":   {DataDir: "x", NodeName: "a", RaftBind: "nonsense"},
-		"bad api address": {DataDir: "x", NodeName: "a", APIListen: "6443"},
-		"bad cidr":        {DataDir: "x", NodeName: "a", ServiceCIDR: "10.0.0.0/99"},
-		"bad pod cidr":    {DataDir: "x", NodeName: "a", ClusterPodCIDR: "127.66.0.0"},
+		"no data dir":         {NodeName: "a"},
+		"bad node name":       {DataDir: "x", NodeName: "Not_DNS"},
+		"dash at end":         {DataDir: "x", NodeName: "node-"},
+		"bad raft bind":       {DataDir: "x", NodeName: "a", RaftBind: "nonsense"},
+		"bad api address":     {DataDir: "x", NodeName: "a", APIListen: "6443"},
+		"bad cidr":            {DataDir: "x", NodeName: "a", ServiceCIDR: "10.0.0.0/99"},
+		"bad pod cidr":        {DataDir: "x", NodeName: "a", ClusterPodCIDR: "127.66.0.0"},
+		"bad audit level":     {DataDir: "x", NodeName: "a", AuditLogPath: "audit.log", AuditLevel: "Everything"},
+		"negative audit size": {DataDir: "x", NodeName: "a", AuditLogPath: "audit.log", AuditLogMaxSizeMB: -1},
 	} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: New accepted %+v", name, cfg)

@@ -132,6 +132,7 @@ func newServerCmd() *cobra.Command {
 		"how often this node reports its pods' usage for kubectl top and the metrics APIs (rates are over one interval)")
 	addMemoryFlags(cmd, &cfg.DefaultPodMemoryLimit, &cfg.EvictionMemoryAvailable)
 	addFailoverFlags(cmd, &cfg)
+	addAuditFlags(cmd, &cfg)
 	f.DurationVar(&cfg.CrashLoopBackOff, "crash-loop-backoff", 10*time.Second,
 		"first delay before a crashed container restarts; it doubles up to 30 times this (the kubelet's 10s..5m)")
 	return cmd

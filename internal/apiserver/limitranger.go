@@ -24,7 +24,8 @@ const limitRangerAnnotation = "kubernetes.io/limit-ranger"
 // after admission. It needs the store (the namespace's LimitRanges), so it
 // lives in the write path; validation.Default stays a pure function.
 //
-// The enforcing half (min, max, maxLimitRequestRatio) is not done yet.
+// The enforcing half (min, max, maxLimitRequestRatio) is
+// validateLimitRanges (limitrangervalidate.go).
 func (s *Server) applyLimitRanges(ctx context.Context, pod *corev1.Pod) error {
 	res, ok := s.reg.Get(schema.GroupVersionResource{Version: "v1", Resource: "limitranges"})
 	if !ok {

@@ -25,11 +25,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	psadmission "k8s.io/pod-security-admission/admission"
 
 	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
 	"github.com/skiffhq/skiff/internal/apiserver/serviceaccount"
 	"github.com/skiffhq/skiff/internal/apiserver/servicealloc"
+	"github.com/skiffhq/skiff/internal/audit"
 	"github.com/skiffhq/skiff/raft"
 )
 
@@ -88,6 +90,12 @@ type Config struct {
 	// and its token volume. It needs the ServiceAccount controller, which
 	// makes the default ServiceAccounts; off, pods are stored as given.
 	ServiceAccountAdmission bool
+	// AuditLog, when its Path is set, turns on the audit log
+	// (internal/audit): one audit.k8s.io/v1 Event per request.
+	AuditLog audit.Config
+	// AuditLevel is how much each audit event records. Default Metadata
+	// (when AuditLog.Path is set).
+	AuditLevel audit.Level
 }
 
 // Server is a running (or ready to start) API server.
@@ -110,6 +118,12 @@ type Server struct {
 	saTokens *serviceaccount.Tokens
 	// bookmarkInterval is how often a watch that allows bookmarks gets one.
 	bookmarkInterval time.Duration
+	// quotaLocks serialise quota charges per namespace (resourcequota.go).
+	quotaLocks quotaLocks
+	// podSecurity is Kubernetes' PodSecurity admission (podsecurity.go).
+	podSecurity *psadmission.Admission
+	// audit is the open audit log, nil when off (audit.go).
+	audit *audit.Log
 
 	mu  sync.Mutex
 	ln  net.Listener
@@ -178,6 +192,23 @@ func New(cfg Config) (*Server, error) {
 	if err := s.startServiceAccounts(); err != nil {
 		return nil, fmt.Errorf("apiserver: %w", err)
 	}
+	if s.podSecurity, err = s.newPodSecurity(); err != nil {
+		return nil, fmt.Errorf("apiserver: %w", err)
+	}
+	if cfg.AuditLog.Path != "" {
+		if s.cfg.AuditLevel == "" {
+			s.cfg.AuditLevel = audit.LevelMetadata
+		}
+		if _, err := audit.ParseLevel(string(s.cfg.AuditLevel)); err != nil {
+			return nil, fmt.Errorf("apiserver: %w", err)
+		}
+		if cfg.AuditLog.Logger == nil {
+			s.cfg.AuditLog.Logger = cfg.Logger
+		}
+		if s.audit, err = audit.Open(s.cfg.AuditLog); err != nil {
+			return nil, fmt.Errorf("apiserver: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -238,6 +269,10 @@ func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
 	srv := s.srv
 	s.mu.Unlock()
+	if s.audit != nil {
+		// After the requests in flight, so their events are written.
+		defer s.audit.Close()
+	}
 	if srv == nil {
 		return nil
 	}
@@ -292,7 +327,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, notFoundPath(r.URL.Path))
 	})
-	api := s.authenticate(s.authorize(s.recoverPanics(mux)))
+	api := s.withAudit(s.authenticate(withAuditUser(s.authorize(withAuthorized(withWarnings(s.recoverPanics(mux)))))))
 	if len(s.cfg.Routes) == 0 {
 		return api
 	}

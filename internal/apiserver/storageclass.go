@@ -21,6 +21,9 @@ const (
 	LocalPathProvisioner = "skiff.dev/local-path"
 	// isDefaultClassAnnotation marks the default class, as in Kubernetes.
 	isDefaultClassAnnotation = "storageclass.kubernetes.io/is-default-class"
+	// betaIsDefaultClassAnnotation is the older key, which Kubernetes
+	// honours as well.
+	betaIsDefaultClassAnnotation = "storageclass.beta.kubernetes.io/is-default-class"
 )
 
 var storageClassesGVR = schema.GroupVersionResource{Group: "storage.k8s.io", Version: "v1", Resource: "storageclasses"}
@@ -54,10 +57,14 @@ func (s *Server) ensureStorageClass(ctx context.Context) error {
 
 // applyDefaultStorageClass is Kubernetes' DefaultStorageClass admission
 // plugin, on claim create: a claim that names no class (storageClassName
-// unset, not "") gets the default one, the newest if several are marked.
+// unset, not "", and no volume.beta.kubernetes.io/storage-class annotation)
+// gets the default one (either is-default-class annotation, GA or beta),
+// the newest if several are marked, by name among equals.
 // No default class, no change.
 func (s *Server) applyDefaultStorageClass(ctx context.Context, pvc *corev1.PersistentVolumeClaim) error {
-	if pvc.Spec.StorageClassName != nil {
+	// A class named by the beta annotation, which Kubernetes still reads,
+	// counts as named.
+	if pvc.Spec.StorageClassName != nil || pvc.Annotations[corev1.BetaStorageClassAnnotation] != "" {
 		return nil
 	}
 	res, ok := s.reg.Get(storageClassesGVR)
@@ -71,7 +78,7 @@ func (s *Server) applyDefaultStorageClass(ctx context.Context, pvc *corev1.Persi
 	var best *storagev1.StorageClass
 	for _, obj := range objs {
 		sc, ok := obj.(*storagev1.StorageClass)
-		if !ok || sc.Annotations[isDefaultClassAnnotation] != "true" {
+		if !ok || sc.Annotations[isDefaultClassAnnotation] != "true" && sc.Annotations[betaIsDefaultClassAnnotation] != "true" {
 			continue
 		}
 		if best == nil || sc.CreationTimestamp.After(best.CreationTimestamp.Time) ||

@@ -181,6 +181,11 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 	if ns, ok := obj.(*corev1.Namespace); ok {
 		prepareNamespaceCreate(ns)
 	}
+	if rq, ok := obj.(*corev1.ResourceQuota); ok {
+		// The quota controller computes the status; a client's is dropped,
+		// as Kubernetes' strategy does.
+		rq.Status = corev1.ResourceQuotaStatus{}
+	}
 	if pod, ok := obj.(*corev1.Pod); ok && res.Namespaced {
 		// Mutating admission, after defaulting and before validation, as
 		// in Kubernetes; its changes belong to the request's manager.
@@ -224,8 +229,25 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 			return nil, err
 		}
 	}
-	if dry, err := dryRun(r); err != nil || dry {
-		return obj, err
+	if res.Namespaced {
+		if err := s.validateLimitRanges(ctx, res, obj); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.admitPodSecurity(ctx, res, "", obj, nil); err != nil {
+		return nil, err
+	}
+	dry, err := dryRun(r)
+	if err != nil {
+		return nil, err
+	}
+	// ResourceQuota last, as Kubernetes orders its admission: only what
+	// every other plugin let through is charged.
+	if err := s.admitQuota(ctx, res, obj, nil, dry); err != nil {
+		return nil, err
+	}
+	if dry {
+		return obj, nil
 	}
 	if svc, ok := obj.(*corev1.Service); ok {
 		release, err := s.services.Allocate(ctx, svc)
@@ -339,8 +361,27 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		if equalStored(cur, next) {
 			return cur, nil // nothing changed: no write, the same resourceVersion
 		}
-		if dry, err := dryRun(r); err != nil || dry {
-			return next, err
+		if _, ok := next.(*corev1.PersistentVolumeClaim); ok && req.sub == "" {
+			// LimitRanger holds a claim's new size to its namespace's
+			// limits; pods' resources cannot change by update.
+			if err := s.validateLimitRanges(ctx, req.res, next); err != nil {
+				return nil, err
+			}
+		}
+		if err := s.admitPodSecurity(ctx, req.res, req.sub, next, cur); err != nil {
+			return nil, err
+		}
+		dry, err := dryRun(r)
+		if err != nil {
+			return nil, err
+		}
+		if req.sub == "" || req.sub == "scale" {
+			if err := s.admitQuota(ctx, req.res, next, cur, dry); err != nil {
+				return nil, err
+			}
+		}
+		if dry {
+			return next, nil
 		}
 		if gone(next) {
 			// The last finalizer is gone: the object goes away now.
