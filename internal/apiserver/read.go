@@ -188,7 +188,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, req request) error
 		writeJSON(w, http.StatusOK, t)
 		return nil
 	}
-	list, err := s.scheme.New(req.res.GVK().GroupVersion().WithKind(req.res.ListKind))
+	list, err := s.newList(req.res)
 	if err != nil {
 		return err
 	}

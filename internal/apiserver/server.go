@@ -93,6 +93,11 @@ type Server struct {
 	tokenAuthenticators []TokenAuthenticator
 	// bookmarkInterval is how often a watch that allows bookmarks gets one.
 	bookmarkInterval time.Duration
+	// crds are the served CustomResourceDefinitions (customresources.go).
+	crds *customResources
+	// bg lives from New to Close: the server's own background work.
+	bg       context.Context
+	bgCancel context.CancelFunc
 
 	mu  sync.Mutex
 	ln  net.Listener
@@ -155,6 +160,9 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(s)
 	s.services = servicealloc.New(cfg.Store, cidr)
 	s.bookmarkInterval = defaultBookmarkInterval
+	s.crds = newCustomResources()
+	s.objs.onRead, s.objs.onWrite = s.customOnRead, s.afterWrite
+	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	return s, nil
 }
 
@@ -178,6 +186,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.ensureDefaults(ctx); err != nil {
 		return fmt.Errorf("apiserver: default objects: %w", err)
 	}
+	go s.watchCRDs(s.bg)
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("apiserver: listen on %s: %w", s.cfg.Listen, err)
@@ -208,6 +217,7 @@ func (s *Server) Start(ctx context.Context) error {
 // Close stops serving; open watches end. ctx bounds the wait for requests
 // in flight.
 func (s *Server) Close(ctx context.Context) error {
+	s.bgCancel()
 	s.mu.Lock()
 	srv := s.srv
 	s.mu.Unlock()

@@ -1,0 +1,413 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+)
+
+var widgetsGVR = schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"}
+
+// widgetCRD is a namespaced CRD with what the acceptance asks for: a
+// schema with defaults, an enum, bounds, a pattern, printer columns,
+// shortNames, the "all" category, status and scale subresources.
+func widgetCRD() *apiextensionsv1.CustomResourceDefinition {
+	props := map[string]apiextensionsv1.JSONSchemaProps{
+		"replicas": {Type: "integer", Minimum: ptr.To(0.0), Maximum: ptr.To(10.0), Default: &apiextensionsv1.JSON{Raw: []byte("1")}},
+		"color":    {Type: "string", Enum: []apiextensionsv1.JSON{{Raw: []byte(`"red"`)}, {Raw: []byte(`"blue"`)}}, Default: &apiextensionsv1.JSON{Raw: []byte(`"red"`)}},
+		"host":     {Type: "string", Pattern: `^[a-z.]+$`},
+		"selector": {Type: "string"},
+	}
+	return &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "widgets.example.com"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: "example.com", Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "widgets", Singular: "widget", Kind: "Widget",
+				ShortNames: []string{"wd"}, Categories: []string{"all"}},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
+				Name: "v1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+					Type: "object",
+					Properties: map[string]apiextensionsv1.JSONSchemaProps{
+						"spec":   {Type: "object", Properties: props, Required: []string{"host"}},
+						"status": {Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"replicas": {Type: "integer"}, "phase": {Type: "string"}}},
+					},
+				}},
+				Subresources: &apiextensionsv1.CustomResourceSubresources{
+					Status: &apiextensionsv1.CustomResourceSubresourceStatus{},
+					Scale: &apiextensionsv1.CustomResourceSubresourceScale{SpecReplicasPath: ".spec.replicas",
+						StatusReplicasPath: ".status.replicas", LabelSelectorPath: ptr.To(".spec.selector")},
+				},
+				AdditionalPrinterColumns: []apiextensionsv1.CustomResourceColumnDefinition{
+					{Name: "Replicas", Type: "integer", JSONPath: ".spec.replicas"},
+					{Name: "Color", Type: "string", JSONPath: ".spec.color"},
+					{Name: "Phase", Type: "string", JSONPath: ".status.phase"},
+				},
+			}},
+		},
+	}
+}
+
+func createCRD(t *testing.T, cfg *rest.Config, c *apiextensionsv1.CustomResourceDefinition) *apiextensionsv1.CustomResourceDefinition {
+	t.Helper()
+	ctx := context.Background()
+	out, err := apiextensionsclient.NewForConfigOrDie(cfg).ApiextensionsV1().CustomResourceDefinitions().Create(ctx, c, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create CRD: %v", err)
+	}
+	return out
+}
+
+func widget(name string, spec map[string]any) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "example.com/v1", "kind": "Widget",
+		"metadata": map[string]any{"name": name}, "spec": spec,
+	}}
+}
+
+func TestCRDEstablishedAndDiscovered(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	out := createCRD(t, cfg, widgetCRD())
+	for _, typ := range []apiextensionsv1.CustomResourceDefinitionConditionType{apiextensionsv1.NamesAccepted, apiextensionsv1.Established} {
+		found := false
+		for _, c := range out.Status.Conditions {
+			found = found || (c.Type == typ && c.Status == apiextensionsv1.ConditionTrue)
+		}
+		if !found {
+			t.Errorf("condition %s not true: %+v", typ, out.Status.Conditions)
+		}
+	}
+	if out.Status.AcceptedNames.Plural != "widgets" || !slices.Contains(out.Finalizers, "customresourcecleanup.apiextensions.k8s.io") {
+		t.Errorf("acceptedNames %+v, finalizers %v", out.Status.AcceptedNames, out.Finalizers)
+	}
+	if !slices.Equal(out.Status.StoredVersions, []string{"v1"}) {
+		t.Errorf("storedVersions %v", out.Status.StoredVersions)
+	}
+
+	dc := discovery.NewDiscoveryClientForConfigOrDie(cfg)
+	list, err := dc.ServerResourcesForGroupVersion("example.com/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]metav1.APIResource{}
+	for _, r := range list.APIResources {
+		names[r.Name] = r
+	}
+	w, ok := names["widgets"]
+	if !ok || !w.Namespaced || !slices.Equal(w.ShortNames, []string{"wd"}) || !slices.Contains(w.Categories, "all") ||
+		!slices.Contains(w.Verbs, "watch") || !slices.Contains(w.Verbs, "deletecollection") {
+		t.Errorf("widgets in discovery: %+v", w)
+	}
+	if _, ok := names["widgets/status"]; !ok {
+		t.Error("widgets/status missing from discovery")
+	}
+	if _, ok := names["widgets/scale"]; !ok {
+		t.Error("widgets/scale missing from discovery")
+	}
+	// Aggregated discovery (what kubectl 1.30+ reads).
+	_, lists, err := dc.ServerGroupsAndResources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, l := range lists {
+		if l.GroupVersion == "example.com/v1" {
+			for _, r := range l.APIResources {
+				found = found || r.Name == "widgets"
+			}
+		}
+	}
+	if !found {
+		t.Error("widgets missing from aggregated discovery")
+	}
+
+	// A second CRD with a taken short name: names not accepted, not served.
+	other := widgetCRD()
+	other.Name = "gadgets.example.com"
+	other.Spec.Names = apiextensionsv1.CustomResourceDefinitionNames{Plural: "gadgets", Singular: "gadget", Kind: "Gadget", ShortNames: []string{"wd"}}
+	got := createCRD(t, cfg, other)
+	for _, c := range got.Status.Conditions {
+		if c.Type == apiextensionsv1.NamesAccepted && c.Status != apiextensionsv1.ConditionFalse {
+			t.Errorf("conflicting names accepted: %+v", c)
+		}
+		if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+			t.Errorf("conflicting CRD established: %+v", c)
+		}
+	}
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	_, err = dyn.Resource(schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "gadgets"}).Namespace("default").List(context.Background(), metav1.ListOptions{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("a CRD with conflicting names is served: %v", err)
+	}
+}
+
+func TestCRDValidatedOnCreate(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	cs := apiextensionsclient.NewForConfigOrDie(cfg)
+	bad := widgetCRD()
+	bad.Name = "wrong.example.com" // must be <plural>.<group>
+	_, err := cs.ApiextensionsV1().CustomResourceDefinitions().Create(context.Background(), bad, metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "metadata.name") {
+		t.Errorf("bad name: %v", err)
+	}
+	bad = widgetCRD()
+	// Not structural: a property without a type.
+	bad.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["loose"] = apiextensionsv1.JSONSchemaProps{}
+	_, err = cs.ApiextensionsV1().CustomResourceDefinitions().Create(context.Background(), bad, metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "openAPIV3Schema.properties[spec].properties[loose].type: Required value") {
+		t.Errorf("non-structural schema: %v", err)
+	}
+	bad = widgetCRD()
+	bad.Spec.Versions[0].Storage = false
+	_, err = cs.ApiextensionsV1().CustomResourceDefinitions().Create(context.Background(), bad, metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "storage") {
+		t.Errorf("no storage version: %v", err)
+	}
+}
+
+func TestCustomResourceLifecycle(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	createCRD(t, cfg, widgetCRD())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	widgets := dyn.Resource(widgetsGVR).Namespace("default")
+
+	w, err := widgets.Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+
+	// Defaults applied, unknown fields pruned.
+	got, err := widgets.Create(ctx, widget("w1", map[string]any{"host": "a.example", "bogus": true}), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	spec, _, _ := unstructured.NestedMap(got.Object, "spec")
+	if spec["replicas"] != int64(1) || spec["color"] != "red" {
+		t.Errorf("defaults not applied: %v", spec)
+	}
+	if _, ok := spec["bogus"]; ok {
+		t.Errorf("unknown field kept: %v", spec)
+	}
+	if got.GetGeneration() != 1 || got.GetUID() == "" {
+		t.Errorf("metadata: generation %d uid %q", got.GetGeneration(), got.GetUID())
+	}
+
+	// Invalid objects: 422 naming the field, as Kubernetes words it.
+	for _, tc := range []struct {
+		spec map[string]any
+		want string
+	}{
+		{map[string]any{"host": "a", "replicas": 11}, "spec.replicas: Invalid value: 11: spec.replicas in body should be less than or equal to 10"},
+		{map[string]any{"host": "a", "color": "green"}, `spec.color: Unsupported value: "green": supported values: "red", "blue"`},
+		{map[string]any{"host": "A!"}, `spec.host: Invalid value: "A!": spec.host in body should match '^[a-z.]+$'`},
+		{map[string]any{}, "spec.host: Required value"},
+		{map[string]any{"host": "a", "replicas": "three"}, `spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string"`},
+	} {
+		_, err := widgets.Create(ctx, widget("bad", tc.spec), metav1.CreateOptions{})
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("create %v: got %v, want 422 with %q", tc.spec, err, tc.want)
+		}
+	}
+	bad := widget("Bad_Name", map[string]any{"host": "a"})
+	if _, err := widgets.Create(ctx, bad, metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "metadata.name") {
+		t.Errorf("bad name: %v", err)
+	}
+
+	// Status only through /status.
+	got.Object["status"] = map[string]any{"phase": "Ready"}
+	unstructured.SetNestedField(got.Object, int64(3), "spec", "replicas")
+	got, err = widgets.Update(ctx, got, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got.Object["status"]; ok || got.GetGeneration() != 2 {
+		t.Errorf("main resource changed status (%v) or generation %d != 2", got.Object["status"], got.GetGeneration())
+	}
+	got.Object["status"] = map[string]any{"phase": "Ready", "replicas": int64(3)}
+	unstructured.SetNestedField(got.Object, int64(5), "spec", "replicas")
+	got, err = widgets.UpdateStatus(ctx, got, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ph, _, _ := unstructured.NestedString(got.Object, "status", "phase"); ph != "Ready" {
+		t.Errorf("status not updated: %v", got.Object["status"])
+	}
+	if r, _, _ := unstructured.NestedInt64(got.Object, "spec", "replicas"); r != 3 || got.GetGeneration() != 2 {
+		t.Errorf("/status changed the spec: replicas %d generation %d", r, got.GetGeneration())
+	}
+
+	// Patches: merge and JSON work; strategic merge is 415.
+	got, err = widgets.Patch(ctx, "w1", types.MergePatchType, []byte(`{"spec":{"color":"blue"}}`), metav1.PatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _, _ := unstructured.NestedString(got.Object, "spec", "color"); c != "blue" {
+		t.Errorf("merge patch: color %q", c)
+	}
+	if _, err := widgets.Patch(ctx, "w1", types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/replicas","value":4}]`), metav1.PatchOptions{}); err != nil {
+		t.Errorf("json patch: %v", err)
+	}
+	_, err = widgets.Patch(ctx, "w1", types.StrategicMergePatchType, []byte(`{"spec":{"color":"red"}}`), metav1.PatchOptions{})
+	if se, ok := err.(apierrors.APIStatus); !ok || se.Status().Code != http.StatusUnsupportedMediaType {
+		t.Errorf("strategic merge patch: %v, want 415", err)
+	}
+	if _, err := widgets.Patch(ctx, "w1", types.MergePatchType, []byte(`{"spec":{"replicas":-1}}`), metav1.PatchOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("invalid merge patch accepted: %v", err)
+	}
+
+	// Server-side apply creates and updates.
+	applied, err := widgets.Apply(ctx, "w2", widget("w2", map[string]any{"host": "b"}), metav1.ApplyOptions{FieldManager: "test"})
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if r, _, _ := unstructured.NestedInt64(applied.Object, "spec", "replicas"); r != 1 || len(applied.GetManagedFields()) == 0 {
+		t.Errorf("apply: replicas %d, managedFields %v", r, applied.GetManagedFields())
+	}
+
+	// Scale subresource.
+	sc, err := widgets.Get(ctx, "w1", metav1.GetOptions{}, "scale")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _, _ := unstructured.NestedInt64(sc.Object, "spec", "replicas"); r != 4 {
+		t.Errorf("scale spec.replicas %d, want 4", r)
+	}
+	if r, _, _ := unstructured.NestedInt64(sc.Object, "status", "replicas"); r != 3 {
+		t.Errorf("scale status.replicas %d, want 3", r)
+	}
+	if _, err := widgets.Patch(ctx, "w1", types.MergePatchType, []byte(`{"spec":{"replicas":7}}`), metav1.PatchOptions{}, "scale"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = widgets.Get(ctx, "w1", metav1.GetOptions{})
+	if r, _, _ := unstructured.NestedInt64(got.Object, "spec", "replicas"); r != 7 {
+		t.Errorf("after scale: replicas %d, want 7", r)
+	}
+
+	// Field selectors on metadata.name.
+	l, err := widgets.List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=w2"})
+	if err != nil || len(l.Items) != 1 || l.Items[0].GetName() != "w2" {
+		t.Errorf("field selector: %v %v", err, l)
+	}
+
+	if err := widgets.Delete(ctx, "w1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for len(seen) < 8 {
+		select {
+		case ev := <-w.ResultChan():
+			u, _ := ev.Object.(*unstructured.Unstructured)
+			if u == nil {
+				t.Fatalf("watch event %v: %#v", ev.Type, ev.Object)
+			}
+			seen = append(seen, string(ev.Type)+" "+u.GetName())
+		case <-ctx.Done():
+			t.Fatalf("watch saw only %v", seen)
+		}
+	}
+	want := []string{"ADDED w1", "MODIFIED w1", "MODIFIED w1", "MODIFIED w1", "MODIFIED w1", "ADDED w2", "MODIFIED w1", "DELETED w1"}
+	if !slices.Equal(seen, want) {
+		t.Errorf("watch saw %v, want %v", seen, want)
+	}
+
+	// deletecollection.
+	if err := widgets.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := widgets.List(ctx, metav1.ListOptions{}); err != nil || len(l.Items) != 0 {
+		t.Errorf("after deletecollection: %v %v", err, l)
+	}
+}
+
+func TestCustomResourceTable(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	createCRD(t, cfg, widgetCRD())
+	ctx := context.Background()
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	if _, err := dyn.Resource(widgetsGVR).Namespace("default").Create(ctx, widget("w1", map[string]any{"host": "a", "replicas": 2}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rest.RESTClientFor(&rest.Config{Host: cfg.Host, Transport: cfg.Transport, ContentConfig: rest.ContentConfig{
+		GroupVersion: &schema.GroupVersion{Group: "example.com", Version: "v1"}, NegotiatedSerializer: clientgoscheme.Codecs.WithoutConversion()}, APIPath: "/apis"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := rc.Get().Namespace("default").Resource("widgets").SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").Do(ctx).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table metav1.Table
+	if err := json.Unmarshal(body, &table); err != nil {
+		t.Fatal(err)
+	}
+	var cols []string
+	for _, c := range table.ColumnDefinitions {
+		cols = append(cols, c.Name)
+	}
+	if !slices.Equal(cols, []string{"Name", "Replicas", "Color", "Phase"}) || len(table.Rows) != 1 {
+		t.Fatalf("columns %v, rows %d", cols, len(table.Rows))
+	}
+	if cells := table.Rows[0].Cells; cells[0] != "w1" || cells[1] != float64(2) || cells[2] != "red" {
+		t.Errorf("cells %v", cells)
+	}
+}
+
+func TestDeletingCRDDeletesObjects(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	c := widgetCRD()
+	c.Spec.Scope = apiextensionsv1.ClusterScoped
+	createCRD(t, cfg, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	widgets := dynamic.NewForConfigOrDie(cfg).Resource(widgetsGVR)
+	for _, n := range []string{"a", "b", "c"} {
+		if _, err := widgets.Create(ctx, widget(n, map[string]any{"host": "h"}), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crds := apiextensionsclient.NewForConfigOrDie(cfg).ApiextensionsV1().CustomResourceDefinitions()
+	if err := crds.Delete(ctx, c.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for {
+		_, err := crds.Get(ctx, c.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("CRD still there: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("CRD with 3 objects gone after %v", time.Since(start))
+	if _, err := widgets.List(ctx, metav1.ListOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("widgets still served: %v", err)
+	}
+	// Re-created, the CRD starts empty: the objects were deleted, not hidden.
+	createCRD(t, cfg, c)
+	l, err := widgets.List(ctx, metav1.ListOptions{})
+	if err != nil || len(l.Items) != 0 {
+		t.Errorf("after re-creating the CRD: %v, %d objects", err, len(l.Items))
+	}
+}

@@ -1,0 +1,86 @@
+package apiserver
+
+import (
+	"fmt"
+
+	apiextensionsapply "k8s.io/apiextensions-apiserver/pkg/client/applyconfiguration"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+)
+
+// Server-side apply and managedFields for custom resources. Their objects
+// are unstructured, so the scheme can neither create, convert nor type
+// them: the field manager gets an unstructured creater, a convertor that
+// only rewrites apiVersion (conversion strategy None) and the deduced type
+// converter (maps merge key by key, lists are atomic).
+
+// crdConverter types CustomResourceDefinitions for managedFields and
+// apply: client-go's converter does not know apiextensions' kinds.
+func (f *fieldManagers) crdConverter() managedfields.TypeConverter {
+	f.crdOnce.Do(func() { f.crdConv = apiextensionsapply.NewTypeConverter(f.scheme) })
+	return f.crdConv
+}
+
+func (f *fieldManagers) custom(gvk schema.GroupVersionKind) (*managedfields.FieldManager, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fm, ok := f.byGV[gvk]; ok {
+		return fm, nil
+	}
+	fm, err := managedfields.NewDefaultFieldManager(managedfields.NewDeducedTypeConverter(), noneConvertor{}, noDefaults{},
+		unstructuredCreater{}, gvk, gvk.GroupVersion(), "", nil)
+	if err != nil {
+		return nil, fmt.Errorf("field manager for %s: %w", gvk, err)
+	}
+	if f.byGV == nil {
+		f.byGV = map[schema.GroupVersionKind]*managedfields.FieldManager{}
+	}
+	f.byGV[gvk] = fm
+	return fm, nil
+}
+
+type unstructuredCreater struct{}
+
+func (unstructuredCreater) New(gvk schema.GroupVersionKind) (runtime.Object, error) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	return u, nil
+}
+
+type noDefaults struct{}
+
+func (noDefaults) Default(runtime.Object) {}
+
+// noneConvertor converts custom objects between versions with strategy
+// None: the same object, another apiVersion.
+type noneConvertor struct{}
+
+func (noneConvertor) Convert(in, out, context any) error {
+	u, ok1 := in.(*unstructured.Unstructured)
+	o, ok2 := out.(*unstructured.Unstructured)
+	if !ok1 || !ok2 {
+		return fmt.Errorf("cannot convert %T to %T", in, out)
+	}
+	o.Object = u.DeepCopy().Object
+	return nil
+}
+
+func (noneConvertor) ConvertToVersion(in runtime.Object, target runtime.GroupVersioner) (runtime.Object, error) {
+	u, ok := in.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("cannot convert %T", in)
+	}
+	gvk, ok := target.KindForGroupVersionKinds([]schema.GroupVersionKind{u.GroupVersionKind()})
+	if !ok {
+		return nil, fmt.Errorf("cannot convert %s to %v", u.GroupVersionKind(), target)
+	}
+	out := u.DeepCopy()
+	out.SetGroupVersionKind(gvk)
+	return out, nil
+}
+
+func (noneConvertor) ConvertFieldLabel(gvk schema.GroupVersionKind, label, value string) (string, string, error) {
+	return label, value, nil
+}
