@@ -411,3 +411,78 @@ func TestDeletingCRDDeletesObjects(t *testing.T) {
 		t.Errorf("after re-creating the CRD: %v, %d objects", err, len(l.Items))
 	}
 }
+
+func TestCustomResourceOpenAPI(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	createCRD(t, cfg, widgetCRD())
+	ctx := context.Background()
+	oc := discovery.NewDiscoveryClientForConfigOrDie(cfg).OpenAPIV3()
+	paths, err := oc.Paths()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gv, ok := paths["apis/example.com/v1"]
+	if !ok {
+		t.Fatalf("no OpenAPI v3 document for example.com/v1 in %d paths", len(paths))
+	}
+	b, err := gv.Schema("application/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Properties map[string]struct {
+						Type    string `json:"type"`
+						Default any    `json:"default"`
+					} `json:"properties"`
+				} `json:"properties"`
+				GVK []map[string]string `json:"x-kubernetes-group-version-kind"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	w, ok := doc.Components.Schemas["com.example.v1.Widget"]
+	if !ok {
+		t.Fatal("no com.example.v1.Widget component")
+	}
+	if r := w.Properties["spec"].Properties["replicas"]; r.Type != "integer" || r.Default != float64(1) {
+		t.Errorf("spec.replicas schema: %+v", r)
+	}
+	if _, ok := w.Properties["metadata"]; !ok || len(w.GVK) != 1 || w.GVK[0]["kind"] != "Widget" {
+		t.Errorf("metadata or GVK missing: %+v", w.GVK)
+	}
+
+	// A CRD update shows in the document: the schema gains a field.
+	crds := apiextensionsclient.NewForConfigOrDie(cfg).ApiextensionsV1().CustomResourceDefinitions()
+	c, err := crds.Get(ctx, "widgets.example.com", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["size"] = apiextensionsv1.JSONSchemaProps{Type: "string"}
+	if _, err := crds.Update(ctx, c, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	paths, _ = oc.Paths()
+	b, err = paths["apis/example.com/v1"].Schema("application/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := doc.Components.Schemas["com.example.v1.Widget"].Properties["spec"].Properties["size"]; !ok {
+		t.Error("the updated schema is not in the document")
+	}
+	// And the new field is kept now, no longer pruned.
+	got, err := dynamic.NewForConfigOrDie(cfg).Resource(widgetsGVR).Namespace("default").Create(ctx, widget("w", map[string]any{"host": "h", "size": "L"}), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _, _ := unstructured.NestedString(got.Object, "spec", "size"); s != "L" {
+		t.Errorf("spec.size %q after the CRD update", s)
+	}
+}
