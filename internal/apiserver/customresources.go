@@ -279,11 +279,13 @@ func (s *Server) startCRDCleanup(name string) {
 // cleanupCRD sets the Terminating condition, deletes every object of the
 // CRD (as a DELETE would: finalizers are waited for) and drops the
 // finalizer once none is left, as Kubernetes' finalizer controller does.
+// Rounds are bounded; objects that wait for finalizers are looked at again
+// each second.
 func (s *Server) cleanupCRD(ctx context.Context, name string) error {
 	crdRes := s.crdResource()
 	req := request{res: crdRes, name: name}
 	r, _ := http.NewRequestWithContext(ctx, http.MethodDelete, "/", nil)
-	for attempt := 0; attempt < 300; attempt++ {
+	for round := 0; round < 300; round++ {
 		obj, err := s.objs.get(ctx, crdRes, "", name)
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -296,13 +298,22 @@ func (s *Server) cleanupCRD(ctx context.Context, name string) error {
 			return nil
 		}
 		res := customStorageRow(c)
-		left := 0
+		var objs []runtime.Object
 		if res != nil {
-			objs, err := s.objs.list(ctx, res, "")
-			if err != nil {
+			if objs, err = s.objs.list(ctx, res, ""); err != nil {
 				return err
 			}
-			left = len(objs)
+		}
+		if len(objs) > 0 {
+			rq := req
+			rq.sub = "status"
+			if _, err := s.guaranteedUpdate(r, rq, 0, "", func(cur runtime.Object) (runtime.Object, error) {
+				c := cur.(*apiextensionsv1.CustomResourceDefinition)
+				crd.SetTerminating(c, fmt.Sprintf("CustomResource deletion is in progress: %d left", len(objs)))
+				return c, nil
+			}); err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
 			for _, o := range objs {
 				m := mustMeta(o)
 				_, err := s.deleteObject(r, request{res: res, ns: m.GetNamespace(), name: m.GetName()}, metav1.DeleteOptions{})
@@ -310,32 +321,25 @@ func (s *Server) cleanupCRD(ctx context.Context, name string) error {
 					return err
 				}
 			}
-		}
-		if left == 0 {
-			_, err := s.guaranteedUpdate(r, req, 0, "", func(cur runtime.Object) (runtime.Object, error) {
-				c := cur.(*apiextensionsv1.CustomResourceDefinition)
-				crd.RemoveFinalizer(c)
-				return c, nil
-			})
-			if apierrors.IsNotFound(err) {
-				return nil
+			if left, err := s.objs.list(ctx, res, ""); err != nil || len(left) > 0 {
+				// Some wait for their finalizers: look again in a second.
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(time.Second):
+				}
+				continue
 			}
-			return err
 		}
-		rq := req
-		rq.sub = "status"
-		if _, err := s.guaranteedUpdate(r, rq, 0, "", func(cur runtime.Object) (runtime.Object, error) {
+		_, err = s.guaranteedUpdate(r, req, 0, "", func(cur runtime.Object) (runtime.Object, error) {
 			c := cur.(*apiextensionsv1.CustomResourceDefinition)
-			crd.SetTerminating(c, fmt.Sprintf("CustomResource deletion is in progress: %d left", left))
+			crd.RemoveFinalizer(c)
 			return c, nil
-		}); err != nil && !apierrors.IsNotFound(err) {
-			return err
+		})
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			continue // look again
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
+		return err
 	}
 	return errors.New("objects still left after 300 rounds")
 }

@@ -3,7 +3,6 @@ package apiserver
 import (
 	"fmt"
 
-	apiextensionsapply "k8s.io/apiextensions-apiserver/pkg/client/applyconfiguration"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -17,9 +16,11 @@ import (
 // converter (maps merge key by key, lists are atomic).
 
 // crdConverter types CustomResourceDefinitions for managedFields and
-// apply: client-go's converter does not know apiextensions' kinds.
+// apply: client-go's converter does not know apiextensions' kinds, and
+// apiextensions' generated apply schema is untyped, so CRDs are deduced
+// (maps merge by key, lists are atomic) as Kubernetes' untyped fallback.
 func (f *fieldManagers) crdConverter() managedfields.TypeConverter {
-	f.crdOnce.Do(func() { f.crdConv = apiextensionsapply.NewTypeConverter(f.scheme) })
+	f.crdOnce.Do(func() { f.crdConv = managedfields.NewDeducedTypeConverter() })
 	return f.crdConv
 }
 
