@@ -630,16 +630,16 @@ func customAsVersion(u *unstructured.Unstructured, version string) *unstructured
 	return out
 }
 
-// customOnRead applies the schema's defaults to a custom object read from
-// the store, as Kubernetes does, so a default added to a CRD shows on old
-// objects.
+// customOnRead completes a custom object read from the store: pruned to
+// the version asked for and defaulted, as Kubernetes does, so a default
+// added to a CRD shows on old objects.
 func (s *Server) customOnRead(res *resources.Resource, obj runtime.Object) {
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
 		return
 	}
 	if v := s.customVersion(res); v != nil {
-		v.Default(u)
+		v.Read(u)
 	}
 }
 

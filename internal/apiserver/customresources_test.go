@@ -486,3 +486,134 @@ func TestCustomResourceOpenAPI(t *testing.T) {
 		t.Errorf("spec.size %q after the CRD update", s)
 	}
 }
+
+func TestCustomResourceVersionsAndCEL(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	c := widgetCRD()
+	v1 := c.Spec.Versions[0]
+	v1.Storage = false
+	// v1 carries a CEL rule; v2 is the storage version, served beside it.
+	spec := v1.Schema.OpenAPIV3Schema.Properties["spec"]
+	spec.XValidations = apiextensionsv1.ValidationRules{{Rule: "self.replicas <= 5 || self.color == 'blue'", Message: "more than 5 replicas must be blue"}}
+	v1.Schema.OpenAPIV3Schema.Properties["spec"] = spec
+	v2 := *v1.DeepCopy()
+	v2.Name, v2.Storage = "v2", true
+	v2.Schema.OpenAPIV3Schema.Properties["spec"] = apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptr.To(true)}
+	c.Spec.Versions = []apiextensionsv1.CustomResourceDefinitionVersion{v1, v2}
+	createCRD(t, cfg, c)
+	ctx := context.Background()
+	dyn := dynamic.NewForConfigOrDie(cfg)
+
+	if _, err := dyn.Resource(widgetsGVR).Namespace("default").Create(ctx, widget("w", map[string]any{"host": "h", "replicas": 7}), metav1.CreateOptions{}); !apierrors.IsInvalid(err) ||
+		!strings.Contains(err.Error(), "spec: Invalid value: \"object\": more than 5 replicas must be blue") {
+		t.Errorf("CEL rule: %v", err)
+	}
+	if _, err := dyn.Resource(widgetsGVR).Namespace("default").Create(ctx, widget("w", map[string]any{"host": "h", "replicas": 7, "color": "blue"}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The same object through v2 (conversion None: apiVersion rewritten).
+	got, err := dyn.Resource(widgetsGVR.GroupResource().WithVersion("v2")).Namespace("default").Get(ctx, "w", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetAPIVersion() != "example.com/v2" || got.Object["spec"].(map[string]any)["replicas"] != int64(7) {
+		t.Errorf("through v2: %v", got.Object)
+	}
+	// v2 keeps a field v1's schema does not have; read through v1, the
+	// object is pruned to v1's schema, as Kubernetes' converter does.
+	got.Object["spec"].(map[string]any)["extra"] = "kept"
+	if got, err = dyn.Resource(widgetsGVR.GroupResource().WithVersion("v2")).Namespace("default").Update(ctx, got, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Object["spec"].(map[string]any)["extra"] != "kept" {
+		t.Errorf("v2 pruned a field its schema preserves: %v", got.Object["spec"])
+	}
+	got, err = dyn.Resource(widgetsGVR).Namespace("default").Get(ctx, "w", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got.Object["spec"].(map[string]any)["extra"]; ok || got.GetAPIVersion() != "example.com/v1" {
+		t.Errorf("through v1: %v", got.Object)
+	}
+	// Discovery prefers v2 (Kubernetes' version priority).
+	groups, err := discovery.NewDiscoveryClientForConfigOrDie(cfg).ServerGroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups.Groups {
+		if g.Name == "example.com" && (g.PreferredVersion.Version != "v2" || len(g.Versions) != 2) {
+			t.Errorf("example.com group: %+v", g)
+		}
+	}
+
+	// Webhook conversion is refused: nothing here would call it.
+	hook := widgetCRD()
+	hook.Name, hook.Spec.Names.Plural, hook.Spec.Names.Singular, hook.Spec.Names.Kind, hook.Spec.Names.ShortNames = "hooks.example.com", "hooks", "hook", "Hook", nil
+	hook.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.WebhookConverter,
+		Webhook: &apiextensionsv1.WebhookConversion{ConversionReviewVersions: []string{"v1"},
+			ClientConfig: &apiextensionsv1.WebhookClientConfig{URL: ptr.To("https://127.132.0.1/convert")}}}
+	_, err = apiextensionsclient.NewForConfigOrDie(cfg).ApiextensionsV1().CustomResourceDefinitions().Create(ctx, hook, metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), `spec.conversion.strategy: Unsupported value: "Webhook"`) {
+		t.Errorf("webhook conversion: %v", err)
+	}
+}
+
+// TestCRDsFollowedAcrossServers: two API servers on one store (as two
+// servers of a cluster share the replicated state): a CRD written through
+// one is served by the other, a change shows there, a deletion stops it.
+func TestCRDsFollowedAcrossServers(t *testing.T) {
+	a, cfgA := newTestServer(t, 1000)
+	b, err := New(Config{Listen: "127.132.0.1:0", PKIDir: t.TempDir(), Token: "test-token", Store: a.cfg.Store, Logger: a.cfg.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go b.watchCRDs(ctx)
+	defer b.bgCancel()
+	cfgB := &rest.Config{Host: "http://in-process", Transport: b.InProcessTransport(), QPS: -1}
+
+	createCRD(t, cfgA, widgetCRD())
+	dynB := dynamic.NewForConfigOrDie(cfgB).Resource(widgetsGVR).Namespace("default")
+	if _, err := dynB.Create(ctx, widget("w", map[string]any{"host": "h"}), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("the other server does not serve the CRD: %v", err)
+	}
+	// A new field, added through A, is kept (not pruned) by B once its
+	// watch has the change.
+	crdsA := apiextensionsclient.NewForConfigOrDie(cfgA).ApiextensionsV1().CustomResourceDefinitions()
+	c, err := crdsA.Get(ctx, "widgets.example.com", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["size"] = apiextensionsv1.JSONSchemaProps{Type: "string"}
+	if _, err := crdsA.Update(ctx, c, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ { // bounded by ctx
+		got, err := dynB.Patch(ctx, "w", types.MergePatchType, []byte(`{"spec":{"size":"L"}}`), metav1.PatchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, _, _ := unstructured.NestedString(got.Object, "spec", "size"); s == "L" {
+			t.Logf("the change reached the other server after %d tries", i+1)
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the CRD update never reached the other server")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := crdsA.Delete(ctx, "widgets.example.com", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := dynB.List(ctx, metav1.ListOptions{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the other server still serves a deleted CRD: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

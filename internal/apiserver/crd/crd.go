@@ -220,6 +220,16 @@ func (v *Version) Prepare(u *unstructured.Unstructured) ([]string, error) {
 	return unknown, nil
 }
 
+// Read completes an object read from storage for this version: pruned to
+// this version's schema when it was stored in another (as Kubernetes'
+// converter does, strategy None), then defaulted.
+func (v *Version) Read(u *unstructured.Unstructured) {
+	if v.Name != v.Storage && !v.CRD.Spec.PreserveUnknownFields {
+		structuralpruning.Prune(u.Object, v.structural, true)
+	}
+	v.Default(u)
+}
+
 // Default applies the schema's defaults in place, as Kubernetes does on
 // decoding, from the request and from storage alike.
 func (v *Version) Default(u *unstructured.Unstructured) {

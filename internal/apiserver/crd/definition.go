@@ -27,14 +27,23 @@ func Validate(ctx context.Context, crd, old *apiextensionsv1.CustomResourceDefin
 	if err != nil {
 		return field.ErrorList{field.Invalid(field.NewPath("spec"), "", err.Error())}
 	}
+	var errs field.ErrorList
 	if old == nil {
-		return crdvalidation.ValidateCustomResourceDefinition(ctx, in)
+		errs = crdvalidation.ValidateCustomResourceDefinition(ctx, in)
+	} else {
+		was, err := internal(old)
+		if err != nil {
+			return field.ErrorList{field.InternalError(field.NewPath("spec"), err)}
+		}
+		errs = crdvalidation.ValidateCustomResourceDefinitionUpdate(ctx, in, was)
 	}
-	was, err := internal(old)
-	if err != nil {
-		return field.ErrorList{field.InternalError(field.NewPath("spec"), err)}
+	// Versions convert with strategy None only: skiff calls no conversion
+	// webhooks (yet), and a CRD it could not serve is better refused.
+	if c := crd.Spec.Conversion; c != nil && c.Strategy != apiextensionsv1.NoneConverter {
+		errs = append(errs, field.NotSupported(field.NewPath("spec", "conversion", "strategy"), c.Strategy,
+			[]string{string(apiextensionsv1.NoneConverter)}))
 	}
-	return crdvalidation.ValidateCustomResourceDefinitionUpdate(ctx, in, was)
+	return errs
 }
 
 // ValidateStatus checks a status update of a CRD (acceptedNames, storedVersions).
