@@ -617,3 +617,38 @@ func TestCRDsFollowedAcrossServers(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestCustomResourceApplyMergesListMaps: server-side apply types custom
+// objects with their CRD's schema, so two managers' entries of a list map
+// (x-kubernetes-list-type: map) merge instead of conflicting over an
+// atomic list.
+func TestCustomResourceApplyMergesListMaps(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	c := widgetCRD()
+	spec := c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"]
+	spec.Properties["ports"] = apiextensionsv1.JSONSchemaProps{Type: "array", XListType: ptr.To("map"), XListMapKeys: []string{"name"},
+		Items: &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", Required: []string{"name"},
+			Properties: map[string]apiextensionsv1.JSONSchemaProps{"name": {Type: "string"}, "port": {Type: "integer"}}}}}
+	c.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"] = spec
+	createCRD(t, cfg, c)
+	ctx := context.Background()
+	widgets := dynamic.NewForConfigOrDie(cfg).Resource(widgetsGVR).Namespace("default")
+	a := widget("w", map[string]any{"host": "h", "ports": []any{map[string]any{"name": "http", "port": int64(80)}}})
+	if _, err := widgets.Apply(ctx, "w", a, metav1.ApplyOptions{FieldManager: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	b := widget("w", map[string]any{"ports": []any{map[string]any{"name": "https", "port": int64(443)}}})
+	got, err := widgets.Apply(ctx, "w", b, metav1.ApplyOptions{FieldManager: "b"})
+	if err != nil {
+		t.Fatalf("second manager's apply: %v", err)
+	}
+	ports, _, _ := unstructured.NestedSlice(got.Object, "spec", "ports")
+	if len(ports) != 2 {
+		t.Errorf("ports after two managers applied: %v", ports)
+	}
+	// A manager taking another's field still conflicts.
+	b2 := widget("w", map[string]any{"host": "other"})
+	if _, err := widgets.Apply(ctx, "w", b2, metav1.ApplyOptions{FieldManager: "b"}); !apierrors.IsConflict(err) {
+		t.Errorf("apply over another manager's field: %v, want 409", err)
+	}
+}

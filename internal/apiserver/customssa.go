@@ -7,13 +7,16 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
+
+	"github.com/skiffhq/skiff/internal/apiserver/resources"
 )
 
 // Server-side apply and managedFields for custom resources. Their objects
 // are unstructured, so the scheme can neither create, convert nor type
 // them: the field manager gets an unstructured creater, a convertor that
-// only rewrites apiVersion (conversion strategy None) and the deduced type
-// converter (maps merge key by key, lists are atomic).
+// only rewrites apiVersion (conversion strategy None) and a type converter
+// from the group version's OpenAPI document, the CRD's schema (or the
+// deduced one: maps merge key by key, lists are atomic).
 
 // crdConverter types CustomResourceDefinitions for managedFields and
 // apply: client-go's converter does not know apiextensions' kinds, and
@@ -24,22 +27,40 @@ func (f *fieldManagers) crdConverter() managedfields.TypeConverter {
 	return f.crdConv
 }
 
-func (f *fieldManagers) custom(gvk schema.GroupVersionKind) (*managedfields.FieldManager, error) {
+// custom is the field manager of a custom resource's kind, typed by its
+// CRD's schema (list-map keys merge, as in Kubernetes) when the OpenAPI
+// document types it, else deduced. It is built again when the CRD changes
+// (version is the compiled CRD version it was built for).
+func (f *fieldManagers) custom(res *resources.Resource, version any) (*managedfields.FieldManager, error) {
+	gvk := res.GVK()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if fm, ok := f.byGV[gvk]; ok {
-		return fm, nil
+	if c, ok := f.customs[gvk]; ok && c.version == version {
+		return c.fm, nil
 	}
-	fm, err := managedfields.NewDefaultFieldManager(managedfields.NewDeducedTypeConverter(), noneConvertor{}, noDefaults{},
+	conv := managedfields.NewDeducedTypeConverter()
+	if f.schemas != nil {
+		if schemas, err := f.schemas(gvk.GroupVersion()); err == nil {
+			if typed, err := managedfields.NewTypeConverter(schemas, false); err == nil {
+				conv = typed
+			}
+		}
+	}
+	fm, err := managedfields.NewDefaultFieldManager(conv, noneConvertor{}, noDefaults{},
 		unstructuredCreater{}, gvk, gvk.GroupVersion(), "", nil)
 	if err != nil {
 		return nil, fmt.Errorf("field manager for %s: %w", gvk, err)
 	}
-	if f.byGV == nil {
-		f.byGV = map[schema.GroupVersionKind]*managedfields.FieldManager{}
+	if f.customs == nil {
+		f.customs = map[schema.GroupVersionKind]customManager{}
 	}
-	f.byGV[gvk] = fm
+	f.customs[gvk] = customManager{fm: fm, version: version}
 	return fm, nil
+}
+
+type customManager struct {
+	fm      *managedfields.FieldManager
+	version any
 }
 
 type unstructuredCreater struct{}

@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 
+	"github.com/skiffhq/skiff/internal/apiserver/openapi"
 	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
 	"github.com/skiffhq/skiff/internal/apiserver/servicealloc"
@@ -157,6 +158,9 @@ func New(cfg Config) (*Server, error) {
 		codecs: serializer.NewCodecFactory(scheme), objs: &objectStore{store: cfg.Store, scheme: scheme, keys: keys}, pki: certs}
 	s.openapi = newOpenAPIHandler(reg)
 	s.managers = &fieldManagers{scheme: scheme}
+	if h, ok := s.openapi.(*openapi.Handler); ok {
+		s.managers.schemas = h.ComponentSchemas
+	}
 	s.metrics = newMetrics(s)
 	s.services = servicealloc.New(cfg.Store, cidr)
 	s.bookmarkInterval = defaultBookmarkInterval

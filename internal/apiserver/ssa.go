@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/applyconfigurations"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 	"sigs.k8s.io/yaml"
 
 	"github.com/skiffhq/skiff/internal/apiserver/conversion"
@@ -33,6 +34,10 @@ type fieldManagers struct {
 
 	mu   sync.Mutex
 	byGV map[schema.GroupVersionKind]*managedfields.FieldManager
+	// customs are the custom resources' managers; schemas gives the
+	// OpenAPI components of a group version to type them (customssa.go).
+	customs map[schema.GroupVersionKind]customManager
+	schemas func(schema.GroupVersion) (map[string]*spec.Schema, error)
 }
 
 func (f *fieldManagers) get(gvk schema.GroupVersionKind) (*managedfields.FieldManager, error) {
@@ -61,7 +66,7 @@ func (f *fieldManagers) get(gvk schema.GroupVersionKind) (*managedfields.FieldMa
 // one over unstructured objects (customManager).
 func (f *fieldManagers) forResource(res *resources.Resource) (*managedfields.FieldManager, error) {
 	if res.Custom != nil {
-		return f.custom(res.GVK())
+		return f.custom(res, res.Custom)
 	}
 	return f.get(res.GVK())
 }

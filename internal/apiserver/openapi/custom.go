@@ -1,11 +1,14 @@
 package openapi
 
 import (
+	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/kube-openapi/pkg/spec3"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
@@ -68,4 +71,26 @@ func (b *docBuilder) customSchema(res *resources.Resource) (string, error) {
 	name := customName(gvk)
 	b.gen.addComponent(name, &s, []string{meta})
 	return name, nil
+}
+
+// ComponentSchemas returns the component schemas of a group version's
+// document (the kinds and everything they refer to), as the API server
+// needs them to type custom objects for server-side apply.
+func (h *Handler) ComponentSchemas(gv schema.GroupVersion) (map[string]*spec.Schema, error) {
+	docs, _, err := h.current()
+	if err != nil {
+		return nil, err
+	}
+	d, ok := docs[gvPath(gv)]
+	if !ok {
+		return nil, fmt.Errorf("openapi: no document for %s", gv)
+	}
+	var doc spec3.OpenAPI
+	if err := json.Unmarshal(d.body, &doc); err != nil {
+		return nil, fmt.Errorf("openapi: decoding %s: %w", gv, err)
+	}
+	if doc.Components == nil {
+		return nil, fmt.Errorf("openapi: %s has no components", gv)
+	}
+	return doc.Components.Schemas, nil
 }
