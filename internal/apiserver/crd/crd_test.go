@@ -57,7 +57,7 @@ spec:
                     number: {type: integer, default: 80}
 `
 
-func compileYAML(t *testing.T, y string) (*apiextensionsv1.CustomResourceDefinition, *Version) {
+func compileYAML(t testing.TB, y string) (*apiextensionsv1.CustomResourceDefinition, *Version) {
 	t.Helper()
 	c := &apiextensionsv1.CustomResourceDefinition{}
 	if err := yaml.UnmarshalStrict([]byte(y), c); err != nil {
@@ -194,5 +194,25 @@ func TestTableColumns(t *testing.T) {
 	// No printer columns: Name and Age, as Kubernetes prints any CRD.
 	if len(tab.ColumnDefinitions) != 2 || tab.ColumnDefinitions[1].Name != "Age" || tab.Rows[0].Cells[0] != "x" {
 		t.Errorf("table: %+v", tab)
+	}
+}
+
+// BenchmarkPrepareAndValidate is the CPU the schema adds to a write:
+// coerce, prune, default and validate one object of thingsCRD.
+func BenchmarkPrepareAndValidate(b *testing.B) {
+	_, v := compileYAML(b, thingsCRD)
+	raw := []byte(`{"apiVersion":"example.com/v1","kind":"Thing","metadata":{"name":"x","labels":{"a":"b"}},"spec":{"port":80,"email":"a@b.c","tags":["a","b"],"ports":[{"name":"a"},{"name":"b","number":1}],"template":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"}},"unknown":1}}`)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(raw); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := v.Prepare(u); err != nil {
+			b.Fatal(err)
+		}
+		if errs := v.Validate(context.Background(), u, nil); len(errs) > 0 {
+			b.Fatal(errs)
+		}
 	}
 }
