@@ -172,9 +172,11 @@ func (s *Server) watchCRDs(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
-			s.log.Warn("watching custom resource definitions", "err", err)
+		if err == nil {
+			backoff = time.Second // a resync: list and watch again at once
+			continue
 		}
+		s.log.Warn("watching custom resource definitions", "err", err)
 		select {
 		case <-ctx.Done():
 			return
@@ -184,36 +186,20 @@ func (s *Server) watchCRDs(ctx context.Context) {
 	}
 }
 
+// loadCRDs serves the stored CRDs before the server listens, so discovery
+// lists custom resources from the first request after a restart.
+func (s *Server) loadCRDs(ctx context.Context) {
+	if _, err := s.listCRDs(ctx, s.crdResource()); err != nil {
+		s.log.Warn("loading custom resource definitions", "err", err)
+	}
+}
+
 func (s *Server) syncCRDs(ctx context.Context, res *resources.Resource) error {
-	page, err := s.cfg.Store.List(ctx, prefix(res, ""), raft.ListOptions{ReadOptions: raft.ReadOptions{Stale: true}})
+	rev, err := s.listCRDs(ctx, res)
 	if err != nil {
-		return fmt.Errorf("list: %w", err)
+		return err
 	}
-	seen := map[string]bool{}
-	for _, kv := range page.KVs {
-		obj, err := s.objs.decode(res, kv)
-		if err != nil {
-			return err
-		}
-		c := obj.(*apiextensionsv1.CustomResourceDefinition)
-		seen[c.Name] = true
-		s.installCRD(c, kv.ModRev)
-		if crd.Terminating(c) {
-			s.startCRDCleanup(c.Name)
-		}
-	}
-	s.crds.mu.RLock()
-	var gone []string
-	for name := range s.crds.modRev {
-		if !seen[name] {
-			gone = append(gone, name)
-		}
-	}
-	s.crds.mu.RUnlock()
-	for _, name := range gone {
-		s.uninstallCRD(name, page.Rev)
-	}
-	w, err := s.cfg.Store.Watch(ctx, prefix(res, ""), page.Rev)
+	w, err := s.cfg.Store.Watch(ctx, prefix(res, ""), rev)
 	if err != nil {
 		return fmt.Errorf("watch: %w", err)
 	}
@@ -245,6 +231,40 @@ func (s *Server) syncCRDs(ctx context.Context, res *resources.Resource) error {
 			return nil
 		}
 	}
+}
+
+// listCRDs installs every stored CRD and uninstalls those gone; it returns
+// the revision listed at.
+func (s *Server) listCRDs(ctx context.Context, res *resources.Resource) (int64, error) {
+	page, err := s.cfg.Store.List(ctx, prefix(res, ""), raft.ListOptions{ReadOptions: raft.ReadOptions{Stale: true}})
+	if err != nil {
+		return 0, fmt.Errorf("list: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, kv := range page.KVs {
+		obj, err := s.objs.decode(res, kv)
+		if err != nil {
+			return 0, err
+		}
+		c := obj.(*apiextensionsv1.CustomResourceDefinition)
+		seen[c.Name] = true
+		s.installCRD(c, kv.ModRev)
+		if crd.Terminating(c) {
+			s.startCRDCleanup(c.Name)
+		}
+	}
+	s.crds.mu.RLock()
+	var gone []string
+	for name := range s.crds.modRev {
+		if !seen[name] {
+			gone = append(gone, name)
+		}
+	}
+	s.crds.mu.RUnlock()
+	for _, name := range gone {
+		s.uninstallCRD(name, page.Rev)
+	}
+	return page.Rev, nil
 }
 
 // startCRDCleanup deletes the objects of a deleted CRD, then its

@@ -687,3 +687,23 @@ func BenchmarkCustomResourceCreate(b *testing.B) {
 		}
 	})
 }
+
+// TestCRDsLoadedAtStart: a server starting on a store that holds CRDs (a
+// restart) serves them in discovery before its first request.
+func TestCRDsLoadedAtStart(t *testing.T) {
+	a, cfgA := newTestServer(t, 1000)
+	createCRD(t, cfgA, widgetCRD())
+	b, err := New(Config{Listen: "127.132.0.1:0", PKIDir: t.TempDir(), Token: "test-token", Store: a.cfg.Store, Logger: a.cfg.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.loadCRDs(context.Background())
+	list, err := discovery.NewDiscoveryClientForConfigOrDie(&rest.Config{Host: "http://in-process", Transport: b.InProcessTransport()}).
+		ServerResourcesForGroupVersion("example.com/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.APIResources) == 0 || list.APIResources[0].Name != "widgets" {
+		t.Errorf("discovery after a start: %+v", list.APIResources)
+	}
+}

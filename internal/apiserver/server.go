@@ -190,6 +190,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.ensureDefaults(ctx); err != nil {
 		return fmt.Errorf("apiserver: default objects: %w", err)
 	}
+	s.loadCRDs(ctx)
 	go s.watchCRDs(s.bg)
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
