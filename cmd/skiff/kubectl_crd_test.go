@@ -164,6 +164,13 @@ func TestKubectlCustomResources(t *testing.T) {
 		t.Fatalf("defaults and pruning: %q", got)
 	}
 
+	// A client-side re-apply (kubectl's three-way JSON merge patch) changes
+	// what the manifest changed and keeps the defaults.
+	c.ok(widgetYAML("w1", "  host: a.example\n  color: blue\n"), "apply", "-f", "-")
+	if got := c.ok("", "get", "widget", "w1", "-n", "crds", "-o", "jsonpath={.spec.replicas} {.spec.color} {.metadata.generation}"); got != "1 blue 2" {
+		t.Fatalf("after re-apply: %q", got)
+	}
+
 	// Invalid objects, with the field named as Kubernetes words it.
 	contains(t, "maximum", c.fails(widgetYAML("w2", "  host: b\n  replicas: 20\n"), "apply", "-f", "-"),
 		`The Widget "w2" is invalid`, "spec.replicas: Invalid value: 20: spec.replicas in body should be less than or equal to 10")
@@ -173,7 +180,7 @@ func TestKubectlCustomResources(t *testing.T) {
 
 	// Printer columns, by short name and by the "all" category.
 	out := c.ok("", "get", "wd", "-n", "crds")
-	if !regexp.MustCompile(`(?m)^NAME\s+REPLICAS\s+COLOR\s+PHASE\s+AGE\nw1\s+1\s+red\s+\S+$`).MatchString(strings.TrimSpace(out)) {
+	if !regexp.MustCompile(`(?m)^NAME\s+REPLICAS\s+COLOR\s+PHASE\s+AGE\nw1\s+1\s+blue\s+\S+$`).MatchString(strings.TrimSpace(out)) {
 		t.Fatalf("get wd:\n%s", out)
 	}
 	contains(t, "get all", c.ok("", "get", "all", "-n", "crds"), "widget.example.com/w1")
@@ -202,7 +209,7 @@ func TestKubectlCustomResources(t *testing.T) {
 	c.ok(widgetYAML("w3", "  host: c\n  color: blue\n"), "apply", "--server-side", "-f", "-")
 	c.ok("", "delete", "widget", "w3", "-n", "crds")
 
-	want := []string{"ADDED", "MODIFIED", "MODIFIED", "ADDED", "DELETED"}
+	want := []string{"ADDED", "MODIFIED", "MODIFIED", "MODIFIED", "ADDED", "DELETED"}
 	var seen []string
 	timeout := time.After(20 * time.Second)
 	for len(seen) < len(want) {
