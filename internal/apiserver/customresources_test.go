@@ -707,3 +707,42 @@ func TestCRDsLoadedAtStart(t *testing.T) {
 		t.Errorf("discovery after a start: %+v", list.APIResources)
 	}
 }
+
+// TestCRDAppliedAndPatched: a CRD applied server-side, then changed by a
+// strategic merge patch (what kubectl apply sends for a built-in kind):
+// the change (a new short name) is served at once.
+func TestCRDAppliedAndPatched(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	ctx := context.Background()
+	c := widgetCRD()
+	c.TypeMeta = metav1.TypeMeta{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition"}
+	body, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(body); err != nil {
+		t.Fatal(err)
+	}
+	delete(u.Object, "status")
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	crds := dynamic.NewForConfigOrDie(cfg).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	got, err := crds.Apply(ctx, "widgets.example.com", u, metav1.ApplyOptions{FieldManager: "test"})
+	if err != nil {
+		t.Fatalf("server-side apply of a CRD: %v", err)
+	}
+	if len(got.GetManagedFields()) == 0 {
+		t.Error("no managedFields on the applied CRD")
+	}
+	if _, err := crds.Patch(ctx, "widgets.example.com", types.StrategicMergePatchType,
+		[]byte(`{"spec":{"names":{"shortNames":["wd","wdg"]}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := discovery.NewDiscoveryClientForConfigOrDie(cfg).ServerResourcesForGroupVersion("example.com/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(list.APIResources[0].ShortNames, []string{"wd", "wdg"}) {
+		t.Errorf("short names after the patch: %v", list.APIResources[0].ShortNames)
+	}
+}
