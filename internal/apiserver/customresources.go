@@ -126,7 +126,7 @@ func (s *Server) setCustomLocked(name string, c *crd.Compiled) {
 // afterWrite applies a write of a CRD to this server's table at once, so
 // the client's next request finds its resource.
 func (s *Server) afterWrite(res *resources.Resource, obj runtime.Object, deleted bool) {
-	if res.GVR() != crdGVR && !(res.Group == crdGVR.Group && res.Resource == crdGVR.Resource) {
+	if res.Group != crdGVR.Group || res.Resource != crdGVR.Resource {
 		return
 	}
 	c, ok := obj.(*apiextensionsv1.CustomResourceDefinition)
@@ -467,7 +467,9 @@ func (s *Server) admitCustom(ctx context.Context, res *resources.Resource, sub s
 			return apierrors.NewNotFound(res.GroupResource(), u.GetName())
 		}
 		if old == nil && crd.Terminating(v.CRD) {
-			return apierrors.NewMethodNotSupported(res.GroupResource(), "create")
+			err := apierrors.NewMethodNotSupported(res.GroupResource(), "create")
+			err.ErrStatus.Message = "create not allowed while custom resource definition is terminating"
+			return err
 		}
 		if _, err := v.Prepare(u); err != nil {
 			return apierrors.NewBadRequest(err.Error())

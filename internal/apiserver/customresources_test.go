@@ -746,3 +746,61 @@ func TestCRDAppliedAndPatched(t *testing.T) {
 		t.Errorf("short names after the patch: %v", list.APIResources[0].ShortNames)
 	}
 }
+
+// TestCRDTerminatingWaitsForFinalizers: a CRD whose object has a finalizer
+// stays Terminating (its condition set, creates refused with 405) until the
+// finalizer is removed, then goes.
+func TestCRDTerminatingWaitsForFinalizers(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	createCRD(t, cfg, widgetCRD())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	widgets := dynamic.NewForConfigOrDie(cfg).Resource(widgetsGVR).Namespace("default")
+	held := widget("held", map[string]any{"host": "h"})
+	held.SetFinalizers([]string{"example.com/hold"})
+	if _, err := widgets.Create(ctx, held, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	crds := apiextensionsclient.NewForConfigOrDie(cfg).ApiextensionsV1().CustomResourceDefinitions()
+	if err := crds.Delete(ctx, "widgets.example.com", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		c, err := crds.Get(ctx, "widgets.example.com", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		terminating := false
+		for _, cond := range c.Status.Conditions {
+			terminating = terminating || (cond.Type == apiextensionsv1.Terminating && cond.Status == apiextensionsv1.ConditionTrue)
+		}
+		if terminating {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no Terminating condition: %+v", c.Status.Conditions)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, err := widgets.Create(ctx, widget("late", map[string]any{"host": "h"}), metav1.CreateOptions{})
+	if !apierrors.IsMethodNotSupported(err) || !strings.Contains(err.Error(), "terminating") {
+		t.Errorf("create during termination: %v", err)
+	}
+	got, err := widgets.Get(ctx, "held", metav1.GetOptions{})
+	if err != nil || got.GetDeletionTimestamp() == nil {
+		t.Fatalf("the held object: %v %v", err, got)
+	}
+	if _, err := widgets.Patch(ctx, "held", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := crds.Get(ctx, "widgets.example.com", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the CRD did not go after its last object: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
