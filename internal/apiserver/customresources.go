@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -675,4 +676,30 @@ func unsupportedPatch(ct string) error {
 		Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType, Reason: metav1.StatusReasonUnsupportedMediaType,
 		Message: fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: "+
 			"application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got %q)", ct)}}
+}
+
+// selectorFor parses a request's selectors; for a custom resource, field
+// selectors may name only metadata.name, metadata.namespace and the CRD's
+// selectableFields (400 otherwise, as Kubernetes).
+func (s *Server) selectorFor(r *http.Request, req request) (selector, error) {
+	sel, err := parseSelector(r)
+	if err != nil || req.res.Custom == nil {
+		return sel, err
+	}
+	v := s.customVersion(req.res)
+	if v == nil {
+		return sel, nil
+	}
+	for _, rq := range sel.fields.Requirements() {
+		if !v.SelectableField(rq.Field) {
+			return sel, apierrors.NewBadRequest(fmt.Sprintf("field label not supported: %s", rq.Field))
+		}
+	}
+	sel.fieldsOf = func(obj runtime.Object, _ metav1.Object) fields.Set {
+		if u, ok := obj.(*unstructured.Unstructured); ok {
+			return v.FieldSet(u)
+		}
+		return nil
+	}
+	return sel, nil
 }

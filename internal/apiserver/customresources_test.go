@@ -804,3 +804,44 @@ func TestCRDTerminatingWaitsForFinalizers(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestCustomResourceFieldSelectors: metadata.name/namespace and the CRD's
+// selectableFields select; any other field is 400 as in Kubernetes.
+func TestCustomResourceFieldSelectors(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	c := widgetCRD()
+	c.Spec.Versions[0].SelectableFields = []apiextensionsv1.SelectableField{{JSONPath: ".spec.color"}}
+	createCRD(t, cfg, c)
+	ctx := context.Background()
+	widgets := dynamic.NewForConfigOrDie(cfg).Resource(widgetsGVR).Namespace("default")
+	for _, w := range []*unstructured.Unstructured{
+		widget("r", map[string]any{"host": "h"}), widget("b", map[string]any{"host": "h", "color": "blue"}),
+	} {
+		if _, err := widgets.Create(ctx, w, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for sel, want := range map[string]string{"spec.color=blue": "b", "spec.color!=blue": "r", "metadata.name=r": "r", "metadata.namespace=default,spec.color=red": "r"} {
+		l, err := widgets.List(ctx, metav1.ListOptions{FieldSelector: sel})
+		if err != nil || len(l.Items) != 1 || l.Items[0].GetName() != want {
+			t.Errorf("field selector %s: %v %v", sel, err, l)
+		}
+	}
+	_, err := widgets.List(ctx, metav1.ListOptions{FieldSelector: "spec.host=h"})
+	if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), "field label not supported: spec.host") {
+		t.Errorf("unsupported field label: %v", err)
+	}
+	w, err := widgets.Watch(ctx, metav1.ListOptions{FieldSelector: "spec.color=blue"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	select {
+	case ev := <-w.ResultChan():
+		if u, ok := ev.Object.(*unstructured.Unstructured); !ok || u.GetName() != "b" {
+			t.Errorf("watch with a field selector: %v %v", ev.Type, ev.Object)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no event from the filtered watch")
+	}
+}

@@ -32,7 +32,7 @@ type watchEvent struct {
 }
 
 func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) error {
-	sel, err := parseSelector(r)
+	sel, err := s.selectorFor(r, req)
 	if err != nil {
 		return err
 	}

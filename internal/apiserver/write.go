@@ -629,7 +629,7 @@ const deleteCollectionWorkers = 16
 // match, from one list: each object as deleteObject would (finalizers,
 // graceful pod termination, propagation), several at a time.
 func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, req request) error {
-	sel, err := parseSelector(r)
+	sel, err := s.selectorFor(r, req)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/registry/customresource/tableconvertor"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/version"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
@@ -55,6 +56,7 @@ type Version struct {
 	cel        *cel.Validator // nil: no x-kubernetes-validations
 	table      rest.TableConvertor
 	subs       *apiextensionsv1.CustomResourceSubresources
+	selectable []apiextensionsv1.SelectableField
 }
 
 // Compiled is a CRD made ready to serve: its table rows and its versions.
@@ -131,7 +133,7 @@ func Compile(crd *apiextensionsv1.CustomResourceDefinition) (*Compiled, error) {
 }
 
 func compileVersion(crd *apiextensionsv1.CustomResourceDefinition, v apiextensionsv1.CustomResourceDefinitionVersion, storage string) (*Version, *spec.Schema, error) {
-	ver := &Version{CRD: crd, Name: v.Name, Storage: storage, subs: v.Subresources}
+	ver := &Version{CRD: crd, Name: v.Name, Storage: storage, subs: v.Subresources, selectable: v.SelectableFields}
 	internal := &apiextensions.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptr(true)}
 	if v.Schema != nil && v.Schema.OpenAPIV3Schema != nil {
 		internal = &apiextensions.JSONSchemaProps{}
@@ -317,6 +319,35 @@ func (v *Version) SetReplicas(u *unstructured.Unstructured, n int32) error {
 		return fmt.Errorf("no scale subresource")
 	}
 	return unstructured.SetNestedField(u.Object, int64(n), pathFields(sc.SpecReplicasPath)...)
+}
+
+// FieldSet is what a field selector may name on a custom object:
+// metadata.name, metadata.namespace and the version's selectableFields,
+// as Kubernetes.
+func (v *Version) FieldSet(u *unstructured.Unstructured) fields.Set {
+	set := fields.Set{"metadata.name": u.GetName(), "metadata.namespace": u.GetNamespace()}
+	for _, f := range v.selectable {
+		val, found, err := unstructured.NestedFieldNoCopy(u.Object, pathFields(f.JSONPath)...)
+		if err != nil || !found || val == nil {
+			set[strings.TrimPrefix(f.JSONPath, ".")] = ""
+			continue
+		}
+		set[strings.TrimPrefix(f.JSONPath, ".")] = fmt.Sprint(val)
+	}
+	return set
+}
+
+// SelectableField reports whether a field selector may name label.
+func (v *Version) SelectableField(label string) bool {
+	if label == "metadata.name" || label == "metadata.namespace" {
+		return true
+	}
+	for _, f := range v.selectable {
+		if strings.TrimPrefix(f.JSONPath, ".") == label {
+			return true
+		}
+	}
+	return false
 }
 
 // Table renders objects with the version's printer columns.
