@@ -21,6 +21,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel/model"
 	structuraldefaulting "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
 	structurallisttype "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/listtype"
 	schemaobjectmeta "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/objectmeta"
@@ -33,6 +34,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/version"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
+	"k8s.io/apiserver/pkg/cel/common"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 
@@ -240,24 +242,51 @@ func (v *Version) Default(u *unstructured.Unstructured) {
 
 // Validate checks a custom object against its version's schema (OpenAPI v3
 // value validation, embedded resources' metadata, list types, CEL rules)
-// and the scale subresource's paths. old is nil on create.
+// and the scale subresource's paths, in the order and with the ratcheting
+// of Kubernetes' strategy (1.32: CRDValidationRatcheting on): on update, a
+// value that did not change is not refused for a rule it already broke.
+// old is nil on create.
 func (v *Version) Validate(ctx context.Context, u, old *unstructured.Unstructured) field.ErrorList {
 	var errs field.ErrorList
 	var oldObj any
+	var celOpts []cel.Option
 	if old == nil {
 		errs = apiservervalidation.ValidateCustomResource(nil, u.UnstructuredContent(), v.validator)
+		errs = append(errs, schemaobjectmeta.Validate(nil, u.Object, v.structural, false)...)
+		errs = append(errs, structurallisttype.ValidateListSetsAndMaps(nil, v.structural, u.Object)...)
 	} else {
 		oldObj = old.Object
-		errs = apiservervalidation.ValidateCustomResourceUpdate(nil, u.UnstructuredContent(), old.UnstructuredContent(), v.validator)
-	}
-	errs = append(errs, schemaobjectmeta.Validate(nil, u.Object, v.structural, false)...)
-	errs = append(errs, structurallisttype.ValidateListSetsAndMaps(nil, v.structural, u.Object)...)
-	if v.cel != nil && len(errs) == 0 {
-		celErrs, _ := v.cel.Validate(ctx, nil, v.structural, u.Object, oldObj, celconfig.RuntimeCELCostBudget)
-		errs = append(errs, celErrs...)
+		correlated := common.NewCorrelatedObject(u.Object, old.Object, &model.Structural{Structural: v.structural})
+		celOpts = append(celOpts, cel.WithRatcheting(correlated))
+		errs = apiservervalidation.ValidateCustomResourceUpdate(nil, u.UnstructuredContent(), old.UnstructuredContent(), v.validator,
+			apiservervalidation.WithRatcheting(correlated))
+		errs = append(errs, schemaobjectmeta.Validate(nil, u.Object, v.structural, false)...)
+		if oldErrs := structurallisttype.ValidateListSetsAndMaps(nil, v.structural, old.Object); len(oldErrs) == 0 {
+			errs = append(errs, structurallisttype.ValidateListSetsAndMaps(nil, v.structural, u.Object)...)
+		}
 	}
 	errs = append(errs, v.validateScale(u)...)
+	if v.cel != nil {
+		if blocked := blockingErr(errs); blocked != nil {
+			errs = append(errs, blocked)
+		} else {
+			celErrs, _ := v.cel.Validate(ctx, nil, v.structural, u.Object, oldObj, celconfig.RuntimeCELCostBudget, celOpts...)
+			errs = append(errs, celErrs...)
+		}
+	}
 	return errs
+}
+
+// blockingErr is Kubernetes' reason not to run CEL rules on an object
+// whose shape is already wrong.
+func blockingErr(errs field.ErrorList) *field.Error {
+	for _, err := range errs {
+		switch err.Type {
+		case field.ErrorTypeNotSupported, field.ErrorTypeRequired, field.ErrorTypeTooLong, field.ErrorTypeTooMany, field.ErrorTypeTypeInvalid:
+			return field.Invalid(nil, nil, "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation")
+		}
+	}
+	return nil
 }
 
 // validateScale checks that the replicas the scale subresource points at

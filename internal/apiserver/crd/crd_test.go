@@ -216,3 +216,22 @@ func BenchmarkPrepareAndValidate(b *testing.B) {
 		}
 	}
 }
+
+// TestValidationRatchets: on update, a value that did not change is not
+// refused for a rule it already broke (Kubernetes 1.32's ratcheting, e.g.
+// after the CRD's schema was tightened); a changed value is checked.
+func TestValidationRatchets(t *testing.T) {
+	_, v := compileYAML(t, thingsCRD)
+	old := thing(t, `{"email": "not an email", "port": 80}`)
+	next := thing(t, `{"email": "not an email", "port": 81}`)
+	if errs := v.Validate(context.Background(), next, old); len(errs) > 0 {
+		t.Errorf("unchanged invalid value refused: %v", errs)
+	}
+	if errs := v.Validate(context.Background(), next, nil); len(errs) == 0 {
+		t.Error("invalid value accepted on create")
+	}
+	changed := thing(t, `{"email": "still not one", "port": 81}`)
+	if errs := v.Validate(context.Background(), changed, old); len(errs) == 0 {
+		t.Error("a changed invalid value accepted")
+	}
+}
