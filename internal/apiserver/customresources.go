@@ -475,6 +475,11 @@ func (s *Server) admitCustom(ctx context.Context, res *resources.Resource, sub s
 		if _, err := v.Prepare(u); err != nil {
 			return apierrors.NewBadRequest(err.Error())
 		}
+		if old == nil && v.Status() {
+			// As Kubernetes: with a status subresource, a new object's
+			// status is the controller's to write, not the creator's.
+			delete(u.Object, "status")
+		}
 		return nil
 	}
 	c, ok := obj.(*apiextensionsv1.CustomResourceDefinition)

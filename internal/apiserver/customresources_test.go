@@ -196,10 +196,16 @@ func TestCustomResourceLifecycle(t *testing.T) {
 	}
 	defer w.Stop()
 
-	// Defaults applied, unknown fields pruned.
-	got, err := widgets.Create(ctx, widget("w1", map[string]any{"host": "a.example", "bogus": true}), metav1.CreateOptions{})
+	// Defaults applied, unknown fields pruned, status dropped (it has a
+	// subresource).
+	w1 := widget("w1", map[string]any{"host": "a.example", "bogus": true})
+	w1.Object["status"] = map[string]any{"phase": "Faked"}
+	got, err := widgets.Create(ctx, w1, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create: %v", err)
+	}
+	if _, ok := got.Object["status"]; ok {
+		t.Errorf("create set the status: %v", got.Object["status"])
 	}
 	spec, _, _ := unstructured.NestedMap(got.Object, "spec")
 	if spec["replicas"] != int64(1) || spec["color"] != "red" {
