@@ -442,11 +442,7 @@ func (s *Server) decodeCustom(w http.ResponseWriter, r *http.Request, res *resou
 	if len(unknown) > 0 {
 		switch mode {
 		case "Strict":
-			msgs := make([]string, len(unknown))
-			for i, p := range unknown {
-				msgs[i] = fmt.Sprintf("unknown field %q", p)
-			}
-			return nil, apierrors.NewBadRequest("strict decoding error: " + strings.Join(msgs, ", "))
+			return nil, strictError(unknown)
 		case "Ignore":
 		default:
 			for _, p := range unknown {
@@ -457,11 +453,20 @@ func (s *Server) decodeCustom(w http.ResponseWriter, r *http.Request, res *resou
 	return u, nil
 }
 
+// strictError is fieldValidation=Strict's answer to unknown fields.
+func strictError(unknown []string) error {
+	msgs := make([]string, len(unknown))
+	for i, p := range unknown {
+		msgs[i] = fmt.Sprintf("unknown field %q", p)
+	}
+	return apierrors.NewBadRequest("strict decoding error: " + strings.Join(msgs, ", "))
+}
+
 // admitCustom is the custom part of defaulting on create (old nil) and
 // update: a custom object is pruned and defaulted (the patch and apply
 // paths did not decode it); a CRD gets Kubernetes' defaults, its names
 // decided and its conditions set.
-func (s *Server) admitCustom(ctx context.Context, res *resources.Resource, sub string, obj, old runtime.Object) error {
+func (s *Server) admitCustom(ctx context.Context, r *http.Request, res *resources.Resource, sub string, obj, old runtime.Object) error {
 	if u, ok := obj.(*unstructured.Unstructured); ok && res.Custom != nil {
 		v := s.customVersion(res)
 		if v == nil {
@@ -472,8 +477,13 @@ func (s *Server) admitCustom(ctx context.Context, res *resources.Resource, sub s
 			err.ErrStatus.Message = "create not allowed while custom resource definition is terminating"
 			return err
 		}
-		if _, err := v.Prepare(u); err != nil {
+		unknown, err := v.Prepare(u)
+		if err != nil {
 			return apierrors.NewBadRequest(err.Error())
+		}
+		if len(unknown) > 0 && r != nil && r.URL.Query().Get("fieldValidation") == "Strict" {
+			// A patch or an apply brought fields the schema does not know.
+			return strictError(unknown)
 		}
 		if old == nil && v.Status() {
 			// As Kubernetes: with a status subresource, a new object's

@@ -851,3 +851,32 @@ func TestCustomResourceFieldSelectors(t *testing.T) {
 		t.Error("no event from the filtered watch")
 	}
 }
+
+// TestCustomResourceStrictPatch: fieldValidation=Strict refuses unknown
+// fields a patch brings; without it they are pruned.
+func TestCustomResourceStrictPatch(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	createCRD(t, cfg, widgetCRD())
+	ctx := context.Background()
+	widgets := dynamic.NewForConfigOrDie(cfg).Resource(widgetsGVR).Namespace("default")
+	if _, err := widgets.Create(ctx, widget("w", map[string]any{"host": "h"}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := widgets.Patch(ctx, "w", types.MergePatchType, []byte(`{"spec":{"bogus":1}}`), metav1.PatchOptions{FieldValidation: "Strict"})
+	if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), `unknown field "spec.bogus"`) {
+		t.Errorf("strict patch: %v", err)
+	}
+	got, err := widgets.Patch(ctx, "w", types.MergePatchType, []byte(`{"spec":{"bogus":1,"color":"blue"}}`), metav1.PatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec := got.Object["spec"].(map[string]any); spec["bogus"] != nil || spec["color"] != "blue" {
+		t.Errorf("lenient patch: %v", spec)
+	}
+	// Server-side apply types the configuration by the schema, so an
+	// unknown field is refused as in Kubernetes (400 here, never 500).
+	_, err = widgets.Apply(ctx, "w", widget("w", map[string]any{"other": 1}), metav1.ApplyOptions{FieldManager: "x", Force: true})
+	if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), ".spec.other: field not declared in schema") {
+		t.Errorf("apply of an unknown field: %v", err)
+	}
+}

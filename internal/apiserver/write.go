@@ -182,7 +182,7 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 	m.SetDeletionTimestamp(nil)
 	m.SetDeletionGracePeriodSeconds(nil)
 	validation.Default(obj)
-	if err := s.admitCustom(ctx, res, "", obj, nil); err != nil {
+	if err := s.admitCustom(ctx, r, res, "", obj, nil); err != nil {
 		return nil, err
 	}
 	if ns, ok := obj.(*corev1.Namespace); ok {
@@ -322,7 +322,7 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		}
 		next = s.mergeUpdate(req, cur, next)
 		validation.Default(next)
-		if err := s.admitCustom(ctx, req.res, req.sub, next, cur); err != nil {
+		if err := s.admitCustom(ctx, r, req.res, req.sub, next, cur); err != nil {
 			return nil, err
 		}
 		if err := s.services.FillUpdate(ctx, cur, next); err != nil {
