@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/skiffhq/skiff/internal/apiserver/serviceaccount"
 	"github.com/skiffhq/skiff/internal/atomicfile"
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/dirlock"
@@ -173,7 +174,7 @@ func (e *Engine) prepareCluster(ctx context.Context) error {
 			return fmt.Errorf("create pki dir: %w", err)
 		}
 		for name, data := range map[string][]byte{"ca.key": []byte(boot.CAKey), "ca.crt": []byte(boot.CACert),
-			encryptionKeysFile: boot.EncryptionKeys} {
+			encryptionKeysFile: boot.EncryptionKeys, serviceaccount.KeyFile: []byte(boot.ServiceAccountKey)} {
 			if len(data) == 0 {
 				continue
 			}
@@ -544,6 +545,13 @@ func (e *Engine) serveBootstrap(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.EncryptionKeys = keys
+	// The API server made the key at its first start, before any join.
+	saKey, err := os.ReadFile(filepath.Join(dir, serviceaccount.KeyFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		writeStatus(w, http.StatusInternalServerError, metav1.StatusReasonInternalError, "read the service account key: "+err.Error())
+		return
+	}
+	b.ServiceAccountKey = string(saKey)
 	b.ClusterPodCIDR, b.ServiceCIDR, b.ClusterDomain = e.cfg.ClusterPodCIDR, e.cfg.ServiceCIDR, e.cfg.ClusterDomain
 	recs, err := e.serverRecords(r.Context(), true)
 	if err != nil {

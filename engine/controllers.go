@@ -35,6 +35,7 @@ import (
 	"github.com/skiffhq/skiff/internal/controllers/namespace"
 	"github.com/skiffhq/skiff/internal/controllers/podautoscaler"
 	"github.com/skiffhq/skiff/internal/controllers/replicaset"
+	"github.com/skiffhq/skiff/internal/controllers/serviceaccount"
 	"github.com/skiffhq/skiff/internal/controllers/statefulset"
 	"github.com/skiffhq/skiff/internal/controllers/tainteviction"
 	"github.com/skiffhq/skiff/internal/controllers/volume"
@@ -92,7 +93,8 @@ func (e *Engine) startControllers(ctx context.Context, cp *bus.Conn) error {
 			return events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component, Host: e.cfg.NodeName})
 		},
 		nodes:     lifecycle.Config{GracePeriod: e.cfg.NodeGracePeriod, ClusterPodCIDR: e.cfg.ClusterPodCIDR, Logger: e.log},
-		cronClock: e.cfg.cronJobClock, rest: cfg, hpaSync: e.cfg.HPASyncPeriod, forceDeleteAfter: e.cfg.forceDeleteAfter()}
+		cronClock: e.cfg.cronJobClock, rest: cfg, hpaSync: e.cfg.HPASyncPeriod, forceDeleteAfter: e.cfg.forceDeleteAfter(),
+		rootCA: e.api.CAPEM()}
 	e.gate = &controller.LeaderGate{
 		// The seam for more than one server: today a single member is
 		// always the leader; with several, only the raft leader's loops run.
@@ -132,6 +134,8 @@ type controlLoops struct {
 	// forceDeleteAfter is the taint-eviction controller's
 	// ForceDeleteAfter (Config.forceDeleteAfter).
 	forceDeleteAfter time.Duration
+	// rootCA is the cluster CA the ServiceAccount controller publishes.
+	rootCA []byte
 
 	mu       sync.Mutex
 	dispatch *dispatch.Dispatcher // the running term's, for tests; nil between terms
@@ -231,6 +235,11 @@ func (l *controlLoops) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	sac, err := serviceaccount.New(serviceaccount.Config{Client: cs, Namespaces: factory.Core().V1().Namespaces(),
+		RootCA: l.rootCA, Resync: informerResync, Logger: log})
+	if err != nil {
+		return err
+	}
 	gc, err := l.garbageCollector()
 	if err != nil {
 		return err
@@ -261,6 +270,7 @@ func (l *controlLoops) run(ctx context.Context) error {
 		func(ctx context.Context) error { dsc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { gc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { nsc.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { sac.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { ec.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { sc.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { vc.Run(ctx, 1); return nil },

@@ -200,7 +200,8 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	e.api, err = apiserver.New(apiserver.Config{Listen: e.cfg.APIListen, PKIDir: filepath.Join(e.cfg.DataDir, pkiSubdir),
 		Token: e.token, JoinToken: e.joinToken, Store: e.store, ServiceCIDR: e.cfg.ServiceCIDR, Logger: e.log, Routes: routes, PodStreams: streams,
 		Groups: metricsGroups, DefaultTolerationSeconds: &apiserver.DefaultTolerationSeconds{
-			NotReady: e.cfg.DefaultNotReadyTolerationSeconds, Unreachable: e.cfg.DefaultUnreachableTolerationSeconds}})
+			NotReady: e.cfg.DefaultNotReadyTolerationSeconds, Unreachable: e.cfg.DefaultUnreachableTolerationSeconds},
+		ServiceAccountAdmission: true, ClusterDomain: e.cfg.ClusterDomain})
 	if err != nil {
 		return err
 	}

@@ -165,11 +165,13 @@ type Mount struct {
 	// agent sets it for emptyDir volumes (sizeLimit, and the pod's
 	// ephemeral-storage limit). Nil: only the node's disk bounds it.
 	Quota DiskQuota
-	// NodeFiles marks the directory the node writes for every container
-	// (resolv.conf, hosts, hostname), mounted at /etc. The Wasm runtime
-	// pre-opens it after the container's listeners, so that listeners keep
-	// the place wazero gives them, right after the pod's volumes (fd 3 when
-	// there are none).
+	// NodeFiles marks a directory the platform adds to every container
+	// rather than one of the pod's own volumes: the node's files
+	// (resolv.conf, hosts, hostname) mounted at /etc, and the ServiceAccount
+	// token volume the API server adds. The Wasm runtime pre-opens these
+	// after the container's listeners, so that listeners keep the place
+	// wazero gives them, right after the pod's volumes (fd 3 when there are
+	// none).
 	NodeFiles bool
 }
 

@@ -14,6 +14,13 @@ import (
 
 // createSub serves POST on a subresource: pods/binding and pods/eviction.
 func (s *Server) createSub(w http.ResponseWriter, r *http.Request, req request) error {
+	if req.res.Group == "" && req.res.Resource == "serviceaccounts" && req.sub == "token" {
+		body, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		return s.createToken(w, r, req, body)
+	}
 	if req.res.Group != "" || req.res.Resource != "pods" {
 		return apierrors.NewMethodNotSupported(req.res.GroupResource(), "create "+req.sub)
 	}

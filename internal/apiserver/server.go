@@ -29,6 +29,7 @@ import (
 	"github.com/skiffhq/skiff/internal/apiserver/openapi"
 	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
+	"github.com/skiffhq/skiff/internal/apiserver/serviceaccount"
 	"github.com/skiffhq/skiff/internal/apiserver/servicealloc"
 	"github.com/skiffhq/skiff/raft"
 )
@@ -74,6 +75,20 @@ type Config struct {
 	// DefaultTolerationSeconds admission plugin (tolerations.go) with these
 	// values. Nil: pods get no default tolerations.
 	DefaultTolerationSeconds *DefaultTolerationSeconds
+	// ServiceAccountIssuer is the "iss" of ServiceAccount tokens (signed
+	// with PKIDir/sa.key). Default https://kubernetes.default.svc.<ClusterDomain>,
+	// as kubeadm sets it.
+	ServiceAccountIssuer string
+	// ClusterDomain is the cluster's DNS domain: the serving certificate
+	// also covers kubernetes.default.svc.<ClusterDomain> (and the shorter
+	// names, and the kubernetes Service's ClusterIP), so in-cluster clients
+	// verify the API with kube-root-ca.crt. Default "cluster.local".
+	ClusterDomain string
+	// ServiceAccountAdmission turns on the ServiceAccount admission plugin
+	// (serviceaccount_admission.go): pods get the default ServiceAccount
+	// and its token volume. It needs the ServiceAccount controller, which
+	// makes the default ServiceAccounts; off, pods are stored as given.
+	ServiceAccountAdmission bool
 }
 
 // Server is a running (or ready to start) API server.
@@ -92,6 +107,8 @@ type Server struct {
 	// tokenAuthenticators resolve bearer tokens other than the cluster
 	// token, in order (authn.go).
 	tokenAuthenticators []TokenAuthenticator
+	// saTokens mints and checks ServiceAccount tokens (authentication.go).
+	saTokens *serviceaccount.Tokens
 	// bookmarkInterval is how often a watch that allows bookmarks gets one.
 	bookmarkInterval time.Duration
 	// crds are the served CustomResourceDefinitions (customresources.go).
@@ -146,7 +163,10 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("apiserver: group %q has no versions", g.Name)
 		}
 	}
-	certs, err := pki.LoadOrCreate(cfg.PKIDir, certHosts(host))
+	if cfg.ClusterDomain == "" {
+		cfg.ClusterDomain = "cluster.local"
+	}
+	certs, err := pki.LoadOrCreate(cfg.PKIDir, append(certHosts(host), inClusterNames(cidr, cfg.ClusterDomain)...))
 	if err != nil {
 		return nil, fmt.Errorf("apiserver: %w", err)
 	}
@@ -167,6 +187,9 @@ func New(cfg Config) (*Server, error) {
 	s.crds = newCustomResources()
 	s.objs.onRead, s.objs.onWrite = s.customOnRead, s.afterWrite
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
+	if err := s.startServiceAccounts(); err != nil {
+		return nil, fmt.Errorf("apiserver: %w", err)
+	}
 	return s, nil
 }
 
@@ -195,6 +218,10 @@ func (s *Server) Start(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("apiserver: listen on %s: %w", s.cfg.Listen, err)
+	}
+	if err := s.ensureKubernetesEndpoints(ctx, ln.Addr()); err != nil {
+		ln.Close()
+		return fmt.Errorf("apiserver: %w", err)
 	}
 	srv := &http.Server{
 		Handler:           s.Handler(),
@@ -268,8 +295,11 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("/metrics", s.metrics.handler())
 	mux.HandleFunc("/version", s.version)
 	mux.HandleFunc("/version/", s.version)
+	mux.Handle("/openapi/v2", s.openapi)
 	mux.Handle("/openapi/v3", s.openapi)
 	mux.Handle("/openapi/v3/", s.openapi)
+	mux.Handle(serviceaccount.OpenIDConfigurationPath, s.saTokens.DiscoveryHandler())
+	mux.Handle(serviceaccount.JWKSPath, s.saTokens.DiscoveryHandler())
 	mux.HandleFunc("/api", s.serveAPI)
 	mux.HandleFunc("/api/", s.serveAPI)
 	mux.HandleFunc("/apis", s.serveAPI)

@@ -198,6 +198,11 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 			return nil, err
 		}
 		s.admitDefaultTolerations(pod)
+		if s.cfg.ServiceAccountAdmission {
+			if err := s.admitServiceAccount(ctx, pod); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if pc, ok := obj.(*schedulingv1.PriorityClass); ok {
 		if err := s.admitPriorityClass(ctx, pc); err != nil {

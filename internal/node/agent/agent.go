@@ -159,6 +159,7 @@ type Agent struct {
 	disk        *diskMonitor // nil without a Runtime: no pods, no disk to watch
 	reports     *reporter
 	pods        *podManager
+	tokens      *podTokens      // pods' ServiceAccount tokens (tokens.go)
 	runCtx      context.Context // ends at Stop; every pod worker's parent
 
 	rootsOnce sync.Once
@@ -255,6 +256,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName),
 		readMemory: nodestats.ReadMemory, readCPU: nodestats.ReadCPU, heartbeatNow: make(chan struct{}, 1)}
+	a.tokens = &podTokens{a: a, now: time.Now, cache: map[tokenKey]cachedToken{}}
 	for _, addr := range cfg.Addresses {
 		if addr.Type == corev1.NodeInternalIP && a.hostIP == "" {
 			a.hostIP = addr.Address

@@ -33,7 +33,7 @@ func (a *Agent) objectsFor(ns string) *objects {
 
 // volumeSources is what the volumes of a pod in namespace ns are made of.
 func (a *Agent) volumeSources(ns string) volumes.Sources {
-	return volumes.Sources{Objects: a.objectsFor(ns), Allocatable: a.allocatable}
+	return volumes.Sources{Objects: a.objectsFor(ns), Allocatable: a.allocatable, Tokens: a.tokens}
 }
 
 func (o *objects) fetch(ctx context.Context, kind, name string) (protocol.ObjectResponse, error) {

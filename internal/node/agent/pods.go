@@ -115,6 +115,7 @@ func (m *podManager) finished(w *podWorker) {
 	defer m.mu.Unlock()
 	if m.workers[w.uid] == w {
 		delete(m.workers, w.uid)
+		m.a.tokens.forget(w.uid)
 	}
 }
 

@@ -51,6 +51,10 @@ type Bootstrap struct {
 	// EncryptionKeys is the key ring Secrets are encrypted with at rest,
 	// as the server stores it (DataDir/pki/encryption-keys).
 	EncryptionKeys []byte `json:"encryptionKeys,omitempty"`
+	// ServiceAccountKey signs ServiceAccount tokens (PEM, DataDir/pki/sa.key):
+	// every server must hold the same one, so a token minted by one server
+	// is good on all.
+	ServiceAccountKey string `json:"serviceAccountKey,omitempty"`
 	// ClusterPodCIDR and ServiceCIDR are the cluster's address ranges.
 	ClusterPodCIDR string `json:"clusterPodCIDR"`
 	ServiceCIDR    string `json:"serviceCIDR"`

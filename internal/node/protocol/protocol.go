@@ -121,9 +121,19 @@ type ObjectRequest struct {
 	// Kind is ConfigMap, Secret or PersistentVolumeClaim; or LocalVolumes
 	// (no Namespace, no Name): the local paths of every PersistentVolume
 	// on Node, so the node can remove the directories of deleted ones.
+	//
+	// Kind ServiceAccountToken asks for a token of the ServiceAccount of
+	// the pod Namespace/Name (whose UID must be UID) bound to that pod,
+	// for Audience (the API's when empty) and ExpirationSeconds: what a
+	// projected serviceAccountToken volume holds. The control plane mints
+	// it only for a pod bound to the asking node.
 	Kind      string `json:"kind"`
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
+
+	UID               string `json:"uid,omitempty"`
+	Audience          string `json:"audience,omitempty"`
+	ExpirationSeconds int64  `json:"expirationSeconds,omitempty"`
 }
 
 // ObjectResponse holds the object asked for, or NotFound.
@@ -135,7 +145,10 @@ type ObjectResponse struct {
 	PersistentVolume *corev1.PersistentVolume `json:"persistentVolume,omitempty"`
 	// LocalVolumePaths answers LocalVolumes.
 	LocalVolumePaths []string `json:"localVolumePaths,omitempty"`
-	NotFound         bool     `json:"notFound,omitempty"`
+	// Token and TokenExpiration answer ServiceAccountToken.
+	Token           string    `json:"token,omitempty"`
+	TokenExpiration time.Time `json:"tokenExpiration,omitzero"`
+	NotFound        bool      `json:"notFound,omitempty"`
 }
 
 // FeedEvent is one change to the cluster-wide objects every node's

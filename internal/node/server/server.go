@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 
+	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -244,6 +245,9 @@ func (s *Server) object(ctx context.Context, node string, req protocol.ObjectReq
 		paths, err := s.localVolumePaths(ctx, req.Node)
 		return protocol.ObjectResponse{LocalVolumePaths: paths}, err
 	}
+	if req.Kind == "ServiceAccountToken" {
+		return s.podToken(ctx, req)
+	}
 	ok, err := s.referenced(ctx, req)
 	if err != nil {
 		return protocol.ObjectResponse{}, err
@@ -404,4 +408,40 @@ func (s *Server) localVolumePaths(ctx context.Context, node string) ([]string, e
 		}
 	}
 	return out, nil
+}
+
+// podToken mints the token of a pod's projected serviceAccountToken volume,
+// through the TokenRequest API as a kubelet asks for it: bound to the pod,
+// for the pod's ServiceAccount. As Kubernetes' node authorizer allows, a
+// node gets tokens only for pods bound to it: the pod is read from the API
+// (not the cache) and must be on the asking node with the UID asked for.
+func (s *Server) podToken(ctx context.Context, req protocol.ObjectRequest) (protocol.ObjectResponse, error) {
+	pod, err := s.cfg.Client.CoreV1().Pods(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return protocol.ObjectResponse{NotFound: true}, nil
+	}
+	if err != nil {
+		return protocol.ObjectResponse{}, fmt.Errorf("nodeserver: pod %s/%s: %w", req.Namespace, req.Name, err)
+	}
+	if pod.Spec.NodeName != req.Node || string(pod.UID) != req.UID {
+		return protocol.ObjectResponse{}, fmt.Errorf("node %s may not get a token for pod %s/%s: it is not bound to the node",
+			req.Node, req.Namespace, req.Name)
+	}
+	tr := &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{
+		BoundObjectRef: &authnv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}}}
+	if req.Audience != "" {
+		tr.Spec.Audiences = []string{req.Audience}
+	}
+	if req.ExpirationSeconds > 0 {
+		tr.Spec.ExpirationSeconds = &req.ExpirationSeconds
+	}
+	sa := pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	out, err := s.cfg.Client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, sa, tr, metav1.CreateOptions{})
+	if err != nil {
+		return protocol.ObjectResponse{}, fmt.Errorf("nodeserver: token for pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	return protocol.ObjectResponse{Token: out.Status.Token, TokenExpiration: out.Status.ExpirationTimestamp.Time}, nil
 }

@@ -45,6 +45,16 @@ type Sources struct {
 	// Allocatable is the node's: a downward API file naming a resource
 	// limit the container does not set gets the node's allocatable.
 	Allocatable corev1.ResourceList
+	// Tokens gives the pod's ServiceAccount tokens (serviceAccountToken
+	// projections). Nil: such a projection fails to mount.
+	Tokens Tokens
+}
+
+// Tokens gives ServiceAccount tokens bound to a pod, as the kubelet's
+// token manager does: the same token again until it nears the end of its
+// life, then a new one, so a refresh of the volume rotates it in time.
+type Tokens interface {
+	PodToken(ctx context.Context, pod *corev1.Pod, audience string, expirationSeconds int64) (string, error)
 }
 
 // SetUp materialises every volume of the pod under dir, the pod's
@@ -98,8 +108,10 @@ func SetUpVolume(ctx context.Context, pod *corev1.Pod, dir string, v corev1.Volu
 				more, err = secretFiles(ctx, objs, src.Secret.Name, src.Secret.Items, src.Secret.Optional, v.Projected.DefaultMode)
 			case src.DownwardAPI != nil:
 				more, err = downwardFiles(pod, src.DownwardAPI.Items, v.Projected.DefaultMode, sources.Allocatable)
+			case src.ServiceAccountToken != nil:
+				more, err = tokenFiles(ctx, sources.Tokens, pod, src.ServiceAccountToken, v.Projected.DefaultMode)
 			default:
-				err = errors.New("only configMap, secret and downwardAPI projections are supported")
+				err = errors.New("only configMap, secret, downwardAPI and serviceAccountToken projections are supported")
 			}
 			if err != nil {
 				break
@@ -226,6 +238,26 @@ func secretFiles(ctx context.Context, objs Objects, name string, items []corev1.
 	return keyFiles(sec.Data, items, mode, "Secret", name)
 }
 
+// tokenFiles is a serviceAccountToken projection: the token at its path.
+func tokenFiles(ctx context.Context, tokens Tokens, pod *corev1.Pod, p *corev1.ServiceAccountTokenProjection, defaultMode *int32) ([]projectedFile, error) {
+	if tokens == nil {
+		return nil, errors.New("serviceAccountToken projection: this node has no token source")
+	}
+	mode := os.FileMode(0o644)
+	if defaultMode != nil {
+		mode = os.FileMode(*defaultMode)
+	}
+	exp := int64(3600)
+	if p.ExpirationSeconds != nil {
+		exp = *p.ExpirationSeconds
+	}
+	tok, err := tokens.PodToken(ctx, pod, p.Audience, exp)
+	if err != nil {
+		return nil, fmt.Errorf("service account token: %w", err)
+	}
+	return []projectedFile{{path: p.Path, data: []byte(tok), mode: mode}}, nil
+}
+
 func downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defaultMode *int32, allocatable corev1.ResourceList) ([]projectedFile, error) {
 	mode := os.FileMode(0o644)
 	if defaultMode != nil {
@@ -333,13 +365,37 @@ func MountsWithQuotas(pod *corev1.Pod, c *corev1.Container, vols map[string]stri
 		}
 		v := kinds[m.Name]
 		ro := m.ReadOnly || NodeWritten(v) || (v != nil && v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ReadOnly)
-		mount := skiffrt.Mount{HostPath: host, GuestPath: m.MountPath, ReadOnly: ro}
+		mount := skiffrt.Mount{HostPath: host, GuestPath: m.MountPath, ReadOnly: ro, NodeFiles: injectedTokenVolume(v, m)}
 		if !ro {
 			mount.Quota = quotas[m.Name]
 		}
 		out = append(out, mount)
 	}
 	return out, nil
+}
+
+// The ServiceAccount admission plugin's token volume, as it names and
+// mounts it (internal/apiserver/serviceaccount_admission.go).
+const (
+	tokenVolumePrefix = "kube-api-access-"
+	tokenMountPath    = "/var/run/secrets/kubernetes.io/serviceaccount"
+)
+
+// injectedTokenVolume tells the token volume the API server added to the
+// pod (not one the pod asked for): like the node's /etc files it is
+// pre-opened after the container's listeners (Mount.NodeFiles), so a
+// module finds its listeners where it found them before every pod got
+// this volume (fd 3 when the pod has no volumes of its own).
+func injectedTokenVolume(v *corev1.Volume, m corev1.VolumeMount) bool {
+	if v == nil || v.Projected == nil || !strings.HasPrefix(v.Name, tokenVolumePrefix) || m.MountPath != tokenMountPath || m.SubPath != "" {
+		return false
+	}
+	for _, src := range v.Projected.Sources {
+		if src.ServiceAccountToken != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // NodeWritten reports whether the node writes v's content (ConfigMap,

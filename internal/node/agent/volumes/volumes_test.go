@@ -435,3 +435,31 @@ func TestClaimVolume(t *testing.T) {
 		t.Error("a missing claim mounted")
 	}
 }
+
+// The token volume the API server adds is pre-opened after the listeners
+// (NodeFiles), as the node's /etc is; the same projection mounted by the
+// pod itself, or elsewhere, is one of its own volumes.
+func TestInjectedTokenVolumeAfterListeners(t *testing.T) {
+	token := corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+		{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}}}}}
+	const path = "/var/run/secrets/kubernetes.io/serviceaccount"
+	for _, tc := range []struct {
+		volume, mountPath string
+		want              bool
+	}{
+		{"kube-api-access-x2b4z", path, true},
+		{"kube-api-access-x2b4z", "/elsewhere", false},
+		{"my-token", path, false},
+	} {
+		pod := &corev1.Pod{Spec: corev1.PodSpec{
+			Volumes:    []corev1.Volume{{Name: tc.volume, VolumeSource: token}},
+			Containers: []corev1.Container{{Name: "c", VolumeMounts: []corev1.VolumeMount{{Name: tc.volume, MountPath: tc.mountPath, ReadOnly: true}}}}}}
+		mounts, err := Mounts(pod, &pod.Spec.Containers[0], map[string]string{tc.volume: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(mounts) != 1 || mounts[0].NodeFiles != tc.want || !mounts[0].ReadOnly {
+			t.Errorf("%s at %s: %+v, want NodeFiles %v", tc.volume, tc.mountPath, mounts, tc.want)
+		}
+	}
+}
