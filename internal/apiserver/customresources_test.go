@@ -880,3 +880,33 @@ func TestCustomResourceStrictPatch(t *testing.T) {
 		t.Errorf("apply of an unknown field: %v", err)
 	}
 }
+
+// TestCustomResourceOpenAPIV2: the custom kind's schema reaches
+// /openapi/v2 too (converted from the v3 document), which kubectl 1.27 and
+// 1.28 read for apply and explain.
+func TestCustomResourceOpenAPIV2(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	createCRD(t, cfg, widgetCRD())
+	body, err := discovery.NewDiscoveryClientForConfigOrDie(cfg).RESTClient().Get().AbsPath("/openapi/v2").
+		SetHeader("Accept", "application/json").Do(context.Background()).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Definitions map[string]struct {
+			Properties map[string]struct {
+				Properties map[string]struct {
+					Type string `json:"type"`
+				} `json:"properties"`
+			} `json:"properties"`
+			GVK []map[string]string `json:"x-kubernetes-group-version-kind"`
+		} `json:"definitions"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	w, ok := doc.Definitions["com.example.v1.Widget"]
+	if !ok || w.Properties["spec"].Properties["replicas"].Type != "integer" || len(w.GVK) != 1 {
+		t.Errorf("com.example.v1.Widget in /openapi/v2: %v %+v", ok, w)
+	}
+}
