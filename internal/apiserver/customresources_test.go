@@ -910,3 +910,30 @@ func TestCustomResourceOpenAPIV2(t *testing.T) {
 		t.Errorf("com.example.v1.Widget in /openapi/v2: %v %+v", ok, w)
 	}
 }
+
+// TestCustomResourceBadBodies: malformed custom objects get 400 or 422,
+// never a 500 or a panic.
+func TestCustomResourceBadBodies(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	createCRD(t, cfg, widgetCRD())
+	rc := discovery.NewDiscoveryClientForConfigOrDie(cfg).RESTClient()
+	for _, body := range []string{
+		`[]`, `"x"`, `{}`, `{"apiVersion":"example.com/v1"}`,
+		`{"apiVersion":"example.com/v2","kind":"Widget","metadata":{"name":"a"}}`,
+		`{"apiVersion":"example.com/v1","kind":"Gadget","metadata":{"name":"a"}}`,
+		`{"apiVersion":"example.com/v1","kind":"Widget","metadata":"a"}`,
+		`{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"a","labels":"x"},"spec":{"host":"h"}}`,
+		`{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"a"},"spec":"h"}`,
+		`{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"a"},"spec":{"host":"h","replicas":1.5}}`,
+		`{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"a"},"spec":{"host":null}}`,
+		`{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"a","namespace":"other"},"spec":{"host":"h"}}`,
+	} {
+		res := rc.Post().AbsPath("/apis/example.com/v1/namespaces/default/widgets").SetHeader("Content-Type", "application/json").
+			Body([]byte(body)).Do(context.Background())
+		var code int
+		res.StatusCode(&code)
+		if code != http.StatusBadRequest && code != http.StatusUnprocessableEntity {
+			t.Errorf("POST %s: %d %v", body, code, res.Error())
+		}
+	}
+}
