@@ -937,3 +937,30 @@ func TestCustomResourceBadBodies(t *testing.T) {
 		}
 	}
 }
+
+// TestCRDBadBodies: malformed CRDs get 400 or 422, never a 500 or a panic.
+func TestCRDBadBodies(t *testing.T) {
+	_, cfg := newTestServer(t, 1000)
+	rc := discovery.NewDiscoveryClientForConfigOrDie(cfg).RESTClient()
+	head := `{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition","metadata":{"name":"xs.example.com"},`
+	names := `"names":{"plural":"xs","kind":"X"}`
+	for _, spec := range []string{
+		`"spec":{}`,
+		`"spec":{"group":"example.com","scope":"Namespaced",` + names + `,"versions":[]}`,
+		`"spec":{"group":"example.com","scope":"Sideways",` + names + `,"versions":[{"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object"}}}]}`,
+		`"spec":{"group":"example.com","scope":"Namespaced",` + names + `,"versions":[{"name":"v1","served":true,"storage":true}]}`,
+		`"spec":{"group":"example.com","scope":"Namespaced",` + names + `,"versions":[{"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object","properties":{"a":{"type":"string","default":5}}}}}]}`,
+		`"spec":{"group":"example.com","scope":"Namespaced",` + names + `,"versions":[{"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object","x-kubernetes-validations":[{"rule":"self.nope +"}]}}}]}`,
+		`"spec":{"group":"example.com","scope":"Namespaced",` + names + `,"versions":[{"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object"}},"additionalPrinterColumns":[{"name":"A","type":"string","jsonPath":"{{"}]}]}`,
+		`"spec":{"group":"example.com","scope":"Namespaced",` + names + `,"versions":[{"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object","properties":{"a":{"$ref":"#/x"}}}}}]}`,
+		`"spec":"nope"`,
+	} {
+		res := rc.Post().AbsPath("/apis/apiextensions.k8s.io/v1/customresourcedefinitions").SetHeader("Content-Type", "application/json").
+			Body([]byte(head + spec + `}`)).Do(context.Background())
+		var code int
+		res.StatusCode(&code)
+		if code != http.StatusBadRequest && code != http.StatusUnprocessableEntity {
+			t.Errorf("POST CRD with %s: %d %v", spec, code, res.Error())
+		}
+	}
+}
