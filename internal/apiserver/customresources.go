@@ -453,6 +453,35 @@ func (s *Server) decodeCustom(w http.ResponseWriter, r *http.Request, res *resou
 	return u, nil
 }
 
+// pruneCustomPatch prunes and defaults a patched custom object and
+// reports the unknown fields the patch brought as fieldValidation asks:
+// Strict fails, Ignore drops them silently, Warn (the default) returns
+// them as warnings.
+func (s *Server) pruneCustomPatch(r *http.Request, req request, u *unstructured.Unstructured) ([]string, error) {
+	v := s.customVersion(req.res)
+	if v == nil {
+		return nil, apierrors.NewNotFound(req.res.GroupResource(), req.name)
+	}
+	unknown, err := v.Prepare(u)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	if len(unknown) == 0 {
+		return nil, nil
+	}
+	switch r.URL.Query().Get("fieldValidation") {
+	case "Strict":
+		return nil, strictError(unknown)
+	case "Ignore":
+		return nil, nil
+	}
+	warnings := make([]string, len(unknown))
+	for i, p := range unknown {
+		warnings[i] = fmt.Sprintf("unknown field %q", p)
+	}
+	return warnings, nil
+}
+
 // strictError is fieldValidation=Strict's answer to unknown fields.
 func strictError(unknown []string) error {
 	msgs := make([]string, len(unknown))

@@ -866,9 +866,16 @@ func TestCustomResourceStrictPatch(t *testing.T) {
 	if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), `unknown field "spec.bogus"`) {
 		t.Errorf("strict patch: %v", err)
 	}
-	got, err := widgets.Patch(ctx, "w", types.MergePatchType, []byte(`{"spec":{"bogus":1,"color":"blue"}}`), metav1.PatchOptions{})
+	var warned []string
+	warnCfg := rest.CopyConfig(cfg)
+	warnCfg.WarningHandler = warningRecorder{into: &warned}
+	got, err := dynamic.NewForConfigOrDie(warnCfg).Resource(widgetsGVR).Namespace("default").
+		Patch(ctx, "w", types.MergePatchType, []byte(`{"spec":{"bogus":1,"color":"blue"}}`), metav1.PatchOptions{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Contains(warned, `unknown field "spec.bogus"`) {
+		t.Errorf("warnings of a lenient patch: %q", warned)
 	}
 	if spec := got.Object["spec"].(map[string]any); spec["bogus"] != nil || spec["color"] != "blue" {
 		t.Errorf("lenient patch: %v", spec)

@@ -85,6 +85,12 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, req request) erro
 		if warnings, err = decodePatched(r, patched, next); err != nil {
 			return nil, err
 		}
+		if u, ok := next.(*unstructured.Unstructured); ok && req.sub != "scale" {
+			// A custom object's unknown fields are its schema's to find.
+			if warnings, err = s.pruneCustomPatch(r, req, u); err != nil {
+				return nil, err
+			}
+		}
 		next.GetObjectKind().SetGroupVersionKind(gvk)
 		if u, ok := cur.(*unstructured.Unstructured); ok && req.sub == "scale" {
 			return s.applyCustomScale(req, u, next)
