@@ -333,7 +333,11 @@ func (l *controlLoops) garbageCollector() (*garbagecollector.Collector, error) {
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(l.client.Discovery()))
 	return garbagecollector.New(garbagecollector.Config{Client: l.dynamic, Resources: res, Mapper: mapper,
-		Resync: informerResync, Logger: l.log})
+		Resync: informerResync, Logger: l.log,
+		// Custom resources defined later are watched too.
+		Discover: func() ([]garbagecollector.Resource, error) {
+			return garbagecollector.DiscoverResources(l.client.Discovery())
+		}})
 }
 
 // podAutoscaler builds the term's HorizontalPodAutoscaler controller. It

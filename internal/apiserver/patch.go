@@ -11,6 +11,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -22,7 +23,12 @@ import (
 func (s *Server) patch(w http.ResponseWriter, r *http.Request, req request) error {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch ct {
-	case string(typesJSONPatch), string(typesMergePatch), string(typesStrategicPatch):
+	case string(typesStrategicPatch):
+		if req.res.Custom != nil {
+			// As Kubernetes: custom resources have no patch strategies.
+			return unsupportedPatch(ct)
+		}
+	case string(typesJSONPatch), string(typesMergePatch):
 	case "application/apply-patch+yaml":
 	default:
 		return unsupportedMediaType(ct)
@@ -72,14 +78,23 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, req request) erro
 			}
 		}
 		gvk := view.GetObjectKind().GroupVersionKind()
-		next, err := s.scheme.New(gvk)
+		next, err := s.newObject(req.res, gvk)
 		if err != nil {
 			return nil, err
 		}
 		if warnings, err = decodePatched(r, patched, next); err != nil {
 			return nil, err
 		}
+		if u, ok := next.(*unstructured.Unstructured); ok && req.sub != "scale" {
+			// A custom object's unknown fields are its schema's to find.
+			if warnings, err = s.pruneCustomPatch(r, req, u); err != nil {
+				return nil, err
+			}
+		}
 		next.GetObjectKind().SetGroupVersionKind(gvk)
+		if u, ok := cur.(*unstructured.Unstructured); ok && req.sub == "scale" {
+			return s.applyCustomScale(req, u, next)
+		}
 		if req.sub == "scale" {
 			return applyScale(cur, next)
 		}
@@ -105,6 +120,9 @@ func (s *Server) subresourceView(obj runtime.Object, req request) (runtime.Objec
 	case "status", "ephemeralcontainers":
 		return obj, nil
 	case "scale":
+		if u, ok := obj.(*unstructured.Unstructured); ok {
+			return s.customScaleView(req, u)
+		}
 		m := mustMeta(obj)
 		replicas, statusReplicas, sel, err := scaleFields(obj)
 		if err != nil {

@@ -59,6 +59,9 @@ func wantsTable(r *http.Request) bool {
 type selector struct {
 	labels labels.Selector
 	fields fields.Selector
+	// fieldsOf, when set, gives an object's selectable fields (a custom
+	// resource's, customresources.go); objectFields otherwise.
+	fieldsOf func(runtime.Object, metav1.Object) fields.Set
 }
 
 func parseSelector(r *http.Request) (selector, error) {
@@ -86,6 +89,9 @@ func (sel selector) matches(obj runtime.Object) bool {
 	}
 	if sel.fields.Empty() {
 		return true
+	}
+	if sel.fieldsOf != nil {
+		return sel.fields.Matches(sel.fieldsOf(obj, m))
 	}
 	return sel.fields.Matches(objectFields(obj, m))
 }
@@ -128,7 +134,7 @@ type continueToken struct {
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request, req request) error {
-	sel, err := parseSelector(r)
+	sel, err := s.selectorFor(r, req)
 	if err != nil {
 		return err
 	}
@@ -188,7 +194,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, req request) error
 		writeJSON(w, http.StatusOK, t)
 		return nil
 	}
-	list, err := s.scheme.New(req.res.GVK().GroupVersion().WithKind(req.res.ListKind))
+	list, err := s.newList(req.res)
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.resourceList(w, gv)
 		return
 	}
-	req, err := s.parse(gv, rest)
+	req, err := s.parse(r.Context(), gv, rest)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -64,9 +64,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.serveResource(w, r, req)
 }
 
-func (s *Server) parse(gv schema.GroupVersion, rest []string) (request, error) {
+func (s *Server) parse(ctx context.Context, gv schema.GroupVersion, rest []string) (request, error) {
 	lookup := func(resource string) (*resources.Resource, error) {
 		res, ok := s.reg.Get(gv.WithResource(resource))
+		if !ok && s.lookupCRD(ctx, gv.WithResource(resource)) {
+			res, ok = s.reg.Get(gv.WithResource(resource))
+		}
 		if !ok {
 			return nil, notFoundPath(gv.String() + "/" + resource)
 		}

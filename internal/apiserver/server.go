@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	psadmission "k8s.io/pod-security-admission/admission"
 
+	"github.com/skiffhq/skiff/internal/apiserver/openapi"
 	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
 	"github.com/skiffhq/skiff/internal/apiserver/serviceaccount"
@@ -124,6 +125,11 @@ type Server struct {
 	podSecurity *psadmission.Admission
 	// audit is the open audit log, nil when off (audit.go).
 	audit *audit.Log
+	// crds are the served CustomResourceDefinitions (customresources.go).
+	crds *customResources
+	// bg lives from New to Close: the server's own background work.
+	bg       context.Context
+	bgCancel context.CancelFunc
 
 	mu  sync.Mutex
 	ln  net.Listener
@@ -186,9 +192,15 @@ func New(cfg Config) (*Server, error) {
 		codecs: serializer.NewCodecFactory(scheme), objs: &objectStore{store: cfg.Store, scheme: scheme, keys: keys}, pki: certs}
 	s.openapi = newOpenAPIHandler(reg)
 	s.managers = &fieldManagers{scheme: scheme}
+	if h, ok := s.openapi.(*openapi.Handler); ok {
+		s.managers.schemas = h.ComponentSchemas
+	}
 	s.metrics = newMetrics(s)
 	s.services = servicealloc.New(cfg.Store, cidr)
 	s.bookmarkInterval = defaultBookmarkInterval
+	s.crds = newCustomResources()
+	s.objs.onRead, s.objs.onWrite = s.customOnRead, s.afterWrite
+	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	if err := s.startServiceAccounts(); err != nil {
 		return nil, fmt.Errorf("apiserver: %w", err)
 	}
@@ -232,6 +244,8 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.ensureDefaults(ctx); err != nil {
 		return fmt.Errorf("apiserver: default objects: %w", err)
 	}
+	s.loadCRDs(ctx)
+	go s.watchCRDs(s.bg)
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("apiserver: listen on %s: %w", s.cfg.Listen, err)
@@ -266,6 +280,7 @@ func (s *Server) Start(ctx context.Context) error {
 // Close stops serving; open watches end. ctx bounds the wait for requests
 // in flight.
 func (s *Server) Close(ctx context.Context) error {
+	s.bgCancel()
 	s.mu.Lock()
 	srv := s.srv
 	s.mu.Unlock()

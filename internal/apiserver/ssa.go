@@ -6,12 +6,14 @@ import (
 	"strings"
 	"sync"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/applyconfigurations"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 	"sigs.k8s.io/yaml"
 
 	"github.com/skiffhq/skiff/internal/apiserver/conversion"
@@ -27,9 +29,15 @@ type fieldManagers struct {
 
 	once      sync.Once
 	converter managedfields.TypeConverter // built once: parsing the schemas is costly
+	crdOnce   sync.Once
+	crdConv   managedfields.TypeConverter // the same for apiextensions.k8s.io (customssa.go)
 
 	mu   sync.Mutex
 	byGV map[schema.GroupVersionKind]*managedfields.FieldManager
+	// customs are the custom resources' managers; schemas gives the
+	// OpenAPI components of a group version to type them (customssa.go).
+	customs map[schema.GroupVersionKind]customManager
+	schemas func(schema.GroupVersion) (map[string]*spec.Schema, error)
 }
 
 func (f *fieldManagers) get(gvk schema.GroupVersionKind) (*managedfields.FieldManager, error) {
@@ -39,7 +47,11 @@ func (f *fieldManagers) get(gvk schema.GroupVersionKind) (*managedfields.FieldMa
 	if fm, ok := f.byGV[gvk]; ok {
 		return fm, nil
 	}
-	fm, err := managedfields.NewDefaultFieldManager(f.converter, versionConvertor{f.scheme}, f.scheme, f.scheme, gvk, gvk.GroupVersion(), "", nil)
+	conv := f.converter
+	if gvk.Group == apiextensionsv1.GroupName {
+		conv = f.crdConverter()
+	}
+	fm, err := managedfields.NewDefaultFieldManager(conv, versionConvertor{f.scheme}, f.scheme, f.scheme, gvk, gvk.GroupVersion(), "", nil)
 	if err != nil {
 		return nil, fmt.Errorf("field manager for %s: %w", gvk, err)
 	}
@@ -48,6 +60,15 @@ func (f *fieldManagers) get(gvk schema.GroupVersionKind) (*managedfields.FieldMa
 	}
 	f.byGV[gvk] = fm
 	return fm, nil
+}
+
+// forResource is the field manager of res's kind: for a custom resource,
+// one over unstructured objects (customManager).
+func (f *fieldManagers) forResource(res *resources.Resource) (*managedfields.FieldManager, error) {
+	if res.Custom != nil {
+		return f.custom(res, res.Custom)
+	}
+	return f.get(res.GVK())
 }
 
 // versionConvertor is the scheme plus the conversions it does not hold
@@ -71,7 +92,7 @@ func (c versionConvertor) ConvertToVersion(in runtime.Object, target runtime.Gro
 // failure to track is logged by the caller's path, never a failed write: the
 // apiserver behaves the same (UpdateNoErrors).
 func (f *fieldManagers) track(res *resources.Resource, live, next runtime.Object, manager string) runtime.Object {
-	fm, err := f.get(res.GVK())
+	fm, err := f.forResource(res)
 	if err != nil {
 		return next
 	}
@@ -122,7 +143,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, req request, body
 	if req.res.Namespaced && patch.GetNamespace() != "" && patch.GetNamespace() != req.ns {
 		return apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
 	}
-	fm, err := s.managers.get(req.res.GVK())
+	fm, err := s.managers.forResource(req.res)
 	if err != nil {
 		return err
 	}
@@ -137,7 +158,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, req request, body
 		return out, nil
 	}
 	if _, err := s.objs.get(r.Context(), req.res, req.ns, req.name); apierrors.IsNotFound(err) {
-		live, err := s.scheme.New(req.res.GVK())
+		live, err := s.newObject(req.res, req.res.GVK())
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -31,6 +32,11 @@ type objectStore struct {
 	store  *raft.Store
 	scheme *runtime.Scheme
 	keys   *pki.Keyring // encrypts the values of encrypted resources
+	// onRead completes a custom object read from the store (its schema's
+	// defaults); onWrite learns of every write (the CRDs served follow
+	// their writes at once). Both may be nil.
+	onRead  func(res *resources.Resource, obj runtime.Object)
+	onWrite func(res *resources.Resource, obj runtime.Object, deleted bool)
 }
 
 // storageGVK is the kind objects of res are stored as: a resource served
@@ -50,6 +56,10 @@ func encrypted(res *resources.Resource) bool { return res.Group == "" && res.Res
 // value is what the store keeps for obj: the object in its storage version,
 // encoded, encrypted for encrypted resources.
 func (s *objectStore) value(res *resources.Resource, obj runtime.Object) ([]byte, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok && res.Custom != nil {
+		// Custom resources convert with strategy None: only apiVersion changes.
+		obj = customAsVersion(u, storageGVK(res).Version)
+	}
 	obj, err := conversion.Convert(obj, storageGVK(res))
 	if err != nil {
 		return nil, err
@@ -89,6 +99,9 @@ func key(res *resources.Resource, ns, name string) string { return prefix(res, n
 
 // decode turns a stored value into a typed object with its resourceVersion.
 func (s *objectStore) decode(res *resources.Resource, kv raft.KeyValue) (runtime.Object, error) {
+	if res.Custom != nil {
+		return s.decodeCustom(res, kv)
+	}
 	obj, err := s.scheme.New(storageGVK(res))
 	if err != nil {
 		return nil, err
@@ -113,6 +126,22 @@ func (s *objectStore) decode(res *resources.Resource, kv raft.KeyValue) (runtime
 	}
 	m.SetResourceVersion(strconv.FormatInt(kv.ModRev, 10))
 	return obj, nil
+}
+
+// decodeCustom is decode for a custom object: unstructured, in the
+// version asked for (strategy None), with its schema's defaults.
+func (s *objectStore) decodeCustom(res *resources.Resource, kv raft.KeyValue) (runtime.Object, error) {
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(kv.Value); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+	}
+	gvk := res.GVK()
+	u.SetGroupVersionKind(gvk)
+	u.SetResourceVersion(strconv.FormatInt(kv.ModRev, 10))
+	if s.onRead != nil {
+		s.onRead(res, u)
+	}
+	return u, nil
 }
 
 // encode stores an object without its resourceVersion.
@@ -162,7 +191,7 @@ func (s *objectStore) create(ctx context.Context, res *resources.Resource, ns, n
 	if err != nil {
 		return nil, storeError(err, res, name)
 	}
-	return s.decode(res, kv)
+	return s.written(res, kv, false)
 }
 
 // update writes obj if the key is still at revision rev (compare-and-swap).
@@ -175,7 +204,7 @@ func (s *objectStore) update(ctx context.Context, res *resources.Resource, ns, n
 	if err != nil {
 		return nil, storeError(err, res, name)
 	}
-	return s.decode(res, kv)
+	return s.written(res, kv, false)
 }
 
 // remove deletes the key if it is still at revision rev; it returns the last
@@ -185,7 +214,16 @@ func (s *objectStore) remove(ctx context.Context, res *resources.Resource, ns, n
 	if err != nil {
 		return nil, storeError(err, res, name)
 	}
-	return s.decode(res, kv)
+	return s.written(res, kv, true)
+}
+
+// written decodes what a write stored and tells onWrite.
+func (s *objectStore) written(res *resources.Resource, kv raft.KeyValue, deleted bool) (runtime.Object, error) {
+	obj, err := s.decode(res, kv)
+	if err == nil && s.onWrite != nil {
+		s.onWrite(res, obj, deleted)
+	}
+	return obj, err
 }
 
 // storeError maps store errors to Kubernetes API errors. Anything unexpected

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -16,6 +17,9 @@ import (
 // table renders objects of one resource as a meta.k8s.io/v1 Table, the
 // server-side printing kubectl asks for.
 func (s *Server) table(res *resources.Resource, objs []runtime.Object, includeObject string, withColumns bool) (*metav1.Table, error) {
+	if res.Custom != nil {
+		return s.customTable(context.TODO(), res, objs, includeObject, withColumns)
+	}
 	// Printers know a kind in its storage version; other versions are views
 	// of the same objects, converted for the cells.
 	printed := objs

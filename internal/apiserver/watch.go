@@ -32,7 +32,7 @@ type watchEvent struct {
 }
 
 func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) error {
-	sel, err := parseSelector(r)
+	sel, err := s.selectorFor(r, req)
 	if err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, req request) erro
 			}
 		case <-tick.C:
 			if bookmarks && !enc.table {
-				bm, err := s.scheme.New(req.res.GVK())
+				bm, err := s.newObject(req.res, req.res.GVK())
 				if err != nil {
 					return nil
 				}

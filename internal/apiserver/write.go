@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
@@ -54,6 +55,9 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, want schema.
 	case "", "Warn", "Strict", "Ignore":
 	default:
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("fieldValidation must be Strict, Warn or Ignore, not %q", mode))
+	}
+	if res, ok := s.reg.ForKind(want); ok && res.Custom != nil {
+		return s.decodeCustom(w, r, res, body, mode)
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var dec runtime.Decoder
@@ -178,6 +182,9 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 	m.SetDeletionTimestamp(nil)
 	m.SetDeletionGracePeriodSeconds(nil)
 	validation.Default(obj)
+	if err := s.admitCustom(ctx, r, res, "", obj, nil); err != nil {
+		return nil, err
+	}
 	if ns, ok := obj.(*corev1.Namespace); ok {
 		prepareNamespaceCreate(ns)
 	}
@@ -213,7 +220,7 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 		}
 	}
 	if manager != "" {
-		empty, err := s.scheme.New(res.GVK())
+		empty, err := s.newObject(res, res.GVK())
 		if err != nil {
 			return nil, err
 		}
@@ -221,7 +228,8 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 		obj = s.managers.track(res, empty, obj, manager)
 		m = mustMeta(obj)
 	}
-	if errs := validation.ValidateCreate(obj, res.Namespaced); len(errs) > 0 {
+	errs := validation.ValidateCreate(obj, res.Namespaced)
+	if errs = append(errs, s.validateCustom(ctx, res, "", obj, nil)...); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(res.GVK().GroupKind(), m.GetName(), errs)
 	}
 	if res.Namespaced {
@@ -292,6 +300,9 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, req request) err
 		return err
 	}
 	out, err := s.guaranteedUpdate(r, req, wantRV, managerName(r), func(cur runtime.Object) (runtime.Object, error) {
+		if u, ok := cur.(*unstructured.Unstructured); ok && req.sub == "scale" {
+			return s.applyCustomScale(req, u, in)
+		}
 		if req.sub == "scale" {
 			return applyScale(cur, in)
 		}
@@ -338,6 +349,9 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		}
 		next = s.mergeUpdate(req, cur, next)
 		validation.Default(next)
+		if err := s.admitCustom(ctx, r, req.res, req.sub, next, cur); err != nil {
+			return nil, err
+		}
 		if err := s.services.FillUpdate(ctx, cur, next); err != nil {
 			return nil, err
 		}
@@ -345,6 +359,7 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 			next = s.managers.track(req.res, cur, next, manager)
 		}
 		errs := validation.ValidateUpdate(next, cur, req.res.Namespaced)
+		errs = append(errs, s.validateCustom(ctx, req.res, req.sub, next, cur)...)
 		if req.sub == "ephemeralcontainers" {
 			// The pod's spec changes here where an update may not change
 			// it: the subresource's own rules replace the pod update's.
@@ -403,6 +418,9 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 // and everything but the status through /status. It bumps generation when
 // the spec (anything outside metadata and status) changed.
 func (s *Server) mergeUpdate(req request, cur, next runtime.Object) runtime.Object {
+	if u, ok := next.(*unstructured.Unstructured); ok && req.res.Custom != nil {
+		return s.mergeCustomUpdate(req, cur.(*unstructured.Unstructured), u)
+	}
 	cm, nm := mustMeta(cur), mustMeta(next)
 	hasStatus := req.res.Sub("status") != nil
 	if req.sub == "status" {
@@ -657,7 +675,7 @@ const deleteCollectionWorkers = 16
 // match, from one list: each object as deleteObject would (finalizers,
 // graceful pod termination, propagation), several at a time.
 func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, req request) error {
-	sel, err := parseSelector(r)
+	sel, err := s.selectorFor(r, req)
 	if err != nil {
 		return err
 	}
@@ -710,7 +728,7 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, req re
 			deleted = append(deleted, out)
 		}
 	}
-	list, err := s.scheme.New(req.res.GVK().GroupVersion().WithKind(req.res.ListKind))
+	list, err := s.newList(req.res)
 	if err != nil {
 		return err
 	}

@@ -93,12 +93,15 @@ type docBuilder struct {
 	paths  map[string]*spec3.Path
 	roots  []string // components the operations refer to
 	params *parameters
+	// custom are the custom resources of the group version by kind: their
+	// schemas come from their CRDs (custom.go).
+	custom map[schema.GroupVersionKind]*resources.Resource
 }
 
 // buildDocument builds the OpenAPI document of one group version from its
 // resources.
 func buildDocument(gen *schemaGen, gv schema.GroupVersion, resources []*resources.Resource) (*spec3.OpenAPI, error) {
-	b := &docBuilder{gen: gen, gv: gv, paths: map[string]*spec3.Path{}, params: newParameters()}
+	b := &docBuilder{gen: gen, gv: gv, paths: map[string]*spec3.Path{}, params: newParameters(), custom: customKinds(resources)}
 	for _, name := range []reflect.Type{deleteOptionsType, statusType, patchType, apiResourceListType} {
 		if _, err := gen.componentFor(name); err != nil {
 			return nil, err
@@ -146,6 +149,10 @@ func (b *docBuilder) ref(name string) (*spec.Schema, error) {
 // schema. full reports whether the schema is complete, which decides if
 // strategic merge patch is advertised.
 func (b *docBuilder) kindSchema(gvk schema.GroupVersionKind) (name string, full bool, err error) {
+	if res := b.custom[gvk]; res != nil {
+		name, err := b.customSchema(res)
+		return name, false, err
+	}
 	if obj, err := b.gen.scheme.New(gvk); err == nil {
 		if _, unstructured := obj.(runtime.Unstructured); !unstructured {
 			t := reflect.TypeOf(obj)

@@ -203,8 +203,13 @@ func checkRefs(t *testing.T, key string, raw map[string]any) {
 		case map[string]any:
 			for k, x := range v {
 				if k == "$ref" {
+					s, isRef := x.(string)
+					if !isRef {
+						// A property named "$ref" (JSONSchemaProps has one), not a reference.
+						walk(x)
+						continue
+					}
 					n++
-					s, _ := x.(string)
 					name, ok := strings.CutPrefix(s, "#/components/schemas/")
 					if _, found := schemas[name]; !ok || !found {
 						t.Errorf("%s: dangling $ref %q", key, s)

@@ -21,6 +21,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -419,6 +420,7 @@ func otherCases() []cellCase {
 			Spec: policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr(intstr.FromString("25%"))}},
 			[]any{"db", "N/A", "25%", int64(0), "60m"}},
 		{"role", &rbacv1.Role{ObjectMeta: om("reader", time.Hour)}, []any{"reader", "2025-01-02T02:04:05Z"}},
+		{"crd", &apiextensionsv1.CustomResourceDefinition{ObjectMeta: om("widgets.example.com", time.Hour)}, []any{"widgets.example.com", "2025-01-02T02:04:05Z"}},
 		{"clusterrole", &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "admin", CreationTimestamp: metav1.NewTime(time.Date(2024, 5, 6, 9, 8, 7, 0, time.FixedZone("CEST", 2*3600)))}},
 			[]any{"admin", "2024-05-06T07:08:07Z"}},
 		{"rolebinding", &rbacv1.RoleBinding{ObjectMeta: om("read", time.Hour),

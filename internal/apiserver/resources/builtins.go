@@ -1,6 +1,7 @@
 package resources
 
 import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 )
@@ -11,6 +12,9 @@ import (
 func NewScheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := apiextensionsv1.AddToScheme(s); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -88,5 +92,8 @@ func builtins() []Resource {
 		in("rbac.authorization.k8s.io", "v1", core("rolebindings", "rolebinding", "RoleBinding", true, nil, nil)),
 		in("rbac.authorization.k8s.io", "v1", core("clusterroles", "clusterrole", "ClusterRole", false, nil, nil)),
 		in("rbac.authorization.k8s.io", "v1", core("clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, nil, nil)),
+
+		in("apiextensions.k8s.io", "v1", core("customresourcedefinitions", "customresourcedefinition", "CustomResourceDefinition", false,
+			[]string{"crd", "crds"}, []string{"api-extensions"}, statusSub)),
 	}
 }

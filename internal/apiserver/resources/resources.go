@@ -13,6 +13,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 )
 
 // Verbs every stored resource supports.
@@ -50,6 +51,19 @@ type Resource struct {
 	// StorageVersion is the version objects are stored in when a resource is
 	// served in several versions; empty means Version.
 	StorageVersion string
+	// Custom is set on rows served from a CustomResourceDefinition: their
+	// objects have no Go type (they are unstructured), so the scheme does
+	// not know their kinds.
+	Custom *Custom
+}
+
+// Custom is what a custom resource's row carries beyond a built-in's.
+type Custom struct {
+	// Schema is the kind's OpenAPI v3 schema, from the CRD's structural
+	// schema, for the OpenAPI documents; nil means any object.
+	Schema *spec.Schema
+	// CRD names the CustomResourceDefinition the row comes from.
+	CRD string
 }
 
 // GVR is the resource's group, version and resource.
@@ -121,7 +135,7 @@ func (r *Table) Add(res Resource) error {
 	}
 	for _, k := range []string{res.Kind, res.ListKind} {
 		gvk := schema.GroupVersionKind{Group: res.Group, Version: res.Version, Kind: k}
-		if !r.scheme.Recognizes(gvk) {
+		if res.Custom == nil && !r.scheme.Recognizes(gvk) {
 			return fmt.Errorf("registry: %s is not in the scheme", gvk)
 		}
 	}
@@ -133,6 +147,43 @@ func (r *Table) Add(res Resource) error {
 	p := &res
 	r.resources = append(r.resources, p)
 	r.byGVR[res.GVR()] = p
+	return nil
+}
+
+// SetCustom replaces the rows served for a CustomResourceDefinition (named
+// crd) with rows, one per served version: none removes them. A CRD may not
+// take a group and resource a built-in kind or another CRD serves.
+func (r *Table) SetCustom(crd string, rows []Resource) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range rows {
+		if rows[i].Custom == nil || rows[i].Custom.CRD != crd {
+			return fmt.Errorf("registry: row %s is not custom resource %s's", rows[i].GVR(), crd)
+		}
+		if rows[i].ListKind == "" {
+			rows[i].ListKind = rows[i].Kind + "List"
+		}
+		if rows[i].Verbs == nil {
+			rows[i].Verbs = ReadWrite
+		}
+		if old, ok := r.byGVR[rows[i].GVR()]; ok && (old.Custom == nil || old.Custom.CRD != crd) {
+			return fmt.Errorf("registry: %s is served already", rows[i].GVR())
+		}
+	}
+	kept := r.resources[:0:0]
+	for _, res := range r.resources {
+		if res.Custom != nil && res.Custom.CRD == crd {
+			delete(r.byGVR, res.GVR())
+			continue
+		}
+		kept = append(kept, res)
+	}
+	for i := range rows {
+		p := &rows[i]
+		kept = append(kept, p)
+		r.byGVR[p.GVR()] = p
+	}
+	r.resources = kept
 	return nil
 }
 

@@ -77,21 +77,31 @@ type Config struct {
 	Mapper meta.RESTMapper
 	// Resync replays the informers' objects now and then (0: never).
 	Resync time.Duration
-	Logger *slog.Logger // default slog.Default()
+	// Discover, when set, is asked every Rediscover for the resources to
+	// watch, and those not watched yet are added (custom resources defined
+	// after the start), as Kubernetes' collector resyncs its monitors.
+	Discover   func() ([]Resource, error)
+	Rediscover time.Duration // default 30 s, Kubernetes' period
+	Logger     *slog.Logger  // default slog.Default()
 }
 
 // Collector is the garbage collector. It owns its informers (a dynamic
 // factory, each object cut down to its metadata).
 type Collector struct {
-	client  dynamic.Interface
-	mapper  meta.RESTMapper
-	byKind  map[schema.GroupKind]Resource
-	factory dynamicinformer.DynamicSharedInformerFactory
-	synced  []cache.InformerSynced
-	graph   *graph
-	log     *slog.Logger
-	queue   workqueue.TypedRateLimitingInterface[string]
-	loop    *controller.Loop
+	client dynamic.Interface
+	mapper meta.RESTMapper
+	cfg    Config
+
+	kindsMu   sync.RWMutex
+	byKind    map[schema.GroupKind]Resource
+	watched   map[schema.GroupVersionResource]bool
+	lastReset time.Time // of the mapper, after a miss
+	factory   dynamicinformer.DynamicSharedInformerFactory
+	synced    []cache.InformerSynced
+	graph     *graph
+	log       *slog.Logger
+	queue     workqueue.TypedRateLimitingInterface[string]
+	loop      *controller.Loop
 
 	mu     sync.Mutex
 	absent map[types.UID]struct{} // owners confirmed gone (uids are never reused)
@@ -111,32 +121,89 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Collector{client: cfg.Client, mapper: cfg.Mapper, byKind: map[schema.GroupKind]Resource{},
+	if cfg.Rediscover == 0 {
+		cfg.Rediscover = 30 * time.Second
+	}
+	c := &Collector{client: cfg.Client, mapper: cfg.Mapper, cfg: cfg, byKind: map[schema.GroupKind]Resource{}, watched: map[schema.GroupVersionResource]bool{},
 		factory: dynamicinformer.NewDynamicSharedInformerFactory(cfg.Client, cfg.Resync),
 		graph:   newGraph(), log: cfg.Logger.With("controller", Name), queue: controller.NewQueue("garbagecollector"),
 		absent: map[types.UID]struct{}{}}
 	for _, res := range cfg.Resources {
-		c.byKind[schema.GroupKind{Group: res.GVR.Group, Kind: res.Kind}] = res
-		inf := c.factory.ForResource(res.GVR).Informer()
-		if err := inf.SetTransform(metadataOnly); err != nil {
-			return nil, fmt.Errorf("garbagecollector: %s: %w", res.GVR, err)
-		}
-		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { c.observe(res, obj, false) },
-			UpdateFunc: func(_, obj any) { c.observe(res, obj, false) },
-			DeleteFunc: func(obj any) { c.observe(res, obj, true) },
-		}); err != nil {
+		synced, err := c.watch(res)
+		if err != nil {
 			return nil, err
 		}
-		c.synced = append(c.synced, inf.HasSynced)
+		c.synced = append(c.synced, synced)
 	}
 	c.loop = &controller.Loop{Name: Name, Queue: c.queue, Sync: c.sync, Log: c.log, Synced: c.synced}
 	return c, nil
 }
 
+// watch adds res's informer (its factory starts it on the next Start).
+func (c *Collector) watch(res Resource) (cache.InformerSynced, error) {
+	c.kindsMu.Lock()
+	c.byKind[schema.GroupKind{Group: res.GVR.Group, Kind: res.Kind}] = res
+	c.watched[res.GVR] = true
+	c.kindsMu.Unlock()
+	inf := c.factory.ForResource(res.GVR).Informer()
+	if err := inf.SetTransform(metadataOnly); err != nil {
+		return nil, fmt.Errorf("garbagecollector: %s: %w", res.GVR, err)
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.observe(res, obj, false) },
+		UpdateFunc: func(_, obj any) { c.observe(res, obj, false) },
+		DeleteFunc: func(obj any) { c.observe(res, obj, true) },
+	}); err != nil {
+		return nil, err
+	}
+	return inf.HasSynced, nil
+}
+
+// rediscover watches the resources Discover lists that are not watched
+// yet, every Rediscover, until ctx ends. A resource that goes away (a
+// deleted CRD) keeps its informer, which only fails to list until then.
+func (c *Collector) rediscover(ctx context.Context) {
+	if c.cfg.Discover == nil {
+		return
+	}
+	tick := time.NewTicker(c.cfg.Rediscover)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		res, err := c.cfg.Discover()
+		if err != nil && len(res) == 0 {
+			c.log.Debug("rediscovering resources", "err", err)
+			continue
+		}
+		added := 0
+		for _, r := range res {
+			c.kindsMu.RLock()
+			known := c.watched[r.GVR]
+			c.kindsMu.RUnlock()
+			if known {
+				continue
+			}
+			if _, err := c.watch(r); err != nil {
+				c.log.Warn("watching a new resource", "resource", r.GVR, "err", err)
+				continue
+			}
+			added++
+		}
+		if added > 0 {
+			c.log.Info("garbage collector watches new resources", "added", added)
+			c.factory.Start(ctx.Done())
+		}
+	}
+}
+
 // Run starts the informers and works until ctx ends.
 func (c *Collector) Run(ctx context.Context, workers int) {
 	c.factory.Start(ctx.Done())
+	go c.rediscover(ctx)
 	c.loop.Run(ctx, workers)
 	c.factory.Shutdown()
 }
@@ -346,7 +413,10 @@ func (c *Collector) ownerState(ctx context.Context, dep *item, ref metav1.OwnerR
 }
 
 func (c *Collector) resourceOf(gvk schema.GroupVersionKind) (schema.GroupVersionResource, bool, bool) {
-	if res, ok := c.byKind[gvk.GroupKind()]; ok {
+	c.kindsMu.RLock()
+	res, ok := c.byKind[gvk.GroupKind()]
+	c.kindsMu.RUnlock()
+	if ok {
 		return res.GVR, res.Namespaced, true
 	}
 	if c.mapper == nil {
@@ -354,7 +424,22 @@ func (c *Collector) resourceOf(gvk schema.GroupVersionKind) (schema.GroupVersion
 	}
 	m, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
-		return schema.GroupVersionResource{}, false, false
+		// A kind defined since the mapper's discovery (a new CRD): read
+		// discovery again, at most every few seconds.
+		r, resettable := c.mapper.(meta.ResettableRESTMapper)
+		c.kindsMu.Lock()
+		again := resettable && time.Since(c.lastReset) > 5*time.Second
+		if again {
+			c.lastReset = time.Now()
+		}
+		c.kindsMu.Unlock()
+		if !again {
+			return schema.GroupVersionResource{}, false, false
+		}
+		r.Reset()
+		if m, err = c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
+			return schema.GroupVersionResource{}, false, false
+		}
 	}
 	return m.Resource, m.Scope.Name() == meta.RESTScopeNameNamespace, true
 }
