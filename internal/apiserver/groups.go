@@ -37,6 +37,10 @@ type APIGroupVersion struct {
 	// to send as JSON, or an error: an API status error (404, 405, 400)
 	// is sent as such, anything else as a 500.
 	Serve func(r *http.Request, path []string) (runtime.Object, error)
+	// Create, when set, answers a POST under the version (path as for
+	// Serve) with 201 and the object it returns: create-only kinds that
+	// are computed and never stored (access reviews).
+	Create func(w http.ResponseWriter, r *http.Request, path []string) (runtime.Object, error)
 }
 
 // extraGroup returns the configured APIGroup named name, or nil.
@@ -81,6 +85,15 @@ func (s *Server) serveExtra(w http.ResponseWriter, r *http.Request, g *APIGroup,
 		list := metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: gv.String(),
 			APIResources: v.Resources}
 		writeJSON(w, http.StatusOK, &list)
+		return
+	}
+	if r.Method == http.MethodPost && v.Create != nil {
+		obj, err := v.Create(w, r, segs[3:])
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, obj)
 		return
 	}
 	if r.Method != http.MethodGet {

@@ -73,6 +73,11 @@ type Config struct {
 	// DefaultTolerationSeconds admission plugin (tolerations.go) with these
 	// values. Nil: pods get no default tolerations.
 	DefaultTolerationSeconds *DefaultTolerationSeconds
+	// DisableRBAC turns authorization off: every authenticated caller may
+	// do anything (the anonymous user still only the public paths).
+	// Default false: RBAC and the Node authorizer decide (authz.go). For
+	// benchmarks' baselines and embedders that authorize elsewhere.
+	DisableRBAC bool
 }
 
 // Server is a running (or ready to start) API server.
@@ -93,6 +98,9 @@ type Server struct {
 	tokenAuthenticators []TokenAuthenticator
 	// bookmarkInterval is how often a watch that allows bookmarks gets one.
 	bookmarkInterval time.Duration
+	// authz is the authorizer chain, set once its caches have synced
+	// (authz.go); nil before Start.
+	authz *authorizers
 
 	mu  sync.Mutex
 	ln  net.Listener
@@ -155,6 +163,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(s)
 	s.services = servicealloc.New(cfg.Store, cidr)
 	s.bookmarkInterval = defaultBookmarkInterval
+	s.cfg.Groups = append(s.cfg.Groups, s.accessReviewGroup())
 	return s, nil
 }
 
@@ -178,8 +187,15 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.ensureDefaults(ctx); err != nil {
 		return fmt.Errorf("apiserver: default objects: %w", err)
 	}
+	if err := s.ensureRBACPolicy(ctx); err != nil {
+		return fmt.Errorf("apiserver: bootstrap RBAC policy: %w", err)
+	}
+	if err := s.startAuthorizers(ctx); err != nil {
+		return fmt.Errorf("apiserver: %w", err)
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
+		s.stopAuthorizers()
 		return fmt.Errorf("apiserver: listen on %s: %w", s.cfg.Listen, err)
 	}
 	srv := &http.Server{
@@ -208,6 +224,7 @@ func (s *Server) Start(ctx context.Context) error {
 // Close stops serving; open watches end. ctx bounds the wait for requests
 // in flight.
 func (s *Server) Close(ctx context.Context) error {
+	s.stopAuthorizers()
 	s.mu.Lock()
 	srv := s.srv
 	s.mu.Unlock()

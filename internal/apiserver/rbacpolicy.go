@@ -1,0 +1,178 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/component-helpers/auth/rbac/validation"
+
+	"github.com/skiffhq/skiff/internal/apiserver/resources"
+	"github.com/skiffhq/skiff/internal/authz/bootstrap"
+)
+
+// ensureRBACPolicy creates the bootstrap ClusterRoles and
+// ClusterRoleBindings (package bootstrap) and the controllers' service
+// accounts that are missing. What exists is left as it is: a user's edit
+// of a bootstrap role survives restarts. (Kubernetes also adds missing
+// rules to existing bootstrap roles unless autoupdate is "false"; skiff
+// does not yet.)
+func (s *Server) ensureRBACPolicy(ctx context.Context) error {
+	gv := rbacv1.SchemeGroupVersion
+	crRes, _ := s.reg.Get(gv.WithResource("clusterroles"))
+	crbRes, _ := s.reg.Get(gv.WithResource("clusterrolebindings"))
+	saRes, _ := s.reg.Get(schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"})
+	for _, cr := range bootstrap.ClusterRoles() {
+		cr.SetGroupVersionKind(crRes.GVK())
+		if err := s.createMissing(ctx, crRes, "", cr.Name, &cr); err != nil {
+			return fmt.Errorf("clusterrole %s: %w", cr.Name, err)
+		}
+	}
+	for _, crb := range bootstrap.ClusterRoleBindings() {
+		crb.SetGroupVersionKind(crbRes.GVK())
+		if err := s.createMissing(ctx, crbRes, "", crb.Name, &crb); err != nil {
+			return fmt.Errorf("clusterrolebinding %s: %w", crb.Name, err)
+		}
+		for _, sub := range crb.Subjects {
+			if sub.Kind != rbacv1.ServiceAccountKind {
+				continue
+			}
+			sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sub.Name, Namespace: sub.Namespace}}
+			sa.SetGroupVersionKind(saRes.GVK())
+			if err := s.createMissing(ctx, saRes, sub.Namespace, sub.Name, sa); err != nil {
+				return fmt.Errorf("serviceaccount %s/%s: %w", sub.Namespace, sub.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) createMissing(ctx context.Context, res *resources.Resource, ns, name string, obj runtime.Object) error {
+	if _, err := s.objs.get(ctx, res, ns, name); err == nil {
+		return nil
+	} else if !apierrors.IsNotFound(err) {
+		return err
+	}
+	if _, err := s.createObject(ctx, res, obj, nil, ""); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
+
+// admitRBAC is Kubernetes' escalation prevention for RBAC writes: a Role
+// or ClusterRole may hold only rules its author holds (unless the author
+// has the escalate verb on it), and a binding may grant only a role whose
+// rules its author holds (unless the author has the bind verb on that
+// role). A ClusterRole with an aggregationRule may be written only by who
+// holds everything, as its rules are whatever it selects. system:masters
+// and the server's own writes (no user: the bootstrap policy) pass.
+func (s *Server) admitRBAC(ctx context.Context, obj runtime.Object) error {
+	u, ok := UserFrom(ctx)
+	if !ok || s.cfg.DisableRBAC || masters(u) {
+		return nil
+	}
+	allowed := func(verb, resource, ns, name string) bool {
+		ok, _, _ := s.decide(ctx, &authorizer.AttributesRecord{User: u, Verb: verb, Namespace: ns,
+			APIGroup: rbacv1.GroupName, Resource: resource, Name: name, ResourceRequest: true})
+		return ok
+	}
+	gr := func(resource string) schema.GroupResource {
+		return schema.GroupResource{Group: rbacv1.GroupName, Resource: resource}
+	}
+	switch o := obj.(type) {
+	case *rbacv1.Role:
+		if allowed("escalate", "roles", o.Namespace, o.Name) {
+			return nil
+		}
+		return s.confirmNoEscalation(u, o.Namespace, o.Rules, gr("roles"), o.Name)
+	case *rbacv1.ClusterRole:
+		if allowed("escalate", "clusterroles", "", o.Name) {
+			return nil
+		}
+		rules := o.Rules
+		if o.AggregationRule != nil {
+			rules = []rbacv1.PolicyRule{{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}}}
+		}
+		return s.confirmNoEscalation(u, "", rules, gr("clusterroles"), o.Name)
+	case *rbacv1.RoleBinding:
+		return s.confirmBind(u, o.Namespace, o.RoleRef, allowed, gr("rolebindings"), o.Name)
+	case *rbacv1.ClusterRoleBinding:
+		return s.confirmBind(u, "", o.RoleRef, allowed, gr("clusterrolebindings"), o.Name)
+	}
+	return nil
+}
+
+func (s *Server) confirmBind(u user.Info, ns string, ref rbacv1.RoleRef, allowed func(verb, resource, ns, name string) bool, gr schema.GroupResource, name string) error {
+	refResource := "clusterroles"
+	if ref.Kind == "Role" {
+		refResource = "roles"
+	}
+	if allowed("bind", refResource, ns, ref.Name) {
+		return nil
+	}
+	chain := s.authorizers()
+	if chain == nil {
+		return apierrors.NewForbidden(gr, name, errors.New("the authorizer is not ready"))
+	}
+	rules, err := chain.rbac.RoleRefRules(ref, ns)
+	if err != nil {
+		return apierrors.NewForbidden(gr, name, fmt.Errorf("%w", err))
+	}
+	return s.confirmNoEscalation(u, ns, rules, gr, name)
+}
+
+// confirmNoEscalation refuses rules the user does not hold in ns, in
+// Kubernetes' words.
+func (s *Server) confirmNoEscalation(u user.Info, ns string, rules []rbacv1.PolicyRule, gr schema.GroupResource, name string) error {
+	chain := s.authorizers()
+	if chain == nil {
+		return apierrors.NewForbidden(gr, name, errors.New("the authorizer is not ready"))
+	}
+	owned, errs := chain.rbac.RulesFor(u, ns)
+	covered, missing := validation.Covers(owned, rules)
+	if covered {
+		return nil
+	}
+	desc := make([]string, 0, len(missing))
+	for _, m := range missing {
+		desc = append(desc, compactRule(m))
+	}
+	sort.Strings(desc)
+	msg := fmt.Sprintf("user %q (groups=%q) is attempting to grant RBAC permissions not currently held:\n%s",
+		u.GetName(), u.GetGroups(), strings.Join(desc, "\n"))
+	if len(errs) > 0 {
+		msg += fmt.Sprintf("; resolution errors: %v", errs)
+	}
+	return apierrors.NewForbidden(gr, name, errors.New(msg))
+}
+
+// compactRule prints a rule as Kubernetes' rbacv1helpers.CompactString.
+func compactRule(r rbacv1.PolicyRule) string {
+	var parts []string
+	add := func(field string, vs []string) {
+		if len(vs) == 0 {
+			return
+		}
+		q := make([]string, len(vs))
+		for i, v := range vs {
+			q[i] = fmt.Sprintf("%q", v)
+		}
+		parts = append(parts, field+":["+strings.Join(q, ", ")+"]")
+	}
+	add("APIGroups", r.APIGroups)
+	add("Resources", r.Resources)
+	add("ResourceNames", r.ResourceNames)
+	add("NonResourceURLs", r.NonResourceURLs)
+	add("Verbs", r.Verbs)
+	return "{" + strings.Join(parts, ", ") + "}"
+}
