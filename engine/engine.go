@@ -19,6 +19,7 @@ import (
 	"github.com/skiffhq/skiff/internal/apiserver"
 	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/internal/atomicfile"
+	"github.com/skiffhq/skiff/internal/authz/bootstrap"
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/controllers/controller"
 	"github.com/skiffhq/skiff/internal/dirlock"
@@ -200,7 +201,8 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	e.api, err = apiserver.New(apiserver.Config{Listen: e.cfg.APIListen, PKIDir: filepath.Join(e.cfg.DataDir, pkiSubdir),
 		Token: e.token, JoinToken: e.joinToken, Store: e.store, ServiceCIDR: e.cfg.ServiceCIDR, Logger: e.log, Routes: routes, PodStreams: streams,
 		Groups: metricsGroups, DefaultTolerationSeconds: &apiserver.DefaultTolerationSeconds{
-			NotReady: e.cfg.DefaultNotReadyTolerationSeconds, Unreachable: e.cfg.DefaultUnreachableTolerationSeconds}})
+			NotReady: e.cfg.DefaultNotReadyTolerationSeconds, Unreachable: e.cfg.DefaultUnreachableTolerationSeconds},
+		DisableRBAC: e.cfg.DisableRBAC})
 	if err != nil {
 		return err
 	}
@@ -275,7 +277,7 @@ func (e *Engine) raftTLS() (*tls.Config, error) {
 // in-process bus connection, as a remote agent would run on its network
 // one.
 func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
-	cfg, err := e.restConfigLocked()
+	cfg, err := e.restConfigAsLocked(componentUser(bootstrap.NodeServerUser))
 	if err != nil {
 		return err
 	}

@@ -170,7 +170,9 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 			s.log.Debug("authorizer error", "user", u.GetName(), "err", err)
 		}
 		if !ok {
-			writeError(w, forbidden(a, reason))
+			err := forbidden(a, reason)
+			s.log.Debug("forbidden", "user", u.GetName(), "groups", u.GetGroups(), "err", err)
+			writeError(w, err)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -199,6 +199,10 @@ func ClusterRoles() []rbacv1.ClusterRole {
 			rule(v("list", "watch"), core, "services", "endpoints"),
 			rule(read, core, "nodes"),
 			rule(v("list", "watch"), g("discovery.k8s.io"), "endpointslices"),
+			// skiff's node proxy enforces NetworkPolicy too, so its feed
+			// reads what policies select on.
+			rule(v("list", "watch"), core, "pods", "namespaces"),
+			rule(v("list", "watch"), g("networking.k8s.io"), "networkpolicies"),
 		}, eventsRule...)...),
 		clusterRole("system:kube-scheduler", append([]rbacv1.PolicyRule{
 			rule(v("create"), g("coordination.k8s.io"), "leases"),
