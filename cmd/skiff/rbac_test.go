@@ -217,12 +217,16 @@ func TestKubectlNodeAuthorizer(t *testing.T) {
 	admin.ok("", "create", "secret", "generic", "s1", "--from-literal", "k=v")
 	admin.ok("", "create", "secret", "generic", "s2", "--from-literal", "k=v")
 	admin.ok("", "create", "configmap", "c2", "--from-literal", "k=v")
-	pod := func(name, node, secret string) string {
+	// Pods bound to n1 and n2 by nodeName, using a Secret through envFrom
+	// and a ConfigMap through a projected volume.
+	pod := func(name, node, secret, configMap string) string {
 		return `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"` + name + `"},"spec":{"nodeName":"` + node + `",
-"containers":[{"name":"c","image":"example.com/x:1","envFrom":[{"secretRef":{"name":"` + secret + `"}},{"configMapRef":{"name":"c2"}}]}]}}`
+"containers":[{"name":"c","image":"example.com/x:1","envFrom":[{"secretRef":{"name":"` + secret + `"}}]}],
+"volumes":[{"name":"v","projected":{"sources":[{"configMap":{"name":"` + configMap + `"}}]}}]}}`
 	}
-	admin.ok(pod("on-n1", "n1", "s1"), "apply", "-f", "-")
-	admin.ok(pod("on-n2", "n2", "s2"), "apply", "-f", "-")
+	admin.ok("", "create", "configmap", "c1", "--from-literal", "k=v")
+	admin.ok(pod("on-n1", "n1", "s1", "c1"), "apply", "-f", "-")
+	admin.ok(pod("on-n2", "n2", "s2", "c2"), "apply", "-f", "-")
 
 	deadline := time.Now().Add(10 * time.Second)
 	for n1.kubectl("", "get", "secret", "s1").code != 0 && time.Now().Before(deadline) {
@@ -232,8 +236,18 @@ func TestKubectlNodeAuthorizer(t *testing.T) {
 	contains(t, "secret of n2's pod", n1.fails("", "get", "secret", "s2"),
 		`secrets "s2" is forbidden: User "system:node:n1" cannot get resource "secrets" in API group "" in the namespace "default": no relationship found between node 'n1' and this object`)
 	contains(t, "list secrets", n1.fails("", "get", "secrets"), `cannot list resource "secrets"`)
-	// c2 is used by a pod on n2 only as well; once a pod on n1 uses it,
-	// n1 may read it.
-	n1.fails("", "get", "configmap", "c2")
+	n1.ok("", "get", "configmap", "c1")
+	// c2 is used by n2's pod only; once a pod on n1 uses it too, n1 may
+	// read it (the graph follows pods by watch).
+	contains(t, "configmap of n2's pod", n1.fails("", "get", "configmap", "c2"), "no relationship found between node 'n1' and this object")
+	admin.ok(pod("on-n1-too", "n1", "s1", "c2"), "apply", "-f", "-")
+	deadline = time.Now().Add(10 * time.Second)
+	for n1.kubectl("", "get", "configmap", "c2").code != 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	n1.ok("", "get", "configmap", "c2")
+	// Its own Node only; nodes are readable.
 	n1.ok("", "get", "nodes")
+	contains(t, "other node", n1.fails("", "label", "node", "rbac-test", "x=y"),
+		`User "system:node:n1" cannot patch resource "nodes" in API group "" at the cluster scope: node 'n1' cannot modify node 'rbac-test'`)
 }
