@@ -248,6 +248,8 @@ func TestKubectlNodeAuthorizer(t *testing.T) {
 	n1.ok("", "get", "configmap", "c2")
 	// Its own Node only; nodes are readable.
 	n1.ok("", "get", "nodes")
+	contains(t, "create another node", n1.fails(`{"apiVersion":"v1","kind":"Node","metadata":{"name":"n9"}}`, "create", "-f", "-"),
+		`nodes "n9" is forbidden: node "n1" is not allowed to modify node "n9"`)
 	contains(t, "other node", n1.fails("", "label", "node", "rbac-test", "x=y"),
 		`User "system:node:n1" cannot patch resource "nodes" in API group "" at the cluster scope: node 'n1' cannot modify node 'rbac-test'`)
 }

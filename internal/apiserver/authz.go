@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,10 +32,11 @@ const authzSyncTimeout = time.Minute
 // authorizers is the chain a request is decided by, in Kubernetes' order
 // (Node, then RBAC): the first to allow wins; refusal reasons are joined.
 type authorizers struct {
-	node    *nodeauthz.Authorizer
-	rbac    *authz.RBAC
-	factory informers.SharedInformerFactory
-	stop    chan struct{}
+	node     *nodeauthz.Authorizer
+	rbac     *authz.RBAC
+	factory  informers.SharedInformerFactory
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 // startAuthorizers builds the RBAC and Node authorizers over informers of
@@ -70,14 +72,18 @@ func (s *Server) startAuthorizers(ctx context.Context) error {
 	return nil
 }
 
+// stopAuthorizers stops the caches' watches. The caches stay: requests
+// still in flight while the engine shuts down (a last event, a status)
+// are decided on what they last held rather than refused.
 func (s *Server) stopAuthorizers() {
 	s.mu.Lock()
 	a := s.authz
-	s.authz = nil
 	s.mu.Unlock()
 	if a != nil {
-		close(a.stop)
-		a.factory.Shutdown()
+		a.stopOnce.Do(func() {
+			close(a.stop)
+			a.factory.Shutdown()
+		})
 	}
 }
 

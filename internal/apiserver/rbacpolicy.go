@@ -19,6 +19,7 @@ import (
 
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
 	"github.com/skiffhq/skiff/internal/authz/bootstrap"
+	nodeauthz "github.com/skiffhq/skiff/internal/authz/node"
 )
 
 // ensureRBACPolicy creates the bootstrap ClusterRoles and
@@ -89,6 +90,9 @@ func (s *Server) admitRBAC(ctx context.Context, obj runtime.Object) error {
 	gr := func(resource string) schema.GroupResource {
 		return schema.GroupResource{Group: rbacv1.GroupName, Resource: resource}
 	}
+	if node, ok := nodeauthz.NodeName(u); ok {
+		return admitNode(node, obj)
+	}
 	switch o := obj.(type) {
 	case *rbacv1.Role:
 		if allowed("escalate", "roles", o.Namespace, o.Name) {
@@ -154,6 +158,25 @@ func (s *Server) confirmNoEscalation(u user.Info, ns string, rules []rbacv1.Poli
 		msg += fmt.Sprintf("; resolution errors: %v", errs)
 	}
 	return apierrors.NewForbidden(gr, name, errors.New(msg))
+}
+
+// admitNode is the part of Kubernetes' NodeRestriction admission that
+// needs the object: a node creates or updates only its own Node, and
+// creates only pods bound to itself (mirror pods).
+func admitNode(node string, obj runtime.Object) error {
+	switch o := obj.(type) {
+	case *corev1.Node:
+		if o.Name != node {
+			return apierrors.NewForbidden(schema.GroupResource{Resource: "nodes"}, o.Name,
+				fmt.Errorf("node %q is not allowed to modify node %q", node, o.Name))
+		}
+	case *corev1.Pod:
+		if o.Spec.NodeName != node {
+			return apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, o.Name,
+				fmt.Errorf("node %q can only create pods with spec.nodeName set to itself", node))
+		}
+	}
+	return nil
 }
 
 // compactRule prints a rule as Kubernetes' rbacv1helpers.CompactString.

@@ -224,7 +224,7 @@ func (s *Server) Start(ctx context.Context) error {
 // Close stops serving; open watches end. ctx bounds the wait for requests
 // in flight.
 func (s *Server) Close(ctx context.Context) error {
-	s.stopAuthorizers()
+	defer s.stopAuthorizers()
 	s.mu.Lock()
 	srv := s.srv
 	s.mu.Unlock()
