@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/component-helpers/auth/rbac/validation"
 
 	"github.com/skiffhq/skiff/internal/testutil"
 )
@@ -159,4 +161,59 @@ func errText(err error) string {
 		return "<nil>"
 	}
 	return err.Error()
+}
+
+// TestBootstrapPolicyReconciles: at start, a bootstrap role that lost a
+// rule gets it back and keeps what a user added, a binding gets its
+// subjects back, and autoupdate "false" leaves an object as the user left
+// it.
+func TestBootstrapPolicyReconciles(t *testing.T) {
+	s, admin, _ := startAuthzServer(t)
+	ctx := context.Background()
+	crs := admin.RbacV1().ClusterRoles()
+	basic, err := crs.Get(ctx, "system:basic-user", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := rbacv1.PolicyRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"configmaps"}}
+	basic.Rules = []rbacv1.PolicyRule{mine}
+	if _, err := crs.Update(ctx, basic, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	disc, err := crs.Get(ctx, "system:discovery", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	disc.Annotations["rbac.authorization.kubernetes.io/autoupdate"] = "false"
+	disc.Rules = []rbacv1.PolicyRule{{Verbs: []string{"get"}, NonResourceURLs: []string{"/version"}}}
+	if _, err := crs.Update(ctx, disc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	crb, err := admin.RbacV1().ClusterRoleBindings().Get(ctx, "system:basic-user", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crb.Subjects = nil
+	if _, err := admin.RbacV1().ClusterRoleBindings().Update(ctx, crb, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := s.ensureRBACPolicy(ctx); err != nil { // as at the next start
+		t.Fatal(err)
+	}
+	basic, _ = crs.Get(ctx, "system:basic-user", metav1.GetOptions{})
+	want := []rbacv1.PolicyRule{mine,
+		{Verbs: []string{"create"}, APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews", "selfsubjectrulesreviews"}},
+		{Verbs: []string{"create"}, APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"selfsubjectreviews"}}}
+	if covered, missing := validation.Covers(basic.Rules, want); !covered || !reflect.DeepEqual(basic.Rules[0], mine) {
+		t.Errorf("system:basic-user after reconcile: %+v (missing %+v), want the user's rule first and the bootstrap rules", basic.Rules, missing)
+	}
+	disc, _ = crs.Get(ctx, "system:discovery", metav1.GetOptions{})
+	if len(disc.Rules) != 1 || len(disc.Rules[0].NonResourceURLs) != 1 {
+		t.Errorf("system:discovery with autoupdate false: %+v, want the user's rules only", disc.Rules)
+	}
+	crb, _ = admin.RbacV1().ClusterRoleBindings().Get(ctx, "system:basic-user", metav1.GetOptions{})
+	if len(crb.Subjects) != 1 || crb.Subjects[0].Name != user.AllAuthenticated {
+		t.Errorf("system:basic-user binding after reconcile: %+v", crb.Subjects)
+	}
 }

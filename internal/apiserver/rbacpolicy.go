@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -24,10 +25,12 @@ import (
 
 // ensureRBACPolicy creates the bootstrap ClusterRoles and
 // ClusterRoleBindings (package bootstrap) and the controllers' service
-// accounts that are missing. What exists is left as it is: a user's edit
-// of a bootstrap role survives restarts. (Kubernetes also adds missing
-// rules to existing bootstrap roles unless autoupdate is "false"; skiff
-// does not yet.)
+// accounts that are missing, and, as Kubernetes' reconciliation does, adds
+// to an existing bootstrap role the rules it lacks (and to a binding the
+// subjects), so a newer version's permissions arrive on upgrade. Nothing
+// is removed or replaced: what a user added stays, and an object annotated
+// rbac.authorization.kubernetes.io/autoupdate: "false" is left alone
+// entirely. Aggregated roles' rules belong to the aggregation controller.
 func (s *Server) ensureRBACPolicy(ctx context.Context) error {
 	gv := rbacv1.SchemeGroupVersion
 	crRes, _ := s.reg.Get(gv.WithResource("clusterroles"))
@@ -35,14 +38,37 @@ func (s *Server) ensureRBACPolicy(ctx context.Context) error {
 	saRes, _ := s.reg.Get(schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"})
 	for _, cr := range bootstrap.ClusterRoles() {
 		cr.SetGroupVersionKind(crRes.GVK())
-		if err := s.createMissing(ctx, crRes, "", cr.Name, &cr); err != nil {
+		cur, err := s.createMissing(ctx, crRes, "", cr.Name, &cr)
+		if err != nil {
 			return fmt.Errorf("clusterrole %s: %w", cr.Name, err)
+		}
+		if have, ok := cur.(*rbacv1.ClusterRole); ok && autoUpdate(have) && have.AggregationRule == nil {
+			if covered, missing := validation.Covers(have.Rules, cr.Rules); !covered {
+				have.Rules = append(have.Rules, missing...)
+				if err := s.reconcile(ctx, crRes, have); err != nil {
+					return fmt.Errorf("clusterrole %s: %w", cr.Name, err)
+				}
+			}
 		}
 	}
 	for _, crb := range bootstrap.ClusterRoleBindings() {
 		crb.SetGroupVersionKind(crbRes.GVK())
-		if err := s.createMissing(ctx, crbRes, "", crb.Name, &crb); err != nil {
+		cur, err := s.createMissing(ctx, crbRes, "", crb.Name, &crb)
+		if err != nil {
 			return fmt.Errorf("clusterrolebinding %s: %w", crb.Name, err)
+		}
+		if have, ok := cur.(*rbacv1.ClusterRoleBinding); ok && autoUpdate(have) && have.RoleRef == crb.RoleRef {
+			added := false
+			for _, sub := range crb.Subjects {
+				if !slices.Contains(have.Subjects, sub) {
+					have.Subjects, added = append(have.Subjects, sub), true
+				}
+			}
+			if added {
+				if err := s.reconcile(ctx, crbRes, have); err != nil {
+					return fmt.Errorf("clusterrolebinding %s: %w", crb.Name, err)
+				}
+			}
 		}
 		for _, sub := range crb.Subjects {
 			if sub.Kind != rbacv1.ServiceAccountKind {
@@ -50,7 +76,7 @@ func (s *Server) ensureRBACPolicy(ctx context.Context) error {
 			}
 			sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sub.Name, Namespace: sub.Namespace}}
 			sa.SetGroupVersionKind(saRes.GVK())
-			if err := s.createMissing(ctx, saRes, sub.Namespace, sub.Name, sa); err != nil {
+			if _, err := s.createMissing(ctx, saRes, sub.Namespace, sub.Name, sa); err != nil {
 				return fmt.Errorf("serviceaccount %s/%s: %w", sub.Namespace, sub.Name, err)
 			}
 		}
@@ -58,13 +84,34 @@ func (s *Server) ensureRBACPolicy(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) createMissing(ctx context.Context, res *resources.Resource, ns, name string, obj runtime.Object) error {
-	if _, err := s.objs.get(ctx, res, ns, name); err == nil {
-		return nil
+// createMissing creates obj unless it exists; it returns what exists
+// (nil when it created it or another server just did).
+func (s *Server) createMissing(ctx context.Context, res *resources.Resource, ns, name string, obj runtime.Object) (runtime.Object, error) {
+	if cur, err := s.objs.get(ctx, res, ns, name); err == nil {
+		return cur, nil
 	} else if !apierrors.IsNotFound(err) {
-		return err
+		return nil, err
 	}
 	if _, err := s.createObject(ctx, res, obj, nil, ""); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func autoUpdate(obj metav1.Object) bool {
+	return obj.GetAnnotations()[bootstrap.AutoUpdateAnnotation] != "false"
+}
+
+// reconcile writes a bootstrap object back at the revision it was read
+// at; a conflict means another server (or a user) wrote it meanwhile, and
+// the next start looks again.
+func (s *Server) reconcile(ctx context.Context, res *resources.Resource, obj runtime.Object) error {
+	m := mustMeta(obj)
+	rev, err := parseRV(m.GetResourceVersion())
+	if err != nil {
+		return err
+	}
+	if _, err := s.objs.update(ctx, res, m.GetNamespace(), m.GetName(), obj, rev); err != nil && !apierrors.IsConflict(err) {
 		return err
 	}
 	return nil
