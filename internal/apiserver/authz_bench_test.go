@@ -14,6 +14,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -122,4 +123,46 @@ func k8sVersion() string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// BenchmarkRBACDecision is one decision alone, for a user with one
+// RoleBinding among the bootstrap policy's bindings:
+//
+//	go test ./internal/apiserver -run '^$' -bench 'BenchmarkRBACDecision$'
+func BenchmarkRBACDecision(b *testing.B) {
+	s, admin := newTestServer(b, 1000)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.ensureRBACPolicy(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.startAuthorizers(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.stopAuthorizers)
+	acs := kubernetes.NewForConfigOrDie(admin)
+	if _, err := acs.RbacV1().RoleBindings("default").Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "v"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "system:aggregate-to-edit"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "bench"}}}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	u := &user.DefaultInfo{Name: "bench", Groups: []string{"dev", user.AllAuthenticated}}
+	a := &authorizer.AttributesRecord{User: u, Verb: "update", Namespace: "default", APIGroup: "apps",
+		Resource: "deployments", Name: "d", ResourceRequest: true}
+	for i := 0; ; i++ {
+		if ok, _, _ := s.decide(ctx, a); ok {
+			break
+		} else if i > 100 {
+			b.Fatal("the binding did not reach the cache")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Logf("GOMAXPROCS=%d %s %s", runtime.GOMAXPROCS(0), runtime.Version(), k8sVersion())
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if ok, _, _ := s.decide(ctx, a); !ok {
+			b.Fatal("refused")
+		}
+	}
 }
