@@ -56,6 +56,12 @@ func componentUser(name string) user.Info {
 	return &user.DefaultInfo{Name: name, Groups: []string{user.AllAuthenticated}}
 }
 
+// nodeUser is a node's identity, as its client certificate names it:
+// system:node:<name> in system:nodes.
+func nodeUser(node string) user.Info {
+	return &user.DefaultInfo{Name: "system:node:" + node, Groups: []string{"system:nodes", user.AllAuthenticated}}
+}
+
 // controllerUser is the service account a controller runs as,
 // kube-system/<name>, as kube-controller-manager's
 // --use-service-account-credentials gives each controller.

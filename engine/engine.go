@@ -285,7 +285,13 @@ func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
 	if err != nil {
 		return err
 	}
-	if e.nodesrv, err = server.Start(ctx, server.Config{Bus: cp, Client: cs, Logger: e.log}); err != nil {
+	// Objects are read for a node as that node, so the Node authorizer
+	// decides them too.
+	nodeClient := func(node string) kubernetes.Interface {
+		c, _ := e.restConfigAsLocked(nodeUser(node)) // e.api is set: cfg above came from it
+		return kubernetes.NewForConfigOrDie(c)
+	}
+	if e.nodesrv, err = server.Start(ctx, server.Config{Bus: cp, Client: cs, NodeClient: nodeClient, Logger: e.log}); err != nil {
 		return err
 	}
 	// Pods' key-value stores, in the bus's JetStream (nodes have none):

@@ -34,9 +34,8 @@ const (
 	ControllerManagerUser = "system:kube-controller-manager"
 	KubeProxyUser         = "system:kube-proxy"
 	// NodeServerUser is skiff's own: the control plane's end of the node
-	// agents' bus, which writes pod status and reads the objects pods
-	// use on the nodes' behalf (after checking, per node, that a pod
-	// bound there uses them, as the Node authorizer does).
+	// agents' bus, which writes pod status on the nodes' behalf; the
+	// objects pods use it reads as the asking node (system:node:<name>).
 	NodeServerUser = "system:skiff:node-server"
 	// ControllerNamespace holds the controllers' service accounts.
 	ControllerNamespace = "kube-system"
@@ -237,7 +236,8 @@ func ClusterRoles() []rbacv1.ClusterRole {
 		clusterRole(NodeServerUser, append([]rbacv1.PolicyRule{
 			rule(append(v("update", "patch", "delete"), read...), core, "pods"),
 			rule(v("update", "patch"), core, "pods/status"),
-			rule(v("get"), core, "configmaps", "secrets"),
+			// No Secrets or ConfigMaps: it reads those as the node that
+			// asks (the Node authorizer decides).
 			rule(read, core, "persistentvolumeclaims", "persistentvolumes", "nodes"),
 		}, eventsRule...)...),
 	}

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,7 +39,13 @@ import (
 type Config struct {
 	Bus    *bus.Conn            // required
 	Client kubernetes.Interface // required
-	Logger *slog.Logger
+	// NodeClient, when set, is a client acting as the node (its
+	// system:node:<name> identity): the objects a node asks for
+	// (ConfigMaps, Secrets, claims and their volumes) are read with it, so
+	// the API's Node authorizer decides as well as this server's own check,
+	// and Client needs no access to Secrets. Nil: Client reads them.
+	NodeClient func(node string) kubernetes.Interface
+	Logger     *slog.Logger
 }
 
 // Server serves node agents.
@@ -54,8 +61,9 @@ type Server struct {
 	factory informers.SharedInformerFactory
 	cancel  context.CancelFunc
 
-	mu        sync.Mutex
-	recorders map[string]record.EventRecorder // per node: events come from that node's kubelet
+	mu          sync.Mutex
+	recorders   map[string]record.EventRecorder // per node: events come from that node's kubelet
+	nodeClients map[string]kubernetes.Interface // per node, from Config.NodeClient
 }
 
 // Start serves the status and objects subjects of every node, once its pod
@@ -67,7 +75,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "nodeserver"), recorders: map[string]record.EventRecorder{}}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "nodeserver"), recorders: map[string]record.EventRecorder{},
+		nodeClients: map[string]kubernetes.Interface{}}
 	s.events = record.NewBroadcaster()
 	s.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events("")})
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -253,13 +262,23 @@ func (s *Server) object(ctx context.Context, node string, req protocol.ObjectReq
 			req.Node, strings.ToLower(req.Kind), req.Namespace, req.Name)
 	}
 	var resp protocol.ObjectResponse
+	c := s.nodeClient(req.Node)
 	switch req.Kind {
 	case "ConfigMap":
-		resp.ConfigMap, err = s.cfg.Client.CoreV1().ConfigMaps(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+		err = retryForbidden(ctx, func() (err error) {
+			resp.ConfigMap, err = c.CoreV1().ConfigMaps(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+			return err
+		})
 	case "Secret":
-		resp.Secret, err = s.cfg.Client.CoreV1().Secrets(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+		err = retryForbidden(ctx, func() (err error) {
+			resp.Secret, err = c.CoreV1().Secrets(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+			return err
+		})
 	case "PersistentVolumeClaim":
-		resp.PersistentVolume, err = s.claimVolume(ctx, req)
+		err = retryForbidden(ctx, func() (err error) {
+			resp.PersistentVolume, err = s.claimVolume(ctx, c, req)
+			return err
+		})
 	default:
 		return resp, fmt.Errorf("nodeserver: kind %q is not served to nodes", req.Kind)
 	}
@@ -351,17 +370,57 @@ func podReferences(p *corev1.Pod, kind, name string) bool {
 	return found
 }
 
+// nodeClient is the client that reads objects for node.
+func (s *Server) nodeClient(node string) kubernetes.Interface {
+	if s.cfg.NodeClient == nil {
+		return s.cfg.Client
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.nodeClients[node]
+	if c == nil {
+		c = s.cfg.NodeClient(node)
+		s.nodeClients[node] = c
+	}
+	return c
+}
+
+// Bounds of retryForbidden.
+const (
+	forbiddenRetries = 20
+	forbiddenBackoff = 50 * time.Millisecond
+)
+
+// retryForbidden retries a read the API refused: this server found a pod
+// of the node using the object, so a 403 means the API's Node authorizer
+// has not seen that pod yet (its cache is another watch); it catches up
+// within milliseconds. Bounded to about a second.
+func retryForbidden(ctx context.Context, read func() error) error {
+	var err error
+	for i := 0; i < forbiddenRetries; i++ {
+		if err = read(); !apierrors.IsForbidden(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(forbiddenBackoff):
+		}
+	}
+	return err
+}
+
 // claimVolume is the volume bound to the claim, if it may be used on the
 // asking node (its node affinity, if any, matches the node).
-func (s *Server) claimVolume(ctx context.Context, req protocol.ObjectRequest) (*corev1.PersistentVolume, error) {
-	pvc, err := s.cfg.Client.CoreV1().PersistentVolumeClaims(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+func (s *Server) claimVolume(ctx context.Context, c kubernetes.Interface, req protocol.ObjectRequest) (*corev1.PersistentVolume, error) {
+	pvc, err := c.CoreV1().PersistentVolumeClaims(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
 	}
 	if pvc.Spec.VolumeName == "" || pvc.Status.Phase != corev1.ClaimBound {
 		return nil, fmt.Errorf("persistentvolumeclaim %s/%s is not bound yet", req.Namespace, req.Name)
 	}
-	pv, err := s.cfg.Client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+	pv, err := c.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("persistentvolume %s of claim %s/%s: %w", pvc.Spec.VolumeName, req.Namespace, req.Name, err)
 	} else if err != nil {
