@@ -34,6 +34,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, req request) erro
 	if ct == "application/apply-patch+yaml" {
 		return s.apply(w, r, req, body)
 	}
+	var warnings []string // of the attempt that succeeded
 	out, err := s.guaranteedUpdate(r, req, 0, managerName(r), func(cur runtime.Object) (runtime.Object, error) {
 		view := cur
 		if req.sub == "scale" {
@@ -75,8 +76,8 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, req request) erro
 		if err != nil {
 			return nil, err
 		}
-		if err := json.Unmarshal(patched, next); err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("the patched object does not decode: %v", err))
+		if warnings, err = decodePatched(r, patched, next); err != nil {
+			return nil, err
 		}
 		next.GetObjectKind().SetGroupVersionKind(gvk)
 		if req.sub == "scale" {
@@ -87,6 +88,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, req request) erro
 	if err != nil {
 		return err
 	}
+	addWarnings(w, warnings)
 	return s.respond(w, r, http.StatusOK, req, out)
 }
 

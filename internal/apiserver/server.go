@@ -270,6 +270,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("/metrics", s.metrics.handler())
 	mux.HandleFunc("/version", s.version)
 	mux.HandleFunc("/version/", s.version)
+	mux.Handle("/openapi/v2", s.openapi)
 	mux.Handle("/openapi/v3", s.openapi)
 	mux.Handle("/openapi/v3/", s.openapi)
 	mux.HandleFunc("/api", s.serveAPI)

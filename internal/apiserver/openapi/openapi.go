@@ -38,7 +38,8 @@ const pathPrefix = "/openapi/v3"
 const cacheForever = "public, immutable, max-age=31536000"
 
 // Handler serves GET /openapi/v3 (the index) and GET /openapi/v3/<path>
-// (one document per group version: "api/v1", "apis/apps/v1", …) as JSON.
+// (one document per group version: "api/v1", "apis/apps/v1", …) as JSON,
+// and GET /openapi/v2 (all of them as one Swagger 2.0 document, v2.go).
 // Documents are built on the first request, cached, and rebuilt only for
 // the group versions whose resources change in the table.
 type Handler struct {
@@ -49,6 +50,8 @@ type Handler struct {
 	seen  map[schema.GroupVersion][]*resources.Resource // what each document was built from
 	docs  map[string]*document                          // by gvPath
 	index *document
+
+	v2 v2Cache // GET /openapi/v2, derived from docs (v2.go)
 }
 
 // document is one encoded response.
@@ -131,6 +134,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeStatus(w, http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed,
 			fmt.Sprintf("the server does not allow this method on the requested resource (%s %s)", r.Method, r.URL.Path))
+		return
+	}
+	if r.URL.Path == V2Path {
+		h.serveV2(w, r)
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, pathPrefix)

@@ -418,9 +418,9 @@ func (g *schemaGen) structInto(t reflect.Type, s *spec.Schema, deps *[]string) e
 			s.Properties = map[string]spec.Schema{}
 		}
 		s.Properties[jf.name] = prop
-		if !jf.omitempty {
-			// Kubernetes marks optional fields omitempty almost everywhere,
-			// so a field without it is, to a good approximation, required.
+		if fieldRequired(t, jf.name, jf.omitempty) {
+			// Kubernetes marks optional fields omitempty almost everywhere;
+			// optional.go has the exceptions.
 			s.Required = append(s.Required, jf.name)
 		}
 	}
