@@ -5,11 +5,15 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/skiffhq/skiff/internal/testutil"
 )
@@ -56,6 +60,21 @@ func TestNodeAuthorizerGraph(t *testing.T) {
 		}
 		return nil
 	})
+	// The object's name is checked on create, where the URL has none.
+	asN1 := kubernetes.NewForConfigOrDie(&rest.Config{Host: "http://in-process", Transport: s.InProcessTransportAs(n1), QPS: -1})
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "n2", Namespace: "kube-node-lease"}}
+	if _, err := asN1.CoordinationV1().Leases("kube-node-lease").Create(ctx, lease, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("n1 creating n2's lease: %v, want 403", err)
+	}
+	lease.Name = "n1"
+	if _, err := asN1.CoordinationV1().Leases("kube-node-lease").Create(ctx, lease, metav1.CreateOptions{}); err != nil {
+		t.Errorf("n1 creating its lease: %v", err)
+	}
+	mirror := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: "default"},
+		Spec: corev1.PodSpec{NodeName: "n2", Containers: []corev1.Container{{Name: "c", Image: "x"}}}}
+	if _, err := asN1.CoreV1().Pods("default").Create(ctx, mirror, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("n1 creating a pod on n2: %v, want 403", err)
+	}
 	for _, c := range []struct {
 		verb, group, resource, sub, ns, name string
 		want                                 bool

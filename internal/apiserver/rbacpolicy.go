@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -209,13 +210,18 @@ func (s *Server) confirmNoEscalation(u user.Info, ns string, rules []rbacv1.Poli
 
 // admitNode is the part of Kubernetes' NodeRestriction admission that
 // needs the object: a node creates or updates only its own Node, and
-// creates only pods bound to itself (mirror pods).
+// creates only pods bound to itself (mirror pods) and only its own Lease.
 func admitNode(node string, obj runtime.Object) error {
 	switch o := obj.(type) {
 	case *corev1.Node:
 		if o.Name != node {
 			return apierrors.NewForbidden(schema.GroupResource{Resource: "nodes"}, o.Name,
 				fmt.Errorf("node %q is not allowed to modify node %q", node, o.Name))
+		}
+	case *coordinationv1.Lease:
+		if o.Namespace != corev1.NamespaceNodeLease || o.Name != node {
+			return apierrors.NewForbidden(schema.GroupResource{Group: coordinationv1.GroupName, Resource: "leases"}, o.Name,
+				fmt.Errorf("node %q can only access its own lease in namespace %s", node, corev1.NamespaceNodeLease))
 		}
 	case *corev1.Pod:
 		if o.Spec.NodeName != node {
