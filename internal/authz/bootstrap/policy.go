@@ -34,8 +34,9 @@ const (
 	ControllerManagerUser = "system:kube-controller-manager"
 	KubeProxyUser         = "system:kube-proxy"
 	// NodeServerUser is skiff's own: the control plane's end of the node
-	// agents' bus, which writes pod status on the nodes' behalf; the
-	// objects pods use it reads as the asking node (system:node:<name>).
+	// agents' bus. It watches pods and records the nodes' events; pod
+	// status and the objects pods use it writes and reads as the node
+	// concerned (system:node:<name>).
 	NodeServerUser = "system:skiff:node-server"
 	// ControllerNamespace holds the controllers' service accounts.
 	ControllerNamespace = "kube-system"
@@ -234,11 +235,10 @@ func ClusterRoles() []rbacv1.ClusterRole {
 			rule(v("create"), core, "serviceaccounts/token"),
 		}, eventsRule...)...),
 		clusterRole(NodeServerUser, append([]rbacv1.PolicyRule{
-			rule(append(v("update", "patch", "delete"), read...), core, "pods"),
-			rule(v("update", "patch"), core, "pods/status"),
-			// No Secrets or ConfigMaps: it reads those as the node that
-			// asks (the Node authorizer decides).
-			rule(read, core, "persistentvolumeclaims", "persistentvolumes", "nodes"),
+			// Reads only: pod status and the objects pods use go as
+			// the node that reports or asks (the Node authorizer
+			// decides), so no Secrets, ConfigMaps or pod writes here.
+			rule(read, core, "pods", "persistentvolumeclaims", "persistentvolumes", "nodes"),
 		}, eventsRule...)...),
 	}
 	return append(roles, controllerRoles()...)

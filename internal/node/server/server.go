@@ -164,8 +164,10 @@ func (s *Server) status(ctx context.Context, node string, rep protocol.StatusRep
 
 // writeStatus reports gone=true when the pod no longer exists as the agent
 // knows it, so the agent can forget it.
+// The write is made as the node (Config.NodeClient), so the API's Node
+// authorizer holds it to the node's own pods as well.
 func (s *Server) writeStatus(ctx context.Context, node string, ps protocol.PodStatus) (gone bool, err error) {
-	pods := s.cfg.Client.CoreV1().Pods(ps.Namespace)
+	pods := s.nodeClient(node).CoreV1().Pods(ps.Namespace)
 	for attempt := 0; attempt < 5; attempt++ {
 		cur, err := pods.Get(ctx, ps.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -180,7 +182,10 @@ func (s *Server) writeStatus(ctx context.Context, node string, ps protocol.PodSt
 		next := cur.DeepCopy()
 		next.Status = mergeStatus(cur.Status, ps.Status)
 		if !equalStatus(cur.Status, next.Status) {
-			_, err = pods.UpdateStatus(ctx, next, metav1.UpdateOptions{})
+			err = retryForbidden(ctx, func() error {
+				_, err := pods.UpdateStatus(ctx, next, metav1.UpdateOptions{})
+				return err
+			})
 			if apierrors.IsConflict(err) {
 				continue
 			}
@@ -190,8 +195,10 @@ func (s *Server) writeStatus(ctx context.Context, node string, ps protocol.PodSt
 		}
 		if ps.Terminated && cur.DeletionTimestamp != nil {
 			uid := cur.UID
-			err := pods.Delete(ctx, ps.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64),
-				Preconditions: &metav1.Preconditions{UID: &uid}})
+			err := retryForbidden(ctx, func() error {
+				return pods.Delete(ctx, ps.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64),
+					Preconditions: &metav1.Preconditions{UID: &uid}})
+			})
 			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 				return false, fmt.Errorf("complete deletion of %s/%s: %w", ps.Namespace, ps.Name, err)
 			}
@@ -391,10 +398,10 @@ const (
 	forbiddenBackoff = 50 * time.Millisecond
 )
 
-// retryForbidden retries a read the API refused: this server found a pod
-// of the node using the object, so a 403 means the API's Node authorizer
-// has not seen that pod yet (its cache is another watch); it catches up
-// within milliseconds. Bounded to about a second.
+// retryForbidden retries a request the API refused: this server found the
+// node's pod (bound to it, or using the object), so a 403 means the API's
+// Node authorizer has not seen that pod yet (its cache is another watch);
+// it catches up within milliseconds. Bounded to about a second.
 func retryForbidden(ctx context.Context, read func() error) error {
 	var err error
 	for i := 0; i < forbiddenRetries; i++ {
