@@ -280,6 +280,12 @@ type Config struct {
 	// Logger receives every component's logs. Default slog.Default().
 	Logger *slog.Logger
 
+	// DisableRBAC turns authorization off: every authenticated caller
+	// may do anything, as before RBAC. Default false: RBAC, the Node
+	// authorizer and the engine's components under their own identities.
+	// For benchmark baselines, and embedders that authorize elsewhere.
+	DisableRBAC bool
+
 	// cronJobClock is the CronJob controller's clock, for the engine's
 	// tests, which cannot wait for a real minute; nil is the real clock.
 	cronJobClock clock.Clock

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
@@ -24,7 +25,9 @@ import (
 	custommetrics "k8s.io/metrics/pkg/client/custom_metrics"
 	"k8s.io/utils/clock"
 
+	"github.com/skiffhq/skiff/internal/authz/bootstrap"
 	"github.com/skiffhq/skiff/internal/bus"
+	"github.com/skiffhq/skiff/internal/controllers/clusterroleaggregation"
 	"github.com/skiffhq/skiff/internal/controllers/controller"
 	"github.com/skiffhq/skiff/internal/controllers/cronjob"
 	"github.com/skiffhq/skiff/internal/controllers/daemonset"
@@ -77,7 +80,10 @@ const (
 // Two members doing any of these would fight (docs/rationale.md). cp is
 // the control plane's bus connection.
 func (e *Engine) startControllers(ctx context.Context, cp *bus.Conn) error {
-	cfg, err := e.restConfigLocked()
+	// The shared informers and the events run as
+	// system:kube-controller-manager; each loop's writes as its own
+	// identity (controlLoops.as).
+	cfg, err := e.restConfigAsLocked(componentUser(bootstrap.ControllerManagerUser))
 	if err != nil {
 		return err
 	}
@@ -85,18 +91,18 @@ func (e *Engine) startControllers(ctx context.Context, cp *bus.Conn) error {
 	if err != nil {
 		return fmt.Errorf("controllers clientset: %w", err)
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("controllers dynamic client: %w", err)
-	}
 	events := e.eventBroadcasterLocked(cs)
 	log := e.log.With("component", "controllers")
-	e.loops = &controlLoops{client: cs, dynamic: dyn, bus: cp, log: log,
+	e.loops = &controlLoops{client: cs, bus: cp, log: log,
+		as: func(u user.Info) *rest.Config {
+			c, _ := e.restConfigAsLocked(u) // e.api is set for the engine's life once started
+			return c
+		},
 		recorder: func(component string) record.EventRecorder {
 			return events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component, Host: e.cfg.NodeName})
 		},
 		nodes:     lifecycle.Config{GracePeriod: e.cfg.NodeGracePeriod, ClusterPodCIDR: e.cfg.ClusterPodCIDR, Logger: e.log},
-		cronClock: e.cfg.cronJobClock, rest: cfg, hpaSync: e.cfg.HPASyncPeriod, forceDeleteAfter: e.cfg.forceDeleteAfter(),
+		cronClock: e.cfg.cronJobClock, hpaSync: e.cfg.HPASyncPeriod, forceDeleteAfter: e.cfg.forceDeleteAfter(),
 		rootCA: e.api.CAPEM()}
 	e.gate = &controller.LeaderGate{
 		// The seam for more than one server: today a single member is
@@ -122,18 +128,18 @@ func (e *Engine) eventBroadcasterLocked(cs kubernetes.Interface) record.EventBro
 
 // controlLoops is what each term of leadership builds its loops from.
 type controlLoops struct {
-	client   kubernetes.Interface
-	dynamic  dynamic.Interface // the garbage collector's and the namespace controller's
+	// client is system:kube-controller-manager's: the shared informers.
+	client kubernetes.Interface
+	// as is the in-process configuration of an identity: each loop's
+	// client acts as the loop's own (controllerUser, componentUser).
+	as       func(u user.Info) *rest.Config
 	bus      *bus.Conn
 	recorder func(component string) record.EventRecorder
 	nodes    lifecycle.Config // Bus and Client are filled in
 	log      *slog.Logger
 	// cronClock is the CronJob controller's clock; nil is the real one.
 	cronClock clock.Clock
-	// rest is the in-process API's config, for the clients the
-	// autoscaler builds per term (scale subresource, metrics APIs).
-	rest    *rest.Config
-	hpaSync time.Duration
+	hpaSync   time.Duration
 	// forceDeleteAfter is the taint-eviction controller's
 	// ForceDeleteAfter (Config.forceDeleteAfter).
 	forceDeleteAfter time.Duration
@@ -151,7 +157,7 @@ type controlLoops struct {
 // error, and the gate starts a fresh one.
 func (l *controlLoops) run(ctx context.Context) error {
 	nodesCfg := l.nodes
-	nodesCfg.Bus, nodesCfg.Client = l.bus, l.client
+	nodesCfg.Bus, nodesCfg.Client = l.bus, l.controller(bootstrap.NodeController)
 	// First, and needing no cache: an agent's registration waits for it.
 	nodes, err := lifecycle.Start(ctx, nodesCfg)
 	if err != nil {
@@ -166,65 +172,65 @@ func (l *controlLoops) run(ctx context.Context) error {
 	services, endpointsInf := factory.Core().V1().Services(), factory.Core().V1().Endpoints()
 	// Only the endpoints controller reads EndpointSlices, and only its own.
 	slices := endpoints.ManagedSlices(factory)
-	cs, log := l.client, l.log
+	log := l.log
 
 	claims, volumes := factory.Core().V1().PersistentVolumeClaims(), factory.Core().V1().PersistentVolumes()
 	classes := factory.Storage().V1().StorageClasses()
 	pdbs := factory.Policy().V1().PodDisruptionBudgets()
-	sched, err := scheduler.New(scheduler.Config{Client: cs, Pods: pods, Nodes: nodeInf,
+	sched, err := scheduler.New(scheduler.Config{Client: l.component(bootstrap.SchedulerUser), Pods: pods, Nodes: nodeInf,
 		Claims: claims, Volumes: volumes, StorageClasses: classes, PodDisruptionBudgets: pdbs,
 		Recorder: l.recorder(scheduler.Name), Logger: log})
 	if err != nil {
 		return err
 	}
-	rsc, err := replicaset.New(replicaset.Config{Client: cs, Pods: pods, ReplicaSets: rss,
+	rsc, err := replicaset.New(replicaset.Config{Client: l.controller(bootstrap.ReplicaSetController), Pods: pods, ReplicaSets: rss,
 		Recorder: l.recorder(replicaset.Name), Logger: log})
 	if err != nil {
 		return err
 	}
-	dsc, err := daemonset.New(daemonset.Config{Client: cs, Pods: pods, Nodes: nodeInf,
+	dsc, err := daemonset.New(daemonset.Config{Client: l.controller(bootstrap.DaemonSetController), Pods: pods, Nodes: nodeInf,
 		DaemonSets: factory.Apps().V1().DaemonSets(), Revisions: factory.Apps().V1().ControllerRevisions(),
 		Recorder: l.recorder(daemonset.Name), Logger: log})
 	if err != nil {
 		return err
 	}
-	dc, err := deployment.New(deployment.Config{Client: cs, Deployments: deploys, ReplicaSets: rss, Pods: pods,
+	dc, err := deployment.New(deployment.Config{Client: l.controller(bootstrap.DeploymentController), Deployments: deploys, ReplicaSets: rss, Pods: pods,
 		Recorder: l.recorder(deployment.Name), Logger: log})
 	if err != nil {
 		return err
 	}
-	jc, err := job.New(job.Config{Client: cs, Pods: pods, Jobs: jobs, Recorder: l.recorder(job.Name), Logger: log})
+	jc, err := job.New(job.Config{Client: l.controller(bootstrap.JobController), Pods: pods, Jobs: jobs, Recorder: l.recorder(job.Name), Logger: log})
 	if err != nil {
 		return err
 	}
-	cjc, err := cronjob.New(cronjob.Config{Client: cs, CronJobs: cronJobs, Jobs: jobs,
+	cjc, err := cronjob.New(cronjob.Config{Client: l.controller(bootstrap.CronJobController), CronJobs: cronJobs, Jobs: jobs,
 		Recorder: l.recorder(cronjob.Name), Logger: log, Clock: l.cronClock})
 	if err != nil {
 		return err
 	}
-	ec, err := endpoints.New(endpoints.Config{Client: cs, Services: services, Pods: pods, Nodes: nodeInf,
+	ec, err := endpoints.New(endpoints.Config{Client: l.controller(bootstrap.EndpointController), Services: services, Pods: pods, Nodes: nodeInf,
 		Endpoints: endpointsInf, EndpointSlices: slices, Recorder: l.recorder(endpoints.Name), Logger: log})
 	if err != nil {
 		return err
 	}
-	sc, err := statefulset.New(statefulset.Config{Client: cs, Pods: pods, StatefulSets: factory.Apps().V1().StatefulSets(),
+	sc, err := statefulset.New(statefulset.Config{Client: l.controller(bootstrap.StatefulSetController), Pods: pods, StatefulSets: factory.Apps().V1().StatefulSets(),
 		Revisions: factory.Apps().V1().ControllerRevisions(), Claims: claims,
 		Recorder: l.recorder(statefulset.Name), Logger: log})
 	if err != nil {
 		return err
 	}
-	vc, err := volume.New(volume.Config{Client: cs, Claims: claims, Volumes: volumes, Nodes: nodeInf,
+	vc, err := volume.New(volume.Config{Client: l.controller(bootstrap.PersistentVolumeBinder), Claims: claims, Volumes: volumes, Nodes: nodeInf,
 		StorageClasses: classes, Recorder: l.recorder(volume.Name), Logger: log})
 	if err != nil {
 		return err
 	}
-	pdbc, err := disruption.New(disruption.Config{Client: cs, Pods: pods, PDBs: pdbs, ReplicaSets: rss,
+	pdbc, err := disruption.New(disruption.Config{Client: l.controller(bootstrap.DisruptionController), Pods: pods, PDBs: pdbs, ReplicaSets: rss,
 		Deployments: deploys, StatefulSets: factory.Apps().V1().StatefulSets(),
 		Recorder: l.recorder(disruption.Name), Logger: log})
 	if err != nil {
 		return err
 	}
-	tec, err := tainteviction.New(tainteviction.Config{Client: cs, Pods: pods, Nodes: nodeInf,
+	tec, err := tainteviction.New(tainteviction.Config{Client: l.controller(bootstrap.TaintEvictionController), Pods: pods, Nodes: nodeInf,
 		Recorder: l.recorder(tainteviction.Name), ForceDeleteAfter: l.forceDeleteAfter, Logger: log})
 	if err != nil {
 		return err
@@ -233,12 +239,13 @@ func (l *controlLoops) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	nsc, err := namespace.New(namespace.Config{Client: cs, Dynamic: l.dynamic,
+	nsc, err := namespace.New(namespace.Config{Client: l.controller(bootstrap.NamespaceController),
+		Dynamic:    dynamic.NewForConfigOrDie(l.as(controllerUser(bootstrap.NamespaceController))),
 		Namespaces: factory.Core().V1().Namespaces(), Pods: pods, Logger: log})
 	if err != nil {
 		return err
 	}
-	sac, err := serviceaccount.New(serviceaccount.Config{Client: cs, Namespaces: factory.Core().V1().Namespaces(),
+	sac, err := serviceaccount.New(serviceaccount.Config{Client: l.controller(bootstrap.ServiceAccountController), Namespaces: factory.Core().V1().Namespaces(),
 		RootCA: l.rootCA, Resync: informerResync, Logger: log})
 	if err != nil {
 		return err
@@ -247,13 +254,16 @@ func (l *controlLoops) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rqc, err := resourcequota.New(resourcequota.Config{Client: cs, Dynamic: l.dynamic,
-		Mapper:         restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cs.Discovery())),
+	rqc, err := resourcequota.New(resourcequota.Config{Client: l.controller(bootstrap.ResourceQuotaController),
+		Dynamic:        dynamic.NewForConfigOrDie(l.as(controllerUser(bootstrap.ResourceQuotaController))),
+		Mapper:         restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(l.client.Discovery())),
 		ResourceQuotas: factory.Core().V1().ResourceQuotas(), Pods: pods, Services: services, Claims: claims,
 		// Informers the other loops keep anyway: no extra cache.
 		Counted: []cache.SharedIndexInformer{deploys.Informer(), rss.Informer(), jobs.Informer(), cronJobs.Informer(),
 			factory.Apps().V1().StatefulSets().Informer(), factory.Apps().V1().DaemonSets().Informer()},
 		Logger: log})
+	crac, err := clusterroleaggregation.New(clusterroleaggregation.Config{
+		Client: l.controller(bootstrap.ClusterRoleAggregator), ClusterRoles: factory.Rbac().V1().ClusterRoles(), Logger: log})
 	if err != nil {
 		return err
 	}
@@ -291,12 +301,13 @@ func (l *controlLoops) run(ctx context.Context) error {
 		func(ctx context.Context) error { tec.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { hpac.Run(ctx, controllerWorkers); return nil },
 		func(ctx context.Context) error { rqc.Run(ctx, controllerWorkers); return nil },
+		func(ctx context.Context) error { crac.Run(ctx, 1); return nil },
 		disp.Run,
 		// Every node's Service proxy follows this feed. It keeps
 		// informers of its own: it needs every EndpointSlice, where the
 		// term's factory holds only the endpoints controller's own.
 		func(ctx context.Context) error {
-			p, err := servicefeed.StartPublisher(ctx, servicefeed.PublisherConfig{Bus: l.bus, Client: cs, Logger: log})
+			p, err := servicefeed.StartPublisher(ctx, servicefeed.PublisherConfig{Bus: l.bus, Client: l.component(bootstrap.KubeProxyUser), Logger: log})
 			if err != nil {
 				return err
 			}
@@ -326,13 +337,14 @@ func (l *controlLoops) run(ctx context.Context) error {
 // the API serves (its own informers, cut down to metadata), or over the
 // built-in workload and configuration resources if discovery fails.
 func (l *controlLoops) garbageCollector() (*garbagecollector.Collector, error) {
+	cfg := l.as(controllerUser(bootstrap.GarbageCollector))
 	res, err := garbagecollector.DiscoverResources(l.client.Discovery())
 	if err != nil {
 		l.log.Warn("garbage collector: discovery failed, watching the built-in resources only", "err", err)
 		res = garbagecollector.DefaultResources
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(l.client.Discovery()))
-	return garbagecollector.New(garbagecollector.Config{Client: l.dynamic, Resources: res, Mapper: mapper,
+	return garbagecollector.New(garbagecollector.Config{Client: dynamic.NewForConfigOrDie(cfg), Resources: res, Mapper: mapper,
 		Resync: informerResync, Logger: l.log,
 		// Custom resources defined later are watched too.
 		Discover: func() ([]garbagecollector.Resource, error) {
@@ -347,24 +359,35 @@ func (l *controlLoops) garbageCollector() (*garbagecollector.Collector, error) {
 // may not be served yet); until they are served, HPAs report
 // ScalingActive False and scale nothing.
 func (l *controlLoops) podAutoscaler(factory informers.SharedInformerFactory) (*podautoscaler.Controller, error) {
+	cfg := l.as(controllerUser(bootstrap.HPAController))
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(l.client.Discovery()))
-	scales, err := scale.NewForConfig(l.rest, mapper, dynamic.LegacyAPIPathResolverFunc,
+	scales, err := scale.NewForConfig(cfg, mapper, dynamic.LegacyAPIPathResolverFunc,
 		scale.NewDiscoveryScaleKindResolver(l.client.Discovery()))
 	if err != nil {
 		return nil, fmt.Errorf("autoscaler scale client: %w", err)
 	}
-	resourceMetrics, err := metricsclient.NewForConfig(l.rest)
+	resourceMetrics, err := metricsclient.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("autoscaler resource metrics client: %w", err)
 	}
-	customMetrics, err := custommetrics.NewForVersionForConfig(rest.CopyConfig(l.rest), mapper, cmv1beta2.SchemeGroupVersion)
+	customMetrics, err := custommetrics.NewForVersionForConfig(rest.CopyConfig(cfg), mapper, cmv1beta2.SchemeGroupVersion)
 	if err != nil {
 		return nil, fmt.Errorf("autoscaler custom metrics client: %w", err)
 	}
-	return podautoscaler.New(podautoscaler.Config{Client: l.client,
+	return podautoscaler.New(podautoscaler.Config{Client: kubernetes.NewForConfigOrDie(cfg),
 		HPAs: factory.Autoscaling().V2().HorizontalPodAutoscalers(), Pods: factory.Core().V1().Pods(),
 		Scales: scales, Mapper: mapper, ResourceMetrics: resourceMetrics.MetricsV1beta1(), CustomMetrics: customMetrics,
 		Recorder: l.recorder(podautoscaler.Name), Logger: l.log, SyncPeriod: l.hpaSync})
+}
+
+// controller is a clientset acting as the controller's service account.
+func (l *controlLoops) controller(name string) kubernetes.Interface {
+	return kubernetes.NewForConfigOrDie(l.as(controllerUser(name)))
+}
+
+// component is a clientset acting as a control-plane component's user.
+func (l *controlLoops) component(name string) kubernetes.Interface {
+	return kubernetes.NewForConfigOrDie(l.as(componentUser(name)))
 }
 
 // dispatcher is the running term's pod dispatcher, or nil between terms.

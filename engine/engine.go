@@ -20,6 +20,7 @@ import (
 	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"github.com/skiffhq/skiff/internal/atomicfile"
 	"github.com/skiffhq/skiff/internal/audit"
+	"github.com/skiffhq/skiff/internal/authz/bootstrap"
 	"github.com/skiffhq/skiff/internal/bus"
 	"github.com/skiffhq/skiff/internal/controllers/controller"
 	"github.com/skiffhq/skiff/internal/dirlock"
@@ -204,7 +205,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 			NotReady: e.cfg.DefaultNotReadyTolerationSeconds, Unreachable: e.cfg.DefaultUnreachableTolerationSeconds},
 		ServiceAccountAdmission: true, ClusterDomain: e.cfg.ClusterDomain,
 		AuditLog:   audit.Config{Path: e.cfg.AuditLogPath, MaxSizeMB: e.cfg.AuditLogMaxSizeMB, MaxBackups: e.cfg.AuditLogMaxBackups},
-		AuditLevel: audit.Level(e.cfg.AuditLevel)})
+		AuditLevel: audit.Level(e.cfg.AuditLevel), DisableRBAC: e.cfg.DisableRBAC})
 	if err != nil {
 		return err
 	}
@@ -279,7 +280,7 @@ func (e *Engine) raftTLS() (*tls.Config, error) {
 // in-process bus connection, as a remote agent would run on its network
 // one.
 func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
-	cfg, err := e.restConfigLocked()
+	cfg, err := e.restConfigAsLocked(componentUser(bootstrap.NodeServerUser))
 	if err != nil {
 		return err
 	}
@@ -287,7 +288,13 @@ func (e *Engine) startNodes(ctx context.Context, cp *bus.Conn) error {
 	if err != nil {
 		return err
 	}
-	if e.nodesrv, err = server.Start(ctx, server.Config{Bus: cp, Client: cs, Logger: e.log}); err != nil {
+	// Objects are read for a node as that node, so the Node authorizer
+	// decides them too.
+	nodeClient := func(node string) kubernetes.Interface {
+		c, _ := e.restConfigAsLocked(nodeUser(node)) // e.api is set: cfg above came from it
+		return kubernetes.NewForConfigOrDie(c)
+	}
+	if e.nodesrv, err = server.Start(ctx, server.Config{Bus: cp, Client: cs, NodeClient: nodeClient, Logger: e.log}); err != nil {
 		return err
 	}
 	// Pods' key-value stores, in the bus's JetStream (nodes have none):

@@ -119,6 +119,7 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain (Services are NAME.NAMESPACE.svc.DOMAIN)")
 	f.BoolVar(&cfg.DisableClusterDNS, "no-cluster-dns", false,
 		"run no cluster DNS server on this node (it listens on the kube-dns ClusterIP, port 53, which needs root or CAP_NET_BIND_SERVICE)")
+	f.BoolVar(&cfg.DisableRBAC, "disable-rbac", false, "let every authenticated caller do anything (no RBAC or Node authorizer); for benchmarks and trusted single-user setups")
 	f.StringVar(&busListen, "bus-listen", "", `where agents of other nodes reach the bus, HOST:PORT (default the API's host, any port; "none" for no agents)`)
 	addTokenFlags(cmd, &tok, "the cluster token or secret: the secret of a new data directory, or with --join the token of the cluster to join (a server's DATA-DIR/token); must match DATA-DIR/token after (default: a random secret, kept in DATA-DIR/token)")
 	f.BoolVar(&withDemo, "demo", false, "also run the demo app (a Deployment of Wasm pods behind a Service) and say how to reach it")

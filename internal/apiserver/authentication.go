@@ -202,15 +202,15 @@ func (s *Server) authenticationGroup() APIGroup {
 				return nil, apierrors.NewMethodNotSupported(schema.GroupResource{Group: authnv1.GroupName, Resource: path[0]}, r.Method)
 			},
 			Create: func(w http.ResponseWriter, r *http.Request, path []string) (runtime.Object, error) {
-				return s.createReview(w, r, v, path)
+				return s.createAuthenticationReview(w, r, v, path)
 			}}
 	}
 	return APIGroup{Name: authnv1.GroupName, Versions: []APIGroupVersion{
 		version("v1", ssr, tr), version("v1beta1", ssr), version("v1alpha1", ssr)}}
 }
 
-// createReview answers POST selfsubjectreviews and tokenreviews.
-func (s *Server) createReview(w http.ResponseWriter, r *http.Request, version string, path []string) (runtime.Object, error) {
+// createAuthenticationReview answers POST selfsubjectreviews and tokenreviews.
+func (s *Server) createAuthenticationReview(w http.ResponseWriter, r *http.Request, version string, path []string) (runtime.Object, error) {
 	if len(path) != 1 {
 		return nil, notFoundPath(r.URL.Path)
 	}

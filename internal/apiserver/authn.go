@@ -127,18 +127,3 @@ func (s *Server) certificateUser(r *http.Request) (user.Info, bool) {
 	groups = append(groups, user.AllAuthenticated)
 	return &user.DefaultInfo{Name: leaf.Subject.CommonName, Groups: groups}, true
 }
-
-// authorize lets the request through when the caller may make it.
-// Until RBAC is enforced every authenticated caller may do anything, and
-// the anonymous user may read only the public paths (health and version),
-// as Kubernetes' system:public-info-viewer role allows.
-func (s *Server) authorize(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, _ := UserFrom(r.Context())
-		if u == nil || u.GetName() == user.Anonymous && !public(r) {
-			writeError(w, apierrors.NewUnauthorized("Unauthorized"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}

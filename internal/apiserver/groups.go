@@ -37,9 +37,9 @@ type APIGroupVersion struct {
 	// to send as JSON, or an error: an API status error (404, 405, 400)
 	// is sent as such, anything else as a 500.
 	Serve func(r *http.Request, path []string) (runtime.Object, error)
-	// Create, when set, answers POST the way Serve answers GET (reviews
-	// such as SelfSubjectReview: computed, never stored); the object is
-	// sent with 201 Created.
+	// Create, when set, answers a POST under the version (path as for
+	// Serve) with 201 and the object it returns: create-only kinds that
+	// are computed and never stored (access reviews).
 	Create func(w http.ResponseWriter, r *http.Request, path []string) (runtime.Object, error)
 }
 

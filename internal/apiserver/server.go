@@ -97,6 +97,11 @@ type Config struct {
 	// AuditLevel is how much each audit event records. Default Metadata
 	// (when AuditLog.Path is set).
 	AuditLevel audit.Level
+	// DisableRBAC turns authorization off: every authenticated caller may
+	// do anything (the anonymous user still only the public paths).
+	// Default false: RBAC and the Node authorizer decide (authz.go). For
+	// benchmarks' baselines and embedders that authorize elsewhere.
+	DisableRBAC bool
 }
 
 // Server is a running (or ready to start) API server.
@@ -130,6 +135,9 @@ type Server struct {
 	// bg lives from New to Close: the server's own background work.
 	bg       context.Context
 	bgCancel context.CancelFunc
+	// authz is the authorizer chain, set once its caches have synced
+	// (authz.go); nil before Start.
+	authz *authorizers
 
 	mu  sync.Mutex
 	ln  net.Listener
@@ -221,6 +229,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("apiserver: %w", err)
 		}
 	}
+	s.cfg.Groups = append(s.cfg.Groups, s.accessReviewGroup())
 	return s, nil
 }
 
@@ -246,8 +255,15 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.loadCRDs(ctx)
 	go s.watchCRDs(s.bg)
+	if err := s.ensureRBACPolicy(ctx); err != nil {
+		return fmt.Errorf("apiserver: bootstrap RBAC policy: %w", err)
+	}
+	if err := s.startAuthorizers(ctx); err != nil {
+		return fmt.Errorf("apiserver: %w", err)
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
+		s.stopAuthorizers()
 		return fmt.Errorf("apiserver: listen on %s: %w", s.cfg.Listen, err)
 	}
 	if err := s.ensureKubernetesEndpoints(ctx, ln.Addr()); err != nil {
@@ -281,6 +297,7 @@ func (s *Server) Start(ctx context.Context) error {
 // in flight.
 func (s *Server) Close(ctx context.Context) error {
 	s.bgCancel()
+	defer s.stopAuthorizers()
 	s.mu.Lock()
 	srv := s.srv
 	s.mu.Unlock()

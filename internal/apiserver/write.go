@@ -232,6 +232,9 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 	if errs = append(errs, s.validateCustom(ctx, res, "", obj, nil)...); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(res.GVK().GroupKind(), m.GetName(), errs)
 	}
+	if err := s.admitRBAC(ctx, obj); err != nil {
+		return nil, err
+	}
 	if res.Namespaced {
 		if err := s.namespaceAcceptsObjects(ctx, res, m.GetNamespace(), m.GetName()); err != nil {
 			return nil, err
@@ -367,6 +370,9 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		}
 		if len(errs) > 0 {
 			return nil, apierrors.NewInvalid(req.res.GVK().GroupKind(), req.name, errs)
+		}
+		if err := s.admitRBAC(ctx, next); err != nil {
+			return nil, err
 		}
 		if pc, ok := next.(*schedulingv1.PriorityClass); ok {
 			if err := s.admitPriorityClass(ctx, pc); err != nil {

@@ -8,6 +8,7 @@ package archtest
 var controlPlane = []string{
 	"./raft/...",
 	"./internal/apiserver/...",
+	"./internal/authz/...",
 	"./internal/controllers/...",
 	"./internal/scheduler/...",
 	"./internal/node/dispatch/...",

@@ -95,6 +95,13 @@ func (c *Controller) syncActive(ctx context.Context, cj *batchv1.CronJob, jobs [
 			removeActive(cj, j.UID)
 			c.recorder.Eventf(cj, corev1.EventTypeNormal, "SawCompletedJob", "Saw completed job: %s, condition: %v", j.Name, finished)
 		}
+		// A Job's scheduled time is on it (its scheduled-timestamp
+		// annotation), so a status write lost after its creation does not
+		// lose lastScheduleTime with it.
+		if ts, err := time.Parse(time.RFC3339, j.Annotations[batchv1.CronJobScheduledTimestampAnnotation]); err == nil &&
+			(cj.Status.LastScheduleTime == nil || cj.Status.LastScheduleTime.Time.Before(ts)) {
+			cj.Status.LastScheduleTime = &metav1.Time{Time: ts}
+		}
 		if finished == batchv1.JobComplete && j.Status.CompletionTime != nil &&
 			(cj.Status.LastSuccessfulTime == nil || cj.Status.LastSuccessfulTime.Before(j.Status.CompletionTime)) {
 			cj.Status.LastSuccessfulTime = j.Status.CompletionTime.DeepCopy()

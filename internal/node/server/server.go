@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -39,7 +40,13 @@ import (
 type Config struct {
 	Bus    *bus.Conn            // required
 	Client kubernetes.Interface // required
-	Logger *slog.Logger
+	// NodeClient, when set, is a client acting as the node (its
+	// system:node:<name> identity): the objects a node asks for
+	// (ConfigMaps, Secrets, claims and their volumes) are read with it, so
+	// the API's Node authorizer decides as well as this server's own check,
+	// and Client needs no access to Secrets. Nil: Client reads them.
+	NodeClient func(node string) kubernetes.Interface
+	Logger     *slog.Logger
 }
 
 // Server serves node agents.
@@ -55,8 +62,9 @@ type Server struct {
 	factory informers.SharedInformerFactory
 	cancel  context.CancelFunc
 
-	mu        sync.Mutex
-	recorders map[string]record.EventRecorder // per node: events come from that node's kubelet
+	mu          sync.Mutex
+	recorders   map[string]record.EventRecorder // per node: events come from that node's kubelet
+	nodeClients map[string]kubernetes.Interface // per node, from Config.NodeClient
 }
 
 // Start serves the status and objects subjects of every node, once its pod
@@ -68,7 +76,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "nodeserver"), recorders: map[string]record.EventRecorder{}}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "nodeserver"), recorders: map[string]record.EventRecorder{},
+		nodeClients: map[string]kubernetes.Interface{}}
 	s.events = record.NewBroadcaster()
 	s.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events("")})
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -156,8 +165,10 @@ func (s *Server) status(ctx context.Context, node string, rep protocol.StatusRep
 
 // writeStatus reports gone=true when the pod no longer exists as the agent
 // knows it, so the agent can forget it.
+// The write is made as the node (Config.NodeClient), so the API's Node
+// authorizer holds it to the node's own pods as well.
 func (s *Server) writeStatus(ctx context.Context, node string, ps protocol.PodStatus) (gone bool, err error) {
-	pods := s.cfg.Client.CoreV1().Pods(ps.Namespace)
+	pods := s.nodeClient(node).CoreV1().Pods(ps.Namespace)
 	for attempt := 0; attempt < 5; attempt++ {
 		cur, err := pods.Get(ctx, ps.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -172,7 +183,10 @@ func (s *Server) writeStatus(ctx context.Context, node string, ps protocol.PodSt
 		next := cur.DeepCopy()
 		next.Status = mergeStatus(cur.Status, ps.Status)
 		if !equalStatus(cur.Status, next.Status) {
-			_, err = pods.UpdateStatus(ctx, next, metav1.UpdateOptions{})
+			err = retryForbidden(ctx, func() error {
+				_, err := pods.UpdateStatus(ctx, next, metav1.UpdateOptions{})
+				return err
+			})
 			if apierrors.IsConflict(err) {
 				continue
 			}
@@ -182,8 +196,10 @@ func (s *Server) writeStatus(ctx context.Context, node string, ps protocol.PodSt
 		}
 		if ps.Terminated && cur.DeletionTimestamp != nil {
 			uid := cur.UID
-			err := pods.Delete(ctx, ps.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64),
-				Preconditions: &metav1.Preconditions{UID: &uid}})
+			err := retryForbidden(ctx, func() error {
+				return pods.Delete(ctx, ps.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64),
+					Preconditions: &metav1.Preconditions{UID: &uid}})
+			})
 			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 				return false, fmt.Errorf("complete deletion of %s/%s: %w", ps.Namespace, ps.Name, err)
 			}
@@ -257,13 +273,23 @@ func (s *Server) object(ctx context.Context, node string, req protocol.ObjectReq
 			req.Node, strings.ToLower(req.Kind), req.Namespace, req.Name)
 	}
 	var resp protocol.ObjectResponse
+	c := s.nodeClient(req.Node)
 	switch req.Kind {
 	case "ConfigMap":
-		resp.ConfigMap, err = s.cfg.Client.CoreV1().ConfigMaps(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+		err = retryForbidden(ctx, func() (err error) {
+			resp.ConfigMap, err = c.CoreV1().ConfigMaps(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+			return err
+		})
 	case "Secret":
-		resp.Secret, err = s.cfg.Client.CoreV1().Secrets(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+		err = retryForbidden(ctx, func() (err error) {
+			resp.Secret, err = c.CoreV1().Secrets(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+			return err
+		})
 	case "PersistentVolumeClaim":
-		resp.PersistentVolume, err = s.claimVolume(ctx, req)
+		err = retryForbidden(ctx, func() (err error) {
+			resp.PersistentVolume, err = s.claimVolume(ctx, c, req)
+			return err
+		})
 	default:
 		return resp, fmt.Errorf("nodeserver: kind %q is not served to nodes", req.Kind)
 	}
@@ -355,17 +381,57 @@ func podReferences(p *corev1.Pod, kind, name string) bool {
 	return found
 }
 
+// nodeClient is the client that reads objects for node.
+func (s *Server) nodeClient(node string) kubernetes.Interface {
+	if s.cfg.NodeClient == nil {
+		return s.cfg.Client
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.nodeClients[node]
+	if c == nil {
+		c = s.cfg.NodeClient(node)
+		s.nodeClients[node] = c
+	}
+	return c
+}
+
+// Bounds of retryForbidden.
+const (
+	forbiddenRetries = 20
+	forbiddenBackoff = 50 * time.Millisecond
+)
+
+// retryForbidden retries a request the API refused: this server found the
+// node's pod (bound to it, or using the object), so a 403 means the API's
+// Node authorizer has not seen that pod yet (its cache is another watch);
+// it catches up within milliseconds. Bounded to about a second.
+func retryForbidden(ctx context.Context, read func() error) error {
+	var err error
+	for i := 0; i < forbiddenRetries; i++ {
+		if err = read(); !apierrors.IsForbidden(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(forbiddenBackoff):
+		}
+	}
+	return err
+}
+
 // claimVolume is the volume bound to the claim, if it may be used on the
 // asking node (its node affinity, if any, matches the node).
-func (s *Server) claimVolume(ctx context.Context, req protocol.ObjectRequest) (*corev1.PersistentVolume, error) {
-	pvc, err := s.cfg.Client.CoreV1().PersistentVolumeClaims(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+func (s *Server) claimVolume(ctx context.Context, c kubernetes.Interface, req protocol.ObjectRequest) (*corev1.PersistentVolume, error) {
+	pvc, err := c.CoreV1().PersistentVolumeClaims(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
 	}
 	if pvc.Spec.VolumeName == "" || pvc.Status.Phase != corev1.ClaimBound {
 		return nil, fmt.Errorf("persistentvolumeclaim %s/%s is not bound yet", req.Namespace, req.Name)
 	}
-	pv, err := s.cfg.Client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+	pv, err := c.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("persistentvolume %s of claim %s/%s: %w", pvc.Spec.VolumeName, req.Namespace, req.Name, err)
 	} else if err != nil {
@@ -439,7 +505,14 @@ func (s *Server) podToken(ctx context.Context, req protocol.ObjectRequest) (prot
 	if sa == "" {
 		sa = "default"
 	}
-	out, err := s.cfg.Client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, sa, tr, metav1.CreateOptions{})
+	// Minted as the node, as a kubelet asks: the Node authorizer allows a
+	// token only for a pod bound to the node, and the node server's own
+	// identity holds no right to mint tokens.
+	var out *authnv1.TokenRequest
+	err = retryForbidden(ctx, func() (err error) {
+		out, err = s.nodeClient(req.Node).CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, sa, tr, metav1.CreateOptions{})
+		return err
+	})
 	if err != nil {
 		return protocol.ObjectResponse{}, fmt.Errorf("nodeserver: token for pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
