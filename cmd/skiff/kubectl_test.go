@@ -483,8 +483,13 @@ func TestKubectlOutputs(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^out-a\s+alpha\s+2\s+`).MatchString(all) || !regexp.MustCompile(`(?m)^out-b\s+zeta\s+1\s+`).MatchString(all) {
 		t.Fatalf("-A lacks namespaces:\n%s", all)
 	}
+	// Every namespace gets the cluster CA's ConfigMap, as in Kubernetes;
+	// wait for it, so the sort has three names to order.
+	for i := 0; i < 50 && c.kubectl("", "get", "cm", "kube-root-ca.crt", "-n", "out-a").code != 0; i++ {
+		time.Sleep(200 * time.Millisecond)
+	}
 	sorted := c.ok("", "get", "cm", "-n", "out-a", "--sort-by=.metadata.name", "-o", "name")
-	if sorted != "configmap/alpha\nconfigmap/zeta\n" {
+	if sorted != "configmap/alpha\nconfigmap/kube-root-ca.crt\nconfigmap/zeta\n" {
 		t.Fatalf("--sort-by: %q", sorted)
 	}
 	c.ok("", "create", "deployment", "web", "-n", "out-a", "--image=example.com/web:2", "--replicas=2")

@@ -26,8 +26,9 @@ import (
 // ServiceAccount (and the pod a bound token names), TokenReview agrees, and
 // deleting the pod or the ServiceAccount makes their tokens 401.
 func TestTokenRequestAndReviews(t *testing.T) {
-	s, cfg := newTestServer(t, 1000)
-	admin := kubernetes.NewForConfigOrDie(cfg)
+	// With RBAC deciding, as in a running server: a ServiceAccount may
+	// review itself through system:basic-user.
+	s, admin, _ := startAuthzServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	as := func(token string) kubernetes.Interface {
@@ -131,8 +132,8 @@ func TestTokenRequestAndReviews(t *testing.T) {
 	if !apierrors.IsUnauthorized(err) {
 		t.Errorf("deleted pod's token: %v, want 401", err)
 	}
-	if _, err := as(tr.Status.Token).CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err != nil {
-		t.Errorf("the unbound token stops with the pod: %v", err)
+	if _, err := as(tr.Status.Token).AuthenticationV1().SelfSubjectReviews().Create(ctx, &authnv1.SelfSubjectReview{}, metav1.CreateOptions{}); err != nil {
+		t.Errorf("the unbound token stopped with the pod: %v", err)
 	}
 	if err := admin.CoreV1().ServiceAccounts("default").Delete(ctx, "robot", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)

@@ -71,6 +71,16 @@ func (c *Controller) recordFailure(svc *corev1.Service, err error, reason, forma
 // its Endpoints object, which Kubernetes' endpoints controller deletes
 // whoever made it.
 func (c *Controller) serviceGone(ctx context.Context, ns, name string) error {
+	// The key may come from an Endpoints or slice event that reached this
+	// controller before its Service's own event did (separate watches):
+	// the cache saying "no Service" is then wrong, and acting on it would
+	// delete a user's Endpoints of a selectorless Service just created.
+	// Deleting is rare, so the API decides.
+	if _, err := c.client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+		return nil // the Service's event is on its way and syncs it
+	} else if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get service %s/%s: %w", ns, name, err)
+	}
 	errs := []error{c.deleteSlices(ctx, ns, name)}
 	if ep, err := c.endpoints.Endpoints(ns).Get(name); err == nil && ep.Annotations[annotationLeader] == "" {
 		err := c.client.CoreV1().Endpoints(ns).Delete(ctx, name,

@@ -56,6 +56,9 @@ func TestProjectedTokenRefreshedAt80Percent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Stop()
+	if err := cp.Flush(ctx); err != nil { // the responder is subscribed before the agent asks
+		t.Fatal(err)
+	}
 
 	a := &Agent{cfg: Config{NodeName: "n", Bus: conn}}
 	clock := now
