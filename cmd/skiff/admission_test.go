@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -13,68 +11,6 @@ import (
 	"testing"
 	"time"
 )
-
-// startAdmissionServer runs a skiff server of its own for the admission
-// and audit scenarios, on this suite's loopback range (127.136.0.0/16),
-// with an audit log at Request level rotated at 1 MB. It is stopped (by
-// its PID) and its directory removed when the test ends.
-func startAdmissionServer(t *testing.T) (*cluster, string) {
-	t.Helper()
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Skip("kubectl is not installed: ", err)
-	}
-	bin := buildSkiffOnce(t)
-	dir := t.TempDir()
-	auditLog := filepath.Join(dir, "audit", "audit.log")
-	cmd := exec.Command(bin, "server", "--data-dir", filepath.Join(dir, "data"), "--node-name", "admission-test",
-		"--api-listen", "127.136.0.1:0", "--raft-listen", "none", "--bus-listen", "none", "--no-cluster-dns",
-		"--service-cidr", "127.136.128.0/17", "--cluster-pod-cidr", "127.136.64.0/18", "--pod-cidr", "127.136.64.0/20",
-		"--image-hosts", "loopback", "--audit-log", auditLog, "--audit-log-maxsize", "1", "--audit-level", "Request")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	ready := make(chan struct{})
-	var tail []string
-	var mu sync.Mutex
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := sync.Once{}
-		for sc.Scan() {
-			mu.Lock()
-			tail = append(tail, sc.Text())
-			if len(tail) > 50 {
-				tail = tail[1:]
-			}
-			mu.Unlock()
-			if strings.Contains(sc.Text(), `msg="engine ready"`) {
-				once.Do(func() { close(ready) })
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(60 * time.Second):
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("server not ready within 60s:\n%s", strings.Join(tail, "\n"))
-	}
-	return &cluster{t: t, dir: dir, kubeconfig: filepath.Join(dir, "data", "kubeconfig.yaml"), cacheDir: filepath.Join(dir, "kubectl-cache")}, auditLog
-}
 
 // eventually polls f every 200 ms for at most d.
 func eventually(t *testing.T, d time.Duration, f func() error) {
@@ -98,7 +34,9 @@ const pendingPod = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"NAME"},
 // TestKubectlAdmissionAndAudit: ResourceQuota, PodSecurity and the audit
 // log through real kubectl against a real server.
 func TestKubectlAdmissionAndAudit(t *testing.T) {
-	c, auditLog := startAdmissionServer(t)
+	// An audit log at Request level, rotated at 1 MB.
+	auditLog := filepath.Join(t.TempDir(), "audit", "audit.log")
+	c := startOwnServer(t, "admission-test", "127.136", "--audit-log", auditLog, "--audit-log-maxsize", "1", "--audit-level", "Request")
 
 	t.Run("ResourceQuota", func(t *testing.T) {
 		c := *c

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"os/exec"
@@ -13,58 +12,13 @@ import (
 	"github.com/skiffhq/skiff/internal/testutil"
 )
 
-// startAuthnServer runs a server of its own in this file's loopback range
-// (127.134.0.0/16) and returns a kubectl pointed at it.
-func startAuthnServer(t *testing.T) (*cluster, string) {
-	t.Helper()
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Skip("kubectl is not installed: ", err)
-	}
-	bin := buildSkiffOnce(t)
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "server", "--data-dir", dir, "--node-name", "authn", "--api-listen", "127.134.1.1:0",
-		"--bus-listen", "none", "--service-cidr", "127.134.32.0/20", "--pod-cidr", "127.134.8.0/22",
-		"--image-hosts", "loopback", "--no-cluster-dns")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt) // our own child, by its PID
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	lines := make(chan string, 1000)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-	}()
-	waitLine(t, lines, `msg="engine ready"`, 60*time.Second)
-	c := &cluster{t: t, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig.yaml"), cacheDir: filepath.Join(dir, "kubectl-cache")}
-	return c, bin
-}
-
 // TestKubectlServiceAccountTokenAndUserCertificate: `kubectl create
 // token` mints a ServiceAccount token (with --duration, and bound to a pod)
 // and `kubectl auth whoami` with it names the ServiceAccount; `skiff
 // kubeconfig --user alice --group dev` makes a kubeconfig with a client
 // certificate that whoami shows as alice in dev.
 func TestKubectlServiceAccountTokenAndUserCertificate(t *testing.T) {
-	c, bin := startAuthnServer(t)
+	c, bin := startOwnServer(t, "authn", "127.134"), buildSkiffOnce(t)
 	// The controller makes the default ServiceAccount a moment after start.
 	testutil.Eventually(t, 30*time.Second, func() error {
 		if r := c.kubectl("", "get", "serviceaccount", "default", "-n", "default"); r.code != 0 {

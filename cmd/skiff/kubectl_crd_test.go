@@ -3,66 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 )
-
-// startCRDServer runs a skiff server of its own for the CRD scenario, on
-// addresses inside 127.132.0.0/16 (API, services, pods), with no raft or
-// bus listener; it is stopped (our own child, by its PID) at the end.
-func startCRDServer(t *testing.T) *cluster {
-	t.Helper()
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Skip("kubectl is not installed: ", err)
-	}
-	bin := buildSkiffOnce(t)
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "server", "--data-dir", dir, "--node-name", "crd-test", "--api-listen", "127.132.0.1:0",
-		"--raft-listen", "none", "--bus-listen", "none", "--no-cluster-dns",
-		"--service-cidr", "127.132.64.0/18", "--cluster-pod-cidr", "127.132.128.0/17", "--pod-cidr", "127.132.128.0/20",
-		"--image-hosts", "loopback")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	lines := make(chan string, 1000)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-	}()
-	deadline := time.After(60 * time.Second)
-	for {
-		select {
-		case l := <-lines:
-			if strings.Contains(l, `msg="engine ready"`) {
-				return &cluster{t: t, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig.yaml"), cacheDir: filepath.Join(dir, "kubectl-cache")}
-			}
-		case <-deadline:
-			t.Fatal("server not ready within 60s")
-		}
-	}
-}
 
 const widgetCRDYAML = `apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -130,7 +76,7 @@ func widgetYAML(name, spec string) string {
 // shows the columns; explain works; a watch sees add/modify/delete; status
 // only changes through /status; deleting the CRD deletes its objects.
 func TestKubectlCustomResources(t *testing.T) {
-	c := startCRDServer(t)
+	c := startOwnServer(t, "crd-test", "127.132")
 	c.ok(widgetCRDYAML, "apply", "-f", "-")
 	c.ok("", "wait", "--for=condition=Established", "crd/widgets.example.com", "--timeout=20s")
 	contains(t, "crd columns", c.ok("", "get", "crd"), "widgets.example.com")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"os"
@@ -32,51 +31,6 @@ func oldKubectl(version string) (string, bool) {
 		return p, true
 	}
 	return "", false
-}
-
-// startOpenAPIServer runs a `skiff server` of its own for this test, with
-// every address in this test's loopback range (127.133.0.0/16), and stops
-// it (our child, by its PID) at the end. It returns the kubeconfig path.
-func startOpenAPIServer(t *testing.T) string {
-	t.Helper()
-	bin := buildSkiffOnce(t)
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "server", "--data-dir", dir, "--node-name", "oapi-test",
-		"--api-listen", "127.133.0.1:0", "--bus-listen", "none", "--raft-listen", "none",
-		"--cluster-pod-cidr", "127.133.64.0/18", "--service-cidr", "127.133.128.0/18",
-		"--no-cluster-dns", "--image-hosts", "loopback")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	lines := make(chan string, 1000)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default: // nobody reads after start-up; drop rather than block the server
-			}
-		}
-		_ = cmd.Wait()
-		close(lines)
-		close(done)
-	}()
-	waitLine(t, lines, `msg="engine ready"`, 60*time.Second)
-	return filepath.Join(dir, "kubeconfig.yaml")
 }
 
 // oldKubectlRun runs one kubectl binary with its own cache, bounded in time.
@@ -149,7 +103,7 @@ func TestKubectlOldVersionsApplyAndExplain(t *testing.T) {
 	if len(versions) == 0 {
 		t.Skip("neither kubectl.1.27 nor kubectl.1.28 is installed (on PATH or beside kubectl)")
 	}
-	kubeconfig := startOpenAPIServer(t)
+	kubeconfig := startOwnServer(t, "oapi-test", "127.133").kubeconfig
 	for _, v := range []string{"1.27", "1.28"} {
 		t.Run(v, func(t *testing.T) {
 			bin, ok := versions[v]

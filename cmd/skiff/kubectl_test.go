@@ -107,6 +107,26 @@ var (
 	binErr     error
 )
 
+// startOwnServer runs a skiff server of one test's own, every address in
+// that test's loopback range prefix ("127.132" for 127.132.0.0/16: the API
+// on .0.1, Services in .64.0/18, pods in .128.0/17), with no raft or bus
+// listener and no cluster DNS; extra flags are appended. It is stopped (our
+// own child, by its PID) at the end. Tests that change what the server is
+// (its flags, its RBAC) use it instead of the shared startServer.
+func startOwnServer(t *testing.T, name, prefix string, extra ...string) *cluster {
+	t.Helper()
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Skip("kubectl is not installed: ", err)
+	}
+	dir := t.TempDir()
+	args := append([]string{"server", "--data-dir", dir, "--node-name", name, "--api-listen", prefix + ".0.1:0",
+		"--raft-listen", "none", "--bus-listen", "none", "--no-cluster-dns", "--image-hosts", "loopback",
+		"--service-cidr", prefix + ".64.0/18", "--cluster-pod-cidr", prefix + ".128.0/17", "--pod-cidr", prefix + ".128.0/20"},
+		extra...)
+	startProcess(t, `msg="engine ready"`, args...)
+	return &cluster{t: t, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig.yaml"), cacheDir: filepath.Join(dir, "kubectl-cache")}
+}
+
 func buildSkiffOnce(t *testing.T) string {
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "skiff-bin")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,8 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,47 +26,8 @@ type rbacCluster struct {
 
 func startRBACServer(t *testing.T) *rbacCluster {
 	t.Helper()
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Skip("kubectl is not installed: ", err)
-	}
-	bin := buildSkiffOnce(t)
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "server", "--data-dir", dir, "--node-name", "rbac-test", "--api-listen", "127.135.0.1:0",
-		"--bus-listen", "none", "--image-hosts", "loopback", "--pod-cidr", "127.135.64.0/18",
-		"--service-cidr", "127.135.128.0/18", "--cluster-pod-cidr", "127.135.64.0/18")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		closed := false
-		for sc.Scan() {
-			if !closed && strings.Contains(sc.Text(), `msg="engine ready"`) {
-				close(ready)
-				closed = true
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(60 * time.Second):
-		t.Fatal("server not ready within 60s")
-	}
-	c := &cluster{t: t, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig.yaml"), cacheDir: filepath.Join(dir, "kubectl-cache")}
-	return &rbacCluster{cluster: c, pkiDir: filepath.Join(dir, "pki")}
+	c := startOwnServer(t, "rbac-test", "127.135")
+	return &rbacCluster{cluster: c, pkiDir: filepath.Join(c.dir, "pki")}
 }
 
 // as returns a cluster view whose kubectl authenticates with a client
