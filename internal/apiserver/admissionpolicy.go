@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
 )
@@ -30,6 +31,9 @@ import (
 type policyAdmission struct {
 	plugin *validating.Plugin
 	objs   admission.ObjectInterfaces
+	// bindings is the plugin's own binding informer (the factory shares
+	// it): with none bound, a request skips the plugin and its copies.
+	bindings cache.SharedIndexInformer
 }
 
 // startAdmissionPolicies builds the plugin and starts its informers; they
@@ -50,6 +54,7 @@ func (s *Server) startAdmissionPolicies() error {
 	// A paramKind resolves through discovery; the deferred mapper
 	// re-reads it on a miss, so a CRD installed later is found.
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cs.Discovery()))
+	bindings := f.Admissionregistration().V1().ValidatingAdmissionPolicyBindings().Informer()
 	p := validating.NewPlugin(nil)
 	p.SetExternalKubeInformerFactory(f)
 	p.SetExternalKubeClientSet(cs)
@@ -62,7 +67,7 @@ func (s *Server) startAdmissionPolicies() error {
 	}
 	f.Start(s.bg.Done())
 	s.mu.Lock()
-	s.policies = &policyAdmission{plugin: p, objs: admission.NewObjectInterfacesFromScheme(s.scheme)}
+	s.policies = &policyAdmission{plugin: p, objs: admission.NewObjectInterfacesFromScheme(s.scheme), bindings: bindings}
 	s.mu.Unlock()
 	return nil
 }
@@ -76,7 +81,7 @@ func (s *Server) admitPolicies(ctx context.Context, res *resources.Resource, sub
 	s.mu.Lock()
 	pa := s.policies
 	s.mu.Unlock()
-	if pa == nil {
+	if pa == nil || (pa.bindings.HasSynced() && len(pa.bindings.GetStore().ListKeys()) == 0) {
 		return nil
 	}
 	var m metav1.Object

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -323,5 +324,44 @@ func TestAdmissionPolicyFailurePolicy(t *testing.T) {
 	}
 	if err := cs.CoreV1().ConfigMaps("default").Delete(ctx, "free", metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("delete of an unselected configmap: %v", err)
+	}
+}
+
+// TestAdmissionPolicyCustomResource: a policy on a custom resource, with
+// a variable and namespaceObject, refuses a matching object and admits
+// others.
+func TestAdmissionPolicyCustomResource(t *testing.T) {
+	s, cs, _, _ := policyServer(t)
+	cfg := &rest.Config{Host: "http://in-process", Transport: s.InProcessTransport(), QPS: -1}
+	createCRD(t, cfg, widgetCRD())
+	ctx := context.Background()
+	ar := cs.AdmissionregistrationV1()
+	p := &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "no-blue"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.OperationAll},
+					Rule: admissionregistrationv1.Rule{APIGroups: []string{"example.com"}, APIVersions: []string{"*"}, Resources: []string{"widgets"}}}}}},
+			Variables: []admissionregistrationv1.Variable{{Name: "color", Expression: "object.spec.color"}},
+			Validations: []admissionregistrationv1.Validation{{Expression: "variables.color != 'blue'",
+				MessageExpression: "'no blue widgets in ' + namespaceObject.metadata.name"}}}}
+	if _, err := ar.ValidatingAdmissionPolicies().Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ar.ValidatingAdmissionPolicyBindings().Create(ctx, bindingOf("no-blue", "no-blue", admissionregistrationv1.Deny), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	widgets := dynamic.NewForConfigOrDie(cfg).Resource(widgetsGVR).Namespace("default")
+	err := untilRefused(t, func() error {
+		_, err := widgets.Create(ctx, widget("blue", map[string]any{"host": "a.example", "color": "blue"}), metav1.CreateOptions{})
+		if err == nil {
+			_ = widgets.Delete(ctx, "blue", metav1.DeleteOptions{})
+		}
+		return err
+	})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy 'no-blue' with binding 'no-blue' denied request: no blue widgets in default") {
+		t.Fatalf("blue widget: %v", err)
+	}
+	if _, err := widgets.Create(ctx, widget("red", map[string]any{"host": "a.example"}), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("red (defaulted) widget: %v", err)
 	}
 }
