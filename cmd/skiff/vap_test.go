@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -249,12 +250,16 @@ func TestKubectlValidatingAdmissionPolicy(t *testing.T) {
 	if msg := c.fails(bad, "apply", "-f", "-"); !strings.Contains(msg, `The ValidatingAdmissionPolicy "broken" is invalid: spec.validations[0].expression: Invalid value: "object.spec.replicas <=": compilation failed`) {
 		t.Fatalf("policy that does not compile: %s", msg)
 	}
+	// kubectl's columns: Kubernetes' printers for both kinds.
 	out := c.ok("", "get", "validatingadmissionpolicies")
-	if !strings.Contains(out, "demo-policy.example.com") || !strings.Contains(out, "replica-limit.example.com") || strings.Contains(out, "broken") {
+	if !regexp.MustCompile(`(?m)^NAME\s+VALIDATIONS\s+PARAMKIND\s+AGE\n`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^demo-policy\.example\.com\s+1\s+<unset>\s+\d+s$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^replica-limit\.example\.com\s+1\s+v1/ConfigMap\s+\d+s$`).MatchString(out) || strings.Contains(out, "broken") {
 		t.Fatalf("kubectl get validatingadmissionpolicies:\n%s", out)
 	}
 	out = c.ok("", "get", "validatingadmissionpolicybindings")
-	if !strings.Contains(out, "demo-binding-staging.example.com") {
+	if !regexp.MustCompile(`(?m)^replica-limit-binding\.example\.com\s+replica-limit\.example\.com\s+default/replica-limits\s+\d+s$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^demo-binding-staging\.example\.com\s+demo-policy\.example\.com\s+<unset>\s+\d+s$`).MatchString(out) {
 		t.Fatalf("kubectl get validatingadmissionpolicybindings:\n%s", out)
 	}
 }
