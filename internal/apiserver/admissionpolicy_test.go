@@ -91,17 +91,25 @@ func TestAdmissionPolicyDeny(t *testing.T) {
 	mkNamespace(t, cs, "test", map[string]string{"environment": "test"})
 	mkNamespace(t, cs, "other", nil)
 	ar := cs.AdmissionregistrationV1()
-	if _, err := ar.ValidatingAdmissionPolicies().Create(ctx, policyOn("demo-policy.example.com", []string{"deployments"},
+	vap, err := ar.ValidatingAdmissionPolicies().Create(ctx, policyOn("demo-policy.example.com", []string{"deployments"},
 		[]admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-		admissionregistrationv1.Validation{Expression: "object.spec.replicas <= 5"}), metav1.CreateOptions{}); err != nil {
+		admissionregistrationv1.Validation{Expression: "object.spec.replicas <= 5"}), metav1.CreateOptions{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	// /status takes the status only; the main resource keeps it.
+	vap.Status.ObservedGeneration = vap.Generation
+	vap.Spec.Validations[0].Expression = "false"
+	st, err := ar.ValidatingAdmissionPolicies().UpdateStatus(ctx, vap, metav1.UpdateOptions{})
+	if err != nil || st.Status.ObservedGeneration != 1 || st.Spec.Validations[0].Expression != "object.spec.replicas <= 5" {
+		t.Fatalf("status update: %v, %+v", err, st)
 	}
 	b := bindingOf("demo-binding-test.example.com", "demo-policy.example.com", admissionregistrationv1.Deny)
 	b.Spec.MatchResources = &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"environment": "test"}}}
 	if _, err := ar.ValidatingAdmissionPolicyBindings().Create(ctx, b, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	err := untilRefused(t, func() error {
+	err = untilRefused(t, func() error {
 		_, err := cs.AppsV1().Deployments("test").Create(ctx, deployment("big", 6), metav1.CreateOptions{})
 		if err == nil {
 			_ = cs.AppsV1().Deployments("test").Delete(ctx, "big", metav1.DeleteOptions{})
