@@ -264,6 +264,49 @@ func TestAdmissionPolicyParams(t *testing.T) {
 	if err := create("d", 4); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "denied request: at most 3 replicas") {
 		t.Fatalf("4 replicas with maxReplicas 3: %v", err)
 	}
+
+	// A paramRef by selector, in the request's namespace, with
+	// parameterNotFoundAction Allow: no labelled ConfigMap admits; one
+	// that is there limits.
+	mkNamespace(t, cs, "sel", map[string]string{"params": "selector"})
+	b = bindingOf("by-selector", "max-replicas", admissionregistrationv1.Deny)
+	b.Spec.ParamRef = &admissionregistrationv1.ParamRef{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"limits": "true"}},
+		ParameterNotFoundAction: ptr.To(admissionregistrationv1.AllowAction)}
+	b.Spec.MatchResources = &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"params": "selector"}}}
+	if _, err := ar.ValidatingAdmissionPolicyBindings().Create(ctx, b, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	inSel := func(n int32) error {
+		_, err := cs.AppsV1().Deployments("sel").Create(ctx, deployment("s", n), metav1.CreateOptions{})
+		if err == nil {
+			_ = cs.AppsV1().Deployments("sel").Delete(ctx, "s", metav1.DeleteOptions{})
+		}
+		return err
+	}
+	// The default-namespace binding applies here too (limit 3): stay under it.
+	if err := inSel(2); err != nil {
+		t.Fatalf("no selected param, Allow: %v", err)
+	}
+	if _, err := cs.CoreV1().ConfigMaps("sel").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "any-name", Labels: map[string]string{"limits": "true"}},
+		Data: map[string]string{"maxReplicas": "1"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = untilRefused(t, func() error { return inSel(2) })
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "with binding 'by-selector' denied request: at most 1 replicas") {
+		t.Fatalf("2 replicas with a selected maxReplicas 1: %v", err)
+	}
+	// The param gone, Allow admits again (the binding is surely cached
+	// now, so this is Allow and not a binding not seen yet).
+	if err := cs.CoreV1().ConfigMaps("sel").Delete(ctx, "any-name", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for err = inSel(2); err != nil && time.Now().Before(deadline); err = inSel(2) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("selected param deleted, Allow: %v", err)
+	}
 }
 
 // TestAdmissionPolicyFailurePolicy: an expression that fails at run time
