@@ -91,7 +91,10 @@ func (s *Server) admitPolicies(ctx context.Context, res *resources.Resource, sub
 		m = mustMeta(old)
 	}
 	ns := m.GetNamespace()
-	if !res.Namespaced {
+	switch {
+	case res.GroupResource() == (schema.GroupResource{Resource: "namespaces"}):
+		ns = m.GetName() // a namespace's request is in itself, as Kubernetes' request info says
+	case !res.Namespaced:
 		ns = ""
 	}
 	var u user.Info = &user.DefaultInfo{Name: user.Anonymous}
@@ -120,6 +123,22 @@ func (s *Server) admitPolicies(ctx context.Context, res *resources.Resource, sub
 		return err
 	}
 	return apierrors.NewInternalError(fmt.Errorf("admission policies: %w", err))
+}
+
+// admitPolicyUpdate is admitPolicies for an update: a /scale request's
+// policies see autoscaling/v1 Scales, as in Kubernetes, not the objects
+// they scale.
+func (s *Server) admitPolicyUpdate(ctx context.Context, req request, next, cur runtime.Object, dry bool) error {
+	if req.sub == "scale" {
+		var err error
+		if next, err = s.subresourceView(next, req); err != nil {
+			return err
+		}
+		if cur, err = s.subresourceView(cur, req); err != nil {
+			return err
+		}
+	}
+	return s.admitPolicies(ctx, req.res, req.sub, admission.Update, next, cur, &metav1.UpdateOptions{}, dry)
 }
 
 // withKind returns obj with its TypeMeta set to gvk (a copy when it was

@@ -34,7 +34,7 @@ func policyServer(t *testing.T) (*Server, *kubernetes.Clientset, *collectWarning
 
 func policyOn(name string, resources []string, ops []admissionregistrationv1.OperationType, v ...admissionregistrationv1.Validation) *admissionregistrationv1.ValidatingAdmissionPolicy {
 	group := ""
-	if resources[0] == "deployments" {
+	if strings.HasPrefix(resources[0], "deployments") {
 		group = "apps"
 	}
 	return &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -133,6 +133,33 @@ func TestAdmissionPolicyDeny(t *testing.T) {
 	d.Spec.Replicas = ptr.To[int32](7)
 	if _, err := cs.AppsV1().Deployments("test").Update(ctx, d, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("update to 7 replicas: %v", err)
+	}
+
+	// deployments/scale is matched on its own, with a Scale as object.
+	if _, err := ar.ValidatingAdmissionPolicies().Create(ctx, policyOn("scale-cap", []string{"deployments/scale"},
+		[]admissionregistrationv1.OperationType{admissionregistrationv1.Update},
+		admissionregistrationv1.Validation{Expression: "object.kind == 'Scale' && !has(object.spec.selector) && object.spec.replicas <= 8"}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ar.ValidatingAdmissionPolicyBindings().Create(ctx, bindingOf("scale-cap", "scale-cap", admissionregistrationv1.Deny), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	scale := func(n int32) error {
+		sc, err := cs.AppsV1().Deployments("test").GetScale(ctx, "small", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		sc.Spec.Replicas = n
+		_, err = cs.AppsV1().Deployments("test").UpdateScale(ctx, "small", sc, metav1.UpdateOptions{})
+		return err
+	}
+	i := int32(0)
+	err = untilRefused(t, func() error { i++; return scale(9 + i%2) })
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy 'scale-cap' with binding 'scale-cap' denied request") {
+		t.Fatalf("scale to 9: %v", err)
+	}
+	if err := scale(7); err != nil {
+		t.Fatalf("scale to 7 (over the deployments policy's 5, which does not match /scale): %v", err)
 	}
 
 	// reason and messageExpression.

@@ -401,7 +401,7 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		if err != nil {
 			return nil, err
 		}
-		if err := s.admitPolicies(ctx, req.res, req.sub, admission.Update, next, cur, &metav1.UpdateOptions{}, dry); err != nil {
+		if err := s.admitPolicyUpdate(ctx, req, next, cur, dry); err != nil {
 			return nil, err
 		}
 		if req.sub == "" || req.sub == "scale" {
