@@ -257,6 +257,10 @@ func TestKubectlValidatingAdmissionPolicy(t *testing.T) {
 		!regexp.MustCompile(`(?m)^replica-limit\.example\.com\s+1\s+v1/ConfigMap\s+\d+s$`).MatchString(out) || strings.Contains(out, "broken") {
 		t.Fatalf("kubectl get validatingadmissionpolicies:\n%s", out)
 	}
+	// OpenAPI follows the registry: kubectl explain knows the kind.
+	if out := c.ok("", "explain", "validatingadmissionpolicies.spec.validations"); !strings.Contains(out, "messageExpression") {
+		t.Fatalf("kubectl explain validatingadmissionpolicies.spec.validations:\n%s", out)
+	}
 	out = c.ok("", "get", "validatingadmissionpolicybindings")
 	if !regexp.MustCompile(`(?m)^replica-limit-binding\.example\.com\s+replica-limit\.example\.com\s+default/replica-limits\s+\d+s$`).MatchString(out) ||
 		!regexp.MustCompile(`(?m)^demo-binding-staging\.example\.com\s+demo-policy\.example\.com\s+<unset>\s+\d+s$`).MatchString(out) {
