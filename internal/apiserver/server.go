@@ -138,6 +138,9 @@ type Server struct {
 	// authz is the authorizer chain, set once its caches have synced
 	// (authz.go); nil before Start.
 	authz *authorizers
+	// policies is ValidatingAdmissionPolicy admission, set once Start
+	// has built it (admissionpolicy.go).
+	policies *policyAdmission
 
 	mu  sync.Mutex
 	ln  net.Listener
@@ -259,6 +262,10 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("apiserver: bootstrap RBAC policy: %w", err)
 	}
 	if err := s.startAuthorizers(ctx); err != nil {
+		return fmt.Errorf("apiserver: %w", err)
+	}
+	if err := s.startAdmissionPolicies(); err != nil {
+		s.stopAuthorizers()
 		return fmt.Errorf("apiserver: %w", err)
 	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)

@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apiserver/pkg/admission"
 
 	"github.com/skiffhq/skiff/internal/apiserver/resources"
 	"github.com/skiffhq/skiff/internal/apiserver/validation"
@@ -252,6 +253,10 @@ func (s *Server) createObject(ctx context.Context, res *resources.Resource, obj 
 	if err != nil {
 		return nil, err
 	}
+	// Validating admission (policies) after every mutation.
+	if err := s.admitPolicies(ctx, res, "", admission.Create, obj, nil, &metav1.CreateOptions{}, dry); err != nil {
+		return nil, err
+	}
 	// ResourceQuota last, as Kubernetes orders its admission: only what
 	// every other plugin let through is charged.
 	if err := s.admitQuota(ctx, res, obj, nil, dry); err != nil {
@@ -394,6 +399,9 @@ func (s *Server) guaranteedUpdate(r *http.Request, req request, wantRV int64, ma
 		}
 		dry, err := dryRun(r)
 		if err != nil {
+			return nil, err
+		}
+		if err := s.admitPolicyUpdate(ctx, req, next, cur, dry); err != nil {
 			return nil, err
 		}
 		if req.sub == "" || req.sub == "scale" {
@@ -570,6 +578,13 @@ func (s *Server) deleteListed(r *http.Request, req request, opts metav1.DeleteOp
 	if err != nil {
 		return nil, err
 	}
+	// client-go sends a delete's dryRun in the DeleteOptions body.
+	for _, v := range opts.DryRun {
+		if v != metav1.DryRunAll {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("unsupported dryRun value %q: only All is", v))
+		}
+		dry = true
+	}
 	for attempt := 0; ; attempt++ {
 		cur := listed
 		listed = nil
@@ -589,6 +604,9 @@ func (s *Server) deleteListed(r *http.Request, req request, opts metav1.DeleteOp
 				return nil, apierrors.NewConflict(req.res.GroupResource(), req.name,
 					fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, m.GetResourceVersion()))
 			}
+		}
+		if err := s.admitPolicies(ctx, req.res, "", admission.Delete, nil, cur, &opts, dry); err != nil {
+			return nil, err
 		}
 		if dry {
 			return cur, nil

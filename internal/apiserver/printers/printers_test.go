@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"reflect"
 	"strings"
 	"testing"
@@ -399,6 +400,18 @@ func otherCases() []cellCase {
 			[]any{"e", "IPv6", "<unset>", "<unset>", "60m"}},
 		{"runtimeclass", &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "gvisor", CreationTimestamp: ago(time.Hour)}, Handler: "runsc"},
 			[]any{"gvisor", "runsc", "60m"}},
+		{"validatingadmissionpolicy", &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "max", CreationTimestamp: ago(time.Hour)},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{ParamKind: &admissionregistrationv1.ParamKind{APIVersion: "v1", Kind: "ConfigMap"},
+				Validations: []admissionregistrationv1.Validation{{Expression: "true"}, {Expression: "true"}}}},
+			[]any{"max", int64(2), "v1/ConfigMap", "60m"}},
+		{"validatingadmissionpolicy without params", &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p", CreationTimestamp: ago(time.Hour)}},
+			[]any{"p", int64(0), "<unset>", "60m"}},
+		{"validatingadmissionpolicybinding", &admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: "b", CreationTimestamp: ago(time.Hour)},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: "max", ParamRef: &admissionregistrationv1.ParamRef{Name: "limits", Namespace: "default"}}},
+			[]any{"b", "max", "default/limits", "60m"}},
+		{"validatingadmissionpolicybinding selector", &admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: "b", CreationTimestamp: ago(time.Hour)},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: "max", ParamRef: &admissionregistrationv1.ParamRef{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}}}}},
+			[]any{"b", "max", "a=b", "60m"}},
 		{"priorityclass", &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "high", CreationTimestamp: ago(time.Hour)},
 			Value: 1000, GlobalDefault: true, PreemptionPolicy: ptr(corev1.PreemptNever)},
 			[]any{"high", int64(1000), true, "60m", "Never"}},

@@ -93,6 +93,11 @@ func builtins() []Resource {
 		in("rbac.authorization.k8s.io", "v1", core("clusterroles", "clusterrole", "ClusterRole", false, nil, nil)),
 		in("rbac.authorization.k8s.io", "v1", core("clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, nil, nil)),
 
+		in("admissionregistration.k8s.io", "v1", core("validatingadmissionpolicies", "validatingadmissionpolicy", "ValidatingAdmissionPolicy", false,
+			nil, []string{"api-extensions"}, statusSub)),
+		in("admissionregistration.k8s.io", "v1", core("validatingadmissionpolicybindings", "validatingadmissionpolicybinding", "ValidatingAdmissionPolicyBinding", false,
+			nil, []string{"api-extensions"})),
+
 		in("apiextensions.k8s.io", "v1", core("customresourcedefinitions", "customresourcedefinition", "CustomResourceDefinition", false,
 			[]string{"crd", "crds"}, []string{"api-extensions"}, statusSub)),
 	}

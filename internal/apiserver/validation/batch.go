@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
 	// Time zones must resolve without a system zoneinfo database, as in
 	// kube-apiserver, which embeds it too.
 	_ "time/tzdata"

@@ -3,6 +3,8 @@ package validation
 import (
 	"net/netip"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -44,6 +46,10 @@ func defaultObject(obj runtime.Object) {
 		defaultSecret(o)
 	case *schedulingv1.PriorityClass:
 		defaultPriorityClass(o)
+	case *admissionregistrationv1.ValidatingAdmissionPolicy:
+		defaultAdmissionPolicy(o)
+	case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+		defaultAdmissionPolicyBinding(o)
 	case *corev1.Namespace:
 		// SetDefaults_Namespace: the immutable name label lets namespace
 		// selectors pick a namespace by name.

@@ -42,6 +42,8 @@ import (
 	"fmt"
 	"reflect"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
@@ -247,6 +249,10 @@ func validateOtherGroups(obj, old runtime.Object) field.ErrorList {
 		return validateRoleBinding(&o.RoleRef, o.Subjects, true, roleRefOf(oldAs[*rbacv1.RoleBinding](old)))
 	case *rbacv1.ClusterRoleBinding:
 		return validateRoleBinding(&o.RoleRef, o.Subjects, false, clusterRoleRefOf(oldAs[*rbacv1.ClusterRoleBinding](old)))
+	case *admissionregistrationv1.ValidatingAdmissionPolicy:
+		return validateAdmissionPolicy(o, oldAs[*admissionregistrationv1.ValidatingAdmissionPolicy](old))
+	case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+		return validateAdmissionPolicyBinding(o)
 	}
 	return nil
 }
