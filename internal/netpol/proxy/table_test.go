@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -268,13 +269,18 @@ func TestEndpointAllowed(t *testing.T) {
 	// A client from another address is allowed neither endpoint.
 	d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.66.72.9")}}
 	conn, err := d.Dial("tcp", addr)
-	if err != nil {
+	switch {
+	case errors.Is(err, syscall.ECONNRESET):
+		// The proxy's reset can reach the client before its connect
+		// returns on a loaded machine: refused all the same.
+	case err != nil:
 		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if n, err := conn.Read(make([]byte, 8)); err == nil {
-		t.Fatalf("a client allowed no endpoint read %d bytes", n)
+	default:
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if n, err := conn.Read(make([]byte, 8)); err == nil {
+			t.Fatalf("a client allowed no endpoint read %d bytes", n)
+		}
 	}
 	if c.dropped.Load() != 1 || c.dialErrors.Load() != 0 {
 		t.Fatalf("dropped %d, dial errors %d; want 1 and 0", c.dropped.Load(), c.dialErrors.Load())
