@@ -1,78 +1,23 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
 // startVAPServer runs a skiff server of its own for the
 // ValidatingAdmissionPolicy scenarios, on this suite's loopback range
-// (127.138.0.0/16), with an audit log at Metadata level. It is stopped
-// (by its PID) and its directory removed when the test ends.
+// (127.138.0.0/16), with an audit log at Metadata level.
 func startVAPServer(t *testing.T) (*cluster, string) {
 	t.Helper()
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Skip("kubectl is not installed: ", err)
-	}
-	bin := buildSkiffOnce(t)
-	dir := t.TempDir()
-	auditLog := filepath.Join(dir, "audit", "audit.log")
-	cmd := exec.Command(bin, "server", "--data-dir", filepath.Join(dir, "data"), "--node-name", "vap-test",
-		"--api-listen", "127.138.0.1:0", "--raft-listen", "none", "--bus-listen", "none", "--no-cluster-dns",
-		"--service-cidr", "127.138.128.0/17", "--cluster-pod-cidr", "127.138.64.0/18", "--pod-cidr", "127.138.64.0/20",
-		"--image-hosts", "loopback", "--audit-log", auditLog, "--audit-level", "Metadata")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	ready := make(chan struct{})
-	var tail []string
-	var mu sync.Mutex
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := sync.Once{}
-		for sc.Scan() {
-			mu.Lock()
-			tail = append(tail, sc.Text())
-			if len(tail) > 50 {
-				tail = tail[1:]
-			}
-			mu.Unlock()
-			if strings.Contains(sc.Text(), `msg="engine ready"`) {
-				once.Do(func() { close(ready) })
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(60 * time.Second):
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("server not ready within 60s:\n%s", strings.Join(tail, "\n"))
-	}
-	return &cluster{t: t, dir: dir, kubeconfig: filepath.Join(dir, "data", "kubeconfig.yaml"), cacheDir: filepath.Join(dir, "kubectl-cache")}, auditLog
+	auditLog := filepath.Join(t.TempDir(), "audit", "audit.log")
+	c := startOwnServer(t, "vap-test", "127.138", "--audit-log", auditLog, "--audit-level", "Metadata")
+	return c, auditLog
 }
 
 // demoPolicy is the example of Kubernetes' ValidatingAdmissionPolicy page,
