@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"crypto"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -65,20 +66,30 @@ func IssueNodeCert(dir, node string, csrPEM []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	der, err := signClientCert(caCert, caKey, csr.PublicKey, pkix.Name{CommonName: "system:node:" + node, Organization: []string{"system:nodes"}},
+		time.Now().Add(-time.Hour), time.Now().Add(NodeCertValidity))
+	if err != nil {
+		return nil, fmt.Errorf("node certificate: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+// signClientCert signs a client-authentication certificate for pub with
+// the cluster CA: subject CN is the user, O the groups, as the API server
+// reads them. Node and user certificates differ only in these arguments.
+func signClientCert(ca *x509.Certificate, caKey crypto.Signer, pub any, subject pkix.Name, notBefore, notAfter time.Time) ([]byte, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
 	if err != nil {
 		return nil, err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "system:node:" + node, Organization: []string{"system:nodes"}},
-		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(NodeCertValidity),
+		SerialNumber: serial, Subject: subject, NotBefore: notBefore, NotAfter: notAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, csr.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, pub, caKey)
 	if err != nil {
-		return nil, fmt.Errorf("node certificate: sign: %w", err)
+		return nil, fmt.Errorf("sign: %w", err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+	return der, nil
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"time"
@@ -50,24 +49,14 @@ func IssueUserCert(dir, name string, groups []string, validity time.Duration) (U
 	if err != nil {
 		return UserCert{}, err
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
-	if err != nil {
-		return UserCert{}, err
-	}
 	notAfter := time.Now().Add(validity)
 	if notAfter.After(caCert.NotAfter) {
 		notAfter = caCert.NotAfter // a certificate outliving its CA verifies nowhere
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: name, Organization: groups},
-		NotBefore:    time.Now().Add(-5 * time.Minute), NotAfter: notAfter,
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	der, err := signClientCert(caCert, caKey, &key.PublicKey, pkix.Name{CommonName: name, Organization: groups},
+		time.Now().Add(-5*time.Minute), notAfter)
 	if err != nil {
-		return UserCert{}, fmt.Errorf("user certificate: sign: %w", err)
+		return UserCert{}, fmt.Errorf("user certificate: %w", err)
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
