@@ -1,20 +1,14 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/apiserver/pki"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // rbacCluster is a skiff server of the RBAC tests' own, on their loopback
@@ -34,30 +28,27 @@ func startRBACServer(t *testing.T) *rbacCluster {
 // certificate from the cluster CA: CN user, O groups.
 func (c *rbacCluster) as(name string, groups ...string) *cluster {
 	c.t.Helper()
-	ca, err := tls.LoadX509KeyPair(filepath.Join(c.pkiDir, "ca.crt"), filepath.Join(c.pkiDir, "ca.key"))
+	cert, err := pki.IssueUserCert(c.pkiDir, name, groups, time.Hour)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: name, Organization: groups},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Leaf, &key.PublicKey, ca.PrivateKey)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
+	return c.withCredentials(strings.ReplaceAll(name, ":", "_"), func(a *clientcmdapi.AuthInfo) {
+		a.Token, a.ClientCertificateData, a.ClientKeyData = "", cert.CertPEM, cert.KeyPEM
+	})
+}
+
+// withCredentials returns a cluster view whose kubectl uses the admin
+// kubeconfig with its credentials replaced by set, written as name.kubeconfig.
+func (c *rbacCluster) withCredentials(name string, set func(a *clientcmdapi.AuthInfo)) *cluster {
+	c.t.Helper()
 	cfg, err := clientcmd.LoadFromFile(c.kubeconfig)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	for _, a := range cfg.AuthInfos {
-		a.Token = ""
-		a.ClientCertificateData = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-		a.ClientKeyData = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+		set(a)
 	}
-	path := filepath.Join(c.dir, strings.ReplaceAll(name, ":", "_")+".kubeconfig")
+	path := filepath.Join(c.dir, name+".kubeconfig")
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
 		c.t.Fatal(err)
 	}

@@ -1,32 +1,20 @@
 package main
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // withToken returns a cluster view whose kubectl authenticates with a
 // bearer token only (no client certificate, not the admin token).
 func (c *rbacCluster) withToken(name, token string) *cluster {
 	c.t.Helper()
-	cfg, err := clientcmd.LoadFromFile(c.kubeconfig)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	for _, a := range cfg.AuthInfos {
+	return c.withCredentials(name, func(a *clientcmdapi.AuthInfo) {
 		a.Token, a.ClientCertificateData, a.ClientKeyData = token, nil, nil
-	}
-	path := filepath.Join(c.dir, name+".kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		c.t.Fatal(err)
-	}
-	u := *c.cluster
-	u.kubeconfig = path
-	return &u
+	})
 }
 
 // TestKubectlServiceAccountRBAC: a ServiceAccount's token from `kubectl
